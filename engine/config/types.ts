@@ -1,0 +1,64 @@
+/** What the loader hands to the graph compiler and the runtime: a validated, interpolated pipeline. */
+import type { OperatorDefinition } from '../operator.ts';
+import type { RetryPolicy } from '../retry.ts';
+
+export type StageKind = 'source' | 'transform' | 'sink';
+export type OnError = 'fail' | 'dead_letter' | 'retry';
+
+/** `parsed.dead_letter` → { stage: 'parsed', port: 'dead_letter' }; a bare id is the `default` port. */
+export interface InputRef {
+  readonly stage: string;
+  readonly port: string;
+  /** As written in the YAML. */
+  readonly text: string;
+}
+
+export interface SourcePosition {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+export interface StageSpec {
+  readonly id: string;
+  readonly kind: StageKind;
+  readonly type: string;
+  readonly definition: OperatorDefinition;
+  readonly inputs: readonly InputRef[];
+  /** The operator's own options, defaults applied, common stage keys removed. */
+  readonly options: Readonly<Record<string, unknown>>;
+  readonly onError: OnError;
+  readonly retry: RetryPolicy;
+  /** Where the stage is declared, for messages. */
+  readonly position: SourcePosition;
+}
+
+export interface PipelineSettings {
+  /** Where state (checkpoints, embedded database) lives; default `.etl`. */
+  readonly dataDir: string;
+  readonly checkpointIntervalMs: number;
+  /** Records per batch a source aims for. */
+  readonly batchMaxRecords: number;
+  /** Unacknowledged batches a source may have in flight (its credit). */
+  readonly maxBatchesInFlight: number;
+  readonly shutdownTimeoutMs: number;
+}
+
+export interface TelemetrySettings {
+  /** `otlp` exports spans with the standard OTEL_EXPORTER_OTLP_* variables; `none` costs next to nothing. */
+  readonly traces: 'otlp' | 'none';
+  readonly otlpEndpoint?: string;
+  /** Serve Prometheus metrics on this port during `apply`; undefined: do not serve. */
+  readonly prometheusPort?: number;
+}
+
+export interface PipelineSpec {
+  readonly name: string;
+  readonly file: string;
+  readonly description?: string;
+  readonly settings: PipelineSettings;
+  readonly telemetry: TelemetrySettings;
+  readonly stages: readonly StageSpec[];
+  /** Option values that came from variables marked secret; never printed. */
+  readonly secrets: readonly string[];
+}

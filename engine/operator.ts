@@ -1,0 +1,227 @@
+/**
+ * The operator contract. An operator is one folder under operators/<sources|transforms|sinks>/<type>/
+ * whose index.ts default-exports `defineSource`, `defineTransform` or `defineSink(...)`, plus one line
+ * in operators/registry.ts. The runtime owns batching, credit, acks, retries, spans and metrics;
+ * operators only turn records into records (or bytes into records, or records into storage).
+ */
+import { errorMessage } from './errors.ts';
+import { deadLetter, type EtlRecord, type RecordKind } from './record.ts';
+
+/** A JSON Schema object literal (`as const`); the options type is derived from it with FromSchema. */
+export type OptionsSchema = { readonly $id: string; readonly type: 'object'; readonly [key: string]: unknown };
+
+export type Stability = 'stable' | 'beta' | 'alpha';
+
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** What every operator is given; it never reaches into globals or the graph. */
+export interface OperatorContext {
+  readonly pipeline: string;
+  /** The stage id in the pipeline document. */
+  readonly id: string;
+  readonly logger: Logger;
+  /** Aborted when the run must stop now (second signal, fatal error, deadline). */
+  readonly signal: AbortSignal;
+  /** Working directory for state of this pipeline (default `.etl`), already created. */
+  readonly dataDir: string;
+  /** Directory of the pipeline file; relative paths in options resolve against the process cwd. */
+  readonly baseDir: string;
+  /** Operator-specific metrics (the runtime already counts records, bytes, errors). */
+  readonly metrics: OperatorMetrics;
+}
+
+export interface OperatorMetrics {
+  counter(name: string, help: string, labels?: Record<string, string>): { inc(value?: number): void };
+  gauge(name: string, help: string, labels?: Record<string, string>): { set(value: number): void };
+}
+
+/** A problem found by an operator's cross-field validation; `path` is relative to the stage's options. */
+export interface OptionProblem {
+  path: (string | number)[];
+  message: string;
+  hint?: string;
+  severity?: 'error' | 'warning';
+}
+
+interface DefinitionBase<S extends OptionsSchema, O> {
+  readonly type: string;
+  readonly stability: Stability;
+  /** One line for `etl --help`, docs and the schema's description. */
+  readonly summary: string;
+  /** JSON Schema of the operator's own options (without the common stage keys). */
+  readonly schema: S;
+  /** Complete example option objects (without `type`/`inputs`); each must validate. */
+  readonly examples: readonly O[];
+  /** Cross-field checks that JSON Schema cannot express; runs before any I/O. */
+  validate?(options: O): OptionProblem[];
+}
+
+// ---------------------------------------------------------------------------------------- sources
+
+export interface SourceContext extends OperatorContext {
+  /** The position this source last checkpointed, or undefined on a first run. */
+  readonly restoredPosition: unknown;
+}
+
+export interface SourceOutput {
+  /**
+   * Sends a batch downstream. Resolves once the runtime grants credit for the next one: awaiting it is
+   * what makes a slow sink slow the source. `position` is where a rerun must resume after this batch
+   * (JSON-serialisable); it is committed only once every sink downstream has acknowledged the batch.
+   */
+  emit(records: EtlRecord[], position?: unknown, bytes?: number): Promise<void>;
+  /** Aborted when the source must stop reading (shutdown requested, or the run is over). */
+  readonly stopping: AbortSignal;
+  /** Optional: progress of a finite source, for percent and ETA. */
+  progress(doneBytes: number, totalBytes: number): void;
+}
+
+export interface Source {
+  /** Reads until the input is exhausted (finite sources) or `out.stopping` aborts. */
+  run(out: SourceOutput): Promise<void>;
+  /** Releases resources; idempotent, safe without `run`. */
+  close?(): Promise<void>;
+}
+
+export interface SourceDefinition<S extends OptionsSchema = OptionsSchema, O = unknown> extends DefinitionBase<S, O> {
+  readonly kind: 'source';
+  /** Output ports and the record kind on each; `default` is the port named by the bare stage id. */
+  readonly outputs: Readonly<Record<string, RecordKind>>;
+  /** When the kinds depend on the options (e.g. parse of error logs), the ports for these options. */
+  outputsFor?(options: O): Readonly<Record<string, RecordKind>>;
+  create(options: O, ctx: SourceContext): Source;
+}
+
+// ------------------------------------------------------------------------------------- transforms
+
+/** Records per output port. Ports the stage did not declare are a programmer error. */
+export type PortRecords = { [port: string]: EtlRecord[] };
+
+export interface Transform {
+  open?(): Promise<void>;
+  /**
+   * Turns one batch into records on output ports. May be async; the runtime keeps batches in order.
+   * A record that cannot be processed goes to `dead_letter` on its own, with `deadLetter(record, id, reason)`.
+   */
+  process(records: EtlRecord[]): PortRecords | Promise<PortRecords>;
+  /** Called once when all inputs have ended; emits what the stage still holds. */
+  flush?(): PortRecords | Promise<PortRecords>;
+  /** State to checkpoint (JSON-serialisable), taken while the pipeline is drained. */
+  snapshot?(): unknown;
+  restore?(state: unknown): void;
+  close?(): Promise<void>;
+}
+
+export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O = unknown> extends DefinitionBase<S, O> {
+  readonly kind: 'transform';
+  /** Record kinds this stage can take on its inputs. */
+  readonly accepts: readonly RecordKind[];
+  /** Output ports (besides the implicit `dead_letter`) and their record kinds. */
+  readonly outputs: Readonly<Record<string, RecordKind>>;
+  /** When the kinds depend on the options (e.g. parse of error logs), the ports for these options. */
+  outputsFor?(options: O): Readonly<Record<string, RecordKind>>;
+  create(options: O, ctx: OperatorContext): Transform;
+}
+
+/** Convenience for the simplest shape: one record in, zero, one or many out; throwing dead-letters it. */
+export type RecordMapper = (record: EtlRecord) => EtlRecord | EtlRecord[] | null;
+
+// ------------------------------------------------------------------------------------------- sinks
+
+/** A consistent cut of the pipeline: every batch emitted before it is acknowledged by every sink. */
+export interface Snapshot {
+  /** Increases by one per checkpoint of this pipeline. */
+  readonly id: number;
+  /** Source positions at the cut, by source id. */
+  readonly positions: Readonly<Record<string, unknown>>;
+}
+
+export interface SinkWriteContext {
+  /** Routes one record to this sink's `dead_letter` port instead of failing the batch. */
+  deadLetter(record: EtlRecord, reason: string): void;
+}
+
+export interface Sink {
+  /** Connects, creates tables, etc. Called once, before any source starts. */
+  open?(): Promise<void>;
+  /**
+   * Restores the sink to the state it reported at the checkpoint the run resumes from (a file sink
+   * truncates what it wrote after it). Called after `open`, before any `write`; `state` is undefined on
+   * a first run.
+   */
+  restore?(state: unknown, snapshotId: number | undefined): Promise<void>;
+  /**
+   * Writes one batch. Resolving acknowledges it: the sink has taken responsibility for the records
+   * (they are durable, or will be made durable by `prepareCommit`). Rejecting with a retriable error
+   * makes the runtime retry with backoff.
+   */
+  write(records: EtlRecord[], ctx: SinkWriteContext): Promise<void> | void;
+  /**
+   * Phase one of a checkpoint: make everything written so far durable (flush, fsync) and return the
+   * state a rerun must restore to. The pipeline is drained while this runs.
+   */
+  prepareCommit?(snapshot: Snapshot): Promise<unknown>;
+  /** Phase two, after the engine has durably recorded the snapshot: commit (e.g. a database transaction). */
+  commit?(snapshot: Snapshot): Promise<void>;
+  /**
+   * For sinks that commit in their own storage: the id of the last snapshot they committed, so that a
+   * rerun after a crash between the two phases resumes from the right cut.
+   */
+  committedSnapshotId?(): Promise<number | undefined>;
+  /** Called after the last batch; flush buffers. */
+  flush?(): Promise<void>;
+  /** Releases resources; idempotent and safe without `open`. */
+  close?(): Promise<void>;
+}
+
+export interface SinkDefinition<S extends OptionsSchema = OptionsSchema, O = unknown> extends DefinitionBase<S, O> {
+  readonly kind: 'sink';
+  readonly accepts: readonly RecordKind[];
+  create(options: O, ctx: OperatorContext): Sink;
+}
+
+export type OperatorDefinition =
+  | SourceDefinition<OptionsSchema, unknown>
+  | TransformDefinition<OptionsSchema, unknown>
+  | SinkDefinition<OptionsSchema, unknown>;
+
+export function defineSource<const S extends OptionsSchema, O>(def: Omit<SourceDefinition<S, O>, 'kind'>): SourceDefinition<S, O> {
+  return { ...def, kind: 'source' };
+}
+export function defineTransform<const S extends OptionsSchema, O>(
+  def: Omit<TransformDefinition<S, O>, 'kind'>,
+): TransformDefinition<S, O> {
+  return { ...def, kind: 'transform' };
+}
+export function defineSink<const S extends OptionsSchema, O>(def: Omit<SinkDefinition<S, O>, 'kind'>): SinkDefinition<S, O> {
+  return { ...def, kind: 'sink' };
+}
+
+/** Lifts a per-record function into a Transform; a throw dead-letters that record only. */
+export function mapTransform(stage: string, mapper: RecordMapper): Transform {
+  return {
+    process(records) {
+      const out: EtlRecord[] = [];
+      let rejected: EtlRecord[] | undefined;
+      for (let i = 0; i < records.length; i++) {
+        const record = records[i] as EtlRecord;
+        try {
+          const result = mapper(record);
+          if (result === null) continue;
+          if (Array.isArray(result)) for (const r of result) out.push(r);
+          else out.push(result);
+        } catch (error) {
+          (rejected ??= []).push(deadLetter(record, stage, errorMessage(error)));
+        }
+      }
+      const ports: PortRecords = { default: out };
+      if (rejected) ports.dead_letter = rejected;
+      return ports;
+    },
+  };
+}

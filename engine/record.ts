@@ -1,0 +1,75 @@
+/**
+ * Records are plain objects. Engine metadata (where a record came from) rides on a symbol key so that
+ * sinks serialising records (JSON.stringify, COPY) never see it, while object spread keeps it.
+ * Records are immutable once emitted: a stage that changes a record builds a new object
+ * (`{ ...record, field }`), because with fan-out the same object reaches several stages.
+ */
+export type EtlRecord = { [field: string]: unknown; [ORIGIN]?: Origin };
+
+export const ORIGIN: unique symbol = Symbol.for('etl.origin');
+
+/** Where a record entered the pipeline; kept for dead letters and re-drives. */
+export interface Origin {
+  /** Id of the source stage. */
+  readonly source: string;
+  /** File path (file sources) or another locator (e.g. `stdin`, `generator`). */
+  readonly file?: string;
+  /** Byte offset of the line's first byte in the (decompressed) stream. */
+  readonly offset?: number;
+  /** 1-based line number. */
+  readonly line?: number;
+}
+
+/** The record shape sources of raw text emit (`kind: raw`). */
+export interface RawLine extends EtlRecord {
+  message: string;
+}
+
+/** Record kinds flowing on ports; the graph pass checks them. */
+export const RECORD_KINDS = ['raw', 'access', 'error_log', 'dead_letter', 'any'] as const;
+export type RecordKind = (typeof RECORD_KINDS)[number];
+
+/** What a dead-letter record looks like (`kind: dead_letter`). */
+export interface DeadLetter extends EtlRecord {
+  stage: string;
+  reason: string;
+  /** ISO-8601 time at which the record was rejected. */
+  time: string;
+  origin: { source?: string; file?: string; offset?: number; line?: number } | null;
+  /** The original text when the record was a raw line, else the record serialised as JSON. */
+  raw: string;
+}
+
+export function originOf(record: EtlRecord): Origin | undefined {
+  return record[ORIGIN];
+}
+
+/** Builds a dead letter for `record`, rejected by `stage` for `reason`. */
+export function deadLetter(record: EtlRecord, stage: string, reason: string, now = Date.now()): DeadLetter {
+  const origin = record[ORIGIN];
+  const raw =
+    typeof record.message === 'string' && Object.keys(record).length === 1
+      ? record.message
+      : typeof record.raw === 'string' && typeof record.reason === 'string'
+        ? record.raw
+        : safeJson(record);
+  const dl: DeadLetter = {
+    stage,
+    reason,
+    time: new Date(now).toISOString(),
+    origin: origin
+      ? { source: origin.source, file: origin.file, offset: origin.offset, line: origin.line }
+      : null,
+    raw,
+  };
+  if (origin) dl[ORIGIN] = origin;
+  return dl;
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  } catch {
+    return String(value);
+  }
+}
