@@ -45,18 +45,37 @@ export class EtlError extends Error {
 /** Programmer errors are never worth a retry. */
 export function isRetriable(error: unknown): boolean {
   if (error instanceof EtlError) return error.retriable;
-  if (error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError || error instanceof ReferenceError) {
+  if (
+    error instanceof TypeError ||
+    error instanceof RangeError ||
+    error instanceof SyntaxError ||
+    error instanceof ReferenceError
+  ) {
     return false;
   }
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
-    return RETRIABLE_SYSTEM_CODES.has(code) || code.startsWith('08') /* pg connection exception */ || code === '57P01' || code === '57P03' || code === '40001' || code === '40P01';
+    return (
+      RETRIABLE_SYSTEM_CODES.has(code) ||
+      code.startsWith('08') /* pg connection exception */ ||
+      code === '57P01' ||
+      code === '57P03' ||
+      code === '40001' ||
+      code === '40P01'
+    );
   }
   return (error as { retriable?: unknown } | null)?.retriable === true;
 }
 
 const RETRIABLE_SYSTEM_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTCONN',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTCONN',
 ]);
 
 export function errorMessage(error: unknown): string {

@@ -117,7 +117,8 @@ export interface Transform {
   close?(): Promise<void>;
 }
 
-export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O = unknown> extends DefinitionBase<S, O> {
+export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O = unknown>
+  extends DefinitionBase<S, O> {
   readonly kind: 'transform';
   /** Record kinds this stage can take on its inputs. */
   readonly accepts: readonly RecordKind[];
@@ -190,7 +191,9 @@ export type OperatorDefinition =
   | TransformDefinition<OptionsSchema, unknown>
   | SinkDefinition<OptionsSchema, unknown>;
 
-export function defineSource<const S extends OptionsSchema, O>(def: Omit<SourceDefinition<S, O>, 'kind'>): SourceDefinition<S, O> {
+export function defineSource<const S extends OptionsSchema, O>(
+  def: Omit<SourceDefinition<S, O>, 'kind'>,
+): SourceDefinition<S, O> {
   return { ...def, kind: 'source' };
 }
 export function defineTransform<const S extends OptionsSchema, O>(
@@ -198,7 +201,9 @@ export function defineTransform<const S extends OptionsSchema, O>(
 ): TransformDefinition<S, O> {
   return { ...def, kind: 'transform' };
 }
-export function defineSink<const S extends OptionsSchema, O>(def: Omit<SinkDefinition<S, O>, 'kind'>): SinkDefinition<S, O> {
+export function defineSink<const S extends OptionsSchema, O>(
+  def: Omit<SinkDefinition<S, O>, 'kind'>,
+): SinkDefinition<S, O> {
   return { ...def, kind: 'sink' };
 }
 

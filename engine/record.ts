@@ -57,9 +57,7 @@ export function deadLetter(record: EtlRecord, stage: string, reason: string, now
     stage,
     reason,
     time: new Date(now).toISOString(),
-    origin: origin
-      ? { source: origin.source, file: origin.file, offset: origin.offset, line: origin.line }
-      : null,
+    origin: origin ? { source: origin.source, file: origin.file, offset: origin.offset, line: origin.line } : null,
     raw,
   };
   if (origin) dl[ORIGIN] = origin;

@@ -3,8 +3,7 @@
  */
 import type { OperatorDefinition } from '../engine/operator.ts';
 
-export const registry: readonly OperatorDefinition[] = [
-];
+export const registry: readonly OperatorDefinition[] = [];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {
   return registry.find((def) => def.kind === kind && def.type === type);

@@ -70,7 +70,12 @@ function topologicalOrder(ids: string[], edges: Edge[]): { order?: string[]; cyc
     }
   }
   if (order.length === ids.length) return { order };
-  return { cycle: findCycle(ids.filter((id) => (indegree.get(id) ?? 0) > 0), downstream) };
+  return {
+    cycle: findCycle(
+      ids.filter((id) => (indegree.get(id) ?? 0) > 0),
+      downstream,
+    ),
+  };
 }
 
 function findCycle(candidates: string[], downstream: Map<string, string[]>): string[] {
