@@ -221,7 +221,8 @@ export function mapTransform(stage: string, mapper: RecordMapper): Transform {
           if (Array.isArray(result)) for (const r of result) out.push(r);
           else out.push(result);
         } catch (error) {
-          (rejected ??= []).push(deadLetter(record, stage, errorMessage(error)));
+          rejected ??= [];
+          rejected.push(deadLetter(record, stage, errorMessage(error)));
         }
       }
       const ports: PortRecords = { default: out };
