@@ -66,6 +66,8 @@ interface DefinitionBase<S extends OptionsSchema, O> {
 export interface SourceContext extends OperatorContext {
   /** The position this source last checkpointed, or undefined on a first run. */
   readonly restoredPosition: unknown;
+  /** Records per batch the source should aim for (pipeline setting). */
+  readonly batchMaxRecords: number;
 }
 
 export interface SourceOutput {

@@ -1,0 +1,38 @@
+/**
+ * What the runtime needs from telemetry. The runtime (never an operator) opens one span per batch per
+ * stage and counts records with fixed metric names; operators get `OperatorMetrics` for their own figures.
+ */
+import type { OperatorMetrics } from '../operator.ts';
+
+/** Opaque trace context carried on a batch so the next stage's span becomes its child. */
+export type TraceParent = unknown;
+
+export interface BatchSpan {
+  /** Context to hand to the next stage's span. */
+  readonly context: TraceParent;
+  end(recordsOut: number, error?: unknown): void;
+}
+
+export interface StageTelemetry {
+  /** Starts the span for one batch in this stage; undefined when tracing is off (then it costs nothing). */
+  startBatch(parent: TraceParent | undefined, recordsIn: number, bytes?: number): BatchSpan | undefined;
+  /** etl_component_received_records_total / _received_bytes_total */
+  received(records: number, bytes?: number): void;
+  /** etl_component_sent_records_total{port} */
+  sent(records: number, port: string): void;
+  /** etl_component_errors_total{phase} */
+  error(phase: 'open' | 'process' | 'write' | 'flush' | 'close' | 'commit', count?: number): void;
+  /** etl_component_discarded_records_total{reason} */
+  discarded(records: number, reason: string): void;
+}
+
+export interface Telemetry {
+  readonly tracing: boolean;
+  stage(pipeline: string, stageId: string, kind: string, type: string): StageTelemetry;
+  /** Metrics an operator may create for itself, labelled with pipeline and stage. */
+  operatorMetrics(pipeline: string, stageId: string): OperatorMetrics;
+  /** Prometheus text exposition of every metric. */
+  metricsText(): Promise<string>;
+  /** Flushes exporters and closes servers. Idempotent. */
+  shutdown(): Promise<void>;
+}
