@@ -33,6 +33,11 @@ export interface OperatorContext {
   readonly baseDir: string;
   /** Operator-specific metrics (the runtime already counts records, bytes, errors). */
   readonly metrics: OperatorMetrics;
+  /**
+   * Asks the runtime to take a checkpoint soon (e.g. a sink whose uncommitted buffer grows large).
+   * The runtime coalesces requests; checkpoints still happen on the pipeline's interval.
+   */
+  requestCheckpoint(): void;
 }
 
 export interface OperatorMetrics {
@@ -150,6 +155,11 @@ export interface SinkWriteContext {
 }
 
 export interface Sink {
+  /**
+   * For `etl apply --dry-run`: what `open` would change (e.g. DDL statements), without changing
+   * anything. May connect to read the current state.
+   */
+  plan?(): Promise<string[]>;
   /** Connects, creates tables, etc. Called once, before any source starts. */
   open?(): Promise<void>;
   /**
