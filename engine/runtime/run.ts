@@ -1,0 +1,609 @@
+/**
+ * Compiles a validated pipeline into an RxJS graph and runs it.
+ *
+ * - Every stage's output is a connectable stream of port envelopes; a consumer filters the port it
+ *   reads. Downstream stages are wired and connected first, sources last, so no batch is missed.
+ * - Backpressure is credit: a source sends a batch only with a permit of its CreditGate, and the
+ *   permit returns when every consumer downstream is done with the batch (Delivery reaches zero).
+ * - Checkpoints are consistent cuts: pause credit, wait until nothing is in flight, then two-phase
+ *   commit source positions and sink states (see engine/state/store.ts).
+ * - Shutdown: sources stop, in-flight batches drain, stages flush, sinks flush, final checkpoint.
+ */
+import { type Connectable, connectable, filter, map, merge, Observable, Subject } from 'rxjs';
+import type { PipelineSpec, StageSpec } from '../config/types.ts';
+import { EtlError, errorMessage, isRetriable } from '../errors.ts';
+import { buildGraph, consumersByPort, DEAD_LETTER_PORT, DEFAULT_PORT, type Graph } from '../graph/graph.ts';
+import type {
+  Logger,
+  OperatorContext,
+  PortRecords,
+  Sink,
+  SinkDefinition,
+  Snapshot,
+  Source,
+  SourceDefinition,
+  SourceOutput,
+  Transform,
+  TransformDefinition,
+} from '../operator.ts';
+import { deadLetter, type EtlRecord } from '../record.ts';
+import { retry } from '../retry.ts';
+import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
+import type { StageTelemetry, Telemetry } from '../telemetry/types.ts';
+import { Delivery } from './delivery.ts';
+import type { Envelope, PortEnvelope } from './envelope.ts';
+import { CreditGate } from './gate.ts';
+import { noopTelemetry, silentLogger } from './noop.ts';
+import { stageOperator } from './stage-operator.ts';
+import { emptyStats, type RunStats } from './stats.ts';
+
+export interface RunOptions {
+  telemetry?: Telemetry;
+  /** Logger for a stage (or the pipeline itself when `stage` is undefined). */
+  logger?: (stage: string | undefined) => Logger;
+  /** Aborting asks for a graceful stop: sources stop, everything in flight drains, final checkpoint. */
+  stop?: AbortSignal;
+  /** Aborting stops now: no drain, no checkpoint (the last committed one stays). */
+  abort?: AbortSignal;
+  /** Called on every change worth showing (throttle on the caller's side). */
+  onStats?: (stats: RunStats) => void;
+  /** Working directory against which relative `data_dir` resolves. */
+  cwd?: string;
+}
+
+export interface RunResult {
+  readonly ok: boolean;
+  readonly error?: Error;
+  /** True when the run ended because `stop` was aborted. */
+  readonly stopped: boolean;
+  readonly stats: RunStats;
+}
+
+interface StageInstance {
+  readonly spec: StageSpec;
+  readonly telemetry: StageTelemetry;
+  readonly logger: Logger;
+  readonly source?: Source;
+  readonly transform?: Transform;
+  readonly sink?: Sink;
+  output$?: Connectable<PortEnvelope>;
+}
+
+const detachedDelivery = (): Delivery => {
+  const delivery = new Delivery(() => {});
+  delivery.retain(1 << 30);
+  return delivery;
+};
+
+export async function runPipeline(spec: PipelineSpec, options: RunOptions = {}): Promise<RunResult> {
+  return new PipelineRun(spec, options).run();
+}
+
+class PipelineRun {
+  private readonly spec: PipelineSpec;
+  private readonly options: RunOptions;
+  private readonly telemetry: Telemetry;
+  private readonly log: Logger;
+  private readonly graph: Graph;
+  private readonly consumers: Map<string, string[]>;
+  private readonly stats: RunStats;
+  private readonly store: StateStore;
+  private readonly stages = new Map<string, StageInstance>();
+  private readonly gates = new Map<string, CreditGate>();
+  private readonly positions = new Map<string, unknown>();
+  private readonly stopSources = new AbortController();
+  private readonly hardAbort = new AbortController();
+  private readonly startedAt = Date.now();
+  private readonly sourceProgress = new Map<string, number>();
+  private failure: Error | undefined;
+  private lastCommitted: CheckpointRecord | undefined;
+  private nextSnapshotId = 1;
+  private dirty = false;
+  private checkpointChain: Promise<void> = Promise.resolve();
+  private checkpointSoon: NodeJS.Timeout | undefined;
+  private warnedUnread = new Set<string>();
+
+  constructor(spec: PipelineSpec, options: RunOptions) {
+    this.spec = spec;
+    this.options = options;
+    this.telemetry = options.telemetry ?? noopTelemetry;
+    this.log = options.logger?.(undefined) ?? silentLogger;
+    this.graph = buildGraph(spec.stages);
+    if (!this.graph.order) {
+      throw new EtlError('ETL_GRAPH_CYCLE', `pipeline ${spec.name} has a cycle: ${this.graph.cycle?.join(' -> ')}`);
+    }
+    this.consumers = consumersByPort(this.graph);
+    this.stats = emptyStats(spec.name);
+    this.store = new StateStore(spec.settings.dataDir, spec.name);
+  }
+
+  async run(): Promise<RunResult> {
+    const onStop = () => this.stopSources.abort();
+    const onAbort = () => this.fail(new EtlError('ETL_RUN_ABORTED', 'run aborted'));
+    this.options.stop?.addEventListener('abort', onStop, { once: true });
+    this.options.abort?.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const state = await this.store.load();
+      this.nextSnapshotId = Math.max(state?.committed?.id ?? 0, state?.pending?.id ?? 0) + 1;
+      this.instantiate('downstream');
+      const resumeFrom = await this.open(state);
+      this.instantiate('sources', resumeFrom);
+      const done = this.wire();
+      timer = setInterval(() => this.scheduleCheckpoint(), this.spec.settings.checkpointIntervalMs);
+      timer.unref();
+      await Promise.race([done, aborted(this.hardAbort.signal)]);
+      clearInterval(timer);
+      if (this.checkpointSoon) clearTimeout(this.checkpointSoon);
+      await this.checkpointChain;
+      if (!this.failure) {
+        await this.flushSinks();
+        await this.checkpoint(true);
+      }
+    } catch (error) {
+      this.fail(error);
+    } finally {
+      if (timer) clearInterval(timer);
+      if (this.checkpointSoon) clearTimeout(this.checkpointSoon);
+      this.options.stop?.removeEventListener('abort', onStop);
+      this.options.abort?.removeEventListener('abort', onAbort);
+      await this.closeAll();
+      this.stats.elapsedMs = Date.now() - this.startedAt;
+      this.options.onStats?.(this.stats);
+    }
+    const stopped = this.stopSources.signal.aborted && !this.failure;
+    return this.failure
+      ? { ok: false, error: this.failure, stopped, stats: this.stats }
+      : { ok: true, stopped, stats: this.stats };
+  }
+
+  // ------------------------------------------------------------------------------ recovery & open
+
+  private context(stage: StageSpec, logger: Logger): OperatorContext {
+    return {
+      pipeline: this.spec.name,
+      id: stage.id,
+      logger,
+      signal: this.hardAbort.signal,
+      dataDir: this.spec.settings.dataDir,
+      baseDir: this.options.cwd ?? process.cwd(),
+      metrics: this.telemetry.operatorMetrics(this.spec.name, stage.id),
+      requestCheckpoint: () => this.scheduleCheckpoint(0),
+    };
+  }
+
+  /**
+   * Creates the stages: transforms and sinks first (they are opened before the checkpoint to resume
+   * from is known), sources last, with the positions of that checkpoint.
+   */
+  private instantiate(which: 'downstream' | 'sources', resumeFrom?: CheckpointRecord): void {
+    for (const id of this.graph.order as string[]) {
+      const spec = this.graph.stages.get(id) as StageSpec;
+      const def = spec.definition;
+      if ((def.kind === 'source') !== (which === 'sources')) continue;
+      const logger = this.options.logger?.(id) ?? silentLogger;
+      const telemetry = this.telemetry.stage(this.spec.name, id, spec.kind, spec.type);
+      const ctx = this.context(spec, logger);
+      if (def.kind === 'source') {
+        const restoredPosition = resumeFrom?.positions[id];
+        if (restoredPosition !== undefined) this.positions.set(id, restoredPosition);
+        const source = (def as SourceDefinition).create(spec.options, {
+          ...ctx,
+          restoredPosition,
+          batchMaxRecords: this.spec.settings.batchMaxRecords,
+        });
+        this.stages.set(id, { spec, telemetry, logger, source });
+        this.gates.set(id, new CreditGate(this.spec.settings.maxBatchesInFlight));
+      } else if (def.kind === 'transform') {
+        this.stages.set(id, {
+          spec,
+          telemetry,
+          logger,
+          transform: (def as TransformDefinition).create(spec.options, ctx),
+        });
+      } else {
+        this.stages.set(id, { spec, telemetry, logger, sink: (def as SinkDefinition).create(spec.options, ctx) });
+      }
+    }
+  }
+
+  /** Opens sinks and transforms and restores them to the checkpoint the run resumes from, which it returns. */
+  private async open(state: PipelineState | undefined): Promise<CheckpointRecord | undefined> {
+    const sinks = [...this.stages.values()].filter((s) => s.sink);
+    for (const stage of sinks) {
+      await this.guard(stage, 'open', () => stage.sink?.open?.());
+    }
+    let resumeFrom = state?.committed;
+    if (state?.pending) {
+      // A pending checkpoint counts only if every sink that commits in its own storage committed it.
+      const verdicts: Array<number | undefined> = [];
+      for (const stage of sinks) {
+        if (stage.sink?.committedSnapshotId) verdicts.push(await stage.sink.committedSnapshotId());
+      }
+      const pendingCommitted = verdicts.every((id) => id === state.pending?.id);
+      if (!pendingCommitted && verdicts.some((id) => id === state.pending?.id)) {
+        this.log.warn('sinks disagree about the last checkpoint; resuming from the older one', {
+          pending: state.pending.id,
+          sinks: verdicts,
+        });
+      }
+      if (pendingCommitted) resumeFrom = state.pending;
+      if (resumeFrom) await this.store.save({ committed: resumeFrom });
+    }
+    this.lastCommitted = resumeFrom;
+    for (const stage of sinks) {
+      await this.guard(stage, 'open', () => stage.sink?.restore?.(resumeFrom?.sinks[stage.spec.id], resumeFrom?.id));
+    }
+    for (const stage of this.stages.values()) {
+      if (!stage.transform) continue;
+      await this.guard(stage, 'open', () => stage.transform?.open?.());
+      const saved = resumeFrom?.transforms[stage.spec.id];
+      if (saved !== undefined) stage.transform.restore?.(saved);
+    }
+    if (resumeFrom) this.log.info('resuming from checkpoint', { checkpoint: resumeFrom.id, time: resumeFrom.time });
+    return resumeFrom;
+  }
+
+  // ------------------------------------------------------------------------------------- wiring
+
+  private portStream(ref: { stage: string; port: string }): Observable<Envelope> {
+    const upstream = this.stages.get(ref.stage)?.output$;
+    if (!upstream) throw new Error(`stage ${ref.stage} is not wired yet`);
+    return upstream.pipe(
+      filter((out) => out.port === ref.port),
+      map((out) => out.envelope),
+    );
+  }
+
+  /** Builds and connects the RxJS graph; resolves when every stage has completed. */
+  private wire(): Promise<void> {
+    const order = this.graph.order as string[];
+    const completions: Promise<void>[] = [];
+    for (const id of order) {
+      const stage = this.stages.get(id) as StageInstance;
+      let stream: Observable<PortEnvelope>;
+      if (stage.source) {
+        stream = this.sourceStream(stage, stage.source);
+      } else {
+        const inputs = stage.spec.inputs.map((ref) => this.portStream(ref));
+        const input$ = inputs.length === 1 ? (inputs[0] as Observable<Envelope>) : merge(...inputs);
+        stream = input$.pipe(
+          stage.transform
+            ? stageOperator(this.transformHandler(stage, stage.transform), () => this.finishTransform(stage))
+            : stageOperator(this.sinkHandler(stage, stage.sink as Sink), async () => []),
+        );
+      }
+      const output$ = connectable(stream, { connector: () => new Subject<PortEnvelope>(), resetOnDisconnect: false });
+      stage.output$ = output$;
+      completions.push(
+        new Promise<void>((resolve) => {
+          output$.subscribe({
+            error: (error: unknown) => {
+              this.fail(error, id);
+              resolve();
+            },
+            complete: resolve,
+          });
+        }),
+      );
+    }
+    // Connect downstream first: a stage subscribes to its inputs' subjects before any data flows.
+    for (const id of [...order].reverse()) {
+      const stage = this.stages.get(id) as StageInstance;
+      if (!stage.source) stage.output$?.connect();
+    }
+    for (const id of order) {
+      const stage = this.stages.get(id) as StageInstance;
+      if (stage.source) stage.output$?.connect();
+    }
+    return Promise.all(completions).then(() => undefined);
+  }
+
+  private sourceStream(stage: StageInstance, source: Source): Observable<PortEnvelope> {
+    const id = stage.spec.id;
+    const gate = this.gates.get(id) as CreditGate;
+    const consumers = this.consumers.get(`${id}.${DEFAULT_PORT}`)?.length ?? 0;
+    const stopping = this.stopSources.signal;
+    return new Observable<PortEnvelope>((subscriber) => {
+      const output: SourceOutput = {
+        stopping,
+        emit: async (records: EtlRecord[], position?: unknown, bytes?: number) => {
+          if (records.length === 0) {
+            // Nothing to deliver; checkpoints drain before they read positions, so it can move now.
+            if (position !== undefined && !stopping.aborted) {
+              this.positions.set(id, position);
+              this.dirty = true;
+            }
+            return;
+          }
+          if (!(await gate.acquire(stopping))) return;
+          this.positions.set(id, position);
+          this.dirty = true;
+          this.stats.recordsIn += records.length;
+          if (bytes !== undefined) {
+            this.stats.bytesRead += bytes;
+          }
+          stage.telemetry.received(records.length, bytes);
+          const span = stage.telemetry.startBatch(undefined, records.length, bytes);
+          span?.end(records.length);
+          if (consumers === 0) {
+            gate.release();
+            return;
+          }
+          const delivery = new Delivery(() => gate.release());
+          delivery.retain(consumers);
+          stage.telemetry.sent(records.length, DEFAULT_PORT);
+          this.options.onStats?.(this.stats);
+          subscriber.next({ port: DEFAULT_PORT, envelope: { records, delivery, trace: span?.context } });
+        },
+        progress: (done: number, total: number) => {
+          this.sourceProgress.set(id, total);
+          let sum = 0;
+          for (const t of this.sourceProgress.values()) sum += t;
+          this.stats.bytesTotal = sum;
+          void done;
+        },
+      };
+      source.run(output).then(
+        () => subscriber.complete(),
+        (error: unknown) => {
+          stage.telemetry.error('process');
+          subscriber.error(wrap(error, 'ETL_RUN_SOURCE_FAILED', id));
+        },
+      );
+    });
+  }
+
+  /** Routes a stage's port records to envelopes, retaining the delivery once per consumer. */
+  private route(stage: StageInstance, input: Envelope, ports: PortRecords, trace: unknown): PortEnvelope[] {
+    const id = stage.spec.id;
+    const outputs: PortEnvelope[] = [];
+    for (const port in ports) {
+      const records = ports[port] as EtlRecord[];
+      if (records.length === 0) continue;
+      if (port === DEAD_LETTER_PORT) {
+        this.stats.rejected += records.length;
+        if (stage.spec.onError === 'fail') {
+          const first = records[0] as { reason?: unknown };
+          throw new EtlError(
+            'ETL_RUN_STAGE_FAILED',
+            `stage ${id} rejected a record (on_error: fail): ${String(first.reason)}`,
+          );
+        }
+      }
+      const consumers = this.consumers.get(`${id}.${port}`)?.length ?? 0;
+      if (consumers === 0) {
+        stage.telemetry.discarded(records.length, port === DEAD_LETTER_PORT ? 'dead_letter_unread' : 'port_unread');
+        if (port === DEAD_LETTER_PORT && !this.warnedUnread.has(id)) {
+          this.warnedUnread.add(id);
+          const first = records[0] as { reason?: unknown };
+          stage.logger.warn(
+            `stage ${id} rejected records and no stage reads ${id}.dead_letter; they are counted, not kept`,
+            {
+              reason: first.reason,
+            },
+          );
+        }
+        continue;
+      }
+      input.delivery.retain(consumers);
+      stage.telemetry.sent(records.length, port);
+      outputs.push({ port, envelope: { records, delivery: input.delivery, trace } });
+    }
+    return outputs;
+  }
+
+  private transformHandler(stage: StageInstance, transform: Transform) {
+    const policy = stage.spec;
+    return (envelope: Envelope): PortEnvelope[] | Promise<PortEnvelope[]> => {
+      const records = envelope.records;
+      stage.telemetry.received(records.length);
+      const span = stage.telemetry.startBatch(envelope.trace, records.length);
+      const done = (ports: PortRecords): PortEnvelope[] => {
+        const outputs = this.route(stage, envelope, ports, span?.context ?? envelope.trace);
+        span?.end(outputs.reduce((n, o) => n + o.envelope.records.length, 0));
+        return outputs;
+      };
+      const onError = (error: unknown): PortEnvelope[] => {
+        stage.telemetry.error('process');
+        this.stats.errors++;
+        span?.end(0, error);
+        if (policy.onError === 'dead_letter') {
+          const reason = errorMessage(error);
+          return done({ [DEAD_LETTER_PORT]: records.map((r) => deadLetter(r, stage.spec.id, reason)) });
+        }
+        throw wrap(error, 'ETL_RUN_STAGE_FAILED', stage.spec.id);
+      };
+      if (policy.onError === 'retry') {
+        return retry(async () => transform.process(records), {
+          policy: policy.retry,
+          signal: this.hardAbort.signal,
+          retriable: (error) => isRetriable(error),
+          onRetry: (error, attempt, delay) => {
+            this.stats.errors++;
+            stage.telemetry.error('process');
+            stage.logger.warn(`retrying batch (attempt ${attempt}) in ${delay} ms: ${errorMessage(error)}`);
+          },
+        }).then(done, onError);
+      }
+      try {
+        const result = transform.process(records);
+        return result instanceof Promise ? result.then(done, onError) : done(result);
+      } catch (error) {
+        return onError(error);
+      }
+    };
+  }
+
+  private async finishTransform(stage: StageInstance): Promise<PortEnvelope[]> {
+    const ports = (await stage.transform?.flush?.()) ?? {};
+    return this.route(stage, { records: [], delivery: detachedDelivery(), trace: undefined }, ports, undefined);
+  }
+
+  private sinkHandler(stage: StageInstance, sink: Sink) {
+    const id = stage.spec.id;
+    const policy = stage.spec;
+    return async (envelope: Envelope): Promise<PortEnvelope[]> => {
+      const records = envelope.records;
+      stage.telemetry.received(records.length);
+      const span = stage.telemetry.startBatch(envelope.trace, records.length);
+      let rejected: EtlRecord[] = [];
+      const write = async () => {
+        rejected = [];
+        await sink.write(records, { deadLetter: (record, reason) => rejected.push(deadLetter(record, id, reason)) });
+      };
+      try {
+        if (policy.onError === 'retry') {
+          await retry(write, {
+            policy: policy.retry,
+            signal: this.hardAbort.signal,
+            onRetry: (error, attempt, delay) => {
+              this.stats.errors++;
+              stage.telemetry.error('write');
+              stage.logger.warn(
+                `sink write failed (attempt ${attempt}), retrying in ${delay} ms: ${errorMessage(error)}`,
+              );
+            },
+          });
+        } else {
+          await write();
+        }
+      } catch (error) {
+        this.stats.errors++;
+        stage.telemetry.error('write');
+        span?.end(0, error);
+        if (policy.onError !== 'dead_letter') throw wrap(error, 'ETL_RUN_SINK_FAILED', id);
+        rejected = records.map((r) => deadLetter(r, id, errorMessage(error)));
+      }
+      const written = records.length - rejected.length;
+      this.dirty = true;
+      this.stats.recordsOut += written;
+      this.stats.sinks[id] = (this.stats.sinks[id] ?? 0) + written;
+      span?.end(written);
+      this.options.onStats?.(this.stats);
+      return rejected.length > 0 ? this.route(stage, envelope, { [DEAD_LETTER_PORT]: rejected }, span?.context) : [];
+    };
+  }
+
+  // -------------------------------------------------------------------------------- checkpoints
+
+  private scheduleCheckpoint(delayMs?: number): void {
+    if (delayMs === undefined) {
+      this.checkpointChain = this.checkpointChain.then(() => this.checkpoint(false));
+      return;
+    }
+    if (this.checkpointSoon) return;
+    this.checkpointSoon = setTimeout(() => {
+      this.checkpointSoon = undefined;
+      this.checkpointChain = this.checkpointChain.then(() => this.checkpoint(false));
+    }, delayMs);
+  }
+
+  /** A consistent cut: pause credit, drain, two-phase commit, resume. */
+  private async checkpoint(final: boolean): Promise<void> {
+    if (this.failure || !this.dirty) return;
+    const gates = [...this.gates.values()];
+    for (const gate of gates) gate.pause();
+    try {
+      await Promise.race([Promise.all(gates.map((g) => g.idle())), aborted(this.hardAbort.signal)]);
+      if (this.failure) return;
+      this.dirty = false;
+      const snapshot: Snapshot = { id: this.nextSnapshotId++, positions: Object.fromEntries(this.positions) };
+      const sinks: Record<string, unknown> = {};
+      const transforms: Record<string, unknown> = {};
+      for (const stage of this.stages.values()) {
+        if (stage.sink?.prepareCommit) {
+          const state = await this.guard(stage, 'commit', () => stage.sink?.prepareCommit?.(snapshot));
+          if (state !== undefined) sinks[stage.spec.id] = state;
+        }
+        if (stage.transform?.snapshot) transforms[stage.spec.id] = stage.transform.snapshot();
+      }
+      const record: CheckpointRecord = {
+        id: snapshot.id,
+        time: new Date().toISOString(),
+        positions: snapshot.positions as Record<string, unknown>,
+        sinks,
+        transforms,
+      };
+      await this.store.save({ committed: this.lastCommitted, pending: record });
+      for (const stage of this.stages.values()) {
+        if (stage.sink?.commit) await this.guard(stage, 'commit', () => stage.sink?.commit?.(snapshot));
+      }
+      this.lastCommitted = record;
+      await this.store.save({ committed: record });
+      this.stats.checkpoints++;
+    } catch (error) {
+      this.fail(error);
+    } finally {
+      for (const gate of gates) gate.resume();
+    }
+  }
+
+  // ------------------------------------------------------------------------------- lifecycle
+
+  private async flushSinks(): Promise<void> {
+    for (const stage of this.stages.values()) {
+      if (stage.sink?.flush) await this.guard(stage, 'flush', () => stage.sink?.flush?.());
+    }
+  }
+
+  private async closeAll(): Promise<void> {
+    this.stopSources.abort();
+    // Sources first, then transforms, then sinks: the order data flows in.
+    for (const id of this.graph.order ?? []) {
+      const stage = this.stages.get(id);
+      if (!stage) continue;
+      const close = stage.source?.close ?? stage.transform?.close ?? stage.sink?.close;
+      if (!close) continue;
+      try {
+        await close.call(stage.source ?? stage.transform ?? stage.sink);
+      } catch (error) {
+        stage.telemetry.error('close');
+        stage.logger.error(`close failed: ${errorMessage(error)}`);
+      }
+    }
+  }
+
+  private async guard<T>(
+    stage: StageInstance,
+    phase: 'open' | 'commit' | 'flush',
+    fn: () => T | Promise<T>,
+  ): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      stage.telemetry.error(phase);
+      throw wrap(
+        error,
+        stage.spec.kind === 'sink' ? 'ETL_RUN_SINK_FAILED' : 'ETL_RUN_STAGE_FAILED',
+        stage.spec.id,
+        phase,
+      );
+    }
+  }
+
+  private fail(error: unknown, stage?: string): void {
+    if (this.failure) return;
+    this.failure = error instanceof Error ? error : new Error(String(error));
+    this.log.error(`pipeline failed${stage ? ` in stage ${stage}` : ''}: ${errorMessage(error)}`);
+    this.stopSources.abort();
+    this.hardAbort.abort(this.failure);
+  }
+}
+
+function wrap(
+  error: unknown,
+  code: 'ETL_RUN_STAGE_FAILED' | 'ETL_RUN_SINK_FAILED' | 'ETL_RUN_SOURCE_FAILED',
+  stage: string,
+  phase?: string,
+): EtlError {
+  if (error instanceof EtlError && error.message.startsWith('stage ')) return error;
+  return new EtlError(code, `stage ${stage}${phase ? ` (${phase})` : ''}: ${errorMessage(error)}`, { cause: error });
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

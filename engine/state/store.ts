@@ -1,0 +1,89 @@
+/**
+ * Durable checkpoint state of one pipeline, in `<data_dir>/state/<pipeline>.json`. Written atomically
+ * (temp file, fsync, rename, fsync of the directory) so a crash leaves the old or the new state, never half.
+ *
+ * A checkpoint is two-phase: `pending` is recorded before sinks commit in their own storage, `committed`
+ * after. A rerun that finds `pending` asks transactional sinks which of the two they committed.
+ */
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { EtlError } from '../errors.ts';
+
+export interface CheckpointRecord {
+  readonly id: number;
+  readonly time: string;
+  /** Resume positions by source id. */
+  readonly positions: Record<string, unknown>;
+  /** State reported by sinks at `prepareCommit`, by sink id. */
+  readonly sinks: Record<string, unknown>;
+  /** State of stateful transforms, by stage id. */
+  readonly transforms: Record<string, unknown>;
+}
+
+export interface PipelineState {
+  readonly version: 1;
+  readonly pipeline: string;
+  readonly committed?: CheckpointRecord;
+  readonly pending?: CheckpointRecord;
+}
+
+export class StateStore {
+  readonly path: string;
+  private readonly pipeline: string;
+
+  constructor(dataDir: string, pipeline: string) {
+    this.pipeline = pipeline;
+    this.path = join(dataDir, 'state', `${pipeline}.json`);
+  }
+
+  async load(): Promise<PipelineState | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new EtlError('ETL_STATE_IO', `cannot read checkpoint state ${this.path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    try {
+      const state = JSON.parse(text) as PipelineState;
+      if (state.version !== 1) throw new Error(`unsupported state version ${String(state.version)}`);
+      return state;
+    } catch (error) {
+      throw new EtlError(
+        'ETL_STATE_CORRUPT',
+        `checkpoint state ${this.path} is unreadable (${(error as Error).message}); move it away to start over`,
+        { cause: error },
+      );
+    }
+  }
+
+  async save(state: Omit<PipelineState, 'version' | 'pipeline'>): Promise<void> {
+    const full: PipelineState = { version: 1, pipeline: this.pipeline, ...state };
+    const dir = dirname(this.path);
+    await mkdir(dir, { recursive: true });
+    const tmp = `${this.path}.${process.pid}.tmp`;
+    try {
+      const handle = await open(tmp, 'w');
+      try {
+        await handle.writeFile(JSON.stringify(full));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, this.path);
+      const dirHandle = await open(dir, 'r');
+      try {
+        await dirHandle.sync();
+      } finally {
+        await dirHandle.close();
+      }
+    } catch (error) {
+      throw new EtlError('ETL_STATE_IO', `cannot write checkpoint state ${this.path}: ${(error as Error).message}`, {
+        cause: error,
+        retriable: true,
+      });
+    }
+  }
+}

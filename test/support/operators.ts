@@ -1,0 +1,103 @@
+/**
+ * Test operators in the spirit of OpenTelemetry's consumertest: a counting source, a pass-through,
+ * and sinks that collect, slow down, or fail. They go through the real runtime like any operator.
+ */
+import { defineSink, defineSource, defineTransform, type OperatorDefinition } from '../../engine/operator.ts';
+import { type EtlRecord, ORIGIN } from '../../engine/record.ts';
+import { sleep } from '../../engine/retry.ts';
+
+export interface CountingSourceOptions {
+  count: number;
+  batch?: number;
+  /** Prefix of record ids, so several sources are told apart. */
+  prefix?: string;
+}
+
+/** Records observed by each collecting sink, by sink name; tests reset it. */
+export const collected = new Map<string, EtlRecord[]>();
+/** Source read positions over time, for backpressure assertions. */
+export const sourceLog: Array<{ source: string; emitted: number; at: number }> = [];
+
+export const countingSource = defineSource({
+  type: 'test_counter',
+  stability: 'alpha',
+  summary: 'emits records {id: n} for n in [position, count)',
+  schema: { $id: 'test_counter', type: 'object' } as const,
+  examples: [],
+  outputs: { default: 'any' },
+  create(options: CountingSourceOptions, ctx) {
+    const batch = options.batch ?? ctx.batchMaxRecords;
+    const prefix = options.prefix ?? ctx.id;
+    let next = typeof ctx.restoredPosition === 'number' ? ctx.restoredPosition : 0;
+    return {
+      async run(out) {
+        while (next < options.count && !out.stopping.aborted) {
+          const records: EtlRecord[] = [];
+          const end = Math.min(options.count, next + batch);
+          for (let i = next; i < end; i++) {
+            const record: EtlRecord = { id: `${prefix}-${i}` };
+            record[ORIGIN] = { source: ctx.id, line: i + 1 };
+            records.push(record);
+          }
+          next = end;
+          sourceLog.push({ source: ctx.id, emitted: end, at: Date.now() });
+          await out.emit(records, end);
+        }
+      },
+    };
+  },
+});
+
+export const passThrough = defineTransform({
+  type: 'test_pass',
+  stability: 'alpha',
+  summary: 'forwards every batch unchanged',
+  schema: { $id: 'test_pass', type: 'object' } as const,
+  examples: [],
+  accepts: ['any'],
+  outputs: { default: 'any' },
+  create() {
+    return { process: (records: EtlRecord[]) => ({ default: records }) };
+  },
+});
+
+export interface CollectOptions {
+  name: string;
+  delay_ms?: number;
+  /** Fail every write whose batch holds this id. */
+  fail_on?: string;
+  /** Dead-letter records whose id ends with this suffix. */
+  reject_suffix?: string;
+}
+
+export const collectSink = defineSink({
+  type: 'test_collect',
+  stability: 'alpha',
+  summary: 'keeps every record in memory under `name`',
+  schema: { $id: 'test_collect', type: 'object' } as const,
+  examples: [],
+  accepts: ['any'],
+  create(options: CollectOptions) {
+    const bucket = collected.get(options.name) ?? [];
+    collected.set(options.name, bucket);
+    return {
+      async write(records, ctx) {
+        if (options.delay_ms) await sleep(options.delay_ms);
+        if (options.fail_on && records.some((r) => r.id === options.fail_on)) {
+          throw new Error(`refused batch holding ${options.fail_on}`);
+        }
+        for (const r of records) {
+          if (options.reject_suffix && String(r.id).endsWith(options.reject_suffix))
+            ctx.deadLetter(r, 'rejected by test');
+          else bucket.push(r);
+        }
+      },
+    };
+  },
+});
+
+export const testOperators: readonly OperatorDefinition[] = [
+  countingSource as OperatorDefinition,
+  passThrough as OperatorDefinition,
+  collectSink as OperatorDefinition,
+];
