@@ -32,6 +32,7 @@ import { type CheckpointRecord, type PipelineState, StateStore } from '../state/
 import type { StageTelemetry, Telemetry } from '../telemetry/types.ts';
 import { Delivery } from './delivery.ts';
 import type { Envelope, PortEnvelope } from './envelope.ts';
+import { operatorContext } from './context.ts';
 import { CreditGate } from './gate.ts';
 import { noopTelemetry, silentLogger } from './noop.ts';
 import { stageOperator } from './stage-operator.ts';
@@ -160,16 +161,13 @@ class PipelineRun {
   // ------------------------------------------------------------------------------ recovery & open
 
   private context(stage: StageSpec, logger: Logger): OperatorContext {
-    return {
-      pipeline: this.spec.name,
-      id: stage.id,
+    return operatorContext(this.spec, stage, {
+      telemetry: this.telemetry,
       logger,
       signal: this.hardAbort.signal,
-      dataDir: this.spec.settings.dataDir,
       baseDir: this.options.cwd ?? process.cwd(),
-      metrics: this.telemetry.operatorMetrics(this.spec.name, stage.id),
       requestCheckpoint: () => this.scheduleCheckpoint(0),
-    };
+    });
   }
 
   /**
@@ -336,12 +334,11 @@ class PipelineRun {
           this.options.onStats?.(this.stats);
           subscriber.next({ port: DEFAULT_PORT, envelope: { records, delivery, trace: span?.context } });
         },
-        progress: (done: number, total: number) => {
+        progress: (_done: number, total: number) => {
           this.sourceProgress.set(id, total);
           let sum = 0;
           for (const t of this.sourceProgress.values()) sum += t;
           this.stats.bytesTotal = sum;
-          void done;
         },
       };
       source.run(output).then(

@@ -1,0 +1,123 @@
+/**
+ * `etl apply`: validate everything first (nothing runs if any document is wrong), then run every
+ * pipeline until its finite inputs end or a signal stops it. First SIGINT/SIGTERM: stop sources, drain,
+ * flush, checkpoint. Second signal (or the shutdown deadline): abort at once, keeping the last checkpoint.
+ */
+import { loadPipelines } from '../../config/load.ts';
+import type { PipelineSpec } from '../../config/types.ts';
+import { formatDiagnostic, hasErrors } from '../../diagnostics.ts';
+import { errorMessage } from '../../errors.ts';
+import { redact } from '../../redact.ts';
+import { planPipeline } from '../../runtime/plan.ts';
+import { type RunResult, runPipeline } from '../../runtime/run.ts';
+import { createLogger } from '../../telemetry/logger.ts';
+import { createProgress } from '../../telemetry/progress.ts';
+import { createTelemetry } from '../../telemetry/telemetry.ts';
+
+export interface ApplyOptions {
+  dryRun: boolean;
+  progress: boolean;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  logFormat: 'text' | 'json';
+  out: NodeJS.WriteStream;
+  err: NodeJS.WriteStream;
+  /** Process signals to honour; tests pass an emitter of their own. */
+  signals?: NodeJS.EventEmitter;
+}
+
+export async function runApply(paths: string[], options: ApplyOptions): Promise<number> {
+  const { pipelines, diagnostics } = await loadPipelines(paths);
+  const secrets = pipelines.flatMap((p) => p.secrets);
+  for (const d of diagnostics) options.err.write(`${redact(formatDiagnostic(d), secrets)}\n`);
+  if (hasErrors(diagnostics)) {
+    options.err.write('nothing was run: fix the errors above (etl validate shows them too)\n');
+    return 1;
+  }
+  if (pipelines.length === 0) {
+    options.err.write('no pipeline found in the given paths\n');
+    return 1;
+  }
+  if (options.dryRun) return dryRun(pipelines, options);
+
+  const stop = new AbortController();
+  const abort = new AbortController();
+  const signals = options.signals ?? process;
+  const rootLogger = createLogger({ level: options.logLevel, format: options.logFormat, stream: options.err, secrets });
+  let deadline: NodeJS.Timeout | undefined;
+  const onSignal = (signal: string) => {
+    if (!stop.signal.aborted) {
+      rootLogger.warn(`${signal}: stopping sources, draining and checkpointing (send it again to abort)`);
+      stop.abort();
+      const timeoutMs = Math.max(...pipelines.map((p) => p.settings.shutdownTimeoutMs));
+      deadline = setTimeout(() => {
+        rootLogger.error(`shutdown took longer than ${timeoutMs} ms; aborting`);
+        abort.abort();
+      }, timeoutMs);
+      deadline.unref();
+    } else if (!abort.signal.aborted) {
+      rootLogger.error(`${signal} again: aborting now; the next run resumes from the last checkpoint`);
+      abort.abort();
+    }
+  };
+  signals.on('SIGINT', onSignal);
+  signals.on('SIGTERM', onSignal);
+  try {
+    const results = await Promise.all(pipelines.map((spec) => runOne(spec, options, stop.signal, abort.signal, secrets)));
+    return results.every((r) => r.ok) ? 0 : 1;
+  } finally {
+    if (deadline) clearTimeout(deadline);
+    signals.off('SIGINT', onSignal);
+    signals.off('SIGTERM', onSignal);
+  }
+}
+
+async function runOne(
+  spec: PipelineSpec,
+  options: ApplyOptions,
+  stop: AbortSignal,
+  abort: AbortSignal,
+  secrets: readonly string[],
+): Promise<RunResult> {
+  const logger = createLogger({
+    level: options.logLevel,
+    format: options.logFormat,
+    stream: options.err,
+    secrets,
+    bindings: { pipeline: spec.name },
+  });
+  const telemetry = await createTelemetry(spec.telemetry);
+  const progress = createProgress({ stream: options.err, tty: options.progress && options.err.isTTY === true });
+  try {
+    const result = await runPipeline(spec, {
+      telemetry,
+      logger: (stage) => (stage ? logger.child({ stage }) : logger),
+      stop,
+      abort,
+      onStats: (stats) => progress.update(stats),
+    });
+    progress.finish(result.stats, {
+      ok: result.ok,
+      ...(result.error ? { error: redact(errorMessage(result.error), secrets) } : {}),
+    });
+    return result;
+  } finally {
+    await telemetry.shutdown();
+  }
+}
+
+async function dryRun(pipelines: PipelineSpec[], options: ApplyOptions): Promise<number> {
+  for (const spec of pipelines) {
+    options.out.write(`# pipeline ${spec.name} (${spec.file})\n`);
+    try {
+      for (const plan of await planPipeline(spec)) {
+        options.out.write(`## ${plan.stage} (${plan.type})\n`);
+        if (plan.actions.length === 0) options.out.write('-- nothing to change\n');
+        for (const action of plan.actions) options.out.write(`${redact(action, spec.secrets)}\n`);
+      }
+    } catch (error) {
+      options.err.write(`${spec.name}: cannot plan: ${redact(errorMessage(error), spec.secrets)}\n`);
+      return 1;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,94 @@
+/** The `etl` command line. Each command lives in commands/ and returns its exit code. */
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadPipelines } from '../config/load.ts';
+import { formatDiagnostic, hasErrors } from '../diagnostics.ts';
+import { runApply } from './commands/apply.ts';
+import { type GraphFormat, renderGraph } from './commands/graph.ts';
+import { runQuery } from './commands/query.ts';
+import { runSchema } from './commands/schema.ts';
+import { runValidate } from './commands/validate.ts';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function oneOf<T extends string>(allowed: readonly T[]) {
+  return (value: string): T => {
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    throw new InvalidArgumentError(`expected one of: ${allowed.join(', ')}`);
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = new Command()
+    .name('etl')
+    .description('Declarative, backpressured pipelines for web access logs.')
+    .version(pkg.version, '-v, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('apply')
+    .description('validate, then run the pipelines in the given files or directories')
+    .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
+    .option('--dry-run', 'print what the sinks would change (e.g. DDL) and exit', false)
+    .option('--no-progress', 'no live progress line, even on a terminal')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default(process.env.ETL_LOG_LEVEL ?? 'info'))
+    .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'))
+    .action(async (paths: string[], opts: { dryRun: boolean; progress: boolean; logLevel: 'debug' | 'info' | 'warn' | 'error'; logFormat: 'text' | 'json' }) => {
+      exitCode = await runApply(paths, { ...opts, out: process.stdout, err: process.stderr });
+    });
+
+  program
+    .command('validate')
+    .description('check pipeline files without running anything; exit 1 on errors')
+    .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (paths: string[], opts: { format: 'text' | 'json' }) => {
+      exitCode = await runValidate(paths, { format: opts.format, out: process.stdout, err: process.stderr });
+    });
+
+  program
+    .command('graph')
+    .description('print the pipeline graph as Mermaid or Graphviz dot')
+    .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
+    .option('--format <format>', 'mermaid or dot', oneOf<GraphFormat>(['mermaid', 'dot']), 'mermaid' as GraphFormat)
+    .action(async (paths: string[], opts: { format: GraphFormat }) => {
+      const { pipelines, diagnostics } = await loadPipelines(paths);
+      for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+      if (hasErrors(diagnostics)) {
+        exitCode = 1;
+        return;
+      }
+      for (const spec of pipelines) process.stdout.write(renderGraph(spec, opts.format));
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of pipeline documents (for editors and CI)')
+    .action(() => {
+      exitCode = runSchema({ out: process.stdout });
+    });
+
+  program
+    .command('query')
+    .description("run SQL on a pipeline's PostgreSQL database (embedded or real)")
+    .argument('<sql>', 'the SQL to run')
+    .option('--pipeline <file>', 'take the database from the postgres sink of this pipeline file')
+    .option('--url <url>', 'PostgreSQL URL (default: DATABASE_URL, else the embedded database)')
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
+    .action(async (sql: string, opts: { pipeline?: string; url?: string; format: 'table' | 'csv' | 'json' }) => {
+      exitCode = await runQuery(sql, { ...opts, out: process.stdout });
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (error) {
+    const code = (error as { code?: string; exitCode?: number }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return 0;
+    if (typeof (error as { exitCode?: number }).exitCode === 'number') return 2;
+    process.stderr.write(`etl: ${(error as Error).message}\n`);
+    return 1;
+  }
+  return exitCode;
+}

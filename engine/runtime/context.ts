@@ -1,0 +1,25 @@
+import type { PipelineSpec, StageSpec } from '../config/types.ts';
+import type { Logger, OperatorContext } from '../operator.ts';
+import type { Telemetry } from '../telemetry/types.ts';
+
+export interface ContextDeps {
+  readonly telemetry: Telemetry;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+  readonly baseDir: string;
+  readonly requestCheckpoint: () => void;
+}
+
+/** The one place an operator's context is made: what it may use, and nothing of the graph. */
+export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: ContextDeps): OperatorContext {
+  return {
+    pipeline: spec.name,
+    id: stage.id,
+    logger: deps.logger,
+    signal: deps.signal,
+    dataDir: spec.settings.dataDir,
+    baseDir: deps.baseDir,
+    metrics: deps.telemetry.operatorMetrics(spec.name, stage.id),
+    requestCheckpoint: deps.requestCheckpoint,
+  };
+}
