@@ -33,11 +33,25 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
     .option('--dry-run', 'print what the sinks would change (e.g. DDL) and exit', false)
     .option('--no-progress', 'no live progress line, even on a terminal')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default(process.env.ETL_LOG_LEVEL ?? 'info'))
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .choices(['debug', 'info', 'warn', 'error'])
+        .default(process.env.ETL_LOG_LEVEL ?? 'info'),
+    )
     .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'))
-    .action(async (paths: string[], opts: { dryRun: boolean; progress: boolean; logLevel: 'debug' | 'info' | 'warn' | 'error'; logFormat: 'text' | 'json' }) => {
-      exitCode = await runApply(paths, { ...opts, out: process.stdout, err: process.stderr });
-    });
+    .action(
+      async (
+        paths: string[],
+        opts: {
+          dryRun: boolean;
+          progress: boolean;
+          logLevel: 'debug' | 'info' | 'warn' | 'error';
+          logFormat: 'text' | 'json';
+        },
+      ) => {
+        exitCode = await runApply(paths, { ...opts, out: process.stdout, err: process.stderr });
+      },
+    );
 
   program
     .command('validate')

@@ -62,7 +62,9 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
   signals.on('SIGINT', onSignal);
   signals.on('SIGTERM', onSignal);
   try {
-    const results = await Promise.all(pipelines.map((spec) => runOne(spec, options, stop.signal, abort.signal, secrets)));
+    const results = await Promise.all(
+      pipelines.map((spec) => runOne(spec, options, stop.signal, abort.signal, secrets)),
+    );
     return results.every((r) => r.ok) ? 0 : 1;
   } finally {
     if (deadline) clearTimeout(deadline);

@@ -5,7 +5,11 @@ import { buildGraph, DEFAULT_PORT } from '../../graph/graph.ts';
 export type GraphFormat = 'mermaid' | 'dot';
 
 const SHAPES = {
-  mermaid: { source: (id: string, label: string) => `${id}[/"${label}"/]`, transform: (id: string, label: string) => `${id}["${label}"]`, sink: (id: string, label: string) => `${id}[("${label}")]` },
+  mermaid: {
+    source: (id: string, label: string) => `${id}[/"${label}"/]`,
+    transform: (id: string, label: string) => `${id}["${label}"]`,
+    sink: (id: string, label: string) => `${id}[("${label}")]`,
+  },
 } as const;
 
 function label(spec: PipelineSpec, id: string): string {
