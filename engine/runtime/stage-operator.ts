@@ -30,9 +30,17 @@ export function stageOperator(
         subscriber.error(error);
       };
 
-      const emit = (envelope: Envelope, outputs: PortEnvelope[]) => {
-        for (let i = 0; i < outputs.length; i++) subscriber.next(outputs[i] as PortEnvelope);
-        envelope.delivery.release();
+      // RxJS reports errors thrown inside `next` asynchronously instead of propagating them; a throw
+      // here (a bug in delivery accounting) must fail the stage, not leave a batch unacknowledged.
+      const emit = (envelope: Envelope, outputs: PortEnvelope[]): boolean => {
+        try {
+          for (let i = 0; i < outputs.length; i++) subscriber.next(outputs[i] as PortEnvelope);
+          envelope.delivery.release();
+          return true;
+        } catch (error) {
+          fail(error);
+          return false;
+        }
       };
 
       const pump = (): void => {
@@ -51,7 +59,7 @@ export function stageOperator(
             return;
           }
           if (Array.isArray(result)) {
-            emit(envelope, result);
+            if (!emit(envelope, result)) return;
             continue;
           }
           busy = true;
@@ -59,8 +67,7 @@ export function stageOperator(
             (outputs) => {
               busy = false;
               if (closed) return;
-              emit(envelope, outputs);
-              pump();
+              if (emit(envelope, outputs)) pump();
             },
             (error: unknown) => {
               busy = false;
