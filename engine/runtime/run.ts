@@ -139,7 +139,7 @@ class PipelineRun {
       await this.checkpointChain;
       if (!this.failure) {
         await this.flushSinks();
-        await this.checkpoint(true);
+        await this.checkpoint();
       }
     } catch (error) {
       this.fail(error);
@@ -486,18 +486,18 @@ class PipelineRun {
 
   private scheduleCheckpoint(delayMs?: number): void {
     if (delayMs === undefined) {
-      this.checkpointChain = this.checkpointChain.then(() => this.checkpoint(false));
+      this.checkpointChain = this.checkpointChain.then(() => this.checkpoint());
       return;
     }
     if (this.checkpointSoon) return;
     this.checkpointSoon = setTimeout(() => {
       this.checkpointSoon = undefined;
-      this.checkpointChain = this.checkpointChain.then(() => this.checkpoint(false));
+      this.checkpointChain = this.checkpointChain.then(() => this.checkpoint());
     }, delayMs);
   }
 
   /** A consistent cut: pause credit, drain, two-phase commit, resume. */
-  private async checkpoint(final: boolean): Promise<void> {
+  private async checkpoint(): Promise<void> {
     if (this.failure || !this.dirty) return;
     const gates = [...this.gates.values()];
     for (const gate of gates) gate.pause();
