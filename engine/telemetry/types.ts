@@ -36,3 +36,20 @@ export interface Telemetry {
   /** Flushes exporters and closes servers. Idempotent. */
   shutdown(): Promise<void>;
 }
+
+/** Live figures of one run, for the progress line and the final summary. */
+export interface RunStats {
+  pipeline: string;
+  elapsedMs: number;
+  /** Records read by sources. */
+  recordsIn: number;
+  /** Records written by sinks. */
+  recordsOut: number;
+  /** Records routed to a dead_letter port. */
+  rejected: number;
+  /** Stage failures (whole batches). */
+  errors: number;
+  bytesRead: number;
+  /** Known size of finite inputs, for percent and ETA. */
+  bytesTotal?: number;
+}
