@@ -1,0 +1,56 @@
+/** Telemetry through the real runtime: every batch one trace source → transform → sink, counters agree. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { runPipeline } from '../../engine/runtime/run.ts';
+import { createTelemetry } from '../../engine/telemetry/telemetry.ts';
+import { collected, collectSink, countingSource, passThrough } from '../support/operators.ts';
+import { pipeline, stage } from '../support/spec.ts';
+import { type FakeCollector, startCollector } from './collector.ts';
+
+interface Span {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+}
+
+let collector: FakeCollector | undefined;
+afterEach(async () => {
+  await collector?.close();
+  collected.clear();
+});
+
+it('traces each batch from source to sink and counts it', async () => {
+  collector = await startCollector();
+  const telemetry = await createTelemetry({ traces: 'otlp', otlpEndpoint: collector.url }, { env: {} });
+  const spec = pipeline('traced', mkdtempSync(join(tmpdir(), 'etl-telemetry-')), [
+    stage({ id: 'src', def: countingSource, options: { count: 250, batch: 100 } }),
+    stage({ id: 'pass', def: passThrough, inputs: ['src'] }),
+    stage({ id: 'out', def: collectSink, inputs: ['pass'], options: { name: 'out' } }),
+  ]);
+  const result = await runPipeline(spec, { telemetry });
+  const metrics = await telemetry.metricsText();
+  await telemetry.shutdown();
+  expect(result.ok).toBe(true);
+
+  const spans = collector.exports.flatMap((e) => {
+    const body = JSON.parse(e.body.toString('utf8')) as {
+      resourceSpans: { scopeSpans: { spans: Span[] }[] }[];
+    };
+    return body.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
+  });
+  const traces = Map.groupBy(spans, (s) => s.traceId);
+  expect(traces.size).toBe(3);
+  for (const trace of traces.values()) {
+    const byName = new Map(trace.map((s) => [s.name, s]));
+    expect([...byName.keys()].sort()).toEqual(['out', 'pass', 'src']);
+    expect(byName.get('src')?.parentSpanId ?? '').toBe('');
+    expect(byName.get('pass')?.parentSpanId).toBe(byName.get('src')?.spanId);
+    expect(byName.get('out')?.parentSpanId).toBe(byName.get('pass')?.spanId);
+  }
+
+  expect(metrics).toMatch(/etl_component_received_records_total\{[^}]*component_id="out"[^}]*\} 250/);
+  expect(metrics).toMatch(/etl_component_sent_records_total\{[^}]*component_id="src"[^}]*port="default"\} 250/);
+});
