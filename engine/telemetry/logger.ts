@@ -3,7 +3,7 @@
  * people (`<time> INFO  [pipeline/stage] message key=value`) or JSON for machines, every line redacted.
  */
 import type { Logger } from '../operator.ts';
-import { createRedactor, type Redactor } from './redact.ts';
+import { redact } from '../redact.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'text' | 'json';
@@ -47,7 +47,7 @@ export function createLogger(options: LoggerOptions): EtlLogger {
     threshold: SEVERITY[level],
     json: options.format === 'json',
     stream: options.stream,
-    redact: createRedactor(options.secrets),
+    secrets: secretForms(options.secrets ?? []),
     now: options.now ?? Date.now,
   };
   return new LineLogger(shared, { ...options.bindings });
@@ -57,7 +57,7 @@ interface Shared {
   readonly threshold: number;
   readonly json: boolean;
   readonly stream: Pick<NodeJS.WritableStream, 'write'>;
-  readonly redact: Redactor;
+  readonly secrets: readonly string[];
   readonly now: () => number;
 }
 
@@ -101,8 +101,20 @@ class LineLogger implements EtlLogger {
     const line = shared.json
       ? jsonLine(time, level, message, this.#bindings, fields)
       : `${time} ${TEXT_LABEL[level]} ${this.#prefix}${message}${this.#suffix}${fields ? formatFields(fields) : ''}`;
-    shared.stream.write(`${shared.redact(line)}\n`);
+    shared.stream.write(`${redact(line, shared.secrets)}\n`);
   }
+}
+
+/** Each secret as printed raw, inside a JSON string, and percent-encoded in a URL. */
+export function secretForms(secrets: readonly string[]): string[] {
+  const forms = new Set<string>();
+  for (const secret of secrets) {
+    if (secret.length === 0) continue;
+    forms.add(secret);
+    forms.add(JSON.stringify(secret).slice(1, -1));
+    forms.add(encodeURIComponent(secret));
+  }
+  return [...forms];
 }
 
 function formatFields(fields: Record<string, unknown>): string {

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createLogger, type LoggerOptions, parseLogLevel } from '../../engine/telemetry/logger.ts';
+import { createLogger, type LoggerOptions, parseLogLevel, secretForms } from '../../engine/telemetry/logger.ts';
 
 const NOW = Date.parse('2026-11-28T12:00:00.000Z');
 
@@ -91,6 +92,29 @@ describe('redaction', () => {
       expect(line).toContain('https://user:***@example.com/x');
       expect(line).toContain('redis://:***@127.0.0.1:6379');
     }
+  });
+
+  it('never leaves a secret in a line, whatever the secret and the text around it', () => {
+    const secret = fc.string({ minLength: 4, maxLength: 12 }).filter((s) => !s.includes('*'));
+    fc.assert(
+      fc.property(
+        secret,
+        fc.array(fc.string({ maxLength: 8 }), { maxLength: 5 }),
+        fc.constantFrom('text' as const, 'json' as const),
+        (s, pieces, format) => {
+          const { logger, chunks } = capture({ format, secrets: [s] });
+          logger.info(pieces.join(s), { value: s, url: `postgres://u:${encodeURIComponent(s)}@h/db` });
+          const output = chunks.join('');
+          expect(output).not.toContain(s);
+          expect(output).not.toContain(encodeURIComponent(s));
+          if (format === 'json') expect(output).not.toContain(JSON.stringify(s).slice(1, -1));
+        },
+      ),
+    );
+  });
+
+  it('knows the raw, JSON-escaped and percent-encoded form of each secret', () => {
+    expect(secretForms(['', 'plain', 'p@ss "x"'])).toEqual(['plain', 'p@ss "x"', 'p@ss \\"x\\"', 'p%40ss%20%22x%22']);
   });
 });
 

@@ -159,6 +159,14 @@ describe('/metrics over HTTP', () => {
     await t.shutdown();
   });
 
+  it('binds the host named by ETL_METRICS_HOST', async () => {
+    const t = await createTelemetry({ traces: 'none', prometheusPort: 0 }, { env: { ETL_METRICS_HOST: 'localhost' } });
+    opened.push(t);
+    expect(t.metricsAddress?.host).toBe('localhost');
+    const response = await fetch(`http://localhost:${t.metricsAddress?.port}/metrics`);
+    expect(response.status).toBe(200);
+  });
+
   it('fails fast when the port is taken', async () => {
     const first = await telemetry(0);
     await expect(
