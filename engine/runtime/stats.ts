@@ -1,18 +1,7 @@
-/** Live figures of one run, for progress, the summary and tests. */
-export interface RunStats {
-  pipeline: string;
-  elapsedMs: number;
-  /** Records read by sources. */
-  recordsIn: number;
-  /** Records acknowledged by sinks (every sink counts its own). */
-  recordsOut: number;
-  /** Records routed to a dead_letter port. */
-  rejected: number;
-  /** Stage failures (whole batches), retries included. */
-  errors: number;
-  bytesRead: number;
-  /** Known size of finite inputs, for percent and ETA. */
-  bytesTotal?: number;
+import type { RunStats as ProgressStats } from '../telemetry/types.ts';
+
+/** Live figures of one run: what progress shows, plus what tests and the summary need. */
+export interface RunStats extends ProgressStats {
   /** Checkpoints committed in this run. */
   checkpoints: number;
   /** Records acknowledged, by sink id. */

@@ -4,7 +4,7 @@
  * flush, checkpoint. Second signal (or the shutdown deadline): abort at once, keeping the last checkpoint.
  */
 import { loadPipelines } from '../../config/load.ts';
-import type { PipelineSpec } from '../../config/types.ts';
+import type { PipelineSpec, TelemetrySettings } from '../../config/types.ts';
 import { formatDiagnostic, hasErrors } from '../../diagnostics.ts';
 import { errorMessage } from '../../errors.ts';
 import { redact } from '../../redact.ts';
@@ -13,11 +13,13 @@ import { type RunResult, runPipeline } from '../../runtime/run.ts';
 import { createLogger } from '../../telemetry/logger.ts';
 import { createProgress } from '../../telemetry/progress.ts';
 import { createTelemetry } from '../../telemetry/telemetry.ts';
+import type { Telemetry } from '../../telemetry/types.ts';
 
 export interface ApplyOptions {
   dryRun: boolean;
   progress: boolean;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Undefined: ETL_LOG_LEVEL, else info. */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
   logFormat: 'text' | 'json';
   out: NodeJS.WriteStream;
   err: NodeJS.WriteStream;
@@ -61,21 +63,36 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
   };
   signals.on('SIGINT', onSignal);
   signals.on('SIGTERM', onSignal);
+  // One telemetry for the process: pipelines share the exporter and the /metrics port, told apart by labels.
+  const telemetry = await createTelemetry(mergeTelemetrySettings(pipelines), { logger: rootLogger });
   try {
     const results = await Promise.all(
-      pipelines.map((spec) => runOne(spec, options, stop.signal, abort.signal, secrets)),
+      pipelines.map((spec) => runOne(spec, options, telemetry, stop.signal, abort.signal, secrets)),
     );
     return results.every((r) => r.ok) ? 0 : 1;
   } finally {
     if (deadline) clearTimeout(deadline);
     signals.off('SIGINT', onSignal);
     signals.off('SIGTERM', onSignal);
+    await telemetry.shutdown();
   }
+}
+
+/** Traces are on if any pipeline asks for them; the first metrics port declared is served. */
+function mergeTelemetrySettings(pipelines: readonly PipelineSpec[]): TelemetrySettings {
+  const otlp = pipelines.find((p) => p.telemetry.traces === 'otlp');
+  const metrics = pipelines.find((p) => p.telemetry.prometheusPort !== undefined);
+  return {
+    traces: otlp ? 'otlp' : 'none',
+    ...(otlp?.telemetry.otlpEndpoint ? { otlpEndpoint: otlp.telemetry.otlpEndpoint } : {}),
+    ...(metrics ? { prometheusPort: metrics.telemetry.prometheusPort } : {}),
+  };
 }
 
 async function runOne(
   spec: PipelineSpec,
   options: ApplyOptions,
+  telemetry: Telemetry,
   stop: AbortSignal,
   abort: AbortSignal,
   secrets: readonly string[],
@@ -87,24 +104,19 @@ async function runOne(
     secrets,
     bindings: { pipeline: spec.name },
   });
-  const telemetry = await createTelemetry(spec.telemetry);
   const progress = createProgress({ stream: options.err, tty: options.progress && options.err.isTTY === true });
-  try {
-    const result = await runPipeline(spec, {
-      telemetry,
-      logger: (stage) => (stage ? logger.child({ stage }) : logger),
-      stop,
-      abort,
-      onStats: (stats) => progress.update(stats),
-    });
-    progress.finish(result.stats, {
-      ok: result.ok,
-      ...(result.error ? { error: redact(errorMessage(result.error), secrets) } : {}),
-    });
-    return result;
-  } finally {
-    await telemetry.shutdown();
-  }
+  const result = await runPipeline(spec, {
+    telemetry,
+    logger: (stage) => (stage ? logger.child({ stage }) : logger),
+    stop,
+    abort,
+    onStats: (stats) => progress.update(stats),
+  });
+  progress.finish(result.stats, {
+    ok: result.ok,
+    ...(result.error ? { error: redact(errorMessage(result.error), secrets) } : {}),
+  });
+  return result;
 }
 
 async function dryRun(pipelines: PipelineSpec[], options: ApplyOptions): Promise<number> {
