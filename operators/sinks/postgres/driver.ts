@@ -1,0 +1,90 @@
+/**
+ * One interface over the two ways to reach PostgreSQL: a server through `pg` (pooled connections, COPY
+ * through pg-copy-streams) and the embedded PGlite (one in-process session). Everything above this file
+ * (DDL, partitions, COPY, checkpoints, `etl query`) is written once against `Session`.
+ */
+import { join, resolve } from 'node:path';
+
+export interface QueryResult {
+  readonly rows: Record<string, unknown>[];
+  readonly fields: readonly string[];
+  readonly command?: string;
+  readonly rowCount?: number;
+}
+
+export interface Session {
+  query(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
+  /** Runs several statements in one go (no parameters); the result of each. */
+  script(sql: string): Promise<QueryResult[]>;
+  /** `COPY <target> FROM STDIN` with the given text-format payload; the number of rows copied. */
+  copyFrom(target: string, chunks: readonly Uint8Array[]): Promise<number>;
+  /** True once the connection is known to be unusable (it will be discarded on release). */
+  readonly broken: boolean;
+  /** Returns the connection to the pool, or discards it when broken or `destroy`. Idempotent. */
+  release(destroy?: boolean): void;
+}
+
+export interface Database {
+  readonly kind: 'server' | 'embedded';
+  /** For messages: the URL with its password masked, or the data directory. */
+  readonly label: string;
+  session(): Promise<Session>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
+export type DatabaseTarget =
+  | { readonly kind: 'server'; readonly url: string }
+  | { readonly kind: 'embedded'; readonly dir: string };
+
+export interface ConnectOptions {
+  readonly poolMaxConnections: number;
+  readonly connectTimeoutMs: number;
+  /** Shown in pg_stat_activity. */
+  readonly applicationName: string;
+}
+
+/** `url` option, else DATABASE_URL, else the embedded database under `<dataDir>/pgdata`. */
+export function resolveTarget(url: string | undefined, dataDir: string, env = process.env): DatabaseTarget {
+  const chosen = url ?? env.DATABASE_URL;
+  if (chosen !== undefined && chosen !== '') return { kind: 'server', url: chosen };
+  return { kind: 'embedded', dir: embeddedDir(dataDir) };
+}
+
+export function embeddedDir(dataDir: string): string {
+  return resolve(join(dataDir, 'pgdata'));
+}
+
+export function targetLabel(target: DatabaseTarget): string {
+  return target.kind === 'server' ? maskUrl(target.url) : `embedded ${target.dir}`;
+}
+
+/** The URL without its password, for logs and errors. */
+export function maskUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}
+
+export async function openDatabase(target: DatabaseTarget, options: ConnectOptions): Promise<Database> {
+  if (target.kind === 'server') {
+    const { ServerDatabase } = await import('./pg-driver.ts');
+    return new ServerDatabase(target.url, options);
+  }
+  const { openEmbedded } = await import('./pglite-driver.ts');
+  return openEmbedded(target.dir);
+}
+
+/** Double-quotes an identifier. */
+export function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** Single-quotes a literal. */
+export function literal(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}

@@ -1,0 +1,127 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ORIGIN } from '../../../engine/record.ts';
+import { columnType, deriveColumns, type RecordSchema } from './columns.ts';
+import { escapeCopyText, RowEncoder, unescapeCopyText } from './encoder.ts';
+
+const schema: RecordSchema = {
+  required: ['timestamp'],
+  properties: {
+    client_ip: { type: 'string', format: 'ip' },
+    timestamp: { type: 'string', format: 'date-time' },
+    path: { type: 'string' },
+    status: { type: 'integer', minimum: 100, maximum: 599 },
+    bytes: { type: 'integer', minimum: 0 },
+    port: { type: 'integer', minimum: 0, maximum: 65535 },
+    request_time_ms: { type: ['number', 'null'], minimum: 0 },
+    latitude: { type: 'number', minimum: -90, maximum: 90 },
+    cached: { type: 'boolean' },
+    extra: { type: 'object' },
+  },
+};
+
+function encoder() {
+  return new RowEncoder(deriveColumns(schema, {}, 'extra'), 'extra', 'timestamp');
+}
+
+const good = {
+  client_ip: '203.0.113.9',
+  timestamp: '2024-05-01T12:00:00.250Z',
+  path: '/index.html',
+  status: 200,
+  bytes: 512,
+  port: 443,
+  request_time_ms: 1.5,
+  latitude: 48.85,
+  cached: false,
+  extra: { tls: 'TLSv1.3' },
+};
+
+describe('deriveColumns', () => {
+  it('maps JSON Schema types, formats and ranges to PostgreSQL types', () => {
+    const types = Object.fromEntries(
+      deriveColumns(schema, { path: 'text', country: 'text' }, 'extra').map((c) => [c.name, c.type]),
+    );
+    expect(types).toEqual({
+      client_ip: 'inet',
+      timestamp: 'timestamptz',
+      path: 'text',
+      status: 'smallint',
+      bytes: 'bigint',
+      port: 'integer',
+      request_time_ms: 'double precision',
+      latitude: 'numeric',
+      cached: 'boolean',
+      extra: 'jsonb',
+      country: 'text',
+    });
+  });
+
+  it('falls back to jsonb for mixed types and bigint for unbounded integers', () => {
+    expect(columnType('x', { anyOf: [{ type: 'string' }, { type: 'integer' }] })).toBe('jsonb');
+    expect(columnType('x', { anyOf: [{ type: 'string', format: 'ipv4' }, { type: 'null' }] })).toBe('inet');
+    expect(columnType('x', { type: 'integer', minimum: 0, maximum: 3_000_000_000 })).toBe('bigint');
+    expect(columnType('x', { type: 'integer', minimum: 0, maximum: 2 ** 70 })).toBe('numeric');
+    expect(columnType('x', { type: 'array' })).toBe('jsonb');
+  });
+});
+
+describe('RowEncoder', () => {
+  it('encodes a row as tab-separated COPY text with \\N for nulls and the event time', () => {
+    const enc = encoder();
+    const line = enc.encode({ ...good, request_time_ms: null, cached: undefined });
+    expect(line).toBe(
+      '203.0.113.9\t2024-05-01T12:00:00.250Z\t/index.html\t200\t512\t443\t\\N\t48.85\t\\N\t{"tls":"TLSv1.3"}\n',
+    );
+    expect(enc.time).toBe(Date.parse('2024-05-01T12:00:00.250Z'));
+  });
+
+  it('collects fields without a column into the extra column, never the origin', () => {
+    const enc = encoder();
+    const line = enc.encode({ ...good, geo: { city: 'Paris' }, [ORIGIN]: { source: 'files', line: 3 } });
+    expect(line?.trimEnd().split('\t').at(-1)).toBe('{"tls":"TLSv1.3","geo":{"city":"Paris"}}');
+    const plain = enc.encode({ ...good, extra: undefined, note: 'x\ty' });
+    expect(plain?.trimEnd().split('\t').at(-1)).toBe('{"note":"x\\\\ty"}');
+  });
+
+  it.each([
+    [{ status: 70000 }, 'status: 70000 out of range [100, 599] for smallint'],
+    [{ bytes: -1 }, 'bytes: -1 out of range [0, 9007199254740991] for bigint'],
+    [{ bytes: 1.5 }, 'bytes: 1.5 expected an integer'],
+    [{ client_ip: '999.1.1.1' }, 'client_ip: "999.1.1.1" invalid IP address'],
+    [{ client_ip: 'fe80::1%eth0' }, 'client_ip: "fe80::1%eth0" invalid IP address'],
+    [{ path: '/a\u0000b' }, 'text contains a NUL byte'],
+    [{ timestamp: '0000-12-31T00:00:00Z' }, 'invalid or out-of-range timestamp'],
+    [{ timestamp: 8.64e15 + 1 }, 'timestamp out of range'],
+    [{ timestamp: undefined }, 'timestamp: missing required value'],
+    [{ latitude: 91 }, 'latitude: 91 out of range [-90, 90] for numeric'],
+    [{ request_time_ms: Number.NaN }, 'expected a finite number'],
+    [{ extra: { s: 'a\u0000' } }, 'contains a NUL character or an unpaired surrogate'],
+    [{ extra: { s: '\ud800' } }, 'contains a NUL character or an unpaired surrogate'],
+    [{ cached: 'yes' }, 'expected a boolean'],
+  ])('refuses %o with a reason', (patch, reason) => {
+    const enc = encoder();
+    expect(enc.encode({ ...good, ...patch })).toBeUndefined();
+    expect(enc.reason).toContain(reason);
+    // The encoder is reusable after a refusal.
+    expect(enc.encode(good)).toBeDefined();
+  });
+
+  it('accepts a literal backslash-u sequence in JSON text', () => {
+    expect(encoder().encode({ ...good, extra: { s: '\\u0000' } })).toBeDefined();
+  });
+});
+
+describe('COPY text escaping', () => {
+  it('unescape inverts escape for any text without NUL', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (text) => {
+        fc.pre(!text.includes('\0'));
+        const escaped = escapeCopyText(text) as string;
+        expect(escaped).not.toMatch(/[\t\n\r]/);
+        expect(unescapeCopyText(escaped)).toBe(text);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

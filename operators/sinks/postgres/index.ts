@@ -1,0 +1,60 @@
+import { defineSink } from '../../../engine/operator.ts';
+import { layoutProblems } from './layout.ts';
+import { createPostgresSink } from './postgres.ts';
+import { type PostgresSinkOptions, schema } from './schema.ts';
+
+export default defineSink<typeof schema, PostgresSinkOptions>({
+  type: 'postgres',
+  stability: 'beta',
+  summary: 'Loads records into a partitioned PostgreSQL table (server or embedded) with COPY, exactly once',
+  schema,
+  accepts: ['access', 'error_log', 'dead_letter', 'any'],
+  examples: [
+    {
+      schema: 'public',
+      table: 'access_logs',
+      record_schema: 'access',
+      columns: {},
+      extra_column: 'extra',
+      time_column: 'timestamp',
+      partition: 'day',
+      partition_premake: 3,
+      future_partition_limit_hours: 48,
+      past_partition_limit_days: 3660,
+      indexes: [],
+      on_conflict: 'ignore',
+      pool_max_connections: 2,
+      max_uncommitted_bytes: 33554432,
+      connect_timeout_seconds: 10,
+      reconnect_initial_backoff_ms: 100,
+      reconnect_max_backoff_ms: 5000,
+    },
+    {
+      url: 'postgres://etl@127.0.0.1:5432/logs',
+      schema: 'web',
+      table: 'access_logs',
+      record_schema: 'access',
+      columns: { country: 'text' },
+      extra_column: 'extra',
+      time_column: 'timestamp',
+      partition: 'day',
+      partition_premake: 3,
+      future_partition_limit_hours: 48,
+      past_partition_limit_days: 3660,
+      retention: '90d',
+      indexes: [
+        { columns: ['status'], method: 'btree' },
+        { columns: ['path', 'timestamp'], method: 'btree' },
+      ],
+      on_conflict: 'ignore',
+      pool_max_connections: 2,
+      max_uncommitted_bytes: 33554432,
+      connect_timeout_seconds: 10,
+      reconnect_initial_backoff_ms: 100,
+      reconnect_max_backoff_ms: 5000,
+      max_outage_seconds: 600,
+    },
+  ],
+  validate: layoutProblems,
+  create: (options, ctx) => createPostgresSink(options, ctx),
+});

@@ -1,0 +1,96 @@
+/** PostgreSQL servers through `pg`: a bounded pool, COPY through pg-copy-streams. */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { ConnectOptions, Database, QueryResult, Session } from './driver.ts';
+import { maskUrl } from './driver.ts';
+
+export class ServerDatabase implements Database {
+  readonly kind = 'server' as const;
+  readonly label: string;
+  private readonly pool: pg.Pool;
+  private closed = false;
+
+  constructor(url: string, options: ConnectOptions) {
+    this.label = maskUrl(url);
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolMaxConnections,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+      application_name: options.applicationName,
+      // Event-time buckets are computed in UTC; zone-less timestamps must mean the same to the server.
+      options: '-c TimeZone=UTC',
+    });
+    // An idle client losing its connection must not crash the process; the next checkout reconnects.
+    this.pool.on('error', () => {});
+  }
+
+  async session(): Promise<Session> {
+    if (this.closed) throw new Error(`database ${this.label} is closed`);
+    const client = await this.pool.connect();
+    return new ServerSession(client);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+class ServerSession implements Session {
+  broken = false;
+  private client: pg.PoolClient | undefined;
+  private readonly onError = (): void => {
+    this.broken = true;
+  };
+
+  constructor(client: pg.PoolClient) {
+    this.client = client;
+    client.on('error', this.onError);
+    client.on('end', this.onError);
+  }
+
+  async query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
+    const result = await this.use().query({ text: sql, values: params as unknown[] | undefined });
+    return toResult(result);
+  }
+
+  async script(sql: string): Promise<QueryResult[]> {
+    const result = (await this.use().query(sql)) as pg.QueryResult | pg.QueryResult[];
+    return (Array.isArray(result) ? result : [result]).map(toResult);
+  }
+
+  async copyFrom(target: string, chunks: readonly Uint8Array[]): Promise<number> {
+    const stream = this.use().query(copyFrom(`COPY ${target} FROM STDIN`));
+    await pipeline(Readable.from(chunks), stream);
+    return stream.rowCount;
+  }
+
+  release(destroy = false): void {
+    const client = this.client;
+    if (!client) return;
+    this.client = undefined;
+    client.off('error', this.onError);
+    client.off('end', this.onError);
+    // A client whose connection failed (or that may be mid-transaction) is destroyed, not pooled.
+    client.release(this.broken || destroy ? true : undefined);
+  }
+
+  private use(): pg.PoolClient {
+    if (!this.client) throw new Error('session already released');
+    return this.client;
+  }
+}
+
+function toResult(result: pg.QueryResult): QueryResult {
+  const out: QueryResult = {
+    rows: result.rows as Record<string, unknown>[],
+    fields: (result.fields ?? []).map((f) => f.name),
+    command: result.command,
+  };
+  return result.rowCount === null ? out : { ...out, rowCount: result.rowCount };
+}

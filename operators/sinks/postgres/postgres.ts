@@ -1,0 +1,225 @@
+/** The `postgres` sink: wires layout, encoder, partitions and the load transaction into the Sink contract. */
+import { existsSync } from 'node:fs';
+import type { OperatorContext, Sink, SinkWriteContext, Snapshot } from '../../../engine/operator.ts';
+import type { EtlRecord } from '../../../engine/record.ts';
+import { EMPTY_STATE, inspect, planTable, type TableLayout, type TableState } from './ddl.ts';
+import {
+  type ConnectOptions,
+  type Database,
+  type DatabaseTarget,
+  openDatabase,
+  resolveTarget,
+  type Session,
+  targetLabel,
+} from './driver.ts';
+import { RowEncoder } from './encoder.ts';
+import { buildLayout, copyTargetOf, stagingOf } from './layout.ts';
+import { Loader } from './loader.ts';
+import { PartitionManager } from './partitions.ts';
+import type { PostgresSinkOptions } from './schema.ts';
+import { parseRetention } from './time.ts';
+
+export interface PostgresSinkDeps {
+  /** The clock partitions and retention follow (tests move it). */
+  readonly now?: () => number;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+const HOUR_MS = 3_600_000;
+
+export function createPostgresSink(
+  options: PostgresSinkOptions,
+  ctx: OperatorContext,
+  deps: PostgresSinkDeps = {},
+): Sink {
+  return new PostgresSink(options, ctx, deps);
+}
+
+class PostgresSink implements Sink {
+  private readonly options: PostgresSinkOptions;
+  private readonly ctx: OperatorContext;
+  private readonly now: () => number;
+  private readonly target: DatabaseTarget;
+  private readonly layout: TableLayout;
+  private readonly encoder: RowEncoder;
+  private readonly partitions: PartitionManager | undefined;
+  private database: Database | undefined;
+  private loader: Loader | undefined;
+  private closed = false;
+
+  constructor(options: PostgresSinkOptions, ctx: OperatorContext, deps: PostgresSinkDeps) {
+    this.options = options;
+    this.ctx = ctx;
+    this.now = deps.now ?? Date.now;
+    this.target = resolveTarget(options.url, ctx.dataDir, deps.env);
+    this.layout = buildLayout(options);
+    this.encoder = new RowEncoder(this.layout.columns, options.extra_column, this.layout.timeColumn);
+    const { granularity, timeColumn } = this.layout;
+    this.partitions =
+      granularity && timeColumn
+        ? new PartitionManager({
+            schema: options.schema,
+            table: options.table,
+            timeColumn,
+            granularity,
+            premake: options.partition_premake,
+            futureLimitMs: options.future_partition_limit_hours * HOUR_MS,
+            pastLimitMs: options.past_partition_limit_days * 24 * HOUR_MS,
+            retentionMs: options.retention === undefined ? undefined : parseRetention(options.retention),
+          })
+        : undefined;
+  }
+
+  async plan(): Promise<string[]> {
+    // A dry run must not create the embedded database just to say it would.
+    if (this.target.kind === 'embedded' && !existsSync(this.target.dir)) return this.planFor(EMPTY_STATE);
+    const database = await openDatabase(this.target, this.connectOptions());
+    try {
+      const session = await database.session();
+      try {
+        return this.planFor(await inspect(session, this.options.schema, this.options.table));
+      } finally {
+        session.release();
+      }
+    } finally {
+      await database.close();
+    }
+  }
+
+  async open(): Promise<void> {
+    const database = await openDatabase(this.target, this.connectOptions());
+    this.database = database;
+    const loader = new Loader({
+      database,
+      schema: this.options.schema,
+      copyTarget: copyTargetOf(this.layout),
+      staging: stagingOf(this.layout, this.options.on_conflict),
+      partitions: this.partitions,
+      pipeline: this.ctx.pipeline,
+      sinkId: this.ctx.id,
+      maxUncommittedBytes: this.options.max_uncommitted_bytes,
+      initialBackoffMs: this.options.reconnect_initial_backoff_ms,
+      maxBackoffMs: this.options.reconnect_max_backoff_ms,
+      maxOutageMs: this.options.max_outage_seconds === undefined ? undefined : this.options.max_outage_seconds * 1000,
+      logger: this.ctx.logger,
+      metrics: this.ctx.metrics,
+      signal: this.ctx.signal,
+      now: this.now,
+    });
+    this.loader = loader;
+    await loader.run(async (session) => {
+      const state = await inspect(session, this.options.schema, this.options.table);
+      const { statements, warnings } = planTable(this.layout, state);
+      for (const warning of warnings) this.ctx.logger.warn(warning, { table: this.tableName() });
+      await inTransaction(session, async () => {
+        for (const sql of statements) await session.query(sql);
+      });
+      if (statements.length > 0) {
+        this.ctx.logger.info('table ready', {
+          table: this.tableName(),
+          database: database.label,
+          ddl: statements.length,
+        });
+      }
+      const partitions = this.partitions;
+      if (!partitions) return;
+      partitions.rolledBack(); // a retry after a lost connection starts from what the catalog says
+      const after = state.relkind === undefined ? EMPTY_STATE : state;
+      partitions.load(after.partitions);
+      await inTransaction(session, () => partitions.maintain(session, this.now()));
+      partitions.committed();
+    });
+  }
+
+  async restore(_state: unknown, snapshotId: number | undefined): Promise<void> {
+    const stored = await this.requireLoader().committedSnapshotId();
+    if (stored !== undefined && (snapshotId === undefined || stored > snapshotId)) {
+      this.ctx.logger.warn(
+        `table ${this.tableName()} already holds rows up to checkpoint ${stored} of this pipeline, but the run resumes ` +
+          `from ${snapshotId === undefined ? 'the beginning' : `checkpoint ${snapshotId}`} (was the state directory ` +
+          'removed?): rows loaded again will be duplicated',
+      );
+    }
+  }
+
+  async write(records: EtlRecord[], ctx: SinkWriteContext): Promise<void> {
+    const loader = this.requireLoader();
+    const encoder = this.encoder;
+    const partitions = this.partitions;
+    const lines: string[] = [];
+    const kept: EtlRecord[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as EtlRecord;
+      const line = encoder.encode(record);
+      if (line === undefined) {
+        ctx.deadLetter(record, encoder.reason);
+        continue;
+      }
+      const time = encoder.time;
+      if (partitions !== undefined && !Number.isNaN(time)) partitions.note(time);
+      lines.push(line);
+      kept.push(record);
+    }
+    if (lines.length === 0) return;
+    await loader.load(lines, kept, { deadLetter: ctx.deadLetter, requestCheckpoint: this.ctx.requestCheckpoint });
+  }
+
+  async prepareCommit(_snapshot: Snapshot): Promise<unknown> {
+    await this.requireLoader().idle();
+    return undefined;
+  }
+
+  commit(snapshot: Snapshot): Promise<void> {
+    return this.requireLoader().commit(snapshot);
+  }
+
+  committedSnapshotId(): Promise<number | undefined> {
+    return this.requireLoader().committedSnapshotId();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.loader?.close();
+    } finally {
+      await this.database?.close();
+    }
+  }
+
+  private planFor(state: TableState): string[] {
+    const { statements } = planTable(this.layout, state);
+    const partitions = this.partitions;
+    if (!partitions) return statements;
+    partitions.load(state.partitions);
+    return [...statements, ...partitions.plan(this.now())];
+  }
+
+  private connectOptions(): ConnectOptions {
+    return {
+      poolMaxConnections: this.options.pool_max_connections,
+      connectTimeoutMs: this.options.connect_timeout_seconds * 1000,
+      applicationName: `etl ${this.ctx.pipeline}/${this.ctx.id}`.slice(0, 63),
+    };
+  }
+
+  private requireLoader(): Loader {
+    if (!this.loader) throw new Error(`postgres sink ${this.ctx.id} used before open (${targetLabel(this.target)})`);
+    return this.loader;
+  }
+
+  private tableName(): string {
+    return `${this.options.schema}.${this.options.table}`;
+  }
+}
+
+async function inTransaction(session: Session, fn: () => Promise<void>): Promise<void> {
+  await session.query('BEGIN');
+  try {
+    await fn();
+    await session.query('COMMIT');
+  } catch (error) {
+    await session.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}

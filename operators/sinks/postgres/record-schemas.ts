@@ -1,0 +1,26 @@
+/** The JSON Schemas of the record kinds a table's columns can be derived from. */
+import { accessRecordSchema } from '../../transforms/parse/record.schema.ts';
+import type { RecordSchema } from './columns.ts';
+
+/** Dead letters (engine/record.ts `DeadLetter`). */
+export const deadLetterRecordSchema = {
+  type: 'object',
+  required: ['stage', 'reason', 'time', 'raw'],
+  properties: {
+    time: { type: 'string', format: 'date-time', description: 'When the record was rejected.' },
+    stage: { type: 'string', description: 'Stage that rejected it.' },
+    reason: { type: 'string', description: 'Why.' },
+    origin: { type: 'object', description: 'Source, file, offset and line it came from.' },
+    raw: { type: 'string', description: 'The original line, or the record as JSON.' },
+  },
+} as const satisfies RecordSchema;
+
+const NONE: RecordSchema = { properties: {} };
+
+export type RecordSchemaName = 'access' | 'dead_letter' | 'none';
+
+export function recordSchema(name: RecordSchemaName): RecordSchema {
+  if (name === 'dead_letter') return deadLetterRecordSchema;
+  if (name === 'none') return NONE;
+  return accessRecordSchema as RecordSchema;
+}

@@ -1,0 +1,224 @@
+import type { FromSchema } from 'json-schema-to-ts';
+
+/** SQL types a column may have; the encoder validates values for each before they reach COPY. */
+export const SQL_TYPES = [
+  'text',
+  'smallint',
+  'integer',
+  'bigint',
+  'double precision',
+  'numeric',
+  'boolean',
+  'timestamptz',
+  'inet',
+  'jsonb',
+] as const;
+
+const IDENTIFIER = '^[a-z_][a-z0-9_]{0,62}$';
+
+export const schema = {
+  $id: 'https://etl.dev/schemas/operators/sinks/postgres.json',
+  type: 'object',
+  additionalProperties: false,
+  description:
+    'Loads records into a PostgreSQL table with COPY, partitioned by event time, exactly once with the checkpoint ' +
+    'committed in the same transaction. Without `url` (and without DATABASE_URL) it uses an embedded PostgreSQL ' +
+    '(PGlite) under `<data_dir>/pgdata`.',
+  properties: {
+    url: {
+      type: 'string',
+      description:
+        'Connection URL of a PostgreSQL >= 15 server. When absent, DATABASE_URL is used; when that is unset too, the ' +
+        'embedded database under `<data_dir>/pgdata`.',
+      examples: ['postgres://etl@127.0.0.1:5432/logs'],
+    },
+    schema: {
+      type: 'string',
+      pattern: IDENTIFIER,
+      default: 'public',
+      description: 'Database schema holding the table and the `etl_checkpoints` table; created when missing.',
+      examples: ['public', 'web'],
+    },
+    table: {
+      type: 'string',
+      pattern: '^[a-z_][a-z0-9_]{0,47}$',
+      default: 'access_logs',
+      description: 'Table to load (at most 48 characters, so partition names fit in 63).',
+      examples: ['access_logs', 'requests_per_minute'],
+    },
+    record_schema: {
+      type: 'string',
+      enum: ['access', 'dead_letter', 'none'],
+      default: 'access',
+      description:
+        'Record schema the columns are derived from: `access` (records of the parse transform), `dead_letter`, or ' +
+        '`none` (only the `columns` below, everything else in the extra column).',
+      examples: ['access', 'none'],
+    },
+    columns: {
+      type: 'object',
+      description:
+        'Columns to add, or whose derived type to override: column (= record field) name to SQL type. Existing ' +
+        'columns are never altered or dropped; new ones are added.',
+      propertyNames: { pattern: IDENTIFIER },
+      additionalProperties: { type: 'string', enum: SQL_TYPES },
+      default: {},
+      examples: [{ country: 'text', latitude: 'numeric' }],
+    },
+    extra_column: {
+      type: 'string',
+      pattern: IDENTIFIER,
+      default: 'extra',
+      description:
+        'jsonb column collecting the record fields that have no column of their own (merged into the field of the ' +
+        'same name when the record has one).',
+      examples: ['extra', 'attributes'],
+    },
+    time_column: {
+      type: 'string',
+      pattern: IDENTIFIER,
+      default: 'timestamp',
+      description: 'timestamptz column holding the event time: the partition key and the BRIN-indexed column.',
+      examples: ['timestamp', 'window_start'],
+    },
+    partition: {
+      type: 'string',
+      enum: ['hour', 'day', 'month', 'none'],
+      default: 'day',
+      description:
+        'Declarative RANGE partitioning on the time column (UTC buckets), with a default partition for outliers. ' +
+        'Fixed when the table is created.',
+      examples: ['day', 'month'],
+    },
+    partition_premake: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 1000,
+      default: 3,
+      description: 'Partitions created ahead of the current time bucket, so the next hour, day or month is ready.',
+      examples: [3],
+    },
+    future_partition_limit_hours: {
+      type: 'integer',
+      minimum: 1,
+      default: 48,
+      description:
+        'Rows more than this far ahead of the current time get no partition of their own and land in the default ' +
+        'partition (clock skew, garbage timestamps).',
+      examples: [48],
+    },
+    past_partition_limit_days: {
+      type: 'integer',
+      minimum: 1,
+      default: 3660,
+      description:
+        'Rows older than this (or older than `retention`) get no partition of their own and land in the default ' +
+        'partition; backfills within the limit get their partitions on demand.',
+      examples: [3660, 400],
+    },
+    retention: {
+      type: 'string',
+      pattern: '^[1-9][0-9]{0,5}[hdw]$',
+      description:
+        'Drops whole partitions (and default-partition rows) older than this: a number with `h`, `d` or `w`. ' +
+        'Absent: keep everything.',
+      examples: ['90d', '12w'],
+    },
+    indexes: {
+      type: 'array',
+      default: [],
+      description: 'Indexes your queries need, besides the BRIN index on the time column.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['columns'],
+        properties: {
+          columns: {
+            type: 'array',
+            minItems: 1,
+            items: { type: 'string', pattern: IDENTIFIER },
+            description: 'Indexed columns, in order.',
+          },
+          method: {
+            type: 'string',
+            enum: ['btree', 'brin', 'gin', 'hash'],
+            default: 'btree',
+            description: 'Index access method.',
+          },
+        },
+      },
+      examples: [[{ columns: ['status'] }, { columns: ['path', 'timestamp'] }]],
+    },
+    unique_key: {
+      type: 'array',
+      items: { type: 'string', pattern: IDENTIFIER },
+      minItems: 1,
+      description:
+        'Columns identifying a row, for at-least-once sources and rollups: rows load through a staging table with ' +
+        'INSERT … ON CONFLICT. With partitioning it must include the time column.',
+      examples: [['client_ip', 'timestamp', 'path']],
+    },
+    on_conflict: {
+      type: 'string',
+      enum: ['ignore', 'update'],
+      default: 'ignore',
+      description:
+        'With `unique_key`: `ignore` keeps the stored row (DO NOTHING); `update` overwrites it with the new one ' +
+        '(DO UPDATE), for rollup tables.',
+      examples: ['ignore', 'update'],
+    },
+    pool_max_connections: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 64,
+      default: 2,
+      description: 'Upper bound of the connection pool to a server (one connection carries the load transaction).',
+      examples: [2],
+    },
+    max_uncommitted_bytes: {
+      type: 'integer',
+      minimum: 65536,
+      default: 33554432,
+      description:
+        'Encoded rows kept since the last commit (replayed after a connection loss); past this the sink asks for ' +
+        'a checkpoint early.',
+      examples: [33554432],
+    },
+    connect_timeout_seconds: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      default: 10,
+      description: 'Timeout of one connection attempt.',
+      examples: [10],
+    },
+    reconnect_initial_backoff_ms: {
+      type: 'integer',
+      minimum: 1,
+      default: 100,
+      description: 'First delay before reconnecting after a connection loss; doubles per attempt, with full jitter.',
+      examples: [100],
+    },
+    reconnect_max_backoff_ms: {
+      type: 'integer',
+      minimum: 1,
+      default: 5000,
+      description: 'Cap of the reconnect delay.',
+      examples: [5000],
+    },
+    max_outage_seconds: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      description:
+        'How long PostgreSQL may stay unreachable before the run fails; meanwhile the pipeline is paused ' +
+        '(backpressure). Absent: wait as long as it takes.',
+      examples: [600],
+    },
+  },
+  examples: [
+    {},
+    { url: 'postgres://etl@127.0.0.1:5432/logs', table: 'access_logs', partition: 'day', retention: '90d' },
+  ],
+} as const;
+
+export type PostgresSinkOptions = FromSchema<typeof schema, { keepDefaultedPropertiesOptional: false }>;
+export type SqlType = (typeof SQL_TYPES)[number];
