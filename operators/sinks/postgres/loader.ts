@@ -6,7 +6,7 @@
  * pipeline stalls behind it) and replays it into a new transaction, so nothing acknowledged is lost.
  */
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
-import type { Logger, OperatorMetrics, Snapshot } from '../../../engine/operator.ts';
+import type { Logger, OperatorMetrics, SinkWriteContext, Snapshot } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import { retry } from '../../../engine/retry.ts';
 import { CHECKPOINT_TABLE, qualified } from './ddl.ts';
@@ -41,11 +41,8 @@ export interface LoaderConfig {
   readonly metrics: OperatorMetrics;
   readonly signal: AbortSignal;
   readonly now: () => number;
-}
-
-export interface BatchContext {
-  deadLetter(record: EtlRecord, reason: string): void;
-  requestCheckpoint(): void;
+  /** Asks the runtime for a checkpoint soon (the uncommitted payload is large). */
+  readonly requestCheckpoint: () => void;
 }
 
 export class Loader {
@@ -94,7 +91,7 @@ export class Loader {
   }
 
   /** Loads encoded rows (one COPY line each, `records` aligned) into the open transaction. */
-  load(lines: string[], records: EtlRecord[], ctx: BatchContext): Promise<void> {
+  load(lines: string[], records: EtlRecord[], ctx: SinkWriteContext): Promise<void> {
     return this.serial(async () => {
       const chunk = Buffer.from(lines.join(''), 'utf8');
       let loaded: Buffer = chunk;
@@ -112,7 +109,7 @@ export class Loader {
       this.uncommitted.push(loaded);
       this.uncommittedBytes += loaded.length;
       this.pendingBytes.set(this.uncommittedBytes);
-      if (this.uncommittedBytes >= this.cfg.maxUncommittedBytes) ctx.requestCheckpoint();
+      if (this.uncommittedBytes >= this.cfg.maxUncommittedBytes) this.cfg.requestCheckpoint();
     });
   }
 
@@ -177,7 +174,10 @@ export class Loader {
   }
 
   private async connect(): Promise<Session> {
-    if (this.session?.broken) this.dropSession();
+    if (this.session?.broken) {
+      this.cfg.logger.warn(`lost the connection to PostgreSQL (${this.cfg.database.label}); reconnecting`);
+      this.dropSession();
+    }
     this.session ??= await this.cfg.database.session();
     return this.session;
   }

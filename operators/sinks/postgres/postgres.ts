@@ -23,6 +23,8 @@ export interface PostgresSinkDeps {
   /** The clock partitions and retention follow (tests move it). */
   readonly now?: () => number;
   readonly env?: NodeJS.ProcessEnv;
+  /** Opens the database (tests wrap it to inject faults). */
+  readonly openDatabase?: (target: DatabaseTarget, options: ConnectOptions) => Promise<Database>;
 }
 
 const HOUR_MS = 3_600_000;
@@ -39,6 +41,7 @@ class PostgresSink implements Sink {
   private readonly options: PostgresSinkOptions;
   private readonly ctx: OperatorContext;
   private readonly now: () => number;
+  private readonly openDatabase: (target: DatabaseTarget, options: ConnectOptions) => Promise<Database>;
   private readonly target: DatabaseTarget;
   private readonly layout: TableLayout;
   private readonly encoder: RowEncoder;
@@ -51,6 +54,7 @@ class PostgresSink implements Sink {
     this.options = options;
     this.ctx = ctx;
     this.now = deps.now ?? Date.now;
+    this.openDatabase = deps.openDatabase ?? openDatabase;
     this.target = resolveTarget(options.url, ctx.dataDir, deps.env);
     this.layout = buildLayout(options);
     this.encoder = new RowEncoder(this.layout.columns, options.extra_column, this.layout.timeColumn);
@@ -73,7 +77,7 @@ class PostgresSink implements Sink {
   async plan(): Promise<string[]> {
     // A dry run must not create the embedded database just to say it would.
     if (this.target.kind === 'embedded' && !existsSync(this.target.dir)) return this.planFor(EMPTY_STATE);
-    const database = await openDatabase(this.target, this.connectOptions());
+    const database = await this.openDatabase(this.target, this.connectOptions());
     try {
       const session = await database.session();
       try {
@@ -87,7 +91,7 @@ class PostgresSink implements Sink {
   }
 
   async open(): Promise<void> {
-    const database = await openDatabase(this.target, this.connectOptions());
+    const database = await this.openDatabase(this.target, this.connectOptions());
     this.database = database;
     const loader = new Loader({
       database,
@@ -105,6 +109,7 @@ class PostgresSink implements Sink {
       metrics: this.ctx.metrics,
       signal: this.ctx.signal,
       now: this.now,
+      requestCheckpoint: () => this.ctx.requestCheckpoint(),
     });
     this.loader = loader;
     await loader.run(async (session) => {
@@ -161,7 +166,7 @@ class PostgresSink implements Sink {
       kept.push(record);
     }
     if (lines.length === 0) return;
-    await loader.load(lines, kept, { deadLetter: ctx.deadLetter, requestCheckpoint: this.ctx.requestCheckpoint });
+    await loader.load(lines, kept, ctx);
   }
 
   async prepareCommit(_snapshot: Snapshot): Promise<unknown> {

@@ -1,0 +1,161 @@
+/** Connection losses, lost COMMIT answers, rows PostgreSQL refuses, and the outage limit (server). */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Sink } from '../../engine/operator.ts';
+import {
+  type ConnectOptions,
+  type Database,
+  type DatabaseTarget,
+  openDatabase,
+  type Session,
+} from '../../operators/sinks/postgres/driver.ts';
+import { createPostgresSink } from '../../operators/sinks/postgres/postgres.ts';
+import { accessRecord, DeadLetters, serverQuery, Target, testContext } from './helpers.ts';
+
+const NOW = Date.parse('2024-05-01T12:00:00Z');
+
+function batch(from: number, count: number) {
+  return Array.from({ length: count }, (_, i) => accessRecord(from + i, '2024-05-01T11:00:00Z'));
+}
+
+type Fault = 'commit-lost-after' | 'commit-lost-before';
+
+/** Wraps the real database so that the next COMMIT of a load fails as a dropped connection would. */
+function faulty(state: { fault: Fault | undefined }) {
+  return async (target: DatabaseTarget, options: ConnectOptions): Promise<Database> => {
+    const real = await openDatabase(target, options);
+    return {
+      kind: real.kind,
+      label: real.label,
+      close: () => real.close(),
+      async session(): Promise<Session> {
+        const inner = await real.session();
+        let broken = false;
+        return {
+          get broken() {
+            return broken || inner.broken;
+          },
+          script: (sql) => inner.script(sql),
+          copyFrom: (t, chunks) => inner.copyFrom(t, chunks),
+          release: (destroy) => inner.release(destroy),
+          async query(sql, params) {
+            const fault = state.fault;
+            if (sql === 'COMMIT' && fault) {
+              state.fault = undefined;
+              broken = true;
+              if (fault === 'commit-lost-after') await inner.query(sql, params);
+              else await inner.query('ROLLBACK');
+              throw new Error('Connection terminated unexpectedly');
+            }
+            return inner.query(sql, params);
+          },
+        };
+      },
+    };
+  };
+}
+
+describe('postgres sink faults (server)', () => {
+  let target: Target;
+  let sink: Sink | undefined;
+  beforeEach(async () => {
+    target = await Target.create('server');
+  });
+  afterEach(async () => {
+    await sink?.close?.();
+    await target.dispose();
+  });
+
+  async function count(): Promise<{ n: number; d: number }> {
+    const [row] = await serverQuery(
+      `SELECT count(*)::int AS n, count(DISTINCT path)::int AS d FROM "${target.schema}".access_logs`,
+    );
+    return row as { n: number; d: number };
+  }
+
+  it('replays acknowledged rows into a new transaction after the connection is killed', async () => {
+    const ctx = testContext(target.dataDir, 'killme');
+    sink = target.sink(target.options({ reconnect_initial_backoff_ms: 10 }), ctx, () => NOW);
+    await sink.open?.();
+    const dl = new DeadLetters();
+    await sink.write(batch(0, 400), dl);
+    await sink.write(batch(400, 400), dl);
+    const killed = await serverQuery(
+      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'etl test/killme'",
+    );
+    expect(killed).toEqual([{ ok: true }]);
+    await sink.write(batch(800, 200), dl);
+    await sink.commit?.({ id: 1, positions: {} });
+    await sink.write(batch(1000, 100), dl);
+    await serverQuery(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'etl test/killme'",
+    );
+    await sink.commit?.({ id: 2, positions: {} });
+    expect(await count()).toEqual({ n: 1100, d: 1100 });
+    expect(await sink.committedSnapshotId?.()).toBe(2);
+    expect(ctx.logs.filter((l) => l.message.startsWith('replaying rows not yet committed'))).toHaveLength(2);
+  });
+
+  it.each<[Fault, string]>([
+    ['commit-lost-after', 'the commit happened'],
+    ['commit-lost-before', 'the commit never happened'],
+  ])('settles a COMMIT whose answer was lost (%s: %s) without losing or duplicating rows', async (fault) => {
+    const state: { fault: Fault | undefined } = { fault: undefined };
+    sink = createPostgresSink(target.options({ reconnect_initial_backoff_ms: 10 }), testContext(target.dataDir), {
+      env: {},
+      now: () => NOW,
+      openDatabase: faulty(state),
+    });
+    await sink.open?.();
+    await sink.write(batch(0, 300), new DeadLetters());
+    state.fault = fault;
+    await sink.commit?.({ id: 7, positions: { files: 300 } });
+    expect(state.fault).toBeUndefined();
+    expect(await count()).toEqual({ n: 300, d: 300 });
+    expect(await sink.committedSnapshotId?.()).toBe(7);
+    await sink.write(batch(300, 50), new DeadLetters());
+    await sink.commit?.({ id: 8, positions: {} });
+    expect(await count()).toEqual({ n: 350, d: 350 });
+  });
+
+  it('isolates rows PostgreSQL itself refuses and keeps the rest of the transaction', async () => {
+    sink = target.sink(target.options(), testContext(target.dataDir), () => NOW);
+    await sink.open?.();
+    // A rule the encoder cannot know about: a user's CHECK constraint.
+    await serverQuery(`ALTER TABLE "${target.schema}".access_logs ADD CONSTRAINT no_teapots CHECK (status <> 203)`);
+    const dl = new DeadLetters();
+    await sink.write(
+      batch(0, 100).map((r) => ({ ...r, status: 200 })),
+      dl,
+    );
+    const mixed = batch(100, 100);
+    await sink.write(mixed, dl);
+    await sink.commit?.({ id: 1, positions: {} });
+    const refused = mixed.filter((r) => r.status === 203);
+    expect(refused.length).toBe(20);
+    expect(dl.records.map((d) => d.record)).toEqual(refused);
+    expect(dl.records[0]?.reason).toMatch(/refused by PostgreSQL: .*no_teapots/);
+    expect(await count()).toEqual({ n: 180, d: 180 });
+  });
+
+  it('fails with a clear error once the database stays unreachable past max_outage_seconds', async () => {
+    sink = target.sink(
+      target.options({
+        url: 'postgres://etl:hunter2@127.0.0.1:1/none',
+        max_outage_seconds: 0.3,
+        reconnect_initial_backoff_ms: 20,
+        reconnect_max_backoff_ms: 50,
+      }),
+      testContext(target.dataDir),
+      () => NOW,
+    );
+    const started = Date.now();
+    const error = await sink.open?.().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.message).toMatch(/unreachable for more than max_outage_seconds \(0\.3s\)/);
+    expect(error?.message).toContain('postgres://etl:***@127.0.0.1:1/none');
+    expect(error?.message).not.toContain('hunter2');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});

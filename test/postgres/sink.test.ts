@@ -1,0 +1,215 @@
+/** The postgres sink through its contract, against the real server and the embedded database. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DeadLetters, type Mode, serverQuery, Target, testContext, accessRecord } from './helpers.ts';
+
+const NOW = Date.parse('2024-05-01T12:00:00Z');
+const now = () => NOW;
+
+function batch(from: number, count: number, time = '2024-05-01T11:00:00Z') {
+  return Array.from({ length: count }, (_, i) => accessRecord(from + i, time));
+}
+
+describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
+  let target: Target;
+  beforeEach(async () => {
+    target = await Target.create(mode);
+  });
+  afterEach(async () => {
+    await target.dispose();
+  });
+
+  it('commits rows with the checkpoint, rolls back what was never committed', async () => {
+    const ctx = testContext(target.dataDir);
+    const sink = target.sink(target.options(), ctx, now);
+    await sink.open?.();
+    await sink.restore?.(undefined, undefined);
+    const dl = new DeadLetters();
+    await sink.write(batch(0, 500), dl);
+    await sink.write(batch(500, 500), dl);
+    if (mode === 'server') {
+      // Acknowledged but not committed: invisible to others.
+      const [row] = await serverQuery(`SELECT count(*)::int AS n FROM "${target.schema}".access_logs`);
+      expect(row?.n).toBe(0);
+    }
+    await sink.prepareCommit?.({ id: 1, positions: { files: { offset: 1000 } } });
+    await sink.commit?.({ id: 1, positions: { files: { offset: 1000 } } });
+    expect(await sink.committedSnapshotId?.()).toBe(1);
+    await sink.write(batch(1000, 100), dl);
+    await sink.close?.();
+    await sink.close?.();
+    expect(dl.records).toEqual([]);
+
+    const rows = await target.query(
+      `SELECT count(*)::int AS n, count(DISTINCT path)::int AS paths, min(timestamp) = '2024-05-01T11:00:00Z' AS t
+         FROM "${target.schema}".access_logs`,
+    );
+    expect(rows[0]).toEqual({ n: 1000, paths: 1000, t: true });
+    const [cp] = await target.query(
+      `SELECT pipeline, sink, snapshot_id::int AS id, positions FROM "${target.schema}".etl_checkpoints`,
+    );
+    expect(cp).toEqual({ pipeline: 'test', sink: 'store', id: 1, positions: { files: { offset: 1000 } } });
+  });
+
+  it('stores every good row and dead-letters each bad one with its reason', async () => {
+    const sink = target.sink(target.options(), testContext(target.dataDir), now);
+    await sink.open?.();
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ status: 70000 }, 'status: 70000 out of range'],
+      [{ bytes: -5 }, 'bytes: -5 out of range'],
+      [{ client_ip: '300.1.2.3' }, 'invalid IP address'],
+      [{ user_agent: 'evil\u0000agent' }, 'NUL byte'],
+      [{ timestamp: '0000-01-01T00:00:00Z' }, 'out-of-range timestamp'],
+      [{ timestamp: 'yesterday' }, 'invalid or out-of-range timestamp'],
+    ];
+    const records = [];
+    const expectedReasons: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const [patch, reason] = bad[i % bad.length] as [Record<string, unknown>, string];
+      records.push(accessRecord(i * 2, '2024-05-01T10:00:00Z'));
+      records.push(accessRecord(i * 2 + 1, '2024-05-01T10:00:00Z', patch));
+      expectedReasons.push(reason);
+    }
+    const dl = new DeadLetters();
+    await sink.write(records, dl);
+    await sink.commit?.({ id: 1, positions: {} });
+    await sink.close?.();
+    expect(dl.records).toHaveLength(60);
+    dl.records.forEach((d, i) => {
+      expect(d.reason).toContain(expectedReasons[i]);
+      expect(d.record).toBe(records[i * 2 + 1]);
+    });
+    const rows = await target.query(`SELECT path FROM "${target.schema}".access_logs ORDER BY bytes`);
+    expect(rows.map((r) => r.path)).toEqual(Array.from({ length: 60 }, (_, i) => `/item?seq=${i * 2}`));
+  });
+
+  it('loads through a staging table with unique_key, skipping rows already stored', async () => {
+    const options = target.options({ unique_key: ['timestamp', 'path'] });
+    const sink = target.sink(options, testContext(target.dataDir), now);
+    await sink.open?.();
+    const dl = new DeadLetters();
+    await sink.write(batch(0, 300), dl);
+    await sink.commit?.({ id: 1, positions: {} });
+    // An at-least-once source delivers an overlapping range again.
+    await sink.write(batch(200, 300), dl);
+    await sink.write(batch(450, 10), dl);
+    await sink.commit?.({ id: 2, positions: {} });
+    await sink.close?.();
+    const [row] = await target.query(
+      `SELECT count(*)::int AS n, count(DISTINCT path)::int AS d FROM "${target.schema}".access_logs`,
+    );
+    expect(row).toEqual({ n: 500, d: 500 });
+  });
+
+  it('upserts rollup rows with on_conflict: update, the last row of a key winning', async () => {
+    const options = target.options({
+      table: 'hits_per_minute',
+      record_schema: 'none',
+      columns: { window_start: 'timestamptz', path: 'text', requests: 'bigint' },
+      time_column: 'window_start',
+      partition: 'month',
+      unique_key: ['window_start', 'path'],
+      on_conflict: 'update',
+    });
+    const sink = target.sink(options, testContext(target.dataDir), now);
+    await sink.open?.();
+    const dl = new DeadLetters();
+    const w = '2024-05-01T11:00:00Z';
+    await sink.write(
+      [
+        { window_start: w, path: '/a', requests: 1 },
+        { window_start: w, path: '/b', requests: 1 },
+      ],
+      dl,
+    );
+    await sink.commit?.({ id: 1, positions: {} });
+    await sink.write(
+      [
+        { window_start: w, path: '/a', requests: 5 },
+        { window_start: w, path: '/a', requests: 7 },
+        { window_start: w, path: '/c', requests: 2, note: 'late' },
+      ],
+      dl,
+    );
+    await sink.commit?.({ id: 2, positions: {} });
+    await sink.close?.();
+    const rows = await target.query(
+      `SELECT path, requests::int AS requests, extra FROM "${target.schema}".hits_per_minute ORDER BY path`,
+    );
+    expect(rows).toEqual([
+      { path: '/a', requests: 7, extra: null },
+      { path: '/b', requests: 1, extra: null },
+      { path: '/c', requests: 2, extra: { note: 'late' } },
+    ]);
+  });
+
+  it('adds new columns to an existing table and never drops or alters one', async () => {
+    const first = target.sink(target.options(), testContext(target.dataDir), now);
+    await first.open?.();
+    await first.write(batch(0, 10), new DeadLetters());
+    await first.commit?.({ id: 1, positions: {} });
+    await first.close?.();
+
+    const ctx = testContext(target.dataDir);
+    const second = target.sink(target.options({ columns: { country: 'text', status: 'integer' } }), ctx, now);
+    await second.open?.();
+    await second.write(
+      batch(10, 5).map((r) => ({ ...r, country: 'FR' })),
+      new DeadLetters(),
+    );
+    await second.commit?.({ id: 2, positions: {} });
+    await second.close?.();
+    expect(ctx.logs.some((l) => l.level === 'warn' && l.message.includes('column status is smallint'))).toBe(true);
+    const rows = await target.query(
+      `SELECT count(*)::int AS n, count(country)::int AS c FROM "${target.schema}".access_logs`,
+    );
+    expect(rows[0]).toEqual({ n: 15, c: 5 });
+  });
+
+  it('asks for an early checkpoint when the uncommitted payload passes max_uncommitted_bytes', async () => {
+    const ctx = testContext(target.dataDir);
+    const sink = target.sink(target.options({ max_uncommitted_bytes: 65536 }), ctx, now);
+    await sink.open?.();
+    await sink.write(batch(0, 100), new DeadLetters());
+    expect(ctx.checkpointRequests).toBe(0);
+    await sink.write(batch(100, 1000), new DeadLetters());
+    expect(ctx.checkpointRequests).toBe(1);
+    await sink.commit?.({ id: 1, positions: {} });
+    await sink.write(batch(1100, 100), new DeadLetters());
+    expect(ctx.checkpointRequests).toBe(1);
+    await sink.close?.();
+  });
+
+  it('plans the DDL of a dry run without changing anything', async () => {
+    const sink = target.sink(
+      target.options({ retention: '30d', indexes: [{ columns: ['status'], method: 'btree' }] }),
+      testContext(target.dataDir),
+      now,
+    );
+    const ddl = await sink.plan?.();
+    await sink.close?.();
+    const text = (ddl ?? []).join(';\n');
+    expect(text).toContain(`CREATE TABLE "${target.schema}"."access_logs" (`);
+    expect(text).toContain('"client_ip" inet');
+    expect(text).toContain('"status" smallint');
+    expect(text).toContain('PARTITION BY RANGE ("timestamp")');
+    expect(text).toContain('"access_logs_default" PARTITION OF');
+    expect(text).toContain('USING brin ("timestamp")');
+    expect(text).toContain('USING btree ("status")');
+    expect(text).toContain('"access_logs_p20240501" PARTITION OF');
+    expect(text).toContain('"access_logs_p20240504" PARTITION OF');
+    expect(text).toContain('etl_checkpoints');
+    if (mode === 'embedded') expect(existsSync(join(target.dataDir, 'pgdata'))).toBe(false);
+    else expect(await serverQuery('SELECT 1 FROM pg_namespace WHERE nspname = $1', [target.schema])).toEqual([]);
+  });
+
+  it('refuses to change the partition granularity of an existing table', async () => {
+    const first = target.sink(target.options(), testContext(target.dataDir), now);
+    await first.open?.();
+    await first.close?.();
+    const second = target.sink(target.options({ partition: 'month' }), testContext(target.dataDir), now);
+    await expect(second.open?.()).rejects.toThrow(/partition=day.*cannot change/);
+    await second.close?.();
+  });
+});
