@@ -36,7 +36,10 @@ describe.each<Mode>(['server', 'embedded'])('partitions (%s)', (mode) => {
          FROM "${target.schema}".access_logs a JOIN pg_class c ON c.oid = a.tableoid ORDER BY a.timestamp`,
     );
     const out: Record<string, string[]> = {};
-    for (const r of rows) (out[String(r.part)] ??= []).push(String(r.t));
+    for (const r of rows) {
+      const part = String(r.part);
+      out[part] = [...(out[part] ?? []), String(r.t)];
+    }
     return out;
   }
 
