@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { EtlRecord } from '../../engine/record.ts';
 import { DeadLetters, type Mode, serverQuery, Target, testContext, accessRecord } from './helpers.ts';
 
 const NOW = Date.parse('2024-05-01T12:00:00Z');
@@ -63,7 +64,7 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
       [{ timestamp: '0000-01-01T00:00:00Z' }, 'out-of-range timestamp'],
       [{ timestamp: 'yesterday' }, 'invalid or out-of-range timestamp'],
     ];
-    const records = [];
+    const records: EtlRecord[] = [];
     const expectedReasons: string[] = [];
     for (let i = 0; i < 60; i++) {
       const [patch, reason] = bad[i % bad.length] as [Record<string, unknown>, string];

@@ -89,7 +89,12 @@ async function locate(options: QueryOptions, env: NodeJS.ProcessEnv): Promise<Lo
 function render(result: QueryResult | undefined, format: QueryOptions['format']): string {
   if (!result) return '';
   const { fields, rows } = result;
-  if (format === 'json') return `${JSON.stringify(rows, jsonValue, 2)}\n`;
+  if (format === 'json')
+    return `${JSON.stringify(
+      rows.map((r) => withInt8Numbers(r, result)),
+      jsonValue,
+      2,
+    )}\n`;
   if (format === 'csv') {
     return stringify(
       rows.map((row) => fields.map((f) => cell(row[f]))),
@@ -132,6 +137,19 @@ function cell(value: unknown): string {
   if (value instanceof Date) return value.toISOString();
   if (typeof value === 'object') return JSON.stringify(value, bigintSafe);
   return String(value);
+}
+
+const INT8_OID = 20;
+
+/** The server sends int8 (e.g. count(*)) as text: JSON gets numbers where they are exact, as with PGlite. */
+function withInt8Numbers(row: Record<string, unknown>, result: QueryResult): Record<string, unknown> {
+  if (!result.fieldTypes.includes(INT8_OID)) return row;
+  const out = { ...row };
+  result.fields.forEach((field, i) => {
+    const value = out[field];
+    if (result.fieldTypes[i] === INT8_OID && typeof value === 'string') out[field] = jsonValue(field, BigInt(value));
+  });
+  return out;
 }
 
 /** int8 values PGlite returns as bigint: numbers when exact, else strings. */

@@ -8,6 +8,8 @@ import { join, resolve } from 'node:path';
 export interface QueryResult {
   readonly rows: Record<string, unknown>[];
   readonly fields: readonly string[];
+  /** Type OID of each field. */
+  readonly fieldTypes: readonly number[];
   readonly command?: string;
   readonly rowCount?: number;
 }

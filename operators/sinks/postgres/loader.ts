@@ -225,7 +225,7 @@ export class Loader {
   private async loadIsolating(
     lines: string[],
     records: EtlRecord[],
-    ctx: BatchContext,
+    ctx: SinkWriteContext,
     first: unknown,
   ): Promise<Buffer> {
     this.cfg.logger.warn('PostgreSQL refused a row of the batch; isolating it', { error: errorMessage(first) });

@@ -90,6 +90,7 @@ function toResult(result: pg.QueryResult): QueryResult {
   const out: QueryResult = {
     rows: result.rows as Record<string, unknown>[],
     fields: (result.fields ?? []).map((f) => f.name),
+    fieldTypes: (result.fields ?? []).map((f) => f.dataTypeID),
     command: result.command,
   };
   return result.rowCount === null ? out : { ...out, rowCount: result.rowCount };

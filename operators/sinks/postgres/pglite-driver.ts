@@ -80,6 +80,7 @@ function toResult(result: Results): QueryResult {
   const out: QueryResult = {
     rows: result.rows as Record<string, unknown>[],
     fields: result.fields.map((f) => f.name),
+    fieldTypes: result.fields.map((f) => f.dataTypeID),
   };
   return result.affectedRows === undefined ? out : { ...out, rowCount: result.affectedRows };
 }
