@@ -36,6 +36,7 @@ function faulty(state: { fault: Fault | undefined }) {
           },
           script: (sql) => inner.script(sql),
           copyFrom: (t, chunks) => inner.copyFrom(t, chunks),
+          copyStart: (t, chunks) => inner.copyStart(t, chunks),
           release: (destroy) => inner.release(destroy),
           async query(sql, params) {
             const fault = state.fault;
@@ -129,12 +130,35 @@ describe('postgres sink faults (server)', () => {
     );
     const mixed = batch(100, 100);
     await sink.write(mixed, dl);
+    // The COPY of a batch is confirmed when the next one comes: its refused rows leave with that one.
+    await sink.write(
+      batch(200, 10).map((r) => ({ ...r, status: 200 })),
+      dl,
+    );
     await sink.commit?.({ id: 1, positions: {} });
     const refused = mixed.filter((r) => r.status === 203);
     expect(refused.length).toBe(20);
     expect(dl.records.map((d) => d.record)).toEqual(refused);
     expect(dl.records[0]?.reason).toMatch(/refused by PostgreSQL: .*no_teapots/);
-    expect(await count()).toEqual({ n: 180, d: 180 });
+    expect(await count()).toEqual({ n: 190, d: 190 });
+  });
+
+  it('records rows refused at a checkpoint, after their batch was acknowledged, in etl_rejected', async () => {
+    sink = target.sink(target.options(), testContext(target.dataDir), () => NOW);
+    await sink.open?.();
+    await serverQuery(`ALTER TABLE "${target.schema}".access_logs ADD CONSTRAINT no_teapots CHECK (status <> 203)`);
+    const dl = new DeadLetters();
+    await sink.write(batch(0, 100), dl);
+    await sink.commit?.({ id: 1, positions: {} });
+    expect(dl.records).toEqual([]);
+    expect(await count()).toEqual({ n: 80, d: 80 });
+    const rejected = await serverQuery(
+      `SELECT sink, reason, record->>'raw' AS raw FROM "${target.schema}".etl_rejected ORDER BY record->>'raw'`,
+    );
+    expect(rejected).toHaveLength(20);
+    expect(rejected[0]?.sink).toBe('store');
+    expect(rejected[0]?.reason).toMatch(/no_teapots/);
+    expect(JSON.parse(String(rejected[0]?.raw)).status).toBe(203);
   });
 
   it('fails with a clear error once the database stays unreachable past max_outage_seconds', async () => {

@@ -20,10 +20,20 @@ export interface Session {
   script(sql: string): Promise<QueryResult[]>;
   /** `COPY <target> FROM STDIN` with the given text-format payload; the number of rows copied. */
   copyFrom(target: string, chunks: readonly Uint8Array[]): Promise<number>;
+  /**
+   * Starts the same COPY: `sent` resolves once the payload is on its way to the server (which then works
+   * while the caller prepares the next one), `done` with the row count once the server has it.
+   */
+  copyStart(target: string, chunks: readonly Uint8Array[]): CopyHandle;
   /** True once the connection is known to be unusable (it will be discarded on release). */
   readonly broken: boolean;
   /** Returns the connection to the pool, or discards it when broken or `destroy`. Idempotent. */
   release(destroy?: boolean): void;
+}
+
+export interface CopyHandle {
+  readonly sent: Promise<void>;
+  readonly done: Promise<number>;
 }
 
 export interface Database {

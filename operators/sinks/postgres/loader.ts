@@ -7,9 +7,9 @@
  */
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { Logger, OperatorMetrics, SinkWriteContext, Snapshot } from '../../../engine/operator.ts';
-import type { EtlRecord } from '../../../engine/record.ts';
+import { deadLetter, type EtlRecord } from '../../../engine/record.ts';
 import { retry } from '../../../engine/retry.ts';
-import { CHECKPOINT_TABLE, qualified } from './ddl.ts';
+import { CHECKPOINT_TABLE, qualified, REJECTED_TABLE } from './ddl.ts';
 import { type Database, ident, type Session } from './driver.ts';
 import { isConnectionLoss, isDataError } from './faults.ts';
 import type { PartitionManager } from './partitions.ts';
@@ -45,6 +45,14 @@ export interface LoaderConfig {
   readonly requestCheckpoint: () => void;
 }
 
+interface InFlight {
+  /** Resolves to the COPY's error, or undefined once the server has it. */
+  readonly outcome: Promise<unknown>;
+  readonly chunk: Buffer;
+  readonly lines: string[];
+  readonly records: EtlRecord[];
+}
+
 export class Loader {
   private readonly cfg: LoaderConfig;
   private session: Session | undefined;
@@ -55,6 +63,17 @@ export class Loader {
   /** Partitions a lost transaction had created, to recreate before its rows are replayed. */
   private lostPartitions: number[] = [];
   private tail: Promise<unknown> = Promise.resolve();
+  /** The last batch's COPY, sent but not yet confirmed. */
+  private inflight: InFlight | undefined;
+  /**
+   * Rows the server refused while a checkpoint settled the last batch, which was acknowledged already:
+   * with no batch to dead-letter them with, they are recorded in `etl_rejected`, in the transaction.
+   */
+  private rejected: Array<{ reasons: string[]; records: string[] }> = [];
+  /** How many entries of `rejected` the open transaction holds. */
+  private rejectedInTxn = 0;
+  private readonly rejectTable: string;
+  private readonly rejectInsert: string;
   private readonly closing = new AbortController();
   private readonly signal: AbortSignal;
   private readonly checkpointUpsert: string;
@@ -72,6 +91,13 @@ export class Loader {
       `INSERT INTO ${table} (pipeline, sink, snapshot_id, positions, committed_at) VALUES ($1, $2, $3, $4::jsonb, now()) ` +
       'ON CONFLICT (pipeline, sink) DO UPDATE SET snapshot_id = EXCLUDED.snapshot_id, positions = EXCLUDED.positions, ' +
       'committed_at = EXCLUDED.committed_at';
+    const rejects = qualified(cfg.schema, REJECTED_TABLE);
+    this.rejectTable =
+      `CREATE TABLE IF NOT EXISTS ${rejects} (pipeline text NOT NULL, sink text NOT NULL, ` +
+      'rejected_at timestamptz NOT NULL DEFAULT now(), reason text NOT NULL, record jsonb NOT NULL)';
+    this.rejectInsert =
+      `INSERT INTO ${rejects} (pipeline, sink, reason, record) ` +
+      'SELECT $1, $2, r, d::jsonb FROM unnest($3::text[], $4::text[]) AS u(r, d)';
     this.checkpointSelect = `SELECT snapshot_id::text AS id FROM ${table} WHERE pipeline = $1 AND sink = $2`;
     this.reconnects = cfg.metrics.counter('etl_postgres_reconnects_total', 'Reconnections after a lost connection');
     this.duplicates = cfg.metrics.counter(
@@ -90,32 +116,66 @@ export class Loader {
     return this.serial(() => this.recovering(async () => op(await this.connect())));
   }
 
-  /** Loads encoded rows (one COPY line each, `records` aligned) into the open transaction. */
+  /**
+   * Loads encoded rows (one COPY line each, `records` aligned) into the open transaction. The COPY is
+   * sent, not awaited: its outcome is settled by the next call (or by the checkpoint), so encoding the next
+   * batch overlaps the server's work on this one. A row the server refuses is still dead-lettered on its own.
+   */
   load(lines: string[], records: EtlRecord[], ctx: SinkWriteContext): Promise<void> {
     return this.serial(async () => {
+      await this.settle(ctx);
       const chunk = Buffer.from(lines.join(''), 'utf8');
-      let loaded: Buffer = chunk;
-      try {
-        await this.recovering(async () => {
-          const session = await this.begin();
-          await this.cfg.partitions?.createNeeded(session);
-          await this.copy(session, [chunk]);
-        });
-      } catch (error) {
-        if (!isDataError(error)) throw error;
-        loaded = await this.loadIsolating(lines, records, ctx, error);
-      }
-      if (loaded.length === 0) return;
-      this.uncommitted.push(loaded);
-      this.uncommittedBytes += loaded.length;
+      const session = await this.recovering(async () => {
+        const s = await this.begin();
+        await this.cfg.partitions?.createNeeded(s);
+        return s;
+      });
+      this.uncommitted.push(chunk);
+      this.uncommittedBytes += chunk.length;
       this.pendingBytes.set(this.uncommittedBytes);
+      const { sent, done } = this.startCopy(session, chunk);
+      const outcome = done.then(
+        () => undefined,
+        (error: unknown) => error ?? new Error('COPY failed'),
+      );
+      this.inflight = { outcome, chunk, lines, records };
       if (this.uncommittedBytes >= this.cfg.maxUncommittedBytes) this.cfg.requestCheckpoint();
+      await sent;
     });
+  }
+
+  /** Waits for the COPY in flight; on a connection loss replays, on refused rows isolates them. */
+  private async settle(ctx: SinkWriteContext | undefined): Promise<void> {
+    const flight = this.inflight;
+    if (!flight) return;
+    this.inflight = undefined;
+    const error = await flight.outcome;
+    if (error === undefined) return;
+    if (isDataError(error)) {
+      // The refused batch is the last chunk: take it out, then find the rows the server refuses.
+      this.uncommitted.pop();
+      this.uncommittedBytes -= flight.chunk.length;
+      const good = await this.loadIsolating(flight.lines, flight.records, ctx, error);
+      if (good.length > 0) {
+        this.uncommitted.push(good);
+        this.uncommittedBytes += good.length;
+      }
+      this.pendingBytes.set(this.uncommittedBytes);
+      return;
+    }
+    if (isConnectionLoss(error) || this.session?.broken) this.dropSession();
+    else {
+      if (this.txn === 'open') this.txn = 'aborted';
+      throw error;
+    }
+    // The chunk is in `uncommitted`: a new transaction replays it with the rest.
+    await this.recovering(() => this.begin());
   }
 
   /** Upserts the checkpoint row and commits, atomically with every row loaded since the last commit. */
   commit(snapshot: Snapshot): Promise<void> {
     return this.serial(async () => {
+      await this.settle(undefined);
       const params = [this.cfg.pipeline, this.cfg.sinkId, snapshot.id, JSON.stringify(snapshot.positions)];
       let commitSent = false;
       await this.recovering(async () => {
@@ -133,6 +193,8 @@ export class Loader {
         if (result.command === 'ROLLBACK') throw new Error('PostgreSQL rolled the load transaction back at COMMIT');
       });
       this.txn = 'none';
+      this.rejected = [];
+      this.rejectedInTxn = 0;
       this.uncommitted = [];
       this.uncommittedBytes = 0;
       this.lostPartitions = [];
@@ -146,15 +208,17 @@ export class Loader {
     return this.run((session) => this.readCheckpoint(session));
   }
 
-  /** Waits for the work queued so far. */
+  /** Waits for the work queued so far, the COPY in flight included. */
   idle(): Promise<void> {
-    return this.serial(async () => {});
+    return this.serial(() => this.settle(undefined));
   }
 
   /** Rolls back what was never committed and releases the connection. Idempotent. */
   async close(): Promise<void> {
     this.closing.abort(new EtlError('ETL_RUN_ABORTED', 'postgres sink closed'));
     await this.tail.catch(() => {});
+    await this.inflight?.outcome;
+    this.inflight = undefined;
     const session = this.session;
     this.session = undefined;
     if (!session) return;
@@ -203,7 +267,26 @@ export class Loader {
       this.cfg.logger.info('replaying rows not yet committed', { bytes: this.uncommittedBytes });
       await this.copy(session, this.uncommitted);
     }
+    await this.insertRejected(session);
     return session;
+  }
+
+  /** Sends one batch; with staging, the move into the target is queued right behind the COPY. */
+  private startCopy(session: Session, chunk: Buffer): { sent: Promise<void>; done: Promise<void> } {
+    const staging = this.cfg.staging;
+    if (!staging) {
+      const handle = session.copyStart(this.cfg.copyTarget, [chunk]);
+      return { sent: handle.sent, done: handle.done.then(noop) };
+    }
+    const handle = session.copyStart(staging.table, [chunk]);
+    const moved = session.query(staging.move);
+    const done = Promise.all([handle.done, moved]).then(([copied, result]) => {
+      const skipped = copied - (result.rowCount ?? copied);
+      if (skipped > 0) this.duplicates.inc(skipped);
+    });
+    // Whichever fails first is the outcome; the other must not surface as an unhandled rejection.
+    moved.catch(noop);
+    return { sent: handle.sent, done };
   }
 
   private async copy(session: Session, chunks: readonly Uint8Array[]): Promise<void> {
@@ -225,7 +308,7 @@ export class Loader {
   private async loadIsolating(
     lines: string[],
     records: EtlRecord[],
-    ctx: SinkWriteContext,
+    ctx: SinkWriteContext | undefined,
     first: unknown,
   ): Promise<Buffer> {
     this.cfg.logger.warn('PostgreSQL refused a row of the batch; isolating it', { error: errorMessage(first) });
@@ -239,7 +322,19 @@ export class Loader {
       await this.cfg.partitions?.createNeeded(session);
       await this.bisect(session, lines, records, 0, lines.length, good, refused);
     });
-    for (const [record, reason] of refused) ctx.deadLetter(record, reason);
+    if (ctx) for (const [record, reason] of refused) ctx.deadLetter(record, reason);
+    else if (refused.length > 0) {
+      const reasons = refused.map(([, reason]) => reason);
+      const records = refused.map(([record, reason]) => JSON.stringify(deadLetter(record, this.cfg.sinkId, reason)));
+      this.rejected.push({ reasons, records });
+      this.cfg.logger.warn(
+        `${refused.length} rows refused by PostgreSQL at a checkpoint; recorded in ${REJECTED_TABLE}`,
+        {
+          reason: reasons[0],
+        },
+      );
+      await this.recovering(async () => this.insertRejected(await this.begin()));
+    }
     return Buffer.from(good.join(''), 'utf8');
   }
 
@@ -271,6 +366,16 @@ export class Loader {
     const mid = lo + Math.ceil((hi - lo) / 2);
     await this.bisect(session, lines, records, lo, mid, good, refused);
     await this.bisect(session, lines, records, mid, hi, good, refused);
+  }
+
+  /** Inserts the refused rows the open transaction does not hold yet. */
+  private async insertRejected(session: Session): Promise<void> {
+    while (this.rejectedInTxn < this.rejected.length) {
+      const { reasons, records } = this.rejected[this.rejectedInTxn] as { reasons: string[]; records: string[] };
+      await session.query(this.rejectTable);
+      await session.query(this.rejectInsert, [this.cfg.pipeline, this.cfg.sinkId, reasons, records]);
+      this.rejectedInTxn++;
+    }
   }
 
   private async readCheckpoint(session: Session): Promise<number | undefined> {
@@ -354,10 +459,13 @@ export class Loader {
 
   /** The transaction is gone: its partitions must be made again before its rows are replayed. */
   private forgetTransaction(): void {
+    this.rejectedInTxn = 0;
     const lost = this.cfg.partitions?.rolledBack() ?? [];
     for (const start of lost) if (!this.lostPartitions.includes(start)) this.lostPartitions.push(start);
   }
 }
+
+function noop(): void {}
 
 /** `"schema"."table" ("a", "b")` for COPY. */
 export function copyTarget(table: string, columns: readonly string[]): string {

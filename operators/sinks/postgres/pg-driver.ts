@@ -1,10 +1,11 @@
 /** PostgreSQL servers through `pg`: a bounded pool, COPY through pg-copy-streams. */
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { ConnectOptions, Database, QueryResult, Session } from './driver.ts';
+import type { ConnectOptions, CopyHandle, Database, QueryResult, Session } from './driver.ts';
 import { maskUrl } from './driver.ts';
+
+/** pg-copy-streams' query, with the protocol hook its typings leave out. */
+type CopyStream = ReturnType<typeof copyFrom> & { handleCopyInResponse(connection: unknown): void };
 
 export class ServerDatabase implements Database {
   readonly kind = 'server' as const;
@@ -64,10 +65,30 @@ class ServerSession implements Session {
     return (Array.isArray(result) ? result : [result]).map(toResult);
   }
 
-  async copyFrom(target: string, chunks: readonly Uint8Array[]): Promise<number> {
-    const stream = this.use().query(copyFrom(`COPY ${target} FROM STDIN`));
-    await pipeline(Readable.from(chunks), stream);
-    return stream.rowCount;
+  copyFrom(target: string, chunks: readonly Uint8Array[]): Promise<number> {
+    return this.copyStart(target, chunks).done;
+  }
+
+  copyStart(target: string, chunks: readonly Uint8Array[]): CopyHandle {
+    const stream = this.use().query(copyFrom(`COPY ${target} FROM STDIN`)) as CopyStream;
+    let markSent = (): void => {};
+    const sent = new Promise<void>((resolve) => {
+      markSent = resolve;
+    });
+    // The payload leaves only when the server's CopyInResponse is read; that moment is "sent".
+    const onResponse = stream.handleCopyInResponse;
+    stream.handleCopyInResponse = function (this: CopyStream, connection: unknown) {
+      onResponse.call(this, connection);
+      markSent();
+    };
+    const done = new Promise<number>((resolve, reject) => {
+      stream.once('finish', () => resolve(stream.rowCount));
+      stream.once('error', reject);
+      for (const chunk of chunks) stream.write(chunk);
+      stream.end();
+    });
+    done.then(markSent, markSent);
+    return { sent, done };
   }
 
   release(destroy = false): void {

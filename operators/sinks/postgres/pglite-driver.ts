@@ -2,7 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PGlite, type Results } from '@electric-sql/pglite';
-import type { Database, QueryResult, Session } from './driver.ts';
+import type { CopyHandle, Database, QueryResult, Session } from './driver.ts';
 import { EmbeddedLock } from './lock.ts';
 
 export async function openEmbedded(dir: string): Promise<Database> {
@@ -73,8 +73,16 @@ class EmbeddedSession implements Session {
     return result.affectedRows ?? 0;
   }
 
+  copyStart(target: string, chunks: readonly Uint8Array[]): CopyHandle {
+    // In-process: there is no wire to overlap with, the work happens as the query runs.
+    const done = this.copyFrom(target, chunks);
+    return { sent: done.then(noop, noop), done };
+  }
+
   release(): void {}
 }
+
+function noop(): void {}
 
 function toResult(result: Results): QueryResult {
   const out: QueryResult = {
