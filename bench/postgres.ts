@@ -174,6 +174,9 @@ async function main(): Promise<void> {
       report(`copy_${format}_bytes`, (await stat(file)).size, 'bytes');
     }
 
+    // Before the embedded run: PGlite reserves its own WebAssembly heap.
+    report('postgres_sink_peak_rss', Math.round(process.resourceUsage().maxRSS / 1024), 'MiB');
+
     const embeddedDir = join(work, 'embedded');
     const embeddedSeconds = await loadThroughSink(
       createPostgresSink(options({}), context(embeddedDir), { env: {} }),
@@ -182,7 +185,7 @@ async function main(): Promise<void> {
     );
     report('postgres_embedded_lines', EMBEDDED_LINES, 'lines');
     report('postgres_embedded_rate', Math.round(EMBEDDED_LINES / embeddedSeconds), 'lines/s');
-    report('postgres_peak_rss', Math.round(process.resourceUsage().maxRSS / 1024), 'MiB');
+    report('postgres_embedded_peak_rss', Math.round(process.resourceUsage().maxRSS / 1024), 'MiB');
   } finally {
     await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`).catch(() => {});
     await client.end();
