@@ -1,0 +1,131 @@
+import { Ajv } from 'ajv';
+import { describe, expect, it } from 'vitest';
+import { EMPTY_STATE, indexName, planTable } from './ddl.ts';
+import { maskUrl, resolveTarget } from './driver.ts';
+import definition from './index.ts';
+import { buildLayout, layoutProblems, stagingOf } from './layout.ts';
+import type { PostgresSinkOptions } from './schema.ts';
+
+const ajv = new Ajv({ useDefaults: true, strict: true, allErrors: true });
+const validate = ajv.compile(definition.schema);
+
+function options(patch: Record<string, unknown> = {}): PostgresSinkOptions {
+  const value = structuredClone(patch);
+  if (!validate(value)) throw new Error(ajv.errorsText(validate.errors));
+  return value as unknown as PostgresSinkOptions;
+}
+
+describe('postgres sink definition', () => {
+  it('has examples that validate and pass the cross-field checks', () => {
+    expect(definition.examples.length).toBeGreaterThan(0);
+    for (const example of definition.examples) {
+      expect(validate(structuredClone(example)), ajv.errorsText(validate.errors)).toBe(true);
+      expect(layoutProblems(example)).toEqual([]);
+    }
+  });
+
+  it('refuses what JSON Schema cannot see', () => {
+    const messages = (patch: Record<string, unknown>) => layoutProblems(options(patch)).map((p) => p.message);
+    expect(messages({ record_schema: 'none' })).toEqual([
+      expect.stringContaining('time_column timestamp is not a column of none records'),
+    ]);
+    expect(messages({ time_column: 'path' })).toEqual([expect.stringContaining('is text; partitioning needs')]);
+    expect(messages({ partition: 'none', retention: '30d' })).toEqual([expect.stringContaining('retention drops')]);
+    expect(messages({ unique_key: ['path'] })).toEqual([expect.stringContaining('must include the partition key')]);
+    expect(messages({ indexes: [{ columns: ['stauts'] }] })).toEqual(['unknown column stauts']);
+    expect(messages({ reconnect_initial_backoff_ms: 9000 })).toHaveLength(1);
+    expect(layoutProblems(options({ on_conflict: 'update' }))[0]?.severity).toBe('warning');
+    expect(messages({ record_schema: 'dead_letter', time_column: 'time' })).toEqual([]);
+  });
+
+  it('rejects unknown keys and bad names before anything runs', () => {
+    expect(validate({ tabel: 'x' })).toBe(false);
+    expect(validate({ table: 'Access-Logs' })).toBe(false);
+    expect(validate({ retention: '90 days' })).toBe(false);
+    expect(validate({ columns: { geo: 'geometry' } })).toBe(false);
+  });
+});
+
+describe('table plan', () => {
+  it('creates schema, partitioned table, default partition, indexes and checkpoint table', () => {
+    const layout = buildLayout(
+      options({ schema: 'web', indexes: [{ columns: ['status'] }], unique_key: ['timestamp', 'path'] }),
+    );
+    const { statements, warnings } = planTable(layout, EMPTY_STATE);
+    expect(warnings).toEqual([]);
+    expect(statements[0]).toBe('CREATE SCHEMA IF NOT EXISTS "web"');
+    expect(statements[1]).toMatch(/^CREATE TABLE "web"\."access_logs" \(\n {2}"client_ip" inet,/);
+    expect(statements[1]).toMatch(/\) PARTITION BY RANGE \("timestamp"\)$/);
+    expect(statements).toContain(`COMMENT ON TABLE "web"."access_logs" IS 'etl: partition=day'`);
+    expect(statements).toContain('CREATE TABLE "web"."access_logs_default" PARTITION OF "web"."access_logs" DEFAULT');
+    expect(statements).toContain(
+      'CREATE INDEX IF NOT EXISTS "access_logs_timestamp_brin" ON "web"."access_logs" USING brin ("timestamp")',
+    );
+    expect(statements).toContain(
+      'CREATE UNIQUE INDEX IF NOT EXISTS "access_logs_timestamp_path_key" ON "web"."access_logs" USING btree ("timestamp", "path")',
+    );
+    expect(statements.at(-1)).toContain('CREATE TABLE IF NOT EXISTS "web"."etl_checkpoints"');
+  });
+
+  it('only adds what is missing from an existing table', () => {
+    const layout = buildLayout(options({ columns: { country: 'text' } }));
+    const existing = new Map(layout.columns.filter((c) => c.name !== 'country').map((c) => [c.name, c.type]));
+    existing.set('timestamp', 'timestamp with time zone');
+    existing.set('status', 'integer');
+    const { statements, warnings } = planTable(layout, {
+      schemaExists: true,
+      relkind: 'p',
+      comment: 'etl: partition=day',
+      columns: existing,
+      indexes: new Set(['access_logs_timestamp_brin']),
+      partitions: new Set(['access_logs_default']),
+      checkpointTable: true,
+    });
+    expect(statements).toEqual(['ALTER TABLE "public"."access_logs" ADD COLUMN IF NOT EXISTS "country" text']);
+    expect(warnings).toEqual([expect.stringContaining('column status is integer')]);
+  });
+
+  it('keeps index names within 63 bytes', () => {
+    const name = indexName('a'.repeat(48), ['very_long_column_name', 'another_long_column'], 'btree');
+    expect(name.length).toBeLessThanOrEqual(63);
+    expect(indexName('t', ['a'], 'brin')).toBe('t_a_brin');
+  });
+
+  it('upserts through a staging table, the last row of a key winning', () => {
+    const layout = buildLayout(
+      options({
+        record_schema: 'none',
+        columns: { window_start: 'timestamptz', path: 'text', requests: 'bigint' },
+        time_column: 'window_start',
+        unique_key: ['window_start', 'path'],
+        on_conflict: 'update',
+      }),
+    );
+    const staging = stagingOf(layout, 'update');
+    expect(staging?.move).toContain('SELECT DISTINCT ON ("window_start", "path")');
+    expect(staging?.move).toContain('ORDER BY "window_start", "path", etl_ord DESC');
+    expect(staging?.move).toContain('DO UPDATE SET "requests" = EXCLUDED."requests", "extra" = EXCLUDED."extra"');
+    expect(stagingOf(buildLayout(options()), 'ignore')).toBeUndefined();
+  });
+});
+
+describe('connection target', () => {
+  it('prefers url, then DATABASE_URL, then the embedded database under data_dir', () => {
+    expect(resolveTarget('postgres://a@h/db', '.etl', { DATABASE_URL: 'postgres://b@h/db' })).toEqual({
+      kind: 'server',
+      url: 'postgres://a@h/db',
+    });
+    expect(resolveTarget(undefined, '.etl', { DATABASE_URL: 'postgres://b@h/db' })).toEqual({
+      kind: 'server',
+      url: 'postgres://b@h/db',
+    });
+    const embedded = resolveTarget(undefined, '/srv/etl', {});
+    expect(embedded).toEqual({ kind: 'embedded', dir: '/srv/etl/pgdata' });
+  });
+
+  it('masks passwords', () => {
+    expect(maskUrl('postgres://etl:s3cret@db:5432/logs')).toBe('postgres://etl:***@db:5432/logs');
+    expect(maskUrl('postgres://etl@db/logs')).toBe('postgres://etl@db/logs');
+    expect(maskUrl('not a url://u:p@x')).not.toContain(':p@');
+  });
+});
