@@ -2,8 +2,15 @@
  * Every operator the engine knows. Adding one: a folder under operators/<kind>/<type>/ and one line here.
  */
 import type { OperatorDefinition } from '../engine/operator.ts';
+import blackholeSink from './sinks/blackhole/index.ts';
+import fileSink from './sinks/file/index.ts';
+import stdoutSink from './sinks/stdout/index.ts';
 
-export const registry: readonly OperatorDefinition[] = [];
+export const registry: readonly OperatorDefinition[] = [
+  fileSink,
+  stdoutSink,
+  blackholeSink,
+];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {
   return registry.find((def) => def.kind === kind && def.type === type);
