@@ -11,7 +11,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function startEtl(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<CliResult> } {
+export function startEtl(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): { child: ChildProcess; done: Promise<CliResult> } {
   const child = spawn(process.execPath, [ETL_BIN, ...args], {
     cwd: options.cwd,
     env: { ...process.env, ETL_LOG_LEVEL: 'warn', ...options.env },
