@@ -5,8 +5,14 @@ import type { OperatorDefinition } from '../engine/operator.ts';
 import blackholeSink from './sinks/blackhole/index.ts';
 import fileSink from './sinks/file/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
+import fileSource from './sources/file/index.ts';
+import generatorSource from './sources/generator/index.ts';
+import stdinSource from './sources/stdin/index.ts';
 
 export const registry: readonly OperatorDefinition[] = [
+  fileSource,
+  stdinSource,
+  generatorSource,
   fileSink,
   stdoutSink,
   blackholeSink,

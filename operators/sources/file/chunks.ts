@@ -1,0 +1,122 @@
+/**
+ * Byte inputs the line pump reads from: a file descriptor read at explicit positions (plain files, so
+ * the fd survives a rename), or a Readable stream (gunzip output, stdin), both behind one interface.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+
+export interface ChunkReader {
+  /**
+   * Reads up to `length` bytes into `buf` at `offset`. 0 means nothing more for now: end of file (a
+   * followed file may grow later), end of stream, or `signal` aborted while waiting.
+   */
+  read(buf: Buffer, offset: number, length: number, signal?: AbortSignal): Promise<number>;
+  /** Bytes of the underlying file consumed so far (compressed bytes for gzip), for progress. */
+  readonly rawBytes: number;
+}
+
+/** Reads a plain file by position, so the offset is ours and a rotation never moves it. */
+export class FdReader implements ChunkReader {
+  private readonly handle: FileHandle;
+  position: number;
+  private readonly onRead: ((bytes: number) => void) | undefined;
+
+  constructor(handle: FileHandle, position: number, onRead?: (bytes: number) => void) {
+    this.handle = handle;
+    this.position = position;
+    this.onRead = onRead;
+  }
+
+  get rawBytes(): number {
+    return this.position;
+  }
+
+  async read(buf: Buffer, offset: number, length: number): Promise<number> {
+    const { bytesRead } = await this.handle.read(buf, offset, length, this.position);
+    this.position += bytesRead;
+    if (bytesRead > 0) this.onRead?.(bytesRead);
+    return bytesRead;
+  }
+}
+
+/** Pulls chunks from a Readable with `read()`, holding at most the stream's own buffer ahead. */
+export class StreamReader implements ChunkReader {
+  private readonly stream: Readable;
+  private chunk: Buffer | null = null;
+  private chunkPos = 0;
+  private ended = false;
+  private failure: Error | null = null;
+  private wake: (() => void) | null = null;
+  private readonly rawCounter: () => number;
+
+  constructor(stream: Readable, rawCounter?: () => number) {
+    this.stream = stream;
+    this.rawCounter = rawCounter ?? (() => 0);
+    const notify = (): void => {
+      const wake = this.wake;
+      this.wake = null;
+      wake?.();
+    };
+    stream.on('readable', notify);
+    stream.on('end', () => {
+      this.ended = true;
+      notify();
+    });
+    stream.on('error', (error: Error) => {
+      this.failure = error;
+      notify();
+    });
+    stream.on('close', () => {
+      // Destroyed without 'end' (e.g. by close()): nothing more will come.
+      this.ended = true;
+      notify();
+    });
+  }
+
+  get rawBytes(): number {
+    return this.rawCounter();
+  }
+
+  async read(buf: Buffer, offset: number, length: number, signal?: AbortSignal): Promise<number> {
+    for (;;) {
+      const chunk = this.chunk;
+      if (chunk !== null && this.chunkPos < chunk.length) {
+        const n = chunk.copy(buf, offset, this.chunkPos, Math.min(chunk.length, this.chunkPos + length));
+        this.chunkPos += n;
+        return n;
+      }
+      const next = this.stream.read() as Buffer | string | null;
+      if (next !== null) {
+        this.chunk = typeof next === 'string' ? Buffer.from(next) : next;
+        this.chunkPos = 0;
+        continue;
+      }
+      if (this.failure) throw this.failure;
+      if (this.ended || this.stream.readableEnded || signal?.aborted) return 0;
+      await new Promise<void>((resolve) => {
+        const onAbort = (): void => resolve();
+        this.wake = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+  }
+
+  destroy(): void {
+    this.stream.destroy();
+  }
+}
+
+/** Decompresses a gzip file (all members) from the start; `rawBytes` counts compressed bytes read. */
+export function gunzipReader(handle: FileHandle, onRead?: (bytes: number) => void): StreamReader {
+  const raw = handle.createReadStream({ start: 0, autoClose: false, highWaterMark: 64 * 1024 });
+  if (onRead) raw.on('data', (chunk: Buffer | string) => onRead(chunk.length));
+  const gunzip = createGunzip();
+  // pipeline forwards an error of either stream to the gunzip side, where the reader sees it.
+  pipeline(raw, gunzip, () => {});
+  return new StreamReader(gunzip, () => raw.bytesRead);
+}

@@ -1,0 +1,40 @@
+import { defineSource, type OptionProblem } from '../../../engine/operator.ts';
+import { createFileSource } from './file.ts';
+import { type FileSourceOptions, schema } from './schema.ts';
+
+const defaults = {
+  exclude: [],
+  follow: false,
+  start_at: 'beginning',
+  poll_interval_ms: 250,
+  max_line_bytes: 65536,
+  partial_line_timeout_ms: 5000,
+  rotate_wait_ms: 5000,
+  fingerprint_bytes: 256,
+} as const satisfies Omit<FileSourceOptions, 'paths'>;
+
+export default defineSource<typeof schema, FileSourceOptions>({
+  type: 'file',
+  stability: 'stable',
+  summary: 'Reads lines from files matched by globs (plain or gzip), once or following them through rotation',
+  schema,
+  outputs: { default: 'raw' },
+  examples: [
+    { ...defaults, paths: ['logs/*.log', 'logs/*.log.gz'] },
+    { ...defaults, paths: ['/var/log/nginx/access.log*'], exclude: ['*.gz'], follow: true, start_at: 'end' },
+  ],
+  validate(options): OptionProblem[] {
+    if (options.start_at === 'end' && !options.follow) {
+      return [
+        {
+          path: ['start_at'],
+          severity: 'warning',
+          message: 'start_at: end without follow reads nothing from the files found at the first start',
+          hint: 'set follow: true to tail the files, or remove start_at',
+        },
+      ];
+    }
+    return [];
+  },
+  create: (options, ctx) => createFileSource(options, ctx),
+});

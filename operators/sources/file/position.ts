@@ -1,0 +1,57 @@
+/** The file source's checkpoint position: per file, its identity and how far it was read. */
+
+export interface FileEntry {
+  /** Path the file had when the position was taken. */
+  readonly path: string;
+  readonly dev: number;
+  readonly ino: number;
+  /** Hash of the first `fingerprint_bytes` bytes (decompressed for gzip). */
+  readonly fingerprint: string;
+  readonly fingerprint_bytes: number;
+  /** Offset (decompressed) of the first byte not yet emitted: the start of the next line. */
+  readonly offset: number;
+  /** Lines emitted so far. */
+  readonly line: number;
+  /** The offset lies inside an over-long line whose rest is being skipped. */
+  readonly skipping?: true;
+  /** Gzip only: the stream was read to its end (compressed files do not grow). */
+  readonly complete?: true;
+  /** A copy of content already read under another entry: never read. */
+  readonly duplicate?: true;
+}
+
+export interface FilePosition {
+  readonly files: readonly FileEntry[];
+}
+
+/** The position handed back by the runtime, or undefined with a reason when it is not one of ours. */
+export function parsePosition(value: unknown): { position?: FilePosition; problem?: string } {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || !Array.isArray((value as { files?: unknown }).files)) {
+    return { problem: 'not a file source position' };
+  }
+  const files: FileEntry[] = [];
+  for (const entry of (value as { files: unknown[] }).files) {
+    if (!isEntry(entry)) return { problem: `malformed entry ${JSON.stringify(entry)}` };
+    files.push(entry);
+  }
+  return { position: { files } };
+}
+
+function isEntry(value: unknown): value is FileEntry {
+  if (typeof value !== 'object' || value === null) return false;
+  const e = value as Record<string, unknown>;
+  return (
+    typeof e.path === 'string' &&
+    isCount(e.dev) &&
+    isCount(e.ino) &&
+    typeof e.fingerprint === 'string' &&
+    isCount(e.fingerprint_bytes) &&
+    isCount(e.offset) &&
+    isCount(e.line)
+  );
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
