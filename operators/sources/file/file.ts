@@ -145,27 +145,32 @@ class FileSource implements Source {
       }
       return t.cursor.offset !== before;
     }
+    if (t.atEof && t.handle !== null) {
+      // Idle at its end: one fstat tells whether anything is new. New bytes after a pause are where a
+      // truncate-and-refill shows, so the identity is checked before they are read.
+      const size = (await t.handle.stat()).size;
+      if (size === t.size) return this.whileQuiet(t);
+      t.size = size;
+      if (await this.replaced(t, size)) this.restartTruncated(t, size);
+    }
     const read = await this.readFile(t, false, FOLLOW_BUDGET_BYTES);
     if (read === undefined) return false;
-    const now = Date.now();
+    t.atEof = read.eof;
+    if (read.eof) t.size = readPosition(t);
     if (read.bytesRead > 0) {
-      t.lastGrowth = now;
+      t.lastGrowth = Date.now();
       if (t.fingerprint.bytes < this.options.fingerprint_bytes) await this.refreshFingerprint(t);
       return true;
     }
-    if (!read.eof || !t.handle) return false;
-    const size = (await t.handle.stat()).size;
-    if (size < readPosition(t)) {
-      this.restartTruncated(t, size);
-      return true;
-    }
-    t.size = size;
+    return read.eof ? this.whileQuiet(t) : false;
+  }
+
+  /** A followed file with nothing new: let go of a rotated one, or emit a partial line that waited long enough. */
+  private async whileQuiet(t: Tracked): Promise<boolean> {
+    const now = Date.now();
     const quiet = now - t.lastGrowth;
-    if (
-      t.status === 'rotated' &&
-      quiet >= this.options.rotate_wait_ms &&
-      now - t.rotatedAt >= this.options.rotate_wait_ms
-    ) {
+    const wait = this.options.rotate_wait_ms;
+    if (t.status === 'rotated' && quiet >= wait && now - t.rotatedAt >= wait) {
       await this.finishPartialLine(t);
       await this.forget(t);
       return true;
@@ -256,6 +261,7 @@ class FileSource implements Source {
     t.cursor.skipping = false;
     t.carry = null;
     t.size = size;
+    t.atEof = false;
     // Identity by device and inode until the new content is long enough to fingerprint.
     t.fingerprint = hashBytes(Buffer.alloc(0));
     if (t.reader instanceof FdReader) t.reader.position = 0;
@@ -335,7 +341,9 @@ class FileSource implements Source {
       if (t.handle) {
         const st = await t.handle.stat();
         if (st.nlink === 0) return false;
-        if (!t.compressed && t.status === 'reading' && this.options.follow) await this.checkReplaced(t, st.size);
+        if (!t.compressed && t.status === 'reading' && this.options.follow && (await this.replaced(t, st.size))) {
+          this.restartTruncated(t, st.size);
+        }
         return true;
       }
       if (c.size === t.size) return true;
@@ -352,14 +360,11 @@ class FileSource implements Source {
   }
 
   /** copytruncate and friends: the file shrank below the read point, or its first bytes changed. */
-  private async checkReplaced(t: Tracked, size: number): Promise<void> {
-    if (size < readPosition(t)) {
-      this.restartTruncated(t, size);
-      return;
-    }
-    if (t.fingerprint.bytes === 0 || t.handle === null) return;
+  private async replaced(t: Tracked, size: number): Promise<boolean> {
+    if (size < readPosition(t)) return true;
+    if (t.fingerprint.bytes === 0 || t.handle === null || size < t.fingerprint.bytes) return false;
     const current = await fingerprint(t.handle, false, t.fingerprint.bytes);
-    if (current.hash !== t.fingerprint.hash) this.restartTruncated(t, size);
+    return current.hash !== t.fingerprint.hash;
   }
 
   private async revisit(t: Tracked, c: Candidate): Promise<void> {
@@ -369,6 +374,7 @@ class FileSource implements Source {
     if (t.status === 'failed' && c.size !== t.size && this.options.follow && (await this.reopen(t))) {
       // Changed since it failed: try again from its offset.
       t.status = 'reading';
+      t.atEof = false;
       this.reported.delete(t.path);
     }
     t.size = c.size;
@@ -424,6 +430,7 @@ class FileSource implements Source {
         size: st.size,
         lastGrowth: Date.now(),
         rotatedAt: 0,
+        atEof: false,
       };
       await this.placeCursor(t, initial);
       this.reported.delete(c.path);

@@ -92,7 +92,8 @@ export function takeLines(
       if (cursor.skipping) {
         consume(cursor, batch, rest, 0);
         pos = end;
-      } else if (rest > maxLineBytes) {
+      } else if (rest > maxLineBytes + 1 || (rest === maxLineBytes + 1 && buf[end - 1] !== CR)) {
+        // Longer than allowed whatever comes next (one byte of slack for a `\r` before the newline).
         pushTruncated(cursor, batch, buf, pos, maxLineBytes);
         consume(cursor, batch, rest, 1);
         cursor.skipping = true;

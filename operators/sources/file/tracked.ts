@@ -35,6 +35,8 @@ export interface Tracked extends PumpState {
   /** Last time bytes were read from it, or it was admitted (ms since epoch). */
   lastGrowth: number;
   rotatedAt: number;
+  /** The last read of a followed file reached its end (at `size`). */
+  atEof: boolean;
 }
 
 export function keyOf(dev: number, ino: number): string {

@@ -1,0 +1,139 @@
+/**
+ * Test doubles for driving a source through its contract without the runtime: a context whose logger
+ * and metrics record what they get, and an output that collects batches (optionally slowly).
+ */
+import type { Logger, SourceContext, SourceOutput } from '../../../engine/operator.ts';
+import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
+
+export interface LogEntry {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+  fields: Record<string, unknown> | undefined;
+}
+
+export interface TestContext extends SourceContext {
+  readonly logs: LogEntry[];
+  readonly counters: Map<string, number>;
+}
+
+export function testContext(
+  overrides: { restoredPosition?: unknown; batchMaxRecords?: number; baseDir?: string } = {},
+) {
+  const logs: LogEntry[] = [];
+  const counters = new Map<string, number>();
+  const log =
+    (level: LogEntry['level']) =>
+    (message: string, fields?: Record<string, unknown>): void => {
+      logs.push({ level, message, fields });
+    };
+  const logger: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+  const ctx: TestContext = {
+    pipeline: 'test',
+    id: 'src',
+    logger,
+    signal: new AbortController().signal,
+    dataDir: overrides.baseDir ?? process.cwd(),
+    baseDir: overrides.baseDir ?? process.cwd(),
+    metrics: {
+      counter: (name) => ({ inc: (value = 1) => counters.set(name, (counters.get(name) ?? 0) + value) }),
+      gauge: () => ({ set: () => {} }),
+    },
+    requestCheckpoint: () => {},
+    restoredPosition: overrides.restoredPosition,
+    batchMaxRecords: overrides.batchMaxRecords ?? 1000,
+    logs,
+    counters,
+  };
+  return ctx;
+}
+
+export interface Emitted {
+  records: EtlRecord[];
+  position: unknown;
+  bytes: number | undefined;
+}
+
+export interface CollectingOutput extends SourceOutput {
+  readonly batches: Emitted[];
+  /** Every record emitted so far, in order. */
+  readonly records: EtlRecord[];
+  readonly messages: string[];
+  /** The position of the last emit (records or not). */
+  readonly lastPosition: unknown;
+  readonly progressCalls: Array<{ done: number; total: number }>;
+  readonly controller: AbortController;
+  /** Resolves once `predicate` holds after an emit, or rejects after `timeoutMs`. */
+  until(predicate: (out: CollectingOutput) => boolean, timeoutMs?: number): Promise<void>;
+}
+
+export interface CollectOptions {
+  /** Delay of every emit, as a slow downstream would. */
+  delayMs?: number;
+  /** Called at the start of every emit, before the delay. */
+  onEmit?(batch: Emitted): void;
+  /** Abort `stopping` once this many non-empty batches were emitted. */
+  stopAfterBatches?: number;
+}
+
+export function collectOutput(options: CollectOptions = {}): CollectingOutput {
+  const controller = new AbortController();
+  const batches: Emitted[] = [];
+  const records: EtlRecord[] = [];
+  const messages: string[] = [];
+  const progressCalls: Array<{ done: number; total: number }> = [];
+  const waiters = new Set<() => void>();
+  let lastPosition: unknown;
+  const out: CollectingOutput = {
+    batches,
+    records,
+    messages,
+    progressCalls,
+    controller,
+    get lastPosition() {
+      return lastPosition;
+    },
+    stopping: controller.signal,
+    async emit(batch, position, bytes) {
+      if (controller.signal.aborted) throw new Error('emit after stopping');
+      const emitted = { records: batch, position: structuredClone(position), bytes };
+      options.onEmit?.(emitted);
+      if (options.delayMs) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
+      lastPosition = emitted.position;
+      if (batch.length > 0) {
+        batches.push(emitted);
+        for (const r of batch) {
+          records.push(r);
+          messages.push(String(r.message));
+        }
+        if (options.stopAfterBatches !== undefined && batches.length >= options.stopAfterBatches) controller.abort();
+      }
+      for (const wake of waiters) wake();
+    },
+    progress(done, total) {
+      progressCalls.push({ done, total });
+    },
+    until(predicate, timeoutMs = 5000) {
+      if (predicate(out)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`condition not met in ${timeoutMs} ms; ${messages.length} records so far`));
+        }, timeoutMs);
+        const check = (): void => {
+          if (!predicate(out)) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
+        };
+        waiters.add(check);
+      });
+    },
+  };
+  return out;
+}
+
+export function originOf(record: EtlRecord): Origin {
+  const origin = record[ORIGIN];
+  if (!origin) throw new Error('record without origin');
+  return origin;
+}
