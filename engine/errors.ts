@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   ETL_GRAPH_UNREAD_OUTPUT: 'output read by no stage',
   ETL_GRAPH_NO_INPUT: 'stage has no input',
   ETL_GRAPH_NO_SINK: 'pipeline has no sink',
+  ETL_GRAPH_NO_SOURCE: 'pipeline has no source',
+  ETL_CFG_DUPLICATE_PIPELINE: 'pipeline name already used',
   // runtime
   ETL_RUN_STAGE_FAILED: 'stage failed',
   ETL_RUN_SOURCE_FAILED: 'source failed',
