@@ -148,10 +148,17 @@ class FileSource implements Source {
     if (t.atEof && t.handle !== null) {
       // Idle at its end: one fstat tells whether anything is new. New bytes after a pause are where a
       // truncate-and-refill shows, so the identity is checked before they are read.
-      const size = (await t.handle.stat()).size;
-      if (size === t.size) return this.whileQuiet(t);
-      t.size = size;
-      if (await this.replaced(t, size)) this.restartTruncated(t, size);
+      try {
+        const size = (await t.handle.stat()).size;
+        if (size === t.size) return this.whileQuiet(t);
+        t.size = size;
+        if (await this.replaced(t, size)) this.restartTruncated(t, size);
+      } catch (error) {
+        this.report(t.path, error, 'cannot read file; going on with the others');
+        t.status = 'failed';
+        await closeTracked(t);
+        return false;
+      }
     }
     const read = await this.readFile(t, false, FOLLOW_BUDGET_BYTES);
     if (read === undefined) return false;
