@@ -1,0 +1,206 @@
+/**
+ * The graph pass: every input names a stage and one of its ports, kinds fit, no cycle, no duplicate id,
+ * at least one source and one sink, and (as a warning) no output that nobody reads.
+ */
+import type { OperatorDefinition } from '../operator.ts';
+import { buildGraph, DEFAULT_PORT, outputPorts } from '../graph/graph.ts';
+import type { RecordKind } from '../record.ts';
+import { STAGE_ID_PATTERN } from '../schema/envelope.ts';
+import type { PipelineDocument } from './document.ts';
+import { type InputEntry, inputsOf, type StageEntry, toStageSpec } from './stages.ts';
+import { didYouMean, list } from './suggest.ts';
+import type { StageSpec } from './types.ts';
+
+const STAGE_ID_RE = new RegExp(STAGE_ID_PATTERN);
+
+export function checkGraph(pipeline: PipelineDocument, entries: readonly StageEntry[]): void {
+  const first = new Map<string, StageEntry>();
+  for (const entry of entries) {
+    const earlier = first.get(entry.id);
+    if (!earlier) {
+      first.set(entry.id, entry);
+      continue;
+    }
+    const at = pipeline.positionOf(earlier.path, 'key');
+    pipeline.report({
+      path: entry.path,
+      code: 'ETL_GRAPH_DUPLICATE_ID',
+      message: `duplicate stage id \`${entry.id}\`: the ${earlier.section.kind} at line ${at.line} already uses it`,
+      hint: 'stage ids are unique across sources, operators and sinks',
+      target: 'key',
+    });
+  }
+  checkEnds(pipeline, entries);
+
+  const specs = new Map<string, StageSpec>();
+  for (const [id, entry] of first) {
+    // An id that is not a valid id (reported by the schema pass) cannot be read from anyway.
+    if (entry.definition && entry.value && STAGE_ID_RE.test(id)) {
+      specs.set(id, provisionalSpec(pipeline, entry, entry.definition));
+    }
+  }
+  const ports = new Map<string, Record<string, RecordKind>>();
+  for (const [id, spec] of specs) ports.set(id, portsOf(pipeline, first.get(id) as StageEntry, spec));
+
+  // `stage.port` keys read by some input; a misspelt input counts as reading what it was meant to read.
+  const read = new Set<string>();
+  for (const entry of entries) {
+    if (entry.section.kind === 'source' || !entry.value) continue;
+    const inputs = inputsOf(entry);
+    if (entry.value.inputs === undefined || (inputs !== undefined && (entry.value.inputs as unknown[]).length === 0)) {
+      pipeline.report({
+        path: entry.value.inputs === undefined ? entry.path : [...entry.path, 'inputs'],
+        code: 'ETL_GRAPH_NO_INPUT',
+        message: `${entry.section.kind} \`${entry.id}\` has no input`,
+        hint: 'list the stages it reads from: `inputs: [<stage>]`',
+        target: 'key',
+      });
+    }
+    for (const input of inputs ?? []) {
+      read.add(`${input.ref.stage}.${input.ref.port}`);
+      const meant = checkInput(pipeline, entry, input, first, ports);
+      if (meant !== undefined) read.add(`${meant}.${input.ref.port}`);
+    }
+  }
+
+  const graph = buildGraph([...specs.values()]);
+  if (graph.cycle) reportCycle(pipeline, graph.cycle, first);
+
+  for (const [id, spec] of specs) {
+    const stagePorts = ports.get(id) ?? {};
+    if (spec.kind === 'sink' || !(DEFAULT_PORT in stagePorts) || read.has(`${id}.${DEFAULT_PORT}`)) continue;
+    pipeline.report({
+      path: (first.get(id) as StageEntry).path,
+      code: 'ETL_GRAPH_UNREAD_OUTPUT',
+      severity: 'warning',
+      message: `nothing reads the output of ${spec.kind} \`${id}\``,
+      hint: `add \`${id}\` to the \`inputs\` of an operator or sink, or remove the stage`,
+      target: 'key',
+    });
+  }
+}
+
+function checkEnds(pipeline: PipelineDocument, entries: readonly StageEntry[]): void {
+  if (pipeline.nodeAt(['spec']) === undefined) return; // the schema pass reports a missing `spec`
+  if (!entries.some((e) => e.section.kind === 'source')) {
+    pipeline.report({
+      path: ['spec'],
+      code: 'ETL_GRAPH_NO_SOURCE',
+      message: 'the pipeline has no source',
+      hint: 'declare one under `spec.sources`',
+      target: 'key',
+    });
+  }
+  if (!entries.some((e) => e.section.kind === 'sink')) {
+    pipeline.report({
+      path: ['spec'],
+      code: 'ETL_GRAPH_NO_SINK',
+      message: 'the pipeline has no sink',
+      hint: 'declare one under `spec.sinks`',
+      target: 'key',
+    });
+  }
+}
+
+function checkInput(
+  pipeline: PipelineDocument,
+  entry: StageEntry,
+  input: InputEntry,
+  stages: ReadonlyMap<string, StageEntry>,
+  ports: ReadonlyMap<string, Record<string, RecordKind>>,
+): string | undefined {
+  const { ref, path } = input;
+  const upstream = stages.get(ref.stage);
+  if (!upstream) {
+    const ids = [...stages.keys()].filter((id) => id !== entry.id);
+    const meant = didYouMean(ref.stage, ids);
+    pipeline.report({
+      path,
+      code: 'ETL_GRAPH_UNKNOWN_INPUT',
+      message: `input \`${ref.text}\` names no stage${meant === undefined ? '' : ` — did you mean \`${meant}\`?`}`,
+      hint: ids.length > 0 ? `stages: ${list(ids)}` : 'declare the stage it should read from',
+    });
+    return meant;
+  }
+  const upstreamPorts = ports.get(ref.stage);
+  if (!upstreamPorts) return undefined; // unknown type, already reported
+  const kind = upstreamPorts[ref.port];
+  if (kind === undefined) {
+    const names = Object.keys(upstreamPorts).map((p) => (p === DEFAULT_PORT ? ref.stage : `${ref.stage}.${p}`));
+    const bare = ref.text === ref.stage;
+    const suggestion = bare ? undefined : didYouMean(ref.port, Object.keys(upstreamPorts));
+    pipeline.report({
+      path,
+      code: 'ETL_GRAPH_UNKNOWN_INPUT',
+      message: bare
+        ? `${upstream.section.kind} \`${ref.stage}\` has no default output`
+        : `${upstream.section.kind} \`${ref.stage}\` has no port \`${ref.port}\`${suggestion ? ` — did you mean \`${ref.stage}.${suggestion}\`?` : ''}`,
+      hint: names.length > 0 ? `its outputs: ${list(names)}` : `\`${ref.stage}\` has no outputs`,
+    });
+    return undefined;
+  }
+  const definition = entry.definition;
+  if (!definition || definition.kind === 'source') return undefined;
+  const accepts = definition.accepts;
+  if (kind === 'any' || accepts.includes('any') || accepts.includes(kind)) return undefined;
+  pipeline.report({
+    path,
+    code: 'ETL_GRAPH_KIND_MISMATCH',
+    message: `stage \`${entry.id}\` takes ${kindsText(accepts)} but \`${ref.text}\` sends ${KIND_NAMES[kind]}`,
+    hint:
+      kind === 'raw' && (accepts.includes('access') || accepts.includes('error_log'))
+        ? 'add a `parse` stage between them'
+        : `read from a stage that sends ${kindsText(accepts)}`,
+  });
+  return undefined;
+}
+
+const KIND_NAMES: Record<RecordKind, string> = {
+  raw: 'raw lines',
+  access: 'access records',
+  error_log: 'error-log records',
+  dead_letter: 'dead letters',
+  any: 'any records',
+};
+
+function kindsText(kinds: readonly RecordKind[]): string {
+  const nouns = kinds.map((k) => KIND_NAMES[k]);
+  return nouns.length <= 1 ? (nouns[0] ?? 'no records') : `${nouns.slice(0, -1).join(', ')} or ${nouns.at(-1)}`;
+}
+
+function reportCycle(
+  pipeline: PipelineDocument,
+  cycle: readonly string[],
+  stages: ReadonlyMap<string, StageEntry>,
+): void {
+  // cycle = [a, b, …, a]: each stage reads the one before it; point at the input that closes the loop.
+  const closing = stages.get(cycle[cycle.length - 1] as string) as StageEntry;
+  const from = cycle[cycle.length - 2] as string;
+  const input = (inputsOf(closing) ?? []).find((i) => i.ref.stage === from);
+  pipeline.report({
+    path: input?.path ?? closing.path,
+    code: 'ETL_GRAPH_CYCLE',
+    message: `the stages form a cycle: ${cycle.join(' -> ')}`,
+    hint: 'a stage cannot read its own output, directly or through other stages',
+  });
+}
+
+/** A StageSpec good enough for the graph; `outputsFor` is only trusted with options that passed the schema. */
+function provisionalSpec(pipeline: PipelineDocument, entry: StageEntry, definition: OperatorDefinition): StageSpec {
+  const trusted = entry.schemaValid ? definition : ({ ...definition, outputsFor: undefined } as OperatorDefinition);
+  return toStageSpec(pipeline, entry, trusted);
+}
+
+function portsOf(pipeline: PipelineDocument, entry: StageEntry, spec: StageSpec): Record<string, RecordKind> {
+  try {
+    return outputPorts(spec);
+  } catch (error) {
+    pipeline.report({
+      path: entry.path,
+      code: 'ETL_CFG_INVALID',
+      message: `the \`${spec.type}\` ${spec.kind} could not derive its outputs from its options: ${String(error)}`,
+      target: 'key',
+    });
+    return outputPorts({ ...spec, definition: { ...spec.definition, outputsFor: undefined } as OperatorDefinition });
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * Loads pipeline files into validated PipelineSpecs, before any I/O of the pipeline itself. Every pass
+ * collects every problem it finds (not only the first):
+ *   1. YAML with node positions          4. each operator's cross-field `validate`
+ *   2. `${VAR}` interpolation            5. the graph (inputs, ports, kinds, cycles, duplicates)
+ *   3. the composed JSON Schema (Ajv)
+ * A pipeline with an error is left out of `pipelines`; warnings do not keep a pipeline out.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import type { ValidateFunction } from 'ajv';
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
+import type { Diagnostic } from '../diagnostics.ts';
+import type { OperatorDefinition } from '../operator.ts';
+import { createAjv } from '../schema/ajv.ts';
+import { composePipelineSchema } from '../schema/compose.ts';
+import { STAGE_SECTIONS } from '../schema/envelope.ts';
+import { type DocPath, PipelineDocument } from './document.ts';
+import { checkGraph } from './graph-check.ts';
+import { interpolateDocument } from './interpolate.ts';
+import { translateAjvErrors } from './schema-errors.ts';
+import { checkTelemetry, toSettings, toTelemetry } from './settings.ts';
+import { asRecord, collectStages, resolveTypes, toStageSpec, validateStageOptions } from './stages.ts';
+import type { PipelineSpec } from './types.ts';
+
+export interface LoadOptions {
+  /** Variables for `${VAR}`; default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** Operators that may appear in the pipelines; default operators/registry.ts. */
+  registry?: readonly OperatorDefinition[];
+  /** Directory relative paths resolve against; default the process cwd. */
+  cwd?: string;
+}
+
+export interface LoadResult {
+  /** The pipelines without errors, in file and document order. */
+  pipelines: PipelineSpec[];
+  diagnostics: Diagnostic[];
+  /** The pipeline files read, as displayed in diagnostics. */
+  files: string[];
+}
+
+const YAML_FILE = /\.ya?ml$/i;
+
+/** Loads files, and every `*.yaml` / `*.yml` below directories (recursively, sorted). */
+export async function loadPipelines(paths: readonly string[], options: LoadOptions = {}): Promise<LoadResult> {
+  const cwd = options.cwd ?? process.cwd();
+  const registry = options.registry ?? (await defaultRegistry());
+  const diagnostics: Diagnostic[] = [];
+  const files: string[] = [];
+  const seen = new Set<string>();
+  const add = (file: string): void => {
+    const absolute = resolve(cwd, file);
+    if (seen.has(absolute)) return;
+    seen.add(absolute);
+    files.push(file);
+  };
+  for (const path of paths) {
+    const absolute = resolve(cwd, path);
+    const info = await stat(absolute).catch(() => undefined);
+    if (!info) {
+      diagnostics.push(fileProblem(path, `no such file or directory: ${path}`));
+    } else if (info.isDirectory()) {
+      const found = (await readdir(absolute, { recursive: true, withFileTypes: true }))
+        .filter((e) => e.isFile() && YAML_FILE.test(e.name))
+        .map((e) => relative(absolute, join(e.parentPath, e.name)).split('\\').join('/'))
+        .sort();
+      if (found.length === 0) diagnostics.push(fileProblem(path, `no *.yaml or *.yml file under ${path}`));
+      for (const file of found) add(join(path, file));
+    } else {
+      add(path);
+    }
+  }
+  const documents: PipelineDocument[] = [];
+  for (const file of files) {
+    let source: string;
+    try {
+      source = await readFile(resolve(cwd, file), 'utf8');
+    } catch (error) {
+      diagnostics.push(fileProblem(file, `cannot read ${file}: ${(error as Error).message}`));
+      continue;
+    }
+    const parsed = parseFile(source, file);
+    if (parsed.length === 0) diagnostics.push(fileProblem(file, `${file} holds no pipeline document`));
+    documents.push(...parsed);
+  }
+  const result = check(documents, options.env ?? process.env, registry);
+  return { pipelines: result.pipelines, diagnostics: [...diagnostics, ...result.diagnostics], files };
+}
+
+/** The same passes over one file's text, without touching the file system. */
+export async function loadPipelinesFromString(
+  source: string,
+  file: string,
+  options: Omit<LoadOptions, 'cwd'> = {},
+): Promise<LoadResult> {
+  const registry = options.registry ?? (await defaultRegistry());
+  const documents = parseFile(source, file);
+  const empty = documents.length === 0 ? [fileProblem(file, `${file} holds no pipeline document`)] : [];
+  const result = check(documents, options.env ?? process.env, registry);
+  return { pipelines: result.pipelines, diagnostics: [...empty, ...result.diagnostics], files: [file] };
+}
+
+async function defaultRegistry(): Promise<readonly OperatorDefinition[]> {
+  // Loaded on demand: tests with their own operators need not load every operator's dependencies.
+  return (await import('../../operators/registry.ts')).registry;
+}
+
+function fileProblem(file: string, message: string): Diagnostic {
+  return { file, line: 0, column: 0, path: '', code: 'ETL_CFG_NOT_FOUND', severity: 'error', message };
+}
+
+/** Pass 1: the documents of a file with their positions and YAML errors; empty documents are skipped. */
+function parseFile(source: string, file: string): PipelineDocument[] {
+  const lineCounter = new LineCounter();
+  // Duplicate keys are reported by us: a duplicate stage id is a graph problem, not a syntax error.
+  const docs = parseAllDocuments(source, { lineCounter, uniqueKeys: false, prettyErrors: false });
+  const out: PipelineDocument[] = [];
+  for (const doc of docs) {
+    if (doc.contents === null && doc.errors.length === 0) continue;
+    const pipeline = new PipelineDocument(file, doc as Document, lineCounter);
+    for (const error of doc.errors) pipeline.reportAtOffset(error.pos[0], 'ETL_CFG_YAML', error.message);
+    for (const warning of doc.warnings) {
+      pipeline.reportAtOffset(warning.pos[0], 'ETL_CFG_YAML', warning.message, 'warning');
+    }
+    if (!pipeline.hasErrors) reportDuplicateKeys(pipeline, doc.contents as Node | null, []);
+    out.push(pipeline);
+  }
+  return out;
+}
+
+function reportDuplicateKeys(pipeline: PipelineDocument, node: Node | null, path: DocPath): void {
+  if (isMap(node)) {
+    const stageSection = path.length === 2 && path[0] === 'spec' && STAGE_SECTIONS.some((s) => s.key === path[1]);
+    const keys = new Set<string>();
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (key === undefined) continue;
+      if (keys.has(key) && !stageSection && pair.key && isScalar(pair.key)) {
+        pipeline.reportAtOffset(pair.key.range?.[0] ?? 0, 'ETL_CFG_YAML', `duplicate key \`${key}\``);
+      }
+      keys.add(key);
+      reportDuplicateKeys(pipeline, pair.value as Node | null, [...path, key]);
+    }
+  } else if (isSeq(node)) {
+    for (const [index, item] of node.items.entries())
+      reportDuplicateKeys(pipeline, item as Node | null, [...path, index]);
+  }
+}
+
+const validators = new WeakMap<readonly OperatorDefinition[], ValidateFunction>();
+
+function validatorFor(registry: readonly OperatorDefinition[]): ValidateFunction {
+  let validate = validators.get(registry);
+  if (!validate) {
+    validate = createAjv().compile(composePipelineSchema(registry));
+    validators.set(registry, validate);
+  }
+  return validate;
+}
+
+interface Checked {
+  readonly document: PipelineDocument;
+  readonly name: string | undefined;
+  readonly spec: PipelineSpec | undefined;
+}
+
+/** Passes 2 to 5 per document, then names unique across every document loaded together. */
+function check(
+  documents: readonly PipelineDocument[],
+  env: NodeJS.ProcessEnv,
+  registry: readonly OperatorDefinition[],
+): { pipelines: PipelineSpec[]; diagnostics: Diagnostic[] } {
+  const validate = validatorFor(registry);
+  const checked = documents.map((document) => checkDocument(document, env, registry, validate));
+  const byName = new Map<string, PipelineDocument>();
+  for (const { document, name } of checked) {
+    if (name === undefined) continue;
+    const earlier = byName.get(name);
+    if (!earlier) {
+      byName.set(name, document);
+      continue;
+    }
+    const at = earlier.positionOf(['metadata', 'name']);
+    document.report({
+      path: ['metadata', 'name'],
+      code: 'ETL_CFG_DUPLICATE_PIPELINE',
+      message: `pipeline name \`${name}\` is already used at ${earlier.file}:${at.line}:${at.column}`,
+      hint: 'pipeline names are unique across every file loaded together; they name the state directory',
+    });
+  }
+  const diagnostics: Diagnostic[] = [];
+  for (const { document } of checked) diagnostics.push(...sortByPosition(document.diagnostics));
+  const pipelines = checked.filter((c) => c.spec && !c.document.hasErrors).map((c) => c.spec as PipelineSpec);
+  return { pipelines, diagnostics };
+}
+
+function checkDocument(
+  document: PipelineDocument,
+  env: NodeJS.ProcessEnv,
+  registry: readonly OperatorDefinition[],
+  validate: ValidateFunction,
+): Checked {
+  if (document.hasErrors) return { document, name: undefined, spec: undefined };
+  const unresolved = interpolateDocument(document, env);
+  const data: unknown = document.doc.toJS({ maxAliasCount: 1000 });
+  const entries = collectStages(document, data);
+  resolveTypes(document, entries, registry);
+  // Stages with an unknown type were reported above; their options cannot be judged.
+  const quiet = [...unresolved, ...entries.filter((e) => !e.schemaValid).map((e) => e.path)];
+  validate(data);
+  for (const problem of translateAjvErrors(validate.errors ?? [], data)) {
+    if (quiet.some((path) => within(problem.path, path))) continue;
+    const stage = entries.find((e) => within(problem.path, e.path));
+    if (stage) stage.schemaValid = false;
+    document.report(problem);
+  }
+  for (const path of unresolved) {
+    const stage = entries.find((e) => within(path, e.path));
+    if (stage) stage.schemaValid = false;
+  }
+  validateStageOptions(document, entries);
+  const root = asRecord(data);
+  const spec = asRecord(root?.spec);
+  checkTelemetry(document, spec);
+  checkGraph(document, entries);
+
+  const metadata = asRecord(root?.metadata);
+  const name = typeof metadata?.name === 'string' ? metadata.name : undefined;
+  if (document.hasErrors || name === undefined) return { document, name, spec: undefined };
+  const description = metadata?.description;
+  return {
+    document,
+    name,
+    spec: {
+      name,
+      file: document.file,
+      ...(typeof description === 'string' ? { description } : {}),
+      settings: toSettings(spec),
+      telemetry: toTelemetry(spec),
+      stages: entries.map((e) => toStageSpec(document, e, e.definition as OperatorDefinition)),
+      secrets: [...new Set(document.secrets)],
+    },
+  };
+}
+
+function within(path: DocPath, prefix: DocPath): boolean {
+  return prefix.length <= path.length && prefix.every((segment, i) => String(segment) === String(path[i]));
+}
+
+function sortByPosition(diagnostics: readonly Diagnostic[]): Diagnostic[] {
+  return [...diagnostics].sort((a, b) => a.line - b.line || a.column - b.column);
+}

@@ -1,0 +1,46 @@
+/** `spec.settings` and `spec.telemetry` (validated, defaults applied) → what the runtime reads. */
+import { DEFAULT_SETTINGS } from '../schema/envelope.ts';
+import type { PipelineDocument } from './document.ts';
+import { asRecord } from './stages.ts';
+import type { PipelineSettings, TelemetrySettings } from './types.ts';
+
+export function toSettings(spec: Record<string, unknown> | undefined): PipelineSettings {
+  const s = asRecord(spec?.settings) ?? {};
+  const seconds = (key: keyof typeof DEFAULT_SETTINGS): number =>
+    Math.round(Number(s[key] ?? DEFAULT_SETTINGS[key]) * 1000);
+  return {
+    dataDir: String(s.data_dir ?? DEFAULT_SETTINGS.data_dir),
+    checkpointIntervalMs: seconds('checkpoint_interval_seconds'),
+    batchMaxRecords: Number(s.batch_max_records ?? DEFAULT_SETTINGS.batch_max_records),
+    maxBatchesInFlight: Number(s.max_batches_in_flight ?? DEFAULT_SETTINGS.max_batches_in_flight),
+    shutdownTimeoutMs: seconds('shutdown_timeout_seconds'),
+  };
+}
+
+export function toTelemetry(spec: Record<string, unknown> | undefined): TelemetrySettings {
+  const telemetry = asRecord(spec?.telemetry);
+  const traces = asRecord(telemetry?.traces);
+  const metrics = asRecord(telemetry?.metrics);
+  const endpoint = traces?.endpoint;
+  const port = metrics?.prometheus_port;
+  return {
+    traces: traces?.exporter === 'otlp' ? 'otlp' : 'none',
+    ...(typeof endpoint === 'string' ? { otlpEndpoint: endpoint } : {}),
+    ...(typeof port === 'number' ? { prometheusPort: port } : {}),
+  };
+}
+
+/** Settings that are valid one by one but make no sense together. */
+export function checkTelemetry(pipeline: PipelineDocument, spec: Record<string, unknown> | undefined): void {
+  const traces = asRecord(asRecord(spec?.telemetry)?.traces);
+  if (traces?.endpoint !== undefined && traces.exporter !== 'otlp') {
+    pipeline.report({
+      path: ['spec', 'telemetry', 'traces', 'endpoint'],
+      code: 'ETL_CFG_INVALID',
+      severity: 'warning',
+      message: '`endpoint` is ignored unless `exporter` is `otlp`',
+      hint: 'set `exporter: otlp`, or remove `endpoint`',
+      target: 'key',
+    });
+  }
+}

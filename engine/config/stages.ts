@@ -1,0 +1,198 @@
+/**
+ * The stages of one pipeline document: found in the YAML (in file order, duplicates included), checked
+ * for a known `type`, cross-checked by their operator's `validate`, and finally turned into StageSpecs.
+ */
+import { isMap, isScalar } from 'yaml';
+import { parseInputRef } from '../graph/graph.ts';
+import type { OperatorDefinition } from '../operator.ts';
+import { DEFAULT_RETRY, type RetryPolicy } from '../retry.ts';
+import {
+  COMMON_STAGE_KEYS,
+  DEFAULT_ON_ERROR,
+  INPUT_PATTERN,
+  STAGE_SECTIONS,
+  type StageSection,
+} from '../schema/envelope.ts';
+import type { DocPath, PipelineDocument } from './document.ts';
+import { didYouMeanSuffix, list } from './suggest.ts';
+import type { InputRef, OnError, StageSpec } from './types.ts';
+
+export interface StageEntry {
+  readonly id: string;
+  readonly section: StageSection;
+  /** ['spec', 'sources', id] */
+  readonly path: DocPath;
+  /** Offset of the stage's key in the file, to tell which of two duplicates came second. */
+  readonly offset: number;
+  /** The stage's map after interpolation, coercion and defaults; undefined when it is not a map. */
+  readonly value: Record<string, unknown> | undefined;
+  /** Set once the type is known. */
+  definition?: OperatorDefinition;
+  /** Whether the schema pass found nothing wrong under this stage. */
+  schemaValid: boolean;
+}
+
+export interface InputEntry {
+  readonly ref: InputRef;
+  readonly path: DocPath;
+}
+
+const INPUT_RE = new RegExp(INPUT_PATTERN);
+
+/** Every stage declared under spec.sources / operators / sinks, in file order. */
+export function collectStages(pipeline: PipelineDocument, data: unknown): StageEntry[] {
+  const spec = asRecord(asRecord(data)?.spec);
+  const entries: StageEntry[] = [];
+  for (const section of STAGE_SECTIONS) {
+    const node = pipeline.nodeAt(['spec', section.key]);
+    if (!isMap(node)) continue;
+    const values = asRecord(spec?.[section.key]);
+    for (const pair of node.items) {
+      if (!isScalar(pair.key)) continue;
+      const id = String(pair.key.value);
+      entries.push({
+        id,
+        section,
+        path: ['spec', section.key, id],
+        offset: pair.key.range?.[0] ?? 0,
+        value: asRecord(values?.[id]),
+        schemaValid: true,
+      });
+    }
+  }
+  return entries.sort((a, b) => a.offset - b.offset);
+}
+
+/**
+ * Resolves each stage's operator. An unknown or missing `type` is reported here, with the known types of
+ * that kind; the schema pass then stays quiet about the stage (its options cannot be judged).
+ */
+export function resolveTypes(
+  pipeline: PipelineDocument,
+  entries: readonly StageEntry[],
+  registry: readonly OperatorDefinition[],
+): void {
+  for (const entry of entries) {
+    if (!entry.value) continue;
+    const kind = entry.section.kind;
+    const known = registry.filter((d) => d.kind === kind).map((d) => d.type);
+    const knownText = known.length > 0 ? `known: ${list(known)}` : `no ${kind} types are registered`;
+    const type = entry.value.type;
+    if (type === undefined) {
+      entry.schemaValid = false;
+      pipeline.report({
+        path: entry.path,
+        code: 'ETL_CFG_SCHEMA',
+        message: `${kind} \`${entry.id}\` has no \`type\``,
+        hint: `add \`type:\`; ${knownText}`,
+        target: 'key',
+      });
+      continue;
+    }
+    const definition = typeof type === 'string' ? registry.find((d) => d.kind === kind && d.type === type) : undefined;
+    if (definition) {
+      entry.definition = definition;
+      continue;
+    }
+    entry.schemaValid = false;
+    pipeline.report({
+      path: [...entry.path, 'type'],
+      code: 'ETL_CFG_UNKNOWN_TYPE',
+      message:
+        typeof type === 'string'
+          ? `unknown ${kind} type \`${type}\`; ${knownText}${didYouMeanSuffix(type, known)}`
+          : `\`type\` must name a ${kind} operator; ${knownText}`,
+    });
+  }
+}
+
+/** Cross-field checks of the common keys and of each operator's own `validate`. */
+export function validateStageOptions(pipeline: PipelineDocument, entries: readonly StageEntry[]): void {
+  for (const entry of entries) {
+    const { definition, value } = entry;
+    if (!definition || !value || !entry.schemaValid) continue;
+    const retry = asRecord(value.retry);
+    if (retry && Number(retry.initial_backoff_ms) > Number(retry.max_backoff_ms)) {
+      pipeline.report({
+        path: [...entry.path, 'retry', 'initial_backoff_ms'],
+        code: 'ETL_CFG_INVALID',
+        message: `\`initial_backoff_ms\` (${retry.initial_backoff_ms}) exceeds \`max_backoff_ms\` (${retry.max_backoff_ms})`,
+      });
+    }
+    if (!definition.validate) continue;
+    let problems: ReturnType<NonNullable<OperatorDefinition['validate']>>;
+    try {
+      problems = definition.validate(optionsOf(value));
+    } catch (error) {
+      pipeline.report({
+        path: entry.path,
+        code: 'ETL_CFG_INVALID',
+        message: `the \`${definition.type}\` ${definition.kind} could not check its options: ${String(error)}`,
+        target: 'key',
+      });
+      continue;
+    }
+    for (const problem of problems) {
+      pipeline.report({
+        path: [...entry.path, ...problem.path],
+        code: 'ETL_CFG_INVALID',
+        message: problem.message,
+        ...(problem.hint === undefined ? {} : { hint: problem.hint }),
+        severity: problem.severity ?? 'error',
+      });
+    }
+  }
+}
+
+/** The well-formed entries of a stage's `inputs` (malformed ones are schema errors). */
+export function inputsOf(entry: StageEntry): InputEntry[] | undefined {
+  const inputs = entry.value?.inputs;
+  if (!Array.isArray(inputs)) return undefined;
+  const out: InputEntry[] = [];
+  inputs.forEach((text, index) => {
+    if (typeof text === 'string' && INPUT_RE.test(text)) {
+      out.push({ ref: parseInputRef(text), path: [...entry.path, 'inputs', index] });
+    }
+  });
+  return out;
+}
+
+/** The operator's own options: the stage map without the common stage keys. */
+export function optionsOf(value: Record<string, unknown>): Record<string, unknown> {
+  const options: Record<string, unknown> = { ...value };
+  for (const key of COMMON_STAGE_KEYS) delete options[key];
+  return options;
+}
+
+export function toStageSpec(pipeline: PipelineDocument, entry: StageEntry, definition: OperatorDefinition): StageSpec {
+  const value = entry.value ?? {};
+  const kind = entry.section.kind;
+  const position = pipeline.positionOf(entry.path, 'key');
+  return {
+    id: entry.id,
+    kind,
+    type: definition.type,
+    definition,
+    inputs: (inputsOf(entry) ?? []).map((i) => i.ref),
+    options: optionsOf(value),
+    onError: kind === 'source' ? 'fail' : ((value.on_error as OnError | undefined) ?? DEFAULT_ON_ERROR[kind]),
+    retry: retryPolicy(asRecord(value.retry)),
+    position: { file: pipeline.file, line: position.line, column: position.column },
+  };
+}
+
+function retryPolicy(retry: Record<string, unknown> | undefined): RetryPolicy {
+  const attempts = Number(retry?.max_attempts ?? DEFAULT_RETRY.max_attempts);
+  return {
+    // 0 means: until the run stops.
+    max_attempts: attempts === 0 ? Number.POSITIVE_INFINITY : attempts,
+    initial_backoff_ms: Number(retry?.initial_backoff_ms ?? DEFAULT_RETRY.initial_backoff_ms),
+    max_backoff_ms: Number(retry?.max_backoff_ms ?? DEFAULT_RETRY.max_backoff_ms),
+  };
+}
+
+export function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
