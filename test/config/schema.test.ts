@@ -1,0 +1,158 @@
+/** The published schemas: fresh, strict-valid, and describing every operator's examples. */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadPipelinesFromString } from '../../engine/config/load.ts';
+import { defineSource, defineTransform, type OperatorDefinition } from '../../engine/operator.ts';
+import { createAjv } from '../../engine/schema/ajv.ts';
+import { composePipelineSchema, operatorStageSchema } from '../../engine/schema/compose.ts';
+import { listSchemaFiles, loadRecordSchema, renderSchemas, SCHEMAS_DIR } from '../../engine/schema/generate.ts';
+import { registry } from '../../operators/registry.ts';
+import { only, VALID } from './helpers.ts';
+import { testRegistry } from './operators.ts';
+
+const never = (): never => {
+  throw new Error('not meant to run');
+};
+
+describe('published schemas', () => {
+  it('are up to date with the registry (run `npm run schemas` when this fails)', async () => {
+    const expected = renderSchemas(registry, await loadRecordSchema());
+    const onDisk = await listSchemaFiles();
+    expect(onDisk, 'files under schemas/ differ from the registry: run `npm run schemas`').toEqual(
+      [...expected.keys()].sort(),
+    );
+    for (const [path, content] of expected) {
+      const actual = await readFile(join(SCHEMAS_DIR, path), 'utf8');
+      expect(actual, `schemas/${path} is stale: run \`npm run schemas\``).toBe(content);
+    }
+  });
+
+  it('every schema file compiles in Ajv strict mode', async () => {
+    const files = await listSchemaFiles();
+    expect(files).toContain('pipeline.schema.json');
+    for (const path of files) {
+      const schema = JSON.parse(await readFile(join(SCHEMAS_DIR, path), 'utf8')) as object;
+      expect(() => createAjv().compile(schema), path).not.toThrow();
+    }
+  });
+
+  it("every registered operator's examples validate against its stage schema", () => {
+    expect(registry.length).toBeGreaterThan(0);
+    for (const def of registry) {
+      expect(def.examples.length, `${def.kind} ${def.type} has no examples`).toBeGreaterThan(0);
+      const validate = createAjv().compile(operatorStageSchema(def));
+      for (const example of def.examples) {
+        const stage = {
+          type: def.type,
+          ...(def.kind === 'source' ? {} : { inputs: ['upstream'] }),
+          ...structuredClone(example as object),
+        };
+        const valid = validate(stage);
+        expect(validate.errors ?? [], `${def.kind} ${def.type} example ${JSON.stringify(example)}`).toEqual([]);
+        expect(valid).toBe(true);
+      }
+    }
+  });
+});
+
+describe('composePipelineSchema', () => {
+  it('holds every operator under $defs, each closed and with the common stage keys', () => {
+    const schema = composePipelineSchema(testRegistry) as { $defs: Record<string, Record<string, unknown>> };
+    expect(Object.keys(schema.$defs).sort()).toEqual([
+      'sink',
+      'sink-file',
+      'sink-table',
+      'source',
+      'source-file',
+      'source-generator',
+      'source-stdin',
+      'transform',
+      'transform-geo',
+      'transform-parse',
+    ]);
+    const parse = schema.$defs['transform-parse'] as {
+      properties: object;
+      additionalProperties: unknown;
+      $id?: string;
+    };
+    expect(Object.keys(parse.properties)).toEqual(['type', 'inputs', 'on_error', 'retry', 'format']);
+    expect(parse.additionalProperties).toBe(false);
+    // Embedded definitions carry no $id: the pipeline schema is one self-contained document.
+    expect(parse.$id).toBeUndefined();
+    expect(schema.$defs.source).toMatchObject({
+      discriminator: { propertyName: 'type' },
+      oneOf: [{ $ref: '#/$defs/source-file' }, { $ref: '#/$defs/source-generator' }, { $ref: '#/$defs/source-stdin' }],
+    });
+    expect(() => createAjv().compile(schema)).not.toThrow();
+  });
+
+  it('re-roots the local $refs of an operator schema', async () => {
+    const withDefs = defineTransform({
+      type: 'tag',
+      stability: 'alpha',
+      summary: 'adds tags',
+      schema: {
+        $id: 'https://etl.dev/schemas/operators/transforms/tag.json',
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          tags: { type: 'array', description: 'tags', items: { $ref: '#/$defs/tag' } },
+          default: { $ref: 'https://etl.dev/schemas/operators/transforms/tag.json#/$defs/tag' },
+        },
+        $defs: { tag: { type: 'string', description: 'a tag', minLength: 1 } },
+      } as const,
+      examples: [{ tags: ['a'] }],
+      accepts: ['any'],
+      outputs: { default: 'any' },
+      create: never,
+    }) as OperatorDefinition;
+    const reg = [...testRegistry, withDefs];
+    const schema = composePipelineSchema(reg) as { $defs: Record<string, { properties: Record<string, unknown> }> };
+    expect(schema.$defs['transform-tag']?.properties.tags).toEqual({
+      type: 'array',
+      description: 'tags',
+      items: { $ref: '#/$defs/transform-tag/$defs/tag' },
+    });
+    expect(schema.$defs['transform-tag']?.properties.default).toEqual({ $ref: '#/$defs/transform-tag/$defs/tag' });
+    const result = await loadWith(
+      reg,
+      VALID.replace('      inputs: [parsed]', '      inputs: [parsed, tagged]').replace(
+        '  sinks:',
+        '    tagged:\n      type: tag\n      inputs: [parsed]\n      tags: [""]\n  sinks:',
+      ),
+    );
+    expect(only(result, 'ETL_CFG_INVALID').message).toBe('`tags[0]` must not be empty');
+  });
+
+  it('refuses an operator schema that declares a common stage key', () => {
+    const bad = defineSource({
+      type: 'bad',
+      stability: 'alpha',
+      summary: 'declares inputs',
+      schema: {
+        $id: 'https://etl.dev/schemas/operators/sources/bad.json',
+        type: 'object',
+        additionalProperties: false,
+        properties: { retry: { type: 'boolean', description: 'clashes' } },
+      } as const,
+      examples: [],
+      outputs: { default: 'raw' },
+      create: never,
+    }) as OperatorDefinition;
+    expect(() => operatorStageSchema(bad)).toThrow('must not declare the common stage key `retry`');
+  });
+
+  it('still validates pipelines when a kind has no operator at all', async () => {
+    const result = await loadWith(
+      testRegistry.filter((d) => d.kind !== 'transform'),
+      VALID,
+    );
+    const d = only(result, 'ETL_CFG_UNKNOWN_TYPE');
+    expect(d.message).toBe('unknown transform type `parse`; no transform types are registered');
+  });
+});
+
+function loadWith(reg: readonly OperatorDefinition[], yaml: string) {
+  return loadPipelinesFromString(yaml, 'pipeline.yaml', { registry: reg, env: {} });
+}
