@@ -124,7 +124,9 @@ class FileSource implements Source {
       if (out.stopping.aborted) return;
       const now = Date.now();
       if (!this.batch.empty && now - this.batch.since >= IDLE_FLUSH_MS) await this.flush();
-      if (now - lastScan >= poll) {
+      // A created or renamed file is looked at at once: holding its descriptor early is what lets a file
+      // that is renamed away soon after (a fast rotation) still be read.
+      if (this.waker.takeRescan() || now - lastScan >= poll) {
         await this.scan(false);
         lastScan = Date.now();
       }

@@ -8,6 +8,8 @@ import { type FSWatcher, watch } from 'node:fs';
 export class Waker {
   private readonly watchers = new Map<string, FSWatcher>();
   private pending = false;
+  /** A name appeared or disappeared in a watched directory since the last `takeRescan`. */
+  private renamed = false;
   private wakeUp: (() => void) | null = null;
   private closed = false;
 
@@ -24,7 +26,10 @@ export class Waker {
     for (const dir of wanted) {
       if (this.watchers.has(dir)) continue;
       try {
-        const watcher = watch(dir, { persistent: false }, () => this.wake());
+        const watcher = watch(dir, { persistent: false }, (event) => {
+          if (event === 'rename') this.renamed = true;
+          this.wake();
+        });
         watcher.on('error', () => {
           watcher.close();
           this.watchers.delete(dir);
@@ -34,6 +39,13 @@ export class Waker {
         // Missing or unwatchable directory: polling covers it, and the next rescan tries again.
       }
     }
+  }
+
+  /** True once after files were created, renamed or deleted in a watched directory. */
+  takeRescan(): boolean {
+    const renamed = this.renamed;
+    this.renamed = false;
+    return renamed;
   }
 
   wake(): void {
