@@ -15,7 +15,7 @@ import type { OperatorDefinition } from '../operator.ts';
 import { createAjv } from '../schema/ajv.ts';
 import { composePipelineSchema } from '../schema/compose.ts';
 import { STAGE_SECTIONS } from '../schema/envelope.ts';
-import { type DocPath, PipelineDocument } from './document.ts';
+import { type DocPath, PipelineDocument, type Problem } from './document.ts';
 import { checkGraph } from './graph-check.ts';
 import { interpolateDocument } from './interpolate.ts';
 import { translateAjvErrors } from './schema-errors.ts';
@@ -213,7 +213,7 @@ function checkDocument(
     if (quiet.some((path) => within(problem.path, path))) continue;
     const stage = entries.find((e) => within(problem.path, e.path));
     if (stage) stage.schemaValid = false;
-    document.report(problem);
+    document.report(isEmptyValue(document.nodeAt(problem.path)) ? emptyValueProblem(problem) : problem);
   }
   for (const path of unresolved) {
     const stage = entries.find((e) => within(path, e.path));
@@ -241,6 +241,21 @@ function checkDocument(
       stages: entries.map((e) => toStageSpec(document, e, e.definition as OperatorDefinition)),
       secrets: [...new Set(document.secrets)],
     },
+  };
+}
+
+/** `key:` (or `key: null`); coercion has turned it into "", 0 or false by the time Ajv complains. */
+function isEmptyValue(node: Node | undefined): boolean {
+  return isScalar(node) && node.value === null;
+}
+
+function emptyValueProblem(problem: Problem): Problem {
+  const key = problem.path[problem.path.length - 1];
+  return {
+    ...problem,
+    message: `\`${String(key)}\` has no value`,
+    hint: 'write a value after the colon, or remove the key to use its default',
+    target: 'key',
   };
 }
 

@@ -14,6 +14,7 @@ import {
   type StageSection,
 } from '../schema/envelope.ts';
 import type { DocPath, PipelineDocument } from './document.ts';
+import { describeValue } from './schema-errors.ts';
 import { didYouMeanSuffix, list } from './suggest.ts';
 import type { InputRef, OnError, StageSpec } from './types.ts';
 
@@ -101,7 +102,7 @@ export function resolveTypes(
       message:
         typeof type === 'string'
           ? `unknown ${kind} type \`${type}\`; ${knownText}${didYouMeanSuffix(type, known)}`
-          : `\`type\` must name a ${kind} operator; ${knownText}`,
+          : `\`type\` must name a ${kind} operator; found ${describeValue(type)}; ${knownText}`,
     });
   }
 }

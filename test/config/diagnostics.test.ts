@@ -39,6 +39,27 @@ describe('loader diagnostics', () => {
     expect(d.hint).toBe('did you mean `jsonl`?');
   });
 
+  it('collapses the branches of a oneOf into one problem, or keeps the branch the value was meant for', async () => {
+    const asNumber = await load(VALID.replace('      path: out.jsonl', '      path: out.jsonl\n      compression: 5'));
+    expect(asNumber.diagnostics).toHaveLength(1);
+    expect(at(asNumber.diagnostics[0] as never)).toEqual([19, 20]);
+    expect(asNumber.diagnostics[0]?.message).toBe('`compression` must be true or false or a map; found the number 5');
+
+    const asMap = await load(
+      VALID.replace('      path: out.jsonl', '      path: out.jsonl\n      compression: { levle: 3 }'),
+    );
+    expect(asMap.diagnostics).toHaveLength(1);
+    expect(at(asMap.diagnostics[0] as never)).toEqual([19, 22]);
+    expect(asMap.diagnostics[0]?.message).toBe('unknown key `levle` — did you mean `level`?');
+  });
+
+  it('says a key has no value rather than quoting what coercion made of it', async () => {
+    const result = await load(VALID.replace('      path: out.jsonl', '      path:'));
+    const d = only(result, 'ETL_CFG_INVALID');
+    expect(at(d)).toEqual([18, 7]);
+    expect(d.message).toBe('`path` has no value');
+  });
+
   it('names the known types of an unknown operator type at the type value', async () => {
     const result = await load(VALID.replace('      type: file\n      paths', '      type: fiel\n      paths'));
     const d = only(result, 'ETL_CFG_UNKNOWN_TYPE');

@@ -121,6 +121,17 @@ export const fileSink = defineSink({
       format: { type: 'string', description: 'encoding', enum: ['jsonl', 'csv'], default: 'jsonl' },
       url: { type: 'string', description: 'a URL', format: 'uri' },
       flush_interval_seconds: { type: 'number', description: 'flush period', exclusiveMinimum: 0, default: 1 },
+      compression: {
+        description: 'gzip on/off, or its settings',
+        oneOf: [
+          { type: 'boolean' },
+          {
+            type: 'object',
+            additionalProperties: false,
+            properties: { level: { type: 'integer', description: 'gzip level', minimum: 1, maximum: 9 } },
+          },
+        ],
+      },
     },
   } as const,
   examples: [{ path: 'out.jsonl' }],
