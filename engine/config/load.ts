@@ -114,7 +114,8 @@ function fileProblem(file: string, message: string): Diagnostic {
 function parseFile(source: string, file: string): PipelineDocument[] {
   const lineCounter = new LineCounter();
   // Duplicate keys are reported by us: a duplicate stage id is a graph problem, not a syntax error.
-  const docs = parseAllDocuments(source, { lineCounter, uniqueKeys: false, prettyErrors: false });
+  // `<<: *defaults` merge keys are common in hand-written YAML (docker-compose, CI files): honour them.
+  const docs = parseAllDocuments(source, { lineCounter, uniqueKeys: false, prettyErrors: false, merge: true });
   const out: PipelineDocument[] = [];
   for (const doc of docs) {
     if (doc.contents === null && doc.errors.length === 0) continue;
@@ -147,6 +148,8 @@ function reportDuplicateKeys(pipeline: PipelineDocument, node: Node | null, path
       reportDuplicateKeys(pipeline, item as Node | null, [...path, index]);
   }
 }
+
+const MAX_ALIAS_COUNT = 1000;
 
 const validators = new WeakMap<readonly OperatorDefinition[], ValidateFunction>();
 
@@ -203,7 +206,14 @@ function checkDocument(
 ): Checked {
   if (document.hasErrors) return { document, name: undefined, spec: undefined };
   const unresolved = interpolateDocument(document, env);
-  const data: unknown = document.doc.toJS({ maxAliasCount: 1000 });
+  let data: unknown;
+  try {
+    data = document.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    // e.g. an alias bomb: refuse the document rather than expanding it.
+    document.reportAtOffset(document.doc.range[0], 'ETL_CFG_YAML', (error as Error).message);
+    return { document, name: undefined, spec: undefined };
+  }
   const entries = collectStages(document, data);
   resolveTypes(document, entries, registry);
   // Stages with an unknown type were reported above; their options cannot be judged.

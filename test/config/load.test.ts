@@ -201,6 +201,20 @@ spec:
     expect(only(empty, 'ETL_CFG_NOT_FOUND').message).toBe('pipeline.yaml holds no pipeline document');
   });
 
+  it('honours YAML anchors and merge keys', async () => {
+    const yaml = `${VALID.replace('    out:\n', '    out: &sink\n')}    rejects:
+      <<: *sink
+      inputs: [parsed.dead_letter]
+      path: rejects.jsonl
+`;
+    const result = await load(yaml);
+    expect(result.diagnostics).toEqual([]);
+    const rejects = stageOf(result.pipelines[0], 'rejects');
+    expect(rejects.type).toBe('file');
+    expect(rejects.inputs.map((i) => i.text)).toEqual(['parsed.dead_letter']);
+    expect(rejects.options).toMatchObject({ path: 'rejects.jsonl', format: 'jsonl' });
+  });
+
   it('reports duplicate keys outside the stage maps as YAML problems', async () => {
     const result = await load(VALID.replace('  name: web', '  name: web\n  name: again'));
     const d = only(result, 'ETL_CFG_YAML');
