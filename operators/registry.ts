@@ -4,6 +4,7 @@
 import type { OperatorDefinition } from '../engine/operator.ts';
 import blackholeSink from './sinks/blackhole/index.ts';
 import fileSink from './sinks/file/index.ts';
+import postgresSink from './sinks/postgres/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
@@ -16,6 +17,7 @@ export const registry: readonly OperatorDefinition[] = [
   fileSink,
   stdoutSink,
   blackholeSink,
+  postgresSink,
 ];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {

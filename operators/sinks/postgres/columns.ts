@@ -61,12 +61,15 @@ export function deriveColumns(
   const columns = new Map<string, Column>();
   for (const [name, prop] of Object.entries(schema.properties ?? {})) {
     const type = overrides[name] ?? columnType(name, prop);
-    columns.set(name, withBounds(name, type, prop, required.has(name)));
+    // `required` only means present: a property whose type admits null may still be null.
+    columns.set(name, withBounds(name, type, prop, required.has(name) && !allowsNull(prop)));
   }
   for (const [name, type] of Object.entries(overrides)) {
     if (!columns.has(name)) columns.set(name, withBounds(name, type, {}, false));
   }
-  if (!columns.has(extraColumn)) columns.set(extraColumn, { name: extraColumn, type: 'jsonb', required: false });
+  // The catch-all column is optional whatever the schema says: records of other stages may not carry it.
+  const extra = columns.get(extraColumn);
+  columns.set(extraColumn, { name: extraColumn, type: extra?.type ?? 'jsonb', required: false });
   return [...columns.values()];
 }
 
@@ -129,6 +132,11 @@ function isNumeric(type: SqlType): boolean {
   return (
     type === 'smallint' || type === 'integer' || type === 'bigint' || type === 'numeric' || type === 'double precision'
   );
+}
+
+function allowsNull(p: PropertySchema): boolean {
+  if (p.anyOf ?? p.oneOf) return (p.anyOf ?? p.oneOf ?? []).some(allowsNull);
+  return p.type === 'null' || (Array.isArray(p.type) && p.type.includes('null'));
 }
 
 function isNullOnly(p: PropertySchema): boolean {

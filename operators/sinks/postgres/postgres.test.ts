@@ -69,7 +69,9 @@ describe('table plan', () => {
 
   it('only adds what is missing from an existing table', () => {
     const layout = buildLayout(options({ columns: { country: 'text' } }));
-    const existing = new Map(layout.columns.filter((c) => c.name !== 'country').map((c) => [c.name, c.type]));
+    const existing = new Map<string, string>(
+      layout.columns.filter((c) => c.name !== 'country').map((c) => [c.name, c.type]),
+    );
     existing.set('timestamp', 'timestamp with time zone');
     existing.set('status', 'integer');
     const { statements, warnings } = planTable(layout, {

@@ -1,6 +1,6 @@
 /** The JSON Schemas of the record kinds a table's columns can be derived from. */
 import { accessRecordSchema } from '../../transforms/parse/record.schema.ts';
-import type { RecordSchema } from './columns.ts';
+import type { PropertySchema, RecordSchema } from './columns.ts';
 
 /** Dead letters (engine/record.ts `DeadLetter`). */
 export const deadLetterRecordSchema = {
@@ -17,10 +17,25 @@ export const deadLetterRecordSchema = {
 
 const NONE: RecordSchema = { properties: {} };
 
+/**
+ * What the access record leaves open but a table should enforce: an HTTP status has three digits, so
+ * `status: 70000` is a bad row (dead-lettered), not a bigint; the client is an address, stored as inet
+ * (servers that log host names, Apache's HostnameLookups, need `columns: { client_ip: text }`).
+ */
+const ACCESS_REFINEMENTS: Readonly<Record<string, PropertySchema>> = {
+  status: { type: ['integer', 'null'], minimum: 100, maximum: 999 },
+  client_ip: { type: ['string', 'null'], format: 'ip' },
+};
+
+const access: RecordSchema = {
+  ...(accessRecordSchema as RecordSchema),
+  properties: { ...(accessRecordSchema as RecordSchema).properties, ...ACCESS_REFINEMENTS },
+};
+
 export type RecordSchemaName = 'access' | 'dead_letter' | 'none';
 
 export function recordSchema(name: RecordSchemaName): RecordSchema {
   if (name === 'dead_letter') return deadLetterRecordSchema;
   if (name === 'none') return NONE;
-  return accessRecordSchema as RecordSchema;
+  return access;
 }
