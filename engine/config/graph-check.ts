@@ -2,6 +2,7 @@
  * The graph pass: every input names a stage and one of its ports, kinds fit, no cycle, no duplicate id,
  * at least one source and one sink, and (as a warning) no output that nobody reads.
  */
+import { isMap } from 'yaml';
 import type { OperatorDefinition } from '../operator.ts';
 import { buildGraph, DEFAULT_PORT, outputPorts } from '../graph/graph.ts';
 import type { RecordKind } from '../record.ts';
@@ -81,7 +82,7 @@ export function checkGraph(pipeline: PipelineDocument, entries: readonly StageEn
 }
 
 function checkEnds(pipeline: PipelineDocument, entries: readonly StageEntry[]): void {
-  if (pipeline.nodeAt(['spec']) === undefined) return; // the schema pass reports a missing `spec`
+  if (!isMap(pipeline.nodeAt(['spec']))) return; // the schema pass reports a missing or malformed `spec`
   if (!entries.some((e) => e.section.kind === 'source')) {
     pipeline.report({
       path: ['spec'],

@@ -264,7 +264,7 @@ function emptyValueProblem(problem: Problem): Problem {
   return {
     ...problem,
     message: `\`${String(key)}\` has no value`,
-    hint: 'write a value after the colon, or remove the key to use its default',
+    hint: 'write a value after the colon, or remove the key if it is optional',
     target: 'key',
   };
 }
