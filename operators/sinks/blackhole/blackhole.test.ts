@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../../../engine/operator.ts';
 import { silentLogger } from '../../../engine/runtime/noop.ts';
-import { testContext } from '../../../test/support/context.ts';
+import { testContext } from '../file/test-support.ts';
 import { createBlackholeSink } from './blackhole.ts';
 
 const ctx = { deadLetter: () => {} };

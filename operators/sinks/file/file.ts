@@ -1,59 +1,89 @@
 /**
- * The file sink. Each batch is serialised into one buffer and written with one call; `prepareCommit`
- * fsyncs and reports `{ sequence, bytes, rolled, fields }`, and `restore` truncates to it, which is what
- * makes file output exactly-once across crashes. With gzip, every batch is its own gzip member, so any
- * batch boundary (and thus any checkpoint) leaves a valid file.
+ * The file sink. Batches are encoded to text and gathered in memory (acknowledging a batch only promises it
+ * will be durable at the next checkpoint); the text goes to disk in one write once about 1 MiB has gathered,
+ * and at every checkpoint, flush, roll and close. With gzip, each such write is one gzip member, so every
+ * checkpoint falls on a member boundary. `prepareCommit` fsyncs and reports the file and its length;
+ * `restore` truncates to that length, which is what makes the output exactly-once across crashes.
  */
 import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
-import { stringify } from 'csv-stringify/sync';
 import type { OperatorContext, Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
+import { CsvEncoder, type Encoder, JsonlEncoder } from './encode.ts';
+import { rolledName, rolledSequence } from './naming.ts';
 import type { FileSinkOptions } from './schema.ts';
 
 const gzipAsync = promisify(gzip);
 
+/** Gathered text is written out past this many bytes: few large writes, bounded memory. */
+export const WRITE_THRESHOLD_BYTES = 1 << 20;
+/** Rolled file names kept in the state, newest last (older ones are known from their sequence numbers). */
+const ROLLED_IN_STATE = 100;
+
 /** What a checkpoint records about the output, and what a rerun restores. */
 export interface FileSinkState {
-  /** Sequence number of the file currently at `path` (rolled files carry theirs in their name). */
-  readonly sequence: number;
-  /** Bytes of the current file covered by the checkpoint. */
+  /** The file being written (absolute). */
+  readonly file: string;
+  /** Bytes of `file` covered by the checkpoint. */
   readonly bytes: number;
-  /** When the current file was started (for interval rolling). */
-  readonly startedAt: number;
-  /** Names of rolled files, complete at the checkpoint. */
+  /** Sequence number of `file`; it is rolled under this number, and later numbers are newer files. */
+  readonly sequence: number;
+  /** When `file` was started, in epoch milliseconds (for interval rolling). */
+  readonly started_at: number;
+  /** The most recent rolled files, complete at the checkpoint. */
   readonly rolled: readonly string[];
-  /** CSV columns in use. */
+  /** CSV columns in use, so that a rerun writes the same ones. */
   readonly fields?: readonly string[];
 }
 
-export function createFileSink(options: FileSinkOptions, ctx: OperatorContext): Sink {
-  return new FileSink(options, ctx);
+/** Knobs for tests and benchmarks; the defaults are what pipelines get. */
+export interface FileSinkTuning {
+  readonly writeThresholdBytes?: number;
+}
+
+export function createFileSink(options: FileSinkOptions, ctx: OperatorContext, tuning: FileSinkTuning = {}): Sink {
+  return new FileSink(options, ctx, tuning.writeThresholdBytes ?? WRITE_THRESHOLD_BYTES);
 }
 
 class FileSink implements Sink {
   private readonly options: FileSinkOptions;
   private readonly ctx: OperatorContext;
   private readonly path: string;
+  private readonly encoder: Encoder;
+  private readonly csv: CsvEncoder | undefined;
+  private readonly writeThreshold: number;
   private handle: FileHandle | undefined;
-  private sequence = 1;
+  /** Bytes of the current file on disk. */
   private bytes = 0;
+  private sequence = 1;
   private startedAt = Date.now();
   private rolled: string[] = [];
-  private fields: string[] | undefined;
+  /** Encoded text not yet written, and its UTF-8 length. */
+  private pending = '';
+  private pendingBytes = 0;
+  private needsHeader = false;
+  /** A rename happened since the last fsync of the directory. */
+  private renamed = false;
   private closed = false;
 
-  constructor(options: FileSinkOptions, ctx: OperatorContext) {
+  constructor(options: FileSinkOptions, ctx: OperatorContext, writeThreshold: number) {
     this.options = options;
+    this.writeThreshold = writeThreshold;
     this.ctx = ctx;
     this.path = resolve(ctx.baseDir, options.path);
-    this.fields = options.fields ? [...options.fields] : undefined;
+    if (options.format === 'csv') {
+      this.csv = new CsvEncoder(options.fields);
+      this.encoder = this.csv;
+    } else {
+      this.encoder = new JsonlEncoder();
+    }
   }
 
   async plan(): Promise<string[]> {
-    return [`write ${this.options.format} to ${this.path}${this.options.compression === 'gzip' ? ' (gzip)' : ''}`];
+    const gzip = this.options.compression === 'gzip' ? ', gzip' : '';
+    return [`write ${this.options.format}${gzip} to ${this.path}`];
   }
 
   async open(): Promise<void> {
@@ -61,18 +91,85 @@ class FileSink implements Sink {
   }
 
   async restore(state: unknown): Promise<void> {
+    if (this.closed) throw new Error('file sink restored after close');
+    await this.handle?.close();
+    this.handle = undefined;
+    this.pending = '';
+    this.pendingBytes = 0;
     const saved = parseState(state);
-    if (!saved) {
-      // A first run: start anew unless asked to append.
-      this.handle = await open(this.path, this.options.append ? 'a' : 'w');
-      this.bytes = (await this.handle.stat()).size;
-      return;
+    if (saved && saved.file !== this.path) {
+      this.ctx.logger.warn('the checkpoint is for another file; starting this one anew', {
+        checkpointed: saved.file,
+        file: this.path,
+      });
     }
+    if (saved?.file === this.path) await this.resume(saved);
+    else await this.start();
+  }
+
+  async write(records: EtlRecord[], ctx: SinkWriteContext): Promise<void> {
+    if (this.closed) throw new Error('file sink written after close');
+    if (!this.handle) await this.start();
+    const text = this.encoder.encode(records, ctx);
+    if (text.length === 0) return;
+    if (this.needsHeader) this.gather(this.encoder.header());
+    this.needsHeader = false;
+    this.gather(text);
+    if (this.pendingBytes >= this.writeThreshold) await this.writePending();
+    if (this.rollDue()) await this.roll();
+  }
+
+  async prepareCommit(): Promise<FileSinkState> {
+    await this.sync();
+    return {
+      file: this.path,
+      bytes: this.bytes,
+      sequence: this.sequence,
+      started_at: this.startedAt,
+      rolled: [...this.rolled],
+      ...(this.csv?.fields ? { fields: this.csv.fields } : {}),
+    };
+  }
+
+  async flush(): Promise<void> {
+    await this.sync();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const handle = this.handle;
+    if (!handle) return;
+    try {
+      await this.writePending();
+    } finally {
+      this.handle = undefined;
+      await handle.close();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------
+
+  /** A run without a checkpoint: the file starts anew (or is appended to), numbered after any rolled file. */
+  private async start(): Promise<void> {
+    let highest = 0;
+    for (const name of await readdir(dirname(this.path))) {
+      highest = Math.max(highest, rolledSequence(this.path, name) ?? 0);
+    }
+    this.sequence = highest + 1;
+    this.startedAt = Date.now();
+    this.rolled = [];
+    this.handle = await open(this.path, this.options.append ? 'a' : 'w');
+    this.bytes = (await this.handle.stat()).size;
+    this.needsHeader = this.bytes === 0;
+  }
+
+  private async resume(saved: FileSinkState): Promise<void> {
     this.sequence = saved.sequence;
-    this.startedAt = saved.startedAt;
+    this.startedAt = saved.started_at;
     this.rolled = [...saved.rolled];
-    if (saved.fields && !this.options.fields) this.fields = [...saved.fields];
-    await this.undoRollsAfterCheckpoint(saved);
+    if (saved.fields && !this.options.fields && this.csv) this.csv.restoreFields(saved.fields);
+    await this.undoRollsAfter(saved.sequence);
     this.handle = await open(this.path, 'a');
     const size = (await this.handle.stat()).size;
     if (size < saved.bytes) {
@@ -88,170 +185,99 @@ class FileSink implements Sink {
       });
     }
     this.bytes = saved.bytes;
-  }
-
-  async write(records: EtlRecord[], ctx: SinkWriteContext): Promise<void> {
-    const handle = this.handle ?? (await this.openFresh());
-    let text = this.options.format === 'csv' ? this.csv(records, ctx) : jsonLines(records, ctx);
-    if (text.length === 0) return;
-    if (this.options.format === 'csv' && this.bytes === 0 && this.fields) text = stringify([this.fields]) + text;
-    let data: Buffer = Buffer.from(text, 'utf8');
-    if (this.options.compression === 'gzip') data = await gzipAsync(data);
-    await writeAll(handle, data);
-    this.bytes += data.length;
-    await this.rollIfDue();
-  }
-
-  async prepareCommit(): Promise<FileSinkState> {
-    await this.handle?.sync();
-    return {
-      sequence: this.sequence,
-      bytes: this.bytes,
-      startedAt: this.startedAt,
-      rolled: [...this.rolled],
-      ...(this.fields ? { fields: [...this.fields] } : {}),
-    };
-  }
-
-  async flush(): Promise<void> {
-    await this.handle?.sync();
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const handle = this.handle;
-    this.handle = undefined;
-    await handle?.close();
-  }
-
-  // ------------------------------------------------------------------------------------------------
-
-  private async openFresh(): Promise<FileHandle> {
-    await this.restore(undefined);
-    return this.handle as FileHandle;
-  }
-
-  private csv(records: EtlRecord[], ctx: SinkWriteContext): string {
-    this.fields ??= Object.keys(records[0] ?? {});
-    const fields = this.fields;
-    const rows: unknown[][] = [];
-    for (const record of records) {
-      try {
-        rows.push(fields.map((field) => cell(lookup(record, field))));
-      } catch (error) {
-        ctx.deadLetter(record, `cannot write as CSV: ${(error as Error).message}`);
-      }
-    }
-    return rows.length === 0 ? '' : stringify(rows);
-  }
-
-  private async rollIfDue(): Promise<void> {
-    const rolling = this.options.rolling;
-    if (!rolling) return;
-    const bySize = rolling.max_bytes !== undefined && this.bytes >= rolling.max_bytes;
-    const byTime =
-      rolling.interval_seconds !== undefined && Date.now() - this.startedAt >= rolling.interval_seconds * 1000;
-    if (!bySize && !byTime) return;
-    await this.handle?.sync();
-    await this.handle?.close();
-    const name = rolledName(this.path, this.sequence, new Date());
-    await rename(this.path, join(dirname(this.path), name));
-    this.rolled.push(name);
-    this.sequence++;
-    this.bytes = 0;
-    this.startedAt = Date.now();
-    this.handle = await open(this.path, 'w');
+    this.needsHeader = this.bytes === 0;
   }
 
   /**
-   * A roll after the checkpoint renamed the checkpointed file and started another: put the checkpointed
-   * one back at `path` and remove files begun after the checkpoint.
+   * A roll after the checkpoint renamed the checkpointed file and began newer ones: put the checkpointed
+   * file back at `path` and remove the newer ones. Files of earlier runs have lower numbers and stay.
    */
-  private async undoRollsAfterCheckpoint(saved: FileSinkState): Promise<void> {
+  private async undoRollsAfter(sequence: number): Promise<void> {
     const dir = dirname(this.path);
-    const kept = new Set(saved.rolled);
-    let checkpointed: string | undefined;
     for (const name of await readdir(dir)) {
-      const sequence = rolledSequence(this.path, name);
-      if (sequence === undefined || kept.has(name) || sequence < saved.sequence) continue;
-      if (sequence === saved.sequence) checkpointed = name;
+      const n = rolledSequence(this.path, name);
+      if (n === undefined || n < sequence) continue;
+      if (n === sequence) await rename(join(dir, name), this.path);
       else await rm(join(dir, name));
+      this.renamed = true;
     }
-    if (checkpointed) await rename(join(dir, checkpointed), this.path);
+  }
+
+  private gather(text: string): void {
+    this.pending += text;
+    this.pendingBytes += Buffer.byteLength(text);
+  }
+
+  private async writePending(): Promise<void> {
+    if (this.pendingBytes === 0 || !this.handle) return;
+    let data = Buffer.from(this.pending, 'utf8');
+    this.pending = '';
+    this.pendingBytes = 0;
+    if (this.options.compression === 'gzip') data = await gzipAsync(data);
+    let offset = 0;
+    while (offset < data.length) {
+      const { bytesWritten } = await this.handle.write(data, offset, data.length - offset);
+      offset += bytesWritten;
+    }
+    this.bytes += data.length;
+  }
+
+  private async sync(): Promise<void> {
+    await this.writePending();
+    await this.handle?.sync();
+    if (this.renamed) {
+      // Renames are durable only once the directory is synced.
+      const dir = await open(dirname(this.path), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+      this.renamed = false;
+    }
+  }
+
+  private rollDue(): boolean {
+    const rolling = this.options.rolling;
+    if (!rolling) return false;
+    // With gzip the compressed size is known once written, so only written bytes count.
+    const size = this.bytes + (this.options.compression === 'gzip' ? 0 : this.pendingBytes);
+    if (rolling.max_bytes !== undefined && size >= rolling.max_bytes) return true;
+    return rolling.interval_seconds !== undefined && Date.now() - this.startedAt >= rolling.interval_seconds * 1000;
+  }
+
+  private async roll(): Promise<void> {
+    await this.writePending();
+    const handle = this.handle;
+    if (!handle) return;
+    this.handle = undefined;
+    await handle.sync();
+    await handle.close();
+    const name = rolledName(this.path, this.sequence, new Date());
+    await rename(this.path, join(dirname(this.path), name));
+    this.renamed = true;
+    this.rolled.push(name);
+    if (this.rolled.length > ROLLED_IN_STATE) this.rolled.splice(0, this.rolled.length - ROLLED_IN_STATE);
+    this.ctx.logger.info('rolled output file', { file: name, bytes: this.bytes });
+    this.sequence++;
+    this.bytes = 0;
+    this.startedAt = Date.now();
+    this.needsHeader = true;
+    this.handle = await open(this.path, 'w');
   }
 }
 
 function parseState(state: unknown): FileSinkState | undefined {
   if (state === undefined || state === null) return undefined;
   const s = state as Partial<FileSinkState>;
-  if (typeof s.sequence !== 'number' || typeof s.bytes !== 'number' || !Array.isArray(s.rolled)) {
+  if (
+    typeof s.file !== 'string' ||
+    typeof s.bytes !== 'number' ||
+    typeof s.sequence !== 'number' ||
+    typeof s.started_at !== 'number' ||
+    !Array.isArray(s.rolled)
+  ) {
     throw new Error(`unreadable file sink checkpoint state: ${JSON.stringify(state)}`);
   }
-  return { startedAt: Date.now(), ...s } as FileSinkState;
-}
-
-function jsonLines(records: EtlRecord[], ctx: SinkWriteContext): string {
-  let out = '';
-  for (const record of records) {
-    let line: string;
-    try {
-      line = JSON.stringify(record);
-    } catch (error) {
-      ctx.deadLetter(record, `cannot write as JSON: ${(error as Error).message}`);
-      continue;
-    }
-    out += `${line}\n`;
-  }
-  return out;
-}
-
-function lookup(record: EtlRecord, field: string): unknown {
-  if (field in record) return record[field];
-  let value: unknown = record;
-  for (const part of field.split('.')) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = (value as Record<string, unknown>)[part];
-  }
-  return value;
-}
-
-function cell(value: unknown): unknown {
-  if (value === null || value === undefined) return '';
-  if (typeof value === 'object') return JSON.stringify(value);
-  if (typeof value === 'bigint') return value.toString();
-  return value;
-}
-
-async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
-    offset += bytesWritten;
-  }
-}
-
-const pad = (n: number, width = 2) => String(n).padStart(width, '0');
-
-/** `<stem>-<UTC yyyyMMddTHHmmss>-<sequence>.<ext>`: sorts by time, and the sequence ties it to the checkpoint. */
-export function rolledName(path: string, sequence: number, at: Date): string {
-  const { stem, ext } = splitName(path);
-  const stamp = `${at.getUTCFullYear()}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}T${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}`;
-  return `${stem}-${stamp}-${pad(sequence, 6)}${ext}`;
-}
-
-function rolledSequence(path: string, name: string): number | undefined {
-  const { stem, ext } = splitName(path);
-  if (!name.startsWith(`${stem}-`) || !name.endsWith(ext)) return undefined;
-  const middle = name.slice(stem.length + 1, name.length - ext.length);
-  const match = /^\d{8}T\d{6}-(\d{6,})$/.exec(middle);
-  return match ? Number(match[1]) : undefined;
-}
-
-/** `parsed.jsonl.gz` → stem `parsed`, ext `.jsonl.gz`. */
-function splitName(path: string): { stem: string; ext: string } {
-  const name = basename(path);
-  let ext = extname(name);
-  if (ext === '.gz') ext = extname(name.slice(0, -3)) + ext;
-  return { stem: name.slice(0, name.length - ext.length), ext };
+  return s as FileSinkState;
 }

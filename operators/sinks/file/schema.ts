@@ -13,7 +13,8 @@ export const schema = {
       type: 'string',
       minLength: 1,
       description:
-        'File to write; parent directories are created. Relative paths resolve against the working directory.',
+        'File to write; parent directories are created. Relative paths resolve against the working directory. ' +
+        'Two sinks must not share a file.',
       examples: ['out/parsed.jsonl', 'out/requests.csv.gz'],
     },
     format: {
@@ -37,7 +38,8 @@ export const schema = {
       enum: ['none', 'gzip'],
       default: 'none',
       description:
-        '`gzip` writes one gzip member per batch; concatenated members are one valid gzip file (zcat, gunzip read it whole).',
+        '`gzip`: each write to disk (about 1 MiB of text, and at every checkpoint) is one gzip member; concatenated ' +
+        'members are one valid gzip file that zcat and gunzip read whole.',
       examples: ['gzip'],
     },
     append: {
@@ -51,6 +53,7 @@ export const schema = {
     rolling: {
       type: 'object',
       additionalProperties: false,
+      minProperties: 1,
       description:
         'Start a new file when the current one is large or old enough. The finished file is renamed ' +
         '`<name>-<UTC yyyyMMddTHHmmss>-<sequence>.<ext>` beside `path` (names sort by time), and writing goes on in `path`.',
@@ -64,7 +67,7 @@ export const schema = {
         interval_seconds: {
           type: 'integer',
           minimum: 1,
-          description: 'Roll once the file has been written to for this long.',
+          description: 'Roll once the file was started this long ago (checked when a batch arrives).',
           examples: [3600],
         },
       },

@@ -1,6 +1,6 @@
 import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { testContext } from '../../../test/support/context.ts';
+import { testContext } from '../file/test-support.ts';
 import { createStdoutSink } from './stdout.ts';
 
 const noDeadLetters = {

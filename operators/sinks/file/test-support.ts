@@ -1,6 +1,6 @@
 /** An OperatorContext for driving one operator through its contract in a unit test. */
-import type { OperatorContext } from '../../engine/operator.ts';
-import { noopMetrics, silentLogger } from '../../engine/runtime/noop.ts';
+import type { OperatorContext } from '../../../engine/operator.ts';
+import { noopMetrics, silentLogger } from '../../../engine/runtime/noop.ts';
 
 export function testContext(overrides: Partial<OperatorContext> = {}): OperatorContext {
   return {
