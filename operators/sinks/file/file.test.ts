@@ -244,20 +244,26 @@ describe('file sink', () => {
     expect(readFileSync(path, 'utf8')).toBe('{"n":3}\n');
   });
 
-  it('numbers a fresh run after the files rolled by earlier runs, and never removes those', async () => {
+  it('on a run without a checkpoint, removes files rolled earlier, or keeps them and numbers after them', async () => {
     const folder = dir();
     const path = join(folder, 'out.jsonl');
-    writeFileSync(join(folder, 'out-20250101T000000-000007.jsonl'), 'earlier run\n');
-    const opts = options(path, { rolling: { max_bytes: 8 } });
-    const sink = await openSink(opts);
+    const earlier = 'out-20250101T000000-000007.jsonl';
+    const unrelated = ['out-notes.jsonl', 'other-20250101T000000-000001.jsonl', 'out.jsonl.bak'];
+    for (const name of [earlier, ...unrelated]) writeFileSync(join(folder, name), 'earlier run\n');
+
+    const appending = options(path, { append: true, rolling: { max_bytes: 8 } });
+    const sink = await openSink(appending);
     const state = await commit(sink);
     expect(state.sequence).toBe(8);
-    await sink.write([{ n: 1 }], collector());
+    await sink.write([{ n: 1 }], collector()); // rolls as 000008
     await sink.close?.();
-    const again = await openSink(opts, state);
+    const again = await openSink(appending, state); // undoes the roll after the checkpoint
     await again.close?.();
-    expect(readdirSync(folder)).toContain('out-20250101T000000-000007.jsonl');
-    expect(readdirSync(folder)).toHaveLength(2);
+    expect(readdirSync(folder).sort()).toEqual([earlier, 'out.jsonl', ...unrelated].sort());
+
+    const fresh = await openSink(options(path, { rolling: { max_bytes: 8 } }));
+    await fresh.close?.();
+    expect(readdirSync(folder).sort()).toEqual(['out.jsonl', ...unrelated].sort());
   });
 
   it('refuses to resume when the file is shorter than its checkpoint', async () => {
@@ -311,8 +317,10 @@ describe('file sink', () => {
         fc.constantFrom<FileSinkOptions['format']>('jsonl', 'csv'),
         fc.option(fc.integer({ min: 20, max: 200 }), { nil: undefined }),
         fc.constantFrom(1, 64, 1 << 20),
-        async (input, cp, crash, compression, format, maxBytes, writeThresholdBytes) => {
-          const at = cp % (input.length + 1);
+        fc.boolean(),
+        async (input, cp, crash, compression, format, maxBytes, writeThresholdBytes, checkpointed) => {
+          // Without a checkpoint the crashed run restarts from nothing, as the runtime does.
+          const at = checkpointed ? cp % (input.length + 1) : 0;
           const crashAt = at + (crash % (input.length - at + 1));
           const extra = { compression, format, ...(maxBytes ? { rolling: { max_bytes: maxBytes } } : {}) };
           const tuning = { writeThresholdBytes };
@@ -325,7 +333,7 @@ describe('file sink', () => {
           const refPath = join(refFolder, 'out.log');
           const ref = await openSink(options(refPath, extra), undefined, tuning);
           for (let i = 0; i < input.length; i++) {
-            if (i === at) await commit(ref);
+            if (i === at && checkpointed) await commit(ref);
             tick();
             await ref.write(input[i] ?? [], collector());
           }
@@ -336,11 +344,11 @@ describe('file sink', () => {
           const first = await openSink(options(path, extra), undefined, tuning);
           let state: FileSinkState | undefined;
           for (let i = 0; i < crashAt; i++) {
-            if (i === at) state = await commit(first);
+            if (i === at && checkpointed) state = await commit(first);
             tick();
             await first.write(input[i] ?? [], collector());
           }
-          if (at === crashAt) state = await commit(first);
+          if (at === crashAt && checkpointed) state = await commit(first);
           // Crash: `first` is dropped; only what it already wrote is on disk.
           const second = await openSink(options(path, extra), state, tuning);
           for (let i = at; i < input.length; i++) {

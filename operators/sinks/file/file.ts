@@ -64,8 +64,8 @@ class FileSink implements Sink {
   private pending = '';
   private pendingBytes = 0;
   private needsHeader = false;
-  /** A rename happened since the last fsync of the directory. */
-  private renamed = false;
+  /** Files were renamed or removed since the directory was last synced. */
+  private dirChanged = false;
   private closed = false;
 
   constructor(options: FileSinkOptions, ctx: OperatorContext, writeThreshold: number) {
@@ -150,11 +150,28 @@ class FileSink implements Sink {
 
   // ------------------------------------------------------------------------------------------------
 
-  /** A run without a checkpoint: the file starts anew (or is appended to), numbered after any rolled file. */
+  /**
+   * A run without a checkpoint: the sources start from the beginning, so the output does too. Without
+   * `append`, the file and the files rolled from it are written anew (a run killed before its first
+   * checkpoint may have rolled some); with `append`, everything is kept and numbering goes on after it.
+   */
   private async start(): Promise<void> {
+    const dir = dirname(this.path);
     let highest = 0;
-    for (const name of await readdir(dirname(this.path))) {
-      highest = Math.max(highest, rolledSequence(this.path, name) ?? 0);
+    let removed = 0;
+    for (const name of await readdir(dir)) {
+      const sequence = rolledSequence(this.path, name);
+      if (sequence === undefined) continue;
+      if (this.options.append) {
+        highest = Math.max(highest, sequence);
+      } else {
+        await rm(join(dir, name));
+        removed++;
+      }
+    }
+    if (removed > 0) {
+      this.dirChanged = true;
+      this.ctx.logger.info('no checkpoint: removed files rolled by an earlier run', { file: this.path, removed });
     }
     this.sequence = highest + 1;
     this.startedAt = Date.now();
@@ -199,7 +216,7 @@ class FileSink implements Sink {
       if (n === undefined || n < sequence) continue;
       if (n === sequence) await rename(join(dir, name), this.path);
       else await rm(join(dir, name));
-      this.renamed = true;
+      this.dirChanged = true;
     }
   }
 
@@ -225,15 +242,15 @@ class FileSink implements Sink {
   private async sync(): Promise<void> {
     await this.writePending();
     await this.handle?.sync();
-    if (this.renamed) {
-      // Renames are durable only once the directory is synced.
+    if (this.dirChanged) {
+      // Renames and removals are durable only once the directory is synced.
       const dir = await open(dirname(this.path), 'r');
       try {
         await dir.sync();
       } finally {
         await dir.close();
       }
-      this.renamed = false;
+      this.dirChanged = false;
     }
   }
 
@@ -255,7 +272,7 @@ class FileSink implements Sink {
     await handle.close();
     const name = rolledName(this.path, this.sequence, new Date());
     await rename(this.path, join(dirname(this.path), name));
-    this.renamed = true;
+    this.dirChanged = true;
     this.rolled.push(name);
     if (this.rolled.length > ROLLED_IN_STATE) this.rolled.splice(0, this.rolled.length - ROLLED_IN_STATE);
     this.ctx.logger.info('rolled output file', { file: name, bytes: this.bytes });

@@ -46,7 +46,8 @@ export const schema = {
       type: 'boolean',
       default: false,
       description:
-        'On a first run (no checkpoint yet): keep what the file already holds and append. Default: start the file anew. ' +
+        'On a run without a checkpoint: keep what the file and the files rolled from it hold, and append. Default: ' +
+        'truncate the file and remove the files rolled from it, since the sources start from the beginning. ' +
         'Runs that resume from a checkpoint always continue exactly where the checkpoint left the file.',
       examples: [true],
     },
