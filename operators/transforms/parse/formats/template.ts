@@ -1,0 +1,780 @@
+/**
+ * A log format compiled from Apache or nginx tokens into a scanner program: per field, how its end is
+ * found (fixed width, a quote, the next literal, a character class) and which record field it fills.
+ * Parsing walks the program with indexOf/charCodeAt; no regular expressions, no Date parsing, one new
+ * record per line.
+ */
+import { EtlError } from '../../../../engine/errors.ts';
+import { type AccessRecord, emptyAccessRecord } from '../record.schema.ts';
+import { applyRequest, applyUri } from '../request.ts';
+import { unescapeRange } from '../text/unescape.ts';
+import {
+  IsoClock,
+  localSeconds,
+  MONTH_NAMES,
+  monthFromAbbr,
+  offsetAt,
+  twoDigits,
+  validDateTime,
+  ZoneOffsets,
+} from '../time/clock.ts';
+import { type Dialect, type EscapeMode, type FieldKind, K, KIND_INFO, SCAN, type Token } from './fields.ts';
+
+/** A compiled format: one line in, one record (or null with a reason) out. */
+export interface LineParser<R> {
+  readonly name: string;
+  /**
+   * Parses `line[0, end)`. `lenient` retries lines the servers' own escaping rules reject: quotes inside
+   * quoted values that were not escaped, trailing blanks.
+   */
+  parse(line: string, end: number, lenient: boolean): R | null;
+  /** Why the last `parse` returned null. */
+  failure(): string;
+}
+
+// How a field's end is found.
+const E_FIXED = 0;
+const E_LITERAL = 1;
+const E_QUOTE = 2;
+const E_EOL = 3;
+const E_DIGITS = 4;
+const E_DECIMAL = 5;
+const E_ALPHA = 6;
+const E_LIST = 7;
+const E_QMARK = 8;
+/** A path followed directly by `%q` / `$is_args`: ends at `?` or where the group ends. */
+const E_PATH = 9;
+
+// Why a line did not match.
+const F_LITERAL = 1;
+const F_NO_END = 2;
+const F_VALUE = 3;
+const F_TRAILING = 4;
+
+export interface TemplateOptions {
+  readonly name: string;
+  readonly dialect: Dialect;
+  readonly escape: EscapeMode;
+  /** Zone for times logged without an offset. */
+  readonly timezone: string;
+}
+
+export function formatError(message: string): EtlError {
+  return new EtlError('ETL_CFG_INVALID', message);
+}
+
+export class TemplateFormat implements LineParser<AccessRecord> {
+  readonly name: string;
+  readonly dialect: Dialect;
+  readonly escape: EscapeMode;
+  readonly tokens: readonly Token[];
+  /** Literal text before the first field. */
+  private readonly lead: string;
+  private readonly kinds: FieldKind[] = [];
+  private readonly keys: string[] = [];
+  private readonly directives: string[] = [];
+  private readonly ends: number[] = [];
+  private readonly widths: number[] = [];
+  /** Literal right after each field ('' when a field or the end of the line follows). */
+  private readonly afters: string[] = [];
+  /** First char code of `afters` when it cannot start a list item (a space does), else -1. */
+  private readonly stops: number[] = [];
+  /** For E_PATH: the literal ending the adjacent group ('' for the end of the line). */
+  private readonly bounds: string[] = [];
+  /** For E_PATH before `$is_args$args`: nginx writes `-` for a missing $args, right after the path. */
+  private readonly dashArgs: boolean[] = [];
+  /** Whether each `after` literal is the last text of the format (so it must end the line). */
+  private readonly finals: boolean[] = [];
+  private readonly hasTimeParts: boolean;
+  private readonly jsonEscape: boolean;
+  private readonly clock = new IsoClock();
+  private readonly zone: ZoneOffsets;
+
+  // Scratch for times assembled from strftime components; reset per line.
+  private tYear = 0;
+  private tMonth = 0;
+  private tDay = 0;
+  private tHour = 0;
+  private tMinute = 0;
+  private tSecond = 0;
+  private tMillis = 0;
+  private tOffset = Number.NaN;
+  private tEpochMs = Number.NaN;
+
+  // Why the last parse failed.
+  private failCode = 0;
+  private failField = 0;
+  private failPos = 0;
+  private failEnd = 0;
+  private failLine = '';
+
+  constructor(tokens: readonly Token[], options: TemplateOptions) {
+    this.name = options.name;
+    this.dialect = options.dialect;
+    this.escape = options.escape;
+    this.jsonEscape = options.escape === 'json';
+    this.zone = new ZoneOffsets(options.timezone);
+    this.tokens = mergeLiterals(tokens);
+    const toks = this.tokens;
+    let i = 0;
+    let lead = '';
+    if (toks[0]?.type === 'literal') {
+      lead = toks[0].text;
+      i = 1;
+    }
+    this.lead = lead;
+    if (i >= toks.length) {
+      throw formatError(
+        `the ${options.dialect} format has no ${options.dialect === 'apache' ? 'directive' : 'variable'}`,
+      );
+    }
+    let previousLiteral = lead;
+    let timeParts = false;
+    for (; i < toks.length; i++) {
+      const tok = toks[i] as Token;
+      if (tok.type === 'literal') {
+        previousLiteral = tok.text;
+        continue;
+      }
+      const next = toks[i + 1];
+      const after = next?.type === 'literal' ? next.text : '';
+      const info = KIND_INFO[tok.kind];
+      if (info.timePart) timeParts = true;
+      let end: number;
+      let bound = '';
+      let dashArgs = false;
+      if (info.scan === SCAN.FIXED) end = E_FIXED;
+      else if (info.scan === SCAN.OPTIONAL_QMARK) end = E_QMARK;
+      else if (info.scan === SCAN.LIST) end = E_LIST;
+      else if (next === undefined) end = E_EOL;
+      else if (after !== '') {
+        end = previousLiteral.endsWith('"') && after.startsWith('"') && info.scan === SCAN.TEXT ? E_QUOTE : E_LITERAL;
+      } else if (next.type === 'field' && tok.kind === K.PATH && (next.kind === K.QUERY_Q || next.kind === K.IS_ARGS)) {
+        end = E_PATH;
+        bound = literalAfterGroup(toks, i);
+        const third = toks[i + 2];
+        dashArgs = next.kind === K.IS_ARGS && third?.type === 'field' && third.kind === K.ARGS;
+      } else if (info.scan === SCAN.DIGITS) end = E_DIGITS;
+      else if (info.scan === SCAN.DECIMAL) end = E_DECIMAL;
+      else if (info.scan === SCAN.ALPHA) end = E_ALPHA;
+      else {
+        const other = next as Extract<Token, { type: 'field' }>;
+        throw formatError(
+          `${tok.directive} at column ${tok.column} and ${other.directive} at column ${other.column} have no text ` +
+            'between them, so where one ends cannot be told; put a separator between them',
+        );
+      }
+      this.kinds.push(tok.kind);
+      this.keys.push(tok.key);
+      this.directives.push(tok.directive);
+      this.ends.push(end);
+      this.widths.push(info.width);
+      this.afters.push(after);
+      this.stops.push(after === '' || after.charCodeAt(0) === 32 ? -1 : after.charCodeAt(0));
+      this.bounds.push(bound);
+      this.dashArgs.push(dashArgs);
+      this.finals.push(after !== '' && i + 2 >= toks.length);
+      previousLiteral = '';
+    }
+    this.hasTimeParts = timeParts;
+    if (timeParts) checkTimeParts(this.tokens, options.dialect);
+  }
+
+  /** Record fields this format fills (the rest stay null). */
+  fields(): Set<string> {
+    const out = new Set<string>();
+    for (const kind of this.kinds) for (const f of KIND_INFO[kind].sets) out.add(f);
+    if (this.hasTimeParts) {
+      const has = (kind: FieldKind) => this.kinds.includes(kind);
+      const epoch = has(K.T_EPOCH_S) || has(K.T_EPOCH_MS) || has(K.T_EPOCH_US);
+      if (!has(K.T_OFFSET) && !has(K.T_ZONE) && (epoch || this.zone.utc)) out.delete('timestamp_offset_minutes');
+    }
+    return out;
+  }
+
+  parse(line: string, end: number, lenient: boolean): AccessRecord | null {
+    if (lenient) {
+      while (end > 0) {
+        const c = line.charCodeAt(end - 1);
+        if (c !== 32 && c !== 9) break;
+        end--;
+      }
+    }
+    const lead = this.lead;
+    if (lead !== '' && !line.startsWith(lead, 0)) return this.fail(F_LITERAL, -1, 0, line);
+    const escaped = line.indexOf('\\') !== -1;
+    const rec = emptyAccessRecord();
+    if (this.hasTimeParts) this.resetTime();
+    const count = this.kinds.length;
+    let pos = lead.length;
+    for (let f = 0; f < count; f++) {
+      const after = this.afters[f] as string;
+      let e: number;
+      switch (this.ends[f]) {
+        case E_FIXED:
+          e = pos + (this.widths[f] as number);
+          if (e > end) return this.fail(F_NO_END, f, pos, line);
+          break;
+        case E_LITERAL:
+          e = this.finals[f] ? end - after.length : line.indexOf(after, pos);
+          if (e < pos || e > end) return this.fail(F_NO_END, f, pos, line);
+          break;
+        case E_QUOTE:
+          e = lenient ? this.lenientQuote(line, pos, end, f, escaped) : closingQuote(line, pos, end, escaped);
+          if (e < 0) return this.fail(F_NO_END, f, pos, line);
+          break;
+        case E_EOL:
+          e = end;
+          break;
+        case E_DIGITS:
+          e = scanClass(line, pos, end, 0);
+          break;
+        case E_DECIMAL:
+          e = scanClass(line, pos, end, 1);
+          break;
+        case E_ALPHA:
+          e = scanClass(line, pos, end, 2);
+          break;
+        case E_LIST:
+          e = scanList(line, pos, end, this.stops[f] as number);
+          break;
+        case E_QMARK:
+          e = pos < end && line.charCodeAt(pos) === 63 ? pos + 1 : pos;
+          break;
+        default: {
+          const bound = this.bounds[f] as string;
+          let limit = bound === '' ? end : line.indexOf(bound, pos);
+          if (limit < 0 || limit > end) limit = end;
+          e = line.indexOf('?', pos);
+          if (e < 0 || e > limit) {
+            e = limit;
+            if (this.dashArgs[f] && e > pos && line.charCodeAt(e - 1) === 45) e--;
+          }
+        }
+      }
+      if (!this.convert(rec, f, line, pos, e, escaped)) return this.fail(F_VALUE, f, pos, line, e);
+      pos = e;
+      if (after !== '') {
+        if (!line.startsWith(after, pos)) return this.fail(F_LITERAL, f, pos, line);
+        pos += after.length;
+      }
+    }
+    if (pos !== end) return this.fail(F_TRAILING, count - 1, pos, line);
+    if (this.hasTimeParts && !this.finishTime(rec)) return this.fail(F_VALUE, -1, 0, line);
+    return rec;
+  }
+
+  failure(): string {
+    const line = this.failLine;
+    const col = this.failPos + 1;
+    const f = this.failField;
+    const field = f >= 0 ? this.directives[f] : undefined;
+    switch (this.failCode) {
+      case F_LITERAL: {
+        const expected = f < 0 ? this.lead : (this.afters[f] as string);
+        const where = field === undefined ? 'at the start of the line' : `at column ${col} after ${field}`;
+        return `${this.name}: expected ${quoteText(expected)} ${where}, found ${found(line, this.failPos)}`;
+      }
+      case F_NO_END: {
+        const after = this.afters[f] as string;
+        const what = after === '' ? 'the end of the value' : quoteText(after);
+        return `${this.name}: expected ${what} after column ${col} for ${field}, found none`;
+      }
+      case F_VALUE:
+        if (field === undefined) return `${this.name}: the time fields do not make a valid date`;
+        return `${this.name}: invalid value ${found(line, this.failPos, this.failEnd)} at column ${col} for ${field}`;
+      default:
+        return `${this.name}: unexpected text at column ${col} after the last field: ${found(line, this.failPos)}`;
+    }
+  }
+
+  private fail(code: number, field: number, pos: number, line: string, end = -1): null {
+    this.failCode = code;
+    this.failField = field;
+    this.failPos = pos;
+    this.failEnd = end;
+    this.failLine = line;
+    return null;
+  }
+
+  /** Quoted value whose server did not escape quotes: the first `"` followed by the format's next literal. */
+  private lenientQuote(line: string, pos: number, end: number, f: number, escaped: boolean): number {
+    const after = this.afters[f] as string;
+    if (this.finals[f]) {
+      const e = end - after.length;
+      return e >= pos && line.startsWith(after, e) ? e : -1;
+    }
+    let e = line.indexOf(after, pos);
+    while (e >= 0 && e < end && escaped && isEscaped(line, e, pos)) e = line.indexOf(after, e + 1);
+    return e >= 0 && e < end ? e : -1;
+  }
+
+  /** A text value: `-` (and an empty value under `escape=json`) is null; escapes are decoded. */
+  private text(line: string, s: number, e: number, escaped: boolean): string | null {
+    if (e - s === 1 && line.charCodeAt(s) === 45) return null;
+    if (e === s && this.jsonEscape) return null;
+    return this.rawText(line, s, e, escaped);
+  }
+
+  private rawText(line: string, s: number, e: number, escaped: boolean): string {
+    if (escaped) {
+      const b = line.indexOf('\\', s);
+      if (b >= 0 && b < e) return unescapeRange(line, s, e);
+    }
+    return line.slice(s, e);
+  }
+
+  private isNull(line: string, s: number, e: number): boolean {
+    return (e - s === 1 && line.charCodeAt(s) === 45) || (e === s && this.jsonEscape);
+  }
+
+  /** A non-negative integer, null for `-`, -1 when invalid (the record is then dropped). */
+  private count(line: string, s: number, e: number): number | null {
+    return this.isNull(line, s, e) ? null : intValue(line, s, e);
+  }
+
+  /** Decodes one field into `rec`; false when the text is not a valid value for it. */
+  private convert(rec: AccessRecord, f: number, line: string, s: number, e: number, escaped: boolean): boolean {
+    switch (this.kinds[f]) {
+      case K.CLIENT_IP:
+        if (line.charCodeAt(s) === 91 /* [ */) return bracketedAddress(rec, line, s, e);
+        rec.client_ip = this.text(line, s, e, escaped);
+        return true;
+      case K.IDENT:
+        rec.ident = this.text(line, s, e, escaped);
+        return true;
+      case K.USER:
+        rec.user = this.text(line, s, e, escaped);
+        return true;
+      case K.TIME_CLF:
+        return this.clfTime(rec, line, s);
+      case K.TIME_ISO:
+        return this.isoTime(rec, line, s);
+      case K.TIME_MSEC: {
+        const dot = e - 4;
+        if (dot <= s || line.charCodeAt(dot) !== 46) return false;
+        const seconds = intValue(line, s, dot);
+        const millis = intValue(line, dot + 1, e);
+        if (seconds < 0 || millis < 0) return false;
+        rec.timestamp = this.clock.iso(seconds, millis);
+        return true;
+      }
+      case K.REQUEST:
+        applyRequest(rec, this.text(line, s, e, escaped));
+        return true;
+      case K.METHOD:
+        rec.method = this.text(line, s, e, escaped);
+        return true;
+      case K.PATH:
+        rec.path = this.text(line, s, e, escaped);
+        return true;
+      case K.QUERY_Q:
+        if (e === s) rec.query = null;
+        else if (line.charCodeAt(s) === 63) rec.query = this.rawText(line, s + 1, e, escaped);
+        else return false;
+        return true;
+      case K.ARGS:
+        rec.query = this.text(line, s, e, escaped);
+        return true;
+      case K.IS_ARGS:
+        return true;
+      case K.REQUEST_URI:
+        applyUri(rec, this.text(line, s, e, escaped));
+        return true;
+      case K.PROTOCOL:
+        rec.protocol = this.text(line, s, e, escaped);
+        return true;
+      case K.STATUS:
+        rec.status = this.count(line, s, e);
+        return rec.status !== -1;
+      case K.BYTES:
+        rec.bytes = this.count(line, s, e);
+        return rec.bytes !== -1;
+      case K.BYTES_SENT:
+        rec.bytes_sent = this.count(line, s, e);
+        return rec.bytes_sent !== -1;
+      case K.BYTES_RECEIVED:
+        rec.bytes_received = this.count(line, s, e);
+        return rec.bytes_received !== -1;
+      case K.REFERRER:
+        rec.referrer = this.text(line, s, e, escaped);
+        return true;
+      case K.USER_AGENT:
+        rec.user_agent = this.text(line, s, e, escaped);
+        return true;
+      case K.DURATION_US: {
+        const v = this.count(line, s, e);
+        rec.request_time_ms = v === null ? null : v / 1000;
+        return v !== -1;
+      }
+      case K.DURATION_MS:
+        rec.request_time_ms = this.count(line, s, e);
+        return rec.request_time_ms !== -1;
+      case K.DURATION_S: {
+        const v = this.count(line, s, e);
+        rec.request_time_ms = v === null ? null : v * 1000;
+        return v !== -1;
+      }
+      case K.DURATION_S_FRAC: {
+        if (this.isNull(line, s, e)) return true;
+        const ms = secondsToMs(line, s, e);
+        rec.request_time_ms = ms;
+        return ms >= 0;
+      }
+      case K.UPSTREAM_ADDR:
+        rec.upstream_addr = this.text(line, s, e, escaped);
+        return true;
+      case K.UPSTREAM_STATUS:
+        rec.upstream_status = this.text(line, s, e, escaped);
+        return true;
+      case K.UPSTREAM_RESPONSE_TIME: {
+        const value = this.text(line, s, e, escaped);
+        rec.upstream_response_time = value;
+        if (value === null) return true;
+        const total = upstreamTotalMs(value);
+        if (Number.isNaN(total)) return false;
+        rec.upstream_response_time_ms = total < 0 ? null : total;
+        return true;
+      }
+      case K.VHOST:
+        rec.vhost = this.text(line, s, e, escaped);
+        return true;
+      case K.PORT: {
+        const v = this.count(line, s, e);
+        if (v !== null && (v < 0 || v > 65535)) return false;
+        rec.port = v;
+        return true;
+      }
+      case K.EXTRA_TEXT:
+        (rec.extra as Record<string, unknown>)[this.keys[f] as string] = this.text(line, s, e, escaped);
+        return true;
+      case K.EXTRA_INT: {
+        const v = this.count(line, s, e);
+        (rec.extra as Record<string, unknown>)[this.keys[f] as string] = v;
+        return v !== -1;
+      }
+      default:
+        return this.timePart(this.kinds[f] as FieldKind, line, s, e);
+    }
+  }
+
+  /** `10/Oct/2000:13:55:36 -0700` */
+  private clfTime(rec: AccessRecord, line: string, s: number): boolean {
+    const day = twoDigits(line, s);
+    const month = monthFromAbbr(line, s + 3);
+    const year = intValue(line, s + 7, s + 11);
+    const hour = twoDigits(line, s + 12);
+    const minute = twoDigits(line, s + 15);
+    const second = twoDigits(line, s + 18);
+    const offset = offsetAt(line, s + 21, false);
+    if (
+      line.charCodeAt(s + 2) !== 47 ||
+      line.charCodeAt(s + 6) !== 47 ||
+      line.charCodeAt(s + 11) !== 58 ||
+      line.charCodeAt(s + 14) !== 58 ||
+      line.charCodeAt(s + 17) !== 58 ||
+      line.charCodeAt(s + 20) !== 32 ||
+      Number.isNaN(offset) ||
+      !validDateTime(year, month, day, hour, minute, second)
+    ) {
+      return false;
+    }
+    rec.timestamp = this.clock.iso(localSeconds(year, month, day, hour, minute, second) - offset * 60, 0);
+    rec.timestamp_offset_minutes = offset;
+    return true;
+  }
+
+  /** `2000-10-10T13:55:36-07:00` */
+  private isoTime(rec: AccessRecord, line: string, s: number): boolean {
+    const year = intValue(line, s, s + 4);
+    const month = twoDigits(line, s + 5);
+    const day = twoDigits(line, s + 8);
+    const hour = twoDigits(line, s + 11);
+    const minute = twoDigits(line, s + 14);
+    const second = twoDigits(line, s + 17);
+    const offset = offsetAt(line, s + 19, true);
+    if (
+      line.charCodeAt(s + 4) !== 45 ||
+      line.charCodeAt(s + 7) !== 45 ||
+      line.charCodeAt(s + 10) !== 84 ||
+      line.charCodeAt(s + 13) !== 58 ||
+      line.charCodeAt(s + 16) !== 58 ||
+      Number.isNaN(offset) ||
+      !validDateTime(year, month, day, hour, minute, second)
+    ) {
+      return false;
+    }
+    rec.timestamp = this.clock.iso(localSeconds(year, month, day, hour, minute, second) - offset * 60, 0);
+    rec.timestamp_offset_minutes = offset;
+    return true;
+  }
+
+  private resetTime(): void {
+    this.tYear = 0;
+    this.tMonth = 0;
+    this.tDay = 0;
+    this.tHour = 0;
+    this.tMinute = 0;
+    this.tSecond = 0;
+    this.tMillis = 0;
+    this.tOffset = Number.NaN;
+    this.tEpochMs = Number.NaN;
+  }
+
+  private timePart(kind: FieldKind, line: string, s: number, e: number): boolean {
+    switch (kind) {
+      case K.T_YEAR:
+        this.tYear = intValue(line, s, e);
+        return this.tYear >= 0;
+      case K.T_YEAR2: {
+        const y = twoDigits(line, s);
+        this.tYear = y < 69 ? 2000 + y : 1900 + y; // POSIX strptime pivot
+        return y >= 0;
+      }
+      case K.T_MONTH:
+        this.tMonth = twoDigits(line, s);
+        return this.tMonth >= 0;
+      case K.T_MONTH_ABBR:
+        this.tMonth = monthFromAbbr(line, s);
+        return this.tMonth > 0;
+      case K.T_MONTH_NAME:
+        this.tMonth = MONTH_NAMES.indexOf(line.slice(s, e)) + 1;
+        return this.tMonth > 0;
+      case K.T_DAY:
+        this.tDay = twoDigits(line, s);
+        return this.tDay >= 0;
+      case K.T_DAY_SPACE:
+        this.tDay = line.charCodeAt(s) === 32 ? digit(line, s + 1) : twoDigits(line, s);
+        return this.tDay >= 0;
+      case K.T_HOUR:
+        this.tHour = twoDigits(line, s);
+        return this.tHour >= 0;
+      case K.T_MINUTE:
+        this.tMinute = twoDigits(line, s);
+        return this.tMinute >= 0;
+      case K.T_SECOND:
+        this.tSecond = twoDigits(line, s);
+        return this.tSecond >= 0;
+      case K.T_OFFSET:
+        this.tOffset = offsetAt(line, s, false);
+        return !Number.isNaN(this.tOffset);
+      case K.T_WEEKDAY_ABBR:
+      case K.T_WEEKDAY_NAME:
+        return e > s && scanClass(line, s, e, 2) === e;
+      case K.T_EPOCH_S: {
+        const v = intValue(line, s, e);
+        this.tEpochMs = v * 1000;
+        return v >= 0;
+      }
+      case K.T_EPOCH_MS:
+        this.tEpochMs = intValue(line, s, e);
+        return this.tEpochMs >= 0;
+      case K.T_EPOCH_US: {
+        const us = intValue(line, s, e);
+        this.tEpochMs = Math.floor(us / 1000);
+        return us >= 0;
+      }
+      case K.T_MSEC_FRAC:
+        this.tMillis = intValue(line, s, e);
+        return this.tMillis >= 0;
+      case K.T_USEC_FRAC: {
+        const us = intValue(line, s, e);
+        this.tMillis = Math.floor(us / 1000);
+        return us >= 0;
+      }
+      case K.T_ZONE: {
+        const zone = line.slice(s, e);
+        if (zone === 'UTC' || zone === 'GMT' || zone === 'Z') this.tOffset = 0;
+        return e > s;
+      }
+      default:
+        throw new Error(`parse: field kind ${kind} has no decoder`);
+    }
+  }
+
+  private finishTime(rec: AccessRecord): boolean {
+    const offset = this.tOffset;
+    if (!Number.isNaN(this.tEpochMs)) {
+      const ms = this.tEpochMs;
+      const seconds = Math.floor(ms / 1000);
+      rec.timestamp = this.clock.iso(seconds, ms - seconds * 1000);
+      rec.timestamp_offset_minutes = Number.isNaN(offset) ? null : offset;
+      return true;
+    }
+    if (!validDateTime(this.tYear, this.tMonth, this.tDay, this.tHour, this.tMinute, this.tSecond)) return false;
+    const local = localSeconds(this.tYear, this.tMonth, this.tDay, this.tHour, this.tMinute, this.tSecond);
+    const used = Number.isNaN(offset) ? this.zone.offsetForLocal(local) : offset;
+    rec.timestamp = this.clock.iso(local - used * 60, this.tMillis);
+    rec.timestamp_offset_minutes = Number.isNaN(offset) && this.zone.utc ? null : used;
+    return true;
+  }
+}
+
+function digit(line: string, at: number): number {
+  const d = line.charCodeAt(at) - 48;
+  return d >= 0 && d <= 9 ? d : -1;
+}
+
+function mergeLiterals(tokens: readonly Token[]): Token[] {
+  const out: Token[] = [];
+  for (const tok of tokens) {
+    const last = out[out.length - 1];
+    if (tok.type === 'literal' && last?.type === 'literal') {
+      out[out.length - 1] = { type: 'literal', text: last.text + tok.text, column: last.column };
+    } else if (tok.type !== 'literal' || tok.text !== '') out.push(tok);
+  }
+  return out;
+}
+
+function literalAfterGroup(tokens: readonly Token[], from: number): string {
+  for (let i = from + 1; i < tokens.length; i++) {
+    const tok = tokens[i] as Token;
+    if (tok.type === 'literal') return tok.text;
+  }
+  return '';
+}
+
+/** Strftime components must give a full date and time (or an epoch), else every line would be refused. */
+function checkTimeParts(tokens: readonly Token[], dialect: Dialect): void {
+  const kinds = new Set<FieldKind>();
+  let column = 0;
+  for (const tok of tokens) {
+    if (tok.type === 'field' && KIND_INFO[tok.kind].timePart) {
+      kinds.add(tok.kind);
+      column ||= tok.column;
+    }
+  }
+  if (kinds.has(K.T_EPOCH_S) || kinds.has(K.T_EPOCH_MS) || kinds.has(K.T_EPOCH_US)) return;
+  const missing: string[] = [];
+  if (!kinds.has(K.T_YEAR) && !kinds.has(K.T_YEAR2)) missing.push('%Y');
+  if (!kinds.has(K.T_MONTH) && !kinds.has(K.T_MONTH_ABBR) && !kinds.has(K.T_MONTH_NAME)) missing.push('%m');
+  if (!kinds.has(K.T_DAY) && !kinds.has(K.T_DAY_SPACE)) missing.push('%d');
+  if (!kinds.has(K.T_HOUR)) missing.push('%H');
+  if (!kinds.has(K.T_MINUTE)) missing.push('%M');
+  if (!kinds.has(K.T_SECOND)) missing.push('%S');
+  if (missing.length > 0) {
+    throw formatError(
+      `the time at column ${column} of the ${dialect} format lacks ${missing.join(', ')}: it does not name an instant`,
+    );
+  }
+}
+
+/** First `"` at or after `pos` that is not escaped with a backslash; -1 if none before `end`. */
+function closingQuote(line: string, pos: number, end: number, escaped: boolean): number {
+  let q = line.indexOf('"', pos);
+  if (escaped) while (q >= 0 && isEscaped(line, q, pos)) q = line.indexOf('"', q + 1);
+  return q >= 0 && q < end ? q : -1;
+}
+
+/** Whether the character at `at` is preceded by an odd number of backslashes (after `from`). */
+function isEscaped(line: string, at: number, from: number): boolean {
+  let n = 0;
+  for (let i = at - 1; i >= from && line.charCodeAt(i) === 92; i--) n++;
+  return (n & 1) === 1;
+}
+
+/** End of a run of digits (0), digits with `.` (1) or letters (2); `-` alone counts as a value. */
+function scanClass(line: string, pos: number, end: number, cls: number): number {
+  if (cls !== 2 && pos < end && line.charCodeAt(pos) === 45) return pos + 1;
+  let i = pos;
+  while (i < end) {
+    const c = line.charCodeAt(i);
+    const lower = c | 0x20;
+    const ok = cls === 2 ? lower >= 97 && lower <= 122 : (c >= 48 && c <= 57) || (cls === 1 && c === 46);
+    if (!ok) break;
+    i++;
+  }
+  return i;
+}
+
+/**
+ * nginx upstream lists: `a, b : c` (`,` between tries, ` : ` between upstream groups). Items end at a
+ * space or at `stop`, the first character of the literal after the field.
+ */
+function scanList(line: string, pos: number, end: number, stop: number): number {
+  let i = pos;
+  for (;;) {
+    while (i < end && line.charCodeAt(i) !== 32 && line.charCodeAt(i) !== stop) i++;
+    if (i >= end || i === pos || line.charCodeAt(i) !== 32) return i;
+    if (line.charCodeAt(i - 1) === 44 /* , */ && i + 1 < end) {
+      i++;
+      continue;
+    }
+    if (i + 3 < end && line.charCodeAt(i + 1) === 58 /* : */ && line.charCodeAt(i + 2) === 32) {
+      i += 3;
+      continue;
+    }
+    return i;
+  }
+}
+
+/** Non-negative decimal integer in `line[s, e)`, -1 when empty or not digits. */
+export function intValue(line: string, s: number, e: number): number {
+  if (e <= s || e - s > 16) return -1;
+  let v = 0;
+  for (let i = s; i < e; i++) {
+    const d = line.charCodeAt(i) - 48;
+    if (!(d >= 0 && d <= 9)) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/** `1.234` seconds → 1234 ms, exactly for up to three decimals; -1 when invalid. */
+export function secondsToMs(text: string, s: number, e: number): number {
+  const dot = text.indexOf('.', s);
+  if (dot < 0 || dot >= e) {
+    const whole = intValue(text, s, e);
+    return whole < 0 ? -1 : whole * 1000;
+  }
+  const whole = dot === s ? 0 : intValue(text, s, dot);
+  const digits = e - dot - 1;
+  const frac = digits === 0 ? 0 : intValue(text, dot + 1, e);
+  if (whole < 0 || frac < 0) return -1;
+  if (digits <= 3) return whole * 1000 + frac * 10 ** (3 - digits);
+  return whole * 1000 + frac / 10 ** (digits - 3);
+}
+
+/** Sum of `0.001, 0.002 : 0.003` in ms; -1 when every item is `-`; NaN when an item is not a time. */
+export function upstreamTotalMs(text: string): number {
+  let total = 0;
+  let any = false;
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    while (i < n && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 44 || text.charCodeAt(i) === 58)) i++;
+    if (i >= n) break;
+    let j = i;
+    while (j < n && text.charCodeAt(j) !== 32 && text.charCodeAt(j) !== 44) j++;
+    if (!(j - i === 1 && text.charCodeAt(i) === 45)) {
+      const ms = secondsToMs(text, i, j);
+      if (ms < 0) return Number.NaN;
+      total += ms;
+      any = true;
+    }
+    i = j;
+  }
+  return any ? Math.round(total * 1000) / 1000 : -1;
+}
+
+/** `[2001:db8::1]` or `[2001:db8::1]:5678`: the address, and the port under extra.remote_port. */
+function bracketedAddress(rec: AccessRecord, line: string, s: number, e: number): boolean {
+  const close = line.indexOf(']', s);
+  if (close < 0 || close >= e) return false;
+  rec.client_ip = line.slice(s + 1, close);
+  if (close + 1 === e) return true;
+  if (line.charCodeAt(close + 1) !== 58) return false;
+  const port = intValue(line, close + 2, e);
+  (rec.extra as Record<string, unknown>).remote_port = port;
+  return port >= 0;
+}
+
+function quoteText(text: string): string {
+  return '`' + text.replace(/`/g, '\\`') + '`';
+}
+
+/** The text at `pos` (up to `end` or 20 characters) for a message. */
+function found(line: string, pos: number, end = -1): string {
+  const stop = end >= pos ? Math.min(end, pos + 40) : Math.min(line.length, pos + 20);
+  return pos >= line.length ? 'the end of the line' : quoteText(line.slice(pos, stop));
+}
