@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Logger } from '../../../engine/operator.ts';
 import { silentLogger } from '../../../engine/runtime/noop.ts';
 import { testContext } from '../file/test-support.ts';
@@ -16,13 +16,24 @@ describe('blackhole sink', () => {
     await sink.close?.();
   });
 
-  it('logs the rate at the interval asked for', async () => {
-    const lines: string[] = [];
-    const logger: Logger = { ...silentLogger, info: (message) => lines.push(message) };
-    const sink = createBlackholeSink({ print_interval_seconds: 1 }, testContext({ logger }));
-    await sink.write([{ a: 1 }], ctx);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    await sink.close?.();
-    expect(lines.some((l) => /blackhole: 1 records, \d+ records\/s/.test(l))).toBe(true);
+  it('logs the count and rate at the interval asked for, and stops logging on close', async () => {
+    vi.useFakeTimers();
+    try {
+      const lines: string[] = [];
+      const logger: Logger = { ...silentLogger, info: (message) => lines.push(message) };
+      const sink = createBlackholeSink({ print_interval_seconds: 2 }, testContext({ logger }));
+      await sink.write(
+        Array.from({ length: 3000 }, (_, i) => ({ i })),
+        ctx,
+      );
+      vi.advanceTimersByTime(2000);
+      await sink.write([{ a: 1 }], ctx);
+      vi.advanceTimersByTime(2000);
+      await sink.close?.();
+      vi.advanceTimersByTime(10_000);
+      expect(lines).toEqual(['blackhole: 3000 records, 1500 records/s', 'blackhole: 3001 records, 1 records/s']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -1,5 +1,7 @@
 import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import type { Logger } from '../../../engine/operator.ts';
+import { silentLogger } from '../../../engine/runtime/noop.ts';
 import { testContext } from '../file/test-support.ts';
 import { createStdoutSink } from './stdout.ts';
 
@@ -46,16 +48,46 @@ describe('stdout sink', () => {
     expect(chunks.join('')).toContain('x'.repeat(32));
   });
 
-  it('ends quietly when the reader goes away (EPIPE)', async () => {
+  it('ends quietly when the reader goes away (EPIPE): one log line, later batches dropped', async () => {
+    let writes = 0;
     const broken = new Writable({
       write(_chunk, _enc, callback) {
+        writes++;
         callback(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
       },
     });
-    const sink = createStdoutSink({ format: 'jsonl' }, testContext(), broken);
+    const lines: string[] = [];
+    const logger: Logger = { ...silentLogger, info: (message) => lines.push(message) };
+    const sink = createStdoutSink({ format: 'jsonl' }, testContext({ logger }), broken);
     await sink.write([{ a: 1 }], noDeadLetters);
     await new Promise((resolve) => setImmediate(resolve));
     await sink.write([{ a: 2 }], noDeadLetters);
+    await sink.write([{ a: 3 }], noDeadLetters);
     await sink.close?.();
+    await sink.close?.();
+    expect(writes).toBe(1);
+    expect(lines).toEqual(['standard output was closed by its reader; discarding further output']);
+  });
+
+  it('fails the write, later writes and the flush on another write error, instead of losing output silently', async () => {
+    const full = new Writable({
+      write(_chunk, _enc, callback) {
+        callback(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
+      },
+    });
+    const sink = createStdoutSink({ format: 'jsonl' }, testContext(), full);
+    await expect(sink.write([{ a: 1 }], noDeadLetters)).rejects.toThrow(/no space left on device/);
+    await expect(sink.write([{ a: 2 }], noDeadLetters)).rejects.toThrow(/no space left on device/);
+    await expect(sink.flush?.()).rejects.toThrow(/no space left on device/);
+    await sink.close?.();
+  });
+
+  it('dead-letters a record it cannot serialise', async () => {
+    const out = new PassThrough();
+    const rejected: string[] = [];
+    const sink = createStdoutSink({ format: 'jsonl' }, testContext(), out);
+    await sink.write([{ big: 1n }, { ok: true }], { deadLetter: (_record, reason) => rejected.push(reason) });
+    expect(out.read()?.toString()).toBe('{"ok":true}\n');
+    expect(rejected).toEqual([expect.stringMatching(/^cannot write: .*BigInt/)]);
   });
 });

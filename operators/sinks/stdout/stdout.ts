@@ -1,5 +1,9 @@
-/** Writes lines to a stream (stdout by default), honouring its backpressure; EPIPE ends output quietly. */
-import type { OperatorContext, Sink } from '../../../engine/operator.ts';
+/**
+ * Writes lines to a stream (stdout by default), honouring its backpressure. EPIPE (the reader went away,
+ * `| head`) ends output quietly; any other write error fails the next write, flush or close, so that
+ * output is never lost without the run knowing.
+ */
+import type { OperatorContext, Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import type { StdoutSinkOptions } from './schema.ts';
 
@@ -9,21 +13,28 @@ export function createStdoutSink(
   stream: NodeJS.WritableStream = process.stdout,
 ): Sink {
   let readerGone = false;
+  let failure: Error | undefined;
   const onError = (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') {
       if (!readerGone) ctx.logger.info('standard output was closed by its reader; discarding further output');
       readerGone = true;
     } else {
-      ctx.logger.error(`cannot write to standard output: ${error.message}`);
+      failure ??= new Error(`cannot write to standard output: ${error.message}`);
     }
+  };
+  const check = () => {
+    if (failure && !readerGone) throw failure;
   };
   stream.on('error', onError);
   const line = options.format === 'text' ? textLine : jsonLine;
+
   return {
-    async write(records: EtlRecord[], writeCtx) {
+    async write(records: EtlRecord[], writeCtx: SinkWriteContext) {
+      check();
       if (readerGone) return;
       let out = '';
-      for (const record of records) {
+      for (let i = 0; i < records.length; i++) {
+        const record = records[i] as EtlRecord;
         try {
           out += line(record);
         } catch (error) {
@@ -42,9 +53,14 @@ export function createStdoutSink(
         stream.on('error', done);
         stream.on('close', done);
       });
+      check();
+    },
+    async flush() {
+      check();
     },
     async close() {
-      stream.off('error', onError);
+      // A broken stream may still emit errors; the listener stays so they never go unhandled.
+      if (!readerGone && !failure) stream.off('error', onError);
     },
   };
 }
