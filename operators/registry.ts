@@ -9,11 +9,13 @@ import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
+import parseTransform from './transforms/parse/index.ts';
 
 export const registry: readonly OperatorDefinition[] = [
   fileSource,
   stdinSource,
   generatorSource,
+  parseTransform,
   fileSink,
   stdoutSink,
   blackholeSink,

@@ -1,0 +1,182 @@
+/**
+ * The `parse` transform: raw lines in, access (or error-log) records out, unparseable lines to
+ * `dead_letter` with the reason and their origin. Synchronous and allocation-light: one record per line.
+ */
+import type { Logger, OperatorContext, OperatorMetrics, PortRecords, Transform } from '../../../engine/operator.ts';
+import { deadLetter, type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
+import { AutoDetector, type Candidate, type Decision } from './detect.ts';
+import {
+  compileAccess,
+  compileErrorLog,
+  type FormatSpec,
+  formatLabel,
+  isErrorLogFormat,
+  type CompileContext,
+} from './formats/index.ts';
+import type { LineParser } from './formats/template.ts';
+import type { ParseOptions } from './schema.ts';
+
+type Parser = LineParser<object>;
+
+const MAX_TRACKED_FILES = 10_000;
+
+export class ParseTransform implements Transform {
+  private readonly id: string;
+  private readonly maxLineBytes: number;
+  private readonly logger: Logger;
+  private readonly metrics: OperatorMetrics;
+  /** Explicit format; undefined with `format: auto`. */
+  private readonly parser: Parser | undefined;
+  private readonly detector: AutoDetector | undefined;
+  private readonly candidates: readonly Candidate[];
+  /** Files currently detected as each format, for the gauge. */
+  private readonly filesByFormat = new Map<string, number>();
+  private readonly fileFormats = new Map<string, string>();
+  private reason = '';
+
+  constructor(options: ParseOptions, ctx: OperatorContext) {
+    this.id = ctx.id;
+    this.maxLineBytes = options.max_line_bytes;
+    this.logger = ctx.logger;
+    this.metrics = ctx.metrics;
+    const compile: CompileContext = { timezone: options.timezone, customVariables: options.custom_variables };
+    const format = options.format as FormatSpec;
+    if (format === 'auto') {
+      this.candidates = (options.candidates as readonly FormatSpec[]).map((spec) => ({
+        label: formatLabel(spec),
+        parser: compileAccess(spec, compile),
+      }));
+      this.detector = new AutoDetector(this.candidates, options.sample_lines);
+    } else {
+      this.candidates = [];
+      this.parser = isErrorLogFormat(format) ? compileErrorLog(format, compile) : compileAccess(format, compile);
+    }
+  }
+
+  process(records: EtlRecord[]): PortRecords {
+    const out: EtlRecord[] = [];
+    let rejected: EtlRecord[] | undefined;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as EtlRecord;
+      const parsed = this.parseRecord(record);
+      if (parsed !== null) {
+        parsed[ORIGIN] = record[ORIGIN];
+        out.push(parsed);
+      } else {
+        rejected ??= [];
+        rejected.push(this.reject(record));
+      }
+    }
+    if (this.detector) this.report();
+    const ports: PortRecords = { default: out };
+    if (rejected) ports.dead_letter = rejected;
+    return ports;
+  }
+
+  private parseRecord(record: EtlRecord): EtlRecord | null {
+    const message = record.message;
+    if (typeof message !== 'string') {
+      this.reason = 'the record has no text `message` to parse';
+      return null;
+    }
+    let end = message.length;
+    // Sources strip the newline; a CRLF file leaves the CR.
+    while (end > 0 && (message.charCodeAt(end - 1) === 13 || message.charCodeAt(end - 1) === 10)) end--;
+    if (end === 0) {
+      this.reason = 'empty line';
+      return null;
+    }
+    if (end > this.maxLineBytes || (end * 3 > this.maxLineBytes && Buffer.byteLength(message) > this.maxLineBytes)) {
+      this.reason = `line of ${Buffer.byteLength(message)} bytes is longer than max_line_bytes (${this.maxLineBytes})`;
+      return null;
+    }
+    let parsed: object | null;
+    if (this.detector) {
+      const origin = record[ORIGIN];
+      parsed = this.detector.parse(origin?.file ?? origin?.source ?? '', message, end);
+      if (parsed === null) this.reason = this.detector.failure();
+    } else {
+      const parser = this.parser as Parser;
+      parsed = parser.parse(message, end, false);
+      if (parsed === null) {
+        this.reason = parser.failure();
+        parsed = parser.parse(message, end, true);
+      }
+    }
+    if (parsed === null && record.truncated === true) this.reason += ' (the source truncated this line)';
+    return parsed as EtlRecord | null;
+  }
+
+  private reject(record: EtlRecord): EtlRecord {
+    // A truncated line carries `truncated: true`; dead-letter its text, not the record as JSON.
+    const source: EtlRecord =
+      typeof record.message === 'string' && Object.keys(record).length > 1
+        ? withOrigin(record.message, record[ORIGIN])
+        : record;
+    return deadLetter(source, this.id, this.reason);
+  }
+
+  /** Logs and exposes what `format: auto` decided since the last batch. */
+  private report(): void {
+    const detector = this.detector as AutoDetector;
+    for (const decision of detector.decisions()) this.announce(decision);
+    const fallbacks = detector.fallbacks;
+    for (let i = 0; i < fallbacks.length; i++) {
+      const n = fallbacks[i] as number;
+      if (n === 0) continue;
+      const label = (this.candidates[i] as Candidate).label;
+      this.metrics
+        .counter(
+          'etl_parse_fallback_lines_total',
+          'Lines parsed by a format other than the one detected for their file',
+          {
+            format: label,
+          },
+        )
+        .inc(n);
+      fallbacks[i] = 0;
+    }
+  }
+
+  private announce(d: Decision): void {
+    const format = d.format ?? 'none';
+    const fields = {
+      file: d.file,
+      format,
+      confidence: Math.round(d.confidence * 1000) / 1000,
+      sample_lines: d.sampleLines,
+      ...(d.previous === undefined ? {} : { previous: d.previous }),
+    };
+    if (d.format === undefined) this.logger.warn('parse: no candidate format fits the sampled lines', fields);
+    else if (d.previous !== undefined) this.logger.info('parse: detected format revised', fields);
+    else this.logger.info('parse: detected format', fields);
+    const before = this.fileFormats.get(d.file);
+    if (before !== undefined) this.setFileCount(before, -1);
+    else if (this.fileFormats.size >= MAX_TRACKED_FILES) {
+      // Rotated-away files stop counting, as the detector forgets them too.
+      const [oldFile, oldFormat] = this.fileFormats.entries().next().value as [string, string];
+      this.fileFormats.delete(oldFile);
+      this.setFileCount(oldFormat, -1);
+    }
+    this.fileFormats.delete(d.file);
+    this.fileFormats.set(d.file, format);
+    this.setFileCount(format, 1);
+    this.metrics
+      .gauge('etl_parse_detection_confidence', 'Share of sampled lines the detected format fits (latest decision)', {
+        format,
+      })
+      .set(d.confidence);
+  }
+
+  private setFileCount(format: string, delta: number): void {
+    const n = (this.filesByFormat.get(format) ?? 0) + delta;
+    this.filesByFormat.set(format, n);
+    this.metrics.gauge('etl_parse_detected_format', 'Files (or sources) detected as each format', { format }).set(n);
+  }
+}
+
+function withOrigin(message: string, origin: Origin | undefined): EtlRecord {
+  const rec: EtlRecord = { message };
+  if (origin) rec[ORIGIN] = origin;
+  return rec;
+}
