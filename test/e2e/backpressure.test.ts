@@ -18,7 +18,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function writeBigFile(path: string, bytes: number): void {
   const lines: string[] = [];
   for (let i = 0; i < 20_000; i++) {
-    lines.push(`192.0.2.${i % 250} - - [10/Oct/2026:13:55:36 +0000] "GET /static/app.${i}.js HTTP/1.1" 200 ${1000 + i}`);
+    lines.push(
+      `192.0.2.${i % 250} - - [10/Oct/2026:13:55:36 +0000] "GET /static/app.${i}.js HTTP/1.1" 200 ${1000 + i}`,
+    );
   }
   const chunk = Buffer.from(`${lines.join('\n')}\n`);
   const fd = openSync(path, 'w');

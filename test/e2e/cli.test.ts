@@ -1,14 +1,20 @@
 /** The `etl` command as a user runs it: exit codes, output, and nothing run when the config is wrong. */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { etl } from '../support/cli.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 function workspace(yaml: (dir: string) => string): { dir: string; file: string } {
   const dir = mkdtempSync(join(tmpdir(), 'etl-cli-'));
+  made.push(dir);
   const file = join(dir, 'pipeline.yaml');
   writeFileSync(file, yaml(dir));
   return { dir, file };

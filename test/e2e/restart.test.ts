@@ -3,19 +3,27 @@
  * input line exactly once. SIGTERM drains and checkpoints; SIGKILL loses the process at any point,
  * and the rerun resumes from the last checkpoint while the file sink truncates what came after it.
  */
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { etl, startEtl } from '../support/cli.ts';
 
 const LINES = 300_000;
 
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 function setup(): { dir: string; pipeline: string; output: string } {
   const dir = mkdtempSync(join(tmpdir(), 'etl-restart-'));
+  made.push(dir);
   const lines: string[] = [];
   for (let i = 0; i < LINES; i++) {
-    lines.push(`10.0.${(i >> 8) & 255}.${i & 255} - - [10/Oct/2026:13:55:36 +0000] "GET /item?seq=${i} HTTP/1.1" 200 ${i % 5000}`);
+    lines.push(
+      `10.0.${(i >> 8) & 255}.${i & 255} - - [10/Oct/2026:13:55:36 +0000] "GET /item?seq=${i} HTTP/1.1" 200 ${i % 5000}`,
+    );
   }
   writeFileSync(join(dir, 'input.log'), `${lines.join('\n')}\n`);
   const output = join(dir, 'out', 'lines.jsonl');

@@ -1,14 +1,22 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { runPipeline } from '../../engine/runtime/run.ts';
 import { StateStore } from '../../engine/state/store.ts';
 import { collected, collectSink, countingSource, passThrough, sourceLog } from '../support/operators.ts';
 import { pipeline, stage } from '../support/spec.ts';
 
-const tempDir = () => mkdtempSync(join(tmpdir(), 'etl-runtime-'));
+const made: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'etl-runtime-'));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 const ids = (name: string) => (collected.get(name) ?? []).map((r) => String(r.id));
 
 beforeEach(() => {
