@@ -1,0 +1,80 @@
+/**
+ * One suite over every registered operator (as the OpenTelemetry Collector does for its components):
+ * the schema compiles in strict mode, every example validates and builds, an instance closes without
+ * having been opened, and every operator folder is registered and has its documentation and tests.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { OperatorContext, SinkDefinition, SourceDefinition, TransformDefinition } from '../../engine/operator.ts';
+import { noopMetrics, silentLogger } from '../../engine/runtime/noop.ts';
+import { createAjv } from '../../engine/schema/ajv.ts';
+import { registry } from '../../operators/registry.ts';
+
+const operatorsDir = fileURLToPath(new URL('../../operators/', import.meta.url));
+const folderOf = { source: 'sources', transform: 'transforms', sink: 'sinks' } as const;
+
+const context = (id: string): OperatorContext => ({
+  pipeline: 'conformance',
+  id,
+  logger: silentLogger,
+  signal: new AbortController().signal,
+  dataDir: join(fileURLToPath(new URL('.', import.meta.url)), '.never-created'),
+  baseDir: process.cwd(),
+  metrics: noopMetrics,
+  requestCheckpoint: () => {},
+});
+
+describe.each(registry.map((def) => [`${def.kind} ${def.type}`, def] as const))('%s', (_name, def) => {
+  it('has a strict, documented options schema', () => {
+    const ajv = createAjv();
+    expect(() => ajv.compile(def.schema)).not.toThrow();
+    expect(def.schema.$id).toBe(`https://etl.dev/schemas/operators/${folderOf[def.kind]}/${def.type}.json`);
+    expect(def.schema.additionalProperties).toBe(false);
+    const properties = (def.schema.properties ?? {}) as Record<string, { description?: string }>;
+    for (const [key, property] of Object.entries(properties)) {
+      expect(property.description, `${def.type}.${key} has no description`).toBeTruthy();
+      expect(key, `${def.type}.${key} is not snake_case`).toMatch(/^[a-z][a-z0-9_]*$/);
+    }
+    expect(def.summary.length).toBeGreaterThan(10);
+    expect(def.examples.length).toBeGreaterThan(0);
+  });
+
+  it('builds every example and closes without being opened', async () => {
+    const validate = createAjv().compile(def.schema);
+    for (const example of def.examples) {
+      const options = structuredClone(example) as Record<string, unknown>;
+      expect(validate(options), JSON.stringify(validate.errors)).toBe(true);
+      expect(def.validate?.(options).filter((p) => p.severity !== 'warning') ?? []).toEqual([]);
+      const ctx = context(def.type);
+      const instance =
+        def.kind === 'source'
+          ? (def as SourceDefinition).create(options, { ...ctx, restoredPosition: undefined, batchMaxRecords: 16 })
+          : def.kind === 'transform'
+            ? (def as TransformDefinition).create(options, ctx)
+            : (def as SinkDefinition).create(options, ctx);
+      await instance.close?.();
+      await instance.close?.();
+    }
+  });
+
+  it('lives in its own folder with schema, definition, README and tests', () => {
+    const folder = join(operatorsDir, folderOf[def.kind], def.type);
+    for (const file of ['schema.ts', 'index.ts', 'README.md']) expect(existsSync(join(folder, file)), file).toBe(true);
+    expect(readdirSync(folder).some((f) => f.endsWith('.test.ts'))).toBe(true);
+  });
+});
+
+describe('registry', () => {
+  it('registers every operator folder, once', () => {
+    const registered = registry.map((def) => `${folderOf[def.kind]}/${def.type}`);
+    expect(new Set(registered).size).toBe(registered.length);
+    const folders = Object.values(folderOf).flatMap((kind) =>
+      readdirSync(join(operatorsDir, kind), { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => `${kind}/${entry.name}`),
+    );
+    expect(registered.sort()).toEqual(folders.sort());
+  });
+});
