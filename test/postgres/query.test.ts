@@ -70,6 +70,36 @@ describe('etl query', () => {
     expect(JSON.parse(json.text())[0]).toEqual({ status: 200, requests: 2 });
   });
 
+  it("finds the database and schema from the pipeline's postgres sink", async () => {
+    target = await Target.create('server');
+    await load(target);
+    const file = join(target.dataDir, 'pipeline.yaml');
+    await writeFile(
+      file,
+      `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: q }
+spec:
+  sources:
+    gen: { type: generator, count: 1 }
+  operators:
+    parsed: { type: parse, inputs: [gen] }
+  sinks:
+    store: { type: postgres, inputs: [parsed], url: "${PG_URL}", schema: ${target.schema} }
+`,
+    );
+    const out = capture();
+    const err = capture();
+    const code = await runQuery('SELECT count(*) AS n FROM access_logs', {
+      pipeline: file,
+      format: 'csv',
+      out: out.stream,
+      err: err.stream,
+    });
+    expect(code, err.text()).toBe(0);
+    expect(out.text()).toBe('n\n10\n');
+  });
+
   it('reports SQL errors and unreachable servers with exit code 1, never a password', async () => {
     target = await Target.create('server');
     const err = capture();

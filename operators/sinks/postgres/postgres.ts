@@ -76,7 +76,9 @@ class PostgresSink implements Sink {
 
   async plan(): Promise<string[]> {
     // A dry run must not create the embedded database just to say it would.
-    if (this.target.kind === 'embedded' && !existsSync(this.target.dir)) return this.planFor(EMPTY_STATE);
+    if (this.target.kind === 'embedded' && !existsSync(this.target.dir)) {
+      return this.planFor({ ...EMPTY_STATE, schemaExists: this.options.schema === 'public' });
+    }
     const database = await this.openDatabase(this.target, this.connectOptions());
     try {
       const session = await database.session();
