@@ -133,7 +133,12 @@ export class JsonFormat implements LineParser<AccessRecord> {
     }
     if (!found) return this.fail('the JSON object has none of the access-log keys (status, request, uri/path)');
     const extra = rec.extra as Record<string, unknown>;
-    for (const key of Object.keys(object)) if (!used.has(key)) extra[key] = object[key];
+    for (const key of Object.keys(object)) {
+      if (used.has(key)) continue;
+      const v = object[key];
+      // nginx escape=json writes a missing variable as "" (and the default mode as "-").
+      extra[key] = v === '' || v === '-' ? null : v;
+    }
     return rec;
   }
 

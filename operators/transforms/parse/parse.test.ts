@@ -1,0 +1,280 @@
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import { describe, expect, it } from 'vitest';
+import { type DeadLetter, type EtlRecord, ORIGIN } from '../../../engine/record.ts';
+import definition from './index.ts';
+import { accessRecordSchema, errorLogRecordSchema } from './record.schema.ts';
+import { schema } from './schema.ts';
+import { createParse, fixture, options, rawRecords, testContext } from './test-support.ts';
+
+function run(text: string, overrides = {}, file = 'access.log') {
+  const ctx = testContext();
+  const transform = createParse(overrides, ctx);
+  const ports = transform.process(rawRecords(text, file));
+  return { ctx, out: ports.default ?? [], dead: (ports.dead_letter ?? []) as DeadLetter[] };
+}
+
+describe('parse: schema and definition', () => {
+  const ajv = new Ajv({ strict: true, allErrors: true, useDefaults: true, allowUnionTypes: true });
+  addFormats(ajv);
+
+  it('compiles strictly, fills defaults and accepts every example', () => {
+    const validate = ajv.compile(schema);
+    const empty: Record<string, unknown> = {};
+    expect(validate(empty)).toBe(true);
+    expect(empty).toEqual(options());
+    for (const example of definition.examples)
+      expect(validate(structuredClone(example)), JSON.stringify(example)).toBe(true);
+    expect(validate({ format: 'apache' })).toBe(false);
+    expect(validate({ format: { nginx: '$status', escape: 'xml' } })).toBe(false);
+    expect(validate({ type: 'parse' })).toBe(false);
+  });
+
+  it('emits records that match the published record schema', () => {
+    const validate = ajv.compile(accessRecordSchema);
+    const { out } = run(fixture('oddities.log'));
+    expect(out.length).toBeGreaterThan(10);
+    for (const rec of out) expect(validate(rec), JSON.stringify(validate.errors)).toBe(true);
+    const { out: errors } = run(fixture('nginx-error.log'), { format: 'error_log' });
+    const validateError = ajv.compile(errorLogRecordSchema);
+    for (const rec of errors) expect(validateError(rec), JSON.stringify(validateError.errors)).toBe(true);
+  });
+
+  it('declares error_log output for error-log formats', () => {
+    expect(definition.outputsFor?.(options({ format: 'nginx_error' }))).toEqual({ default: 'error_log' });
+    expect(definition.outputsFor?.(options({ format: 'combined' }))).toEqual({ default: 'access' });
+    expect(definition.outputsFor?.(options())).toEqual({ default: 'access' });
+  });
+
+  it('reports bad format strings, zones and candidates before running, with positions', () => {
+    const problems = (o: object) => definition.validate?.(options(o)) ?? [];
+    expect(problems({ format: { apache: '%h %l %j %t' } })).toEqual([
+      { path: ['format', 'apache'], message: 'unknown directive %j at column 7 of the apache format' },
+    ]);
+    const [nginx] = problems({ format: { nginx: '$remote_addr [$time_local] $remote_adr' } });
+    expect(nginx?.path).toEqual(['format', 'nginx']);
+    expect(nginx?.message).toMatch(/unknown variable \$remote_adr at column 28/);
+    expect(problems({ format: { nginx: '$remote_addr $geo_country' }, custom_variables: ['geo_country'] })).toEqual([]);
+    expect(problems({ timezone: 'Mars/Olympus' })[0]?.path).toEqual(['timezone']);
+    expect(problems({ candidates: ['combined', 'nginx_error'] })[0]?.path).toEqual(['candidates', 1]);
+    expect(problems({ candidates: ['combined', { apache: '%h%u' }] })[0]?.message).toMatch(/have no text between them/);
+    for (const example of definition.examples) expect(definition.validate?.(example)).toEqual([]);
+  });
+});
+
+describe('parse: explicit format', () => {
+  it('parses the Apache documentation example into a new record that keeps the origin', () => {
+    const line =
+      '127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 ' +
+      '"http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)"';
+    const input = rawRecords(line);
+    const ports = createParse({ format: 'combined' }).process(input);
+    expect(ports.dead_letter).toBeUndefined();
+    const [rec] = ports.default as EtlRecord[];
+    expect(rec).not.toBe(input[0]);
+    expect(rec?.[ORIGIN]).toBe(input[0]?.[ORIGIN]);
+    expect(rec).toEqual({
+      client_ip: '127.0.0.1',
+      ident: null,
+      user: 'frank',
+      timestamp: '2000-10-10T20:55:36.000Z',
+      timestamp_offset_minutes: -420,
+      request: 'GET /apache_pb.gif HTTP/1.0',
+      method: 'GET',
+      path: '/apache_pb.gif',
+      query: null,
+      protocol: 'HTTP/1.0',
+      status: 200,
+      bytes: 2326,
+      bytes_sent: null,
+      bytes_received: null,
+      referrer: 'http://www.example.com/start.html',
+      user_agent: 'Mozilla/4.08 [en] (Win98; I ;Nav)',
+      request_time_ms: null,
+      upstream_addr: null,
+      upstream_status: null,
+      upstream_response_time: null,
+      upstream_response_time_ms: null,
+      vhost: null,
+      port: null,
+      extra: {},
+      [ORIGIN]: input[0]?.[ORIGIN],
+    });
+  });
+
+  it('sends each line that fits no format to dead_letter with reason, file, line, offset and raw text', () => {
+    const text = fixture('oddities.log');
+    const { out, dead } = run(text, { format: 'combined' }, '/var/log/nginx/access.log');
+    const lines = text.trimEnd().split('\n');
+    expect(out.length + dead.length).toBe(lines.length);
+    expect(dead).toHaveLength(1);
+    const [dl] = dead;
+    const offset = Buffer.byteLength(lines.slice(0, -1).join('\n')) + 1;
+    expect(dl).toMatchObject({
+      stage: 'parsed',
+      raw: 'this line is not an access log line at all',
+      origin: { source: 'logs', file: '/var/log/nginx/access.log', line: lines.length, offset },
+    });
+    // `this`, `line` and `is` pass for %h %l %u; the bracket of %t is where the line stops fitting.
+    expect(dl?.reason).toBe('combined: expected ` [` after column 11 for %u, found none');
+  });
+
+  it('names what did not match and where', () => {
+    const reason = (line: string, format: object | string) => run(line, { format }).dead[0]?.reason;
+    expect(reason('1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0 200 5', 'common')).toBe(
+      'common: expected `" ` after column 43 for %r, found none',
+    );
+    expect(reason('1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 2x0 5', 'common')).toBe(
+      'common: invalid value `2x0` at column 59 for %>s',
+    );
+    expect(reason('1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 5 extra', 'common')).toBe(
+      'common: invalid value `5 extra` at column 63 for %b',
+    );
+    expect(reason('1.2.3.4 - - [32/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 5', 'common')).toBe(
+      'common: invalid value `32/Oct/2000:13:55:36 -0700` at column 14 for %t',
+    );
+    expect(reason('{"status": 200', 'json')).toMatch(/^json: invalid JSON: /);
+  });
+
+  it('dead-letters empty, over-long and truncated lines with their text', () => {
+    const ctx = testContext();
+    const transform = createParse({ format: 'common', max_line_bytes: 100 }, ctx);
+    const origin = { source: 'logs', file: 'a.log', line: 3, offset: 10 };
+    const long = `1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /${'a'.repeat(80)} HTTP/1.0" 200 5`;
+    const cut = '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /abc';
+    const ports = transform.process([
+      { message: '', [ORIGIN]: origin },
+      { message: long, [ORIGIN]: origin },
+      { message: cut, truncated: true, [ORIGIN]: origin },
+      { other: 1, [ORIGIN]: origin },
+    ]);
+    const dead = ports.dead_letter as DeadLetter[];
+    expect(dead.map((d) => d.reason)).toEqual([
+      'empty line',
+      `line of ${long.length} bytes is longer than max_line_bytes (100)`,
+      'common: expected `" ` after column 43 for %r, found none (the source truncated this line)',
+      'the record has no text `message` to parse',
+    ]);
+    expect(dead[2]?.raw).toBe(cut);
+    expect(dead[1]?.raw).toBe(long);
+    expect(dead.every((d) => d.origin?.line === 3 && d.origin.file === 'a.log')).toBe(true);
+  });
+
+  it('counts bytes, not characters, against max_line_bytes', () => {
+    const line = `1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /${'é'.repeat(30)} HTTP/1.0" 200 5`;
+    expect(line.length).toBeLessThan(100);
+    expect(run(line, { format: 'common', max_line_bytes: 100 }).dead[0]?.reason).toMatch(/^line of 123 bytes/);
+    expect(run(line, { format: 'common', max_line_bytes: 123 }).out).toHaveLength(1);
+  });
+
+  it('ignores the CR of CRLF files', () => {
+    const { out, dead } = run(fixture('crlf.log'), { format: 'combined' });
+    expect(dead).toEqual([]);
+    expect(out[0]).toMatchObject({ path: '/crlf', user_agent: 'curl/8' });
+  });
+
+  it('parses error logs into error_log records', () => {
+    const { out, dead } = run(fixture('apache-error.log') + fixture('nginx-error.log'), { format: 'error_log' });
+    expect(dead).toEqual([]);
+    expect(out.map((r) => r.server)).toEqual(['apache', 'apache', 'apache', 'apache', 'nginx', 'nginx', 'nginx']);
+  });
+});
+
+describe('parse: format auto', () => {
+  const files = ['mixed/access-common.log', 'mixed/nginx-json.log', 'mixed/nginx-request-time.log'];
+
+  it('decides per file, says so in the log and metrics, and parses a mixed directory right', () => {
+    const ctx = testContext();
+    const transform = createParse({}, ctx);
+    // Interleave the three files in one batch, as a directory source reading them concurrently would.
+    const perFile = files.map((f) => rawRecords(fixture(f), `/logs/${f}`));
+    const batch: EtlRecord[] = [];
+    for (let i = 0; i < 4; i++) for (const records of perFile) if (records[i]) batch.push(records[i] as EtlRecord);
+    const ports = transform.process(batch);
+    expect(ports.dead_letter).toBeUndefined();
+    const out = ports.default as EtlRecord[];
+    expect(out).toHaveLength(10);
+
+    const byFile = (f: string) => out.filter((r) => r[ORIGIN]?.file === `/logs/${f}`);
+    expect(byFile(files[0] as string).map((r) => [r.client_ip, r.status, r.bytes])).toEqual([
+      ['127.0.0.1', 200, 2326],
+      ['192.0.2.7', 302, null],
+      ['2001:db8::17', 404, 209],
+      ['198.51.100.4', 200, null],
+    ]);
+    expect(byFile(files[1] as string)[1]).toMatchObject({
+      client_ip: '2001:db8::2',
+      user: 'bob',
+      status: 201,
+      request_time_ms: 120,
+      referrer: 'https://example.com/"q"',
+      timestamp: '2024-03-12T08:15:03.000Z',
+    });
+    expect(byFile(files[1] as string)[2]).toMatchObject({
+      path: '/café',
+      user_agent: null,
+      extra: { upstream_cache_status: null },
+    });
+    expect(byFile(files[2] as string).map((r) => [r.request_time_ms, r.method, r.path, r.query])).toEqual([
+      [2, 'GET', '/index.html', null],
+      [215, 'GET', '/search', 'q=café'],
+      [1, null, null, null],
+    ]);
+
+    const decisions = ctx.logs.filter((l) => l.message === 'parse: detected format').map((l) => l.fields);
+    expect(decisions).toEqual([
+      { file: '/logs/mixed/access-common.log', format: 'common', confidence: 1, sample_lines: 4 },
+      { file: '/logs/mixed/nginx-json.log', format: 'json', confidence: 1, sample_lines: 3 },
+      {
+        file: '/logs/mixed/nginx-request-time.log',
+        format: 'nginx_combined_request_time',
+        confidence: 1,
+        sample_lines: 3,
+      },
+    ]);
+    expect(ctx.values.get('etl_parse_detected_format{format=common}')).toBe(1);
+    expect(ctx.values.get('etl_parse_detected_format{format=json}')).toBe(1);
+    expect(ctx.values.get('etl_parse_detection_confidence{format=nginx_combined_request_time}')).toBe(1);
+  });
+
+  it('falls back per line when a file mixes formats, and counts it', () => {
+    const ctx = testContext();
+    const transform = createParse({ sample_lines: 4 }, ctx);
+    const common = fixture('mixed/access-common.log');
+    const json = fixture('mixed/nginx-json.log').split('\n')[0];
+    expect(transform.process(rawRecords(common, 'x.log')).default).toHaveLength(4);
+    const ports = transform.process(rawRecords(`${json}\n${common}`, 'x.log'));
+    expect(ports.dead_letter).toBeUndefined();
+    expect((ports.default as EtlRecord[]).map((r) => r.status)).toEqual([200, 200, 302, 404, 200]);
+    expect(ctx.values.get('etl_parse_fallback_lines_total{format=json}')).toBe(1);
+  });
+
+  it('revises a decision made on a small first batch once the sample is complete', () => {
+    const ctx = testContext();
+    const transform = createParse({ sample_lines: 5 }, ctx);
+    const common = fixture('mixed/access-common.log').split('\n')[0] as string;
+    const timed = fixture('mixed/nginx-request-time.log').split('\n')[0] as string;
+    transform.process(rawRecords(common, 'y.log'));
+    transform.process(rawRecords([timed, timed, timed, timed].join('\n'), 'y.log'));
+    const infos = ctx.logs
+      .filter((l) => l.level === 'info')
+      .map((l) => [l.message, l.fields?.format, l.fields?.sample_lines]);
+    expect(infos).toEqual([
+      ['parse: detected format', 'common', 1],
+      ['parse: detected format revised', 'nginx_combined_request_time', 5],
+    ]);
+    expect(ctx.values.get('etl_parse_detected_format{format=common}')).toBe(0);
+    expect(ctx.values.get('etl_parse_detected_format{format=nginx_combined_request_time}')).toBe(1);
+  });
+
+  it("warns when nothing fits and dead-letters with the preferred format's reason", () => {
+    const ctx = testContext();
+    const ports = createParse({}, ctx).process(rawRecords('hello world\n', 'z.log'));
+    expect((ports.dead_letter as DeadLetter[])[0]?.reason).toMatch(/^no candidate format fits; combined: expected ` `/);
+    expect(ctx.logs.find((l) => l.level === 'warn')?.fields).toMatchObject({
+      file: 'z.log',
+      format: 'none',
+      confidence: 0,
+    });
+  });
+});
