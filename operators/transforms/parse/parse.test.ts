@@ -1,6 +1,5 @@
-import Ajv from 'ajv';
-import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
+import { createAjv } from '../../../engine/schema/ajv.ts';
 import { type DeadLetter, type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import definition from './index.ts';
 import { accessRecordSchema, errorLogRecordSchema } from './record.schema.ts';
@@ -15,8 +14,8 @@ function run(text: string, overrides = {}, file = 'access.log') {
 }
 
 describe('parse: schema and definition', () => {
-  const ajv = new Ajv({ strict: true, allErrors: true, useDefaults: true, allowUnionTypes: true });
-  addFormats(ajv);
+  // The loader's own configuration: strict, defaults inserted.
+  const ajv = createAjv();
 
   it('compiles strictly, fills defaults and accepts every example', () => {
     const validate = ajv.compile(schema);
