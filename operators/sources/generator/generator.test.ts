@@ -1,8 +1,10 @@
+import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { collectOutput, originOf, testContext } from '../file/test-support.ts';
 import { createGeneratorSource } from './generator.ts';
 import { createLineMaker, LOG_FORMATS, type LogFormat } from './lines.ts';
+import { CLIENTS } from './pools.ts';
 import type { GeneratorSourceOptions } from './schema.ts';
 
 const CLF = String.raw`(\S+) - (\S+) \[(\d{2})/(\w{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) \+0000\] "([A-Z]+) (/\S*) (HTTP/[\d.]+)" (\d{3})`;
@@ -38,6 +40,14 @@ function options(extra: Partial<GeneratorSourceOptions> = {}): GeneratorSourceOp
     ...extra,
   };
 }
+
+describe('client pool', () => {
+  it('holds only valid IPv4 and IPv6 addresses, some of each', () => {
+    expect(CLIENTS.filter((ip) => isIP(ip) === 0)).toEqual([]);
+    expect(CLIENTS.some((ip) => isIP(ip) === 6)).toBe(true);
+    expect(CLIENTS.some((ip) => isIP(ip) === 4)).toBe(true);
+  });
+});
 
 describe('line maker', () => {
   it('makes the same lines for the same seed, other lines for another', () => {

@@ -40,9 +40,10 @@ const V6_PREFIXES = [
 
 function ipv6(r: Random): string {
   const prefix = V6_PREFIXES[below(r, V6_PREFIXES.length)] as string;
+  // A /32 prefix (two groups) plus six groups is a full address; the short form compresses the zeros.
   const groups: string[] = [];
-  for (let i = 0; i < 4; i++) groups.push(below(r, 0x10000).toString(16));
-  return below(r, 3) === 0 ? `${prefix}::${groups[3]}` : `${prefix}:${groups.join(':')}`;
+  for (let i = 0; i < 6; i++) groups.push(below(r, 0x10000).toString(16));
+  return below(r, 3) === 0 ? `${prefix}::${groups[5]}` : `${prefix}:${groups.join(':')}`;
 }
 
 /** Client addresses; about 6% IPv6. Picked with a skew, so a few clients make many requests. */
