@@ -180,6 +180,7 @@ describe('nginx variables', () => {
       '$uri $args $server_protocol $status $body_bytes_sent $bytes_sent $request_length $request_time ' +
       '$upstream_addr $upstream_status $upstream_response_time $upstream_cache_status "$http_referer" ' +
       '"$http_user_agent" "$http_x_forwarded_for" "$sent_http_content_type" $host $server_name $server_port ' +
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: nginx's ${name} variable syntax
       '$scheme $connection $connection_requests $pipe $request_id ${geoip2_country}';
     const line =
       '2001:db8::1 - bob [12/Mar/2024:08:15:02 +0100] 2024-03-12T08:15:02+01:00 1710227702.123 ' +

@@ -153,7 +153,8 @@ export class TemplateFormat implements LineParser<AccessRecord> {
         end = E_PATH;
         bound = literalAfterGroup(toks, i);
         const third = toks[i + 2];
-        dashArgs = next.kind === K.IS_ARGS && third?.type === 'field' && third.kind === K.ARGS;
+        // escape=json writes nothing, not `-`, for a missing variable.
+        dashArgs = next.kind === K.IS_ARGS && third?.type === 'field' && third.kind === K.ARGS && !this.jsonEscape;
       } else if (info.scan === SCAN.DIGITS) end = E_DIGITS;
       else if (info.scan === SCAN.DECIMAL) end = E_DECIMAL;
       else if (info.scan === SCAN.ALPHA) end = E_ALPHA;
@@ -374,7 +375,9 @@ export class TemplateFormat implements LineParser<AccessRecord> {
         else return false;
         return true;
       case K.ARGS:
-        rec.query = this.text(line, s, e, escaped);
+        // After `$is_args` wrote `?`, an empty $args is an empty query, even where escape=json writes "" for null.
+        if (e === s && this.kinds[f - 1] === K.IS_ARGS && line.charCodeAt(s - 1) === 63) rec.query = '';
+        else rec.query = this.text(line, s, e, escaped);
         return true;
       case K.IS_ARGS:
         return true;
