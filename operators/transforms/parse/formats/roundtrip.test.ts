@@ -100,7 +100,7 @@ interface Case {
 
 const ctx = { timezone: 'UTC', customVariables: [] };
 
-function formatArb(dialect: 'apache' | 'nginx', escape: 'default' | 'json'): fc.Arbitrary<Case> {
+function formatArb(dialect: 'apache' | 'nginx', escapeMode: 'default' | 'json'): fc.Arbitrary<Case> {
   const bare = dialect === 'apache' ? APACHE_BARE : NGINX_BARE;
   const quoted = dialect === 'apache' ? APACHE_QUOTED : NGINX_QUOTED;
   const times = dialect === 'apache' ? APACHE_TIMES : NGINX_TIMES;
@@ -115,9 +115,9 @@ function formatArb(dialect: 'apache' | 'nginx', escape: 'default' | 'json'): fc.
     .map(([chosen, time, at, seps]) => {
       const list = [...chosen];
       if (time !== undefined) list.splice(at % (list.length + 1), 0, time);
-      if (list.every((p) => p === '%%')) list.push('%h');
+      if (!list.some((p) => p !== '%%')) list.push('%h');
       const text = list.map((p, i) => (i === 0 ? p : (seps[i] as string) + p)).join('');
-      const spec = dialect === 'apache' ? { apache: text } : { nginx: text, escape };
+      const spec = dialect === 'apache' ? { apache: text } : { nginx: text, escape: escapeMode };
       const format = compileTemplate(`${dialect} format`, spec, ctx);
       return { format, text, [fc.toStringMethod]: () => JSON.stringify(text) };
     });
@@ -265,15 +265,15 @@ function recordArb(c: Case): fc.Arbitrary<AccessRecord> {
 const quotedKeys = new Set(['http_x_forwarded_for', 'sent_http_content_type', 'cookie_sid']);
 
 describe('format → parse round trip', () => {
-  for (const [dialect, escape] of [
+  for (const [dialect, escapeMode] of [
     ['apache', 'default'],
     ['nginx', 'default'],
     ['nginx', 'json'],
   ] as const) {
-    it(`gives the record back for random ${dialect} formats (escape=${escape})`, () => {
+    it(`gives the record back for random ${dialect} formats (escape=${escapeMode})`, () => {
       fc.assert(
         fc.property(
-          formatArb(dialect, escape).chain((c) => fc.tuple(fc.constant(c), recordArb(c))),
+          formatArb(dialect, escapeMode).chain((c) => fc.tuple(fc.constant(c), recordArb(c))),
           ([c, rec]) => {
             const line = new Formatter(c.format).format(rec);
             const parsed = c.format.parse(line, line.length, false);
