@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PipelineSpec, StageSpec } from '../engine/config/types.ts';
 import { parseInputRef } from '../engine/graph/graph.ts';
-import { defineSink, defineSource, defineTransform, type OperatorDefinition } from '../engine/operator.ts';
+import { defineSource, defineTransform, type OperatorDefinition } from '../engine/operator.ts';
 import type { EtlRecord } from '../engine/record.ts';
 import { DEFAULT_RETRY } from '../engine/retry.ts';
 import { createAjv } from '../engine/schema/ajv.ts';

@@ -211,7 +211,7 @@ function checkDocument(
     data = document.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (error) {
     // e.g. an alias bomb: refuse the document rather than expanding it.
-    document.reportAtOffset(document.doc.range[0], 'ETL_CFG_YAML', (error as Error).message);
+    document.reportAtOffset(document.doc.range?.[0] ?? 0, 'ETL_CFG_YAML', (error as Error).message);
     return { document, name: undefined, spec: undefined };
   }
   const entries = collectStages(document, data);
