@@ -127,8 +127,11 @@ export class AutoDetector {
     state.sampled++;
     this.pending.add(state);
     if (best !== null) return best;
-    // Every candidate just failed on this line; report the preferred one's reason.
-    this.reason = (this.candidates[state.order[0] as number] as Candidate).parser.failure();
+    // Every candidate just failed on this line; report the reason of the one that fits the file best so far.
+    let leader = 0;
+    for (let i = 1; i < state.scores.length; i++)
+      if ((state.scores[i] as number) > (state.scores[leader] as number)) leader = i;
+    this.reason = (this.candidates[leader] as Candidate).parser.failure();
     return this.lenient(state.order, line, end);
   }
 
