@@ -266,6 +266,12 @@ describe('parse: format auto', () => {
     expect(ctx.values.get('etl_parse_detected_format{format=nginx_combined_request_time}')).toBe(1);
   });
 
+  it('explains a broken line while sampling with the format that fits the file best so far', () => {
+    const json = fixture('mixed/nginx-json.log').split('\n')[0] as string;
+    const ports = createParse().process(rawRecords(`${json}\n${json.slice(0, 40)}`, 'j.log'));
+    expect((ports.dead_letter as DeadLetter[])[0]?.reason).toMatch(/^no candidate format fits; json: invalid JSON/);
+  });
+
   it("warns when nothing fits and dead-letters with the preferred format's reason", () => {
     const ctx = testContext();
     const ports = createParse({}, ctx).process(rawRecords('hello world\n', 'z.log'));
