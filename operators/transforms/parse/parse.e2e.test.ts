@@ -18,10 +18,8 @@ const readJsonl = (path: string) =>
 describe('parse end to end', () => {
   it('parses a mixed directory with format auto and dead-letters the rest with file and line', async () => {
     cpSync(fileURLToPath(new URL('./testdata/mixed/', import.meta.url)), join(dir, 'logs'), { recursive: true });
-    writeFileSync(
-      join(dir, 'logs', 'broken.log'),
-      '127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 1\nnot a log line\n',
-    );
+    const good = '127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 1';
+    writeFileSync(join(dir, 'logs', 'broken.log'), `${good}\nnot a log line\n`);
     writeFileSync(
       join(dir, 'pipeline.yaml'),
       `apiVersion: etl/v1
