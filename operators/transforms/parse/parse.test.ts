@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { type DeadLetter, type EtlRecord, ORIGIN } from '../../../engine/record.ts';
+import { BUILTIN_NAMES, BUILTIN_TEMPLATES, ERROR_FORMATS } from './formats/builtin.ts';
+import { JSON_TARGETS } from './formats/json.ts';
 import definition from './index.ts';
 import { accessRecordSchema, errorLogRecordSchema } from './record.schema.ts';
 import { schema } from './schema.ts';
@@ -37,6 +39,17 @@ describe('parse: schema and definition', () => {
     const { out: errors } = run(fixture('nginx-error.log'), { format: 'error_log' });
     const validateError = ajv.compile(errorLogRecordSchema);
     for (const rec of errors) expect(validateError(rec), JSON.stringify(validateError.errors)).toBe(true);
+  });
+
+  it('lists every built-in format and every JSON mapping target in the schema', () => {
+    expect(new Set(BUILTIN_NAMES)).toEqual(new Set([...Object.keys(BUILTIN_TEMPLATES), 'json', ...ERROR_FORMATS]));
+    const jsonVariant = schema.properties.format.anyOf.find((v) => v.type === 'object' && 'json' in v.properties);
+    expect(
+      Object.keys(
+        (jsonVariant as { properties: { json: { properties: { fields: { properties: object } } } } }).properties.json
+          .properties.fields.properties,
+      ),
+    ).toEqual([...JSON_TARGETS]);
   });
 
   it('declares error_log output for error-log formats', () => {

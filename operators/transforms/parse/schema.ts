@@ -1,25 +1,5 @@
 import type { FromSchema } from 'json-schema-to-ts';
-
-const builtinNames = [
-  'common',
-  'combined',
-  'combinedio',
-  'combined_usec',
-  'combined_sec',
-  'vhost_common',
-  'vhost_combined',
-  'nginx_combined',
-  'nginx_main',
-  'nginx_combined_request_time',
-  'nginx_timed_combined',
-  'nginx_main_request_time',
-  'nginx_main_upstream',
-  'nginx_upstream_time',
-  'json',
-  'apache_error',
-  'nginx_error',
-  'error_log',
-] as const;
+import { AUTO_CANDIDATES, BUILTIN_NAMES } from './formats/builtin.ts';
 
 const jsonKey = (field: string) =>
   ({ type: 'string', minLength: 1, description: `JSON key (dotted for nested objects) of ${field}.` }) as const;
@@ -28,7 +8,7 @@ const jsonKey = (field: string) =>
 const formatVariants = [
   {
     type: 'string',
-    enum: builtinNames,
+    enum: BUILTIN_NAMES,
     description:
       'A built-in format: Apache `common`, `combined`, `combinedio`, `combined_usec` (+%D), `combined_sec` (+%T), ' +
       '`vhost_common`, `vhost_combined`; nginx `nginx_combined`, `nginx_main`, `nginx_combined_request_time`, ' +
@@ -131,22 +111,7 @@ export const schema = {
       minItems: 1,
       description: 'With `format: auto`: the formats to choose from, in order of preference on a tie.',
       items: { anyOf: formatVariants, description: 'A candidate access-log format.' },
-      default: [
-        'combined',
-        'common',
-        'combinedio',
-        'combined_usec',
-        'combined_sec',
-        'vhost_combined',
-        'vhost_common',
-        'nginx_main',
-        'nginx_combined_request_time',
-        'nginx_timed_combined',
-        'nginx_main_request_time',
-        'nginx_main_upstream',
-        'nginx_upstream_time',
-        'json',
-      ],
+      default: AUTO_CANDIDATES,
       examples: [['combined', { nginx: '$remote_addr [$time_local] "$request" $status $request_time' }]],
     },
     sample_lines: {

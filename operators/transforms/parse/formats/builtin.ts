@@ -58,7 +58,25 @@ export const BUILTIN_TEMPLATES = {
 
 export type BuiltinTemplateName = keyof typeof BUILTIN_TEMPLATES;
 export const ERROR_FORMATS = ['apache_error', 'nginx_error', 'error_log'] as const;
-export const BUILTIN_NAMES = [...Object.keys(BUILTIN_TEMPLATES), 'json', ...ERROR_FORMATS] as const;
+/** Every built-in name, in the order the schema and docs list them. */
+export const BUILTIN_NAMES = [
+  'common',
+  'combined',
+  'combinedio',
+  'combined_usec',
+  'combined_sec',
+  'vhost_common',
+  'vhost_combined',
+  'nginx_combined',
+  'nginx_main',
+  'nginx_combined_request_time',
+  'nginx_timed_combined',
+  'nginx_main_request_time',
+  'nginx_main_upstream',
+  'nginx_upstream_time',
+  'json',
+  ...ERROR_FORMATS,
+] as const satisfies readonly (BuiltinTemplateName | 'json' | (typeof ERROR_FORMATS)[number])[];
 
 /**
  * What `format: auto` tries, in order of preference when two fit equally (%D before %T: both are bare

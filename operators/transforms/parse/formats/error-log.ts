@@ -7,7 +7,8 @@
  */
 import type { ErrorLogRecord } from '../record.schema.ts';
 import { IsoClock, localSeconds, monthFromAbbr, twoDigits, validDateTime, ZoneOffsets } from '../time/clock.ts';
-import { intValue, type LineParser } from './template.ts';
+import { intValue } from './numbers.ts';
+import type { LineParser } from './template.ts';
 
 export type ErrorLogFormatName = 'apache_error' | 'nginx_error' | 'error_log';
 

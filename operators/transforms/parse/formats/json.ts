@@ -5,16 +5,10 @@
  */
 import { type AccessRecord, emptyAccessRecord } from '../record.schema.ts';
 import { applyRequest, applyUri } from '../request.ts';
-import {
-  IsoClock,
-  localSeconds,
-  monthFromAbbr,
-  offsetAt,
-  twoDigits,
-  validDateTime,
-  ZoneOffsets,
-} from '../time/clock.ts';
-import { intValue, type LineParser, secondsToMs, upstreamTotalMs } from './template.ts';
+import { IsoClock, ZoneOffsets } from '../time/clock.ts';
+import { clfInto, epochInto, isoInto } from '../time/stamps.ts';
+import { intValue, secondsToMs, upstreamTotalMs } from './numbers.ts';
+import type { LineParser } from './template.ts';
 
 /** Record fields a JSON key can be mapped to; `request_time_*` say the unit the log uses. */
 export const JSON_TARGETS = [
@@ -257,64 +251,10 @@ function toNumber(v: unknown): number | null | undefined {
  * `Z` or none (then `zone`), with or without fractional seconds, or epoch seconds `971211336.123`.
  */
 export function parseTimeText(rec: AccessRecord, text: string, clock: IsoClock, zone: ZoneOffsets): boolean {
-  let s = 0;
-  let e = text.length;
-  if (text.charCodeAt(0) === 91 && text.charCodeAt(e - 1) === 93) {
-    s = 1;
-    e--;
-  }
-  if (e - s === 26 && text.charCodeAt(s + 2) === 47) {
-    const day = twoDigits(text, s);
-    const month = monthFromAbbr(text, s + 3);
-    const year = intValue(text, s + 7, s + 11);
-    const hour = twoDigits(text, s + 12);
-    const minute = twoDigits(text, s + 15);
-    const second = twoDigits(text, s + 18);
-    const offset = offsetAt(text, s + 21, false);
-    if (Number.isNaN(offset) || !validDateTime(year, month, day, hour, minute, second)) return false;
-    rec.timestamp = clock.iso(localSeconds(year, month, day, hour, minute, second) - offset * 60, 0);
-    rec.timestamp_offset_minutes = offset;
-    return true;
-  }
-  if (e - s >= 19 && text.charCodeAt(s + 4) === 45) {
-    const year = intValue(text, s, s + 4);
-    const month = twoDigits(text, s + 5);
-    const day = twoDigits(text, s + 8);
-    const sep = text.charCodeAt(s + 10);
-    const hour = twoDigits(text, s + 11);
-    const minute = twoDigits(text, s + 14);
-    const second = twoDigits(text, s + 17);
-    if ((sep !== 84 && sep !== 32) || !validDateTime(year, month, day, hour, minute, second)) return false;
-    let i = s + 19;
-    let millis = 0;
-    if (text.charCodeAt(i) === 46 || text.charCodeAt(i) === 44) {
-      let j = i + 1;
-      while (j < e && text.charCodeAt(j) >= 48 && text.charCodeAt(j) <= 57) j++;
-      const digits = Math.min(j - i - 1, 3);
-      if (digits === 0) return false;
-      millis = intValue(text, i + 1, i + 1 + digits) * 10 ** (3 - digits);
-      i = j;
-    }
-    const local = localSeconds(year, month, day, hour, minute, second);
-    let offset: number;
-    let known = true;
-    if (i === e) {
-      offset = zone.offsetForLocal(local);
-      known = !zone.utc;
-    } else if (e - i === 1 && (text.charCodeAt(i) | 0x20) === 122) offset = 0;
-    else if (e - i === 6) offset = offsetAt(text, i, true);
-    else if (e - i === 5) offset = offsetAt(text, i, false);
-    else return false;
-    if (Number.isNaN(offset)) return false;
-    rec.timestamp = clock.iso(local - offset * 60, millis);
-    rec.timestamp_offset_minutes = known ? offset : null;
-    return true;
-  }
-  const dot = text.indexOf('.', s);
-  const seconds = intValue(text, s, dot < 0 ? e : dot);
-  if (seconds < 0) return false;
-  const ms = dot < 0 ? 0 : secondsToMs(text, dot, e);
-  if (ms < 0) return false;
-  rec.timestamp = clock.iso(seconds, Math.floor(ms));
-  return true;
+  const bracketed = text.charCodeAt(0) === 91 && text.charCodeAt(text.length - 1) === 93;
+  const s = bracketed ? 1 : 0;
+  const e = bracketed ? text.length - 1 : text.length;
+  if (e - s === 26 && text.charCodeAt(s + 2) === 47) return clfInto(rec, text, s, clock);
+  if (e - s >= 19 && text.charCodeAt(s + 4) === 45) return isoInto(rec, text, s, e, clock, zone);
+  return epochInto(rec, text, s, e, clock);
 }

@@ -8,6 +8,8 @@ import { EtlError } from '../../../../engine/errors.ts';
 import { type AccessRecord, emptyAccessRecord } from '../record.schema.ts';
 import { applyRequest, applyUri } from '../request.ts';
 import { unescapeRange } from '../text/unescape.ts';
+import { clfInto, epochInto, isoInto } from '../time/stamps.ts';
+import { intValue, secondsToMs, upstreamTotalMs } from './numbers.ts';
 import {
   IsoClock,
   localSeconds,
@@ -348,18 +350,11 @@ export class TemplateFormat implements LineParser<AccessRecord> {
         rec.user = this.text(line, s, e, escaped);
         return true;
       case K.TIME_CLF:
-        return this.clfTime(rec, line, s);
+        return clfInto(rec, line, s, this.clock);
       case K.TIME_ISO:
-        return this.isoTime(rec, line, s);
-      case K.TIME_MSEC: {
-        const dot = e - 4;
-        if (dot <= s || line.charCodeAt(dot) !== 46) return false;
-        const seconds = intValue(line, s, dot);
-        const millis = intValue(line, dot + 1, e);
-        if (seconds < 0 || millis < 0) return false;
-        rec.timestamp = this.clock.iso(seconds, millis);
-        return true;
-      }
+        return isoInto(rec, line, s, e, this.clock, this.zone);
+      case K.TIME_MSEC:
+        return epochInto(rec, line, s, e, this.clock);
       case K.REQUEST:
         applyRequest(rec, this.text(line, s, e, escaped));
         return true;
@@ -459,57 +454,6 @@ export class TemplateFormat implements LineParser<AccessRecord> {
       default:
         return this.timePart(this.kinds[f] as FieldKind, line, s, e);
     }
-  }
-
-  /** `10/Oct/2000:13:55:36 -0700` */
-  private clfTime(rec: AccessRecord, line: string, s: number): boolean {
-    const day = twoDigits(line, s);
-    const month = monthFromAbbr(line, s + 3);
-    const year = intValue(line, s + 7, s + 11);
-    const hour = twoDigits(line, s + 12);
-    const minute = twoDigits(line, s + 15);
-    const second = twoDigits(line, s + 18);
-    const offset = offsetAt(line, s + 21, false);
-    if (
-      line.charCodeAt(s + 2) !== 47 ||
-      line.charCodeAt(s + 6) !== 47 ||
-      line.charCodeAt(s + 11) !== 58 ||
-      line.charCodeAt(s + 14) !== 58 ||
-      line.charCodeAt(s + 17) !== 58 ||
-      line.charCodeAt(s + 20) !== 32 ||
-      Number.isNaN(offset) ||
-      !validDateTime(year, month, day, hour, minute, second)
-    ) {
-      return false;
-    }
-    rec.timestamp = this.clock.iso(localSeconds(year, month, day, hour, minute, second) - offset * 60, 0);
-    rec.timestamp_offset_minutes = offset;
-    return true;
-  }
-
-  /** `2000-10-10T13:55:36-07:00` */
-  private isoTime(rec: AccessRecord, line: string, s: number): boolean {
-    const year = intValue(line, s, s + 4);
-    const month = twoDigits(line, s + 5);
-    const day = twoDigits(line, s + 8);
-    const hour = twoDigits(line, s + 11);
-    const minute = twoDigits(line, s + 14);
-    const second = twoDigits(line, s + 17);
-    const offset = offsetAt(line, s + 19, true);
-    if (
-      line.charCodeAt(s + 4) !== 45 ||
-      line.charCodeAt(s + 7) !== 45 ||
-      line.charCodeAt(s + 10) !== 84 ||
-      line.charCodeAt(s + 13) !== 58 ||
-      line.charCodeAt(s + 16) !== 58 ||
-      Number.isNaN(offset) ||
-      !validDateTime(year, month, day, hour, minute, second)
-    ) {
-      return false;
-    }
-    rec.timestamp = this.clock.iso(localSeconds(year, month, day, hour, minute, second) - offset * 60, 0);
-    rec.timestamp_offset_minutes = offset;
-    return true;
   }
 
   private resetTime(): void {
@@ -709,55 +653,6 @@ function scanList(line: string, pos: number, end: number, stop: number): number 
     }
     return i;
   }
-}
-
-/** Non-negative decimal integer in `line[s, e)`, -1 when empty or not digits. */
-export function intValue(line: string, s: number, e: number): number {
-  if (e <= s || e - s > 16) return -1;
-  let v = 0;
-  for (let i = s; i < e; i++) {
-    const d = line.charCodeAt(i) - 48;
-    if (!(d >= 0 && d <= 9)) return -1;
-    v = v * 10 + d;
-  }
-  return v;
-}
-
-/** `1.234` seconds → 1234 ms, exactly for up to three decimals; -1 when invalid. */
-export function secondsToMs(text: string, s: number, e: number): number {
-  const dot = text.indexOf('.', s);
-  if (dot < 0 || dot >= e) {
-    const whole = intValue(text, s, e);
-    return whole < 0 ? -1 : whole * 1000;
-  }
-  const whole = dot === s ? 0 : intValue(text, s, dot);
-  const digits = e - dot - 1;
-  const frac = digits === 0 ? 0 : intValue(text, dot + 1, e);
-  if (whole < 0 || frac < 0) return -1;
-  if (digits <= 3) return whole * 1000 + frac * 10 ** (3 - digits);
-  return whole * 1000 + frac / 10 ** (digits - 3);
-}
-
-/** Sum of `0.001, 0.002 : 0.003` in ms; -1 when every item is `-`; NaN when an item is not a time. */
-export function upstreamTotalMs(text: string): number {
-  let total = 0;
-  let any = false;
-  let i = 0;
-  const n = text.length;
-  while (i < n) {
-    while (i < n && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 44 || text.charCodeAt(i) === 58)) i++;
-    if (i >= n) break;
-    let j = i;
-    while (j < n && text.charCodeAt(j) !== 32 && text.charCodeAt(j) !== 44) j++;
-    if (!(j - i === 1 && text.charCodeAt(i) === 45)) {
-      const ms = secondsToMs(text, i, j);
-      if (ms < 0) return Number.NaN;
-      total += ms;
-      any = true;
-    }
-    i = j;
-  }
-  return any ? Math.round(total * 1000) / 1000 : -1;
 }
 
 /** `[2001:db8::1]` or `[2001:db8::1]:5678`: the address, and the port under extra.remote_port. */
