@@ -97,6 +97,10 @@ class PipelineRun {
   private readonly startedAt = Date.now();
   private readonly sourceProgress = new Map<string, number>();
   private failure: Error | undefined;
+  /** A graceful stop was asked for (as opposed to finite inputs ending). */
+  private stopRequested = false;
+  /** No checkpoint may start any more: the run is closing. */
+  private finished = false;
   private lastCommitted: CheckpointRecord | undefined;
   private nextSnapshotId = 1;
   private dirty = false;
@@ -119,7 +123,10 @@ class PipelineRun {
   }
 
   async run(): Promise<RunResult> {
-    const onStop = () => this.stopSources.abort();
+    const onStop = () => {
+      this.stopRequested = true;
+      this.stopSources.abort();
+    };
     const onAbort = () => this.fail(new EtlError('ETL_RUN_ABORTED', 'run aborted'));
     this.options.stop?.addEventListener('abort', onStop, { once: true });
     this.options.abort?.addEventListener('abort', onAbort, { once: true });
@@ -144,6 +151,7 @@ class PipelineRun {
     } catch (error) {
       this.fail(error);
     } finally {
+      this.finished = true;
       if (timer) clearInterval(timer);
       if (this.checkpointSoon) clearTimeout(this.checkpointSoon);
       this.options.stop?.removeEventListener('abort', onStop);
@@ -152,7 +160,7 @@ class PipelineRun {
       this.stats.elapsedMs = Date.now() - this.startedAt;
       this.options.onStats?.(this.stats);
     }
-    const stopped = this.stopSources.signal.aborted && !this.failure;
+    const stopped = this.stopRequested && !this.failure;
     return this.failure
       ? { ok: false, error: this.failure, stopped, stats: this.stats }
       : { ok: true, stopped, stats: this.stats };
@@ -485,6 +493,7 @@ class PipelineRun {
   // -------------------------------------------------------------------------------- checkpoints
 
   private scheduleCheckpoint(delayMs?: number): void {
+    if (this.finished) return;
     if (delayMs === undefined) {
       this.checkpointChain = this.checkpointChain.then(() => this.checkpoint());
       return;

@@ -23,6 +23,8 @@ export interface ProgressOptions {
 export interface RunOutcome {
   ok: boolean;
   error?: string;
+  /** Ended by a stop request (signal) rather than by the end of finite inputs. */
+  stopped?: boolean;
 }
 
 export interface Progress {
@@ -135,7 +137,14 @@ export function summary(stats: RunStats, outcome: RunOutcome): string {
     ['errors', integer.format(stats.errors)],
     ['duration', duration(stats.elapsedMs)],
     ['average rate', seconds > 0 ? `${integer.format(stats.recordsIn / seconds)} records/s` : '--'],
-    ['outcome', outcome.ok ? 'succeeded' : `failed${outcome.error ? `: ${outcome.error}` : ''}`],
+    [
+      'outcome',
+      !outcome.ok
+        ? `failed${outcome.error ? `: ${outcome.error}` : ''}`
+        : outcome.stopped
+          ? 'stopped; the next run resumes from the last checkpoint'
+          : 'succeeded',
+    ],
   ];
   const lines = [`pipeline ${stats.pipeline}`, ...rows.map(([label, value]) => `  ${label.padEnd(17)}${value}`)];
   return `${lines.join('\n')}\n`;

@@ -38,6 +38,7 @@ describe('runtime', () => {
     expect(result.stats.recordsIn).toBe(1050);
     expect(result.stats.recordsOut).toBe(1050);
     expect(result.stats.checkpoints).toBeGreaterThanOrEqual(1);
+    expect(result.stopped).toBe(false);
   });
 
   it('delivers to every sink exactly the multiset its paths imply, for random DAGs (fan-in and fan-out)', async () => {

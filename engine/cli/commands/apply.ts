@@ -114,6 +114,7 @@ async function runOne(
   });
   progress.finish(result.stats, {
     ok: result.ok,
+    stopped: result.stopped,
     ...(result.error ? { error: redact(errorMessage(result.error), secrets) } : {}),
   });
   return result;
