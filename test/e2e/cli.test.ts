@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { etl } from '../support/cli.ts';
+import { etl, startEtl } from '../support/cli.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -104,6 +104,34 @@ spec:
     const second = await etl(['apply', '--no-progress', file]);
     expect(second.code, second.stderr).toBe(0);
     expect(readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n')).toHaveLength(5000);
+  });
+
+  it('drains on the first SIGTERM and aborts on the second when draining is stuck', async () => {
+    const { file } = workspace(
+      (dir) => `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: stuck }
+spec:
+  settings: { data_dir: ${join(dir, '.etl')}, shutdown_timeout_seconds: 60 }
+  sources:
+    gen: { type: generator }
+  sinks:
+    out: { type: stdout, inputs: [gen] }
+`,
+    );
+    const run = startEtl(['apply', '--no-progress', file]);
+    // Nobody reads standard output: the pipe fills and the sink waits for it to drain, forever.
+    run.child.stdout?.pause();
+    const started = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    run.child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    run.child.kill('SIGTERM');
+    const result = await run.done;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('stopping sources');
+    expect(result.stderr).toContain('aborting now');
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 
   it('draws the graph as mermaid and dot', async () => {
