@@ -1,14 +1,14 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { Logger } from '../../../engine/operator.ts';
 import { silentLogger } from '../../../engine/runtime/noop.ts';
-import { testContext } from '../file/test-support.ts';
+import { recordingContext } from '../../../test/support/context.ts';
 import { createBlackholeSink } from './blackhole.ts';
 
 const ctx = { deadLetter: () => {} };
 
 describe('blackhole sink', () => {
   it('counts what it drops', async () => {
-    const sink = createBlackholeSink({}, testContext());
+    const sink = createBlackholeSink({}, recordingContext());
     await sink.write([{ a: 1 }, { a: 2 }], ctx);
     await sink.write([{ a: 3 }], ctx);
     expect(sink.count).toBe(3);
@@ -21,7 +21,7 @@ describe('blackhole sink', () => {
     try {
       const lines: string[] = [];
       const logger: Logger = { ...silentLogger, info: (message) => lines.push(message) };
-      const sink = createBlackholeSink({ print_interval_seconds: 2 }, testContext({ logger }));
+      const sink = createBlackholeSink({ print_interval_seconds: 2 }, recordingContext({ logger }));
       await sink.write(
         Array.from({ length: 3000 }, (_, i) => ({ i })),
         ctx,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { EtlRecord } from '../../../engine/record.ts';
 import { createFileSink } from './file.ts';
 import type { FileSinkOptions } from './schema.ts';
-import { testContext } from './test-support.ts';
+import { recordingContext } from '../../../test/support/context.ts';
 
 const total = Number(process.argv[2] ?? 3_000_000);
 const BATCH = 1024;
@@ -31,7 +31,7 @@ async function run(label: string, extra: Partial<FileSinkOptions>, ext: string):
   const dir = mkdtempSync(join(tmpdir(), 'etl-file-bench-'));
   const path = join(dir, `out.${ext}`);
   const options: FileSinkOptions = { path, format: 'jsonl', compression: 'none', append: false, ...extra };
-  const sink = createFileSink(options, testContext());
+  const sink = createFileSink(options, recordingContext());
   await sink.open?.();
   await sink.restore?.(undefined, undefined);
   const started = performance.now();

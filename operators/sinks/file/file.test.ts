@@ -9,7 +9,7 @@ import type { EtlRecord } from '../../../engine/record.ts';
 import { createFileSink, type FileSinkState, type FileSinkTuning } from './file.ts';
 import { rolledSequence } from './naming.ts';
 import type { FileSinkOptions } from './schema.ts';
-import { testContext } from './test-support.ts';
+import { recordingContext } from '../../../test/support/context.ts';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'etl-file-sink-'));
 const options = (path: string, extra: Partial<FileSinkOptions> = {}): FileSinkOptions => ({
@@ -27,7 +27,7 @@ function collector(): SinkWriteContext & { rejected: Array<{ record: EtlRecord; 
 }
 
 async function openSink(opts: FileSinkOptions, state?: unknown, tuning?: FileSinkTuning): Promise<Sink> {
-  const sink = createFileSink(opts, testContext(), tuning);
+  const sink = createFileSink(opts, recordingContext(), tuning);
   await sink.open?.();
   await sink.restore?.(state, undefined);
   return sink;
@@ -295,7 +295,7 @@ describe('file sink', () => {
 
   it('closes idempotently, also without open', async () => {
     const path = join(dir(), 'never.jsonl');
-    const sink = createFileSink(options(path), testContext());
+    const sink = createFileSink(options(path), recordingContext());
     await sink.close?.();
     await sink.close?.();
     expect(existsSync(path)).toBe(false);

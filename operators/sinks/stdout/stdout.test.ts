@@ -2,7 +2,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../../../engine/operator.ts';
 import { silentLogger } from '../../../engine/runtime/noop.ts';
-import { testContext } from '../file/test-support.ts';
+import { recordingContext } from '../../../test/support/context.ts';
 import { createStdoutSink } from './stdout.ts';
 
 const noDeadLetters = {
@@ -18,9 +18,9 @@ describe('stdout sink', () => {
     out.on('data', (chunk: Buffer) => {
       text += chunk.toString();
     });
-    const json = createStdoutSink({ format: 'jsonl' }, testContext(), out);
+    const json = createStdoutSink({ format: 'jsonl' }, recordingContext(), out);
     await json.write([{ a: 1 }], noDeadLetters);
-    const plain = createStdoutSink({ format: 'text' }, testContext(), out);
+    const plain = createStdoutSink({ format: 'text' }, recordingContext(), out);
     await plain.write([{ message: 'GET / 200' }, { status: 404 }], noDeadLetters);
     expect(text).toBe('{"a":1}\nGET / 200\n{"status":404}\n');
   });
@@ -35,7 +35,7 @@ describe('stdout sink', () => {
         release = callback;
       },
     });
-    const sink = createStdoutSink({ format: 'jsonl' }, testContext(), slow);
+    const sink = createStdoutSink({ format: 'jsonl' }, recordingContext(), slow);
     let acknowledged = false;
     const writing = Promise.resolve(sink.write([{ long: 'x'.repeat(32) }], noDeadLetters)).then(() => {
       acknowledged = true;
@@ -58,7 +58,7 @@ describe('stdout sink', () => {
     });
     const lines: string[] = [];
     const logger: Logger = { ...silentLogger, info: (message) => lines.push(message) };
-    const sink = createStdoutSink({ format: 'jsonl' }, testContext({ logger }), broken);
+    const sink = createStdoutSink({ format: 'jsonl' }, recordingContext({ logger }), broken);
     await sink.write([{ a: 1 }], noDeadLetters);
     await new Promise((resolve) => setImmediate(resolve));
     await sink.write([{ a: 2 }], noDeadLetters);
@@ -75,7 +75,7 @@ describe('stdout sink', () => {
         callback(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
       },
     });
-    const sink = createStdoutSink({ format: 'jsonl' }, testContext(), full);
+    const sink = createStdoutSink({ format: 'jsonl' }, recordingContext(), full);
     await expect(sink.write([{ a: 1 }], noDeadLetters)).rejects.toThrow(/no space left on device/);
     await expect(sink.write([{ a: 2 }], noDeadLetters)).rejects.toThrow(/no space left on device/);
     await expect(sink.flush?.()).rejects.toThrow(/no space left on device/);
@@ -85,7 +85,7 @@ describe('stdout sink', () => {
   it('dead-letters a record it cannot serialise', async () => {
     const out = new PassThrough();
     const rejected: string[] = [];
-    const sink = createStdoutSink({ format: 'jsonl' }, testContext(), out);
+    const sink = createStdoutSink({ format: 'jsonl' }, recordingContext(), out);
     await sink.write([{ big: 1n }, { ok: true }], { deadLetter: (_record, reason) => rejected.push(reason) });
     expect(out.read()?.toString()).toBe('{"ok":true}\n');
     expect(rejected).toEqual([expect.stringMatching(/^cannot write: .*BigInt/)]);

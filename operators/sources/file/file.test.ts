@@ -114,7 +114,7 @@ describe('file source, reading to the end', () => {
     expect(out.records[2]).toMatchObject({ truncated: true });
     expect(out.records[3]).not.toHaveProperty('truncated');
     expect(originOf(out.records[3] as never)).toMatchObject({ offset: 10 + 201, line: 4 });
-    expect(ctx.counters.get('etl_source_truncated_lines_total')).toBe(1);
+    expect(ctx.values.get('etl_source_truncated_lines_total')).toBe(1);
   });
 
   it('cuts a line longer than the read buffer and resumes at the next line', async () => {

@@ -2,49 +2,23 @@
  * Test doubles for driving a source through its contract without the runtime: a context whose logger
  * and metrics record what they get, and an output that collects batches (optionally slowly).
  */
-import type { Logger, SourceContext, SourceOutput } from '../../../engine/operator.ts';
+import type { SourceContext, SourceOutput } from '../../../engine/operator.ts';
+import { type RecordingContext, recordingContext } from '../../../test/support/context.ts';
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 
-export interface LogEntry {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  message: string;
-  fields: Record<string, unknown> | undefined;
-}
+export type { LogEntry } from '../../../test/support/context.ts';
 
-export interface TestContext extends SourceContext {
-  readonly logs: LogEntry[];
-  readonly counters: Map<string, number>;
-}
+export interface TestContext extends SourceContext, RecordingContext {}
 
 export function testContext(
   overrides: { restoredPosition?: unknown; batchMaxRecords?: number; baseDir?: string } = {},
-) {
-  const logs: LogEntry[] = [];
-  const counters = new Map<string, number>();
-  const log =
-    (level: LogEntry['level']) =>
-    (message: string, fields?: Record<string, unknown>): void => {
-      logs.push({ level, message, fields });
-    };
-  const logger: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
-  const ctx: TestContext = {
-    pipeline: 'test',
-    id: 'src',
-    logger,
-    signal: new AbortController().signal,
-    dataDir: overrides.baseDir ?? process.cwd(),
-    baseDir: overrides.baseDir ?? process.cwd(),
-    metrics: {
-      counter: (name) => ({ inc: (value = 1) => counters.set(name, (counters.get(name) ?? 0) + value) }),
-      gauge: () => ({ set: () => {} }),
-    },
-    requestCheckpoint: () => {},
+): TestContext {
+  const base = overrides.baseDir ?? process.cwd();
+  return {
+    ...recordingContext({ id: 'src', dataDir: base, baseDir: base }),
     restoredPosition: overrides.restoredPosition,
     batchMaxRecords: overrides.batchMaxRecords ?? 1000,
-    logs,
-    counters,
   };
-  return ctx;
 }
 
 export interface Emitted {

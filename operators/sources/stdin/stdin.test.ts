@@ -141,6 +141,6 @@ describe('stdin source', () => {
     const { out, ctx } = await readAll([Buffer.from(`${'y'.repeat(100)}\nok\n`)], 32, 1000);
     expect(out.messages).toEqual(['y'.repeat(32), 'ok']);
     expect(out.records[0]).toMatchObject({ truncated: true });
-    expect(ctx.counters.get('etl_source_truncated_lines_total')).toBe(1);
+    expect(ctx.values.get('etl_source_truncated_lines_total')).toBe(1);
   });
 });

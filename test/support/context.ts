@@ -1,0 +1,51 @@
+/**
+ * An OperatorContext for driving one operator through its contract in a unit test: its logger and
+ * metrics record what they are given, so tests can assert on logs and metric values.
+ */
+import type { Logger, OperatorContext } from '../../engine/operator.ts';
+
+export interface LogEntry {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+  fields: Record<string, unknown> | undefined;
+}
+
+export interface RecordingContext extends OperatorContext {
+  readonly logs: LogEntry[];
+  /** Metric values by `name`, or `name{label=value,…}` when the metric has labels. */
+  readonly values: Map<string, number>;
+}
+
+export function metricKey(name: string, labels: Record<string, string> = {}): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+  return parts.length === 0 ? name : `${name}{${parts.join(',')}}`;
+}
+
+export function recordingContext(overrides: Partial<OperatorContext> = {}): RecordingContext {
+  const logs: LogEntry[] = [];
+  const values = new Map<string, number>();
+  const log =
+    (level: LogEntry['level']) =>
+    (message: string, fields?: Record<string, unknown>): void => {
+      logs.push({ level, message, fields });
+    };
+  const logger: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+  return {
+    pipeline: 'test',
+    id: 'stage',
+    logger,
+    signal: new AbortController().signal,
+    dataDir: process.cwd(),
+    baseDir: process.cwd(),
+    metrics: {
+      counter: (name, _help, labels) => ({
+        inc: (value = 1) => values.set(metricKey(name, labels), (values.get(metricKey(name, labels)) ?? 0) + value),
+      }),
+      gauge: (name, _help, labels) => ({ set: (value) => values.set(metricKey(name, labels), value) }),
+    },
+    requestCheckpoint: () => {},
+    ...overrides,
+    logs,
+    values,
+  };
+}
