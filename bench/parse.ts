@@ -11,7 +11,9 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadPipelinesFromString } from '../engine/config/load.ts';
 import type { OperatorContext } from '../engine/operator.ts';
+import { runPipeline } from '../engine/runtime/run.ts';
 import { type EtlRecord, ORIGIN, type Origin } from '../engine/record.ts';
 import { Formatter } from '../operators/transforms/parse/formats/formatter.ts';
 import { compileTemplate } from '../operators/transforms/parse/formats/index.ts';
@@ -170,6 +172,41 @@ function child(file: string, format: string): void {
   );
 }
 
+/** One case, in a child process: the real pipeline, YAML → loader → runtime: file → parse → blackhole. */
+async function runtimeChild(file: string, format: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'etl-bench-parse-run-'));
+  try {
+    const yaml = `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: bench-parse }
+spec:
+  settings: { data_dir: ${JSON.stringify(dir)} }
+  sources:
+    logs: { type: file, paths: [${JSON.stringify(file)}] }
+  operators:
+    parsed: { type: parse, inputs: [logs], format: ${format} }
+  sinks:
+    hole: { type: blackhole, inputs: [parsed, parsed.dead_letter] }
+`;
+    const { pipelines, diagnostics } = await loadPipelinesFromString(yaml, join(dir, 'bench.yaml'));
+    const spec = pipelines[0];
+    if (!spec) throw new Error(diagnostics.map((d) => d.message).join('; '));
+    const started = process.hrtime.bigint();
+    const result = await runPipeline(spec);
+    if (!result.ok) throw result.error;
+    process.stdout.write(
+      JSON.stringify({
+        records: result.stats.sinks.hole ?? 0,
+        rejected: result.stats.rejected,
+        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+        maxRssKb: process.resourceUsage().maxRSS,
+      }),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function goaccess(file: string, lines: number): number | undefined {
   const probe = spawnSync('goaccess', ['--version'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) {
@@ -223,6 +260,12 @@ function main(): void {
       console.log(`pipeline_${format}_lines_per_sec: ${Math.round(lines / r.totalSeconds)} lines/s`);
       console.log(`parse_${format}_peak_rss: ${Math.round(r.maxRssKb / 1024)} MB`);
       console.log(`parse_${format}_dead_letters: ${r.dead} lines`);
+      const etl = spawnSync(process.execPath, [self, '--runtime-child', format, '--file', file], { encoding: 'utf8' });
+      if (etl.status !== 0) throw new Error(`runtime case ${format} failed: ${etl.stderr}`);
+      const e = JSON.parse(etl.stdout) as { records: number; rejected: number; seconds: number; maxRssKb: number };
+      if (e.records !== lines) throw new Error(`runtime case ${format}: the sink took ${e.records} of ${lines}`);
+      console.log(`etl_file_parse_blackhole_${format}_lines_per_sec: ${Math.round(lines / e.seconds)} lines/s`);
+      console.log(`etl_file_parse_blackhole_${format}_peak_rss: ${Math.round(e.maxRssKb / 1024)} MB`);
     }
     const theirs = goaccess(file, lines);
     if (theirs !== undefined) console.log(`speedup_vs_goaccess: ${(ours / theirs).toFixed(1)} x`);
@@ -232,5 +275,7 @@ function main(): void {
 }
 
 const childFormat = arg('child');
+const runtimeFormat = arg('runtime-child');
 if (childFormat !== undefined) child(arg('file') as string, childFormat);
+else if (runtimeFormat !== undefined) await runtimeChild(arg('file') as string, runtimeFormat);
 else main();
