@@ -4,8 +4,7 @@
  * in operators/registry.ts. The runtime owns batching, credit, acks, retries, spans and metrics;
  * operators only turn records into records (or bytes into records, or records into storage).
  */
-import { errorMessage } from './errors.ts';
-import { deadLetter, type EtlRecord, type RecordKind } from './record.ts';
+import type { EtlRecord, RecordKind } from './record.ts';
 
 /** A JSON Schema object literal (`as const`); the options type is derived from it with FromSchema. */
 export type OptionsSchema = { readonly $id: string; readonly type: 'object'; readonly [key: string]: unknown };
@@ -136,9 +135,6 @@ export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O 
   create(options: O, ctx: OperatorContext): Transform;
 }
 
-/** Convenience for the simplest shape: one record in, zero, one or many out; throwing dead-letters it. */
-export type RecordMapper = (record: EtlRecord) => EtlRecord | EtlRecord[] | null;
-
 // ------------------------------------------------------------------------------------------- sinks
 
 /** A consistent cut of the pipeline: every batch emitted before it is acknowledged by every sink. */
@@ -217,29 +213,4 @@ export function defineSink<const S extends OptionsSchema, O>(
   def: Omit<SinkDefinition<S, O>, 'kind'>,
 ): SinkDefinition<S, O> {
   return { ...def, kind: 'sink' };
-}
-
-/** Lifts a per-record function into a Transform; a throw dead-letters that record only. */
-export function mapTransform(stage: string, mapper: RecordMapper): Transform {
-  return {
-    process(records) {
-      const out: EtlRecord[] = [];
-      let rejected: EtlRecord[] | undefined;
-      for (let i = 0; i < records.length; i++) {
-        const record = records[i] as EtlRecord;
-        try {
-          const result = mapper(record);
-          if (result === null) continue;
-          if (Array.isArray(result)) for (const r of result) out.push(r);
-          else out.push(result);
-        } catch (error) {
-          rejected ??= [];
-          rejected.push(deadLetter(record, stage, errorMessage(error)));
-        }
-      }
-      const ports: PortRecords = { default: out };
-      if (rejected) ports.dead_letter = rejected;
-      return ports;
-    },
-  };
 }

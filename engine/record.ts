@@ -40,10 +40,6 @@ export interface DeadLetter extends EtlRecord {
   raw: string;
 }
 
-export function originOf(record: EtlRecord): Origin | undefined {
-  return record[ORIGIN];
-}
-
 /** Builds a dead letter for `record`, rejected by `stage` for `reason`. */
 export function deadLetter(record: EtlRecord, stage: string, reason: string, now = Date.now()): DeadLetter {
   const origin = record[ORIGIN];
