@@ -70,6 +70,10 @@ interface StageInstance {
   output$?: Connectable<PortEnvelope>;
 }
 
+/**
+ * Records a stage emits when it flushes belong to no source batch, so nothing waits on their delivery
+ * (the final checkpoint runs after every stage has completed); downstream releases must never reach zero.
+ */
 const detachedDelivery = (): Delivery => {
   const delivery = new Delivery(() => {});
   delivery.retain(1 << 30);
