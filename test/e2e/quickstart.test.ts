@@ -3,7 +3,7 @@
  * embedded PostgreSQL, every line is either a row or a dead letter, `etl query` reads the result, and a
  * rerun adds nothing.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,8 +18,18 @@ afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 const countLines = (text: string) => text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
 
 describe('quickstart', () => {
-  it('loads every sample line into the embedded database or the rejects, once', async () => {
+  it('prints the DDL it would run on --dry-run, and creates nothing', async () => {
     cpSync(examples, join(cwd, 'examples'), { recursive: true });
+    const result = await etl(['apply', '--dry-run', 'examples/quickstart.yaml'], { cwd, env: { DATABASE_URL: '' } });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^-- pipeline quickstart/);
+    expect(result.stdout).toContain('CREATE TABLE "public"."access_logs" (');
+    expect(result.stdout).toContain(') PARTITION BY RANGE ("timestamp");');
+    expect(result.stdout).toContain('PARTITION OF "public"."access_logs" DEFAULT;');
+    expect(existsSync(join(cwd, '.etl'))).toBe(false);
+  });
+
+  it('loads every sample line into the embedded database or the rejects, once', async () => {
     const logs = join(cwd, 'examples', 'logs');
     const inputLines =
       countLines(readFileSync(join(logs, 'apache-access.log'), 'utf8')) +

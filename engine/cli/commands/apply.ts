@@ -122,10 +122,10 @@ async function runOne(
 
 async function dryRun(pipelines: PipelineSpec[], options: ApplyOptions): Promise<number> {
   for (const spec of pipelines) {
-    options.out.write(`# pipeline ${spec.name} (${spec.file})\n`);
+    options.out.write(`-- pipeline ${spec.name} (${spec.file})\n`);
     try {
       for (const plan of await planPipeline(spec)) {
-        options.out.write(`## ${plan.stage} (${plan.type})\n`);
+        options.out.write(`-- ${plan.stage} (${plan.type})\n`);
         if (plan.actions.length === 0) options.out.write('-- nothing to change\n');
         for (const action of plan.actions) options.out.write(`${redact(action, spec.secrets)}\n`);
       }

@@ -194,12 +194,15 @@ class PostgresSink implements Sink {
     }
   }
 
+  /** The DDL `open` would run, as statements ready to paste into psql. */
   private planFor(state: TableState): string[] {
     const { statements } = planTable(this.layout, state);
     const partitions = this.partitions;
-    if (!partitions) return statements;
-    partitions.load(state.partitions);
-    return [...statements, ...partitions.plan(this.now())];
+    if (partitions) {
+      partitions.load(state.partitions);
+      statements.push(...partitions.plan(this.now()));
+    }
+    return statements.map((sql) => (sql.trimEnd().endsWith(';') ? sql : `${sql};`));
   }
 
   private connectOptions(): ConnectOptions {
