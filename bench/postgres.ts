@@ -11,7 +11,6 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,7 +21,7 @@ import type { OperatorContext, Sink, SinkWriteContext } from '../engine/operator
 import type { EtlRecord } from '../engine/record.ts';
 import { createPostgresSink } from '../operators/sinks/postgres/postgres.ts';
 import type { PostgresSinkOptions } from '../operators/sinks/postgres/schema.ts';
-import { createLineMaker } from '../operators/sources/generator/lines.ts';
+import { writeLogFile } from '../operators/sources/generator/write-file.ts';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -71,19 +70,8 @@ function makeBatch(start: number, count: number, baseMs: number): EtlRecord[] {
   return out;
 }
 
-async function writeLog(path: string, lines: number): Promise<void> {
-  const maker = createLineMaker({ format: 'nginx_combined', seed: 1, malformed_ratio: 0 });
-  const out = createWriteStream(path);
-  let chunk = '';
-  for (let i = 0; i < lines; i++) {
-    chunk += `${maker.next()}\n`;
-    if (chunk.length > 1 << 20) {
-      if (!out.write(chunk)) await once(out, 'drain');
-      chunk = '';
-    }
-  }
-  out.end(chunk);
-  await once(out, 'finish');
+function writeLog(path: string, lines: number): Promise<void> {
+  return writeLogFile(path, lines, { format: 'nginx_combined', seed: 1, malformed_ratio: 0 });
 }
 
 /** Runs `etl apply` on file → parse → postgres; seconds and the child's peak RSS (MiB). */
