@@ -171,6 +171,11 @@ async function loadThroughSink(sink: Sink, lines: number, baseMs: number): Promi
   return seconds;
 }
 
+/** Writes dirty pages out, so that the writeback of files just made does not slow the step timed next. */
+async function settle(): Promise<void> {
+  await run('sync');
+}
+
 async function psql(command: string): Promise<number> {
   const started = performance.now();
   await run('psql', [URL, '-v', 'ON_ERROR_STOP=1', '-q', '-c', command], { maxBuffer: 1 << 20 });
@@ -193,6 +198,7 @@ async function main(): Promise<void> {
     await writeLog(log, LINES);
 
     // End to end through the CLI: process start, file read, parse, encode, COPY, checkpoints.
+    await settle();
     const [e2eSeconds, e2eRss] = await applyPipeline(work, 'e2e', log, `url: "${URL}", schema: ${SCHEMA}`);
     const [{ n: loaded }] = (await client.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.access_logs`)).rows;
     if (loaded !== LINES) throw new Error(`loaded ${loaded} rows of ${LINES}`);
@@ -220,6 +226,7 @@ async function main(): Promise<void> {
     ).rows[0].cols as string;
     const csv = join(work, 'rows.csv');
     await psql(`\\copy (SELECT ${cols} FROM ${SCHEMA}.access_logs) TO '${csv}' CSV`);
+    await settle();
     const copySeconds = await psql(`\\copy ${SCHEMA}.copy_ref (${cols}) FROM '${csv}' CSV`);
     const copyRate = LINES / copySeconds;
     report('psql_copy_rate', Math.round(copyRate), 'lines/s');
@@ -230,12 +237,14 @@ async function main(): Promise<void> {
       const file = join(work, `rows.${format}`);
       await psql(`\\copy (SELECT ${cols} FROM ${SCHEMA}.access_logs) TO '${file}' WITH (FORMAT ${format})`);
       await client.query(`TRUNCATE ${SCHEMA}.copy_ref`);
+      await settle();
       const seconds = await psql(`\\copy ${SCHEMA}.copy_ref (${cols}) FROM '${file}' WITH (FORMAT ${format})`);
       report(`copy_${format}_rate`, Math.round(LINES / seconds), 'lines/s');
       report(`copy_${format}_bytes`, (await stat(file)).size, 'bytes');
     }
 
     // The sink alone: pre-parsed records through the Sink contract, generated in the same loop.
+    await settle();
     const sinkSeconds = await loadThroughSink(
       createPostgresSink(options({ url: URL, table: 'sink_only' }), context(work), { env: {} }),
       LINES,
@@ -245,6 +254,7 @@ async function main(): Promise<void> {
 
     const embeddedLog = join(work, 'embedded.log');
     await writeLog(embeddedLog, EMBEDDED_LINES);
+    await settle();
     const [embeddedSeconds, embeddedRss] = await applyPipeline(work, 'embedded', embeddedLog, 'table: access_logs');
     report('postgres_embedded_lines', EMBEDDED_LINES, 'lines');
     report('postgres_embedded_e2e_rate', Math.round(EMBEDDED_LINES / embeddedSeconds), 'lines/s');

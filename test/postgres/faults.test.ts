@@ -1,6 +1,7 @@
 /** Connection losses, lost COMMIT answers, rows PostgreSQL refuses, and the outage limit (server). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Sink } from '../../engine/operator.ts';
+import { type EtlRecord, ORIGIN } from '../../engine/record.ts';
 import {
   type ConnectOptions,
   type Database,
@@ -35,8 +36,7 @@ function faulty(state: { fault: Fault | undefined }) {
             return broken || inner.broken;
           },
           script: (sql) => inner.script(sql),
-          copyFrom: (t, chunks) => inner.copyFrom(t, chunks),
-          copyStart: (t, chunks) => inner.copyStart(t, chunks),
+          copyIn: (t) => inner.copyIn(t),
           release: (destroy) => inner.release(destroy),
           async query(sql, params) {
             const fault = state.fault;
@@ -118,7 +118,7 @@ describe('postgres sink faults (server)', () => {
     expect(await count()).toEqual({ n: 350, d: 350 });
   });
 
-  it('isolates rows PostgreSQL itself refuses and keeps the rest of the transaction', async () => {
+  it('dead-letters rows PostgreSQL itself refuses, as stored and with their origin, and keeps the rest', async () => {
     sink = target.sink(target.options(), testContext(target.dataDir), () => NOW);
     await sink.open?.();
     // A rule the encoder cannot know about: a user's CHECK constraint.
@@ -128,18 +128,25 @@ describe('postgres sink faults (server)', () => {
       batch(0, 100).map((r) => ({ ...r, status: 200 })),
       dl,
     );
-    const mixed = batch(100, 100);
+    const mixed = batch(100, 100).map(
+      (r, i): EtlRecord => ({ ...r, [ORIGIN]: { source: 'logs', file: 'a.log', line: i + 1 } }),
+    );
     await sink.write(mixed, dl);
-    // The COPY of a batch is confirmed when the next one comes: its refused rows leave with that one.
+    // Rows of another day need a new partition: the COPY ends first, so the refusals are known in this write.
     await sink.write(
-      batch(200, 10).map((r) => ({ ...r, status: 200 })),
+      Array.from({ length: 10 }, (_, i) => accessRecord(200 + i, '2024-04-20T10:00:00Z', { status: 200 })),
       dl,
     );
-    await sink.commit?.({ id: 1, positions: {} });
     const refused = mixed.filter((r) => r.status === 203);
     expect(refused.length).toBe(20);
-    expect(dl.records.map((d) => d.record)).toEqual(refused);
+    // As stored: NULLs are not kept; the origin is.
+    const asStored = (r: EtlRecord) => ({
+      ...Object.fromEntries(Object.entries(r).filter(([, v]) => v !== null)),
+      [ORIGIN]: r[ORIGIN],
+    });
+    expect(dl.records.map((d) => d.record)).toEqual(refused.map(asStored));
     expect(dl.records[0]?.reason).toMatch(/refused by PostgreSQL: .*no_teapots/);
+    await sink.commit?.({ id: 1, positions: {} });
     expect(await count()).toEqual({ n: 190, d: 190 });
   });
 

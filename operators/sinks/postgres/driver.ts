@@ -18,22 +18,33 @@ export interface Session {
   query(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
   /** Runs several statements in one go (no parameters); the result of each. */
   script(sql: string): Promise<QueryResult[]>;
-  /** `COPY <target> FROM STDIN` with the given text-format payload; the number of rows copied. */
-  copyFrom(target: string, chunks: readonly Uint8Array[]): Promise<number>;
   /**
-   * Starts the same COPY: `sent` resolves once the payload is on its way to the server (which then works
-   * while the caller prepares the next one), `done` with the row count once the server has it.
+   * Starts `COPY <target> FROM STDIN` (text format). Until the writer has ended, nothing else can run on
+   * this session.
    */
-  copyStart(target: string, chunks: readonly Uint8Array[]): CopyHandle;
+  copyIn(target: string): CopyWriter;
   /** True once the connection is known to be unusable (it will be discarded on release). */
   readonly broken: boolean;
   /** Returns the connection to the pool, or discards it when broken or `destroy`. Idempotent. */
   release(destroy?: boolean): void;
 }
 
-export interface CopyHandle {
-  readonly sent: Promise<void>;
-  readonly done: Promise<number>;
+/**
+ * One COPY in progress. Rows stream to the server while the caller prepares more; the server reports a
+ * refused row whenever it reaches it, so a failure may surface at any later `write` or at `end`.
+ */
+export interface CopyWriter {
+  /** Sends whole rows; resolves once the writer can take more (backpressure), rejects once the COPY failed. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Ends the COPY: the number of rows once the server has them all, or the COPY's error. Idempotent. */
+  end(): Promise<number>;
+}
+
+/** Sends `chunks` in one COPY; the number of rows copied. */
+export async function copyAll(session: Session, target: string, chunks: readonly Uint8Array[]): Promise<number> {
+  const writer = session.copyIn(target);
+  for (const chunk of chunks) await writer.write(chunk);
+  return writer.end();
 }
 
 export interface Database {

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ORIGIN } from '../../../engine/record.ts';
 import { columnType, deriveColumns, type RecordSchema } from './columns.ts';
-import { escapeCopyText, RowEncoder, unescapeCopyText } from './encoder.ts';
+import { escapeCopyText, unescapeCopyText } from './copy-buffer.ts';
+import { RowEncoder } from './encoder.ts';
 
 const schema: RecordSchema = {
   required: ['timestamp'],
@@ -105,6 +106,13 @@ describe('RowEncoder', () => {
     expect(enc.reason).toContain(reason);
     // The encoder is reusable after a refusal.
     expect(enc.encode(good)).toBeDefined();
+  });
+
+  it('decodes a row back into the record it stores (NULLs left out, extra fields top-level)', () => {
+    const enc = encoder();
+    const line = enc.encode({ ...good, request_time_ms: null, path: 'a\tb\\c', note: 'é\n' }) as string;
+    const { extra, request_time_ms: _, ...rest } = good;
+    expect(enc.decode(line)).toEqual({ ...rest, ...extra, path: 'a\tb\\c', note: 'é\n' });
   });
 
   it('accepts a literal backslash-u sequence in JSON text', () => {

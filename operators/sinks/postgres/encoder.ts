@@ -1,11 +1,13 @@
 /**
- * Record → one line of COPY text format, validating every value against its column first: a value
+ * Record → one row of COPY text format, validating every value against its column first: a value
  * PostgreSQL would reject would abort the whole load transaction, so it is caught here and the record is
- * dead-lettered on its own with the reason. One encoder per sink; no allocation per record beyond the line.
+ * dead-lettered on its own with the reason. Rows are written straight into a CopyBuffer: one encoder per
+ * sink, no string built per row.
  */
 import { isIP } from 'node:net';
 import type { EtlRecord } from '../../../engine/record.ts';
 import type { Column } from './columns.ts';
+import { CopyBuffer, unescapeCopyText } from './copy-buffer.ts';
 import type { SqlType } from './schema.ts';
 import { parseTimestamp } from './time.ts';
 
@@ -30,30 +32,31 @@ const TYPE_CODES: Readonly<Record<SqlType, number>> = {
   jsonb: T_JSON,
 };
 
-const NEEDS_ESCAPE = /[\\\t\n\r\0]/;
-const ESCAPABLE = /[\\\t\n\r]/g;
-const ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 /** jsonb refuses \u0000 and unpaired surrogates (JSON.stringify escapes those, and only those, as \udXXX). */
 const BAD_JSON_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\u(?:0000|d[89a-f])/;
+const TAB = 0x09;
+const NEWLINE = 0x0a;
 const MIN_TIME = -62135596800000; // 0001-01-01T00:00:00Z
 const MAX_TIME = 253402300799999; // 9999-12-31T23:59:59.999Z
 
-function escapeChar(c: string): string {
-  return ESCAPES[c] as string;
-}
-
-/** COPY text escaping; undefined when the text holds a NUL byte, which PostgreSQL cannot store. */
-export function escapeCopyText(value: string): string | undefined {
-  if (!NEEDS_ESCAPE.test(value)) return value;
-  if (value.includes('\0')) return undefined;
-  return value.replace(ESCAPABLE, escapeChar);
-}
-
-/** Inverse of escapeCopyText for the escapes it produces (used by tests and by the bad-row splitter). */
-export function unescapeCopyText(value: string): string {
-  return value.replace(/\\([\\tnr])/g, (_m, c: string) =>
-    c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : '\\',
-  );
+function decodeValue(code: number, text: string): unknown {
+  switch (code) {
+    case T_INT:
+    case T_FLOAT: {
+      const n = Number(text);
+      return Number.isSafeInteger(n) || (code === T_FLOAT && Number.isFinite(n)) ? n : text;
+    }
+    case T_BOOL:
+      return text === 't';
+    case T_JSON:
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        return text;
+      }
+    default:
+      return text;
+  }
 }
 
 function show(value: unknown): string {
@@ -71,6 +74,8 @@ export class RowEncoder {
   private readonly known: Set<string>;
   private readonly extraIndex: number;
   private readonly timeIndex: number;
+  private lastTimeText = '';
+  private lastTimeMs = Number.NaN;
 
   constructor(columns: readonly Column[], extraColumn: string, timeColumn: string | undefined) {
     this.columns = columns;
@@ -80,29 +85,59 @@ export class RowEncoder {
     this.timeIndex = timeColumn === undefined ? -1 : columns.findIndex((c) => c.name === timeColumn);
   }
 
-  /** The COPY line (with its newline) for `record`, or undefined with `reason` set. */
-  encode(record: EtlRecord): string | undefined {
+  /**
+   * Appends the COPY row (with its newline) for `record` to `out`; false, with `out` as it was and
+   * `reason` set, when a value is refused.
+   */
+  encodeInto(record: EtlRecord, out: CopyBuffer): boolean {
     const columns = this.columns;
+    const codes = this.codes;
+    const rowStart = out.length;
     this.time = Number.NaN;
-    let line = '';
     for (let i = 0; i < columns.length; i++) {
       const column = columns[i] as Column;
       let value: unknown = record[column.name];
       if (i === this.extraIndex) value = this.extraValue(record, value);
-      let text: string | undefined;
+      if (i > 0) out.byte(TAB);
+      let ok: boolean;
       if (value === undefined || value === null) {
-        if (column.required) {
-          this.reason = `${column.name}: missing required value`;
-          return undefined;
-        }
-        text = '\\N';
-      } else {
-        text = this.encodeValue(column, this.codes[i] as number, value, i === this.timeIndex);
-        if (text === undefined) return undefined;
+        ok = !column.required;
+        if (ok) out.ascii('\\N');
+        else this.reason = `${column.name}: missing required value`;
+      } else ok = this.encodeValue(out, column, codes[i] as number, value, i === this.timeIndex);
+      if (!ok) {
+        out.length = rowStart;
+        return false;
       }
-      line = i === 0 ? text : `${line}\t${text}`;
     }
-    return `${line}\n`;
+    out.byte(NEWLINE);
+    return true;
+  }
+
+  /** The COPY line (with its newline) for `record`, or undefined with `reason` set. */
+  encode(record: EtlRecord): string | undefined {
+    const out = new CopyBuffer(1024);
+    return this.encodeInto(record, out) ? out.toString() : undefined;
+  }
+
+  /**
+   * The record a COPY line stands for, as it would have been stored: for dead letters of rows PostgreSQL
+   * refused after their batch was acknowledged (the original record is no longer kept). Fields of the
+   * extra column come back as fields of their own; NULLs are left out.
+   */
+  decode(line: string): EtlRecord {
+    const record: EtlRecord = {};
+    const values = (line.endsWith('\n') ? line.slice(0, -1) : line).split('\t');
+    for (let i = 0; i < this.columns.length && i < values.length; i++) {
+      const text = values[i] as string;
+      if (text === '\\N') continue;
+      const column = this.columns[i] as Column;
+      const value = decodeValue(this.codes[i] as number, unescapeCopyText(text));
+      if (i === this.extraIndex && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        Object.assign(record, value);
+      } else record[column.name] = value;
+    }
+    return record;
   }
 
   /** The extra column holds its own field plus every field that has no column. */
@@ -118,7 +153,7 @@ export class RowEncoder {
     return merged ?? own;
   }
 
-  private encodeValue(column: Column, code: number, value: unknown, isTime: boolean): string | undefined {
+  private encodeValue(out: CopyBuffer, column: Column, code: number, value: unknown, isTime: boolean): boolean {
     switch (code) {
       case T_TEXT: {
         const text =
@@ -128,9 +163,7 @@ export class RowEncoder {
               ? String(value)
               : undefined;
         if (text === undefined) return this.reject(column, value, 'expected text');
-        const escaped = escapeCopyText(text);
-        if (escaped === undefined) return this.reject(column, value, 'text contains a NUL byte');
-        return escaped;
+        return out.text(text) || this.reject(column, value, 'text contains a NUL byte');
       }
       case T_INT: {
         if (typeof value === 'bigint') {
@@ -138,54 +171,65 @@ export class RowEncoder {
             if (
               (column.min === undefined || value >= BigInt(column.min)) &&
               (column.max === undefined || value <= BigInt(column.max))
-            )
-              return value.toString();
+            ) {
+              out.ascii(value.toString());
+              return true;
+            }
           }
           return this.reject(column, value, this.rangeText(column));
         }
         if (typeof value !== 'number' || !Number.isInteger(value))
           return this.reject(column, value, 'expected an integer');
         if (!this.inRange(column, value)) return this.reject(column, value, this.rangeText(column));
-        return String(value);
+        out.integer(value);
+        return true;
       }
       case T_FLOAT:
         if (typeof value !== 'number' || !Number.isFinite(value))
           return this.reject(column, value, 'expected a finite number');
         if (!this.inRange(column, value)) return this.reject(column, value, this.rangeText(column));
-        return String(value);
+        out.ascii(String(value));
+        return true;
       case T_BOOL:
         if (typeof value !== 'boolean') return this.reject(column, value, 'expected a boolean');
-        return value ? 't' : 'f';
+        out.byte(value ? 0x74 : 0x66); // t, f
+        return true;
       case T_TIME:
-        return this.encodeTime(column, value, isTime);
+        return this.encodeTime(out, column, value, isTime);
       case T_INET:
         if (typeof value !== 'string' || value.includes('%') || isIP(value) === 0) {
           return this.reject(column, value, 'invalid IP address');
         }
-        return value;
+        out.ascii(value);
+        return true;
       default:
-        return this.encodeJson(column, value);
+        return this.encodeJson(out, column, value);
     }
   }
 
-  private encodeTime(column: Column, value: unknown, isTime: boolean): string | undefined {
+  private encodeTime(out: CopyBuffer, column: Column, value: unknown, isTime: boolean): boolean {
     let ms: number;
-    let text: string;
     if (typeof value === 'string') {
-      ms = parseTimestamp(value);
-      if (Number.isNaN(ms))
-        return this.reject(column, value, 'invalid or out-of-range timestamp (RFC 3339, years 0001-9999)');
-      text = value;
+      // Rows of a log come in time order, many to the second: the last text parsed is often the next.
+      if (value === this.lastTimeText) ms = this.lastTimeMs;
+      else {
+        ms = parseTimestamp(value);
+        if (Number.isNaN(ms))
+          return this.reject(column, value, 'invalid or out-of-range timestamp (RFC 3339, years 0001-9999)');
+        this.lastTimeText = value;
+        this.lastTimeMs = ms;
+      }
+      out.ascii(value);
     } else {
       ms = value instanceof Date ? value.getTime() : typeof value === 'number' ? value : Number.NaN;
       if (!(ms >= MIN_TIME && ms <= MAX_TIME)) return this.reject(column, value, 'timestamp out of range');
-      text = new Date(ms).toISOString();
+      out.ascii(new Date(ms).toISOString());
     }
     if (isTime) this.time = ms;
-    return text;
+    return true;
   }
 
-  private encodeJson(column: Column, value: unknown): string | undefined {
+  private encodeJson(out: CopyBuffer, column: Column, value: unknown): boolean {
     let json: string | undefined;
     try {
       json = JSON.stringify(value);
@@ -195,7 +239,7 @@ export class RowEncoder {
     if (json === undefined) return this.reject(column, value, 'not JSON-serialisable');
     if (BAD_JSON_ESCAPE.test(json))
       return this.reject(column, '[value]', 'contains a NUL character or an unpaired surrogate');
-    return escapeCopyText(json);
+    return out.text(json);
   }
 
   private inRange(column: Column, value: number): boolean {
@@ -211,8 +255,8 @@ export class RowEncoder {
     return `out of range ${column.minExclusive ? '(' : '['}${lo}, ${hi}${column.maxExclusive ? ')' : ']'} for ${column.type}`;
   }
 
-  private reject(column: Column, value: unknown, why: string): undefined {
+  private reject(column: Column, value: unknown, why: string): false {
     this.reason = `${column.name}: ${show(value)} ${why}`;
-    return undefined;
+    return false;
   }
 }

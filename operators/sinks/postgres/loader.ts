@@ -1,16 +1,19 @@
 /**
- * The load transaction. Rows are COPYed into one open transaction and become visible only when
- * `commit` upserts the checkpoint row and commits, so rows and checkpoint are atomic. Because a batch is
- * acknowledged before that commit, the encoded payload since the last commit is kept: after a connection
+ * The load transaction. Rows stream into one open transaction through one COPY that stays open between
+ * checkpoints (ended only for partition DDL and at the checkpoint), and become visible only when `commit`
+ * upserts the checkpoint row and commits, so rows and checkpoint are atomic. Because a batch is
+ * acknowledged before that commit, the encoded rows since the last commit are kept: after a connection
  * loss the loader reconnects (exponential backoff with full jitter, waiting out an outage while the
- * pipeline stalls behind it) and replays it into a new transaction, so nothing acknowledged is lost.
+ * pipeline stalls behind it) and replays them into a new transaction, so nothing acknowledged is lost.
+ * A row the server refuses aborts the transaction: the kept rows are loaded again chunk by chunk under
+ * savepoints, the refused ones set aside with the server's reason.
  */
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { Logger, OperatorMetrics, SinkWriteContext, Snapshot } from '../../../engine/operator.ts';
-import { deadLetter, type EtlRecord } from '../../../engine/record.ts';
+import { deadLetter, type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import { retry } from '../../../engine/retry.ts';
 import { CHECKPOINT_TABLE, qualified, REJECTED_TABLE } from './ddl.ts';
-import { type Database, ident, type Session } from './driver.ts';
+import { type CopyWriter, copyAll, type Database, ident, type Session } from './driver.ts';
 import { isConnectionLoss, isDataError } from './faults.ts';
 import type { PartitionManager } from './partitions.ts';
 
@@ -43,14 +46,19 @@ export interface LoaderConfig {
   readonly now: () => number;
   /** Asks the runtime for a checkpoint soon (the uncommitted payload is large). */
   readonly requestCheckpoint: () => void;
+  /** The record a COPY line stands for (dead letters of rows the server refused). */
+  readonly decode: (line: string) => EtlRecord;
 }
 
-interface InFlight {
-  /** Resolves to the COPY's error, or undefined once the server has it. */
-  readonly outcome: Promise<unknown>;
-  readonly chunk: Buffer;
-  readonly lines: string[];
-  readonly records: EtlRecord[];
+/** One batch as loaded: its rows as COPY text lines and, row by row, where each came from. */
+export interface Chunk {
+  readonly bytes: Buffer;
+  readonly origins: ReadonlyArray<Origin | undefined>;
+}
+
+interface Refused {
+  readonly record: EtlRecord;
+  readonly reason: string;
 }
 
 export class Loader {
@@ -58,20 +66,22 @@ export class Loader {
   private session: Session | undefined;
   /** `open`: a transaction is running; `aborted`: it failed and must be rolled back and replayed. */
   private txn: 'none' | 'open' | 'aborted' = 'none';
-  private uncommitted: Buffer[] = [];
+  /** Every chunk loaded since the last commit, in order: what a new transaction replays. */
+  private uncommitted: Chunk[] = [];
   private uncommittedBytes = 0;
   /** Partitions a lost transaction had created, to recreate before its rows are replayed. */
   private lostPartitions: number[] = [];
   private tail: Promise<unknown> = Promise.resolve();
-  /** The last batch's COPY, sent but not yet confirmed. */
-  private inflight: InFlight | undefined;
+  /** The COPY open in the transaction; rows of later batches join it until it is ended. */
+  private copy: CopyWriter | undefined;
   /**
-   * Rows the server refused while a checkpoint settled the last batch, which was acknowledged already:
-   * with no batch to dead-letter them with, they are recorded in `etl_rejected`, in the transaction.
+   * Rows the server refused while the checkpoint settled the COPY, with no batch being written to
+   * dead-letter them with: they are recorded in `etl_rejected`, in the transaction.
    */
   private rejected: Array<{ reasons: string[]; records: string[] }> = [];
   /** How many entries of `rejected` the open transaction holds. */
   private rejectedInTxn = 0;
+  private readonly copyTable: string;
   private readonly rejectTable: string;
   private readonly rejectInsert: string;
   private readonly closing = new AbortController();
@@ -86,6 +96,7 @@ export class Loader {
   constructor(cfg: LoaderConfig) {
     this.cfg = cfg;
     this.signal = AbortSignal.any([cfg.signal, this.closing.signal]);
+    this.copyTable = cfg.staging?.table ?? cfg.copyTarget;
     const table = qualified(cfg.schema, CHECKPOINT_TABLE);
     this.checkpointUpsert =
       `INSERT INTO ${table} (pipeline, sink, snapshot_id, positions, committed_at) VALUES ($1, $2, $3, $4::jsonb, now()) ` +
@@ -113,69 +124,40 @@ export class Loader {
 
   /** Runs `op` on a session outside the load transaction (DDL, lookups), with reconnection. */
   run<T>(op: (session: Session) => Promise<T>): Promise<T> {
-    return this.serial(() => this.recovering(async () => op(await this.connect())));
-  }
-
-  /**
-   * Loads encoded rows (one COPY line each, `records` aligned) into the open transaction. The COPY is
-   * sent, not awaited: its outcome is settled by the next call (or by the checkpoint), so encoding the next
-   * batch overlaps the server's work on this one. A row the server refuses is still dead-lettered on its own.
-   */
-  load(lines: string[], records: EtlRecord[], ctx: SinkWriteContext): Promise<void> {
     return this.serial(async () => {
-      await this.settle(ctx);
-      const chunk = Buffer.from(lines.join(''), 'utf8');
-      const session = await this.recovering(async () => {
-        const s = await this.begin();
-        await this.cfg.partitions?.createNeeded(s);
-        return s;
-      });
-      this.uncommitted.push(chunk);
-      this.uncommittedBytes += chunk.length;
-      this.pendingBytes.set(this.uncommittedBytes);
-      const { sent, done } = this.startCopy(session, chunk);
-      const outcome = done.then(
-        () => undefined,
-        (error: unknown) => error ?? new Error('COPY failed'),
-      );
-      this.inflight = { outcome, chunk, lines, records };
-      if (this.uncommittedBytes >= this.cfg.maxUncommittedBytes) this.cfg.requestCheckpoint();
-      await sent;
+      await this.endCopy(undefined);
+      return this.recovering(async () => op(await this.connect()));
     });
   }
 
-  /** Waits for the COPY in flight; on a connection loss replays, on refused rows isolates them. */
-  private async settle(ctx: SinkWriteContext | undefined): Promise<void> {
-    const flight = this.inflight;
-    if (!flight) return;
-    this.inflight = undefined;
-    const error = await flight.outcome;
-    if (error === undefined) return;
-    if (isDataError(error)) {
-      // The refused batch is the last chunk: take it out, then find the rows the server refuses.
-      this.uncommitted.pop();
-      this.uncommittedBytes -= flight.chunk.length;
-      const good = await this.loadIsolating(flight.lines, flight.records, ctx, error);
-      if (good.length > 0) {
-        this.uncommitted.push(good);
-        this.uncommittedBytes += good.length;
-      }
+  /**
+   * Loads a chunk into the open transaction's COPY. It waits only while the connection's buffer is full,
+   * so encoding the next batch overlaps the server's work on this one. A row the server refuses is
+   * dead-lettered with whichever batch is being written when the refusal is known.
+   */
+  load(chunk: Chunk, ctx: SinkWriteContext): Promise<void> {
+    return this.serial(async () => {
+      // Partitions are created by DDL, which cannot run while a COPY is open on the connection.
+      if (this.cfg.partitions?.pending) await this.endCopy(ctx);
+      const writer = await this.openCopy(ctx);
+      this.uncommitted.push(chunk);
+      this.uncommittedBytes += chunk.bytes.length;
       this.pendingBytes.set(this.uncommittedBytes);
-      return;
-    }
-    if (isConnectionLoss(error) || this.session?.broken) this.dropSession();
-    else {
-      if (this.txn === 'open') this.txn = 'aborted';
-      throw error;
-    }
-    // The chunk is in `uncommitted`: a new transaction replays it with the rest.
-    await this.recovering(() => this.begin());
+      try {
+        await writer.write(chunk.bytes);
+      } catch (error) {
+        // The chunk is in `uncommitted`: recovery loads it with the rest.
+        await this.recover(error, ctx);
+      }
+      if (this.uncommittedBytes >= this.cfg.maxUncommittedBytes) this.cfg.requestCheckpoint();
+    });
   }
 
   /** Upserts the checkpoint row and commits, atomically with every row loaded since the last commit. */
   commit(snapshot: Snapshot): Promise<void> {
     return this.serial(async () => {
-      await this.settle(undefined);
+      await this.endCopy(undefined);
+      await this.transaction(undefined);
       const params = [this.cfg.pipeline, this.cfg.sinkId, snapshot.id, JSON.stringify(snapshot.positions)];
       let commitSent = false;
       await this.recovering(async () => {
@@ -208,24 +190,23 @@ export class Loader {
     return this.run((session) => this.readCheckpoint(session));
   }
 
-  /** Waits for the work queued so far, the COPY in flight included. */
+  /** Waits until the server holds every row loaded so far (the open COPY ended). */
   idle(): Promise<void> {
-    return this.serial(() => this.settle(undefined));
+    return this.serial(() => this.endCopy(undefined));
   }
 
   /** Rolls back what was never committed and releases the connection. Idempotent. */
   async close(): Promise<void> {
     this.closing.abort(new EtlError('ETL_RUN_ABORTED', 'postgres sink closed'));
     await this.tail.catch(() => {});
-    await this.inflight?.outcome;
-    this.inflight = undefined;
+    const copying = this.copy !== undefined;
+    this.copy = undefined;
     const session = this.session;
     this.session = undefined;
     if (!session) return;
-    if (this.txn !== 'none') {
-      await session.query('ROLLBACK').catch(() => {});
-      this.txn = 'none';
-    }
+    // A connection in the middle of a COPY cannot take a ROLLBACK: closing it rolls back.
+    if (this.txn !== 'none' && !copying) await session.query('ROLLBACK').catch(() => {});
+    this.txn = 'none';
     session.release(true);
   }
 
@@ -246,8 +227,65 @@ export class Loader {
     return this.session;
   }
 
+  /** The COPY rows go into; starts the transaction (and creates noted partitions) first when needed. */
+  private async openCopy(ctx: SinkWriteContext | undefined): Promise<CopyWriter> {
+    if (this.copy) return this.copy;
+    let session = await this.transaction(ctx);
+    const partitions = this.cfg.partitions;
+    if (partitions?.pending) {
+      session = await this.recovering(async () => {
+        const s = await this.begin();
+        await partitions.createNeeded(s);
+        return s;
+      });
+    }
+    this.copy = session.copyIn(this.copyTable);
+    return this.copy;
+  }
+
+  /** Ends the open COPY, so that the server holds its rows (moved into the target when staged). */
+  private async endCopy(ctx: SinkWriteContext | undefined): Promise<void> {
+    const writer = this.copy;
+    if (!writer) return;
+    this.copy = undefined;
+    try {
+      const copied = await writer.end();
+      if (this.cfg.staging && this.session) await this.move(this.session, copied);
+    } catch (error) {
+      await this.recover(error, ctx);
+    }
+  }
+
+  /**
+   * The open transaction, begun (and replayed) with reconnection when there is none. A replay that meets
+   * a row the server refuses loads the rows again under savepoints instead.
+   */
+  private async transaction(ctx: SinkWriteContext | undefined): Promise<Session> {
+    try {
+      return await this.recovering(() => this.begin());
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      return this.isolate(error, ctx);
+    }
+  }
+
+  /** The COPY (or its staging move) failed: reconnect and replay, or set refused rows aside. */
+  private async recover(error: unknown, ctx: SinkWriteContext | undefined): Promise<void> {
+    this.copy = undefined;
+    if (isDataError(error)) {
+      await this.isolate(error, ctx);
+      return;
+    }
+    if (!isConnectionLoss(error) && !this.session?.broken) {
+      if (this.txn === 'open') this.txn = 'aborted';
+      throw error;
+    }
+    this.dropSession();
+    await this.transaction(ctx);
+  }
+
   /** The open transaction; begins one (maintenance, lost partitions, replay) when there is none. */
-  private async begin(): Promise<Session> {
+  private async begin(replay = true): Promise<Session> {
     const session = await this.connect();
     if (this.txn === 'open') return session;
     if (this.txn === 'aborted') {
@@ -263,109 +301,131 @@ export class Loader {
       await partitions.maintain(session, this.cfg.now());
       await partitions.recreate(session, this.lostPartitions);
     }
-    if (this.uncommitted.length > 0) {
+    if (replay && this.uncommitted.length > 0) {
       this.cfg.logger.info('replaying rows not yet committed', { bytes: this.uncommittedBytes });
-      await this.copy(session, this.uncommitted);
+      await this.copyChunks(
+        session,
+        this.uncommitted.map((c) => c.bytes),
+      );
     }
     await this.insertRejected(session);
     return session;
   }
 
-  /** Sends one batch; with staging, the move into the target is queued right behind the COPY. */
-  private startCopy(session: Session, chunk: Buffer): { sent: Promise<void>; done: Promise<void> } {
-    const staging = this.cfg.staging;
-    if (!staging) {
-      const handle = session.copyStart(this.cfg.copyTarget, [chunk]);
-      return { sent: handle.sent, done: handle.done.then(noop) };
-    }
-    const handle = session.copyStart(staging.table, [chunk]);
-    const moved = session.query(staging.move);
-    const done = Promise.all([handle.done, moved]).then(([copied, result]) => {
-      const skipped = copied - (result.rowCount ?? copied);
-      if (skipped > 0) this.duplicates.inc(skipped);
-    });
-    // Whichever fails first is the outcome; the other must not surface as an unhandled rejection.
-    moved.catch(noop);
-    return { sent: handle.sent, done };
+  /** One COPY of `chunks`, moved into the target when staged. */
+  private async copyChunks(session: Session, chunks: readonly Uint8Array[]): Promise<void> {
+    const copied = await copyAll(session, this.copyTable, chunks);
+    if (this.cfg.staging) await this.move(session, copied);
   }
 
-  private async copy(session: Session, chunks: readonly Uint8Array[]): Promise<void> {
-    const staging = this.cfg.staging;
-    if (!staging) {
-      await session.copyFrom(this.cfg.copyTarget, chunks);
-      return;
-    }
-    const copied = await session.copyFrom(staging.table, chunks);
-    const moved = await session.query(staging.move);
+  private async move(session: Session, copied: number): Promise<void> {
+    const moved = await session.query((this.cfg.staging as StagingSpec).move);
     const skipped = copied - (moved.rowCount ?? copied);
     if (skipped > 0) this.duplicates.inc(skipped);
   }
 
   /**
-   * PostgreSQL refused a row the encoder let through: the transaction is aborted, so replay what was
-   * acknowledged before, then load the batch in halves under savepoints until each refused row is alone.
+   * PostgreSQL refused a row the encoder let through, and the transaction is aborted: load every chunk
+   * since the last commit again, each under a savepoint, taking out the rows the server refuses (found by
+   * the line its error names, else by halving), and dead-letter them.
    */
-  private async loadIsolating(
-    lines: string[],
-    records: EtlRecord[],
-    ctx: SinkWriteContext | undefined,
-    first: unknown,
-  ): Promise<Buffer> {
-    this.cfg.logger.warn('PostgreSQL refused a row of the batch; isolating it', { error: errorMessage(first) });
-    this.txn = 'aborted';
-    const good: string[] = [];
-    const refused: Array<[EtlRecord, string]> = [];
-    await this.recovering(async () => {
-      good.length = 0;
-      refused.length = 0;
-      const session = await this.begin();
-      await this.cfg.partitions?.createNeeded(session);
-      await this.bisect(session, lines, records, 0, lines.length, good, refused);
+  private async isolate(first: unknown, ctx: SinkWriteContext | undefined): Promise<Session> {
+    this.cfg.logger.warn('PostgreSQL refused a row; loading the transaction again without it', {
+      error: errorMessage(first),
     });
-    if (ctx) for (const [record, reason] of refused) ctx.deadLetter(record, reason);
-    else if (refused.length > 0) {
-      const reasons = refused.map(([, reason]) => reason);
-      const records = refused.map(([record, reason]) => JSON.stringify(deadLetter(record, this.cfg.sinkId, reason)));
+    if (this.txn === 'open') this.txn = 'aborted';
+    // A refused row leaves its chunk as it joins `refused`: a retry after a lost connection keeps both.
+    const refused: Refused[] = [];
+    const session = await this.recovering(async () => {
+      const s = await this.begin(false);
+      for (let i = 0; i < this.uncommitted.length; i++) {
+        this.uncommitted[i] = await this.loadIsolating(s, this.uncommitted[i] as Chunk, refused);
+      }
+      return s;
+    });
+    this.uncommitted = this.uncommitted.filter((c) => c.origins.length > 0);
+    this.uncommittedBytes = this.uncommitted.reduce((sum, c) => sum + c.bytes.length, 0);
+    this.pendingBytes.set(this.uncommittedBytes);
+    if (ctx) {
+      for (const { record, reason } of refused) ctx.deadLetter(record, reason);
+    } else if (refused.length > 0) {
+      const reasons = refused.map((r) => r.reason);
+      const records = refused.map((r) => JSON.stringify(deadLetter(r.record, this.cfg.sinkId, r.reason)));
       this.rejected.push({ reasons, records });
       this.cfg.logger.warn(
         `${refused.length} rows refused by PostgreSQL at a checkpoint; recorded in ${REJECTED_TABLE}`,
-        {
-          reason: reasons[0],
-        },
+        { reason: reasons[0] },
       );
       await this.recovering(async () => this.insertRejected(await this.begin()));
     }
-    return Buffer.from(good.join(''), 'utf8');
+    return session;
   }
 
-  private async bisect(
-    session: Session,
-    lines: string[],
-    records: EtlRecord[],
-    lo: number,
-    hi: number,
-    good: string[],
-    refused: Array<[EtlRecord, string]>,
-  ): Promise<void> {
-    const part = lines.slice(lo, hi);
+  /** Copies `chunk` under a savepoint until the server takes it; the chunk without its refused rows. */
+  private async loadIsolating(session: Session, chunk: Chunk, refused: Refused[]): Promise<Chunk> {
+    let current = chunk;
+    while (current.origins.length > 0) {
+      const error = await this.tryCopy(session, current.bytes);
+      if (error === undefined) return current;
+      const line = copyLineOf(error);
+      if (line === undefined || line > current.origins.length) return this.bisect(session, current, refused);
+      current = this.refuse(current, line - 1, error, refused);
+    }
+    return current;
+  }
+
+  /** Halves the rows until each refused one is alone (for failures that name no line, as a staged move). */
+  private async bisect(session: Session, chunk: Chunk, refused: Refused[]): Promise<Chunk> {
+    const rows = splitRows(chunk.bytes);
+    const kept: number[] = [];
+    const visit = async (lo: number, hi: number): Promise<void> => {
+      const error = await this.tryCopy(session, Buffer.concat(rows.slice(lo, hi)));
+      if (error === undefined) {
+        for (let i = lo; i < hi; i++) kept.push(i);
+      } else if (hi - lo === 1) {
+        refused.push(this.refusedRow(rows[lo] as Buffer, chunk.origins[lo], error));
+      } else {
+        const mid = lo + Math.ceil((hi - lo) / 2);
+        await visit(lo, mid);
+        await visit(mid, hi);
+      }
+    };
+    await visit(0, rows.length);
+    return {
+      bytes: Buffer.concat(kept.map((i) => rows[i] as Buffer)),
+      origins: kept.map((i) => chunk.origins[i]),
+    };
+  }
+
+  /** One COPY under a savepoint: undefined once the server took it, else the data error it refused. */
+  private async tryCopy(session: Session, bytes: Buffer): Promise<unknown> {
     await session.query('SAVEPOINT etl_rows');
     try {
-      await this.copy(session, [Buffer.from(part.join(''), 'utf8')]);
+      await this.copyChunks(session, [bytes]);
       await session.query('RELEASE SAVEPOINT etl_rows');
-      for (const line of part) good.push(line);
-      return;
+      return undefined;
     } catch (error) {
       if (!isDataError(error)) throw error;
       await session.query('ROLLBACK TO SAVEPOINT etl_rows');
       await session.query('RELEASE SAVEPOINT etl_rows');
-      if (hi - lo === 1) {
-        refused.push([records[lo] as EtlRecord, `refused by PostgreSQL: ${errorMessage(error)}`]);
-        return;
-      }
+      return error;
     }
-    const mid = lo + Math.ceil((hi - lo) / 2);
-    await this.bisect(session, lines, records, lo, mid, good, refused);
-    await this.bisect(session, lines, records, mid, hi, good, refused);
+  }
+
+  /** `chunk` without its row `index`, which joins `refused`. */
+  private refuse(chunk: Chunk, index: number, error: unknown, refused: Refused[]): Chunk {
+    const rows = splitRows(chunk.bytes);
+    refused.push(this.refusedRow(rows[index] as Buffer, chunk.origins[index], error));
+    rows.splice(index, 1);
+    const origins = [...chunk.origins];
+    origins.splice(index, 1);
+    return { bytes: Buffer.concat(rows), origins };
+  }
+
+  private refusedRow(row: Buffer, origin: Origin | undefined, error: unknown): Refused {
+    const record = this.cfg.decode(row.toString('utf8'));
+    if (origin) record[ORIGIN] = origin;
+    return { record, reason: `refused by PostgreSQL: ${errorMessage(error)}` };
   }
 
   /** Inserts the refused rows the open transaction does not hold yet. */
@@ -465,7 +525,25 @@ export class Loader {
   }
 }
 
-function noop(): void {}
+/** The 1-based line of the COPY a refused row was on, from the error's context, when it names one. */
+function copyLineOf(error: unknown): number | undefined {
+  const where = (error as { where?: unknown } | null)?.where;
+  if (typeof where !== 'string' || !where.startsWith('COPY ')) return undefined;
+  const match = /, line (\d+)/.exec(where);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** The rows of a chunk of COPY text, each with its newline (escaping keeps newlines out of values). */
+function splitRows(bytes: Buffer): Buffer[] {
+  const rows: Buffer[] = [];
+  let start = 0;
+  for (let end = bytes.indexOf(10); end !== -1; end = bytes.indexOf(10, start)) {
+    rows.push(bytes.subarray(start, end + 1));
+    start = end + 1;
+  }
+  if (start < bytes.length) rows.push(bytes.subarray(start));
+  return rows;
+}
 
 /** `"schema"."table" ("a", "b")` for COPY. */
 export function copyTarget(table: string, columns: readonly string[]): string {

@@ -1,11 +1,9 @@
 /** PostgreSQL servers through `pg`: a bounded pool, COPY through pg-copy-streams. */
+import { once } from 'node:events';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { ConnectOptions, CopyHandle, Database, QueryResult, Session } from './driver.ts';
+import type { ConnectOptions, CopyWriter, Database, QueryResult, Session } from './driver.ts';
 import { maskUrl } from './driver.ts';
-
-/** pg-copy-streams' query, with the protocol hook its typings leave out. */
-type CopyStream = ReturnType<typeof copyFrom> & { handleCopyInResponse(connection: unknown): void };
 
 export class ServerDatabase implements Database {
   readonly kind = 'server' as const;
@@ -65,30 +63,8 @@ class ServerSession implements Session {
     return (Array.isArray(result) ? result : [result]).map(toResult);
   }
 
-  copyFrom(target: string, chunks: readonly Uint8Array[]): Promise<number> {
-    return this.copyStart(target, chunks).done;
-  }
-
-  copyStart(target: string, chunks: readonly Uint8Array[]): CopyHandle {
-    const stream = this.use().query(copyFrom(`COPY ${target} FROM STDIN`)) as CopyStream;
-    let markSent = (): void => {};
-    const sent = new Promise<void>((resolve) => {
-      markSent = resolve;
-    });
-    // The payload leaves only when the server's CopyInResponse is read; that moment is "sent".
-    const onResponse = stream.handleCopyInResponse;
-    stream.handleCopyInResponse = function (this: CopyStream, connection: unknown) {
-      onResponse.call(this, connection);
-      markSent();
-    };
-    const done = new Promise<number>((resolve, reject) => {
-      stream.once('finish', () => resolve(stream.rowCount));
-      stream.once('error', reject);
-      for (const chunk of chunks) stream.write(chunk);
-      stream.end();
-    });
-    done.then(markSent, markSent);
-    return { sent, done };
+  copyIn(target: string): CopyWriter {
+    return new ServerCopy(this.use().query(copyFrom(`COPY ${target} FROM STDIN`)));
   }
 
   release(destroy = false): void {
@@ -104,6 +80,45 @@ class ServerSession implements Session {
   private use(): pg.PoolClient {
     if (!this.client) throw new Error('session already released');
     return this.client;
+  }
+}
+
+/**
+ * A COPY over pg-copy-streams. Each write goes to the socket; `write` waits only when the socket's buffer
+ * is full, so the server ingests while the pipeline encodes the next rows.
+ */
+class ServerCopy implements CopyWriter {
+  private readonly stream: ReturnType<typeof copyFrom>;
+  private readonly finished: Promise<number>;
+  private failure: unknown;
+  private ended = false;
+
+  constructor(stream: ReturnType<typeof copyFrom>) {
+    this.stream = stream;
+    this.finished = new Promise<number>((resolve, reject) => {
+      stream.once('finish', () => resolve(stream.rowCount));
+      stream.once('error', (error: unknown) => {
+        this.failure = error ?? new Error('COPY failed');
+        reject(this.failure);
+      });
+    });
+    // Surfaced by the next write or by end; never as an unhandled rejection.
+    this.finished.catch(() => {});
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.ended) throw new Error('COPY already ended');
+    if (this.stream.write(chunk)) return;
+    await Promise.race([once(this.stream, 'drain'), this.finished]);
+  }
+
+  end(): Promise<number> {
+    if (!this.ended && this.failure === undefined) {
+      this.ended = true;
+      this.stream.end();
+    }
+    return this.finished;
   }
 }
 

@@ -2,7 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PGlite, type Results } from '@electric-sql/pglite';
-import type { CopyHandle, Database, QueryResult, Session } from './driver.ts';
+import type { CopyWriter, Database, QueryResult, Session } from './driver.ts';
 import { EmbeddedLock } from './lock.ts';
 
 export async function openEmbedded(dir: string): Promise<Database> {
@@ -66,23 +66,64 @@ class EmbeddedSession implements Session {
     return (await this.db.exec(sql)).map(toResult);
   }
 
-  async copyFrom(target: string, chunks: readonly Uint8Array[]): Promise<number> {
-    const result = await this.db.query(`COPY ${target} FROM '/dev/blob'`, [], {
-      blob: new Blob(chunks as Uint8Array<ArrayBuffer>[]),
-    });
-    return result.affectedRows ?? 0;
-  }
-
-  copyStart(target: string, chunks: readonly Uint8Array[]): CopyHandle {
-    // In-process: there is no wire to overlap with, the work happens as the query runs.
-    const done = this.copyFrom(target, chunks);
-    return { sent: done.then(noop, noop), done };
+  copyIn(target: string): CopyWriter {
+    return new EmbeddedCopy(this.db, target);
   }
 
   release(): void {}
 }
 
-function noop(): void {}
+/** Rows kept before they go to PGlite in one COPY (it reads a blob, not a stream). */
+const EMBEDDED_COPY_BYTES = 8 * 1024 * 1024;
+
+/** In-process there is no wire to overlap with: rows are gathered and copied from a blob in slices. */
+class EmbeddedCopy implements CopyWriter {
+  private readonly db: PGlite;
+  private readonly target: string;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private rows = 0;
+  private failure: unknown;
+  private ending: Promise<number> | undefined;
+
+  constructor(db: PGlite, target: string) {
+    this.db = db;
+    this.target = target;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.ending) throw new Error('COPY already ended');
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= EMBEDDED_COPY_BYTES) await this.copyPending();
+  }
+
+  end(): Promise<number> {
+    this.ending ??= (async () => {
+      if (this.failure !== undefined) throw this.failure;
+      await this.copyPending();
+      return this.rows;
+    })();
+    return this.ending;
+  }
+
+  private async copyPending(): Promise<void> {
+    const chunks = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (chunks.length === 0) return;
+    try {
+      const result = await this.db.query(`COPY ${this.target} FROM '/dev/blob'`, [], {
+        blob: new Blob(chunks as Uint8Array<ArrayBuffer>[]),
+      });
+      this.rows += result.affectedRows ?? 0;
+    } catch (error) {
+      this.failure = error;
+      throw error;
+    }
+  }
+}
 
 function toResult(result: Results): QueryResult {
   const out: QueryResult = {

@@ -1,7 +1,7 @@
 /** The `postgres` sink: wires layout, encoder, partitions and the load transaction into the Sink contract. */
 import { existsSync } from 'node:fs';
 import type { OperatorContext, Sink, SinkWriteContext, Snapshot } from '../../../engine/operator.ts';
-import type { EtlRecord } from '../../../engine/record.ts';
+import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import { EMPTY_STATE, inspect, planTable, type TableLayout, type TableState } from './ddl.ts';
 import {
   type ConnectOptions,
@@ -12,6 +12,7 @@ import {
   type Session,
   targetLabel,
 } from './driver.ts';
+import { CopyBuffer } from './copy-buffer.ts';
 import { RowEncoder } from './encoder.ts';
 import { buildLayout, copyTargetOf, stagingOf } from './layout.ts';
 import { Loader } from './loader.ts';
@@ -45,6 +46,8 @@ class PostgresSink implements Sink {
   private readonly target: DatabaseTarget;
   private readonly layout: TableLayout;
   private readonly encoder: RowEncoder;
+  /** Where a batch's rows are encoded (reused: `take` copies them out). */
+  private readonly rows = new CopyBuffer();
   private readonly partitions: PartitionManager | undefined;
   private database: Database | undefined;
   private loader: Loader | undefined;
@@ -112,6 +115,7 @@ class PostgresSink implements Sink {
       signal: this.ctx.signal,
       now: this.now,
       requestCheckpoint: () => this.ctx.requestCheckpoint(),
+      decode: (line) => this.encoder.decode(line),
     });
     this.loader = loader;
     await loader.run(async (session) => {
@@ -153,22 +157,21 @@ class PostgresSink implements Sink {
     const loader = this.requireLoader();
     const encoder = this.encoder;
     const partitions = this.partitions;
-    const lines: string[] = [];
-    const kept: EtlRecord[] = [];
+    const out = this.rows;
+    const origins: Array<Origin | undefined> = [];
     for (let i = 0; i < records.length; i++) {
       const record = records[i] as EtlRecord;
-      const line = encoder.encode(record);
-      if (line === undefined) {
+      if (!encoder.encodeInto(record, out)) {
         ctx.deadLetter(record, encoder.reason);
         continue;
       }
       const time = encoder.time;
       if (partitions !== undefined && !Number.isNaN(time)) partitions.note(time);
-      lines.push(line);
-      kept.push(record);
+      origins.push(record[ORIGIN]);
     }
-    if (lines.length === 0) return;
-    await loader.load(lines, kept, ctx);
+    const bytes = out.take();
+    if (origins.length === 0) return;
+    await loader.load({ bytes, origins }, ctx);
   }
 
   async prepareCommit(_snapshot: Snapshot): Promise<unknown> {
