@@ -171,8 +171,15 @@ export interface Sink {
    */
   write(records: EtlRecord[], ctx: SinkWriteContext): Promise<void> | void;
   /**
+   * Called at the cut, before `prepareCommit`, by sinks that can take the next checkpoint's writes while
+   * this one commits: every `write` after it belongs to the next snapshot and must not be made durable by
+   * this one's `prepareCommit` and `commit`. When every sink that commits implements it, sources run on
+   * during the commit instead of waiting for it.
+   */
+  cut?(snapshot: Snapshot): void;
+  /**
    * Phase one of a checkpoint: make everything written so far durable (flush, fsync) and return the
-   * state a rerun must restore to. The pipeline is drained while this runs.
+   * state a rerun must restore to. Without `cut`, the pipeline is drained while this and `commit` run.
    */
   prepareCommit?(snapshot: Snapshot): Promise<unknown>;
   /** Phase two, after the engine has durably recorded the snapshot: commit (e.g. a database transaction). */

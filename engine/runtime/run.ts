@@ -509,24 +509,40 @@ class PipelineRun {
     }, delayMs);
   }
 
-  /** A consistent cut: pause credit, drain, two-phase commit, resume. */
+  /**
+   * A consistent cut: pause credit, drain, two-phase commit, resume. When every sink that commits can
+   * take writes of the next snapshot during this one's commit (`cut`), credit resumes right at the cut.
+   */
   private async checkpoint(): Promise<void> {
     if (this.failure || !this.dirty) return;
     const gates = [...this.gates.values()];
     for (const gate of gates) gate.pause();
+    let resumed = false;
+    const resume = () => {
+      if (resumed) return;
+      resumed = true;
+      for (const gate of gates) gate.resume();
+    };
     try {
       await Promise.race([Promise.all(gates.map((g) => g.idle())), aborted(this.hardAbort.signal)]);
       if (this.failure) return;
       this.dirty = false;
       const snapshot: Snapshot = { id: this.nextSnapshotId++, positions: Object.fromEntries(this.positions) };
-      const sinks: Record<string, unknown> = {};
       const transforms: Record<string, unknown> = {};
       for (const stage of this.stages.values()) {
+        if (stage.transform?.snapshot) transforms[stage.spec.id] = stage.transform.snapshot();
+      }
+      const committing = [...this.stages.values()].filter((s) => s.sink?.prepareCommit || s.sink?.commit);
+      if (committing.every((s) => s.sink?.cut)) {
+        for (const stage of committing) stage.sink?.cut?.(snapshot);
+        resume();
+      }
+      const sinks: Record<string, unknown> = {};
+      for (const stage of committing) {
         if (stage.sink?.prepareCommit) {
           const state = await this.guard(stage, 'commit', () => stage.sink?.prepareCommit?.(snapshot));
           if (state !== undefined) sinks[stage.spec.id] = state;
         }
-        if (stage.transform?.snapshot) transforms[stage.spec.id] = stage.transform.snapshot();
       }
       const record: CheckpointRecord = {
         id: snapshot.id,
@@ -536,7 +552,7 @@ class PipelineRun {
         transforms,
       };
       await this.store.save({ committed: this.lastCommitted, pending: record });
-      for (const stage of this.stages.values()) {
+      for (const stage of committing) {
         if (stage.sink?.commit) await this.guard(stage, 'commit', () => stage.sink?.commit?.(snapshot));
       }
       this.lastCommitted = record;
@@ -545,7 +561,7 @@ class PipelineRun {
     } catch (error) {
       this.fail(error);
     } finally {
-      for (const gate of gates) gate.resume();
+      resume();
     }
   }
 

@@ -53,6 +53,33 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     expect(cp).toEqual({ pipeline: 'test', sink: 'store', id: 1, positions: { files: { offset: 1000 } } });
   });
 
+  it('keeps rows written after a cut out of that checkpoint, for the next one', async () => {
+    const sink = target.sink(target.options(), testContext(target.dataDir), now);
+    await sink.open?.();
+    const dl = new DeadLetters();
+    const count = async () =>
+      (await target.query(`SELECT count(*)::int AS n FROM "${target.schema}".access_logs`))[0]?.n;
+    await sink.write(batch(0, 300), dl);
+    const first = { id: 1, positions: { rows: 300 } };
+    sink.cut?.(first);
+    const committing = (async () => {
+      await sink.prepareCommit?.(first);
+      await sink.commit?.(first);
+    })();
+    // Written while the checkpoint commits: acknowledged, in no transaction yet.
+    await sink.write(batch(300, 200), dl);
+    await committing;
+    if (mode === 'server') expect(await count()).toBe(300);
+    const second = { id: 2, positions: { rows: 500 } };
+    sink.cut?.(second);
+    await sink.prepareCommit?.(second);
+    await sink.commit?.(second);
+    await sink.write(batch(500, 50), dl);
+    await sink.close?.();
+    expect(await count()).toBe(500);
+    expect(dl.records).toEqual([]);
+  });
+
   it('stores every good row and dead-letters each bad one with its reason', async () => {
     const sink = target.sink(target.options(), testContext(target.dataDir), now);
     await sink.open?.();

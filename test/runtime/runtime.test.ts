@@ -5,7 +5,15 @@ import fc from 'fast-check';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { runPipeline } from '../../engine/runtime/run.ts';
 import { StateStore } from '../../engine/state/store.ts';
-import { collected, collectSink, countingSource, passThrough, sourceLog } from '../support/operators.ts';
+import {
+  collected,
+  collectSink,
+  commits,
+  committingSink,
+  countingSource,
+  passThrough,
+  sourceLog,
+} from '../support/operators.ts';
 import { pipeline, stage } from '../support/spec.ts';
 
 const made: string[] = [];
@@ -21,6 +29,7 @@ const ids = (name: string) => (collected.get(name) ?? []).map((r) => String(r.id
 
 beforeEach(() => {
   collected.clear();
+  commits.clear();
   sourceLog.length = 0;
 });
 
@@ -164,6 +173,35 @@ describe('runtime', () => {
     const second = await runPipeline(build());
     expect(second.ok).toBe(true);
     expect(ids('out')).toEqual(Array.from({ length: 2000 }, (_, i) => `src-${i}`));
+  });
+
+  it.each([
+    [true, 'sources run on while the sink commits'],
+    [false, 'sources wait for the commit'],
+  ])('commits exactly the records before each cut (sink with cut: %s, %s)', async (cut) => {
+    const spec = pipeline(
+      `cut-${cut}`,
+      tempDir(),
+      [
+        stage({ id: 'src', def: countingSource, options: { count: 10_000, batch: 50 } }),
+        stage({
+          id: 'out',
+          def: committingSink,
+          inputs: ['src'],
+          options: { name: 'out', commit_ms: 20, write_ms: 1, cut },
+        }),
+      ],
+      { checkpointIntervalMs: 10 },
+    );
+    const result = await runPipeline(spec);
+    expect(result.ok).toBe(true);
+    const log = commits.get('out') ?? [];
+    expect(log.length).toBeGreaterThan(2);
+    for (const entry of log) expect(entry.committed).toBe(entry.position);
+    expect(log.at(-1)?.committed).toBe(10_000);
+    const duringCommits = log.reduce((sum, e) => sum + e.writtenDuringCommit, 0);
+    if (cut) expect(duringCommits).toBeGreaterThan(0);
+    else expect(duringCommits).toBe(0);
   });
 
   it('routes records a sink rejects to its dead_letter port, one by one', async () => {

@@ -2,7 +2,13 @@
  * Test operators in the spirit of OpenTelemetry's consumertest: a counting source, a pass-through,
  * and sinks that collect, slow down, or fail. They go through the real runtime like any operator.
  */
-import { defineSink, defineSource, defineTransform, type OperatorDefinition } from '../../engine/operator.ts';
+import {
+  defineSink,
+  defineSource,
+  defineTransform,
+  type OperatorDefinition,
+  type Sink,
+} from '../../engine/operator.ts';
 import { type EtlRecord, ORIGIN } from '../../engine/record.ts';
 import { sleep } from '../../engine/retry.ts';
 
@@ -96,8 +102,65 @@ export const collectSink = defineSink({
   },
 });
 
+export interface CommittingOptions {
+  name: string;
+  commit_ms: number;
+  write_ms: number;
+  /** Implements `cut`: takes writes of the next snapshot while one commits. */
+  cut: boolean;
+}
+
+/** What each commit of a committing sink held, by sink name; tests reset it. */
+export const commits = new Map<
+  string,
+  Array<{ id: number; position: unknown; committed: number; writtenDuringCommit: number }>
+>();
+
+/** A two-phase sink with a slow commit that records how many records each snapshot's commit holds. */
+export const committingSink = defineSink({
+  type: 'test_committing',
+  stability: 'alpha',
+  summary: 'counts records; each commit takes commit_ms',
+  schema: { $id: 'test_committing', type: 'object' } as const,
+  examples: [],
+  accepts: ['any'],
+  create(options: CommittingOptions) {
+    const log = commits.get(options.name) ?? [];
+    commits.set(options.name, log);
+    let written = 0;
+    let atCut = 0;
+    let committing = false;
+    let writtenDuringCommit = 0;
+    const sink: Sink = {
+      async write(records) {
+        await sleep(options.write_ms);
+        written += records.length;
+        if (committing) writtenDuringCommit += records.length;
+      },
+      async prepareCommit() {
+        if (!options.cut) atCut = written;
+        committing = true;
+        return undefined;
+      },
+      async commit(snapshot) {
+        await sleep(options.commit_ms);
+        log.push({ id: snapshot.id, position: snapshot.positions.src, committed: atCut, writtenDuringCommit });
+        committing = false;
+        writtenDuringCommit = 0;
+      },
+    };
+    if (options.cut) {
+      sink.cut = () => {
+        atCut = written;
+      };
+    }
+    return sink;
+  },
+});
+
 export const testOperators: readonly OperatorDefinition[] = [
   countingSource as OperatorDefinition,
   passThrough as OperatorDefinition,
   collectSink as OperatorDefinition,
+  committingSink as OperatorDefinition,
 ];

@@ -56,7 +56,7 @@ export class CopyBuffer {
       if (c > 0x0d && c < 0x80 && c !== BACKSLASH) {
         buf[pos++] = c;
       } else if (c >= 0x80) {
-        return this.textWithUnicode(value);
+        return this.textGeneral(value);
       } else if (c === BACKSLASH) {
         buf[pos++] = BACKSLASH;
         buf[pos++] = BACKSLASH;
@@ -131,12 +131,12 @@ export class CopyBuffer {
   }
 
   private textNative(value: string): boolean {
-    if (NEEDS_ESCAPE.test(value)) return this.textWithUnicode(value);
+    if (NEEDS_ESCAPE.test(value)) return this.textGeneral(value);
     this.length += this.buf.write(value, this.length, 'utf8');
     return true;
   }
 
-  private textWithUnicode(value: string): boolean {
+  private textGeneral(value: string): boolean {
     const escaped = escapeCopyText(value);
     if (escaped === undefined) return false;
     this.reserve(3 * escaped.length);

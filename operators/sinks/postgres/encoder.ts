@@ -59,6 +59,12 @@ function decodeValue(code: number, text: string): unknown {
   }
 }
 
+function isEmptyPlainObject(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return false;
+  for (const _ in value) return false;
+  return true;
+}
+
 function show(value: unknown): string {
   const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
@@ -230,6 +236,11 @@ export class RowEncoder {
   }
 
   private encodeJson(out: CopyBuffer, column: Column, value: unknown): boolean {
+    // Parsed access records carry an empty `extra`: the common case, without JSON.stringify.
+    if (isEmptyPlainObject(value)) {
+      out.ascii('{}');
+      return true;
+    }
     let json: string | undefined;
     try {
       json = JSON.stringify(value);

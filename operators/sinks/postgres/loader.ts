@@ -75,6 +75,17 @@ export class Loader {
   /** The COPY open in the transaction; rows of later batches join it until it is ended. */
   private copy: CopyWriter | undefined;
   /**
+   * Between a checkpoint's cut and its commit, chunks of the next snapshot wait here (the connection is
+   * busy committing); they go into the next transaction once the commit is done.
+   */
+  private deferred: Chunk[] | undefined;
+  private deferredBytes = 0;
+  /** Resolves when the deferred chunks may go to the connection again. */
+  private commitDone: Promise<void> = Promise.resolve();
+  private markCommitDone: () => void = () => {};
+  /** Loading chunks that had waited for a commit failed: every later call fails with it. */
+  private failure: unknown;
+  /**
    * Rows the server refused while the checkpoint settled the COPY, with no batch being written to
    * dead-letter them with: they are recorded in `etl_rejected`, in the transaction.
    */
@@ -135,26 +146,76 @@ export class Loader {
    * so encoding the next batch overlaps the server's work on this one. A row the server refuses is
    * dead-lettered with whichever batch is being written when the refusal is known.
    */
-  load(chunk: Chunk, ctx: SinkWriteContext): Promise<void> {
-    return this.serial(async () => {
-      // Partitions are created by DDL, which cannot run while a COPY is open on the connection.
-      if (this.cfg.partitions?.pending) await this.endCopy(ctx);
-      const writer = await this.openCopy(ctx);
-      this.uncommitted.push(chunk);
-      this.uncommittedBytes += chunk.bytes.length;
-      this.pendingBytes.set(this.uncommittedBytes);
-      try {
-        await writer.write(chunk.bytes);
-      } catch (error) {
-        // The chunk is in `uncommitted`: recovery loads it with the rest.
-        await this.recover(error, ctx);
-      }
-      if (this.uncommittedBytes >= this.cfg.maxUncommittedBytes) this.cfg.requestCheckpoint();
+  async load(chunk: Chunk, ctx: SinkWriteContext): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.deferred) {
+      this.deferred.push(chunk);
+      this.deferredBytes += chunk.bytes.length;
+      // Bounded: beyond this much, wait for the commit like any slow sink.
+      if (this.deferredBytes >= Math.min(MAX_DEFERRED_BYTES, this.cfg.maxUncommittedBytes)) await this.commitDone;
+      return;
+    }
+    return this.serial(() => this.loadNow(chunk, ctx));
+  }
+
+  private async loadNow(chunk: Chunk, ctx: SinkWriteContext | undefined): Promise<void> {
+    // Partitions are created by DDL, which cannot run while a COPY is open on the connection.
+    if (this.cfg.partitions?.pending) await this.endCopy(ctx);
+    const writer = await this.openCopy(ctx);
+    this.uncommitted.push(chunk);
+    this.uncommittedBytes += chunk.bytes.length;
+    this.pendingBytes.set(this.uncommittedBytes);
+    try {
+      await writer.write(chunk.bytes);
+    } catch (error) {
+      // The chunk is in `uncommitted`: recovery loads it with the rest.
+      await this.recover(error, ctx);
+    }
+    if (this.uncommittedBytes >= this.cfg.maxUncommittedBytes) this.cfg.requestCheckpoint();
+  }
+
+  /** Chunks loaded from now on belong to the next transaction: they wait until `commit` is done. */
+  cut(): void {
+    if (this.deferred) return;
+    this.deferred = [];
+    this.deferredBytes = 0;
+    this.commitDone = new Promise((resolve) => {
+      this.markCommitDone = resolve;
     });
   }
 
   /** Upserts the checkpoint row and commits, atomically with every row loaded since the last commit. */
-  commit(snapshot: Snapshot): Promise<void> {
+  async commit(snapshot: Snapshot): Promise<void> {
+    let committed = false;
+    try {
+      await this.commitCut(snapshot);
+      committed = true;
+    } finally {
+      this.releaseDeferred(committed);
+    }
+  }
+
+  /**
+   * After the commit, the chunks that waited for it go to the connection, in order, ahead of any later
+   * load. After a failed commit the run is failing: they are dropped, as uncommitted rows are.
+   */
+  private releaseDeferred(committed: boolean): void {
+    const chunks = this.deferred;
+    if (!chunks) return;
+    this.deferred = undefined;
+    this.deferredBytes = 0;
+    this.markCommitDone();
+    if (!committed || chunks.length === 0) return;
+    // Their write calls have returned: a row the server refuses among them is recorded in etl_rejected,
+    // and a failure fails the next call (their rows must not go missing from a later commit).
+    this.serial(async () => {
+      for (const chunk of chunks) await this.loadNow(chunk, undefined);
+    }).catch((error: unknown) => {
+      this.failure ??= error;
+    });
+  }
+
+  private commitCut(snapshot: Snapshot): Promise<void> {
     return this.serial(async () => {
       await this.endCopy(undefined);
       await this.transaction(undefined);
@@ -198,6 +259,7 @@ export class Loader {
   /** Rolls back what was never committed and releases the connection. Idempotent. */
   async close(): Promise<void> {
     this.closing.abort(new EtlError('ETL_RUN_ABORTED', 'postgres sink closed'));
+    this.releaseDeferred(false);
     await this.tail.catch(() => {});
     const copying = this.copy !== undefined;
     this.copy = undefined;
@@ -213,7 +275,11 @@ export class Loader {
   // ----------------------------------------------------------------------------------- internals
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.tail.then(fn, fn);
+    const run = (): Promise<T> => {
+      if (this.failure !== undefined) throw this.failure;
+      return fn();
+    };
+    const next = this.tail.then(run, run);
     this.tail = next.catch(() => {});
     return next;
   }
@@ -526,6 +592,9 @@ export class Loader {
 }
 
 /** The 1-based line of the COPY a refused row was on, from the error's context, when it names one. */
+/** At most this many encoded bytes wait for a commit before loads wait too. */
+const MAX_DEFERRED_BYTES = 32 * 1024 * 1024;
+
 function copyLineOf(error: unknown): number | undefined {
   const where = (error as { where?: unknown } | null)?.where;
   if (typeof where !== 'string' || !where.startsWith('COPY ')) return undefined;

@@ -174,6 +174,10 @@ class PostgresSink implements Sink {
     await loader.load({ bytes, origins }, ctx);
   }
 
+  cut(_snapshot: Snapshot): void {
+    this.requireLoader().cut();
+  }
+
   async prepareCommit(_snapshot: Snapshot): Promise<unknown> {
     await this.requireLoader().idle();
     return undefined;
