@@ -23,6 +23,21 @@ describe('CopyBuffer', () => {
     );
   });
 
+  it('hands out batches that later writes never change, across slabs', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(fc.string({ maxLength: 30 }), { maxLength: 6 }), { maxLength: 12 }), (batches) => {
+        const out = new CopyBuffer(64);
+        const taken: Array<[Buffer, string]> = [];
+        for (const batch of batches) {
+          for (const value of batch) out.ascii(value.replace(/[^\x20-\x7e]/g, '?'));
+          const expected = out.toString();
+          taken.push([out.take(), expected]);
+        }
+        for (const [bytes, expected] of taken) expect(bytes.toString('utf8')).toBe(expected);
+      }),
+    );
+  });
+
   it('writes integers and ASCII as their decimal text', () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.constant(0))), (numbers) => {

@@ -36,11 +36,29 @@ export function unescapeCopyText(value: string): string {
 
 export class CopyBuffer {
   private buf: Buffer;
-  /** Bytes written so far. */
-  length = 0;
+  /** Where the rows not yet taken begin in `buf`. */
+  private start = 0;
+  /** Where the next byte goes in `buf`. */
+  private end = 0;
+  private readonly slabBytes: number;
 
-  constructor(initialBytes = 1 << 20) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
+  /**
+   * Rows are written into slabs of `slabBytes`; `take` hands out a view of them, not a copy, and the
+   * next rows follow in the same slab until it is full.
+   */
+  constructor(slabBytes = 4 << 20) {
+    this.slabBytes = slabBytes;
+    this.buf = Buffer.allocUnsafe(slabBytes);
+  }
+
+  /** Bytes written since the last `take`. */
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  /** Drops what was written after the first `length` bytes since the last `take` (a refused row). */
+  truncate(length: number): void {
+    this.end = this.start + length;
   }
 
   /** Appends `value` escaped for COPY text; false, with nothing appended, when it holds a NUL. */
@@ -50,7 +68,7 @@ export class CopyBuffer {
     this.reserve(3 * n);
     if (n > SHORT) return this.textNative(value);
     const buf = this.buf;
-    let pos = this.length;
+    let pos = this.end;
     for (let i = 0; i < n; i++) {
       const c = value.charCodeAt(i);
       if (c > 0x0d && c < 0x80 && c !== BACKSLASH) {
@@ -75,7 +93,7 @@ export class CopyBuffer {
         buf[pos++] = c;
       }
     }
-    this.length = pos;
+    this.end = pos;
     return true;
   }
 
@@ -84,13 +102,13 @@ export class CopyBuffer {
     const n = value.length;
     this.reserve(n);
     if (n > SHORT) {
-      this.length += this.buf.write(value, this.length, 'latin1');
+      this.end += this.buf.write(value, this.end, 'latin1');
       return;
     }
     const buf = this.buf;
-    let pos = this.length;
+    let pos = this.end;
     for (let i = 0; i < n; i++) buf[pos++] = value.charCodeAt(i);
-    this.length = pos;
+    this.end = pos;
   }
 
   /** Appends an integer in decimal. */
@@ -103,8 +121,8 @@ export class CopyBuffer {
     const buf = this.buf;
     let digits = 1;
     for (let v = value; v >= 10; v = Math.floor(v / 10)) digits++;
-    let pos = this.length + digits;
-    this.length = pos;
+    let pos = this.end + digits;
+    this.end = pos;
     let v = value;
     do {
       buf[--pos] = 0x30 + (v % 10);
@@ -112,27 +130,33 @@ export class CopyBuffer {
     } while (v > 0);
   }
 
-  byte(value: number): void {
-    this.reserve(1);
-    this.buf[this.length++] = value;
+  /** Appends `\N`, COPY's NULL. */
+  nul(): void {
+    this.reserve(2);
+    this.buf[this.end++] = BACKSLASH;
+    this.buf[this.end++] = 0x4e; // N
   }
 
-  /** The bytes written, copied out; the buffer is empty afterwards. */
+  byte(value: number): void {
+    this.reserve(1);
+    this.buf[this.end++] = value;
+  }
+
+  /** The bytes written since the last `take` (a view of the slab, never written again). */
   take(): Buffer {
-    const out = Buffer.allocUnsafe(this.length);
-    this.buf.copy(out, 0, 0, this.length);
-    this.length = 0;
+    const out = this.buf.subarray(this.start, this.end);
+    this.start = this.end;
     return out;
   }
 
-  /** The bytes written as text (tests). */
+  /** The bytes written since the last `take`, as text (tests). */
   toString(): string {
-    return this.buf.toString('utf8', 0, this.length);
+    return this.buf.toString('utf8', this.start, this.end);
   }
 
   private textNative(value: string): boolean {
     if (NEEDS_ESCAPE.test(value)) return this.textGeneral(value);
-    this.length += this.buf.write(value, this.length, 'utf8');
+    this.end += this.buf.write(value, this.end, 'utf8');
     return true;
   }
 
@@ -140,17 +164,18 @@ export class CopyBuffer {
     const escaped = escapeCopyText(value);
     if (escaped === undefined) return false;
     this.reserve(3 * escaped.length);
-    this.length += this.buf.write(escaped, this.length, 'utf8');
+    this.end += this.buf.write(escaped, this.end, 'utf8');
     return true;
   }
 
+  /** Makes room for `bytes` more: a new slab, with the rows not yet taken moved to its start. */
   private reserve(bytes: number): void {
-    const needed = this.length + bytes;
-    if (needed <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < needed) size *= 2;
-    const grown = Buffer.allocUnsafe(size);
-    this.buf.copy(grown, 0, 0, this.length);
-    this.buf = grown;
+    if (this.end + bytes <= this.buf.length) return;
+    const pending = this.end - this.start;
+    const slab = Buffer.allocUnsafe(Math.max(this.slabBytes, 2 * (pending + bytes)));
+    this.buf.copy(slab, 0, this.start, this.end);
+    this.buf = slab;
+    this.start = 0;
+    this.end = pending;
   }
 }

@@ -65,8 +65,44 @@ function isEmptyPlainObject(value: unknown): boolean {
   return true;
 }
 
+type CompiledEncoder = (record: EtlRecord, out: CopyBuffer, encoder: RowEncoder) => boolean;
+
+/**
+ * The row encoder for one column layout, generated once: fields read by name (monomorphic property
+ * loads instead of a keyed load per column) and the commonest values (a string for text, a small integer
+ * in range) written inline; everything else goes through `RowEncoder.value`, the one place that
+ * validates. Names reach the code only as JSON string literals.
+ */
+function compileEncoder(columns: readonly Column[], codes: Uint8Array, extraIndex: number): CompiledEncoder {
+  const lines: string[] = ['const start = out.length;', 'encoder.time = NaN;', 'let v;'];
+  const fail = '{ out.truncate(start); return false; }';
+  columns.forEach((column, i) => {
+    if (i > 0) lines.push('out.byte(9);');
+    lines.push(`v = record[${JSON.stringify(column.name)}];`);
+    if (i === extraIndex) lines.push('v = encoder.extraValue(record, v);');
+    const missing = column.required ? `{ encoder.missing(${i}); ${fail} }` : 'out.nul();';
+    let common = '';
+    if (codes[i] === T_TEXT) common = `if (typeof v === 'string' && out.text(v)) {} else `;
+    else if (codes[i] === T_INT) {
+      const lo = Math.max(column.min ?? -0x80000000, -0x80000000);
+      const hi = Math.min(column.max ?? 0x7fffffff, 0x7fffffff);
+      if (column.minExclusive !== true && column.maxExclusive !== true) {
+        common = `if (typeof v === 'number' && (v | 0) === v && v >= ${lo} && v <= ${hi}) out.integer(v); else `;
+      }
+    }
+    lines.push(`if (v === undefined || v === null) ${missing} else ${common}if (!encoder.value(out, ${i}, v)) ${fail}`);
+  });
+  lines.push('out.byte(10);', 'return true;');
+  return new Function('record', 'out', 'encoder', lines.join('\n')) as CompiledEncoder;
+}
+
 function show(value: unknown): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  let text: string;
+  try {
+    text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  } catch {
+    text = Object.prototype.toString.call(value); // an object without a prototype has no toString
+  }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
@@ -77,18 +113,39 @@ export class RowEncoder {
   /** Event time (epoch ms) of the last encoded row; NaN when the time column is null. */
   time = Number.NaN;
   private readonly codes: Uint8Array;
+  private readonly names: readonly string[];
   private readonly known: Set<string>;
   private readonly extraIndex: number;
   private readonly timeIndex: number;
+  private readonly compiled: CompiledEncoder;
   private lastTimeText = '';
   private lastTimeMs = Number.NaN;
 
   constructor(columns: readonly Column[], extraColumn: string, timeColumn: string | undefined) {
     this.columns = columns;
     this.codes = Uint8Array.from(columns, (c) => TYPE_CODES[c.type]);
-    this.known = new Set(columns.map((c) => c.name));
+    this.names = columns.map((c) => c.name);
+    this.known = new Set(this.names);
     this.extraIndex = columns.findIndex((c) => c.name === extraColumn);
     this.timeIndex = timeColumn === undefined ? -1 : columns.findIndex((c) => c.name === timeColumn);
+    this.compiled = compileEncoder(columns, this.codes, this.extraIndex);
+  }
+
+  /** Encodes column `index` of a row (the compiled encoder's path for all but the commonest values). */
+  value(out: CopyBuffer, index: number, value: unknown): boolean {
+    return this.encodeValue(
+      out,
+      this.columns[index] as Column,
+      this.codes[index] as number,
+      value,
+      index === this.timeIndex,
+    );
+  }
+
+  /** Refuses a row for a missing required value. */
+  missing(index: number): false {
+    this.reason = `${(this.columns[index] as Column).name}: missing required value`;
+    return false;
   }
 
   /**
@@ -96,6 +153,11 @@ export class RowEncoder {
    * `reason` set, when a value is refused.
    */
   encodeInto(record: EtlRecord, out: CopyBuffer): boolean {
+    return this.compiled(record, out, this);
+  }
+
+  /** `encodeInto` as a loop over the columns: what the compiled encoder must match, byte for byte. */
+  encodeGeneric(record: EtlRecord, out: CopyBuffer): boolean {
     const columns = this.columns;
     const codes = this.codes;
     const rowStart = out.length;
@@ -112,7 +174,7 @@ export class RowEncoder {
         else this.reason = `${column.name}: missing required value`;
       } else ok = this.encodeValue(out, column, codes[i] as number, value, i === this.timeIndex);
       if (!ok) {
-        out.length = rowStart;
+        out.truncate(rowStart);
         return false;
       }
     }
@@ -147,9 +209,17 @@ export class RowEncoder {
   }
 
   /** The extra column holds its own field plus every field that has no column. */
-  private extraValue(record: EtlRecord, own: unknown): unknown {
+  extraValue(record: EtlRecord, own: unknown): unknown {
     let merged: Record<string, unknown> | undefined;
+    const names = this.names;
+    let next = 0;
     for (const key in record) {
+      // Records of one operator list their fields in one order, mostly the columns' order: comparing
+      // with the expected name is cheaper than a set lookup.
+      if (key === names[next]) {
+        next++;
+        continue;
+      }
       if (this.known.has(key)) continue;
       const value = record[key];
       if (value === undefined) continue;

@@ -46,7 +46,7 @@ class PostgresSink implements Sink {
   private readonly target: DatabaseTarget;
   private readonly layout: TableLayout;
   private readonly encoder: RowEncoder;
-  /** Where a batch's rows are encoded (reused: `take` copies them out). */
+  /** Where the rows of batches are encoded (`take` hands out each batch). */
   private readonly rows = new CopyBuffer();
   private readonly partitions: PartitionManager | undefined;
   private database: Database | undefined;
