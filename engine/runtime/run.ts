@@ -110,6 +110,9 @@ class PipelineRun {
   private dirty = false;
   private checkpointChain: Promise<void> = Promise.resolve();
   private checkpointSoon: NodeJS.Timeout | undefined;
+  /** A checkpoint is chained and has not started yet. */
+  private checkpointQueued = false;
+  private lastCheckpointAt = Date.now();
   private warnedUnread = new Set<string>();
 
   constructor(spec: PipelineSpec, options: RunOptions) {
@@ -142,7 +145,14 @@ class PipelineRun {
       const resumeFrom = await this.open(state);
       this.instantiate('sources', resumeFrom);
       const done = this.wire();
-      timer = setInterval(() => this.scheduleCheckpoint(), this.spec.settings.checkpointIntervalMs);
+      // The interval runs from the last checkpoint, whatever asked for it (a sink's size limit, say).
+      const interval = this.spec.settings.checkpointIntervalMs;
+      timer = setInterval(
+        () => {
+          if (Date.now() - this.lastCheckpointAt >= interval) this.scheduleCheckpoint();
+        },
+        Math.max(5, interval / 4),
+      );
       timer.unref();
       await Promise.race([done, aborted(this.hardAbort.signal)]);
       clearInterval(timer);
@@ -499,14 +509,20 @@ class PipelineRun {
   private scheduleCheckpoint(delayMs?: number): void {
     if (this.finished) return;
     if (delayMs === undefined) {
-      this.checkpointChain = this.checkpointChain.then(() => this.checkpoint());
+      this.queueCheckpoint();
       return;
     }
     if (this.checkpointSoon) return;
     this.checkpointSoon = setTimeout(() => {
       this.checkpointSoon = undefined;
-      this.checkpointChain = this.checkpointChain.then(() => this.checkpoint());
+      this.queueCheckpoint();
     }, delayMs);
+  }
+
+  private queueCheckpoint(): void {
+    if (this.checkpointQueued) return;
+    this.checkpointQueued = true;
+    this.checkpointChain = this.checkpointChain.then(() => this.checkpoint());
   }
 
   /**
@@ -514,6 +530,8 @@ class PipelineRun {
    * take writes of the next snapshot during this one's commit (`cut`), credit resumes right at the cut.
    */
   private async checkpoint(): Promise<void> {
+    this.checkpointQueued = false;
+    this.lastCheckpointAt = Date.now();
     if (this.failure || !this.dirty) return;
     const gates = [...this.gates.values()];
     for (const gate of gates) gate.pause();
