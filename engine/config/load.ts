@@ -13,7 +13,7 @@ import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseAll
 import type { Diagnostic } from '../diagnostics.ts';
 import type { OperatorDefinition } from '../operator.ts';
 import { createAjv } from '../schema/ajv.ts';
-import { composePipelineSchema } from '../schema/compose.ts';
+import { composePipelineSchema, defKey } from '../schema/compose.ts';
 import { STAGE_SECTIONS } from '../schema/envelope.ts';
 import { type DocPath, PipelineDocument, type Problem } from './document.ts';
 import { checkGraph } from './graph-check.ts';
@@ -151,13 +151,20 @@ function reportDuplicateKeys(pipeline: PipelineDocument, node: Node | null, path
 
 const MAX_ALIAS_COUNT = 1000;
 
-const validators = new WeakMap<readonly OperatorDefinition[], ValidateFunction>();
+const validators = new Map<string, ValidateFunction>();
 
-function validatorFor(registry: readonly OperatorDefinition[]): ValidateFunction {
-  let validate = validators.get(registry);
+/**
+ * The pipeline schema compiled for just the operators a document uses: compiling every registered one
+ * took most of the CLI's start. The answer is the same: a stage of another type was reported already,
+ * and the schema's complaints about it are not shown.
+ */
+function validatorFor(operators: readonly OperatorDefinition[]): ValidateFunction {
+  const unique = [...new Set(operators)];
+  const key = unique.map(defKey).sort().join(' ');
+  let validate = validators.get(key);
   if (!validate) {
-    validate = createAjv().compile(composePipelineSchema(registry));
-    validators.set(registry, validate);
+    validate = createAjv().compile(composePipelineSchema(unique));
+    validators.set(key, validate);
   }
   return validate;
 }
@@ -174,8 +181,7 @@ function check(
   env: NodeJS.ProcessEnv,
   registry: readonly OperatorDefinition[],
 ): { pipelines: PipelineSpec[]; diagnostics: Diagnostic[] } {
-  const validate = validatorFor(registry);
-  const checked = documents.map((document) => checkDocument(document, env, registry, validate));
+  const checked = documents.map((document) => checkDocument(document, env, registry));
   const byName = new Map<string, PipelineDocument>();
   for (const { document, name } of checked) {
     if (name === undefined) continue;
@@ -202,7 +208,6 @@ function checkDocument(
   document: PipelineDocument,
   env: NodeJS.ProcessEnv,
   registry: readonly OperatorDefinition[],
-  validate: ValidateFunction,
 ): Checked {
   if (document.hasErrors) return { document, name: undefined, spec: undefined };
   const unresolved = interpolateDocument(document, env);
@@ -218,6 +223,7 @@ function checkDocument(
   resolveTypes(document, entries, registry);
   // Stages with an unknown type were reported above; their options cannot be judged.
   const quiet = [...unresolved, ...entries.filter((e) => !e.schemaValid).map((e) => e.path)];
+  const validate = validatorFor(entries.flatMap((e) => (e.definition ? [e.definition] : [])));
   validate(data);
   for (const problem of translateAjvErrors(validate.errors ?? [], data)) {
     if (quiet.some((path) => within(problem.path, path))) continue;
