@@ -1,10 +1,10 @@
 /**
- * PostgreSQL load benchmark: `node bench/postgres.ts [--lines N] [--embedded-lines N]`.
+ * PostgreSQL load benchmark: `node bench/postgres.ts [--lines N] [--embedded-lines N] [--rounds N]`.
  *
  * Measures, in one run against the server at ETL_BENCH_PG_URL (default the test server):
  * - end to end: `etl apply` of file → parse → postgres over N generated nginx lines, lines/s and the
- *   child's peak RSS;
- * - `psql \copy` of the same rows as CSV into an identical table (the reference rate);
+ *   child's peak RSS; and `psql \copy` of the same rows as CSV into an identical table (the reference
+ *   rate), in turn, --rounds times: medians, and the range of the per-round ratio;
  * - server-side COPY of the same rows in text and in binary format;
  * - the sink alone through its contract (pre-parsed records), and end to end on the embedded database.
  * Prints `name: value unit` lines.
@@ -25,10 +25,16 @@ import { writeLogFile } from '../operators/sources/generator/write-file.ts';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
-  options: { lines: { type: 'string', default: '1000000' }, 'embedded-lines': { type: 'string' } },
+  options: {
+    lines: { type: 'string', default: '1000000' },
+    'embedded-lines': { type: 'string' },
+    rounds: { type: 'string', default: '3' },
+  },
 });
 const LINES = Number(values.lines);
 const EMBEDDED_LINES = Number(values['embedded-lines'] ?? Math.min(LINES, 200_000));
+/** End to end and `psql \copy` in turn, this many times each. */
+const ROUNDS = Math.max(1, Number(values.rounds));
 const URL = process.env.ETL_BENCH_PG_URL ?? process.env.ETL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BATCH = 1000;
 const COMMIT_EVERY = 100;
@@ -182,9 +188,20 @@ async function psql(command: string): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
-function report(name: string, value: number, unit: string): void {
-  console.log(`${name}: ${Number.isInteger(value) ? value : value.toFixed(1)} ${unit}`);
+function report(name: string, value: number | string, unit: string): void {
+  const shown = typeof value === 'string' || Number.isInteger(value) ? value : value.toFixed(1);
+  console.log(`${name}: ${shown} ${unit}`);
 }
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+const pct = (ratio: number) => (100 * ratio).toFixed(1);
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'etl-bench-pg-'));
@@ -197,40 +214,60 @@ async function main(): Promise<void> {
     const log = join(work, 'access.log');
     await writeLog(log, LINES);
 
-    // End to end through the CLI: process start, file read, parse, encode, COPY, checkpoints.
-    await settle();
-    const [e2eSeconds, e2eRss] = await applyPipeline(work, 'e2e', log, `url: "${URL}", schema: ${SCHEMA}`);
-    const [{ n: loaded }] = (await client.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.access_logs`)).rows;
-    if (loaded !== LINES) throw new Error(`loaded ${loaded} rows of ${LINES}`);
-    report('postgres_e2e_rate', Math.round(LINES / e2eSeconds), 'lines/s');
-    report('postgres_e2e_seconds', e2eSeconds, 's');
-    report('postgres_e2e_peak_rss', e2eRss, 'MiB');
-
-    // The reference: the same rows, CSV, `psql \copy` into an identical (partitioned, indexed) table.
-    // Same columns, same partitions (bounds copied), same BRIN index.
-    await client.query(`
-      CREATE TABLE ${SCHEMA}.copy_ref (LIKE ${SCHEMA}.access_logs INCLUDING DEFAULTS) PARTITION BY RANGE ("timestamp");
-      DO $$ DECLARE r record; BEGIN
-        FOR r IN SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
-                   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                  WHERE i.inhparent = '${SCHEMA}.access_logs'::regclass LOOP
-          EXECUTE format('CREATE TABLE ${SCHEMA}.%I PARTITION OF ${SCHEMA}.copy_ref %s', 'ref_' || r.relname, r.bound);
-        END LOOP;
-      END $$;
-      CREATE INDEX ON ${SCHEMA}.copy_ref USING brin ("timestamp");`);
-    const cols = (
-      await client.query(
-        `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS cols FROM pg_attribute
-          WHERE attrelid = '${SCHEMA}.access_logs'::regclass AND attnum > 0 AND NOT attisdropped`,
-      )
-    ).rows[0].cols as string;
+    // End to end through the CLI (process start, file read, parse, encode, COPY, checkpoints), then the
+    // reference: the same rows as CSV, `psql \copy` into an identical table (same columns, partitions
+    // and BRIN index). In turn, ROUNDS times: this machine is shared, the medians are what to quote.
+    const e2eRates: number[] = [];
+    const e2eRss: number[] = [];
+    const copyRates: number[] = [];
+    const ratios: number[] = [];
+    let cols = '';
     const csv = join(work, 'rows.csv');
-    await psql(`\\copy (SELECT ${cols} FROM ${SCHEMA}.access_logs) TO '${csv}' CSV`);
-    await settle();
-    const copySeconds = await psql(`\\copy ${SCHEMA}.copy_ref (${cols}) FROM '${csv}' CSV`);
-    const copyRate = LINES / copySeconds;
-    report('psql_copy_rate', Math.round(copyRate), 'lines/s');
-    report('postgres_e2e_vs_psql_copy', (100 * LINES) / e2eSeconds / copyRate, '%');
+    for (let round = 1; round <= ROUNDS; round++) {
+      if (round > 1) {
+        await client.query(`DROP TABLE ${SCHEMA}.access_logs CASCADE; DELETE FROM ${SCHEMA}.etl_checkpoints`);
+      }
+      await settle();
+      const [seconds, rss] = await applyPipeline(work, `e2e${round}`, log, `url: "${URL}", schema: ${SCHEMA}`);
+      const [{ n: loaded }] = (await client.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.access_logs`)).rows;
+      if (loaded !== LINES) throw new Error(`loaded ${loaded} rows of ${LINES}`);
+      if (round === 1) {
+        await client.query(`
+          CREATE TABLE ${SCHEMA}.copy_ref (LIKE ${SCHEMA}.access_logs INCLUDING DEFAULTS) PARTITION BY RANGE ("timestamp");
+          DO $$ DECLARE r record; BEGIN
+            FOR r IN SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
+                       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                      WHERE i.inhparent = '${SCHEMA}.access_logs'::regclass LOOP
+              EXECUTE format('CREATE TABLE ${SCHEMA}.%I PARTITION OF ${SCHEMA}.copy_ref %s', 'ref_' || r.relname, r.bound);
+            END LOOP;
+          END $$;
+          CREATE INDEX ON ${SCHEMA}.copy_ref USING brin ("timestamp");`);
+        cols = (
+          await client.query(
+            `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS cols FROM pg_attribute
+              WHERE attrelid = '${SCHEMA}.access_logs'::regclass AND attnum > 0 AND NOT attisdropped`,
+          )
+        ).rows[0].cols as string;
+        await psql(`\\copy (SELECT ${cols} FROM ${SCHEMA}.access_logs) TO '${csv}' CSV`);
+      }
+      await client.query(`TRUNCATE ${SCHEMA}.copy_ref`);
+      await settle();
+      const copySeconds = await psql(`\\copy ${SCHEMA}.copy_ref (${cols}) FROM '${csv}' CSV`);
+      e2eRates.push(LINES / seconds);
+      e2eRss.push(rss);
+      copyRates.push(LINES / copySeconds);
+      ratios.push(seconds === 0 ? 0 : copySeconds / seconds);
+      console.log(
+        `# round ${round}: etl apply ${seconds.toFixed(2)} s (${rss} MiB), psql \\copy ${copySeconds.toFixed(2)} s, ` +
+          `${pct(copySeconds / seconds)} %`,
+      );
+    }
+    report('postgres_e2e_rate', Math.round(median(e2eRates)), 'lines/s');
+    report('postgres_e2e_seconds', LINES / median(e2eRates), 's');
+    report('postgres_e2e_peak_rss', Math.max(...e2eRss), 'MiB');
+    report('psql_copy_rate', Math.round(median(copyRates)), 'lines/s');
+    report('postgres_e2e_vs_psql_copy', 100 * median(ratios), '%');
+    report('postgres_e2e_vs_psql_copy_range', `${pct(Math.min(...ratios))}-${pct(Math.max(...ratios))}`, '%');
 
     // Text against binary COPY, same rows, same table, server-side ingest.
     for (const format of ['text', 'binary'] as const) {
