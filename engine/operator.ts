@@ -174,7 +174,8 @@ export interface Sink {
    * Called at the cut, before `prepareCommit`, by sinks that can take the next checkpoint's writes while
    * this one commits: every `write` after it belongs to the next snapshot and must not be made durable by
    * this one's `prepareCommit` and `commit`. When every sink that commits implements it, sources run on
-   * during the commit instead of waiting for it.
+   * during the commit instead of waiting for it; when they also have `committedSnapshotId`, the engine
+   * records the checkpoint while they prepare, and keeps no state for them (`restore` gets undefined).
    */
   cut?(snapshot: Snapshot): void;
   /**

@@ -551,30 +551,43 @@ class PipelineRun {
         if (stage.transform?.snapshot) transforms[stage.spec.id] = stage.transform.snapshot();
       }
       const committing = [...this.stages.values()].filter((s) => s.sink?.prepareCommit || s.sink?.commit);
-      if (committing.every((s) => s.sink?.cut)) {
+      const cuts = committing.every((s) => s.sink?.cut);
+      if (cuts) {
         for (const stage of committing) stage.sink?.cut?.(snapshot);
         resume();
       }
-      const sinks: Record<string, unknown> = {};
-      for (const stage of committing) {
-        if (stage.sink?.prepareCommit) {
+      const prepare = async (): Promise<Record<string, unknown>> => {
+        const states: Record<string, unknown> = {};
+        for (const stage of committing) {
+          if (!stage.sink?.prepareCommit) continue;
           const state = await this.guard(stage, 'commit', () => stage.sink?.prepareCommit?.(snapshot));
-          if (state !== undefined) sinks[stage.spec.id] = state;
+          if (state !== undefined) states[stage.spec.id] = state;
         }
-      }
-      const record: CheckpointRecord = {
+        return states;
+      };
+      const record = (sinks: Record<string, unknown>): CheckpointRecord => ({
         id: snapshot.id,
         time: new Date().toISOString(),
         positions: snapshot.positions as Record<string, unknown>,
         sinks,
         transforms,
-      };
-      await this.store.save({ committed: this.lastCommitted, pending: record });
+      });
+      let pending: CheckpointRecord;
+      if (cuts && committing.every((s) => s.sink?.committedSnapshotId)) {
+        // Every committing sink keeps its own record of what it committed, which decides on a rerun whether
+        // this checkpoint counts: recording it need not wait for their phase one, it runs alongside.
+        pending = record({});
+        await Promise.all([prepare(), this.store.save({ committed: this.lastCommitted, pending })]);
+      } else {
+        pending = record(await prepare());
+        await this.store.save({ committed: this.lastCommitted, pending });
+      }
       for (const stage of committing) {
         if (stage.sink?.commit) await this.guard(stage, 'commit', () => stage.sink?.commit?.(snapshot));
       }
-      this.lastCommitted = record;
-      await this.store.save({ committed: record });
+      this.lastCommitted = pending;
+      // The pending record is durable and counts as committed on a rerun: this one needs no fsync.
+      await this.store.save({ committed: pending }, { durable: false });
       this.stats.checkpoints++;
     } catch (error) {
       this.fail(error);

@@ -11,6 +11,8 @@ import {
   commits,
   committingSink,
   countingSource,
+  ledgerSink,
+  ledgers,
   passThrough,
   sourceLog,
 } from '../support/operators.ts';
@@ -30,6 +32,7 @@ const ids = (name: string) => (collected.get(name) ?? []).map((r) => String(r.id
 beforeEach(() => {
   collected.clear();
   commits.clear();
+  ledgers.clear();
   sourceLog.length = 0;
 });
 
@@ -202,6 +205,29 @@ describe('runtime', () => {
     const duringCommits = log.reduce((sum, e) => sum + e.writtenDuringCommit, 0);
     if (cut) expect(duringCommits).toBeGreaterThan(0);
     else expect(duringCommits).toBe(0);
+  });
+
+  it('records a checkpoint alongside phase one of sinks with their own commit record; reruns from theirs', async () => {
+    const dir = tempDir();
+    const build = (failAt?: number) =>
+      pipeline(
+        'ledger',
+        dir,
+        [
+          stage({ id: 'src', def: countingSource, options: { count: 3000, batch: 50 } }),
+          stage({ id: 'out', def: ledgerSink, inputs: ['src'], options: { name: 'l', fail_commit_at: failAt } }),
+        ],
+        { checkpointIntervalMs: 10 },
+      );
+    const first = await runPipeline(build(3));
+    expect(first.ok).toBe(false);
+    // Recorded before the commit that failed: the ledger, which holds checkpoint 2, decides.
+    const state = await new StateStore(dir, 'ledger').load();
+    expect(state?.pending?.id).toBe(3);
+    expect(ledgers.get('l')?.committedId).toBe(2);
+    const second = await runPipeline(build());
+    expect(second.ok).toBe(true);
+    expect(ledgers.get('l')?.records).toEqual(Array.from({ length: 3000 }, (_, i) => `src-${i}`));
   });
 
   it('routes records a sink rejects to its dead_letter port, one by one', async () => {

@@ -158,9 +158,57 @@ export const committingSink = defineSink({
   },
 });
 
+export interface LedgerOptions {
+  name: string;
+  /** The commit of this snapshot fails, as a crash between the two phases would leave it. */
+  fail_commit_at?: number;
+}
+
+/** A sink's own storage: the records it committed and the snapshot they were committed with. */
+export const ledgers = new Map<string, { committedId: number | undefined; records: string[] }>();
+
+/** A transactional sink that keeps its commit record in its own storage (the ledger), and can cut. */
+export const ledgerSink = defineSink({
+  type: 'test_ledger',
+  stability: 'alpha',
+  summary: 'commits record ids to an in-memory ledger with the snapshot id',
+  schema: { $id: 'test_ledger', type: 'object' } as const,
+  examples: [],
+  accepts: ['any'],
+  create(options: LedgerOptions) {
+    const ledger = ledgers.get(options.name) ?? { committedId: undefined, records: [] };
+    ledgers.set(options.name, ledger);
+    let open: string[] = [];
+    let prepared: string[] = [];
+    return {
+      async write(records) {
+        await sleep(1);
+        for (const r of records) open.push(String(r.id));
+      },
+      cut() {
+        prepared = open;
+        open = [];
+      },
+      async prepareCommit() {
+        return undefined;
+      },
+      async commit(snapshot) {
+        if (snapshot.id === options.fail_commit_at) throw new Error(`commit of snapshot ${snapshot.id} failed`);
+        ledger.records.push(...prepared);
+        ledger.committedId = snapshot.id;
+        prepared = [];
+      },
+      async committedSnapshotId() {
+        return ledger.committedId;
+      },
+    };
+  },
+});
+
 export const testOperators: readonly OperatorDefinition[] = [
   countingSource as OperatorDefinition,
   passThrough as OperatorDefinition,
   collectSink as OperatorDefinition,
   committingSink as OperatorDefinition,
+  ledgerSink as OperatorDefinition,
 ];
