@@ -53,6 +53,13 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     expect(cp).toEqual({ pipeline: 'test', sink: 'store', id: 1, positions: { files: { offset: 1000 } } });
   });
 
+  it.runIf(mode === 'embedded')('runs the embedded PostgreSQL with fsync on (PGlite turns it off)', async () => {
+    const sink = target.sink(target.options(), testContext(target.dataDir), now);
+    await sink.open?.();
+    await sink.close?.();
+    expect(await target.query('SHOW fsync')).toEqual([{ fsync: 'on' }]);
+  });
+
   it('keeps rows written after a cut out of that checkpoint, for the next one', async () => {
     const sink = target.sink(target.options(), testContext(target.dataDir), now);
     await sink.open?.();

@@ -10,7 +10,9 @@ export async function openEmbedded(dir: string): Promise<Database> {
   await mkdir(dirname(dir), { recursive: true });
   await lock.acquire(dir);
   try {
-    const db = await PGlite.create(dir);
+    // PGlite starts PostgreSQL with fsync off (`-F`): a machine crash could then corrupt the database.
+    // The checkpoint state is fsynced; the rows it counts must be too.
+    const db = await PGlite.create(dir, { startParams: PGlite.defaultStartParams.filter((p) => p !== '-F') });
     await db.exec("SET TIME ZONE 'UTC'");
     return new EmbeddedDatabase(dir, db, lock);
   } catch (error) {
