@@ -53,13 +53,6 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     expect(cp).toEqual({ pipeline: 'test', sink: 'store', id: 1, positions: { files: { offset: 1000 } } });
   });
 
-  it.runIf(mode === 'embedded')('runs the embedded PostgreSQL with fsync on (PGlite turns it off)', async () => {
-    const sink = target.sink(target.options(), testContext(target.dataDir), now);
-    await sink.open?.();
-    await sink.close?.();
-    expect(await target.query('SHOW fsync')).toEqual([{ fsync: 'on' }]);
-  });
-
   it('keeps rows written after a cut out of that checkpoint, for the next one', async () => {
     const sink = target.sink(target.options(), testContext(target.dataDir), now);
     await sink.open?.();
@@ -246,5 +239,19 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     const second = target.sink(target.options({ partition: 'month' }), testContext(target.dataDir), now);
     await expect(second.open?.()).rejects.toThrow(/partition=day.*cannot change/);
     await second.close?.();
+  });
+});
+
+describe('embedded PostgreSQL', () => {
+  it('runs with fsync on (PGlite turns it off)', async () => {
+    const target = await Target.create('embedded');
+    try {
+      const sink = target.sink(target.options(), testContext(target.dataDir), now);
+      await sink.open?.();
+      await sink.close?.();
+      expect(await target.query('SHOW fsync')).toEqual([{ fsync: 'on' }]);
+    } finally {
+      await target.dispose();
+    }
   });
 });
