@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createFileSource } from './file.ts';
+import { READ_BUFFER_BYTES } from './lines.ts';
 import type { FilePosition } from './position.ts';
 import type { FileSourceOptions } from './schema.ts';
 import { collectOutput, originOf, testContext } from './test-support.ts';
@@ -269,16 +270,21 @@ describe('file source, backpressure', () => {
     await source.close?.();
     expect(out.batches).toHaveLength(30);
     expect(readWhilePending).toBe(0);
-    expect(maxLead).toBeLessThanOrEqual(256 * 1024);
+    expect(maxLead).toBeLessThanOrEqual(READ_BUFFER_BYTES);
     const lineBytes = (lines('bp', 0, 1)[0] as string).length + 1;
-    expect(readBytes).toBeLessThanOrEqual(30 * 100 * lineBytes + 256 * 1024);
+    expect(readBytes).toBeLessThanOrEqual(30 * 100 * lineBytes + READ_BUFFER_BYTES);
   });
 });
 
 describe('file source, following', () => {
   function follow(options: FileSourceOptions, restoredPosition?: unknown) {
     const ctx = testContext({ restoredPosition, batchMaxRecords: 1000 });
-    const source = createFileSource(options, ctx);
+    let markTracked: () => void = () => {};
+    /** Resolves once the source tracks a file (its start offset is set). */
+    const tracked = new Promise<void>((resolve) => {
+      markTracked = resolve;
+    });
+    const source = createFileSource(options, ctx, { onTracked: () => markTracked() });
     const out = collectOutput();
     const running = source.run(out);
     const stop = async (): Promise<void> => {
@@ -286,7 +292,7 @@ describe('file source, following', () => {
       await running;
       await source.close?.();
     };
-    return { out, ctx, stop };
+    return { out, ctx, stop, tracked };
   }
   const atLeast = (n: number) => (out: { messages: string[] }) => out.messages.length >= n;
 
@@ -365,7 +371,7 @@ describe('file source, following', () => {
     const first = follow(opts([path], { follow: true, start_at: 'end' }));
     let position: unknown;
     try {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await first.tracked;
       appendFileSync(path, ' done\nnext\n');
       await first.out.until(atLeast(2), 2000);
       expect(first.out.messages).toEqual(['half done', 'next']);

@@ -9,7 +9,7 @@ import type { Source, SourceContext, SourceOutput } from '../../../engine/operat
 import { FdReader, gunzipReader } from './chunks.ts';
 import { type Candidate, type DiscoveryProblem, FileMatcher } from './discover.ts';
 import { type Fingerprint, fingerprint, hashBytes, isGzip, sameContent } from './fingerprint.ts';
-import { allocateReadBuffer, Batch, newCursor, READ_BUFFER_BYTES, takeLines } from './lines.ts';
+import { allocateReadBuffer, Batch, newCursor, takeLines } from './lines.ts';
 import { type FileEntry, type FilePosition, parsePosition } from './position.ts';
 import { IDLE_FLUSH_MS, pump } from './pump.ts';
 import type { FileSourceOptions } from './schema.ts';
@@ -17,13 +17,15 @@ import { closeTracked, entryOf, keyOf, readPosition, type Tracked } from './trac
 import { Waker } from './watch.ts';
 
 /** Bytes one followed file may read per pass before the others get their turn. */
-const FOLLOW_BUDGET_BYTES = 4 * READ_BUFFER_BYTES;
+const FOLLOW_BUDGET_BYTES = 1024 * 1024;
 /** Bytes searched backwards for the last newline when starting at the end of a file. */
 const TAIL_PROBE_BYTES = 64 * 1024;
 
 export interface FileSourceHooks {
   /** Called for every read from disk (raw bytes), e.g. for tests of read-ahead. */
   onRead?(path: string, bytes: number): void;
+  /** Called when a file starts being tracked, with the offset reading starts from (tests of start_at). */
+  onTracked?(path: string, offset: number): void;
 }
 
 export function createFileSource(options: FileSourceOptions, ctx: SourceContext, hooks: FileSourceHooks = {}): Source {
@@ -445,6 +447,7 @@ class FileSource implements Source {
       this.reported.delete(c.path);
       this.byKey.set(keyOf(t.dev, t.ino), t);
       this.order.push(t);
+      this.hooks.onTracked?.(t.path, t.cursor.offset);
       // Without follow, descriptors are opened one at a time while reading, not held for every file.
       if (!this.options.follow || t.status === 'done') await closeTracked(t);
     } catch (error) {
