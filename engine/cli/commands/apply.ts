@@ -46,7 +46,9 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
   const signals = options.signals ?? process;
   const rootLogger = createLogger({ level: options.logLevel, format: options.logFormat, stream: options.err, secrets });
   let deadline: NodeJS.Timeout | undefined;
+  let over = false;
   const onSignal = (signal: string) => {
+    if (over) return;
     if (!stop.signal.aborted) {
       rootLogger.warn(`${signal}: stopping sources, draining and checkpointing (send it again to abort)`);
       stop.abort();
@@ -72,8 +74,9 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
     return results.every((r) => r.ok) ? 0 : 1;
   } finally {
     if (deadline) clearTimeout(deadline);
-    signals.off('SIGINT', onSignal);
-    signals.off('SIGTERM', onSignal);
+    // The handlers stay, inert: removed, they would give a signal arriving now its default action, which
+    // kills the process instead of letting it end with the run's exit code.
+    over = true;
     await telemetry.shutdown();
   }
 }
