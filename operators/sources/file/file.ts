@@ -9,7 +9,7 @@ import type { Source, SourceContext, SourceOutput } from '../../../engine/operat
 import { FdReader, gunzipReader } from './chunks.ts';
 import { type Candidate, type DiscoveryProblem, FileMatcher } from './discover.ts';
 import { type Fingerprint, fingerprint, hashBytes, isGzip, sameContent } from './fingerprint.ts';
-import { allocateReadBuffer, Batch, newCursor, takeLines } from './lines.ts';
+import { allocateReadBuffer, Batch, newCursor, READ_BUFFER_BYTES, takeLines } from './lines.ts';
 import { type FileEntry, type FilePosition, parsePosition } from './position.ts';
 import { IDLE_FLUSH_MS, pump } from './pump.ts';
 import type { FileSourceOptions } from './schema.ts';
@@ -17,7 +17,7 @@ import { closeTracked, entryOf, keyOf, readPosition, type Tracked } from './trac
 import { Waker } from './watch.ts';
 
 /** Bytes one followed file may read per pass before the others get their turn. */
-const FOLLOW_BUDGET_BYTES = 1024 * 1024;
+const FOLLOW_BUDGET_BYTES = 4 * READ_BUFFER_BYTES;
 /** Bytes searched backwards for the last newline when starting at the end of a file. */
 const TAIL_PROBE_BYTES = 64 * 1024;
 

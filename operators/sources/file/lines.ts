@@ -1,16 +1,15 @@
 /**
  * Line splitting shared by the file and stdin sources: complete lines out of a byte buffer, with the
  * byte offset and line number of each for the record's origin, a trailing `\r` stripped and over-long
- * lines cut. The hot loop is indexOf + a slice of one decode per run of lines + two object literals per line.
+ * lines cut. The hot loop is indexOf + one decode + two object literals per line.
  */
-import { isAscii } from 'node:buffer';
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 
 const NEWLINE = 0x0a;
 const CR = 0x0d;
 
 /** Size of the read buffer; a read never brings in more than this ahead of what was emitted. */
-export const READ_BUFFER_BYTES = 1024 * 1024;
+export const READ_BUFFER_BYTES = 256 * 1024;
 
 /** A buffer big enough for the read size and for one maximal line with its newline. */
 export function allocateReadBuffer(maxLineBytes: number): Buffer {
@@ -87,10 +86,6 @@ export function takeLines(
   const view = end === buf.length ? buf : buf.subarray(0, end);
   let pos = start;
   while (records.length < limit && pos < end) {
-    if (!cursor.skipping) {
-      pos = takePlainLines(cursor, view, pos, end, batch, maxLineBytes);
-      if (records.length >= limit || pos >= end) break;
-    }
     const nl = view.indexOf(NEWLINE, pos);
     if (nl === -1) {
       const rest = end - pos;
@@ -123,56 +118,6 @@ export function takeLines(
     pos = nl + 1;
   }
   if (before === 0 && records.length > 0) batch.since = Date.now();
-  return pos;
-}
-
-/** Line bounds of the run `takePlainLines` is taking (reused: no allocation per call). */
-let runStarts = new Int32Array(1024);
-let runEnds = new Int32Array(1024);
-
-/**
- * The common case, a run of complete lines of allowed length, taken with one decode for the whole run
- * when it is ASCII (each line then a slice of it) instead of one per line. Stops before the first line
- * that is not complete or too long, which the caller's loop handles; returns the new start.
- */
-function takePlainLines(
-  cursor: LineCursor,
-  buf: Buffer,
-  start: number,
-  end: number,
-  batch: Batch,
-  maxLineBytes: number,
-): number {
-  const want = batch.limit - batch.records.length;
-  if (runStarts.length < want) {
-    runStarts = new Int32Array(want);
-    runEnds = new Int32Array(want);
-  }
-  let count = 0;
-  let pos = start;
-  while (count < want && pos < end) {
-    const nl = buf.indexOf(NEWLINE, pos);
-    if (nl === -1 || nl >= end) break;
-    const lineEnd = stripCr(buf, pos, nl);
-    if (lineEnd - pos > maxLineBytes) break;
-    runStarts[count] = pos;
-    runEnds[count] = lineEnd;
-    count++;
-    pos = nl + 1;
-  }
-  if (count === 0) return start;
-  const records = batch.records;
-  const text = isAscii(buf.subarray(start, pos)) ? buf.toString('latin1', start, pos) : undefined;
-  for (let i = 0; i < count; i++) {
-    const lineStart = runStarts[i] as number;
-    const lineEnd = runEnds[i] as number;
-    const origin: Origin = { source: cursor.source, file: cursor.file, offset: cursor.offset, line: cursor.line + 1 };
-    const message =
-      text === undefined ? buf.toString('utf8', lineStart, lineEnd) : text.slice(lineStart - start, lineEnd - start);
-    records.push({ message, [ORIGIN]: origin });
-    const next = i + 1 < count ? (runStarts[i + 1] as number) : pos;
-    consume(cursor, batch, next - lineStart, 1);
-  }
   return pos;
 }
 
