@@ -90,6 +90,10 @@ export class IsoClock {
   private second = Number.NaN;
   private prefix = '';
   private whole = '';
+  /** The last CLF stamp decoded (`clfInto`), its ISO rendering and its offset. */
+  lastClf = '';
+  lastClfIso = '';
+  lastClfOffset = 0;
 
   iso(utcSeconds: number, millis: number): string {
     if (utcSeconds !== this.second) {

@@ -20,6 +20,13 @@ export interface Stamped {
 
 /** `10/Oct/2000:13:55:36 -0700` at `s` (Apache %t without brackets, nginx $time_local). */
 export function clfInto(rec: Stamped, text: string, s: number, clock: IsoClock): boolean {
+  // Lines share seconds: the same 26 characters as the last stamp decode to the same instant.
+  const last = clock.lastClf;
+  if (last !== '' && text.startsWith(last, s)) {
+    rec.timestamp = clock.lastClfIso;
+    rec.timestamp_offset_minutes = clock.lastClfOffset;
+    return true;
+  }
   const day = twoDigits(text, s);
   const month = monthFromAbbr(text, s + 3);
   const year = intValue(text, s + 7, s + 11);
@@ -39,10 +46,17 @@ export function clfInto(rec: Stamped, text: string, s: number, clock: IsoClock):
   ) {
     return false;
   }
-  rec.timestamp = clock.iso(localSeconds(year, month, day, hour, minute, second) - offset * 60, 0);
+  const iso = clock.iso(localSeconds(year, month, day, hour, minute, second) - offset * 60, 0);
+  rec.timestamp = iso;
   rec.timestamp_offset_minutes = offset;
+  clock.lastClf = text.slice(s, s + CLF_LENGTH);
+  clock.lastClfIso = iso;
+  clock.lastClfOffset = offset;
   return true;
 }
+
+/** `10/Oct/2000:13:55:36 -0700` */
+const CLF_LENGTH = 26;
 
 /**
  * ISO-8601 in `text[s, e)`: `2000-10-10T13:55:36` (or a space for `T`), optional `.fff`/`,fff`, then
