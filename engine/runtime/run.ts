@@ -586,8 +586,7 @@ class PipelineRun {
         if (stage.sink?.commit) await this.guard(stage, 'commit', () => stage.sink?.commit?.(snapshot));
       }
       this.lastCommitted = pending;
-      // The pending record is durable and counts as committed on a rerun: this one needs no fsync.
-      await this.store.save({ committed: pending }, { durable: false });
+      await this.store.save({ committed: pending });
       this.stats.checkpoints++;
     } catch (error) {
       this.fail(error);

@@ -59,12 +59,7 @@ export class StateStore {
     }
   }
 
-  /**
-   * Replaces the state. `durable: false` skips the fsyncs (the rename still leaves the old or the new
-   * state): for a `committed` record, which a crash may lose because the `pending` one it follows is
-   * durable and is recognised as committed on the next run.
-   */
-  async save(state: Omit<PipelineState, 'version' | 'pipeline'>, { durable = true } = {}): Promise<void> {
+  async save(state: Omit<PipelineState, 'version' | 'pipeline'>): Promise<void> {
     const full: PipelineState = { version: 1, pipeline: this.pipeline, ...state };
     const dir = dirname(this.path);
     await mkdir(dir, { recursive: true });
@@ -73,12 +68,11 @@ export class StateStore {
       const handle = await open(tmp, 'w');
       try {
         await handle.writeFile(JSON.stringify(full));
-        if (durable) await handle.sync();
+        await handle.sync();
       } finally {
         await handle.close();
       }
       await rename(tmp, this.path);
-      if (!durable) return;
       const dirHandle = await open(dir, 'r');
       try {
         await dirHandle.sync();
