@@ -285,3 +285,33 @@ describe('format → parse round trip', () => {
     });
   }
 });
+
+describe('compiled parser', () => {
+  it('agrees with the interpreter on every line, good or broken, strict or lenient', () => {
+    const edit = fc.tuple(fc.nat(), fc.nat({ max: 3 }), fc.string({ unit: 'binary', maxLength: 3 }));
+    const formats = fc
+      .constantFrom(['apache', 'default'] as const, ['nginx', 'default'] as const, ['nginx', 'json'] as const)
+      .chain(([dialect, escapeMode]) => formatArb(dialect, escapeMode));
+    fc.assert(
+      fc.property(
+        formats.chain((c) => fc.tuple(fc.constant(c), recordArb(c))),
+        fc.array(edit, { maxLength: 3 }),
+        fc.boolean(),
+        ([c, rec], edits, lenient) => {
+          let line = new Formatter(c.format).format(rec);
+          // Broken copies too: characters replaced, dropped or added at random places.
+          for (const [at, cut, insert] of edits) {
+            const i = at % (line.length + 1);
+            line = line.slice(0, i) + insert + line.slice(i + cut);
+          }
+          const compiled = c.format.parse(line, line.length, lenient);
+          const compiledFailure = compiled === null ? c.format.failure() : '';
+          const interpreted = c.format.parseInterpreted(line, line.length, lenient);
+          expect(compiled, line).toEqual(interpreted);
+          if (interpreted === null) expect(compiledFailure).toBe(c.format.failure());
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+});

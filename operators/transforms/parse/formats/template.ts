@@ -47,6 +47,20 @@ const E_QMARK = 8;
 /** A path followed directly by `%q` / `$is_args`: ends at `?` or where the group ends. */
 const E_PATH = 9;
 
+/** Fields whose value is plain text (`text()`), stored directly by the compiled parser. */
+const TEXT_FIELDS: ReadonlyMap<FieldKind, string> = new Map<FieldKind, string>([
+  [K.IDENT, 'ident'],
+  [K.USER, 'user'],
+  [K.METHOD, 'method'],
+  [K.PATH, 'path'],
+  [K.PROTOCOL, 'protocol'],
+  [K.REFERRER, 'referrer'],
+  [K.USER_AGENT, 'user_agent'],
+  [K.UPSTREAM_ADDR, 'upstream_addr'],
+  [K.UPSTREAM_STATUS, 'upstream_status'],
+  [K.VHOST, 'vhost'],
+]);
+
 // Why a line did not match.
 const F_LITERAL = 1;
 const F_NO_END = 2;
@@ -91,6 +105,7 @@ export class TemplateFormat implements LineParser<AccessRecord> {
   private readonly jsonEscape: boolean;
   private readonly clock = new IsoClock();
   private readonly zone: ZoneOffsets;
+  private readonly compiled: (line: string, end: number, lenient: boolean) => AccessRecord | null;
 
   // Scratch for times assembled from strftime components; reset per line.
   private tYear = 0;
@@ -181,6 +196,104 @@ export class TemplateFormat implements LineParser<AccessRecord> {
     }
     this.hasTimeParts = timeParts;
     if (timeParts) checkTimeParts(this.tokens, options.dialect);
+    this.compiled = this.compile();
+  }
+
+  /**
+   * The field loop of `parseInterpreted` unrolled for this format, once: each field's end search and
+   * literal check with its constants inlined, text fields stored directly; every other value still
+   * goes through `convert`. Literals reach the code only as JSON string literals.
+   */
+  private compile(): (line: string, end: number, lenient: boolean) => AccessRecord | null {
+    const lit = (text: string) => JSON.stringify(text);
+    const out: string[] = [
+      'return function parse(line, end, lenient) {',
+      'if (lenient) { while (end > 0) { const c = line.charCodeAt(end - 1); if (c !== 32 && c !== 9) break; end--; } }',
+    ];
+    if (this.lead !== '')
+      out.push(`if (!line.startsWith(${lit(this.lead)}, 0)) return this.fail(${F_LITERAL}, -1, 0, line);`);
+    out.push(
+      "const escaped = line.indexOf('\\\\') !== -1;",
+      'const rec = emptyAccessRecord();',
+      this.hasTimeParts ? 'this.resetTime();' : '',
+      `let pos = ${this.lead.length};`,
+      'let e = 0;',
+    );
+    for (let f = 0; f < this.kinds.length; f++) {
+      const after = this.afters[f] as string;
+      const noEnd = `return this.fail(${F_NO_END}, ${f}, pos, line);`;
+      switch (this.ends[f]) {
+        case E_FIXED:
+          out.push(`e = pos + ${this.widths[f]}; if (e > end) ${noEnd}`);
+          break;
+        case E_LITERAL:
+          out.push(
+            this.finals[f] ? `e = end - ${after.length};` : `e = line.indexOf(${lit(after)}, pos);`,
+            `if (e < pos || e > end) ${noEnd}`,
+          );
+          break;
+        case E_QUOTE:
+          out.push(
+            `e = lenient ? this.lenientQuote(line, pos, end, ${f}, escaped) : closingQuote(line, pos, end, escaped);`,
+            `if (e < 0) ${noEnd}`,
+          );
+          break;
+        case E_EOL:
+          out.push('e = end;');
+          break;
+        case E_DIGITS:
+          out.push('e = scanClass(line, pos, end, 0);');
+          break;
+        case E_DECIMAL:
+          out.push('e = scanClass(line, pos, end, 1);');
+          break;
+        case E_ALPHA:
+          out.push('e = scanClass(line, pos, end, 2);');
+          break;
+        case E_LIST:
+          out.push(`e = scanList(line, pos, end, ${this.stops[f]});`);
+          break;
+        case E_QMARK:
+          out.push('e = pos < end && line.charCodeAt(pos) === 63 ? pos + 1 : pos;');
+          break;
+        default:
+          out.push(`e = this.pathEnd(line, pos, end, ${f});`);
+      }
+      const field = TEXT_FIELDS.get(this.kinds[f] as FieldKind);
+      out.push(
+        field === undefined
+          ? `if (!this.convert(rec, ${f}, line, pos, e, escaped)) return this.fail(${F_VALUE}, ${f}, pos, line, e);`
+          : `rec.${field} = this.text(line, pos, e, escaped);`,
+        'pos = e;',
+      );
+      if (after !== '') {
+        out.push(
+          `if (!line.startsWith(${lit(after)}, pos)) return this.fail(${F_LITERAL}, ${f}, pos, line);`,
+          `pos += ${after.length};`,
+        );
+      }
+    }
+    out.push(
+      `if (pos !== end) return this.fail(${F_TRAILING}, ${this.kinds.length - 1}, pos, line);`,
+      this.hasTimeParts ? `if (!this.finishTime(rec)) return this.fail(${F_VALUE}, -1, 0, line);` : '',
+      'return rec;',
+      '};',
+    );
+    const factory = new Function('emptyAccessRecord', 'closingQuote', 'scanClass', 'scanList', out.join('\n'));
+    return factory(emptyAccessRecord, closingQuote, scanClass, scanList).bind(this);
+  }
+
+  /** E_PATH: a path ends at `?` or where its group ends (nginx's `-` for missing $args excluded). */
+  private pathEnd(line: string, pos: number, end: number, f: number): number {
+    const bound = this.bounds[f] as string;
+    let limit = bound === '' ? end : line.indexOf(bound, pos);
+    if (limit < 0 || limit > end) limit = end;
+    let e = line.indexOf('?', pos);
+    if (e < 0 || e > limit) {
+      e = limit;
+      if (this.dashArgs[f] && e > pos && line.charCodeAt(e - 1) === 45) e--;
+    }
+    return e;
   }
 
   /** Record fields this format fills (the rest stay null). */
@@ -196,6 +309,11 @@ export class TemplateFormat implements LineParser<AccessRecord> {
   }
 
   parse(line: string, end: number, lenient: boolean): AccessRecord | null {
+    return this.compiled(line, end, lenient);
+  }
+
+  /** `parse` as a loop over the fields: what the compiled parser must match. */
+  parseInterpreted(line: string, end: number, lenient: boolean): AccessRecord | null {
     if (lenient) {
       while (end > 0) {
         const c = line.charCodeAt(end - 1);
@@ -244,16 +362,8 @@ export class TemplateFormat implements LineParser<AccessRecord> {
         case E_QMARK:
           e = pos < end && line.charCodeAt(pos) === 63 ? pos + 1 : pos;
           break;
-        default: {
-          const bound = this.bounds[f] as string;
-          let limit = bound === '' ? end : line.indexOf(bound, pos);
-          if (limit < 0 || limit > end) limit = end;
-          e = line.indexOf('?', pos);
-          if (e < 0 || e > limit) {
-            e = limit;
-            if (this.dashArgs[f] && e > pos && line.charCodeAt(e - 1) === 45) e--;
-          }
-        }
+        default:
+          e = this.pathEnd(line, pos, end, f);
       }
       if (!this.convert(rec, f, line, pos, e, escaped)) return this.fail(F_VALUE, f, pos, line, e);
       pos = e;
