@@ -202,7 +202,8 @@ export class TemplateFormat implements LineParser<AccessRecord> {
   /**
    * The field loop of `parseInterpreted` unrolled for this format, once: each field's end search and
    * literal check with its constants inlined, text fields stored directly; every other value still
-   * goes through `convert`. Literals reach the code only as JSON string literals.
+   * goes through `convert` except the commonest (address, CLF time, request, status, bytes). Literals reach
+   * the code only as JSON string literals.
    */
   private compile(): (line: string, end: number, lenient: boolean) => AccessRecord | null {
     const lit = (text: string) => JSON.stringify(text);
@@ -259,13 +260,22 @@ export class TemplateFormat implements LineParser<AccessRecord> {
         default:
           out.push(`e = this.pathEnd(line, pos, end, ${f});`);
       }
-      const field = TEXT_FIELDS.get(this.kinds[f] as FieldKind);
-      out.push(
-        field === undefined
-          ? `if (!this.convert(rec, ${f}, line, pos, e, escaped)) return this.fail(${F_VALUE}, ${f}, pos, line, e);`
-          : `rec.${field} = this.text(line, pos, e, escaped);`,
-        'pos = e;',
-      );
+      const kind = this.kinds[f] as FieldKind;
+      const field = TEXT_FIELDS.get(kind);
+      const bad = `return this.fail(${F_VALUE}, ${f}, pos, line, e);`;
+      if (field !== undefined) out.push(`rec.${field} = this.text(line, pos, e, escaped);`);
+      else if (kind === K.CLIENT_IP) {
+        out.push(
+          `if (line.charCodeAt(pos) === 91) { if (!bracketedAddress(rec, line, pos, e)) ${bad} }`,
+          'else rec.client_ip = this.text(line, pos, e, escaped);',
+        );
+      } else if (kind === K.TIME_CLF) out.push(`if (!clfInto(rec, line, pos, this.clock)) ${bad}`);
+      else if (kind === K.REQUEST) out.push('applyRequest(rec, this.text(line, pos, e, escaped));');
+      else if (kind === K.STATUS || kind === K.BYTES) {
+        const name = kind === K.STATUS ? 'status' : 'bytes';
+        out.push(`rec.${name} = this.count(line, pos, e); if (rec.${name} === -1) ${bad}`);
+      } else out.push(`if (!this.convert(rec, ${f}, line, pos, e, escaped)) ${bad}`);
+      out.push('pos = e;');
       if (after !== '') {
         out.push(
           `if (!line.startsWith(${lit(after)}, pos)) return this.fail(${F_LITERAL}, ${f}, pos, line);`,
@@ -279,8 +289,9 @@ export class TemplateFormat implements LineParser<AccessRecord> {
       'return rec;',
       '};',
     );
-    const factory = new Function('emptyAccessRecord', 'closingQuote', 'scanClass', 'scanList', out.join('\n'));
-    return factory(emptyAccessRecord, closingQuote, scanClass, scanList).bind(this);
+    const helpers = { emptyAccessRecord, closingQuote, scanClass, scanList, bracketedAddress, clfInto, applyRequest };
+    const factory = new Function(...Object.keys(helpers), out.join('\n'));
+    return factory(...Object.values(helpers)).bind(this);
   }
 
   /** E_PATH: a path ends at `?` or where its group ends (nginx's `-` for missing $args excluded). */
