@@ -169,9 +169,8 @@ export class RowEncoder {
       if (i > 0) out.byte(TAB);
       let ok: boolean;
       if (value === undefined || value === null) {
-        ok = !column.required;
-        if (ok) out.ascii('\\N');
-        else this.reason = `${column.name}: missing required value`;
+        ok = column.required ? this.missing(i) : true;
+        if (ok) out.nul();
       } else ok = this.encodeValue(out, column, codes[i] as number, value, i === this.timeIndex);
       if (!ok) {
         out.truncate(rowStart);

@@ -133,7 +133,7 @@ export class Loader {
     );
   }
 
-  /** Runs `op` on a session outside the load transaction (DDL, lookups), with reconnection. */
+  /** Runs `op` (DDL, lookups) on the loader's session once the open COPY has ended, with reconnection. */
   run<T>(op: (session: Session) => Promise<T>): Promise<T> {
     return this.serial(async () => {
       await this.endCopy(undefined);

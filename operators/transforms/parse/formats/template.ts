@@ -243,13 +243,10 @@ export class TemplateFormat implements LineParser<AccessRecord> {
           out.push('e = end;');
           break;
         case E_DIGITS:
-          out.push('e = scanClass(line, pos, end, 0);');
-          break;
         case E_DECIMAL:
-          out.push('e = scanClass(line, pos, end, 1);');
-          break;
         case E_ALPHA:
-          out.push('e = scanClass(line, pos, end, 2);');
+          // scanClass's classes 0, 1, 2 are E_DIGITS, E_DECIMAL, E_ALPHA in order.
+          out.push(`e = scanClass(line, pos, end, ${(this.ends[f] as number) - E_DIGITS});`);
           break;
         case E_LIST:
           out.push(`e = scanList(line, pos, end, ${this.stops[f]});`);
