@@ -1,12 +1,17 @@
 #!/usr/bin/env node
-// The CLI is TypeScript run directly by Node (type stripping, Node >= 22.18).
-import { enableCompileCache } from 'node:module';
+// The `etl` command. Plain JavaScript that any Node npm runs on can load: on a Node older than etl needs it
+// runs itself again on a supported one (bin/runtime.js); the CLI proper is TypeScript run by Node directly.
+import { delegate, isSupported } from './runtime.js';
 
-// Node keeps the compiled (and type-stripped) modules on disk: the next start takes half the time.
-enableCompileCache();
-const { main } = await import('../engine/cli/main.ts');
-
-process.exitCode = await main(process.argv.slice(2));
-// Everything is flushed by now; a handle stuck on a dead peer (a stalled pipe after an abort, say)
-// must not keep the process alive.
-setTimeout(() => process.exit(), 3000).unref();
+if (!isSupported(process.versions.node)) {
+  delegate(new URL(import.meta.url).pathname, process.argv.slice(2));
+} else {
+  const { enableCompileCache } = await import('node:module');
+  // Node keeps the compiled (and type-stripped) modules on disk: the next start takes half the time.
+  enableCompileCache();
+  const { main } = await import('../engine/cli/main.ts');
+  process.exitCode = await main(process.argv.slice(2));
+  // Everything is flushed by now; a handle stuck on a dead peer (a stalled pipe after an abort, say)
+  // must not keep the process alive.
+  setTimeout(() => process.exit(), 3000).unref();
+}

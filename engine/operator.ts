@@ -100,6 +100,11 @@ export interface SourceDefinition<S extends OptionsSchema = OptionsSchema, O = u
   readonly outputs: Readonly<Record<string, RecordKind>>;
   /** When the kinds depend on the options (e.g. parse of error logs), the ports for these options. */
   outputsFor?(options: O): Readonly<Record<string, RecordKind>>;
+  /**
+   * True when, with these options, the source never ends by itself (it tails, listens or generates forever):
+   * a stop request is then how its pipeline normally ends, and `etl apply` exits 0 for it. Default: false.
+   */
+  unbounded?(options: O): boolean;
   create(options: O, ctx: SourceContext): Source;
 }
 

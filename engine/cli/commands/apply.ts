@@ -25,6 +25,8 @@ export interface ApplyOptions {
   err: NodeJS.WriteStream;
   /** Process signals to honour; tests pass an emitter of their own. */
   signals?: NodeJS.EventEmitter;
+  /** Clock, for tests. */
+  now?: () => number;
 }
 
 export async function runApply(paths: string[], options: ApplyOptions): Promise<number> {
@@ -47,10 +49,15 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
   const rootLogger = createLogger({ level: options.logLevel, format: options.logFormat, stream: options.err, secrets });
   let deadline: NodeJS.Timeout | undefined;
   let over = false;
-  const onSignal = (signal: string) => {
+  let stopSignal: StopSignal | undefined;
+  let stoppedAt = 0;
+  const now = options.now ?? Date.now;
+  const onSignal = (signal: StopSignal) => {
     if (over) return;
     if (!stop.signal.aborted) {
       rootLogger.warn(`${signal}: stopping sources, draining and checkpointing (send it again to abort)`);
+      stopSignal = signal;
+      stoppedAt = now();
       stop.abort();
       const timeoutMs = Math.max(...pipelines.map((p) => p.settings.shutdownTimeoutMs));
       deadline = setTimeout(() => {
@@ -58,20 +65,19 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
         abort.abort();
       }, timeoutMs);
       deadline.unref();
-    } else if (!abort.signal.aborted) {
+    } else if (!abort.signal.aborted && now() - stoppedAt > SAME_SIGNAL_MS) {
       rootLogger.error(`${signal} again: aborting now; the next run resumes from the last checkpoint`);
       abort.abort();
     }
   };
-  signals.on('SIGINT', onSignal);
-  signals.on('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) signals.on(signal, onSignal);
   // One telemetry for the process: pipelines share the exporter and the /metrics port, told apart by labels.
   const telemetry = await createTelemetry(mergeTelemetrySettings(pipelines), { logger: rootLogger });
   try {
     const results = await Promise.all(
       pipelines.map((spec) => runOne(spec, options, telemetry, stop.signal, abort.signal, secrets)),
     );
-    return results.every((r) => r.ok) ? 0 : 1;
+    return exitCode(pipelines, results, stopSignal);
   } finally {
     if (deadline) clearTimeout(deadline);
     // The handlers stay, inert: removed, they would give a signal arriving now its default action, which
@@ -79,6 +85,34 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
     over = true;
     await telemetry.shutdown();
   }
+}
+
+type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+const STOP_SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const SIGNAL_NUMBERS: Record<StopSignal, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+/**
+ * A signal repeated within this time is the same request delivered twice: a terminal's Ctrl-C reaches the
+ * whole process group, and a launcher in it (bin/runtime.js, npx) passes it on as well. A person pressing
+ * Ctrl-C twice to abort takes longer than this.
+ */
+const SAME_SIGNAL_MS = 300;
+
+/**
+ * 0 when every pipeline succeeded: its inputs ended, or it reads without end (`follow: true`) and a signal
+ * stopped it, its normal way to end. A finite run cut short by a signal did not do its job: 128 + the signal's
+ * number, as a shell reports it (130 for Ctrl-C). Any failure: 1.
+ */
+function exitCode(pipelines: readonly PipelineSpec[], results: readonly RunResult[], signal: StopSignal | undefined) {
+  if (!results.every((r) => r.ok)) return 1;
+  const cutShort = results.some((r, i) => r.stopped && !isUnbounded(pipelines[i] as PipelineSpec));
+  return cutShort && signal ? 128 + SIGNAL_NUMBERS[signal] : 0;
+}
+
+function isUnbounded(spec: PipelineSpec): boolean {
+  return spec.stages.some((stage) => {
+    const def = stage.definition;
+    return def.kind === 'source' && def.unbounded?.(stage.options) === true;
+  });
 }
 
 /** Traces are on if any pipeline asks for them; the first metrics port declared is served. */

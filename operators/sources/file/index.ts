@@ -23,6 +23,7 @@ export default defineSource<typeof schema, FileSourceOptions>({
     { ...defaults, paths: ['logs/*.log', 'logs/*.log.gz'] },
     { ...defaults, paths: ['/var/log/nginx/access.log*'], exclude: ['*.gz'], follow: true, start_at: 'end' },
   ],
+  unbounded: (options) => options.follow,
   validate(options): OptionProblem[] {
     if (options.start_at === 'end' && !options.follow) {
       return [

@@ -38,5 +38,6 @@ export default defineSource<typeof schema, GeneratorSourceOptions>({
     }
     return [];
   },
+  unbounded: (options) => options.count === undefined,
   create: (options, ctx) => createGeneratorSource(options, ctx),
 });

