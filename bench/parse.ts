@@ -121,9 +121,9 @@ const silentContext: OperatorContext = {
 };
 
 /** One case, in a child process: file → split → parse → blackhole; prints its figures as JSON. */
-function child(file: string, format: string): void {
+async function child(file: string, format: string): Promise<void> {
   const options = { ...(parseDefinition.examples[0] as ParseOptions), format } as ParseOptions;
-  const transform = parseDefinition.create(options, silentContext);
+  const transform = await parseDefinition.create(options, silentContext);
   const fd = openSync(file, 'r');
   const buf = Buffer.allocUnsafe(1 << 20);
   let carry = Buffer.alloc(0);
@@ -276,6 +276,6 @@ function main(): void {
 
 const childFormat = arg('child');
 const runtimeFormat = arg('runtime-child');
-if (childFormat !== undefined) child(arg('file') as string, childFormat);
+if (childFormat !== undefined) await child(arg('file') as string, childFormat);
 else if (runtimeFormat !== undefined) await runtimeChild(arg('file') as string, runtimeFormat);
 else main();

@@ -1,13 +1,11 @@
-/** The `etl` command line. Each command lives in commands/ and returns its exit code. */
+/**
+ * The `etl` command line. Each command lives in commands/ and returns its exit code; a command's module is
+ * loaded only when that command runs, so `etl --version` or `etl validate` never load the runtime,
+ * telemetry or database drivers.
+ */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadPipelines } from '../config/load.ts';
-import { formatDiagnostic, hasErrors } from '../diagnostics.ts';
-import { runApply } from './commands/apply.ts';
-import { type GraphFormat, renderGraph } from './commands/graph.ts';
-import { runQuery } from './commands/query.ts';
-import { runSchema } from './commands/schema.ts';
-import { runValidate } from './commands/validate.ts';
+import type { GraphFormat } from './commands/graph.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -49,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
           logFormat: 'text' | 'json';
         },
       ) => {
+        const { runApply } = await import('./commands/apply.ts');
         exitCode = await runApply(paths, { ...opts, out: process.stdout, err: process.stderr });
       },
     );
@@ -59,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .action(async (paths: string[], opts: { format: 'text' | 'json' }) => {
+      const { runValidate } = await import('./commands/validate.ts');
       exitCode = await runValidate(paths, { format: opts.format, out: process.stdout, err: process.stderr });
     });
 
@@ -68,20 +68,16 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
     .option('--format <format>', 'mermaid or dot', oneOf<GraphFormat>(['mermaid', 'dot']), 'mermaid' as GraphFormat)
     .action(async (paths: string[], opts: { format: GraphFormat }) => {
-      const { pipelines, diagnostics } = await loadPipelines(paths);
-      for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
-      if (hasErrors(diagnostics)) {
-        exitCode = 1;
-        return;
-      }
-      for (const spec of pipelines) process.stdout.write(renderGraph(spec, opts.format));
+      const { runGraph } = await import('./commands/graph.ts');
+      exitCode = await runGraph(paths, { format: opts.format, out: process.stdout, err: process.stderr });
     });
 
   program
     .command('schema')
     .description('print the JSON Schema of pipeline documents (for editors and CI)')
-    .action(() => {
-      exitCode = runSchema({ out: process.stdout });
+    .action(async () => {
+      const { runSchema } = await import('./commands/schema.ts');
+      exitCode = await runSchema({ out: process.stdout });
     });
 
   program
@@ -92,6 +88,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--url <url>', 'PostgreSQL URL (default: DATABASE_URL, else the embedded database)')
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
     .action(async (sql: string, opts: { pipeline?: string; url?: string; format: 'table' | 'csv' | 'json' }) => {
+      const { runQuery } = await import('./commands/query.ts');
       exitCode = await runQuery(sql, { ...opts, out: process.stdout });
     });
 

@@ -12,7 +12,7 @@ import type { ValidateFunction } from 'ajv';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import type { Diagnostic } from '../diagnostics.ts';
 import type { OperatorDefinition } from '../operator.ts';
-import { createAjv } from '../schema/ajv.ts';
+import { loadCompiledValidator } from '../schema/compiled.ts';
 import { composePipelineSchema, defKey } from '../schema/compose.ts';
 import { STAGE_SECTIONS } from '../schema/envelope.ts';
 import { type DocPath, PipelineDocument, type Problem } from './document.ts';
@@ -45,7 +45,7 @@ const YAML_FILE = /\.ya?ml$/i;
 /** Loads files, and every `*.yaml` / `*.yml` below directories (recursively, sorted). */
 export async function loadPipelines(paths: readonly string[], options: LoadOptions = {}): Promise<LoadResult> {
   const cwd = options.cwd ?? process.cwd();
-  const registry = options.registry ?? (await defaultRegistry());
+  const known = await operators(options.registry);
   const diagnostics: Diagnostic[] = [];
   const files: string[] = [];
   const seen = new Set<string>();
@@ -84,7 +84,7 @@ export async function loadPipelines(paths: readonly string[], options: LoadOptio
     if (parsed.length === 0) diagnostics.push(fileProblem(file, `${file} holds no pipeline document`));
     documents.push(...parsed);
   }
-  const result = check(documents, options.env ?? process.env, registry);
+  const result = check(documents, options.env ?? process.env, known);
   return { pipelines: result.pipelines, diagnostics: [...diagnostics, ...result.diagnostics], files };
 }
 
@@ -94,16 +94,62 @@ export async function loadPipelinesFromString(
   file: string,
   options: Omit<LoadOptions, 'cwd'> = {},
 ): Promise<LoadResult> {
-  const registry = options.registry ?? (await defaultRegistry());
+  const known = await operators(options.registry);
   const documents = parseFile(source, file);
   const empty = documents.length === 0 ? [fileProblem(file, `${file} holds no pipeline document`)] : [];
-  const result = check(documents, options.env ?? process.env, registry);
+  const result = check(documents, options.env ?? process.env, known);
   return { pipelines: result.pipelines, diagnostics: [...empty, ...result.diagnostics], files: [file] };
 }
 
-async function defaultRegistry(): Promise<readonly OperatorDefinition[]> {
+interface Operators {
+  readonly registry: readonly OperatorDefinition[];
+  /** The validator of the pipeline schema for documents using these operators. */
+  validatorFor(used: readonly OperatorDefinition[]): ValidateFunction;
+}
+
+let registered: Promise<Operators> | undefined;
+const custom = new WeakMap<readonly OperatorDefinition[], Promise<Operators>>();
+
+/** The given operators, or the registered ones with the validator `npm run schemas` compiled for them. */
+function operators(registry: readonly OperatorDefinition[] | undefined): Promise<Operators> {
+  if (registry) {
+    let known = custom.get(registry);
+    if (!known) {
+      known = compilingOperators(registry);
+      custom.set(registry, known);
+    }
+    return known;
+  }
   // Loaded on demand: tests with their own operators need not load every operator's dependencies.
-  return (await import('../../operators/registry.ts')).registry;
+  registered ??= (async () => {
+    const { registry: all } = await import('../../operators/registry.ts');
+    const compiled = await loadCompiledValidator(composePipelineSchema(all));
+    return compiled ? { registry: all, validatorFor: () => compiled } : compilingOperators(all);
+  })();
+  return registered;
+}
+
+/**
+ * Without a precompiled validator, the pipeline schema compiled for just the operators a document uses:
+ * compiling every registered one took most of the CLI's start. The answer is the same: a stage of another
+ * type was reported already, and the schema's complaints about it are not shown.
+ */
+async function compilingOperators(registry: readonly OperatorDefinition[]): Promise<Operators> {
+  const { createAjv } = await import('../schema/ajv.ts');
+  const validators = new Map<string, ValidateFunction>();
+  return {
+    registry,
+    validatorFor(used) {
+      const unique = [...new Set(used)];
+      const key = unique.map(defKey).sort().join(' ');
+      let validate = validators.get(key);
+      if (!validate) {
+        validate = createAjv().compile(composePipelineSchema(unique));
+        validators.set(key, validate);
+      }
+      return validate;
+    },
+  };
 }
 
 function fileProblem(file: string, message: string): Diagnostic {
@@ -151,24 +197,6 @@ function reportDuplicateKeys(pipeline: PipelineDocument, node: Node | null, path
 
 const MAX_ALIAS_COUNT = 1000;
 
-const validators = new Map<string, ValidateFunction>();
-
-/**
- * The pipeline schema compiled for just the operators a document uses: compiling every registered one
- * took most of the CLI's start. The answer is the same: a stage of another type was reported already,
- * and the schema's complaints about it are not shown.
- */
-function validatorFor(operators: readonly OperatorDefinition[]): ValidateFunction {
-  const unique = [...new Set(operators)];
-  const key = unique.map(defKey).sort().join(' ');
-  let validate = validators.get(key);
-  if (!validate) {
-    validate = createAjv().compile(composePipelineSchema(unique));
-    validators.set(key, validate);
-  }
-  return validate;
-}
-
 interface Checked {
   readonly document: PipelineDocument;
   readonly name: string | undefined;
@@ -179,9 +207,9 @@ interface Checked {
 function check(
   documents: readonly PipelineDocument[],
   env: NodeJS.ProcessEnv,
-  registry: readonly OperatorDefinition[],
+  known: Operators,
 ): { pipelines: PipelineSpec[]; diagnostics: Diagnostic[] } {
-  const checked = documents.map((document) => checkDocument(document, env, registry));
+  const checked = documents.map((document) => checkDocument(document, env, known));
   const byName = new Map<string, PipelineDocument>();
   for (const { document, name } of checked) {
     if (name === undefined) continue;
@@ -204,11 +232,7 @@ function check(
   return { pipelines, diagnostics };
 }
 
-function checkDocument(
-  document: PipelineDocument,
-  env: NodeJS.ProcessEnv,
-  registry: readonly OperatorDefinition[],
-): Checked {
+function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known: Operators): Checked {
   if (document.hasErrors) return { document, name: undefined, spec: undefined };
   const unresolved = interpolateDocument(document, env);
   let data: unknown;
@@ -220,10 +244,10 @@ function checkDocument(
     return { document, name: undefined, spec: undefined };
   }
   const entries = collectStages(document, data);
-  resolveTypes(document, entries, registry);
+  resolveTypes(document, entries, known.registry);
   // Stages with an unknown type were reported above; their options cannot be judged.
   const quiet = [...unresolved, ...entries.filter((e) => !e.schemaValid).map((e) => e.path)];
-  const validate = validatorFor(entries.flatMap((e) => (e.definition ? [e.definition] : [])));
+  const validate = known.validatorFor(entries.flatMap((e) => (e.definition ? [e.definition] : [])));
   validate(data);
   for (const problem of translateAjvErrors(validate.errors ?? [], data)) {
     if (quiet.some((path) => within(problem.path, path))) continue;

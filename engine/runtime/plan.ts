@@ -19,7 +19,7 @@ export async function planPipeline(
   const abort = new AbortController();
   for (const stage of spec.stages) {
     if (stage.definition.kind !== 'sink') continue;
-    const sink = (stage.definition as SinkDefinition).create(
+    const sink = await (stage.definition as SinkDefinition).create(
       stage.options,
       operatorContext(spec, stage, {
         telemetry: options.telemetry ?? noopTelemetry,

@@ -141,9 +141,9 @@ class PipelineRun {
     try {
       const state = await this.store.load();
       this.nextSnapshotId = Math.max(state?.committed?.id ?? 0, state?.pending?.id ?? 0) + 1;
-      this.instantiate('downstream');
+      await this.instantiate('downstream');
       const resumeFrom = await this.open(state);
-      this.instantiate('sources', resumeFrom);
+      await this.instantiate('sources', resumeFrom);
       const done = this.wire();
       // The interval runs from the last checkpoint, whatever asked for it (a sink's size limit, say).
       const interval = this.spec.settings.checkpointIntervalMs;
@@ -196,7 +196,7 @@ class PipelineRun {
    * Creates the stages: transforms and sinks first (they are opened before the checkpoint to resume
    * from is known), sources last, with the positions of that checkpoint.
    */
-  private instantiate(which: 'downstream' | 'sources', resumeFrom?: CheckpointRecord): void {
+  private async instantiate(which: 'downstream' | 'sources', resumeFrom?: CheckpointRecord): Promise<void> {
     for (const id of this.graph.order as string[]) {
       const spec = this.graph.stages.get(id) as StageSpec;
       const def = spec.definition;
@@ -207,7 +207,7 @@ class PipelineRun {
       if (def.kind === 'source') {
         const restoredPosition = resumeFrom?.positions[id];
         if (restoredPosition !== undefined) this.positions.set(id, restoredPosition);
-        const source = (def as SourceDefinition).create(spec.options, {
+        const source = await (def as SourceDefinition).create(spec.options, {
           ...ctx,
           restoredPosition,
           batchMaxRecords: this.spec.settings.batchMaxRecords,
@@ -219,10 +219,11 @@ class PipelineRun {
           spec,
           telemetry,
           logger,
-          transform: (def as TransformDefinition).create(spec.options, ctx),
+          transform: await (def as TransformDefinition).create(spec.options, ctx),
         });
       } else {
-        this.stages.set(id, { spec, telemetry, logger, sink: (def as SinkDefinition).create(spec.options, ctx) });
+        const sink = await (def as SinkDefinition).create(spec.options, ctx);
+        this.stages.set(id, { spec, telemetry, logger, sink });
       }
     }
   }

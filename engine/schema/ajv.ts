@@ -3,7 +3,7 @@
  * and ambiguous schemas are programmer errors), every error collected, defaults inserted, and strings
  * coerced where the schema asks for a number or boolean (`${PORT}` interpolates to the string "5432").
  */
-import { Ajv } from 'ajv';
+import { _, Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 
 // ajv-formats is CommonJS; depending on the loader the default import is the plugin or its module object.
@@ -11,7 +11,11 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
   ajv: Ajv,
 ) => Ajv;
 
-export function createAjv(): Ajv {
+/**
+ * `standalone`: also keep each validator's source, for engine/schema/compiled.ts to write out as a module;
+ * formats are then referred to as `formats`, which that module defines.
+ */
+export function createAjv(options: { standalone?: boolean } = {}): Ajv {
   const ajv = new Ajv({
     strict: true,
     allErrors: true,
@@ -21,6 +25,7 @@ export function createAjv(): Ajv {
     // Errors carry the offending value and the schema that refused it, for plain-language messages.
     verbose: true,
     allowUnionTypes: true,
+    ...(options.standalone ? { code: { source: true, esm: true, formats: _`formats` } } : {}),
   });
   addFormats(ajv);
   return ajv;

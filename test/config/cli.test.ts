@@ -90,9 +90,9 @@ describe('etl validate', () => {
 });
 
 describe('etl schema', () => {
-  it('prints the composed pipeline schema', () => {
+  it('prints the composed pipeline schema', async () => {
     const out = capture();
-    expect(runSchema({ out: out.stream, registry: testRegistry })).toBe(0);
+    expect(await runSchema({ out: out.stream, registry: testRegistry })).toBe(0);
     const schema = JSON.parse(out.text()) as { $id: string; $defs: Record<string, unknown> };
     expect(schema.$id).toBe('https://etl.dev/schemas/pipeline.schema.json');
     expect(Object.keys(schema.$defs)).toContain('transform-parse');

@@ -6,7 +6,14 @@ import { loadPipelinesFromString } from '../../engine/config/load.ts';
 import { defineSource, defineTransform, type OperatorDefinition } from '../../engine/operator.ts';
 import { createAjv } from '../../engine/schema/ajv.ts';
 import { composePipelineSchema, operatorStageSchema } from '../../engine/schema/compose.ts';
-import { listSchemaFiles, loadRecordSchema, renderSchemas, SCHEMAS_DIR } from '../../engine/schema/generate.ts';
+import { COMPILED_VALIDATOR_PATH, loadCompiledValidator } from '../../engine/schema/compiled.ts';
+import {
+  listSchemaFiles,
+  loadRecordSchema,
+  renderCompiledValidator,
+  renderSchemas,
+  SCHEMAS_DIR,
+} from '../../engine/schema/generate.ts';
 import { registry } from '../../operators/registry.ts';
 import { only, VALID } from './helpers.ts';
 import { testRegistry } from './operators.ts';
@@ -26,6 +33,14 @@ describe('published schemas', () => {
       const actual = await readFile(join(SCHEMAS_DIR, path), 'utf8');
       expect(actual, `schemas/${path} is stale: run \`npm run schemas\``).toBe(content);
     }
+  });
+
+  it('the compiled pipeline validator is up to date (run `npm run schemas` when this fails)', async () => {
+    const actual = await readFile(COMPILED_VALIDATOR_PATH, 'utf8');
+    expect(actual === renderCompiledValidator(registry), 'stale: run `npm run schemas`').toBe(true);
+    expect(await loadCompiledValidator(composePipelineSchema(registry))).toBeTypeOf('function');
+    // A schema it was not compiled from is refused: the loader then compiles at run time.
+    expect(await loadCompiledValidator(composePipelineSchema(registry.slice(1)))).toBeUndefined();
   });
 
   it('every schema file compiles in Ajv strict mode', async () => {

@@ -139,10 +139,10 @@ spec:
     const mermaid = await etl(['graph', file]);
     expect(mermaid.code).toBe(0);
     expect(mermaid.stdout).toMatch(/^flowchart LR/);
-    expect(mermaid.stdout).toContain('n_gen --> n_out');
+    expect(mermaid.stdout).toContain('p0_gen --> p0_out');
     const dot = await etl(['graph', '--format', 'dot', file]);
     expect(dot.code).toBe(0);
-    expect(dot.stdout).toContain('"gen" -> "out"');
+    expect(dot.stdout).toMatch(/"[^"/]+\/gen" -> "[^"/]+\/out"/);
   });
 
   it('prints the pipeline JSON Schema', async () => {

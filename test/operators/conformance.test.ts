@@ -48,12 +48,11 @@ describe.each(registry.map((def) => [`${def.kind} ${def.type}`, def] as const))(
       expect(validate(options), JSON.stringify(validate.errors)).toBe(true);
       expect(def.validate?.(options).filter((p) => p.severity !== 'warning') ?? []).toEqual([]);
       const ctx = context(def.type);
-      const instance =
-        def.kind === 'source'
+      const instance = await (def.kind === 'source'
           ? (def as SourceDefinition).create(options, { ...ctx, restoredPosition: undefined, batchMaxRecords: 16 })
           : def.kind === 'transform'
             ? (def as TransformDefinition).create(options, ctx)
-            : (def as SinkDefinition).create(options, ctx);
+            : (def as SinkDefinition).create(options, ctx));
       await instance.close?.();
       await instance.close?.();
     }

@@ -1,48 +1,82 @@
-/** `etl graph`: the compiled graph as Mermaid or Graphviz dot, for docs and reviews. */
-import type { PipelineSpec } from '../../config/types.ts';
+/**
+ * `etl graph`: the compiled graphs as one Mermaid flowchart or one Graphviz digraph, for docs and reviews.
+ * Several pipelines (files, documents) become one chart with a box per pipeline.
+ */
+import { loadPipelines } from '../../config/load.ts';
+import type { PipelineSpec, StageKind } from '../../config/types.ts';
+import { formatDiagnostic, hasErrors } from '../../diagnostics.ts';
 import { buildGraph, DEFAULT_PORT } from '../../graph/graph.ts';
 
 export type GraphFormat = 'mermaid' | 'dot';
 
-const SHAPES = {
-  mermaid: {
-    source: (id: string, label: string) => `${id}[/"${label}"/]`,
-    transform: (id: string, label: string) => `${id}["${label}"]`,
-    sink: (id: string, label: string) => `${id}[("${label}")]`,
-  },
-} as const;
-
-function label(spec: PipelineSpec, id: string): string {
-  const stage = spec.stages.find((s) => s.id === id);
-  return stage ? `${id}<br/><small>${stage.kind} · ${stage.type}</small>` : id;
+export interface GraphOptions {
+  format: GraphFormat;
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
 }
 
-/** Node ids are quoted or sanitised: stage ids may contain `-`, which both formats treat specially. */
-const safeId = (id: string) => `n_${id.replace(/[^A-Za-z0-9_]/g, '_')}`;
+export async function runGraph(paths: string[], options: GraphOptions): Promise<number> {
+  const { pipelines, diagnostics } = await loadPipelines(paths);
+  for (const d of diagnostics) options.err.write(`${formatDiagnostic(d)}\n`);
+  if (hasErrors(diagnostics)) return 1;
+  options.out.write(renderGraph(pipelines, options.format));
+  return 0;
+}
 
-export function renderGraph(spec: PipelineSpec, format: GraphFormat): string {
-  const graph = buildGraph(spec.stages);
-  const lines: string[] = [];
-  if (format === 'mermaid') {
-    lines.push('flowchart LR', `  %% pipeline ${spec.name} (${spec.file})`);
+const MERMAID_SHAPES: Record<StageKind, (id: string, label: string) => string> = {
+  source: (id, label) => `${id}[/"${label}"/]`,
+  transform: (id, label) => `${id}["${label}"]`,
+  sink: (id, label) => `${id}[("${label}")]`,
+};
+
+const DOT_SHAPES: Record<StageKind, string> = { source: 'invhouse', transform: 'box', sink: 'cylinder' };
+
+/**
+ * A Mermaid node id for a stage of the n-th pipeline. Ids may hold `-`, which Mermaid cannot take, and
+ * mapping it to `_` would make `my-src` and `my_src` one node: `_` becomes `__` and `-` becomes `_h`.
+ */
+export function mermaidId(pipelineIndex: number, stageId: string): string {
+  return `p${pipelineIndex}_${stageId.replaceAll('_', '__').replaceAll('-', '_h')}`;
+}
+
+export function renderGraph(pipelines: readonly PipelineSpec[], format: GraphFormat): string {
+  return format === 'mermaid' ? mermaid(pipelines) : dot(pipelines);
+}
+
+function mermaid(pipelines: readonly PipelineSpec[]): string {
+  const lines = ['flowchart LR'];
+  pipelines.forEach((spec, index) => {
+    lines.push(`  subgraph p${index}["${spec.name} · ${spec.file}"]`);
     for (const stage of spec.stages) {
-      lines.push(`  ${SHAPES.mermaid[stage.kind](safeId(stage.id), label(spec, stage.id))}`);
+      const label = `${stage.id}<br/><small>${stage.kind} · ${stage.type}</small>`;
+      lines.push(`    ${MERMAID_SHAPES[stage.kind](mermaidId(index, stage.id), label)}`);
     }
-    for (const edge of graph.edges) {
+    for (const edge of buildGraph(spec.stages).edges) {
       const arrow = edge.port === DEFAULT_PORT ? '-->' : `-. ${edge.port} .->`;
-      lines.push(`  ${safeId(edge.from)} ${arrow} ${safeId(edge.to)}`);
+      lines.push(`    ${mermaidId(index, edge.from)} ${arrow} ${mermaidId(index, edge.to)}`);
     }
-  } else {
-    lines.push(`digraph "${spec.name}" {`, '  rankdir=LR;', '  node [fontname="Helvetica"];');
+    lines.push('  end');
+  });
+  return `${lines.join('\n')}\n`;
+}
+
+function dot(pipelines: readonly PipelineSpec[]): string {
+  const lines = ['digraph etl {', '  rankdir=LR;', '  node [fontname="Helvetica"];'];
+  // Quoted dot ids may hold anything; `/` occurs in neither pipeline names nor stage ids.
+  const node = (spec: PipelineSpec, id: string) => `"${spec.name}/${id}"`;
+  pipelines.forEach((spec, index) => {
+    lines.push(`  subgraph cluster_${index} {`, `    label="${spec.name} · ${spec.file}";`);
     for (const stage of spec.stages) {
-      const shape = stage.kind === 'source' ? 'invhouse' : stage.kind === 'sink' ? 'cylinder' : 'box';
-      lines.push(`  "${stage.id}" [shape=${shape}, label="${stage.id}\\n${stage.kind} · ${stage.type}"];`);
+      lines.push(
+        `    ${node(spec, stage.id)} [shape=${DOT_SHAPES[stage.kind]}, label="${stage.id}\\n${stage.kind} · ${stage.type}"];`,
+      );
     }
-    for (const edge of graph.edges) {
+    for (const edge of buildGraph(spec.stages).edges) {
       const attrs = edge.port === DEFAULT_PORT ? '' : ` [label="${edge.port}", style=dashed]`;
-      lines.push(`  "${edge.from}" -> "${edge.to}"${attrs};`);
+      lines.push(`    ${node(spec, edge.from)} -> ${node(spec, edge.to)}${attrs};`);
     }
-    lines.push('}');
-  }
+    lines.push('  }');
+  });
+  lines.push('}');
   return `${lines.join('\n')}\n`;
 }

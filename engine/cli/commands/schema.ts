@@ -1,6 +1,5 @@
 /** `etl schema`: the composed pipeline JSON Schema, for editors (`# yaml-language-server: $schema=…`). */
 import type { OperatorDefinition } from '../../operator.ts';
-import { registry as defaultRegistry } from '../../../operators/registry.ts';
 import { composePipelineSchema } from '../../schema/compose.ts';
 
 export interface SchemaOptions {
@@ -9,8 +8,9 @@ export interface SchemaOptions {
   registry?: readonly OperatorDefinition[];
 }
 
-export function runSchema(options: SchemaOptions): number {
-  const schema = composePipelineSchema(options.registry ?? defaultRegistry);
+export async function runSchema(options: SchemaOptions): Promise<number> {
+  const registry = options.registry ?? (await import('../../../operators/registry.ts')).registry;
+  const schema = composePipelineSchema(registry);
   options.out.write(`${JSON.stringify(schema, null, 2)}\n`);
   return 0;
 }

@@ -1,5 +1,4 @@
 import { defineSink } from '../../../engine/operator.ts';
-import { createFileSink } from './file.ts';
 import { type FileSinkOptions, schema } from './schema.ts';
 
 export default defineSink<typeof schema, FileSinkOptions>({
@@ -38,5 +37,5 @@ export default defineSink<typeof schema, FileSinkOptions>({
     }
     return problems;
   },
-  create: createFileSink,
+  create: async (options, ctx) => (await import('./file.ts')).createFileSink(options, ctx),
 });

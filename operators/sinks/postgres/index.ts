@@ -1,6 +1,5 @@
 import { defineSink } from '../../../engine/operator.ts';
 import { layoutProblems } from './layout.ts';
-import { createPostgresSink } from './postgres.ts';
 import { type PostgresSinkOptions, schema } from './schema.ts';
 
 export default defineSink<typeof schema, PostgresSinkOptions>({
@@ -56,5 +55,5 @@ export default defineSink<typeof schema, PostgresSinkOptions>({
     },
   ],
   validate: layoutProblems,
-  create: (options, ctx) => createPostgresSink(options, ctx),
+  create: async (options, ctx) => (await import('./postgres.ts')).createPostgresSink(options, ctx),
 });

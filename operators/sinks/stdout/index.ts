@@ -1,6 +1,5 @@
 import { defineSink } from '../../../engine/operator.ts';
 import { type StdoutSinkOptions, schema } from './schema.ts';
-import { createStdoutSink } from './stdout.ts';
 
 export default defineSink<typeof schema, StdoutSinkOptions>({
   type: 'stdout',
@@ -9,5 +8,5 @@ export default defineSink<typeof schema, StdoutSinkOptions>({
   schema,
   accepts: ['any'],
   examples: [{ format: 'jsonl' }, { format: 'text' }],
-  create: (options, ctx) => createStdoutSink(options, ctx),
+  create: async (options, ctx) => (await import('./stdout.ts')).createStdoutSink(options, ctx),
 });

@@ -1,5 +1,4 @@
 import { defineSource, type OptionProblem } from '../../../engine/operator.ts';
-import { createFileSource } from './file.ts';
 import { type FileSourceOptions, schema } from './schema.ts';
 
 const defaults = {
@@ -37,5 +36,5 @@ export default defineSource<typeof schema, FileSourceOptions>({
     }
     return [];
   },
-  create: (options, ctx) => createFileSource(options, ctx),
+  create: async (options, ctx) => (await import('./file.ts')).createFileSource(options, ctx),
 });

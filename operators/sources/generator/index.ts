@@ -1,5 +1,4 @@
 import { defineSource, type OptionProblem } from '../../../engine/operator.ts';
-import { createGeneratorSource } from './generator.ts';
 import { type GeneratorSourceOptions, schema } from './schema.ts';
 
 export default defineSource<typeof schema, GeneratorSourceOptions>({
@@ -39,5 +38,5 @@ export default defineSource<typeof schema, GeneratorSourceOptions>({
     return [];
   },
   unbounded: (options) => options.count === undefined,
-  create: (options, ctx) => createGeneratorSource(options, ctx),
+  create: async (options, ctx) => (await import('./generator.ts')).createGeneratorSource(options, ctx),
 });

@@ -23,16 +23,9 @@ import {
 } from './pools.ts';
 import { below, type Random, sfc32 } from './random.ts';
 
-export const LOG_FORMATS = [
-  'apache_common',
-  'apache_combined',
-  'nginx_combined',
-  'nginx_combined_request_time',
-  'nginx_json',
-] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
+import { DEFAULT_START_TIME, type LogFormat } from './schema.ts';
 
-export const DEFAULT_START_TIME = '2026-01-01T00:00:00Z';
+export { DEFAULT_START_TIME, LOG_FORMATS, type LogFormat } from './schema.ts';
 
 export interface LineMakerOptions {
   /** Default `nginx_combined`. */

@@ -1,5 +1,16 @@
 import type { FromSchema } from 'json-schema-to-ts';
-import { DEFAULT_START_TIME, LOG_FORMATS } from './lines.ts';
+
+// Here rather than beside the line maker: `etl validate` loads schemas, and the line maker's tables are large.
+export const LOG_FORMATS = [
+  'apache_common',
+  'apache_combined',
+  'nginx_combined',
+  'nginx_combined_request_time',
+  'nginx_json',
+] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export const DEFAULT_START_TIME = '2026-01-01T00:00:00Z';
 
 export const schema = {
   $id: 'https://etl.dev/schemas/operators/sources/generator.json',
