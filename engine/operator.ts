@@ -137,6 +137,8 @@ export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O 
   readonly kind: 'transform';
   /** Record kinds this stage can take on its inputs. */
   readonly accepts: readonly RecordKind[];
+  /** When what it takes depends on the options, the kinds it takes with these options. */
+  acceptsFor?(options: O): readonly RecordKind[];
   /** Output ports (besides the implicit `dead_letter`) and their record kinds. */
   readonly outputs: Readonly<Record<string, RecordKind>>;
   /** When the kinds depend on the options (e.g. parse of error logs), the ports for these options. */
@@ -208,6 +210,15 @@ export interface Sink {
 export interface SinkDefinition<S extends OptionsSchema = OptionsSchema, O = unknown> extends DefinitionBase<S, O> {
   readonly kind: 'sink';
   readonly accepts: readonly RecordKind[];
+  /** When what it takes depends on the options (a table's record schema), the kinds it takes with these. */
+  acceptsFor?(options: O): readonly RecordKind[];
+  /** How to make the sink take records of `kind` it refuses, for the error that says so. */
+  acceptsHint?(kind: RecordKind): string | undefined;
+  /**
+   * What the sink writes that no other sink may write during the same run, as URIs (`file:///abs/out.jsonl`);
+   * relative paths resolve against `cwd`. Two sinks loaded together that claim the same one are refused.
+   */
+  writes?(options: O, cwd: string): readonly string[];
   create(options: O, ctx: OperatorContext): Sink | Promise<Sink>;
 }
 

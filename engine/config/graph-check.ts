@@ -4,7 +4,7 @@
  */
 import { isMap } from 'yaml';
 import type { OperatorDefinition } from '../operator.ts';
-import { buildGraph, DEFAULT_PORT, outputPorts } from '../graph/graph.ts';
+import { acceptedKinds, buildGraph, DEFAULT_PORT, outputPorts } from '../graph/graph.ts';
 import type { RecordKind } from '../record.ts';
 import { STAGE_ID_PATTERN } from '../schema/envelope.ts';
 import type { PipelineDocument } from './document.ts';
@@ -57,9 +57,11 @@ export function checkGraph(pipeline: PipelineDocument, entries: readonly StageEn
         target: 'key',
       });
     }
+    const spec = specs.get(entry.id);
+    const accepts = spec && first.get(entry.id) === entry ? acceptedKinds(spec) : undefined;
     for (const input of inputs ?? []) {
       read.add(`${input.ref.stage}.${input.ref.port}`);
-      const meant = checkInput(pipeline, entry, input, first, ports);
+      const meant = checkInput(pipeline, entry, input, first, ports, accepts);
       if (meant !== undefined) read.add(`${meant}.${input.ref.port}`);
     }
   }
@@ -109,6 +111,7 @@ function checkInput(
   input: InputEntry,
   stages: ReadonlyMap<string, StageEntry>,
   ports: ReadonlyMap<string, Record<string, RecordKind>>,
+  accepts: readonly RecordKind[] | undefined,
 ): string | undefined {
   const { ref, path } = input;
   const upstream = stages.get(ref.stage);
@@ -140,9 +143,7 @@ function checkInput(
     });
     return undefined;
   }
-  const definition = entry.definition;
-  if (!definition || definition.kind === 'source') return undefined;
-  const accepts = definition.accepts;
+  if (accepts === undefined) return undefined;
   if (kind === 'any' || accepts.includes('any') || accepts.includes(kind)) return undefined;
   pipeline.report({
     path,
@@ -151,7 +152,8 @@ function checkInput(
     hint:
       kind === 'raw' && (accepts.includes('access') || accepts.includes('error_log'))
         ? 'add a `parse` stage between them'
-        : `read from a stage that sends ${kindsText(accepts)}`,
+        : ((entry.definition?.kind === 'sink' ? entry.definition.acceptsHint?.(kind) : undefined) ??
+          `read from a stage that sends ${kindsText(accepts)}`),
   });
   return undefined;
 }
@@ -186,9 +188,14 @@ function reportCycle(
   });
 }
 
-/** A StageSpec good enough for the graph; `outputsFor` is only trusted with options that passed the schema. */
+/**
+ * A StageSpec good enough for the graph; `outputsFor` and `acceptsFor` are only trusted with options that
+ * passed the schema.
+ */
 function provisionalSpec(pipeline: PipelineDocument, entry: StageEntry, definition: OperatorDefinition): StageSpec {
-  const trusted = entry.schemaValid ? definition : ({ ...definition, outputsFor: undefined } as OperatorDefinition);
+  const trusted = entry.schemaValid
+    ? definition
+    : ({ ...definition, outputsFor: undefined, acceptsFor: undefined } as OperatorDefinition);
   return toStageSpec(pipeline, entry, trusted);
 }
 

@@ -20,7 +20,8 @@ import { checkGraph } from './graph-check.ts';
 import { interpolateDocument } from './interpolate.ts';
 import { translateAjvErrors } from './schema-errors.ts';
 import { checkTelemetry, toSettings, toTelemetry } from './settings.ts';
-import { asRecord, collectStages, resolveTypes, toStageSpec, validateStageOptions } from './stages.ts';
+import { asRecord, collectStages, resolveTypes, type StageEntry, toStageSpec, validateStageOptions } from './stages.ts';
+import { checkExclusiveWrites } from './writes.ts';
 import type { PipelineSpec } from './types.ts';
 
 export interface LoadOptions {
@@ -38,22 +39,47 @@ export interface LoadResult {
   diagnostics: Diagnostic[];
   /** The pipeline files read, as displayed in diagnostics. */
   files: string[];
+  /** YAML files found under a directory that hold no etl pipeline (a compose file, CI configuration). */
+  skipped: string[];
 }
 
 const YAML_FILE = /\.ya?ml$/i;
+/** How a pipeline document starts; a file found in a directory without it is someone else's YAML. */
+const PIPELINE_MARK = /^\s*apiVersion:\s*["']?etl\//m;
 
-/** Loads files, and every `*.yaml` / `*.yml` below directories (recursively, sorted). */
+/** `*.yaml` / `*.yml` files below `dir`, relative to it, sorted; hidden folders and node_modules are not entered. */
+async function yamlFilesUnder(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(join(dir, prefix), { withFileTypes: true })) {
+    const path = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) {
+      if (!entry.name.startsWith('.') && entry.name !== 'node_modules') out.push(...(await yamlFilesUnder(dir, path)));
+    } else if (entry.isFile() && YAML_FILE.test(entry.name)) {
+      out.push(path);
+    }
+  }
+  return out.sort();
+}
+
+/**
+ * Loads files, and every `*.yaml` / `*.yml` below directories (recursively, sorted). Below a directory, only
+ * files and documents that are etl pipelines (`apiVersion: etl/…`) count; a file named explicitly must be one.
+ */
 export async function loadPipelines(paths: readonly string[], options: LoadOptions = {}): Promise<LoadResult> {
   const cwd = options.cwd ?? process.cwd();
   const known = await operators(options.registry);
   const diagnostics: Diagnostic[] = [];
   const files: string[] = [];
+  const skipped: string[] = [];
+  const found = new Set<string>();
+  const directories = new Map<string, string[]>();
   const seen = new Set<string>();
-  const add = (file: string): void => {
+  const add = (file: string, inDirectory: boolean): void => {
     const absolute = resolve(cwd, file);
     if (seen.has(absolute)) return;
     seen.add(absolute);
     files.push(file);
+    if (inDirectory) found.add(file);
   };
   for (const path of paths) {
     const absolute = resolve(cwd, path);
@@ -61,17 +87,17 @@ export async function loadPipelines(paths: readonly string[], options: LoadOptio
     if (!info) {
       diagnostics.push(fileProblem(path, `no such file or directory: ${path}`));
     } else if (info.isDirectory()) {
-      const found = (await readdir(absolute, { recursive: true, withFileTypes: true }))
-        .filter((e) => e.isFile() && YAML_FILE.test(e.name))
-        .map((e) => relative(absolute, join(e.parentPath, e.name)).split('\\').join('/'))
-        .sort();
-      if (found.length === 0) diagnostics.push(fileProblem(path, `no *.yaml or *.yml file under ${path}`));
-      for (const file of found) add(join(path, file));
+      const below = await yamlFilesUnder(absolute);
+      if (below.length === 0) diagnostics.push(fileProblem(path, `no *.yaml or *.yml file under ${path}`));
+      const listed = below.map((file) => join(path, file));
+      directories.set(path, listed);
+      for (const file of listed) add(file, true);
     } else {
-      add(path);
+      add(path, false);
     }
   }
   const documents: PipelineDocument[] = [];
+  const read: string[] = [];
   for (const file of files) {
     let source: string;
     try {
@@ -80,12 +106,28 @@ export async function loadPipelines(paths: readonly string[], options: LoadOptio
       diagnostics.push(fileProblem(file, `cannot read ${file}: ${(error as Error).message}`));
       continue;
     }
-    const parsed = parseFile(source, file);
+    const inDirectory = found.has(file);
+    const parsed = parseFile(source, file).filter((d) => !inDirectory || d.hasErrors || isPipelineDocument(d));
+    if (inDirectory && (!PIPELINE_MARK.test(source) || parsed.length === 0)) {
+      skipped.push(file);
+      continue;
+    }
     if (parsed.length === 0) diagnostics.push(fileProblem(file, `${file} holds no pipeline document`));
+    read.push(file);
     documents.push(...parsed);
   }
-  const result = check(documents, options.env ?? process.env, known);
-  return { pipelines: result.pipelines, diagnostics: [...diagnostics, ...result.diagnostics], files };
+  for (const [path, listed] of directories) {
+    if (listed.length > 0 && !listed.some((f) => read.includes(f))) {
+      diagnostics.push(fileProblem(path, `no pipeline under ${path}: none of its YAML files is an etl pipeline`));
+    }
+  }
+  const result = check(documents, options.env ?? process.env, known, cwd);
+  return {
+    pipelines: result.pipelines,
+    diagnostics: [...diagnostics, ...result.diagnostics],
+    files: read,
+    skipped,
+  };
 }
 
 /** The same passes over one file's text, without touching the file system. */
@@ -97,8 +139,8 @@ export async function loadPipelinesFromString(
   const known = await operators(options.registry);
   const documents = parseFile(source, file);
   const empty = documents.length === 0 ? [fileProblem(file, `${file} holds no pipeline document`)] : [];
-  const result = check(documents, options.env ?? process.env, known);
-  return { pipelines: result.pipelines, diagnostics: [...empty, ...result.diagnostics], files: [file] };
+  const result = check(documents, options.env ?? process.env, known, process.cwd());
+  return { pipelines: result.pipelines, diagnostics: [...empty, ...result.diagnostics], files: [file], skipped: [] };
 }
 
 interface Operators {
@@ -152,6 +194,14 @@ async function compilingOperators(registry: readonly OperatorDefinition[]): Prom
   };
 }
 
+/** A document that says it is an etl pipeline (its `apiVersion`), right or wrong in the rest. */
+function isPipelineDocument(document: PipelineDocument): boolean {
+  const contents = document.doc.contents;
+  if (!isMap(contents)) return false;
+  const apiVersion = contents.get('apiVersion');
+  return typeof apiVersion === 'string' && apiVersion.startsWith('etl/');
+}
+
 function fileProblem(file: string, message: string): Diagnostic {
   return { file, line: 0, column: 0, path: '', code: 'ETL_CFG_NOT_FOUND', severity: 'error', message };
 }
@@ -201,15 +251,21 @@ interface Checked {
   readonly document: PipelineDocument;
   readonly name: string | undefined;
   readonly spec: PipelineSpec | undefined;
+  readonly entries: readonly StageEntry[];
 }
 
-/** Passes 2 to 5 per document, then names unique across every document loaded together. */
+/**
+ * Passes 2 to 5 per document, then across every document loaded together: unique names, and no two sinks
+ * writing one file.
+ */
 function check(
   documents: readonly PipelineDocument[],
   env: NodeJS.ProcessEnv,
   known: Operators,
+  cwd: string,
 ): { pipelines: PipelineSpec[]; diagnostics: Diagnostic[] } {
   const checked = documents.map((document) => checkDocument(document, env, known));
+  checkExclusiveWrites(checked, cwd);
   const byName = new Map<string, PipelineDocument>();
   for (const { document, name } of checked) {
     if (name === undefined) continue;
@@ -233,7 +289,7 @@ function check(
 }
 
 function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known: Operators): Checked {
-  if (document.hasErrors) return { document, name: undefined, spec: undefined };
+  if (document.hasErrors) return { document, name: undefined, spec: undefined, entries: [] };
   const unresolved = interpolateDocument(document, env);
   let data: unknown;
   try {
@@ -241,7 +297,7 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
   } catch (error) {
     // e.g. an alias bomb: refuse the document rather than expanding it.
     document.reportAtOffset(document.doc.range?.[0] ?? 0, 'ETL_CFG_YAML', (error as Error).message);
-    return { document, name: undefined, spec: undefined };
+    return { document, name: undefined, spec: undefined, entries: [] };
   }
   const entries = collectStages(document, data);
   resolveTypes(document, entries, known.registry);
@@ -267,7 +323,7 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
 
   const metadata = asRecord(root?.metadata);
   const name = typeof metadata?.name === 'string' ? metadata.name : undefined;
-  if (document.hasErrors || name === undefined) return { document, name, spec: undefined };
+  if (document.hasErrors || name === undefined) return { document, name, spec: undefined, entries };
   const description = metadata?.description;
   return {
     document,
@@ -281,6 +337,7 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
       stages: entries.map((e) => toStageSpec(document, e, e.definition as OperatorDefinition)),
       secrets: [...new Set(document.secrets)],
     },
+    entries,
   };
 }
 

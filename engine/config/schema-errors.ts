@@ -6,6 +6,7 @@
 import type { ErrorObject } from 'ajv';
 import type { ErrorCode } from '../errors.ts';
 import { type DocPath, type PathSegment, type Problem, pathText } from './document.ts';
+import { SECTION_SYNONYMS } from '../schema/envelope.ts';
 import { didYouMean, list } from './suggest.ts';
 
 type AjvError = ErrorObject<string, Record<string, unknown>, unknown>;
@@ -137,6 +138,18 @@ function translate(error: AjvError, data: unknown): Translated {
     case 'additionalProperties': {
       const key = String(params.additionalProperty);
       const allowed = Object.keys(((error.parentSchema as SchemaObject | undefined)?.properties ?? {}) as object);
+      const meant = path.length === 1 && path[0] === 'spec' ? SECTION_SYNONYMS[key] : undefined;
+      if (meant !== undefined) {
+        return {
+          path: [...path, key],
+          objectPath: path,
+          code: 'ETL_CFG_UNKNOWN_KEY',
+          message: `unknown key \`${key}\` — its stages go under \`${meant}\``,
+          hint: `rename \`${key}:\` to \`${meant}:\` (the sections are sources, operators and sinks)`,
+          target: 'key',
+          suggestion: meant,
+        };
+      }
       const suggestion = didYouMean(key, allowed);
       const hint =
         isSourceStage(path) && key === 'inputs'
@@ -235,8 +248,15 @@ function translate(error: AjvError, data: unknown): Translated {
       if (params.passingSchemas != null) {
         return problem('ETL_CFG_SCHEMA', `${what} matches more than one of its allowed forms; make it unambiguous`);
       }
-      const forms = ((error.schema as SchemaObject[] | undefined) ?? []).map(describeSchema);
-      return problem('ETL_CFG_SCHEMA', `${what} must be ${forms.join(' or ')}; found ${found}`);
+      const branches = (error.schema as SchemaObject[] | undefined) ?? [];
+      const forms = [...new Set(branches.map(describeSchema))];
+      const named = branches.flatMap((b) => [
+        ...(b.const === undefined ? [] : [b.const]),
+        ...((b.enum as unknown[]) ?? []),
+      ]);
+      const near = typeof error.data === 'string' ? didYouMean(error.data, named.map(String)) : undefined;
+      const suffix = near === undefined ? '' : ` — did you mean \`${near}\`?`;
+      return problem('ETL_CFG_SCHEMA', `${what} must be ${orList(forms)}; found ${found}${suffix}`);
     }
     case 'false schema':
       return problem('ETL_CFG_SCHEMA', `${what} is not allowed here`, { target: 'key' });
@@ -282,9 +302,16 @@ function expectedTypes(type: unknown): string {
   return types.map((t) => TYPE_NAMES[t] ?? t).join(' or ');
 }
 
+/** `a, b or c` */
+function orList(items: readonly string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} or ${items.at(-1)}`;
+}
+
 function describeSchema(schema: SchemaObject): string {
   if (schema.const !== undefined) return code(String(schema.const));
   if (Array.isArray(schema.enum)) return `one of ${list(schema.enum.map((v) => code(String(v))))}`;
+  const required = schema.required as string[] | undefined;
+  if (schema.type === 'object' && required?.length) return `a map with ${list(required.map(code))}`;
   if (schema.type !== undefined) {
     const base = expectedTypes(schema.type);
     const items = schema.items as SchemaObject | undefined;

@@ -10,6 +10,7 @@ import {
   COMMON_STAGE_KEYS,
   DEFAULT_ON_ERROR,
   INPUT_PATTERN,
+  SECTION_SYNONYMS,
   STAGE_SECTIONS,
   type StageSection,
 } from '../schema/envelope.ts';
@@ -40,24 +41,35 @@ export interface InputEntry {
 
 const INPUT_RE = new RegExp(INPUT_PATTERN);
 
-/** Every stage declared under spec.sources / operators / sinks, in file order. */
+/**
+ * Every stage declared under spec.sources / operators / sinks, in file order. Stages under a section named
+ * as other tools name it (`transforms:`, reported by the schema pass) are collected too, as stages of the
+ * section meant, so that inputs naming them resolve; their options are not judged.
+ */
 export function collectStages(pipeline: PipelineDocument, data: unknown): StageEntry[] {
   const spec = asRecord(asRecord(data)?.spec);
   const entries: StageEntry[] = [];
-  for (const section of STAGE_SECTIONS) {
-    const node = pipeline.nodeAt(['spec', section.key]);
+  const sections: Array<[string, StageSection]> = [
+    ...STAGE_SECTIONS.map((section): [string, StageSection] => [section.key, section]),
+    ...Object.entries(SECTION_SYNONYMS).map(([key, meant]): [string, StageSection] => [
+      key,
+      STAGE_SECTIONS.find((s) => s.key === meant) as StageSection,
+    ]),
+  ];
+  for (const [key, section] of sections) {
+    const node = pipeline.nodeAt(['spec', key]);
     if (!isMap(node)) continue;
-    const values = asRecord(spec?.[section.key]);
+    const values = asRecord(spec?.[key]);
     for (const pair of node.items) {
       if (!isScalar(pair.key)) continue;
       const id = String(pair.key.value);
       entries.push({
         id,
         section,
-        path: ['spec', section.key, id],
+        path: ['spec', key, id],
         offset: pair.key.range?.[0] ?? 0,
         value: asRecord(values?.[id]),
-        schemaValid: true,
+        schemaValid: key === section.key,
       });
     }
   }

@@ -31,6 +31,13 @@ export function outputPorts(stage: StageSpec): Record<string, RecordKind> {
   return def.kind === 'transform' ? { ...declared, [DEAD_LETTER_PORT]: 'dead_letter' } : { ...declared };
 }
 
+/** Record kinds a transform or sink takes on its inputs with its options. */
+export function acceptedKinds(stage: StageSpec): readonly RecordKind[] {
+  const def = stage.definition;
+  if (def.kind === 'source') return [];
+  return def.acceptsFor ? def.acceptsFor(stage.options) : def.accepts;
+}
+
 export function parseInputRef(text: string): InputRef {
   const dot = text.indexOf('.');
   return dot < 0

@@ -33,6 +33,19 @@ export const STAGE_SECTIONS: readonly StageSection[] = [
   { key: 'sinks', kind: 'sink', folder: 'sinks' },
 ];
 
+/**
+ * What other tools call the stage sections (Vector: transforms; Fluent Bit and Logstash: inputs, filters,
+ * outputs; Benthos: processors). Not accepted, but understood: the error says which section is meant, and the
+ * stages under such a key still take part in the graph checks, so one wrong word does not hide the rest.
+ */
+export const SECTION_SYNONYMS: Readonly<Record<string, StageSection['key']>> = {
+  transforms: 'operators',
+  filters: 'operators',
+  processors: 'operators',
+  inputs: 'sources',
+  outputs: 'sinks',
+};
+
 export function sectionOf(kind: StageKind): StageSection {
   return STAGE_SECTIONS.find((s) => s.kind === kind) as StageSection;
 }

@@ -21,7 +21,7 @@ describe('etl validate (end to end)', () => {
   it('accepts a pipeline of real operators', async () => {
     const { code, stdout } = await etl('validate', '--format', 'json', 'test/config/fixtures/real/generated.yaml');
     expect(code).toBe(0);
-    expect(JSON.parse(stdout)).toEqual({ valid: true, pipelines: ['generated-to-file'], diagnostics: [] });
+    expect(JSON.parse(stdout)).toEqual({ valid: true, pipelines: ['generated-to-file'], diagnostics: [], skipped: [] });
   });
 
   it('exits 1 and prints positions for a broken one', async () => {

@@ -15,7 +15,7 @@ export interface ValidateOptions {
 
 /** Exit code: 1 when any pipeline has an error; warnings alone pass. */
 export async function runValidate(paths: string[], options: ValidateOptions): Promise<number> {
-  const { pipelines, diagnostics, files } = await loadPipelines(paths, {
+  const { pipelines, diagnostics, files, skipped } = await loadPipelines(paths, {
     ...(options.registry ? { registry: options.registry } : {}),
     ...(options.env ? { env: options.env } : {}),
     ...(options.cwd ? { cwd: options.cwd } : {}),
@@ -24,10 +24,14 @@ export async function runValidate(paths: string[], options: ValidateOptions): Pr
   const valid = errors === 0;
   if (options.format === 'json') {
     // Diagnostics are already redacted by the loader; names carry no secrets.
-    const report = { valid, pipelines: pipelines.map((p) => p.name), diagnostics };
+    const report = { valid, pipelines: pipelines.map((p) => p.name), diagnostics, skipped };
     options.out.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
     for (const d of diagnostics) options.out.write(`${formatDiagnostic(d)}\n`);
+    if (skipped.length > 0) {
+      const shown = skipped.slice(0, 5).join(', ') + (skipped.length > 5 ? ', …' : '');
+      options.out.write(`skipped ${plural(skipped.length, 'YAML file')} holding no etl pipeline: ${shown}\n`);
+    }
     options.out.write(`${summary(pipelines.length, files.length, diagnostics)}\n`);
   }
   return valid ? 0 : 1;

@@ -1,3 +1,5 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { defineSink } from '../../../engine/operator.ts';
 import { type FileSinkOptions, schema } from './schema.ts';
 
@@ -7,6 +9,7 @@ export default defineSink<typeof schema, FileSinkOptions>({
   summary: 'Writes JSON lines or CSV to a file, optionally gzip and rolled; exactly once across crashes',
   schema,
   accepts: ['any'],
+  writes: (options, cwd) => [pathToFileURL(resolve(cwd, options.path)).href],
   examples: [
     { path: 'out/parsed.jsonl', format: 'jsonl', compression: 'none', append: false },
     {

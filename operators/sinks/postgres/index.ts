@@ -8,6 +8,12 @@ export default defineSink<typeof schema, PostgresSinkOptions>({
   summary: 'Loads records into a partitioned PostgreSQL table (server or embedded) with COPY, exactly once',
   schema,
   accepts: ['access', 'error_log', 'dead_letter', 'any'],
+  // The columns follow the record schema: records of another kind would fail row by row at run time.
+  acceptsFor: (options) => (options.record_schema === 'none' ? ['any'] : [options.record_schema]),
+  acceptsHint: (kind) =>
+    kind === 'error_log' || kind === 'dead_letter'
+      ? `store them in a table of their own: a postgres sink with \`record_schema: ${kind}\``
+      : undefined,
   examples: [
     {
       schema: 'public',

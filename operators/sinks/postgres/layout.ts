@@ -41,7 +41,7 @@ export function layoutProblems(options: PostgresSinkOptions): OptionProblem[] {
         timeType === undefined
           ? `time_column ${options.time_column} is not a column of ${options.record_schema} records (columns: ${known})`
           : `time_column ${options.time_column} is ${timeType}; partitioning needs a timestamptz column`,
-      hint: 'name a date-time field, add it under `columns` as timestamptz, or set partition: none',
+      hint: timeHint(layout),
     });
   }
   if (options.retention !== undefined && options.partition === 'none') {
@@ -122,4 +122,10 @@ export function stagingOf(layout: TableLayout, onConflict: 'ignore' | 'update'):
     create: `CREATE TEMP TABLE IF NOT EXISTS ${stage} (LIKE ${target} INCLUDING DEFAULTS, etl_ord bigserial)`,
     move,
   };
+}
+
+function timeHint(layout: TableLayout): string {
+  const times = layout.columns.filter((c) => c.type === 'timestamptz').map((c) => `\`time_column: ${c.name}\``);
+  const named = times.length > 0 ? `set ${times.join(' or ')}, ` : 'name a date-time field, ';
+  return `${named}add one under \`columns\` as timestamptz, or set partition: none`;
 }

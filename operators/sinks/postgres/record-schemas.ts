@@ -1,5 +1,5 @@
 /** The JSON Schemas of the record kinds a table's columns can be derived from. */
-import { accessRecordSchema } from '../../transforms/parse/record.schema.ts';
+import { accessRecordSchema, errorLogRecordSchema } from '../../transforms/parse/record.schema.ts';
 import type { PropertySchema, RecordSchema } from './columns.ts';
 
 /** Dead letters (engine/record.ts `DeadLetter`). */
@@ -32,10 +32,20 @@ const access: RecordSchema = {
   properties: { ...(accessRecordSchema as RecordSchema).properties, ...ACCESS_REFINEMENTS },
 };
 
-export type RecordSchemaName = 'access' | 'dead_letter' | 'none';
+/** Error-log entries name their client too; nginx context addresses are addresses. */
+const errorLog: RecordSchema = {
+  ...(errorLogRecordSchema as RecordSchema),
+  properties: {
+    ...(errorLogRecordSchema as RecordSchema).properties,
+    client_ip: { type: ['string', 'null'], format: 'ip' },
+  },
+};
+
+export type RecordSchemaName = 'access' | 'error_log' | 'dead_letter' | 'none';
 
 export function recordSchema(name: RecordSchemaName): RecordSchema {
   if (name === 'dead_letter') return deadLetterRecordSchema;
+  if (name === 'error_log') return errorLog;
   if (name === 'none') return NONE;
   return access;
 }

@@ -48,11 +48,12 @@ export const schema = {
     },
     record_schema: {
       type: 'string',
-      enum: ['access', 'dead_letter', 'none'],
+      enum: ['access', 'error_log', 'dead_letter', 'none'],
       default: 'access',
       description:
-        'Record schema the columns are derived from: `access` (records of the parse transform), `dead_letter`, or ' +
-        '`none` (only the `columns` below, everything else in the extra column).',
+        'Record schema the columns are derived from, and so the records the sink takes: `access` (access records ' +
+        'of the parse transform), `error_log` (its error-log records), `dead_letter`, or `none` (any records: only ' +
+        'the `columns` below, everything else in the extra column).',
       examples: ['access', 'none'],
     },
     columns: {
