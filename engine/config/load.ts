@@ -7,7 +7,7 @@
  * A pipeline with an error is left out of `pipelines`; warnings do not keep a pipeline out.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import type { Diagnostic } from '../diagnostics.ts';

@@ -29,14 +29,14 @@ import type {
 import { deadLetter, type EtlRecord } from '../record.ts';
 import { retry } from '../retry.ts';
 import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
-import type { StageTelemetry, Telemetry } from '../telemetry/types.ts';
+import type { SinkStats, StageTelemetry, Telemetry } from '../telemetry/types.ts';
 import { Delivery } from './delivery.ts';
 import type { Envelope, PortEnvelope } from './envelope.ts';
 import { operatorContext } from './context.ts';
 import { CreditGate } from './gate.ts';
 import { noopTelemetry, silentLogger } from './noop.ts';
 import { stageOperator } from './stage-operator.ts';
-import { emptyStats, type RunStats } from './stats.ts';
+import { emptyStats, notingWarnings, type RunStats } from './stats.ts';
 
 export interface RunOptions {
   telemetry?: Telemetry;
@@ -119,13 +119,13 @@ class PipelineRun {
     this.spec = spec;
     this.options = options;
     this.telemetry = options.telemetry ?? noopTelemetry;
-    this.log = options.logger?.(undefined) ?? silentLogger;
+    this.stats = emptyStats(spec);
+    this.log = notingWarnings(options.logger?.(undefined) ?? silentLogger, undefined, this.stats);
     this.graph = buildGraph(spec.stages);
     if (!this.graph.order) {
       throw new EtlError('ETL_GRAPH_CYCLE', `pipeline ${spec.name} has a cycle: ${this.graph.cycle?.join(' -> ')}`);
     }
     this.consumers = consumersByPort(this.graph);
-    this.stats = emptyStats(spec.name);
     this.store = new StateStore(spec.settings.dataDir, spec.name);
   }
 
@@ -201,7 +201,7 @@ class PipelineRun {
       const spec = this.graph.stages.get(id) as StageSpec;
       const def = spec.definition;
       if ((def.kind === 'source') !== (which === 'sources')) continue;
-      const logger = this.options.logger?.(id) ?? silentLogger;
+      const logger = notingWarnings(this.options.logger?.(id) ?? silentLogger, id, this.stats);
       const telemetry = this.telemetry.stage(this.spec.name, id, spec.kind, spec.type);
       const ctx = this.context(spec, logger);
       if (def.kind === 'source') {
@@ -497,8 +497,9 @@ class PipelineRun {
       }
       const written = records.length - rejected.length;
       this.dirty = true;
-      this.stats.recordsOut += written;
-      this.stats.sinks[id] = (this.stats.sinks[id] ?? 0) + written;
+      const figures = this.stats.sinks[id] as SinkStats;
+      figures.written += written;
+      if (!figures.deadLetters) this.stats.recordsOut += written;
       span?.end(written);
       this.options.onStats?.(this.stats);
       return rejected.length > 0 ? this.route(stage, envelope, { [DEAD_LETTER_PORT]: rejected }, span?.context) : [];

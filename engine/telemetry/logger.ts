@@ -17,7 +17,7 @@ export interface LoggerOptions {
   /** Default: `ETL_LOG_LEVEL`, else `info`. */
   level?: LogLevel;
   format: LogFormat;
-  stream: Pick<NodeJS.WritableStream, 'write'>;
+  stream: { write(chunk: string): unknown };
   /** Values never to print. */
   secrets?: readonly string[];
   bindings?: Record<string, unknown>;
@@ -56,7 +56,7 @@ export function createLogger(options: LoggerOptions): EtlLogger {
 interface Shared {
   readonly threshold: number;
   readonly json: boolean;
-  readonly stream: Pick<NodeJS.WritableStream, 'write'>;
+  readonly stream: { write(chunk: string): unknown };
   readonly secrets: readonly string[];
   readonly now: () => number;
 }

@@ -1,18 +1,26 @@
 /**
- * What `etl apply` shows while it runs and when it ends. On a terminal: one line redrawn in place, at most
- * every `intervalMs`. Elsewhere (CI logs, files): a plain line every ten seconds, never a carriage return.
- * Then a summary of the run.
+ * What `etl apply` shows while it runs and when it ends.
+ *
+ * On a terminal, a board at the bottom of the screen holds one live row per running pipeline (a bar when the
+ * input's size is known), redrawn in place at most every `intervalMs` by log-update; log lines written
+ * through `board.log` are printed above it and stay in the scrollback, so neither logs nor other pipelines
+ * are overwritten. Elsewhere (CI logs, files): a plain line per pipeline every ten seconds, never an escape.
+ * Each pipeline ends with its summary.
  */
-import type { RunStats } from './types.ts';
+import { createLogUpdate } from 'log-update';
+import type { RunStats, SinkStats } from './types.ts';
 
 export interface ProgressStream {
   write(chunk: string): unknown;
-  /** Terminal width, when known: the live line is cut to it so that it never wraps. */
+  /** Terminal width and height, when known: live rows are cut to the width so that they never wrap. */
   readonly columns?: number;
+  readonly rows?: number;
+  readonly isTTY?: boolean;
 }
 
 export interface ProgressOptions {
   stream: ProgressStream;
+  /** Draw live rows in place (a terminal that shows nothing else being written). */
   tty: boolean;
   /** Minimum time between two redraws on a terminal; default 250 ms. */
   intervalMs?: number;
@@ -32,47 +40,113 @@ export interface Progress {
   finish(stats: RunStats, outcome: RunOutcome): void;
 }
 
+export interface ProgressBoard {
+  /** Where log lines go: on a terminal, above the live rows. */
+  readonly log: { write(chunk: string): unknown };
+  /** The live row of one pipeline, and its summary when it ends. */
+  track(pipeline: string): Progress;
+}
+
 const TTY_INTERVAL_MS = 250;
 const LOG_INTERVAL_MS = 10_000;
 /** Rates are smoothed over about this long, so the figure is steady but follows a change within seconds. */
 const SMOOTHING_MS = 2_000;
-const CLEAR_LINE = '\r\x1b[2K';
+const BAR_WIDTH = 20;
 
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 const oneDecimal = new Intl.NumberFormat('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 const twoDecimals = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
-export function createProgress(options: ProgressOptions): Progress {
-  const { stream, tty } = options;
+export function createProgressBoard(options: ProgressOptions): ProgressBoard {
+  return options.tty ? terminalBoard(options) : plainBoard(options);
+}
+
+/** One pipeline's figures between two draws: smoothed rates and when it was last drawn. */
+class Row {
+  readonly startedAt: number;
+  readonly records: SmoothedRate;
+  readonly bytes: SmoothedRate;
+  text = '';
+
+  constructor(startedAt: number) {
+    this.startedAt = startedAt;
+    this.records = new SmoothedRate(startedAt);
+    this.bytes = new SmoothedRate(startedAt);
+  }
+
+  sample(stats: RunStats, at: number, bar: boolean): string {
+    this.records.sample(at, stats.recordsIn);
+    this.bytes.sample(at, stats.bytesRead);
+    this.text = liveLine(stats, at - this.startedAt, this.records.perSecond, this.bytes.perSecond, bar);
+    return this.text;
+  }
+}
+
+function terminalBoard(options: ProgressOptions): ProgressBoard {
+  const { stream } = options;
   const now = options.now ?? Date.now;
-  const intervalMs = tty ? (options.intervalMs ?? TTY_INTERVAL_MS) : LOG_INTERVAL_MS;
-  const startedAt = now();
-  const records = new SmoothedRate(startedAt);
-  const bytes = new SmoothedRate(startedAt);
-  // Off a terminal the first line waits a full interval: short runs print only their summary.
-  let lastDrawAt: number | undefined = tty ? undefined : startedAt;
-  let lineShown = false;
+  const intervalMs = options.intervalMs ?? TTY_INTERVAL_MS;
+  // The cursor stays visible: hidden, a process killed with SIGKILL would leave the terminal without one.
+  const draw = createLogUpdate(stream as NodeJS.WriteStream, { showCursor: true });
+  const rows = new Map<string, Row>();
+  let lastDrawAt: number | undefined;
+
+  const frame = () => {
+    const width = stream.columns;
+    const cut = (line: string) => (width !== undefined && width > 1 ? line.slice(0, width - 1) : line);
+    return [...rows.values()].map((row) => cut(row.text)).join('\n');
+  };
+  const redraw = () => {
+    if (rows.size === 0) draw.clear();
+    else draw(frame());
+  };
+  const persist = (text: string) => {
+    draw.persist(text.endsWith('\n') ? text.slice(0, -1) : text);
+    if (rows.size > 0) draw(frame());
+  };
 
   return {
-    update(stats) {
-      const t = now();
-      if (lastDrawAt !== undefined && t - lastDrawAt < intervalMs) return;
-      lastDrawAt = t;
-      records.sample(t, stats.recordsIn);
-      bytes.sample(t, stats.bytesRead);
-      const line = liveLine(stats, t - startedAt, records.perSecond, bytes.perSecond);
-      if (tty) {
-        const width = stream.columns;
-        stream.write(CLEAR_LINE + (width !== undefined && width > 1 ? line.slice(0, width - 1) : line));
-        lineShown = true;
-      } else {
-        stream.write(`${line}\n`);
-      }
+    log: { write: (chunk: string) => persist(chunk) },
+    track(pipeline) {
+      const row = new Row(now());
+      rows.set(pipeline, row);
+      return {
+        update(stats) {
+          const t = now();
+          row.sample(stats, t, true);
+          if (lastDrawAt !== undefined && t - lastDrawAt < intervalMs) return;
+          lastDrawAt = t;
+          redraw();
+        },
+        finish(stats, outcome) {
+          rows.delete(pipeline);
+          persist(summary(stats, outcome));
+        },
+      };
     },
-    finish(stats, outcome) {
-      if (lineShown) stream.write(CLEAR_LINE);
-      lineShown = false;
-      stream.write(summary(stats, outcome));
+  };
+}
+
+function plainBoard(options: ProgressOptions): ProgressBoard {
+  const { stream } = options;
+  const now = options.now ?? Date.now;
+  return {
+    log: stream,
+    track() {
+      const row = new Row(now());
+      // The first line waits a full interval: short runs print only their summary.
+      let lastDrawAt = row.startedAt;
+      return {
+        update(stats) {
+          const t = now();
+          if (t - lastDrawAt < LOG_INTERVAL_MS) return;
+          lastDrawAt = t;
+          stream.write(`${row.sample(stats, t, false)}\n`);
+        },
+        finish(stats, outcome) {
+          stream.write(summary(stats, outcome));
+        },
+      };
     },
   };
 }
@@ -100,10 +174,19 @@ class SmoothedRate {
   }
 }
 
-function liveLine(stats: RunStats, elapsedMs: number, recordRate: number | undefined, byteRate: number | undefined) {
+function liveLine(
+  stats: RunStats,
+  elapsedMs: number,
+  recordRate: number | undefined,
+  byteRate: number | undefined,
+  bar: boolean,
+) {
   const parts = [stats.pipeline];
   const total = stats.bytesTotal;
-  if (total !== undefined && total > 0) parts.push(`${oneDecimal.format(percent(stats.bytesRead, total))}%`);
+  if (total !== undefined && total > 0) {
+    const done = percent(stats.bytesRead, total);
+    parts.push(`${bar ? `${progressBar(done)} ` : ''}${oneDecimal.format(done)}%`);
+  }
   parts.push(
     `${integer.format(stats.recordsIn)} in`,
     `${integer.format(stats.recordsOut)} out`,
@@ -114,6 +197,15 @@ function liveLine(stats: RunStats, elapsedMs: number, recordRate: number | undef
   if (total !== undefined && total > 0) parts.push(`ETA ${eta(total - stats.bytesRead, byteRate)}`);
   parts.push(`elapsed ${clock(elapsedMs)}`);
   return parts.join('  ');
+}
+
+/** `[██████░░░░░░░░░░░░░░]`, with eighth blocks at the edge. */
+export function progressBar(done: number, width = BAR_WIDTH): string {
+  const eighths = Math.round((Math.min(100, Math.max(0, done)) / 100) * width * 8);
+  const full = Math.floor(eighths / 8);
+  const partial = eighths % 8;
+  const edge = partial > 0 ? ' ▏▎▍▌▋▊▉'[partial] : '';
+  return `[${'█'.repeat(full)}${edge}${'░'.repeat(width - full - (edge ? 1 : 0))}]`;
 }
 
 function eta(remainingBytes: number, byteRate: number | undefined): string {
@@ -129,12 +221,24 @@ export function summary(stats: RunStats, outcome: RunOutcome): string {
       'records read',
       integer.format(stats.recordsIn) + (stats.bytesRead > 0 ? ` (${formatBytes(stats.bytesRead)})` : ''),
     ],
-    ['records written', integer.format(stats.recordsOut)],
+    ...Object.entries(stats.sinks).map(([id, sink]): [string, string] => [`to ${id}`, sinkFigure(sink)]),
     [
       'rejected',
       `${integer.format(stats.rejected)} (${twoDecimals.format(percent(stats.rejected, stats.recordsIn))}% of read)`,
     ],
     ['errors', integer.format(stats.errors)],
+  ];
+  if (stats.warnings.length > 0) {
+    const total = stats.warnings.reduce((n, w) => n + w.count, 0);
+    rows.push(['warnings', `${integer.format(total)} (as logged above)`]);
+    for (const w of stats.warnings) {
+      rows.push([
+        '',
+        `${w.stage ? `[${w.stage}] ` : ''}${w.message}${w.count > 1 ? ` (×${integer.format(w.count)})` : ''}`,
+      ]);
+    }
+  }
+  rows.push(
     ['duration', duration(stats.elapsedMs)],
     ['average rate', seconds > 0 ? `${integer.format(stats.recordsIn / seconds)} records/s` : '--'],
     [
@@ -145,9 +249,14 @@ export function summary(stats: RunStats, outcome: RunOutcome): string {
           ? 'stopped; the next run resumes from the last checkpoint'
           : 'succeeded',
     ],
-  ];
+  );
   const lines = [`pipeline ${stats.pipeline}`, ...rows.map(([label, value]) => `  ${label.padEnd(17)}${value}`)];
   return `${lines.join('\n')}\n`;
+}
+
+function sinkFigure(sink: SinkStats): string {
+  const noun = sink.deadLetters ? 'dead letter' : 'record';
+  return `${integer.format(sink.written)} ${noun}${sink.written === 1 ? '' : 's'} written`;
 }
 
 function percent(part: number, whole: number): number {

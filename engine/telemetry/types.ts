@@ -43,8 +43,10 @@ export interface RunStats {
   elapsedMs: number;
   /** Records read by sources. */
   recordsIn: number;
-  /** Records written by sinks. */
+  /** Records written by sinks, dead-letter sinks aside. */
   recordsOut: number;
+  /** Records each sink acknowledged, by sink id, in the order they are declared. */
+  sinks: Record<string, SinkStats>;
   /** Records routed to a dead_letter port. */
   rejected: number;
   /** Stage failures (whole batches). */
@@ -52,4 +54,20 @@ export interface RunStats {
   bytesRead: number;
   /** Known size of finite inputs, for percent and ETA. */
   bytesTotal?: number;
+  /** Distinct warnings logged during the run (the first few), to repeat in the summary. */
+  warnings: RunWarning[];
+}
+
+export interface SinkStats {
+  written: number;
+  /** The sink reads only dead-letter ports. */
+  readonly deadLetters: boolean;
+}
+
+export interface RunWarning {
+  /** Stage that logged it; undefined for the pipeline itself. */
+  readonly stage: string | undefined;
+  readonly message: string;
+  /** How many times it was logged. */
+  count: number;
 }

@@ -49,10 +49,10 @@ describe.each(registry.map((def) => [`${def.kind} ${def.type}`, def] as const))(
       expect(def.validate?.(options).filter((p) => p.severity !== 'warning') ?? []).toEqual([]);
       const ctx = context(def.type);
       const instance = await (def.kind === 'source'
-          ? (def as SourceDefinition).create(options, { ...ctx, restoredPosition: undefined, batchMaxRecords: 16 })
-          : def.kind === 'transform'
-            ? (def as TransformDefinition).create(options, ctx)
-            : (def as SinkDefinition).create(options, ctx));
+        ? (def as SourceDefinition).create(options, { ...ctx, restoredPosition: undefined, batchMaxRecords: 16 })
+        : def.kind === 'transform'
+          ? (def as TransformDefinition).create(options, ctx)
+          : (def as SinkDefinition).create(options, ctx));
       await instance.close?.();
       await instance.close?.();
     }

@@ -1,12 +1,38 @@
+/**
+ * The live progress and the summary. On a terminal, what counts is what the screen shows: the bytes the
+ * board writes are fed to a terminal emulator (xterm.js, headless), and its screen lines are asserted.
+ */
+import xterm from '@xterm/headless';
 import { describe, expect, it } from 'vitest';
-import { createProgress, duration, formatBytes, summary } from '../../engine/telemetry/progress.ts';
+import { createProgressBoard, duration, formatBytes, progressBar, summary } from '../../engine/telemetry/progress.ts';
 import type { RunStats } from '../../engine/telemetry/types.ts';
 
-const CLEAR_LINE = '\r\x1b[2K';
+const { Terminal } = xterm;
 
-function fakeTerminal(columns?: number) {
+/** A terminal of `columns` × `rows` that the board writes to; `screen()` is what a person sees. */
+function fakeTerminal(columns = 100, rows = 20) {
+  // convertEol: the kernel's terminal driver turns \n into \r\n (onlcr); the emulator must do it here.
+  const terminal = new Terminal({ cols: columns, rows, allowProposedApi: true, convertEol: true });
   const writes: string[] = [];
-  return { writes, stream: { columns, write: (chunk: string) => writes.push(chunk) > 0 } };
+  const stream = {
+    columns,
+    rows,
+    isTTY: true,
+    write(chunk: string) {
+      writes.push(chunk);
+      terminal.write(chunk);
+      return true;
+    },
+  };
+  const screen = async (): Promise<string[]> => {
+    await new Promise<void>((resolve) => terminal.write('', resolve));
+    const buffer = terminal.buffer.active;
+    const lines: string[] = [];
+    for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
+    while (lines.length > 0 && lines.at(-1) === '') lines.pop();
+    return lines;
+  };
+  return { stream, writes, screen };
 }
 
 function fakeClock() {
@@ -20,9 +46,11 @@ function stats(partial: Partial<RunStats>): RunStats {
     elapsedMs: 0,
     recordsIn: 0,
     recordsOut: 0,
+    sinks: {},
     rejected: 0,
     errors: 0,
     bytesRead: 0,
+    warnings: [],
     ...partial,
   };
 }
@@ -34,24 +62,19 @@ function rate(line: string): number {
 }
 
 describe('live progress on a terminal', () => {
-  it('redraws one line with rate, totals, rejects, percent and ETA', () => {
-    const { writes, stream } = fakeTerminal();
+  it('redraws one row in place with a bar, rate, totals, rejects, percent and ETA', async () => {
+    const term = fakeTerminal(140);
     const clock = fakeClock();
-    const progress = createProgress({ stream, tty: true, now: clock.now });
+    const progress = createProgressBoard({ stream: term.stream, tty: true, now: clock.now }).track('web');
 
     clock.t = 1_000;
     progress.update(
       stats({ recordsIn: 10_000, recordsOut: 9_000, rejected: 12, bytesRead: 1_000_000, bytesTotal: 4_000_000 }),
     );
-    expect(writes).toHaveLength(1);
-    const first = writes[0] ?? '';
-    expect(first.startsWith(CLEAR_LINE)).toBe(true);
-    expect(first).not.toContain('\n');
-    expect(first).toContain('web');
-    expect(first).toContain('25.0%');
-    expect(first).toContain('10,000 in');
-    expect(first).toContain('9,000 out');
-    expect(first).toContain('12 rejected');
+    let screen = await term.screen();
+    expect(screen).toHaveLength(1);
+    const first = screen[0] ?? '';
+    expect(first).toMatch(/^web {2}\[█████░{15}\] 25\.0% {2}10,000 in {2}9,000 out {2}12 rejected {2}/);
     expect(rate(first)).toBe(10_000);
     // 3 MB left at 1 MB/s.
     expect(first).toContain('ETA 0:03');
@@ -59,13 +82,15 @@ describe('live progress on a terminal', () => {
     expect(first).not.toContain('errors');
 
     clock.t = 1_100;
+    const writes = term.writes.length;
     progress.update(stats({ recordsIn: 11_000, bytesRead: 1_100_000, bytesTotal: 4_000_000 }));
-    expect(writes).toHaveLength(1); // within the 250 ms interval
+    expect(term.writes).toHaveLength(writes); // within the 250 ms interval
 
     clock.t = 2_000;
     progress.update(stats({ recordsIn: 30_000, errors: 2, bytesRead: 3_000_000, bytesTotal: 4_000_000 }));
-    expect(writes).toHaveLength(2);
-    const second = writes[1] ?? '';
+    screen = await term.screen();
+    expect(screen).toHaveLength(1);
+    const second = screen[0] ?? '';
     // Smoothed: between the previous rate (10,000/s) and this second's (20,000/s).
     expect(rate(second)).toBeGreaterThan(10_000);
     expect(rate(second)).toBeLessThan(20_000);
@@ -74,35 +99,69 @@ describe('live progress on a terminal', () => {
     expect(second).toMatch(/ETA 0:0[01]/);
   });
 
-  it('shows no percent or ETA for unbounded inputs, and fits the terminal width', () => {
-    const { writes, stream } = fakeTerminal(40);
+  it('keeps log lines whole above the rows, one row per pipeline, and ends with each summary', async () => {
+    const term = fakeTerminal(120, 30);
     const clock = fakeClock();
-    const progress = createProgress({ stream, tty: true, now: clock.now, intervalMs: 100 });
+    const board = createProgressBoard({ stream: term.stream, tty: true, now: clock.now, intervalMs: 100 });
+    const a = board.track('alpha');
+    const b = board.track('beta');
     clock.t = 500;
-    progress.update(stats({ pipeline: 'a-rather-long-pipeline-name', recordsIn: 5_000, recordsOut: 5_000 }));
-    const line = (writes[0] ?? '').slice(CLEAR_LINE.length);
-    expect(line.length).toBeLessThanOrEqual(39);
-    expect(line).not.toContain('%');
-    expect(line).not.toContain('ETA');
+    a.update(stats({ pipeline: 'alpha', recordsIn: 100, bytesRead: 10, bytesTotal: 100 }));
+    clock.t = 700;
+    b.update(stats({ pipeline: 'beta', recordsIn: 200 }));
+    board.log.write('2026-12-05T00:00:00.000Z INFO  [alpha/parsed] parse: detected format format=combined\n');
+    clock.t = 900;
+    a.update(stats({ pipeline: 'alpha', recordsIn: 500, bytesRead: 50, bytesTotal: 100 }));
+    board.log.write('2026-12-05T00:00:01.000Z WARN  [beta/logs] no file matches paths\n');
+
+    let screen = await term.screen();
+    expect(screen).toHaveLength(4);
+    expect(screen[0]).toBe('2026-12-05T00:00:00.000Z INFO  [alpha/parsed] parse: detected format format=combined');
+    expect(screen[1]).toBe('2026-12-05T00:00:01.000Z WARN  [beta/logs] no file matches paths');
+    expect(screen[2]).toMatch(/^alpha {2}\[██████████░{10}\] 50\.0% {2}500 in/);
+    expect(screen[3]).toMatch(/^beta {2}200 in/);
+
+    clock.t = 1_000;
+    a.finish(stats({ pipeline: 'alpha', recordsIn: 1_000, elapsedMs: 1_000 }), { ok: true });
+    screen = await term.screen();
+    expect(screen.slice(2, 4)).toEqual(['pipeline alpha', '  records read     1,000']);
+    expect(screen.at(-2)).toBe('  outcome          succeeded');
+    expect(screen.at(-1)).toMatch(/^beta {2}200 in/);
+
+    b.finish(stats({ pipeline: 'beta', recordsIn: 200, elapsedMs: 1_000 }), { ok: true });
+    screen = await term.screen();
+    expect(screen.filter((line) => /^(alpha|beta) {2}/.test(line))).toEqual([]);
+    expect(screen.at(-1)).toBe('  outcome          succeeded');
   });
 
-  it('clears the live line before the summary', () => {
-    const { writes, stream } = fakeTerminal();
+  it('fits each row to the terminal width, and shows no percent or ETA for unbounded inputs', async () => {
+    const term = fakeTerminal(40);
     const clock = fakeClock();
-    const progress = createProgress({ stream, tty: true, now: clock.now });
-    clock.t = 300;
-    progress.update(stats({ recordsIn: 10 }));
-    progress.finish(stats({ recordsIn: 10, recordsOut: 10, elapsedMs: 300 }), { ok: true });
-    expect(writes[1]).toBe(CLEAR_LINE);
-    expect(writes[2]).toMatch(/^pipeline web\n/);
+    const progress = createProgressBoard({ stream: term.stream, tty: true, now: clock.now }).track('long');
+    clock.t = 500;
+    progress.update(stats({ pipeline: 'a-rather-long-pipeline-name', recordsIn: 5_000, recordsOut: 5_000 }));
+    const screen = await term.screen();
+    expect(screen).toHaveLength(1);
+    expect((screen[0] ?? '').length).toBeLessThanOrEqual(39);
+    expect(screen[0]).not.toContain('%');
+  });
+
+  it('draws eighths of a block at the bar edge', () => {
+    expect(progressBar(0, 4)).toBe('[░░░░]');
+    expect(progressBar(50, 4)).toBe('[██░░]');
+    expect(progressBar(62.5, 4)).toBe('[██▌░]');
+    expect(progressBar(100, 4)).toBe('[████]');
+    expect(progressBar(140, 4)).toBe('[████]');
   });
 });
 
 describe('progress off a terminal', () => {
   it('prints a plain line every 10 s and never a carriage return or escape', () => {
-    const { writes, stream } = fakeTerminal();
+    const writes: string[] = [];
+    const stream = { write: (chunk: string) => writes.push(chunk) > 0 };
     const clock = fakeClock();
-    const progress = createProgress({ stream, tty: false, now: clock.now });
+    const board = createProgressBoard({ stream, tty: false, now: clock.now });
+    const progress = board.track('web');
     for (clock.t = 0; clock.t < 10_000; clock.t += 500) progress.update(stats({ recordsIn: clock.t }));
     expect(writes).toHaveLength(0);
     clock.t = 10_000;
@@ -111,32 +170,48 @@ describe('progress off a terminal', () => {
     progress.update(stats({ recordsIn: 60_000 }));
     expect(writes).toHaveLength(1);
     expect(writes[0]).toMatch(/^web {2}10\.0% {2}50,000 in .*\n$/);
+    board.log.write('a log line\n');
     progress.finish(stats({ recordsIn: 60_000, elapsedMs: 15_000 }), { ok: true });
     const output = writes.join('');
+    expect(output).toContain('a log line\n');
     expect(output).not.toContain('\r');
     expect(output).not.toContain('\x1b');
   });
 });
 
 describe('summary', () => {
-  it('reports read, written, rejected with share, errors, duration, rate and outcome', () => {
+  it('reports read, each sink, rejected with share, errors, warnings, duration, rate and outcome', () => {
     const text = summary(
       stats({
         recordsIn: 1_234_567,
         recordsOut: 1_230_000,
+        sinks: {
+          warehouse: { written: 1_230_000, deadLetters: false },
+          rejects: { written: 4_567, deadLetters: true },
+          audit: { written: 1, deadLetters: false },
+        },
         rejected: 4_567,
         errors: 1,
         elapsedMs: 62_000,
         bytesRead: 3 * 1024 * 1024,
+        warnings: [
+          { stage: 'logs', message: 'no file matches paths `logs/*.log`', count: 1 },
+          { stage: undefined, message: 'slow checkpoint', count: 3 },
+        ],
       }),
       { ok: true },
     );
     expect(text.split('\n')).toEqual([
       'pipeline web',
       '  records read     1,234,567 (3.0 MiB)',
-      '  records written  1,230,000',
+      '  to warehouse     1,230,000 records written',
+      '  to rejects       4,567 dead letters written',
+      '  to audit         1 record written',
       '  rejected         4,567 (0.37% of read)',
       '  errors           1',
+      '  warnings         4 (as logged above)',
+      '                   [logs] no file matches paths `logs/*.log`',
+      '                   slow checkpoint (×3)',
       '  duration         1m 02s',
       '  average rate     19,912 records/s',
       '  outcome          succeeded',
@@ -149,6 +224,7 @@ describe('summary', () => {
     expect(text).toContain('rejected         0 (0.00% of read)');
     expect(text).toContain('average rate     --');
     expect(text).toContain('duration         0ms');
+    expect(text).not.toContain('warnings');
     expect(text).toContain('outcome          failed: sink store: connection refused');
   });
 

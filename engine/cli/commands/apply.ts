@@ -11,7 +11,7 @@ import { redact } from '../../redact.ts';
 import { planPipeline } from '../../runtime/plan.ts';
 import { type RunResult, runPipeline } from '../../runtime/run.ts';
 import { createLogger } from '../../telemetry/logger.ts';
-import { createProgress } from '../../telemetry/progress.ts';
+import { createProgressBoard, type ProgressBoard } from '../../telemetry/progress.ts';
 import { createTelemetry } from '../../telemetry/telemetry.ts';
 import type { Telemetry } from '../../telemetry/types.ts';
 
@@ -46,7 +46,8 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
   const stop = new AbortController();
   const abort = new AbortController();
   const signals = options.signals ?? process;
-  const rootLogger = createLogger({ level: options.logLevel, format: options.logFormat, stream: options.err, secrets });
+  const board = createProgressBoard({ stream: options.err, tty: liveProgress(pipelines, options) });
+  const rootLogger = createLogger({ level: options.logLevel, format: options.logFormat, stream: board.log, secrets });
   let deadline: NodeJS.Timeout | undefined;
   let over = false;
   let stopSignal: StopSignal | undefined;
@@ -75,7 +76,7 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
   const telemetry = await createTelemetry(mergeTelemetrySettings(pipelines), { logger: rootLogger });
   try {
     const results = await Promise.all(
-      pipelines.map((spec) => runOne(spec, options, telemetry, stop.signal, abort.signal, secrets)),
+      pipelines.map((spec) => runOne(spec, options, board, telemetry, stop.signal, abort.signal, secrets)),
     );
     return exitCode(pipelines, results, stopSignal);
   } finally {
@@ -126,9 +127,21 @@ function mergeTelemetrySettings(pipelines: readonly PipelineSpec[]): TelemetrySe
   };
 }
 
+/**
+ * Live rows redrawn in place need a terminal that nothing else writes to unannounced: not with `--no-progress`,
+ * not when standard error is not a terminal, not when a stdout sink prints records to the same terminal.
+ */
+function liveProgress(pipelines: readonly PipelineSpec[], options: ApplyOptions): boolean {
+  if (!options.progress || options.err.isTTY !== true) return false;
+  const recordsOnTerminal =
+    options.out.isTTY === true && pipelines.some((p) => p.stages.some((s) => s.kind === 'sink' && s.type === 'stdout'));
+  return !recordsOnTerminal;
+}
+
 async function runOne(
   spec: PipelineSpec,
   options: ApplyOptions,
+  board: ProgressBoard,
   telemetry: Telemetry,
   stop: AbortSignal,
   abort: AbortSignal,
@@ -137,11 +150,11 @@ async function runOne(
   const logger = createLogger({
     level: options.logLevel,
     format: options.logFormat,
-    stream: options.err,
+    stream: board.log,
     secrets,
     bindings: { pipeline: spec.name },
   });
-  const progress = createProgress({ stream: options.err, tty: options.progress && options.err.isTTY === true });
+  const progress = board.track(spec.name);
   const result = await runPipeline(spec, {
     telemetry,
     logger: (stage) => (stage ? logger.child({ stage }) : logger),

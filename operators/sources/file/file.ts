@@ -308,6 +308,13 @@ class FileSource implements Source {
       return;
     }
     for (const problem of problems) this.report(problem.path, problem.error, 'cannot stat file');
+    if (initial && candidates.length === 0) {
+      const patterns = this.options.paths.map((p) => `\`${p}\``).join(', ');
+      this.ctx.logger.warn(
+        `no file matches ${patterns}${this.options.follow ? ' yet; files are picked up as they appear' : ''}`,
+        { cwd: this.ctx.baseDir },
+      );
+    }
     if (initial && this.unclaimed.length > 0) {
       // Files whose device and inode a checkpoint entry names claim it before fingerprint-only matches.
       const named = new Set(this.unclaimed.map((e) => keyOf(e.dev, e.ino)));
