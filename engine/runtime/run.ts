@@ -80,6 +80,9 @@ const detachedDelivery = (): Delivery => {
   return delivery;
 };
 
+/** Longest a source runs without letting the event loop serve anything else. */
+const YIELD_EVERY_MS = 10;
+
 export async function runPipeline(spec: PipelineSpec, options: RunOptions = {}): Promise<RunResult> {
   return new PipelineRun(spec, options).run();
 }
@@ -326,9 +329,17 @@ class PipelineRun {
     const consumers = this.consumers.get(`${id}.${DEFAULT_PORT}`)?.length ?? 0;
     const stopping = this.stopSources.signal;
     return new Observable<PortEnvelope>((subscriber) => {
+      let lastYieldAt = performance.now();
       const output: SourceOutput = {
         stopping,
         emit: async (records: EtlRecord[], position?: unknown, bytes?: number) => {
+          // A source whose batches are all handled synchronously (a generator into a blackhole) would run
+          // on microtasks alone: timers, signals, I/O and the other pipelines of the process would wait for
+          // its end. It gives the event loop a turn every few milliseconds.
+          if (performance.now() - lastYieldAt >= YIELD_EVERY_MS) {
+            await new Promise((resolve) => setImmediate(resolve));
+            lastYieldAt = performance.now();
+          }
           if (records.length === 0) {
             // Nothing to deliver; checkpoints drain before they read positions, so it can move now.
             if (position !== undefined && !stopping.aborted) {

@@ -37,6 +37,25 @@ beforeEach(() => {
 });
 
 describe('runtime', () => {
+  it('gives the event loop turns while a source whose batches are handled synchronously runs', async () => {
+    const count = 300_000;
+    const spec = pipeline('busy', tempDir(), [
+      stage({ id: 'src', def: countingSource, options: { count } }),
+      stage({ id: 'a', def: passThrough, inputs: ['src'] }),
+      stage({ id: 'out', def: collectSink, inputs: ['a'], options: { name: 'busy' } }),
+    ]);
+    const run = runPipeline(spec);
+    // Timers, signals, I/O and other pipelines in the process are macrotasks: one scheduled now must run
+    // while the pipeline is still busy, not once it is done.
+    let emittedWhenTimerRan = -1;
+    setTimeout(() => {
+      emittedWhenTimerRan = sourceLog.at(-1)?.emitted ?? 0;
+    }, 0);
+    expect((await run).ok).toBe(true);
+    expect(emittedWhenTimerRan).toBeGreaterThanOrEqual(0);
+    expect(emittedWhenTimerRan).toBeLessThan(count);
+  });
+
   it('carries every record from source to sink, in order', async () => {
     const spec = pipeline('linear', tempDir(), [
       stage({ id: 'src', def: countingSource, options: { count: 1050 } }),
