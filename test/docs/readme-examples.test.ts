@@ -6,7 +6,7 @@
  * file, say) says so with `# not a pipeline` on its first line.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { isMap, isScalar, parseDocument, stringify } from 'yaml';
@@ -102,10 +102,10 @@ function toJs(node: unknown): unknown {
  * input it names but does not declare, a blackhole for the outputs of its last stages when it has no sink.
  */
 function pipelineFrom(part: Spec): string {
-  const spec: Spec = structuredClone(part);
-  const sources = (spec.sources ??= {}) as Stages;
-  const operators = (spec.operators ??= {}) as Stages;
-  const sinks = (spec.sinks ??= {}) as Stages;
+  const sources = structuredClone(part.sources ?? {}) as Stages;
+  const operators = structuredClone(part.operators ?? {}) as Stages;
+  const sinks = structuredClone(part.sinks ?? {}) as Stages;
+  const spec: Spec = { ...structuredClone(part), sources, operators, sinks };
   const declared = new Set([...Object.keys(sources), ...Object.keys(operators), ...Object.keys(sinks)]);
   if (Object.keys(sources).length === 0) sources.readme_source = { type: 'generator', count: 1 };
   const firstSource = Object.keys(sources)[0] as string;
