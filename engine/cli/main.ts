@@ -31,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
     .option('--dry-run', 'print what the sinks would change (e.g. DDL) and exit', false)
     .option('--no-progress', 'no live progress line, even on a terminal')
+    .option('--wait', 'when another process runs one of these pipelines, wait for it instead of refusing', false)
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['debug', 'info', 'warn', 'error'])
@@ -43,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
         opts: {
           dryRun: boolean;
           progress: boolean;
+          wait: boolean;
           logLevel: 'debug' | 'info' | 'warn' | 'error';
           logFormat: 'text' | 'json';
         },

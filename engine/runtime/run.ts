@@ -11,8 +11,10 @@
  */
 import { type Connectable, connectable, filter, map, merge, Observable, Subject } from 'rxjs';
 import type { PipelineSpec, StageSpec } from '../config/types.ts';
+import { join } from 'node:path';
 import { EtlError, errorMessage, isRetriable } from '../errors.ts';
 import { buildGraph, consumersByPort, DEAD_LETTER_PORT, DEFAULT_PORT, type Graph } from '../graph/graph.ts';
+import { LockFile } from '../lock.ts';
 import type {
   Logger,
   OperatorContext,
@@ -50,6 +52,8 @@ export interface RunOptions {
   onStats?: (stats: RunStats) => void;
   /** Working directory against which relative `data_dir` resolves. */
   cwd?: string;
+  /** When another process runs this pipeline (holds its state lock): wait for it instead of refusing. */
+  waitForLock?: boolean;
 }
 
 export interface RunResult {
@@ -96,6 +100,7 @@ class PipelineRun {
   private readonly consumers: Map<string, string[]>;
   private readonly stats: RunStats;
   private readonly store: StateStore;
+  private readonly lock: LockFile;
   private readonly stages = new Map<string, StageInstance>();
   private readonly gates = new Map<string, CreditGate>();
   private readonly positions = new Map<string, unknown>();
@@ -130,6 +135,12 @@ class PipelineRun {
     }
     this.consumers = consumersByPort(this.graph);
     this.store = new StateStore(spec.settings.dataDir, spec.name);
+    // One run per pipeline at a time: two would interleave their sinks' writes and their checkpoints.
+    this.lock = new LockFile(
+      join(spec.settings.dataDir, 'state', `${spec.name}.lock`),
+      `etl apply of pipeline ${spec.name}`,
+      'one run of a pipeline at a time; wait for it to finish or stop it, or pass --wait to start once it is done',
+    );
   }
 
   async run(): Promise<RunResult> {
@@ -141,7 +152,15 @@ class PipelineRun {
     this.options.stop?.addEventListener('abort', onStop, { once: true });
     this.options.abort?.addEventListener('abort', onAbort, { once: true });
     let timer: NodeJS.Timeout | undefined;
+    let locked = false;
     try {
+      await this.lock.acquire({
+        wait: this.options.waitForLock === true,
+        signal: this.stopSources.signal,
+        onWait: (holder) =>
+          this.log.warn(`waiting for ${holder.what} (pid ${holder.pid} on ${holder.host}) to release the pipeline`),
+      });
+      locked = true;
       const state = await this.store.load();
       this.nextSnapshotId = Math.max(state?.committed?.id ?? 0, state?.pending?.id ?? 0) + 1;
       await this.instantiate('downstream');
@@ -174,6 +193,7 @@ class PipelineRun {
       this.options.stop?.removeEventListener('abort', onStop);
       this.options.abort?.removeEventListener('abort', onAbort);
       await this.closeAll();
+      if (locked) await this.lock.release();
       this.stats.elapsedMs = Date.now() - this.startedAt;
       this.options.onStats?.(this.stats);
     }

@@ -18,6 +18,8 @@ import type { Telemetry } from '../../telemetry/types.ts';
 export interface ApplyOptions {
   dryRun: boolean;
   progress: boolean;
+  /** Wait for another process running one of the pipelines, instead of refusing. */
+  wait?: boolean;
   /** Undefined: ETL_LOG_LEVEL, else info. */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   logFormat: 'text' | 'json';
@@ -160,6 +162,7 @@ async function runOne(
     logger: (stage) => (stage ? logger.child({ stage }) : logger),
     stop,
     abort,
+    waitForLock: options.wait === true,
     onStats: (stats) => progress.update(stats),
   });
   progress.finish(result.stats, {
