@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   ETL_RUN_RETRIES_EXHAUSTED: 'retries exhausted',
   ETL_STATE_CORRUPT: 'checkpoint state is unreadable',
   ETL_STATE_IO: 'checkpoint state could not be written',
+  ETL_STATE_MISMATCH: 'the checkpoint does not fit the pipeline',
   ETL_LOCKED: 'another process holds the lock',
 } as const;
 

@@ -9,6 +9,12 @@ import type { GraphFormat } from './commands/graph.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+function collectRename(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const match = /^([A-Za-z][\w-]*)=([A-Za-z][\w-]*)$/.exec(value);
+  if (!match) throw new InvalidArgumentError('expected old=new, two stage ids');
+  return { ...previous, [match[1] as string]: match[2] as string };
+}
+
 function oneOf<T extends string>(allowed: readonly T[]) {
   return (value: string): T => {
     if ((allowed as readonly string[]).includes(value)) return value as T;
@@ -32,6 +38,17 @@ export async function main(argv: string[]): Promise<number> {
     .option('--dry-run', 'print what the sinks would change (e.g. DDL) and exit', false)
     .option('--no-progress', 'no live progress line, even on a terminal')
     .option('--wait', 'when another process runs one of these pipelines, wait for it instead of refusing', false)
+    .option('--reset', 'start over: set the checkpoints aside and read every source from the start', false)
+    .option(
+      '--rename <old=new>',
+      'a stage was renamed since the last checkpoint: its state carries over to the new id (repeatable)',
+      collectRename,
+    )
+    .option(
+      '--forget <ids>',
+      'stages whose checkpoint state is dropped, so that they start fresh (comma-separated, repeatable)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',').filter(Boolean)],
+    )
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['debug', 'info', 'warn', 'error'])
@@ -45,12 +62,22 @@ export async function main(argv: string[]): Promise<number> {
           dryRun: boolean;
           progress: boolean;
           wait: boolean;
+          reset: boolean;
+          rename?: Record<string, string>;
+          forget?: string[];
           logLevel: 'debug' | 'info' | 'warn' | 'error';
           logFormat: 'text' | 'json';
         },
       ) => {
         const { runApply } = await import('./commands/apply.ts');
-        exitCode = await runApply(paths, { ...opts, out: process.stdout, err: process.stderr });
+        const { rename, ...rest } = opts;
+        exitCode = await runApply(paths, {
+          ...rest,
+          renames: rename ?? {},
+          forget: rest.forget ?? [],
+          out: process.stdout,
+          err: process.stderr,
+        });
       },
     );
 

@@ -30,6 +30,7 @@ import type {
 } from '../operator.ts';
 import { deadLetter, type EtlRecord } from '../record.ts';
 import { retry } from '../retry.ts';
+import { fitCheckpoint, stageTypes } from '../state/fit.ts';
 import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
 import type { SinkStats, StageTelemetry, Telemetry } from '../telemetry/types.ts';
 import { Delivery } from './delivery.ts';
@@ -54,6 +55,11 @@ export interface RunOptions {
   cwd?: string;
   /** When another process runs this pipeline (holds its state lock): wait for it instead of refusing. */
   waitForLock?: boolean;
+  /** Start over: the checkpoint is set aside, every source reads from the start. */
+  reset?: boolean;
+  /** A checkpoint made before stages were renamed or removed: old id → new id, and ids whose state to drop. */
+  renames?: Readonly<Record<string, string>>;
+  forget?: readonly string[];
 }
 
 export interface RunResult {
@@ -161,8 +167,8 @@ class PipelineRun {
           this.log.warn(`waiting for ${holder.what} (pid ${holder.pid} on ${holder.host}) to release the pipeline`),
       });
       locked = true;
-      const state = await this.store.load();
-      this.nextSnapshotId = Math.max(state?.committed?.id ?? 0, state?.pending?.id ?? 0) + 1;
+      const { state, lastId } = await this.loadState();
+      this.nextSnapshotId = lastId + 1;
       await this.instantiate('downstream');
       const resumeFrom = await this.open(state);
       await this.instantiate('sources', resumeFrom);
@@ -204,6 +210,30 @@ class PipelineRun {
   }
 
   // ------------------------------------------------------------------------------ recovery & open
+
+  /**
+   * The checkpoint state to resume from, fitted to the pipeline as it is now (renamed or removed stages;
+   * refused when it no longer fits), or set aside with `reset`: then only its snapshot ids carry over.
+   */
+  private async loadState(): Promise<{ state: PipelineState | undefined; lastId: number }> {
+    const state = await this.store.load();
+    // Snapshot ids keep increasing across a reset: sinks compare theirs with the checkpoint's.
+    const lastId = Math.max(state?.committed?.id ?? 0, state?.pending?.id ?? 0);
+    if (!state) return { state, lastId };
+    if (this.options.reset) {
+      const aside = await this.store.setAside();
+      this.log.warn('starting over (--reset): every source reads from the start', { previous_state: aside });
+      return { state: undefined, lastId };
+    }
+    const options = { renames: this.options.renames ?? {}, forget: this.options.forget ?? [] };
+    const committed = state.committed && fitCheckpoint(state.committed, this.spec, options);
+    const pending = state.pending && fitCheckpoint(state.pending, this.spec, options);
+    for (const note of committed?.notes ?? pending?.notes ?? []) this.log.warn(note);
+    if (!committed?.changed && !pending?.changed) return { state, lastId };
+    const fitted = { committed: committed?.record, pending: pending?.record };
+    await this.store.save(fitted);
+    return { state: { ...state, ...fitted }, lastId };
+  }
 
   private context(stage: StageSpec, logger: Logger): OperatorContext {
     return operatorContext(this.spec, stage, {
@@ -604,6 +634,7 @@ class PipelineRun {
         positions: snapshot.positions as Record<string, unknown>,
         sinks,
         transforms,
+        stages: this.statefulStages(transforms),
       });
       let pending: CheckpointRecord;
       if (cuts && committing.every((s) => s.sink?.committedSnapshotId)) {
@@ -626,6 +657,16 @@ class PipelineRun {
     } finally {
       resume();
     }
+  }
+
+  /** `kind:type` of the stages a checkpoint holds state for: sources, sinks, transforms with a snapshot. */
+  private statefulStages(transforms: Record<string, unknown>): Record<string, string> {
+    const types = stageTypes(this.spec);
+    return Object.fromEntries(
+      this.spec.stages
+        .filter((s) => s.kind !== 'transform' || s.id in transforms)
+        .map((s) => [s.id, types[s.id] as string]),
+    );
   }
 
   // ------------------------------------------------------------------------------- lifecycle

@@ -5,7 +5,7 @@
  * A checkpoint is two-phase: `pending` is recorded before sinks commit in their own storage, `committed`
  * after. A rerun that finds `pending` asks transactional sinks which of the two they committed.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { EtlError } from '../errors.ts';
 
@@ -18,6 +18,12 @@ export interface CheckpointRecord {
   readonly sinks: Record<string, unknown>;
   /** State of stateful transforms, by stage id. */
   readonly transforms: Record<string, unknown>;
+  /**
+   * `kind:type` of every stage whose state this checkpoint holds or that commits in its own storage (sources,
+   * sinks, transforms with a snapshot), to tell on a rerun whether the pipeline still fits (state/fit.ts).
+   * Absent in checkpoints written before it existed.
+   */
+  readonly stages?: Record<string, string>;
 }
 
 export interface PipelineState {
@@ -59,6 +65,20 @@ export class StateStore {
     }
   }
 
+  /** Moves the state file aside (`<name>.json.reset-<time>`), for `--reset`; the path it went to, if any. */
+  async setAside(now = new Date()): Promise<string | undefined> {
+    const aside = `${this.path}.reset-${now.toISOString().replaceAll(':', '')}`;
+    try {
+      await rename(this.path, aside);
+      return aside;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new EtlError('ETL_STATE_IO', `cannot move ${this.path} aside: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
   async save(state: Omit<PipelineState, 'version' | 'pipeline'>): Promise<void> {
     const full: PipelineState = { version: 1, pipeline: this.pipeline, ...state };
     const dir = dirname(this.path);
@@ -80,6 +100,8 @@ export class StateStore {
         await dirHandle.close();
       }
     } catch (error) {
+      // A full disk fails the write midway: no half-written temporary file is left behind.
+      await unlink(tmp).catch(() => {});
       throw new EtlError('ETL_STATE_IO', `cannot write checkpoint state ${this.path}: ${(error as Error).message}`, {
         cause: error,
         retriable: true,

@@ -20,6 +20,11 @@ export interface ApplyOptions {
   progress: boolean;
   /** Wait for another process running one of the pipelines, instead of refusing. */
   wait?: boolean;
+  /** Start over: checkpoints set aside. */
+  reset?: boolean;
+  /** Stage renames (old → new) and stages to forget, for checkpoints made before the pipeline changed. */
+  renames?: Readonly<Record<string, string>>;
+  forget?: readonly string[];
   /** Undefined: ETL_LOG_LEVEL, else info. */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   logFormat: 'text' | 'json';
@@ -163,6 +168,9 @@ async function runOne(
     stop,
     abort,
     waitForLock: options.wait === true,
+    reset: options.reset === true,
+    renames: options.renames ?? {},
+    forget: options.forget ?? [],
     onStats: (stats) => progress.update(stats),
   });
   progress.finish(result.stats, {
