@@ -21,7 +21,6 @@ import type {
   PortRecords,
   Sink,
   SinkDefinition,
-  Snapshot,
   Source,
   SourceDefinition,
   SourceOutput,
@@ -33,6 +32,7 @@ import { retry } from '../retry.ts';
 import { fitCheckpoint, stageTypes } from '../state/fit.ts';
 import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
 import type { SinkStats, StageTelemetry, Telemetry } from '../telemetry/types.ts';
+import { Checkpoints } from './checkpoints.ts';
 import { Delivery } from './delivery.ts';
 import type { Envelope, PortEnvelope } from './envelope.ts';
 import { operatorContext } from './context.ts';
@@ -117,16 +117,9 @@ class PipelineRun {
   private failure: Error | undefined;
   /** A graceful stop was asked for (as opposed to finite inputs ending). */
   private stopRequested = false;
-  /** No checkpoint may start any more: the run is closing. */
-  private finished = false;
-  private lastCommitted: CheckpointRecord | undefined;
-  private nextSnapshotId = 1;
-  private dirty = false;
-  private checkpointChain: Promise<void> = Promise.resolve();
-  private checkpointSoon: NodeJS.Timeout | undefined;
-  /** A checkpoint is chained and has not started yet. */
-  private checkpointQueued = false;
-  private lastCheckpointAt = Date.now();
+  private checkpoints: Checkpoints | undefined;
+  /** Sinks whose writes wait until they committed the last cut (they cannot take `cut`), by sink id. */
+  private readonly holds = new Map<string, Promise<void>>();
   private warnedUnread = new Set<string>();
 
   constructor(spec: PipelineSpec, options: RunOptions) {
@@ -157,7 +150,6 @@ class PipelineRun {
     const onAbort = () => this.fail(new EtlError('ETL_RUN_ABORTED', 'run aborted'));
     this.options.stop?.addEventListener('abort', onStop, { once: true });
     this.options.abort?.addEventListener('abort', onAbort, { once: true });
-    let timer: NodeJS.Timeout | undefined;
     let locked = false;
     try {
       await this.lock.acquire({
@@ -168,34 +160,24 @@ class PipelineRun {
       });
       locked = true;
       const { state, lastId } = await this.loadState();
-      this.nextSnapshotId = lastId + 1;
       await this.instantiate('downstream');
       const resumeFrom = await this.open(state);
       await this.instantiate('sources', resumeFrom);
+      const checkpoints = this.createCheckpoints(resumeFrom, lastId + 1);
+      this.checkpoints = checkpoints;
       const done = this.wire();
-      // The interval runs from the last checkpoint, whatever asked for it (a sink's size limit, say).
-      const interval = this.spec.settings.checkpointIntervalMs;
-      timer = setInterval(
-        () => {
-          if (Date.now() - this.lastCheckpointAt >= interval) this.scheduleCheckpoint();
-        },
-        Math.max(5, interval / 4),
-      );
-      timer.unref();
+      checkpoints.start();
       await Promise.race([done, aborted(this.hardAbort.signal)]);
-      clearInterval(timer);
-      if (this.checkpointSoon) clearTimeout(this.checkpointSoon);
-      await this.checkpointChain;
+      await checkpoints.stop();
       if (!this.failure) {
         await this.flushSinks();
-        await this.checkpoint();
+        await checkpoints.take();
       }
     } catch (error) {
       this.fail(error);
     } finally {
-      this.finished = true;
-      if (timer) clearInterval(timer);
-      if (this.checkpointSoon) clearTimeout(this.checkpointSoon);
+      await this.checkpoints?.stop();
+      this.stats.checkpoints = this.checkpoints?.committed ?? 0;
       this.options.stop?.removeEventListener('abort', onStop);
       this.options.abort?.removeEventListener('abort', onAbort);
       await this.closeAll();
@@ -241,7 +223,7 @@ class PipelineRun {
       logger,
       signal: this.hardAbort.signal,
       baseDir: this.options.cwd ?? process.cwd(),
-      requestCheckpoint: () => this.scheduleCheckpoint(0),
+      requestCheckpoint: () => this.checkpoints?.request(0),
     });
   }
 
@@ -304,7 +286,6 @@ class PipelineRun {
       if (pendingCommitted) resumeFrom = state.pending;
       if (resumeFrom) await this.store.save({ committed: resumeFrom });
     }
-    this.lastCommitted = resumeFrom;
     for (const stage of sinks) {
       await this.guard(stage, 'open', () => stage.sink?.restore?.(resumeFrom?.sinks[stage.spec.id], resumeFrom?.id));
     }
@@ -394,13 +375,13 @@ class PipelineRun {
             // Nothing to deliver; checkpoints drain before they read positions, so it can move now.
             if (position !== undefined && !stopping.aborted) {
               this.positions.set(id, position);
-              this.dirty = true;
+              this.checkpoints?.markDirty();
             }
             return;
           }
           if (!(await gate.acquire(stopping))) return;
           this.positions.set(id, position);
-          this.dirty = true;
+          this.checkpoints?.markDirty();
           this.stats.recordsIn += records.length;
           if (bytes !== undefined) {
             this.stats.bytesRead += bytes;
@@ -525,6 +506,9 @@ class PipelineRun {
     const id = stage.spec.id;
     const policy = stage.spec;
     return async (envelope: Envelope): Promise<PortEnvelope[]> => {
+      // A sink without `cut` takes no write of the next snapshot until it has committed the last one.
+      const held = this.holds.get(id);
+      if (held) await held;
       const records = envelope.records;
       stage.telemetry.received(records.length);
       const span = stage.telemetry.startBatch(envelope.trace, records.length);
@@ -557,7 +541,7 @@ class PipelineRun {
         rejected = records.map((r) => deadLetter(r, id, errorMessage(error)));
       }
       const written = records.length - rejected.length;
-      this.dirty = true;
+      this.checkpoints?.markDirty();
       const figures = this.stats.sinks[id] as SinkStats;
       figures.written += written;
       if (!figures.deadLetters) this.stats.recordsOut += written;
@@ -569,94 +553,36 @@ class PipelineRun {
 
   // -------------------------------------------------------------------------------- checkpoints
 
-  private scheduleCheckpoint(delayMs?: number): void {
-    if (this.finished) return;
-    if (delayMs === undefined) {
-      this.queueCheckpoint();
-      return;
-    }
-    if (this.checkpointSoon) return;
-    this.checkpointSoon = setTimeout(() => {
-      this.checkpointSoon = undefined;
-      this.queueCheckpoint();
-    }, delayMs);
-  }
-
-  private queueCheckpoint(): void {
-    if (this.checkpointQueued) return;
-    this.checkpointQueued = true;
-    this.checkpointChain = this.checkpointChain.then(() => this.checkpoint());
-  }
-
-  /**
-   * A consistent cut: pause credit, drain, two-phase commit, resume. When every sink that commits can
-   * take writes of the next snapshot during this one's commit (`cut`), credit resumes right at the cut.
-   */
-  private async checkpoint(): Promise<void> {
-    this.checkpointQueued = false;
-    this.lastCheckpointAt = Date.now();
-    if (this.failure || !this.dirty) return;
-    const gates = [...this.gates.values()];
-    for (const gate of gates) gate.pause();
-    let resumed = false;
-    const resume = () => {
-      if (resumed) return;
-      resumed = true;
-      for (const gate of gates) gate.resume();
-    };
-    try {
-      await Promise.race([Promise.all(gates.map((g) => g.idle())), aborted(this.hardAbort.signal)]);
-      if (this.failure) return;
-      this.dirty = false;
-      const snapshot: Snapshot = { id: this.nextSnapshotId++, positions: Object.fromEntries(this.positions) };
-      const transforms: Record<string, unknown> = {};
-      for (const stage of this.stages.values()) {
-        if (stage.transform?.snapshot) transforms[stage.spec.id] = stage.transform.snapshot();
-      }
-      const committing = [...this.stages.values()].filter((s) => s.sink?.prepareCommit || s.sink?.commit);
-      const cuts = committing.every((s) => s.sink?.cut);
-      if (cuts) {
-        for (const stage of committing) stage.sink?.cut?.(snapshot);
-        resume();
-      }
-      const prepare = async (): Promise<Record<string, unknown>> => {
-        const states: Record<string, unknown> = {};
-        for (const stage of committing) {
-          if (!stage.sink?.prepareCommit) continue;
-          const state = await this.guard(stage, 'commit', () => stage.sink?.prepareCommit?.(snapshot));
-          if (state !== undefined) states[stage.spec.id] = state;
-        }
-        return states;
-      };
-      const record = (sinks: Record<string, unknown>): CheckpointRecord => ({
-        id: snapshot.id,
-        time: new Date().toISOString(),
-        positions: snapshot.positions as Record<string, unknown>,
-        sinks,
-        transforms,
-        stages: this.statefulStages(transforms),
-      });
-      let pending: CheckpointRecord;
-      if (cuts && committing.every((s) => s.sink?.committedSnapshotId)) {
-        // Every committing sink keeps its own record of what it committed, which decides on a rerun whether
-        // this checkpoint counts: recording it need not wait for their phase one, it runs alongside.
-        pending = record({});
-        await Promise.all([prepare(), this.store.save({ committed: this.lastCommitted, pending })]);
-      } else {
-        pending = record(await prepare());
-        await this.store.save({ committed: this.lastCommitted, pending });
-      }
-      for (const stage of committing) {
-        if (stage.sink?.commit) await this.guard(stage, 'commit', () => stage.sink?.commit?.(snapshot));
-      }
-      this.lastCommitted = pending;
-      await this.store.save({ committed: pending });
-      this.stats.checkpoints++;
-    } catch (error) {
-      this.fail(error);
-    } finally {
-      resume();
-    }
+  private createCheckpoints(resumeFrom: CheckpointRecord | undefined, nextId: number): Checkpoints {
+    const stages = [...this.stages.values()];
+    const byId = (id: string) => this.stages.get(id) as StageInstance;
+    return new Checkpoints(
+      {
+        gates: [...this.gates.values()],
+        sinks: stages.flatMap((s) => (s.sink ? [{ id: s.spec.id, sink: s.sink }] : [])),
+        positions: () => Object.fromEntries(this.positions),
+        snapshotTransforms: async () => {
+          const transforms: Record<string, unknown> = {};
+          for (const stage of stages) {
+            if (stage.transform?.snapshot) transforms[stage.spec.id] = stage.transform.snapshot();
+          }
+          return transforms;
+        },
+        stageTypes: (transforms) => this.statefulStages(transforms),
+        hold: (sinkId, release) => {
+          this.holds.set(sinkId, release);
+          release.then(() => {
+            if (this.holds.get(sinkId) === release) this.holds.delete(sinkId);
+          });
+        },
+        save: (state) => this.store.save(state),
+        guard: (sinkId, fn) => this.guard(byId(sinkId), 'commit', fn),
+        failed: () => this.failure !== undefined,
+        fail: (error) => this.fail(error),
+        abort: this.hardAbort.signal,
+      },
+      { lastCommitted: resumeFrom, nextId, intervalMs: this.spec.settings.checkpointIntervalMs },
+    );
   }
 
   /** `kind:type` of the stages a checkpoint holds state for: sources, sinks, transforms with a snapshot. */

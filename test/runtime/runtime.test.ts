@@ -199,7 +199,7 @@ describe('runtime', () => {
 
   it.each([
     [true, 'sources run on while the sink commits'],
-    [false, 'sources wait for the commit'],
+    [false, 'its writes of the next snapshot wait for its commit'],
   ])('commits exactly the records before each cut (sink with cut: %s, %s)', async (cut) => {
     const spec = pipeline(
       `cut-${cut}`,
