@@ -45,11 +45,13 @@ export const accessRecordSchema = {
     'upstream_response_time_ms',
     'vhost',
     'port',
+    'forwarded_for',
     'extra',
   ],
   properties: {
     client_ip: text(
-      'Client address (%h, %a, $remote_addr); IPv6 without brackets. A host name when the server resolved it.',
+      'Client address (%h, %a, $remote_addr); IPv6 without brackets. A host name when the server resolved it. ' +
+        'Behind proxies, the rightmost address of `forwarded_for` not in `trusted_proxies`.',
     ),
     ident: text('RFC 1413 identity (%l); almost always null.'),
     user: text('Authenticated user (%u, $remote_user).'),
@@ -97,6 +99,14 @@ export const accessRecordSchema = {
       maximum: 65535,
       description: 'Server port of the request (%p, $server_port).',
     },
+    forwarded_for: {
+      type: ['array', 'null'],
+      items: { type: 'string', description: 'An address (or `unknown`, a host name) as the proxy wrote it.' },
+      description:
+        'The forwarding chain client_ip was chosen from, client first and nearest proxy last: a list logged in the ' +
+        'client-address position (`$proxy_add_x_forwarded_for`, `"$http_x_forwarded_for" $remote_addr`), or, with ' +
+        '`trusted_proxies` set, X-Forwarded-For followed by the connecting address. Null when the line carries no chain.',
+    },
     extra: {
       type: 'object',
       description:
@@ -132,6 +142,7 @@ export const accessRecordSchema = {
       upstream_response_time_ms: null,
       vhost: null,
       port: null,
+      forwarded_for: null,
       extra: {},
     },
   ],
@@ -165,6 +176,7 @@ export function emptyAccessRecord(): AccessRecord {
     upstream_response_time_ms: null,
     vhost: null,
     port: null,
+    forwarded_for: null,
     extra: {},
   };
 }
