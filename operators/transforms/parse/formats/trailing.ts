@@ -7,7 +7,8 @@
  *     `us`/`upstream_status`; any other key → extra[key];
  *   - the first address list (or `"-"`) before any time → extra.http_x_forwarded_for;
  *   - seconds with a millisecond fraction (`0.123`): request time, then upstream response time (lists too);
- *   - `host:port` lists → upstream_addr; after it, status lists (`200, 502`) → upstream_status;
+ *   - `host:port` lists → upstream_addr; status lists (`200, 502`) after the upstream time → upstream_status
+ *     (nginx ingress: `$upstream_addr $upstream_response_length $upstream_response_time $upstream_status`);
  *   - `.` or `p` → extra.pipe.
  * The others land in extra as `trailing_<n>` (n counts from 1 after the last field of the format),
  * integers as numbers, `-` as null.
@@ -116,7 +117,7 @@ class Naming {
       this.sawUpstreamAddr = true;
       return;
     }
-    if (this.sawUpstreamAddr && !this.sawUpstreamStatus && value !== '-' && STATUS_LIST.test(value)) {
+    if (this.sawUpstreamTime && !this.sawUpstreamStatus && value !== '-' && STATUS_LIST.test(value)) {
       rec.upstream_status = value;
       this.sawUpstreamStatus = true;
       return;
