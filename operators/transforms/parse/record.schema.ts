@@ -113,6 +113,7 @@ export const accessRecordSchema = {
         'Everything else the format carries, by nginx-style name: `http_x_forwarded_for`, `sent_http_content_type`, ' +
         '`cookie_<name>`, `env_<name>`, `note_<name>`, `upstream_cache_status`, `remote_port`, `pipe`, `request_id`, … ' +
         'Text values are strings (null for `-`); counters (`connection`, `remote_port`, `pid`, …) are numbers. ' +
+        'Fields appended after a format that `format: auto` could not name are `trailing_<n>`. ' +
         'For JSON logs: the keys no field was mapped from, with their JSON values (`""` and `"-"` as null).',
       additionalProperties: true,
     },

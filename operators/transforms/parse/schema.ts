@@ -100,7 +100,8 @@ export const schema = {
   properties: {
     format: {
       description:
-        'The log format: `auto` (decided per file from a sample, with per-line fallback), a built-in name, ' +
+        'The log format: `auto` (decided per file from a sample, with per-line fallback; error-log records then ' +
+        'leave on the `error_log` port), a built-in name, ' +
         '`{ apache: "<LogFormat>" }`, `{ nginx: "<log_format>" }` or `{ json: { fields } }`.',
       default: 'auto',
       anyOf: [{ type: 'string', const: 'auto', description: 'Detect the format per file.' }, ...formatVariants],
