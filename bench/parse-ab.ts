@@ -15,7 +15,6 @@ import { type EtlRecord, ORIGIN } from '../engine/record.ts';
 import { BUILTIN_TEMPLATES } from '../operators/transforms/parse/formats/builtin.ts';
 import { Formatter } from '../operators/transforms/parse/formats/formatter.ts';
 import { compileTemplate } from '../operators/transforms/parse/formats/index.ts';
-import parseDefinition from '../operators/transforms/parse/index.ts';
 import { emptyAccessRecord } from '../operators/transforms/parse/record.schema.ts';
 
 const arg = (name: string): string | undefined => {
