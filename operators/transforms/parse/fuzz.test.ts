@@ -65,7 +65,7 @@ describe('fuzz', () => {
             [ORIGIN]: { source: 'fuzz', file: `f${i % 3}.log`, line: i + 1, offset: i * 100 },
           }));
           const ports = transform.process(records);
-          const out = ports.default ?? [];
+          const out = [...(ports.default ?? []), ...(ports.error_log ?? [])];
           const dead = (ports.dead_letter ?? []) as DeadLetter[];
           expect(out.length + dead.length).toBe(records.length);
           for (const rec of out) expect(rec[ORIGIN]?.source).toBe('fuzz');

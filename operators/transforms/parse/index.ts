@@ -1,8 +1,10 @@
 import type { OptionProblem } from '../../../engine/operator.ts';
 import { defineTransform } from '../../../engine/operator.ts';
 import { errorMessage } from '../../../engine/errors.ts';
+import type { RecordKind } from '../../../engine/record.ts';
 import { compileAccess, type FormatSpec, isErrorLogFormat } from './formats/index.ts';
-import { ParseTransform } from './parse.ts';
+import { parseCidr } from './forwarded.ts';
+import { ERROR_LOG_PORT, ParseTransform } from './parse.ts';
 import { type ParseOptions, schema } from './schema.ts';
 import { isKnownZone } from './time/clock.ts';
 
@@ -10,6 +12,7 @@ const defaults = {
   candidates: [...schema.properties.candidates.default],
   sample_lines: schema.properties.sample_lines.default,
   custom_variables: [],
+  trusted_proxies: [],
   timezone: schema.properties.timezone.default,
   max_line_bytes: schema.properties.max_line_bytes.default,
 };
@@ -21,8 +24,13 @@ export default defineTransform<typeof schema, ParseOptions>({
   schema,
   accepts: ['raw'],
   outputs: { default: 'access' },
-  outputsFor(options) {
-    return { default: isErrorLogFormat(options.format as FormatSpec) ? 'error_log' : 'access' };
+  outputsFor(options): Readonly<Record<string, RecordKind>> {
+    const format = options.format as FormatSpec;
+    if (format === 'auto') {
+      const errorLogs = (options.candidates as readonly FormatSpec[]).some(isErrorLogFormat);
+      return errorLogs ? { default: 'access', [ERROR_LOG_PORT]: 'error_log' } : { default: 'access' };
+    }
+    return { default: isErrorLogFormat(format) ? 'error_log' : 'access' };
   },
   examples: [
     { ...defaults, format: 'auto' },
@@ -38,6 +46,7 @@ export default defineTransform<typeof schema, ParseOptions>({
     },
     { ...defaults, format: { json: { fields: { client_ip: 'ip', timestamp: 'ts', request_time_ms: 'duration' } } } },
     { ...defaults, format: 'error_log', timezone: 'Europe/Paris' },
+    { ...defaults, format: 'auto', trusted_proxies: ['10.0.0.0/8', '2001:db8::/32'] },
   ],
   validate(options) {
     const problems: OptionProblem[] = [];
@@ -61,14 +70,18 @@ export default defineTransform<typeof schema, ParseOptions>({
     check(options.format as FormatSpec, ['format']);
     if (options.format === 'auto') {
       (options.candidates as readonly FormatSpec[]).forEach((spec, i) => {
-        if (isErrorLogFormat(spec)) {
-          problems.push({
-            path: ['candidates', i],
-            message: `${spec} is an error-log format; auto detects access logs only`,
-          });
-        } else check(spec, ['candidates', i]);
+        check(spec, ['candidates', i]);
       });
     }
+    options.trusted_proxies.forEach((cidr, i) => {
+      if (parseCidr(cidr) === undefined) {
+        problems.push({
+          path: ['trusted_proxies', i],
+          message: `\`${cidr}\` is not an IPv4 or IPv6 address or CIDR block`,
+          hint: 'write an address (`192.0.2.1`) or a block (`10.0.0.0/8`, `2001:db8::/32`)',
+        });
+      }
+    });
     return problems;
   },
   create(options, ctx) {

@@ -52,10 +52,11 @@ describe('parse: schema and definition', () => {
     ).toEqual([...JSON_TARGETS]);
   });
 
-  it('declares error_log output for error-log formats', () => {
+  it('declares error_log output for error-log formats, and an error_log port when auto detects them', () => {
     expect(definition.outputsFor?.(options({ format: 'nginx_error' }))).toEqual({ default: 'error_log' });
     expect(definition.outputsFor?.(options({ format: 'combined' }))).toEqual({ default: 'access' });
-    expect(definition.outputsFor?.(options())).toEqual({ default: 'access' });
+    expect(definition.outputsFor?.(options())).toEqual({ default: 'access', error_log: 'error_log' });
+    expect(definition.outputsFor?.(options({ candidates: ['combined', 'json'] }))).toEqual({ default: 'access' });
   });
 
   it('reports bad format strings, zones and candidates before running, with positions', () => {
@@ -68,7 +69,11 @@ describe('parse: schema and definition', () => {
     expect(nginx?.message).toMatch(/unknown variable \$remote_adr at column 28/);
     expect(problems({ format: { nginx: '$remote_addr $geo_country' }, custom_variables: ['geo_country'] })).toEqual([]);
     expect(problems({ timezone: 'Mars/Olympus' })[0]?.path).toEqual(['timezone']);
-    expect(problems({ candidates: ['combined', 'nginx_error'] })[0]?.path).toEqual(['candidates', 1]);
+    expect(problems({ candidates: ['combined', 'nginx_error'] })).toEqual([]);
+    expect(problems({ trusted_proxies: ['10.0.0.0/8', '2001:db8::/129', 'proxy.local'] })).toMatchObject([
+      { path: ['trusted_proxies', 1], message: '`2001:db8::/129` is not an IPv4 or IPv6 address or CIDR block' },
+      { path: ['trusted_proxies', 2] },
+    ]);
     expect(problems({ candidates: ['combined', { apache: '%h%u' }] })[0]?.message).toMatch(/have no text between them/);
     for (const example of definition.examples) expect(definition.validate?.(example)).toEqual([]);
   });
@@ -109,6 +114,7 @@ describe('parse: explicit format', () => {
       upstream_response_time_ms: null,
       vhost: null,
       port: null,
+      forwarded_for: null,
       extra: {},
       [ORIGIN]: input[0]?.[ORIGIN],
     });

@@ -1,6 +1,7 @@
 /**
  * The `parse` transform: raw lines in, access (or error-log) records out, unparseable lines to
  * `dead_letter` with the reason and their origin. Synchronous and allocation-light: one record per line.
+ * With `format: auto`, error-log records leave on their own port, `error_log`.
  */
 import type { Logger, OperatorContext, OperatorMetrics, PortRecords, Transform } from '../../../engine/operator.ts';
 import { deadLetter, type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
@@ -13,8 +14,12 @@ import {
   isErrorLogFormat,
   type CompileContext,
 } from './formats/index.ts';
-import type { LineParser } from './formats/template.ts';
+import { type LineParser, TemplateFormat } from './formats/template.ts';
+import { TrustedProxies } from './forwarded.ts';
 import type { ParseOptions } from './schema.ts';
+
+/** The port error-log records leave on under `format: auto`. */
+export const ERROR_LOG_PORT = 'error_log';
 
 type Parser = LineParser<object>;
 
@@ -27,6 +32,8 @@ export class ParseTransform implements Transform {
   private readonly metrics: OperatorMetrics;
   /** Explicit format; undefined with `format: auto`. */
   private readonly parser: Parser | undefined;
+  /** Explicit format's tolerant variant (bare `-` for quoted values, fields appended after the end). */
+  private readonly tolerant: Parser | undefined;
   private readonly detector: AutoDetector | undefined;
   private readonly candidates: readonly Candidate[];
   /** Files currently detected as each format, for the gauge. */
@@ -39,29 +46,40 @@ export class ParseTransform implements Transform {
     this.maxLineBytes = options.max_line_bytes;
     this.logger = ctx.logger;
     this.metrics = ctx.metrics;
-    const compile: CompileContext = { timezone: options.timezone, customVariables: options.custom_variables };
+    const compile: CompileContext = {
+      timezone: options.timezone,
+      customVariables: options.custom_variables,
+      trusted: new TrustedProxies(options.trusted_proxies),
+    };
     const format = options.format as FormatSpec;
     if (format === 'auto') {
-      this.candidates = (options.candidates as readonly FormatSpec[]).map((spec) => ({
-        label: formatLabel(spec),
-        parser: compileAccess(spec, compile),
-      }));
+      this.candidates = autoCandidates(options.candidates as readonly FormatSpec[], compile);
       this.detector = new AutoDetector(this.candidates, options.sample_lines);
     } else {
       this.candidates = [];
-      this.parser = isErrorLogFormat(format) ? compileErrorLog(format, compile) : compileAccess(format, compile);
+      if (isErrorLogFormat(format)) this.parser = compileErrorLog(format, compile);
+      else {
+        const parser = compileAccess(format, compile);
+        this.parser = parser;
+        this.tolerant = parser instanceof TemplateFormat ? parser.tolerantVariant() : undefined;
+      }
     }
   }
 
   process(records: EtlRecord[]): PortRecords {
     const out: EtlRecord[] = [];
+    let errorLogs: EtlRecord[] | undefined;
     let rejected: EtlRecord[] | undefined;
+    const detector = this.detector;
     for (let i = 0; i < records.length; i++) {
       const record = records[i] as EtlRecord;
       const parsed = this.parseRecord(record);
       if (parsed !== null) {
         parsed[ORIGIN] = record[ORIGIN];
-        out.push(parsed);
+        if (detector?.errorLog) {
+          errorLogs ??= [];
+          errorLogs.push(parsed);
+        } else out.push(parsed);
       } else {
         rejected ??= [];
         rejected.push(this.reject(record));
@@ -69,6 +87,7 @@ export class ParseTransform implements Transform {
     }
     if (this.detector) this.report();
     const ports: PortRecords = { default: out };
+    if (errorLogs) ports[ERROR_LOG_PORT] = errorLogs;
     if (rejected) ports.dead_letter = rejected;
     return ports;
   }
@@ -100,7 +119,7 @@ export class ParseTransform implements Transform {
       parsed = parser.parse(message, end, false);
       if (parsed === null) {
         this.reason = parser.failure();
-        parsed = parser.parse(message, end, true);
+        parsed = this.tolerant?.parse(message, end, false) ?? parser.parse(message, end, true);
       }
     }
     if (parsed === null && record.truncated === true) this.reason += ' (the source truncated this line)';
@@ -146,6 +165,7 @@ export class ParseTransform implements Transform {
       confidence: Math.round(d.confidence * 1000) / 1000,
       sample_lines: d.sampleLines,
       ...(d.previous === undefined ? {} : { previous: d.previous }),
+      ...(d.errorLog ? { output: `${this.id}.${ERROR_LOG_PORT}` } : {}),
     };
     if (d.format === undefined) this.logger.warn('parse: no candidate format fits the sampled lines', fields);
     else if (d.previous !== undefined) this.logger.info('parse: detected format revised', fields);
@@ -173,6 +193,30 @@ export class ParseTransform implements Transform {
     this.filesByFormat.set(format, n);
     this.metrics.gauge('etl_parse_detected_format', 'Files (or sources) detected as each format', { format }).set(n);
   }
+}
+
+/**
+ * The detector's candidates: each format as given, then the tolerant variants of those that end with a
+ * quoted value (after them, so that a strict fit wins a tie).
+ */
+function autoCandidates(specs: readonly FormatSpec[], compile: CompileContext): Candidate[] {
+  const strict: Candidate[] = [];
+  const tolerant: Candidate[] = [];
+  for (const spec of specs) {
+    const label = formatLabel(spec);
+    if (isErrorLogFormat(spec)) {
+      strict.push({ label, parser: compileErrorLog(spec, compile), errorLog: true, tolerant: false, specificity: 0 });
+      continue;
+    }
+    const parser = compileAccess(spec, compile);
+    const specificity = parser instanceof TemplateFormat ? parser.fieldCount : 0;
+    strict.push({ label, parser, errorLog: false, tolerant: false, specificity });
+    const variant = parser instanceof TemplateFormat ? parser.tolerantVariant() : undefined;
+    if (variant !== undefined) {
+      tolerant.push({ label: `${label}+tolerant`, parser: variant, errorLog: false, tolerant: true, specificity });
+    }
+  }
+  return [...strict, ...tolerant];
 }
 
 function withOrigin(message: string, origin: Origin | undefined): EtlRecord {

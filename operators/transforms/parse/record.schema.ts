@@ -45,11 +45,13 @@ export const accessRecordSchema = {
     'upstream_response_time_ms',
     'vhost',
     'port',
+    'forwarded_for',
     'extra',
   ],
   properties: {
     client_ip: text(
-      'Client address (%h, %a, $remote_addr); IPv6 without brackets. A host name when the server resolved it.',
+      'Client address (%h, %a, $remote_addr); IPv6 without brackets. A host name when the server resolved it. ' +
+        'Behind proxies, the rightmost address of `forwarded_for` not in `trusted_proxies`.',
     ),
     ident: text('RFC 1413 identity (%l); almost always null.'),
     user: text('Authenticated user (%u, $remote_user).'),
@@ -97,12 +99,21 @@ export const accessRecordSchema = {
       maximum: 65535,
       description: 'Server port of the request (%p, $server_port).',
     },
+    forwarded_for: {
+      type: ['array', 'null'],
+      items: { type: 'string', description: 'An address (or `unknown`, a host name) as the proxy wrote it.' },
+      description:
+        'The forwarding chain client_ip was chosen from, client first and nearest proxy last: a list logged in the ' +
+        'client-address position (`$proxy_add_x_forwarded_for`, `"$http_x_forwarded_for" $remote_addr`), or, with ' +
+        '`trusted_proxies` set, X-Forwarded-For followed by the connecting address. Null when the line carries no chain.',
+    },
     extra: {
       type: 'object',
       description:
         'Everything else the format carries, by nginx-style name: `http_x_forwarded_for`, `sent_http_content_type`, ' +
         '`cookie_<name>`, `env_<name>`, `note_<name>`, `upstream_cache_status`, `remote_port`, `pipe`, `request_id`, … ' +
         'Text values are strings (null for `-`); counters (`connection`, `remote_port`, `pid`, …) are numbers. ' +
+        'Fields appended after a format that `format: auto` could not name are `trailing_<n>`. ' +
         'For JSON logs: the keys no field was mapped from, with their JSON values (`""` and `"-"` as null).',
       additionalProperties: true,
     },
@@ -132,6 +143,7 @@ export const accessRecordSchema = {
       upstream_response_time_ms: null,
       vhost: null,
       port: null,
+      forwarded_for: null,
       extra: {},
     },
   ],
@@ -165,6 +177,7 @@ export function emptyAccessRecord(): AccessRecord {
     upstream_response_time_ms: null,
     vhost: null,
     port: null,
+    forwarded_for: null,
     extra: {},
   };
 }

@@ -100,7 +100,8 @@ export const schema = {
   properties: {
     format: {
       description:
-        'The log format: `auto` (decided per file from a sample, with per-line fallback), a built-in name, ' +
+        'The log format: `auto` (decided per file from a sample, with per-line fallback; error-log records then ' +
+        'leave on the `error_log` port), a built-in name, ' +
         '`{ apache: "<LogFormat>" }`, `{ nginx: "<log_format>" }` or `{ json: { fields } }`.',
       default: 'auto',
       anyOf: [{ type: 'string', const: 'auto', description: 'Detect the format per file.' }, ...formatVariants],
@@ -109,8 +110,10 @@ export const schema = {
     candidates: {
       type: 'array',
       minItems: 1,
-      description: 'With `format: auto`: the formats to choose from, in order of preference on a tie.',
-      items: { anyOf: formatVariants, description: 'A candidate access-log format.' },
+      description:
+        'With `format: auto`: the formats to choose from, in order of preference on a tie. Error-log formats among ' +
+        'them send their records to the `error_log` port.',
+      items: { anyOf: formatVariants, description: 'A candidate access-log or error-log format.' },
       default: AUTO_CANDIDATES,
       examples: [['combined', { nginx: '$remote_addr [$time_local] "$request" $status $request_time' }]],
     },
@@ -129,6 +132,16 @@ export const schema = {
       items: { type: 'string', pattern: '^[A-Za-z0-9_]+$', description: 'Variable name without `$`.' },
       default: [],
       examples: [['geoip2_country', 'loggable']],
+    },
+    trusted_proxies: {
+      type: 'array',
+      description:
+        'Addresses or CIDR blocks (IPv4 and IPv6) of your own proxies and load balancers. When a line carries a ' +
+        'forwarding chain, client_ip is its rightmost address not in this list (the leftmost when all are); with ' +
+        'this list set, X-Forwarded-For fields (`$http_x_forwarded_for`, `%{X-Forwarded-For}i`) are resolved too.',
+      items: { type: 'string', minLength: 1, description: 'An address or CIDR block: `10.0.0.0/8`, `2001:db8::/32`.' },
+      default: [],
+      examples: [['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fd00::/8']],
     },
     timezone: {
       type: 'string',

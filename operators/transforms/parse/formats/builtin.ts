@@ -80,7 +80,8 @@ export const BUILTIN_NAMES = [
 
 /**
  * What `format: auto` tries, in order of preference when two fit equally (%D before %T: both are bare
- * integers). `nginx_combined` is left out: it is `combined` written in nginx variables.
+ * integers). `nginx_combined` is left out: it is `combined` written in nginx variables. The error-log
+ * formats come last; their records leave on the `error_log` port.
  */
 export const AUTO_CANDIDATES = [
   'combined',
@@ -97,4 +98,6 @@ export const AUTO_CANDIDATES = [
   'nginx_main_upstream',
   'nginx_upstream_time',
   'json',
+  'apache_error',
+  'nginx_error',
 ] as const;

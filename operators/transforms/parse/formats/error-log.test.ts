@@ -50,8 +50,9 @@ describe('error logs', () => {
     expect(d).toMatchObject({
       client_ip: '::1',
       client_port: 58619,
-      message:
-        '(70007)The timeout specified has expired: AH01102: error reading status line from remote server 127.0.0.1:8080',
+      // mod_proxy's own status comes first; the AH code follows the client (as Logstash's HTTPD_ERRORLOG reads it).
+      code: 'AH01102',
+      message: '(70007)The timeout specified has expired: error reading status line from remote server 127.0.0.1:8080',
     });
   });
 

@@ -89,10 +89,16 @@ export class ErrorLogFormat implements LineParser<ErrorLogRecord> {
       rec.client_ip = ip;
       rec.client_port = port;
       const before = message.slice(0, client.index);
-      const after = message.slice(client.index + client[0].length).replace(/^ /, '');
+      let after = message.slice(client.index + client[0].length).replace(/^ /, '');
+      // mod_proxy writes its own status first: `(70008)Partial results…: [client …] AH01075: …`.
+      const code = before === '' ? null : APACHE_CODE.exec(after);
+      if (code) {
+        rec.code = code[1] as string;
+        after = after.slice(code[0].length);
+      }
       message = before === '' ? after : `${before} ${after}`;
     }
-    const code = APACHE_CODE.exec(message);
+    const code = rec.code === null ? APACHE_CODE.exec(message) : null;
     if (code) {
       rec.code = code[1] as string;
       message = message.slice(code[0].length);

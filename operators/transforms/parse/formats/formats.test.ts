@@ -56,6 +56,7 @@ describe('Apache directives', () => {
       upstream_response_time_ms: null,
       vhost: 'example.com',
       port: 443,
+      forwarded_for: null,
       extra: {
         realip_remote_addr: '10.0.0.3',
         server_addr: '10.0.0.9',
@@ -212,6 +213,7 @@ describe('nginx variables', () => {
       upstream_response_time_ms: 120,
       vhost: '_',
       port: 443,
+      forwarded_for: null,
       extra: {
         upstream_cache_status: 'MISS',
         http_x_forwarded_for: null,

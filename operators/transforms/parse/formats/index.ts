@@ -1,4 +1,5 @@
 /** Turns a `format` option into a compiled parser. */
+import type { TrustedProxies } from '../forwarded.ts';
 import type { AccessRecord } from '../record.schema.ts';
 import { apacheTokens } from './apache.ts';
 import { BUILTIN_TEMPLATES, type BuiltinTemplateName, ERROR_FORMATS } from './builtin.ts';
@@ -17,6 +18,8 @@ export type FormatSpec =
 export interface CompileContext {
   readonly timezone: string;
   readonly customVariables: readonly string[];
+  /** `trusted_proxies`; none when absent. */
+  readonly trusted?: TrustedProxies;
 }
 
 export type AccessParser = LineParser<AccessRecord>;
@@ -32,7 +35,7 @@ export function compileErrorLog(name: ErrorLogFormatName, ctx: CompileContext): 
 /** Compiles an access-log format; a bad format string throws EtlError ETL_CFG_INVALID with the column. */
 export function compileAccess(spec: FormatSpec, ctx: CompileContext): AccessParser {
   if (typeof spec === 'string') {
-    if (spec === 'json') return new JsonFormat('json', {}, ctx.timezone);
+    if (spec === 'json') return new JsonFormat('json', {}, ctx.timezone, ctx.trusted);
     const builtin = (BUILTIN_TEMPLATES as Record<string, (typeof BUILTIN_TEMPLATES)[BuiltinTemplateName]>)[spec];
     if (builtin === undefined) throw formatError(`unknown access log format \`${spec}\``);
     return compileTemplate(
@@ -41,7 +44,7 @@ export function compileAccess(spec: FormatSpec, ctx: CompileContext): AccessPars
       ctx,
     );
   }
-  if ('json' in spec) return new JsonFormat('json', spec.json.fields ?? {}, ctx.timezone);
+  if ('json' in spec) return new JsonFormat('json', spec.json.fields ?? {}, ctx.timezone, ctx.trusted);
   return compileTemplate('nginx' in spec ? 'nginx format' : 'apache format', spec, ctx);
 }
 
@@ -56,6 +59,7 @@ export function compileTemplate(
       dialect: 'apache',
       escape: 'default',
       timezone: ctx.timezone,
+      trusted: ctx.trusted,
     });
   }
   const pasted = nginxTokens(spec.nginx, ctx.customVariables);
@@ -64,6 +68,7 @@ export function compileTemplate(
     dialect: 'nginx',
     escape: spec.escape ?? pasted.escape ?? 'default',
     timezone: ctx.timezone,
+    trusted: ctx.trusted,
   });
 }
 

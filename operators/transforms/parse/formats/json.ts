@@ -3,6 +3,7 @@
  * fields mapped by key (dotted paths reach into nested objects). Keys no field was taken from go to
  * `extra` with their JSON values.
  */
+import { resolveForwarded, TrustedProxies } from '../forwarded.ts';
 import { type AccessRecord, emptyAccessRecord } from '../record.schema.ts';
 import { applyRequest, applyUri } from '../request.ts';
 import { IsoClock, ZoneOffsets } from '../time/clock.ts';
@@ -78,10 +79,17 @@ export class JsonFormat implements LineParser<AccessRecord> {
   private readonly plans: Plan[];
   private readonly clock = new IsoClock();
   private readonly zone: ZoneOffsets;
+  private readonly trusted: TrustedProxies;
   private reason = '';
 
   /** `fields` maps record fields to JSON keys (dotted for nested objects); unmapped fields use the defaults. */
-  constructor(name: string, fields: Readonly<Partial<Record<JsonTarget, string>>>, timezone: string) {
+  constructor(
+    name: string,
+    fields: Readonly<Partial<Record<JsonTarget, string>>>,
+    timezone: string,
+    trusted: TrustedProxies = new TrustedProxies([]),
+  ) {
+    this.trusted = trusted;
     this.name = name;
     this.zone = new ZoneOffsets(timezone);
     this.plans = JSON_TARGETS.map((target) => {
@@ -133,6 +141,7 @@ export class JsonFormat implements LineParser<AccessRecord> {
       // nginx escape=json writes a missing variable as "" (and the default mode as "-").
       extra[key] = v === '' || v === '-' ? null : v;
     }
+    if (!this.trusted.empty) resolveForwarded(rec, this.trusted);
     return rec;
   }
 

@@ -8,6 +8,8 @@ import { type AccessRecord, emptyAccessRecord } from '../record.schema.ts';
 import { applyRequest } from '../request.ts';
 import { type FieldKind, K, type Token } from './fields.ts';
 import { Formatter } from './formatter.ts';
+import { TrustedProxies } from '../forwarded.ts';
+import { BUILTIN_TEMPLATES } from './builtin.ts';
 import { compileTemplate } from './index.ts';
 import type { TemplateFormat } from './template.ts';
 
@@ -309,8 +311,66 @@ describe('compiled parser', () => {
           const interpreted = c.format.parseInterpreted(line, line.length, lenient);
           expect(compiled, line).toEqual(interpreted);
           if (interpreted === null) expect(compiledFailure).toBe(c.format.failure());
+          const tolerant = c.format.tolerantVariant();
+          if (tolerant !== undefined) {
+            expect(tolerant.parse(line, line.length, false), line).toEqual(
+              tolerant.parseInterpreted(line, line.length, false),
+            );
+          }
         },
       ),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('agrees with the interpreter on client-address lists, hosts, bare dashes and appended fields', () => {
+    const ctx = { timezone: 'UTC', customVariables: [], trusted: new TrustedProxies(['10.0.0.0/8', 'fd00::/8']) };
+    const formats = [
+      compileTemplate('combined', { apache: BUILTIN_TEMPLATES.combined.format }, ctx),
+      compileTemplate('nginx_combined', { nginx: BUILTIN_TEMPLATES.nginx_combined.format }, ctx),
+      compileTemplate('nginx_main', { nginx: BUILTIN_TEMPLATES.nginx_main.format }, ctx),
+    ];
+    const variants = [...formats, ...formats.map((f) => f.tolerantVariant() as TemplateFormat)];
+    const piece = fc.constantFrom(
+      '203.0.113.7',
+      '10.0.0.1',
+      'fd00::1',
+      '[2001:db8::1]:443',
+      'example.com',
+      'example.com:80',
+      ', ',
+      ',',
+      ' ',
+      '"',
+      '-',
+      'unknown',
+    );
+    const tail = fc.constantFrom(
+      '',
+      ' "-" 0.005 0.004',
+      ' "203.0.113.9, 10.0.0.2"',
+      ' 89 0.001 [x] 172.17.0.5:8080 59 0.000 200 ab12',
+      ' rt=0.250 urt="0.1"',
+      ' "unclosed',
+    );
+    const line = fc
+      .tuple(
+        fc.array(piece, { minLength: 1, maxLength: 6 }),
+        fc.constantFrom('- - ', '- alice ', 'x - '),
+        fc.constantFrom('"-" "curl/8"', '- -', '"http://a/" -', '- "ua"'),
+        tail,
+      )
+      .map(
+        ([address, who, refAgent, rest]) =>
+          `${address.join('')} ${who}[10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 5 ${refAgent}${rest}`,
+      );
+    fc.assert(
+      fc.property(fc.constantFrom(...variants), line, (format, text) => {
+        const compiled = format.parse(text, text.length, false);
+        const compiledFailure = compiled === null ? format.failure() : '';
+        expect(compiled, text).toEqual(format.parseInterpreted(text, text.length, false));
+        if (compiled === null) expect(compiledFailure).toBe(format.failure());
+      }),
       { numRuns: 1500 },
     );
   });

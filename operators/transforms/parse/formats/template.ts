@@ -5,11 +5,15 @@
  * record per line.
  */
 import { EtlError } from '../../../../engine/errors.ts';
+import { resolveForwarded, TrustedProxies } from '../forwarded.ts';
 import { type AccessRecord, emptyAccessRecord } from '../record.schema.ts';
 import { applyRequest, applyUri } from '../request.ts';
+import { closingQuote, isEscaped } from '../text/quote.ts';
 import { unescapeRange } from '../text/unescape.ts';
 import { clfInto, epochInto, isoInto } from '../time/stamps.ts';
+import { applyAddressSegment } from './address.ts';
 import { intValue, secondsToMs, upstreamTotalMs } from './numbers.ts';
+import { applyTrailing } from './trailing.ts';
 import {
   IsoClock,
   localSeconds,
@@ -46,6 +50,13 @@ const E_LIST = 7;
 const E_QMARK = 8;
 /** A path followed directly by `%q` / `$is_args`: ends at `?` or where the group ends. */
 const E_PATH = 9;
+/**
+ * The client address of `%h %l %u %t` / `$remote_addr - $remote_user [$time_local]`: one address up to
+ * the space before the ident, or (forwarding lists, a leading virtual host) everything before it.
+ */
+const E_ADDRESS = 10;
+/** Tolerant variant only: a value written quoted, or as a bare `-`. */
+const E_QFIELD = 11;
 
 /** Fields whose value is plain text (`text()`), stored directly by the compiled parser. */
 const TEXT_FIELDS: ReadonlyMap<FieldKind, string> = new Map<FieldKind, string>([
@@ -73,7 +84,16 @@ export interface TemplateOptions {
   readonly escape: EscapeMode;
   /** Zone for times logged without an offset. */
   readonly timezone: string;
+  /** Proxies whose addresses are skipped when choosing client_ip from a forwarding chain. */
+  readonly trusted?: TrustedProxies;
+  /**
+   * The tolerant variant: quoted values may be written as a bare `-`, and fields appended after the
+   * format's closing quote are kept (see trailing.ts) instead of failing the line.
+   */
+  readonly tolerant?: boolean;
 }
+
+const NO_PROXIES = new TrustedProxies([]);
 
 export function formatError(message: string): EtlError {
   return new EtlError('ETL_CFG_INVALID', message);
@@ -101,6 +121,19 @@ export class TemplateFormat implements LineParser<AccessRecord> {
   private readonly dashArgs: boolean[] = [];
   /** Whether each `after` literal is the last text of the format (so it must end the line). */
   private readonly finals: boolean[] = [];
+  /** For E_ADDRESS: the field opens the format, so a leading host name in it is the virtual host. */
+  private readonly hostFirst: boolean[] = [];
+  /** For E_ADDRESS: `%l %u` (2) or ` - $remote_user` (1) sit between the address and ` [`. */
+  private readonly addressShape: number[] = [];
+  readonly tolerant: boolean;
+  private readonly trusted: TrustedProxies;
+  /** X-Forwarded-For is resolved into client_ip after the line (trusted_proxies set, the format logs it). */
+  private readonly resolvesForwarded: boolean;
+  private readonly options: TemplateOptions;
+  /** Fields the tolerant variant found after the format's end in the last line it parsed. */
+  trailingFields = 0;
+  /** Whether the interpreter took the multi-address path for the current E_ADDRESS field. */
+  private addressSlow = false;
   private readonly hasTimeParts: boolean;
   private readonly jsonEscape: boolean;
   private readonly clock = new IsoClock();
@@ -131,8 +164,16 @@ export class TemplateFormat implements LineParser<AccessRecord> {
     this.escape = options.escape;
     this.jsonEscape = options.escape === 'json';
     this.zone = new ZoneOffsets(options.timezone);
+    this.options = options;
+    this.tolerant = options.tolerant === true;
+    this.trusted = options.trusted ?? NO_PROXIES;
     this.tokens = mergeLiterals(tokens);
-    const toks = this.tokens;
+    const quotedFields = this.tolerant ? unquotedTokens(this.tokens) : undefined;
+    const toks = quotedFields === undefined ? this.tokens : quotedFields.tokens;
+    this.resolvesForwarded =
+      !this.trusted.empty &&
+      (this.tolerant ||
+        toks.some((t) => t.type === 'field' && t.kind === K.EXTRA_TEXT && t.key === 'http_x_forwarded_for'));
     let i = 0;
     let lead = '';
     if (toks[0]?.type === 'literal') {
@@ -160,7 +201,10 @@ export class TemplateFormat implements LineParser<AccessRecord> {
       let end: number;
       let bound = '';
       let dashArgs = false;
-      if (info.scan === SCAN.FIXED) end = E_FIXED;
+      const shape = tok.kind === K.CLIENT_IP && after !== '' ? addressShape(toks, i) : 0;
+      if (quotedFields?.fields.has(tok)) end = E_QFIELD;
+      else if (shape > 0) end = E_ADDRESS;
+      else if (info.scan === SCAN.FIXED) end = E_FIXED;
       else if (info.scan === SCAN.OPTIONAL_QMARK) end = E_QMARK;
       else if (info.scan === SCAN.LIST) end = E_LIST;
       else if (next === undefined) end = E_EOL;
@@ -192,11 +236,38 @@ export class TemplateFormat implements LineParser<AccessRecord> {
       this.bounds.push(bound);
       this.dashArgs.push(dashArgs);
       this.finals.push(after !== '' && i + 2 >= toks.length);
+      this.hostFirst.push(i === 0);
+      this.addressShape.push(shape);
       previousLiteral = '';
     }
     this.hasTimeParts = timeParts;
     if (timeParts) checkTimeParts(this.tokens, options.dialect);
     this.compiled = this.compile();
+  }
+
+  /** Fields of the format: the more a format explains of a line, the more specific it is. */
+  get fieldCount(): number {
+    return this.kinds.length;
+  }
+
+  /**
+   * The tolerant variant of this format (bare `-` for quoted values, fields appended after the end kept),
+   * for formats that end with a quoted value; undefined for the others.
+   */
+  tolerantVariant(): TemplateFormat | undefined {
+    if (this.tolerant) return this;
+    const toks = this.tokens;
+    const last = toks[toks.length - 1];
+    const value = toks[toks.length - 2];
+    const before = toks[toks.length - 3];
+    if (last?.type !== 'literal' || last.text !== '"' || value?.type !== 'field' || before?.type !== 'literal')
+      return undefined;
+    if (!before.text.endsWith('"') || KIND_INFO[value.kind].scan !== SCAN.TEXT) return undefined;
+    try {
+      return new TemplateFormat(toks, { ...this.options, tolerant: true });
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -219,6 +290,8 @@ export class TemplateFormat implements LineParser<AccessRecord> {
       this.hasTimeParts ? 'this.resetTime();' : '',
       `let pos = ${this.lead.length};`,
       'let e = 0;',
+      'let q = 0;',
+      'let m = false;',
     );
     for (let f = 0; f < this.kinds.length; f++) {
       const after = this.afters[f] as string;
@@ -254,6 +327,20 @@ export class TemplateFormat implements LineParser<AccessRecord> {
         case E_QMARK:
           out.push('e = pos < end && line.charCodeAt(pos) === 63 ? pos + 1 : pos;');
           break;
+        case E_ADDRESS:
+          out.push(
+            "e = line.indexOf(' ', pos);",
+            // Inline `multiAddress`: one address followed by the ident's (or nginx's) `-` is the common case.
+            'm = e < pos || e >= end || line.charCodeAt(e + 1) !== 45 || line.charCodeAt(e - 1) === 44 || line.charCodeAt(pos) === 34;',
+            `if (m) { e = this.addressEnd(line, pos, end, ${f}); if (e < pos || e > end) ${noEnd} }`,
+          );
+          break;
+        case E_QFIELD:
+          out.push(
+            `q = this.qfieldEnd(line, pos, end, escaped); if (q < 0) ${noEnd}`,
+            'if (q > 0) { pos++; e = q; q = 1; } else { e = pos + 1; }',
+          );
+          break;
         default:
           out.push(`e = this.pathEnd(line, pos, end, ${f});`);
       }
@@ -261,7 +348,13 @@ export class TemplateFormat implements LineParser<AccessRecord> {
       const field = TEXT_FIELDS.get(kind);
       const bad = `return this.fail(${F_VALUE}, ${f}, pos, line, e);`;
       if (field !== undefined) out.push(`rec.${field} = this.text(line, pos, e, escaped);`);
-      else if (kind === K.CLIENT_IP) {
+      else if (kind === K.CLIENT_IP && this.ends[f] === E_ADDRESS) {
+        out.push(
+          `if (m) { if (!this.address(rec, line, pos, e, ${f}, escaped)) ${bad} }`,
+          `else if (line.charCodeAt(pos) === 91) { if (!bracketedAddress(rec, line, pos, e)) ${bad} }`,
+          'else rec.client_ip = this.text(line, pos, e, escaped);',
+        );
+      } else if (kind === K.CLIENT_IP) {
         out.push(
           `if (line.charCodeAt(pos) === 91) { if (!bracketedAddress(rec, line, pos, e)) ${bad} }`,
           'else rec.client_ip = this.text(line, pos, e, escaped);',
@@ -272,7 +365,7 @@ export class TemplateFormat implements LineParser<AccessRecord> {
         const name = kind === K.STATUS ? 'status' : 'bytes';
         out.push(`rec.${name} = this.count(line, pos, e); if (rec.${name} === -1) ${bad}`);
       } else out.push(`if (!this.convert(rec, ${f}, line, pos, e, escaped)) ${bad}`);
-      out.push('pos = e;');
+      out.push(this.ends[f] === E_QFIELD ? 'pos = e + q;' : 'pos = e;');
       if (after !== '') {
         out.push(
           `if (!line.startsWith(${lit(after)}, pos)) return this.fail(${F_LITERAL}, ${f}, pos, line);`,
@@ -280,13 +373,26 @@ export class TemplateFormat implements LineParser<AccessRecord> {
         );
       }
     }
+    const last = this.kinds.length - 1;
     out.push(
-      `if (pos !== end) return this.fail(${F_TRAILING}, ${this.kinds.length - 1}, pos, line);`,
+      this.tolerant
+        ? `if (!this.trailing(rec, line, pos, end, escaped)) return this.fail(${F_TRAILING}, ${last}, pos, line);`
+        : `if (pos !== end) return this.fail(${F_TRAILING}, ${last}, pos, line);`,
+      this.resolvesForwarded ? 'resolveForwarded(rec, this.trusted);' : '',
       this.hasTimeParts ? `if (!this.finishTime(rec)) return this.fail(${F_VALUE}, -1, 0, line);` : '',
       'return rec;',
       '};',
     );
-    const helpers = { emptyAccessRecord, closingQuote, scanClass, scanList, bracketedAddress, clfInto, applyRequest };
+    const helpers = {
+      emptyAccessRecord,
+      closingQuote,
+      scanClass,
+      scanList,
+      bracketedAddress,
+      clfInto,
+      applyRequest,
+      resolveForwarded,
+    };
     const factory = new Function(...Object.keys(helpers), out.join('\n'));
     return factory(...Object.values(helpers)).bind(this);
   }
@@ -336,6 +442,7 @@ export class TemplateFormat implements LineParser<AccessRecord> {
     if (this.hasTimeParts) this.resetTime();
     const count = this.kinds.length;
     let pos = lead.length;
+    let quoted = 0;
     for (let f = 0; f < count; f++) {
       const after = this.afters[f] as string;
       let e: number;
@@ -370,19 +477,98 @@ export class TemplateFormat implements LineParser<AccessRecord> {
         case E_QMARK:
           e = pos < end && line.charCodeAt(pos) === 63 ? pos + 1 : pos;
           break;
+        case E_ADDRESS:
+          e = line.indexOf(' ', pos);
+          this.addressSlow = this.multiAddress(line, pos, e, end);
+          if (this.addressSlow) {
+            e = this.addressEnd(line, pos, end, f);
+            if (e < pos || e > end) return this.fail(F_NO_END, f, pos, line);
+          }
+          break;
+        case E_QFIELD:
+          quoted = this.qfieldEnd(line, pos, end, escaped);
+          if (quoted < 0) return this.fail(F_NO_END, f, pos, line);
+          if (quoted > 0) {
+            pos++;
+            e = quoted;
+            quoted = 1;
+          } else e = pos + 1;
+          break;
         default:
           e = this.pathEnd(line, pos, end, f);
       }
       if (!this.convert(rec, f, line, pos, e, escaped)) return this.fail(F_VALUE, f, pos, line, e);
-      pos = e;
+      pos = this.ends[f] === E_QFIELD ? e + quoted : e;
       if (after !== '') {
         if (!line.startsWith(after, pos)) return this.fail(F_LITERAL, f, pos, line);
         pos += after.length;
       }
     }
-    if (pos !== end) return this.fail(F_TRAILING, count - 1, pos, line);
+    if (this.tolerant) {
+      if (!this.trailing(rec, line, pos, end, escaped)) return this.fail(F_TRAILING, count - 1, pos, line);
+    } else if (pos !== end) return this.fail(F_TRAILING, count - 1, pos, line);
+    if (this.resolvesForwarded) resolveForwarded(rec, this.trusted);
     if (this.hasTimeParts && !this.finishTime(rec)) return this.fail(F_VALUE, -1, 0, line);
     return rec;
+  }
+
+  /** Whether the client-address field holds more than one address (or an ident other than `-` follows). */
+  private multiAddress(line: string, pos: number, e: number, end: number): boolean {
+    return (
+      e < pos ||
+      e >= end ||
+      line.charCodeAt(e + 1) !== 45 ||
+      line.charCodeAt(e - 1) === 44 ||
+      line.charCodeAt(pos) === 34
+    );
+  }
+
+  /**
+   * End of the client-address segment: the space before the ident and user (`%l %u`) or before
+   * ` - $remote_user`, found back from the ` [` of the time. Falls back to the first space.
+   */
+  private addressEnd(line: string, pos: number, end: number, f: number): number {
+    const first = line.indexOf(' ', pos);
+    const anchor = line.indexOf(' [', pos);
+    if (anchor < 0 || anchor >= end) return first;
+    const user = line.lastIndexOf(' ', anchor - 1);
+    if (user <= pos) return first;
+    if (this.addressShape[f] === 2) {
+      const ident = line.lastIndexOf(' ', user - 1);
+      return ident > pos ? ident : first;
+    }
+    return user - 2 > pos && line.startsWith(' - ', user - 2) ? user - 2 : first;
+  }
+
+  /** The client-address segment `line[s, e)`: one address as before, or a list, a host and a list… */
+  private address(rec: AccessRecord, line: string, s: number, e: number, f: number, escaped: boolean): boolean {
+    let single = true;
+    for (let i = s; i < e; i++) {
+      const c = line.charCodeAt(i);
+      if (c === 32 || c === 44 || c === 34) {
+        single = false;
+        break;
+      }
+    }
+    if (!single) return applyAddressSegment(rec, line, s, e, this.hostFirst[f] as boolean, this.trusted);
+    if (line.charCodeAt(s) === 91) return bracketedAddress(rec, line, s, e);
+    rec.client_ip = this.text(line, s, e, escaped);
+    return true;
+  }
+
+  /** E_QFIELD: the closing quote's index for a quoted value, 0 for a bare `-`, -1 for anything else. */
+  private qfieldEnd(line: string, pos: number, end: number, escaped: boolean): number {
+    const c = line.charCodeAt(pos);
+    if (c === 34) return closingQuote(line, pos + 1, end, escaped);
+    if (c === 45 && (pos + 1 === end || line.charCodeAt(pos + 1) === 32)) return 0;
+    return -1;
+  }
+
+  /** Tolerant variant: fields after the format's end are kept; false when the rest is not fields. */
+  private trailing(rec: AccessRecord, line: string, pos: number, end: number, escaped: boolean): boolean {
+    const n = pos === end ? 0 : applyTrailing(rec, line, pos, end, escaped);
+    this.trailingFields = n;
+    return n >= 0;
   }
 
   failure(): string {
@@ -458,6 +644,7 @@ export class TemplateFormat implements LineParser<AccessRecord> {
   private convert(rec: AccessRecord, f: number, line: string, s: number, e: number, escaped: boolean): boolean {
     switch (this.kinds[f]) {
       case K.CLIENT_IP:
+        if (this.ends[f] === E_ADDRESS && this.addressSlow) return this.address(rec, line, s, e, f, escaped);
         if (line.charCodeAt(s) === 91 /* [ */) return bracketedAddress(rec, line, s, e);
         rec.client_ip = this.text(line, s, e, escaped);
         return true;
@@ -691,6 +878,54 @@ function mergeLiterals(tokens: readonly Token[]): Token[] {
   return out;
 }
 
+/**
+ * Whether the client address at `i` is followed by `%l %u %t` (2: two tokens before ` [`) or by
+ * ` - $remote_user [$time_local]` (1), the shapes whose address position proxies and hosts fill with more.
+ */
+function addressShape(tokens: readonly Token[], i: number): number {
+  const at = (k: number) => tokens[i + k];
+  const isLiteral = (k: number, text: string) => {
+    const t = at(k);
+    return t?.type === 'literal' && t.text === text;
+  };
+  const isField = (k: number, kind: FieldKind) => {
+    const t = at(k);
+    return t?.type === 'field' && t.kind === kind;
+  };
+  const opensTime = (k: number) => {
+    const t = at(k);
+    return t?.type === 'literal' && t.text.startsWith(' [') && isField(k + 1, K.TIME_CLF);
+  };
+  if (isLiteral(1, ' ') && isField(2, K.IDENT) && isLiteral(3, ' ') && isField(4, K.USER) && opensTime(5)) return 2;
+  if (isLiteral(1, ' - ') && isField(2, K.USER) && opensTime(3)) return 1;
+  return 0;
+}
+
+/**
+ * For the tolerant variant: the quotes around quoted text values (all but the request line) move out of
+ * the literals, so that the scanner can take either `"value"` or a bare `-` there.
+ */
+function unquotedTokens(tokens: readonly Token[]): { tokens: Token[]; fields: Set<Token> } {
+  const texts = tokens.map((t) => (t.type === 'literal' ? t.text : ''));
+  const fields = new Set<Token>();
+  tokens.forEach((tok, i) => {
+    if (tok.type !== 'field' || tok.kind === K.REQUEST || KIND_INFO[tok.kind].scan !== SCAN.TEXT) return;
+    const before = tokens[i - 1];
+    const after = tokens[i + 1];
+    if (before?.type !== 'literal' || after?.type !== 'literal') return;
+    if (!(texts[i - 1] as string).endsWith('"') || !(texts[i + 1] as string).startsWith('"')) return;
+    texts[i - 1] = (texts[i - 1] as string).slice(0, -1);
+    texts[i + 1] = (texts[i + 1] as string).slice(1);
+    fields.add(tok);
+  });
+  const out: Token[] = [];
+  tokens.forEach((tok, i) => {
+    if (tok.type === 'field') out.push(tok);
+    else if (texts[i] !== '') out.push({ ...tok, text: texts[i] as string });
+  });
+  return { tokens: out, fields };
+}
+
 function literalAfterGroup(tokens: readonly Token[], from: number): string {
   for (let i = from + 1; i < tokens.length; i++) {
     const tok = tokens[i] as Token;
@@ -722,20 +957,6 @@ function checkTimeParts(tokens: readonly Token[], dialect: Dialect): void {
       `the time at column ${column} of the ${dialect} format lacks ${missing.join(', ')}: it does not name an instant`,
     );
   }
-}
-
-/** First `"` at or after `pos` that is not escaped with a backslash; -1 if none before `end`. */
-function closingQuote(line: string, pos: number, end: number, escaped: boolean): number {
-  let q = line.indexOf('"', pos);
-  if (escaped) while (q >= 0 && isEscaped(line, q, pos)) q = line.indexOf('"', q + 1);
-  return q >= 0 && q < end ? q : -1;
-}
-
-/** Whether the character at `at` is preceded by an odd number of backslashes (after `from`). */
-function isEscaped(line: string, at: number, from: number): boolean {
-  let n = 0;
-  for (let i = at - 1; i >= from && line.charCodeAt(i) === 92; i--) n++;
-  return (n & 1) === 1;
 }
 
 /** End of a run of digits (0), digits with `.` (1) or letters (2); `-` alone counts as a value. */
