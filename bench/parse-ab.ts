@@ -89,7 +89,7 @@ async function child(root: string, format: string, n: number): Promise<void> {
     default: TransformDefinition<never, unknown>;
   };
   const def = mod.default;
-  const transform = def.create({ ...(def.examples[0] as object), format } as never, context);
+  const transform = await def.create({ ...(def.examples[0] as object), format } as never, context);
   const input = batches(lines(n));
   const rates: number[] = [];
   for (let i = 0; i < 4; i++) {
