@@ -31,6 +31,7 @@ const context: OperatorContext = {
   baseDir: '.',
   metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
   requestCheckpoint() {},
+  readPorts: new Set(['default', 'dead_letter', 'error_log']),
 };
 
 /** Deterministic lines: varied addresses (15% IPv6), paths, statuses, agents, one second per 50 lines. */

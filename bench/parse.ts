@@ -118,6 +118,7 @@ const silentContext: OperatorContext = {
   baseDir: tmpdir(),
   metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
   requestCheckpoint() {},
+  readPorts: new Set(['default', 'dead_letter', 'error_log']),
 };
 
 /** One case, in a child process: file → split → parse → blackhole; prints its figures as JSON. */

@@ -129,6 +129,7 @@ function context(dataDir: string): OperatorContext {
     baseDir: dataDir,
     metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
     requestCheckpoint() {},
+    readPorts: new Set(['default', 'dead_letter', 'error_log']),
   };
 }
 

@@ -37,6 +37,12 @@ export interface OperatorContext {
   /** Operator-specific metrics (the runtime already counts records, bytes, errors). */
   readonly metrics: OperatorMetrics;
   /**
+   * This stage's output ports that some stage reads. Records sent on a port nobody reads are counted and
+   * discarded: an operator whose named port carries records that exist nowhere else (parse's `error_log`)
+   * sends them to `dead_letter` instead when that port is not read, so that nothing is lost unseen.
+   */
+  readonly readPorts: ReadonlySet<string>;
+  /**
    * Asks the runtime to take a checkpoint soon (e.g. a sink whose uncommitted buffer grows large).
    * The runtime coalesces requests; checkpoints still happen on the pipeline's interval.
    */

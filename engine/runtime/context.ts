@@ -10,8 +10,15 @@ export interface ContextDeps {
   readonly requestCheckpoint: () => void;
 }
 
-/** The one place an operator's context is made: what it may use, and nothing of the graph. */
+/**
+ * The one place an operator's context is made: what it may use, and of the graph only which of its own
+ * output ports are read.
+ */
 export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: ContextDeps): OperatorContext {
+  const readPorts = new Set<string>();
+  for (const other of spec.stages) {
+    for (const input of other.inputs) if (input.stage === stage.id) readPorts.add(input.port);
+  }
   return {
     pipeline: spec.name,
     id: stage.id,
@@ -21,5 +28,6 @@ export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: Cont
     baseDir: deps.baseDir,
     metrics: deps.telemetry.operatorMetrics(spec.name, stage.id),
     requestCheckpoint: deps.requestCheckpoint,
+    readPorts,
   };
 }

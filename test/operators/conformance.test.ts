@@ -24,6 +24,7 @@ const context = (id: string): OperatorContext => ({
   baseDir: process.cwd(),
   metrics: noopMetrics,
   requestCheckpoint: () => {},
+  readPorts: new Set(['default', 'dead_letter', 'error_log']),
 });
 
 describe.each(registry.map((def) => [`${def.kind} ${def.type}`, def] as const))('%s', (_name, def) => {

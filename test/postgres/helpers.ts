@@ -46,6 +46,7 @@ export function testContext(dataDir: string, id = 'store', pipeline = 'test'): T
     baseDir: dataDir,
     metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
     checkpointRequests: 0,
+    readPorts: new Set(['default', 'dead_letter']),
     requestCheckpoint() {
       ctx.checkpointRequests++;
     },

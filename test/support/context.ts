@@ -44,6 +44,7 @@ export function recordingContext(overrides: Partial<OperatorContext> = {}): Reco
       gauge: (name, _help, labels) => ({ set: (value) => values.set(metricKey(name, labels), value) }),
     },
     requestCheckpoint: () => {},
+    readPorts: new Set(['default', 'dead_letter', 'error_log']),
     ...overrides,
     logs,
     values,

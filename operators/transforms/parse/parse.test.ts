@@ -1,3 +1,4 @@
+import { recordingContext } from '../../../test/support/context.ts';
 import { describe, expect, it } from 'vitest';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { type DeadLetter, type EtlRecord, ORIGIN } from '../../../engine/record.ts';
@@ -57,6 +58,25 @@ describe('parse: schema and definition', () => {
     expect(definition.outputsFor?.(options({ format: 'combined' }))).toEqual({ default: 'access' });
     expect(definition.outputsFor?.(options())).toEqual({ default: 'access', error_log: 'error_log' });
     expect(definition.outputsFor?.(options({ candidates: ['combined', 'json'] }))).toEqual({ default: 'access' });
+  });
+
+  it('sends error-log lines found by auto to dead letters when no stage reads the error_log port', () => {
+    const access = Array.from(
+      { length: 3 },
+      (_, i) => `192.0.2.${i + 1} - - [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.0" 200 2326 "-" "curl/8"`,
+    ).join('\n');
+    const records = () => [...rawRecords(access, 'access.log'), ...rawRecords(fixture('nginx-error.log'), 'error.log')];
+    const read = createParse({}, recordingContext({ id: 'parsed' })).process(records());
+    expect(read.error_log?.length).toBeGreaterThan(0);
+    const unread = createParse({}, recordingContext({ id: 'parsed', readPorts: new Set(['default', 'dead_letter']) }));
+    const ports = unread.process(records());
+    expect(ports.error_log).toBeUndefined();
+    expect(ports.default).toHaveLength(3);
+    const dead = (ports.dead_letter ?? []) as DeadLetter[];
+    expect(dead).toHaveLength(read.error_log?.length ?? -1);
+    expect(dead[0]?.reason).toBe('an error-log line, and no stage reads parsed.error_log');
+    expect(dead[0]?.raw).toBe(fixture('nginx-error.log').split('\n')[0]);
+    expect(dead[0]?.origin).toMatchObject({ file: 'error.log', line: 1 });
   });
 
   it('reports bad format strings, zones and candidates before running, with positions', () => {

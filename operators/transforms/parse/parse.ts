@@ -35,6 +35,8 @@ export class ParseTransform implements Transform {
   /** Explicit format's tolerant variant (bare `-` for quoted values, fields appended after the end). */
   private readonly tolerant: Parser | undefined;
   private readonly detector: AutoDetector | undefined;
+  /** Whether a stage reads `error_log`: if not, error-log lines go to dead letters rather than nowhere. */
+  private readonly errorLogsRead: boolean;
   private readonly candidates: readonly Candidate[];
   /** Files currently detected as each format, for the gauge. */
   private readonly filesByFormat = new Map<string, number>();
@@ -46,6 +48,7 @@ export class ParseTransform implements Transform {
     this.maxLineBytes = options.max_line_bytes;
     this.logger = ctx.logger;
     this.metrics = ctx.metrics;
+    this.errorLogsRead = ctx.readPorts.has(ERROR_LOG_PORT);
     const compile: CompileContext = {
       timezone: options.timezone,
       customVariables: options.custom_variables,
@@ -76,10 +79,16 @@ export class ParseTransform implements Transform {
       const parsed = this.parseRecord(record);
       if (parsed !== null) {
         parsed[ORIGIN] = record[ORIGIN];
-        if (detector?.errorLog) {
+        if (!detector?.errorLog) {
+          out.push(parsed);
+        } else if (this.errorLogsRead) {
           errorLogs ??= [];
           errorLogs.push(parsed);
-        } else out.push(parsed);
+        } else {
+          this.reason = `an error-log line, and no stage reads ${this.id}.${ERROR_LOG_PORT}`;
+          rejected ??= [];
+          rejected.push(this.reject(record));
+        }
       } else {
         rejected ??= [];
         rejected.push(this.reject(record));
