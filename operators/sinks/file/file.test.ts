@@ -165,6 +165,32 @@ describe('file sink', () => {
     await again.close?.();
   });
 
+  it.each(['none', 'gzip'] as const)(
+    'takes the next snapshot’s writes while it commits a cut, and a restore keeps exactly the cut (%s)',
+    async (compression) => {
+      const folder = dir();
+      const path = join(folder, 'out.jsonl');
+      const read = () => {
+        const bytes = readFileSync(path);
+        return (compression === 'gzip' ? gunzipSync(bytes) : bytes).toString('utf8');
+      };
+      const sink = await openSink(options(path, { compression }), undefined, { writeThresholdBytes: 64 });
+      await sink.write([{ n: 1 }, { n: 2 }], collector());
+      sink.cut?.(snapshot);
+      // Written after the cut, while the checkpoint commits: enough to reach the disk before it does.
+      const late = sink.write(
+        Array.from({ length: 20 }, (_, i) => ({ n: 100 + i })),
+        collector(),
+      );
+      const [state] = await Promise.all([commit(sink), late]);
+      await sink.close?.();
+      expect(read()).toContain('{"n":119}');
+      const reopened = await openSink(options(path, { compression }), state);
+      await reopened.close?.();
+      expect(read()).toBe('{"n":1}\n{"n":2}\n');
+    },
+  );
+
   it('starts anew on a first run, or appends when asked', async () => {
     const path = join(dir(), 'out.jsonl');
     writeFileSync(path, 'old\n');

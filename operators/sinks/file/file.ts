@@ -4,6 +4,10 @@
  * and at every checkpoint, flush, roll and close. With gzip, each such write is one gzip member, so every
  * checkpoint falls on a member boundary. `prepareCommit` fsyncs and reports the file and its length;
  * `restore` truncates to that length, which is what makes the output exactly-once across crashes.
+ *
+ * It can `cut`: the text gathered up to the cut is queued for the disk ahead of anything written after it,
+ * and the state recorded is the file as it stands once that text is written. Writes of the next snapshot
+ * go on meanwhile; every disk operation runs in one queue, in order.
  */
 import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -67,6 +71,10 @@ class FileSink implements Sink {
   /** Files were renamed or removed since the directory was last synced. */
   private dirChanged = false;
   private closed = false;
+  /** Disk operations, one after the other: writes of the next snapshot never pass the cut's. */
+  private io: Promise<unknown> = Promise.resolve();
+  /** The state at the last cut, once its text is on disk. */
+  private atCut: Promise<FileSinkState> | undefined;
 
   constructor(options: FileSinkOptions, ctx: OperatorContext, writeThreshold: number) {
     this.options = options;
@@ -115,29 +123,41 @@ class FileSink implements Sink {
     if (this.needsHeader) this.gather(this.encoder.header());
     this.needsHeader = false;
     this.gather(text);
-    if (this.pendingBytes >= this.writeThreshold) await this.writePending();
-    if (this.rollDue()) await this.roll();
+    if (this.pendingBytes >= this.writeThreshold) await this.queue(() => this.writePending());
+    if (this.rollDue()) await this.queue(() => this.roll());
+  }
+
+  cut(): void {
+    const text = this.pending;
+    this.pending = '';
+    this.pendingBytes = 0;
+    this.atCut = this.queue(async () => {
+      await this.writeText(text);
+      return this.state();
+    });
   }
 
   async prepareCommit(): Promise<FileSinkState> {
-    await this.sync();
-    return {
-      file: this.path,
-      bytes: this.bytes,
-      sequence: this.sequence,
-      started_at: this.startedAt,
-      rolled: [...this.rolled],
-      ...(this.csv?.fields ? { fields: this.csv.fields } : {}),
-    };
+    const cut = this.atCut;
+    this.atCut = undefined;
+    if (!cut) {
+      await this.queue(() => this.sync());
+      return this.state();
+    }
+    const state = await cut;
+    // Durable by now: the bytes at the cut (and any written after them, which a rerun truncates away).
+    await this.queue(() => this.syncWritten());
+    return state;
   }
 
   async flush(): Promise<void> {
-    await this.sync();
+    await this.queue(() => this.sync());
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.io.catch(() => {});
     const handle = this.handle;
     if (!handle) return;
     try {
@@ -146,6 +166,23 @@ class FileSink implements Sink {
       this.handle = undefined;
       await handle.close();
     }
+  }
+
+  private queue<T>(operation: () => Promise<T>): Promise<T> {
+    const next = this.io.then(operation);
+    this.io = next.catch(() => {});
+    return next;
+  }
+
+  private state(): FileSinkState {
+    return {
+      file: this.path,
+      bytes: this.bytes,
+      sequence: this.sequence,
+      started_at: this.startedAt,
+      rolled: [...this.rolled],
+      ...(this.csv?.fields ? { fields: this.csv.fields } : {}),
+    };
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -227,9 +264,15 @@ class FileSink implements Sink {
 
   private async writePending(): Promise<void> {
     if (this.pendingBytes === 0 || !this.handle) return;
-    let data = Buffer.from(this.pending, 'utf8');
+    const text = this.pending;
     this.pending = '';
     this.pendingBytes = 0;
+    await this.writeText(text);
+  }
+
+  private async writeText(text: string): Promise<void> {
+    if (text.length === 0 || !this.handle) return;
+    let data = Buffer.from(text, 'utf8');
     if (this.options.compression === 'gzip') data = await gzipAsync(data);
     let offset = 0;
     while (offset < data.length) {
@@ -241,6 +284,11 @@ class FileSink implements Sink {
 
   private async sync(): Promise<void> {
     await this.writePending();
+    await this.syncWritten();
+  }
+
+  /** fsync of what is on disk (not what is gathered), and of the directory after renames. */
+  private async syncWritten(): Promise<void> {
     await this.handle?.sync();
     if (this.dirChanged) {
       // Renames and removals are durable only once the directory is synced.
