@@ -86,15 +86,35 @@ export interface SourceContext extends OperatorContext {
 
 export interface SourceOutput {
   /**
-   * Sends a batch downstream. Resolves once the runtime grants credit for the next one: awaiting it is
-   * what makes a slow sink slow the source. `position` is where a rerun must resume after this batch
-   * (JSON-serialisable); it is committed only once every sink downstream has acknowledged the batch.
+   * Sends a batch downstream: waits for credit (a permit for this batch; awaiting it is what makes a slow
+   * sink slow the source), hands the batch on, and resolves. `position` is where a rerun must resume after
+   * this batch (JSON-serialisable); it is recorded by the first checkpoint whose cut follows the batch, once
+   * every sink downstream has acknowledged it. An empty batch only moves the position.
    */
-  emit(records: EtlRecord[], position?: unknown, bytes?: number): Promise<void>;
+  emit(records: EtlRecord[], position?: unknown, bytes?: number): Promise<Emitted>;
   /** Aborted when the source must stop reading (shutdown requested, or the run is over). */
   readonly stopping: AbortSignal;
   /** Optional: progress of a finite source, for percent and ETA. */
   progress(doneBytes: number, totalBytes: number): void;
+  /**
+   * Called with this source's position each time a checkpoint holding it has committed: what a rerun will
+   * resume from. A queue source commits its offsets back to the broker here, never earlier.
+   */
+  onCommitted(listener: (position: unknown) => void): void;
+}
+
+/** What became of one `emit`. */
+export interface Emitted {
+  /** False when the batch was not sent because the source is stopping; it will be read again by a rerun. */
+  readonly sent: boolean;
+  /**
+   * Resolves once the batch is durable: the checkpoint whose cut follows it has committed, so every sink
+   * downstream holds its records (or their dead letters) for good, and a rerun resumes after it. Takes up to
+   * one checkpoint interval. Rejects when the run ends first (failure, abort, or a stop before the final
+   * checkpoint), and at once for a batch not sent. A push source answers its client on it. The promise is
+   * made on the first call, so sources that never ask pay nothing.
+   */
+  durable(): Promise<void>;
 }
 
 export interface Source {

@@ -72,6 +72,7 @@ export class Checkpoints {
   private stopped = false;
   private committedCount = 0;
   private readonly listeners: Array<(record: CheckpointRecord) => void> = [];
+  private readonly cutListeners: Array<(snapshot: Snapshot) => void> = [];
 
   constructor(host: CheckpointHost, options: CheckpointOptions) {
     this.host = host;
@@ -100,6 +101,11 @@ export class Checkpoints {
   /** Called with each checkpoint once it is committed. */
   onCommitted(listener: (record: CheckpointRecord) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Called at each cut, while the pipeline is drained, with the snapshot taken. */
+  onCut(listener: (snapshot: Snapshot) => void): void {
+    this.cutListeners.push(listener);
   }
 
   /** Takes a checkpoint every interval from now on. */
@@ -166,6 +172,7 @@ export class Checkpoints {
       if (host.failed()) return;
       this.dirty = false;
       const snapshot: Snapshot = { id: this.nextId++, positions: host.positions() };
+      for (const listener of this.cutListeners) listener(snapshot);
       const transforms = await host.snapshotTransforms();
       const committing = host.sinks.filter((s) => s.sink.prepareCommit || s.sink.commit);
       const held = new Map<string, () => void>();

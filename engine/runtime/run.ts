@@ -32,6 +32,7 @@ import { retry } from '../retry.ts';
 import { fitCheckpoint, stageTypes } from '../state/fit.ts';
 import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
 import type { SinkStats, StageTelemetry, Telemetry } from '../telemetry/types.ts';
+import { Acknowledgements } from './acks.ts';
 import { Checkpoints } from './checkpoints.ts';
 import { Delivery } from './delivery.ts';
 import type { Envelope, PortEnvelope } from './envelope.ts';
@@ -120,6 +121,7 @@ class PipelineRun {
   private checkpoints: Checkpoints | undefined;
   /** Sinks whose writes wait until they committed the last cut (they cannot take `cut`), by sink id. */
   private readonly holds = new Map<string, Promise<void>>();
+  private readonly acks = new Acknowledgements();
   private warnedUnread = new Set<string>();
 
   constructor(spec: PipelineSpec, options: RunOptions) {
@@ -164,6 +166,8 @@ class PipelineRun {
       const resumeFrom = await this.open(state);
       await this.instantiate('sources', resumeFrom);
       const checkpoints = this.createCheckpoints(resumeFrom, lastId + 1);
+      checkpoints.onCut((snapshot) => this.acks.cut(snapshot.id));
+      checkpoints.onCommitted((record) => this.acks.committed(record.id));
       this.checkpoints = checkpoints;
       const done = this.wire();
       checkpoints.start();
@@ -177,6 +181,7 @@ class PipelineRun {
       this.fail(error);
     } finally {
       await this.checkpoints?.stop();
+      this.acks.end(this.failure ?? new Error('the run ended before the batch was in a committed checkpoint'));
       this.stats.checkpoints = this.checkpoints?.committed ?? 0;
       this.options.stop?.removeEventListener('abort', onStop);
       this.options.abort?.removeEventListener('abort', onAbort);
@@ -373,13 +378,15 @@ class PipelineRun {
           }
           if (records.length === 0) {
             // Nothing to deliver; checkpoints drain before they read positions, so it can move now.
-            if (position !== undefined && !stopping.aborted) {
+            if (stopping.aborted) return this.acks.notSent();
+            if (position !== undefined) {
               this.positions.set(id, position);
               this.checkpoints?.markDirty();
             }
-            return;
+            return this.acks.emitted();
           }
-          if (!(await gate.acquire(stopping))) return;
+          if (!(await gate.acquire(stopping))) return this.acks.notSent();
+          const emitted = this.acks.emitted();
           this.positions.set(id, position);
           this.checkpoints?.markDirty();
           this.stats.recordsIn += records.length;
@@ -391,13 +398,19 @@ class PipelineRun {
           span?.end(records.length);
           if (consumers === 0) {
             gate.release();
-            return;
+            return emitted;
           }
           const delivery = new Delivery(() => gate.release());
           delivery.retain(consumers);
           stage.telemetry.sent(records.length, DEFAULT_PORT);
           this.options.onStats?.(this.stats);
           subscriber.next({ port: DEFAULT_PORT, envelope: { records, delivery, trace: span?.context } });
+          return emitted;
+        },
+        onCommitted: (listener) => {
+          this.checkpoints?.onCommitted((record) => {
+            if (id in record.positions) listener(record.positions[id]);
+          });
         },
         progress: (_done: number, total: number) => {
           this.sourceProgress.set(id, total);

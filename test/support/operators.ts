@@ -108,6 +108,8 @@ export interface CommittingOptions {
   write_ms: number;
   /** Implements `cut`: takes writes of the next snapshot while one commits. */
   cut: boolean;
+  /** The commit of this snapshot fails. */
+  fail_commit_at?: number | undefined;
 }
 
 /** What each commit of a committing sink held, by sink name; tests reset it. */
@@ -144,6 +146,7 @@ export const committingSink = defineSink({
       },
       async commit(snapshot) {
         await sleep(options.commit_ms);
+        if (snapshot.id === options.fail_commit_at) throw new Error(`commit of snapshot ${snapshot.id} failed`);
         log.push({ id: snapshot.id, position: snapshot.positions.src, committed: atCut, writtenDuringCommit });
         committing = false;
         writtenDuringCommit = 0;

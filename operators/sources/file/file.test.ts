@@ -255,7 +255,7 @@ describe('file source, backpressure', () => {
     out.emit = async (records, position, bytes) => {
       pending = true;
       try {
-        await emit(records, position, bytes);
+        return await emit(records, position, bytes);
       } finally {
         pending = false;
       }

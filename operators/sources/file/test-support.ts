@@ -82,7 +82,9 @@ export function collectOutput(options: CollectOptions = {}): CollectingOutput {
         if (options.stopAfterBatches !== undefined && batches.length >= options.stopAfterBatches) controller.abort();
       }
       for (const wake of waiters) wake();
+      return { sent: true, durable: () => Promise.resolve() };
     },
+    onCommitted() {},
     progress(done, total) {
       progressCalls.push({ done, total });
     },
