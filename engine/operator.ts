@@ -30,9 +30,9 @@ export interface OperatorContext {
   readonly logger: Logger;
   /** Aborted when the run must stop now (second signal, fatal error, deadline). */
   readonly signal: AbortSignal;
-  /** Working directory for state of this pipeline (default `.etl`), already created. */
+  /** Working directory for state of this pipeline (`settings.data_dir`, default `.etl`), already created. */
   readonly dataDir: string;
-  /** Directory of the pipeline file; relative paths in options resolve against the process cwd. */
+  /** The directory relative paths in options resolve against: the one `etl` was started in. */
   readonly baseDir: string;
   /** Operator-specific metrics (the runtime already counts records, bytes, errors). */
   readonly metrics: OperatorMetrics;

@@ -474,19 +474,23 @@ class PipelineRun {
       const records = envelope.records;
       stage.telemetry.received(records.length);
       const span = stage.telemetry.startBatch(envelope.trace, records.length);
-      const done = (ports: PortRecords): PortEnvelope[] => {
+      // The span ends once: with the records sent on, and the error when the batch failed.
+      const done = (ports: PortRecords, error?: unknown): PortEnvelope[] => {
         const outputs = this.route(stage, envelope, ports, span?.context ?? envelope.trace);
-        span?.end(outputs.reduce((n, o) => n + o.envelope.records.length, 0));
+        span?.end(
+          outputs.reduce((n, o) => n + o.envelope.records.length, 0),
+          error,
+        );
         return outputs;
       };
       const onError = (error: unknown): PortEnvelope[] => {
         stage.telemetry.error('process');
         this.stats.errors++;
-        span?.end(0, error);
         if (policy.onError === 'dead_letter') {
           const reason = errorMessage(error);
-          return done({ [DEAD_LETTER_PORT]: records.map((r) => deadLetter(r, stage.spec.id, reason)) });
+          return done({ [DEAD_LETTER_PORT]: records.map((r) => deadLetter(r, stage.spec.id, reason)) }, error);
         }
+        span?.end(0, error);
         throw wrap(error, 'ETL_RUN_STAGE_FAILED', stage.spec.id);
       };
       if (policy.onError === 'retry') {
@@ -526,6 +530,7 @@ class PipelineRun {
       stage.telemetry.received(records.length);
       const span = stage.telemetry.startBatch(envelope.trace, records.length);
       let rejected: EtlRecord[] = [];
+      let failure: unknown;
       const write = async () => {
         rejected = [];
         await sink.write(records, { deadLetter: (record, reason) => rejected.push(deadLetter(record, id, reason)) });
@@ -549,8 +554,11 @@ class PipelineRun {
       } catch (error) {
         this.stats.errors++;
         stage.telemetry.error('write');
-        span?.end(0, error);
-        if (policy.onError !== 'dead_letter') throw wrap(error, 'ETL_RUN_SINK_FAILED', id);
+        if (policy.onError !== 'dead_letter') {
+          span?.end(0, error);
+          throw wrap(error, 'ETL_RUN_SINK_FAILED', id);
+        }
+        failure = error;
         rejected = records.map((r) => deadLetter(r, id, errorMessage(error)));
       }
       const written = records.length - rejected.length;
@@ -558,7 +566,7 @@ class PipelineRun {
       const figures = this.stats.sinks[id] as SinkStats;
       figures.written += written;
       if (!figures.deadLetters) this.stats.recordsOut += written;
-      span?.end(written);
+      span?.end(written, failure);
       this.options.onStats?.(this.stats);
       return rejected.length > 0 ? this.route(stage, envelope, { [DEAD_LETTER_PORT]: rejected }, span?.context) : [];
     };

@@ -3,8 +3,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
+import { defineTransform } from '../../engine/operator.ts';
+import { noopTelemetry } from '../../engine/runtime/noop.ts';
 import { runPipeline } from '../../engine/runtime/run.ts';
 import { createTelemetry } from '../../engine/telemetry/telemetry.ts';
+import type { Telemetry } from '../../engine/telemetry/types.ts';
 import { collected, collectSink, countingSource, passThrough } from '../support/operators.ts';
 import { pipeline, stage } from '../support/spec.ts';
 import { type FakeCollector, startCollector } from './collector.ts';
@@ -53,4 +56,49 @@ it('traces each batch from source to sink and counts it', async () => {
 
   expect(metrics).toMatch(/etl_component_received_records_total\{[^}]*component_id="out"[^}]*\} 250/);
   expect(metrics).toMatch(/etl_component_sent_records_total\{[^}]*component_id="src"[^}]*port="default"\} 250/);
+});
+
+/** A transform whose every batch fails. */
+const failingTransform = defineTransform({
+  type: 'test_failing',
+  stability: 'alpha',
+  summary: 'fails every batch',
+  schema: { $id: 'test_failing', type: 'object' } as const,
+  examples: [],
+  accepts: ['any'],
+  outputs: { default: 'any' },
+  create: () => ({
+    process() {
+      throw new Error('batch refused');
+    },
+  }),
+});
+
+it('ends every batch span once, with the error, when a stage dead-letters a failed batch', async () => {
+  const ends: Array<{ stage: string; out: number; error: boolean }> = [];
+  const telemetry: Telemetry = {
+    ...noopTelemetry,
+    tracing: true,
+    stage: (_pipeline, stageId) => ({
+      ...noopTelemetry.stage('', stageId, '', ''),
+      startBatch: () => ({
+        context: undefined,
+        end: (out, error) => ends.push({ stage: stageId, out, error: !!error }),
+      }),
+    }),
+  };
+  const spec = pipeline('spans', mkdtempSync(join(tmpdir(), 'etl-telemetry-')), [
+    stage({ id: 'src', def: countingSource, options: { count: 30, batch: 10 } }),
+    stage({ id: 'boom', def: failingTransform, inputs: ['src'], onError: 'dead_letter' }),
+    stage({ id: 'out', def: collectSink, inputs: ['boom'], options: { name: 'spans' } }),
+    stage({ id: 'dl', def: collectSink, inputs: ['boom.dead_letter'], options: { name: 'spans-dl' } }),
+  ]);
+  const result = await runPipeline(spec, { telemetry });
+  expect(result.ok).toBe(true);
+  const boom = ends.filter((e) => e.stage === 'boom');
+  expect(boom).toEqual([
+    { stage: 'boom', out: 10, error: true },
+    { stage: 'boom', out: 10, error: true },
+    { stage: 'boom', out: 10, error: true },
+  ]);
 });
