@@ -4,16 +4,9 @@
  * per-second cache (log lines share seconds).
  */
 
-/** Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-export function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const mp = (month + 9) % 12;
-  const doy = Math.floor((153 * mp + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
-}
+import { daysFromCivil, digitsAt, isLeapYear } from '../../../shared/calendar.ts';
+
+export { daysFromCivil, digitsAt } from '../../../shared/calendar.ts';
 
 const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
@@ -21,7 +14,7 @@ const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 export function validDateTime(y: number, mo: number, d: number, h: number, mi: number, s: number): boolean {
   if (y < 1 || y > 9999 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return false;
   if (d > (DAYS_IN_MONTH[mo - 1] as number)) return false;
-  return !(mo === 2 && d === 29 && !(y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)));
+  return !(mo === 2 && d === 29 && !isLeapYear(y));
 }
 
 export function localSeconds(y: number, mo: number, d: number, h: number, mi: number, s: number): number {
@@ -61,17 +54,6 @@ export function twoDigits(text: string, pos: number): number {
   const a = text.charCodeAt(pos) - 48;
   const b = text.charCodeAt(pos + 1) - 48;
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
-}
-
-/** `count` ASCII digits at `pos`, else -1. */
-export function digitsAt(text: string, pos: number, count: number): number {
-  let value = 0;
-  for (let i = pos; i < pos + count; i++) {
-    const d = text.charCodeAt(i) - 48;
-    if (!(d >= 0 && d <= 9)) return -1;
-    value = value * 10 + d;
-  }
-  return value;
 }
 
 /** `±hhmm` (colon optional: `±hh:mm`) at `pos` → minutes east of UTC, or NaN. */
