@@ -7,6 +7,7 @@
  * Usage: node bench/parse-ab.ts --base <path of the other checkout> [--lines N] [--pairs P] [--formats a,b]
  * Without --base it prints that it was skipped (so `npm run bench` can run it).
  */
+import { detachedState } from '../engine/runtime/noop.ts';
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -32,6 +33,7 @@ const context: OperatorContext = {
   metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
   requestCheckpoint() {},
   readPorts: new Set(['default', 'dead_letter', 'error_log']),
+  ...detachedState,
 };
 
 /** Deterministic lines: varied addresses (15% IPv6), paths, statuses, agents, one second per 50 lines. */

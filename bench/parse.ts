@@ -6,6 +6,7 @@
  * GoAccess, when on PATH, parses the same file (`--log-format=COMBINED`, JSON report) for comparison.
  * Usage: node bench/parse.ts [--lines N]
  */
+import { detachedState } from '../engine/runtime/noop.ts';
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -119,6 +120,7 @@ const silentContext: OperatorContext = {
   metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
   requestCheckpoint() {},
   readPorts: new Set(['default', 'dead_letter', 'error_log']),
+  ...detachedState,
 };
 
 /** One case, in a child process: file → split → parse → blackhole; prints its figures as JSON. */

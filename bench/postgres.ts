@@ -9,6 +9,7 @@
  * - the sink alone through its contract (pre-parsed records), and end to end on the embedded database.
  * Prints `name: value unit` lines.
  */
+import { detachedState } from '../engine/runtime/noop.ts';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -130,6 +131,7 @@ function context(dataDir: string): OperatorContext {
     metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
     requestCheckpoint() {},
     readPorts: new Set(['default', 'dead_letter', 'error_log']),
+    ...detachedState,
   };
 }
 

@@ -47,6 +47,27 @@ export interface OperatorContext {
    * The runtime coalesces requests; checkpoints still happen on the pipeline's interval.
    */
   requestCheckpoint(): void;
+  /** The id of the snapshot the records being processed now will be part of (the next cut's). */
+  snapshotId(): number;
+  /**
+   * A map from string keys to JSON-serialisable values that the runtime checkpoints with the pipeline:
+   * each checkpoint stores only the keys changed since the previous one (an append-only log per map, compacted
+   * when it grows past twice the live data), and a rerun finds the map as it was at the committed cut. Made at
+   * `create`; filled before `restore`. One name per map within a stage.
+   */
+  keyed<V>(name: string): KeyedState<V>;
+}
+
+/** Keyed operator state (`ctx.keyed`): a Map whose changes are checkpointed incrementally. */
+export interface KeyedState<V> {
+  get(key: string): V | undefined;
+  has(key: string): boolean;
+  /** Values are stored as JSON: a value changed in place must be `set` again to be checkpointed. */
+  set(key: string, value: V): void;
+  delete(key: string): boolean;
+  readonly size: number;
+  keys(): IterableIterator<string>;
+  entries(): IterableIterator<[string, V]>;
 }
 
 export interface OperatorMetrics {
@@ -152,9 +173,26 @@ export interface Transform {
   process(records: EtlRecord[]): PortRecords | Promise<PortRecords>;
   /** Called once when all inputs have ended; emits what the stage still holds. */
   flush?(): PortRecords | Promise<PortRecords>;
-  /** State to checkpoint (JSON-serialisable), taken while the pipeline is drained. */
-  snapshot?(): unknown;
-  restore?(state: unknown): void;
+  /**
+   * State to checkpoint (JSON-serialisable), taken at the cut while the pipeline is drained; it is stored
+   * inline in the state file, so keep it small (counters, a few open windows). Large state (a key per
+   * client or session) belongs in `ctx.keyed()`, which the runtime checkpoints incrementally.
+   */
+  snapshot?(snapshot: Snapshot): unknown | Promise<unknown>;
+  /**
+   * Called after `open`, before any record, with the state `snapshot` returned for the checkpoint the run
+   * resumes from: the one the sinks committed (undefined state and id on a first run). Keyed state is
+   * restored by then. A transform keeping state outside the process (a Redis set) drops here what it wrote
+   * for snapshots after `snapshotId`: a replay must find the state as it was at the committed cut.
+   */
+  restore?(state: unknown, snapshotId: number | undefined): void | Promise<void>;
+  /**
+   * For state outside the process, in two phases as sinks commit: phase one at each cut (make the writes
+   * of snapshots up to this one durable), phase two once the checkpoint is recorded. Writes made while
+   * processing belong to `ctx.snapshotId()`, the snapshot the records being processed will be part of.
+   */
+  prepareCommit?(snapshot: Snapshot): Promise<void>;
+  commit?(snapshot: Snapshot): Promise<void>;
   close?(): Promise<void>;
 }
 

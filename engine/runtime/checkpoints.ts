@@ -11,7 +11,8 @@
  * the checkpoint is recorded as pending; phase two (`commit`) commits in the sinks' own storage; the
  * checkpoint is recorded as committed. A rerun that finds it pending asks the sinks which they committed.
  */
-import type { Sink, Snapshot } from '../operator.ts';
+import type { Sink, Snapshot, Transform } from '../operator.ts';
+import type { KeyedRecord } from '../state/keyed.ts';
 import type { CheckpointRecord } from '../state/store.ts';
 import type { CreditGate } from './gate.ts';
 
@@ -28,8 +29,15 @@ export interface CheckpointHost {
   readonly sinks: readonly CommittingSink[];
   /** Resume positions of the sources (read at the cut, while drained). */
   positions(): Record<string, unknown>;
-  /** State of the stateful transforms (taken at the cut, while drained), by stage id. */
-  snapshotTransforms(): Promise<Record<string, unknown>>;
+  /**
+   * Operator state at the cut, taken while drained: each stateful transform's `snapshot` by stage id, and
+   * the keyed state, whose writing goes on after the pipeline resumes (`keyed` settles once it is durable).
+   */
+  snapshotState(
+    snapshot: Snapshot,
+  ): Promise<{ transforms: Record<string, unknown>; keyed: Promise<KeyedRecord | undefined> }>;
+  /** Transforms with state outside the process (two-phase hooks), in graph order. */
+  readonly transforms: readonly { readonly id: string; readonly transform: Transform }[];
   /** `kind:type` of the stages the checkpoint holds state for, given the transforms with state. */
   stageTypes(transforms: Record<string, unknown>): Record<string, string>;
   /** Holds a sink's writes back until `release` settles. */
@@ -81,6 +89,11 @@ export class Checkpoints {
     this.nextId = options.nextId;
     this.last = options.lastCommitted;
     this.lastAt = this.now();
+  }
+
+  /** The id the next cut will have: the snapshot records being processed now belong to. */
+  get nextSnapshotId(): number {
+    return this.nextId;
   }
 
   /** Checkpoints committed by this run. */
@@ -173,7 +186,7 @@ export class Checkpoints {
       this.dirty = false;
       const snapshot: Snapshot = { id: this.nextId++, positions: host.positions() };
       for (const listener of this.cutListeners) listener(snapshot);
-      const transforms = await host.snapshotTransforms();
+      const { transforms, keyed } = await host.snapshotState(snapshot);
       const committing = host.sinks.filter((s) => s.sink.prepareCommit || s.sink.commit);
       const held = new Map<string, () => void>();
       for (const { id, sink } of committing) {
@@ -188,6 +201,9 @@ export class Checkpoints {
       resume();
 
       const prepare = async (): Promise<Record<string, unknown>> => {
+        for (const { id, transform } of host.transforms) {
+          if (transform.prepareCommit) await host.guard(id, () => transform.prepareCommit?.(snapshot));
+        }
         const states: Record<string, unknown> = {};
         for (const { id, sink } of committing) {
           if (!sink.prepareCommit) continue;
@@ -196,6 +212,7 @@ export class Checkpoints {
         }
         return states;
       };
+      const keyedRecord = await keyed;
       const record = (sinks: Record<string, unknown>): CheckpointRecord => ({
         id: snapshot.id,
         time: new Date(this.now()).toISOString(),
@@ -203,6 +220,7 @@ export class Checkpoints {
         sinks,
         transforms,
         stages: host.stageTypes(transforms),
+        ...(keyedRecord ? { keyed: keyedRecord } : {}),
       });
       let pending: CheckpointRecord;
       if (committing.every((s) => s.sink.committedSnapshotId)) {
@@ -213,6 +231,9 @@ export class Checkpoints {
       } else {
         pending = record(await prepare());
         await host.save({ committed: this.last, pending });
+      }
+      for (const { id, transform } of host.transforms) {
+        if (transform.commit) await host.guard(id, () => transform.commit?.(snapshot));
       }
       for (const { id, sink } of committing) {
         if (sink.commit) await host.guard(id, () => sink.commit?.(snapshot));

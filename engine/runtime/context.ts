@@ -1,5 +1,5 @@
 import type { PipelineSpec, StageSpec } from '../config/types.ts';
-import type { Logger, OperatorContext } from '../operator.ts';
+import type { KeyedState, Logger, OperatorContext } from '../operator.ts';
 import type { Telemetry } from '../telemetry/types.ts';
 
 export interface ContextDeps {
@@ -8,6 +8,10 @@ export interface ContextDeps {
   readonly signal: AbortSignal;
   readonly baseDir: string;
   readonly requestCheckpoint: () => void;
+  /** The id the next cut will have. */
+  readonly snapshotId: () => number;
+  /** Keyed state of this stage, by name. */
+  readonly keyed: <V>(name: string) => KeyedState<V>;
 }
 
 /**
@@ -29,5 +33,7 @@ export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: Cont
     metrics: deps.telemetry.operatorMetrics(spec.name, stage.id),
     requestCheckpoint: deps.requestCheckpoint,
     readPorts,
+    snapshotId: deps.snapshotId,
+    keyed: deps.keyed,
   };
 }

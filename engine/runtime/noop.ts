@@ -1,5 +1,5 @@
 /** Telemetry and logging that do nothing: for tests and for embedding the runtime. */
-import type { Logger, OperatorMetrics } from '../operator.ts';
+import type { Logger, OperatorContext, OperatorMetrics } from '../operator.ts';
 import type { StageTelemetry, Telemetry } from '../telemetry/types.ts';
 
 const noopStage: StageTelemetry = {
@@ -31,4 +31,13 @@ export const silentLogger: Logger & { child(bindings: Record<string, unknown>): 
   warn: () => {},
   error: () => {},
   child: () => silentLogger,
+};
+
+/**
+ * Operator state for an operator run outside a pipeline (tests, benchmarks): keyed maps in memory, not
+ * checkpointed, and one snapshot.
+ */
+export const detachedState: Pick<OperatorContext, 'snapshotId' | 'keyed'> = {
+  snapshotId: () => 1,
+  keyed: <V>() => new Map<string, V>(),
 };

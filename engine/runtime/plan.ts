@@ -3,7 +3,7 @@ import type { PipelineSpec } from '../config/types.ts';
 import type { Logger, SinkDefinition } from '../operator.ts';
 import type { Telemetry } from '../telemetry/types.ts';
 import { operatorContext } from './context.ts';
-import { noopTelemetry, silentLogger } from './noop.ts';
+import { detachedState, noopTelemetry, silentLogger } from './noop.ts';
 
 export interface StagePlan {
   readonly stage: string;
@@ -27,6 +27,7 @@ export async function planPipeline(
         signal: abort.signal,
         baseDir: options.cwd ?? process.cwd(),
         requestCheckpoint: () => {},
+        ...detachedState,
       }),
     );
     try {

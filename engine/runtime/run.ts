@@ -30,6 +30,7 @@ import type {
 import { deadLetter, type EtlRecord } from '../record.ts';
 import { retry } from '../retry.ts';
 import { fitCheckpoint, stageTypes } from '../state/fit.ts';
+import { KeyedStateBackend } from '../state/keyed.ts';
 import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
 import type { SinkStats, StageTelemetry, Telemetry } from '../telemetry/types.ts';
 import { Acknowledgements } from './acks.ts';
@@ -122,6 +123,9 @@ class PipelineRun {
   /** Sinks whose writes wait until they committed the last cut (they cannot take `cut`), by sink id. */
   private readonly holds = new Map<string, Promise<void>>();
   private readonly acks = new Acknowledgements();
+  private readonly keyed: KeyedStateBackend;
+  /** The id of this run's first snapshot, until the checkpoints exist to tell. */
+  private firstSnapshotId = 1;
   private warnedUnread = new Set<string>();
 
   constructor(spec: PipelineSpec, options: RunOptions) {
@@ -136,6 +140,7 @@ class PipelineRun {
     }
     this.consumers = consumersByPort(this.graph);
     this.store = new StateStore(spec.settings.dataDir, spec.name);
+    this.keyed = new KeyedStateBackend(spec.settings.dataDir, spec.name);
     // One run per pipeline at a time: two would interleave their sinks' writes and their checkpoints.
     this.lock = new LockFile(
       join(spec.settings.dataDir, 'state', `${spec.name}.lock`),
@@ -162,12 +167,16 @@ class PipelineRun {
       });
       locked = true;
       const { state, lastId } = await this.loadState();
+      this.firstSnapshotId = lastId + 1;
       await this.instantiate('downstream');
       const resumeFrom = await this.open(state);
       await this.instantiate('sources', resumeFrom);
       const checkpoints = this.createCheckpoints(resumeFrom, lastId + 1);
       checkpoints.onCut((snapshot) => this.acks.cut(snapshot.id));
       checkpoints.onCommitted((record) => this.acks.committed(record.id));
+      checkpoints.onCommitted((record) => {
+        this.keyed.committed(record.id).catch((error: unknown) => this.fail(error));
+      });
       this.checkpoints = checkpoints;
       const done = this.wire();
       checkpoints.start();
@@ -229,6 +238,8 @@ class PipelineRun {
       signal: this.hardAbort.signal,
       baseDir: this.options.cwd ?? process.cwd(),
       requestCheckpoint: () => this.checkpoints?.request(0),
+      snapshotId: () => this.checkpoints?.nextSnapshotId ?? this.firstSnapshotId,
+      keyed: <V>(name: string) => this.keyed.map<V>(stage.id, name),
     });
   }
 
@@ -294,11 +305,12 @@ class PipelineRun {
     for (const stage of sinks) {
       await this.guard(stage, 'open', () => stage.sink?.restore?.(resumeFrom?.sinks[stage.spec.id], resumeFrom?.id));
     }
+    await this.keyed.restore(resumeFrom?.keyed, resumeFrom?.id);
     for (const stage of this.stages.values()) {
-      if (!stage.transform) continue;
-      await this.guard(stage, 'open', () => stage.transform?.open?.());
-      const saved = resumeFrom?.transforms[stage.spec.id];
-      if (saved !== undefined) stage.transform.restore?.(saved);
+      const transform = stage.transform;
+      if (!transform) continue;
+      await this.guard(stage, 'open', () => transform.open?.());
+      await this.guard(stage, 'open', () => transform.restore?.(resumeFrom?.transforms[stage.spec.id], resumeFrom?.id));
     }
     if (resumeFrom) this.log.info('resuming from checkpoint', { checkpoint: resumeFrom.id, time: resumeFrom.time });
     return resumeFrom;
@@ -582,13 +594,22 @@ class PipelineRun {
         gates: [...this.gates.values()],
         sinks: stages.flatMap((s) => (s.sink ? [{ id: s.spec.id, sink: s.sink }] : [])),
         positions: () => Object.fromEntries(this.positions),
-        snapshotTransforms: async () => {
+        snapshotState: async (snapshot) => {
+          // The keyed state's changes are taken first, synchronously: the snapshots below may await.
+          const keyed = this.keyed.prepare(snapshot.id);
           const transforms: Record<string, unknown> = {};
           for (const stage of stages) {
-            if (stage.transform?.snapshot) transforms[stage.spec.id] = stage.transform.snapshot();
+            const transform = stage.transform;
+            if (!transform?.snapshot) continue;
+            transforms[stage.spec.id] = await this.guard(stage, 'commit', () => transform.snapshot?.(snapshot));
           }
-          return transforms;
+          return { transforms, keyed };
         },
+        transforms: stages.flatMap((s) =>
+          s.transform && (s.transform.prepareCommit || s.transform.commit)
+            ? [{ id: s.spec.id, transform: s.transform }]
+            : [],
+        ),
         stageTypes: (transforms) => this.statefulStages(transforms),
         hold: (sinkId, release) => {
           this.holds.set(sinkId, release);
@@ -606,12 +627,13 @@ class PipelineRun {
     );
   }
 
-  /** `kind:type` of the stages a checkpoint holds state for: sources, sinks, transforms with a snapshot. */
+  /** `kind:type` of the stages a checkpoint holds state for: sources, sinks, transforms with state. */
   private statefulStages(transforms: Record<string, unknown>): Record<string, string> {
     const types = stageTypes(this.spec);
+    const keyed = this.keyed.stages();
     return Object.fromEntries(
       this.spec.stages
-        .filter((s) => s.kind !== 'transform' || s.id in transforms)
+        .filter((s) => s.kind !== 'transform' || s.id in transforms || keyed.has(s.id))
         .map((s) => [s.id, types[s.id] as string]),
     );
   }

@@ -99,7 +99,18 @@ function recordedStages(record: CheckpointRecord): Record<string, string | undef
 }
 
 function holds(record: CheckpointRecord, id: string): boolean {
-  return id in record.positions || id in record.sinks || id in record.transforms || (record.stages?.[id] ?? '') !== '';
+  return (
+    id in record.positions ||
+    id in record.sinks ||
+    id in record.transforms ||
+    (record.stages?.[id] ?? '') !== '' ||
+    Object.keys(record.keyed ?? {}).some((key) => stageOfKeyed(key) === id)
+  );
+}
+
+/** `<stage>.<name>` → `<stage>` (names hold no dot). */
+function stageOfKeyed(key: string): string {
+  return key.slice(0, key.lastIndexOf('.'));
 }
 
 function renamed(record: CheckpointRecord, from: string, to: string): CheckpointRecord {
@@ -111,6 +122,16 @@ function renamed(record: CheckpointRecord, from: string, to: string): Checkpoint
     sinks: move(record.sinks),
     transforms: move(record.transforms),
     ...(record.stages ? { stages: move(record.stages) } : {}),
+    ...(record.keyed
+      ? {
+          keyed: Object.fromEntries(
+            Object.entries(record.keyed).map(([key, value]) => [
+              stageOfKeyed(key) === from ? `${to}${key.slice(from.length)}` : key,
+              value,
+            ]),
+          ),
+        }
+      : {}),
   };
 }
 
@@ -123,6 +144,9 @@ function without(record: CheckpointRecord, id: string): CheckpointRecord {
     sinks: drop(record.sinks),
     transforms: drop(record.transforms),
     ...(record.stages ? { stages: drop(record.stages) } : {}),
+    ...(record.keyed
+      ? { keyed: Object.fromEntries(Object.entries(record.keyed).filter(([key]) => stageOfKeyed(key) !== id)) }
+      : {}),
   };
 }
 

@@ -8,6 +8,7 @@
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { EtlError } from '../errors.ts';
+import type { KeyedRecord } from './keyed.ts';
 
 export interface CheckpointRecord {
   readonly id: number;
@@ -24,6 +25,8 @@ export interface CheckpointRecord {
    * Absent in checkpoints written before it existed.
    */
   readonly stages?: Record<string, string>;
+  /** The log generation of each keyed state map (state/keyed.ts), by `<stage>.<name>`. */
+  readonly keyed?: KeyedRecord;
 }
 
 export interface PipelineState {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { OperatorContext, SinkDefinition, SourceDefinition, TransformDefinition } from '../../engine/operator.ts';
-import { noopMetrics, silentLogger } from '../../engine/runtime/noop.ts';
+import { noopMetrics, silentLogger, detachedState } from '../../engine/runtime/noop.ts';
 import { createAjv } from '../../engine/schema/ajv.ts';
 import { registry } from '../../operators/registry.ts';
 
@@ -25,6 +25,7 @@ const context = (id: string): OperatorContext => ({
   metrics: noopMetrics,
   requestCheckpoint: () => {},
   readPorts: new Set(['default', 'dead_letter', 'error_log']),
+  ...detachedState,
 });
 
 describe.each(registry.map((def) => [`${def.kind} ${def.type}`, def] as const))('%s', (_name, def) => {

@@ -1,4 +1,5 @@
 /** Shared fixtures of the postgres suites: options with defaults, an operator context, both database targets. */
+import { detachedState } from '../../engine/runtime/noop.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -47,6 +48,7 @@ export function testContext(dataDir: string, id = 'store', pipeline = 'test'): T
     metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
     checkpointRequests: 0,
     readPorts: new Set(['default', 'dead_letter']),
+    ...detachedState,
     requestCheckpoint() {
       ctx.checkpointRequests++;
     },

@@ -24,7 +24,8 @@ function host(sinks: CommittingSink[]) {
     gates: [gate],
     sinks,
     positions: () => ({ src: state.position }),
-    snapshotTransforms: async () => ({}),
+    snapshotState: async () => ({ transforms: {}, keyed: Promise.resolve(undefined) }),
+    transforms: [],
     stageTypes: () => ({ src: 'source:test' }),
     hold: (id, release) => {
       held.set(id, release);

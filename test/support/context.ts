@@ -2,6 +2,7 @@
  * An OperatorContext for driving one operator through its contract in a unit test: its logger and
  * metrics record what they are given, so tests can assert on logs and metric values.
  */
+import { detachedState } from '../../engine/runtime/noop.ts';
 import type { Logger, OperatorContext } from '../../engine/operator.ts';
 
 export interface LogEntry {
@@ -45,6 +46,7 @@ export function recordingContext(overrides: Partial<OperatorContext> = {}): Reco
     },
     requestCheckpoint: () => {},
     readPorts: new Set(['default', 'dead_letter', 'error_log']),
+    ...detachedState,
     ...overrides,
     logs,
     values,
