@@ -184,6 +184,7 @@ class FileSource implements Source {
     if (t.status === 'rotated' && quiet >= wait && now - t.rotatedAt >= wait) {
       await this.finishPartialLine(t);
       await this.forget(t);
+      this.ctx.logger.info('rotated file finished; closed it', { path: t.path });
       return true;
     }
     if (t.carry !== null && quiet >= this.options.partial_line_timeout_ms) {
