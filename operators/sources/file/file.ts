@@ -151,10 +151,11 @@ class FileSource implements Source {
     }
     if (t.atEof && t.handle !== null) {
       // Idle at its end: one fstat tells whether anything is new. New bytes after a pause are where a
-      // truncate-and-refill shows, so the identity is checked before they are read.
+      // truncate-and-refill shows, so the identity is checked before they are read. Compared with the
+      // read position, not with `t.size`: a rescan may have recorded the new size already.
       try {
         const size = (await t.handle.stat()).size;
-        if (size === t.size) return this.whileQuiet(t);
+        if (size === readPosition(t)) return this.whileQuiet(t);
         t.size = size;
         if (await this.replaced(t, size)) this.restartTruncated(t, size);
       } catch (error) {
