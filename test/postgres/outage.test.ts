@@ -4,7 +4,8 @@
  * in hand) and every row arrives exactly once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep } from '../../engine/retry.ts';
+import type { OperatorMetrics } from '../../engine/operator.ts';
+import type { EtlRecord } from '../../engine/record.ts';
 import { accessRecord, DeadLetters, sinkOptions, testContext } from './helpers.ts';
 import { ThrowawayPostgres } from './throwaway.ts';
 import { createPostgresSink } from '../../operators/sinks/postgres/postgres.ts';
@@ -12,6 +13,34 @@ import pg from 'pg';
 
 const BATCH = 500;
 const BATCHES = 60;
+
+/** Counts the sink's reconnection attempts (`etl_postgres_reconnects_total`) and wakes who waits for a count. */
+class Reconnects {
+  count = 0;
+  private readonly waiters: Array<{ n: number; wake: () => void }> = [];
+
+  metrics(): OperatorMetrics {
+    return {
+      counter: (name) => ({
+        inc: (value = 1) => {
+          if (name !== 'etl_postgres_reconnects_total') return;
+          this.count += value;
+          for (const w of this.waiters.filter((w) => w.n <= this.count)) {
+            this.waiters.splice(this.waiters.indexOf(w), 1);
+            w.wake();
+          }
+        },
+      }),
+      gauge: () => ({ set() {} }),
+    };
+  }
+
+  /** Resolves once `n` attempts have been counted. */
+  reach(n: number): Promise<void> {
+    if (this.count >= n) return Promise.resolve();
+    return new Promise((wake) => this.waiters.push({ n, wake }));
+  }
+}
 
 describe('outage of the server (throwaway PostgreSQL)', () => {
   let server: ThrowawayPostgres;
@@ -24,7 +53,8 @@ describe('outage of the server (throwaway PostgreSQL)', () => {
   });
 
   it('stalls writes while the server is down and loses or duplicates nothing', async () => {
-    const ctx = testContext('/tmp');
+    const reconnects = new Reconnects();
+    const ctx = { ...testContext('/tmp'), metrics: reconnects.metrics() };
     const sink = createPostgresSink(
       sinkOptions({ url: server.url, reconnect_initial_backoff_ms: 20, reconnect_max_backoff_ms: 200 }),
       ctx,
@@ -33,40 +63,40 @@ describe('outage of the server (throwaway PostgreSQL)', () => {
     await sink.open?.();
     const dl = new DeadLetters();
     let snapshot = 0;
-    let stalledMs = 0;
+    /**
+     * Writes while the server is down: the write must still be waiting after the sink has tried to
+     * reconnect a few times (it waits instead of buffering), and complete once the server is back.
+     */
+    const stalledWrite = async (records: EtlRecord[]) => {
+      const write = Promise.resolve(sink.write(records, dl));
+      let done = false;
+      void write.then(() => {
+        done = true;
+      });
+      await Promise.race([write, reconnects.reach(reconnects.count + 3)]);
+      expect(done, 'a write while the server is down must wait for it').toBe(false);
+      await server.start();
+      await write;
+    };
     for (let b = 0; b < BATCHES; b++) {
       const records = Array.from({ length: BATCH }, (_, i) => accessRecord(b * BATCH + i, new Date().toISOString()));
-      if (b === 20) await server.stop();
       if (b === 20 || b === 40) {
-        // The write cannot complete while the server is away: it waits instead of buffering.
-        const write = Promise.resolve(sink.write(records, dl));
-        let done = false;
-        void write.then(() => {
-          done = true;
-        });
-        const started = Date.now();
-        await sleep(1000);
-        expect(done).toBe(false);
-        if (b === 20) await server.start();
-        await write;
-        stalledMs += Date.now() - started;
-        if (b === 40) expect(done).toBe(true);
+        // 20: mid-transaction, rows since the last commit are lost with the connection and replayed.
+        // 40: right after a commit (at 39), the next transaction cannot begin.
+        await server.stop();
+        await stalledWrite(records);
       } else {
         await sink.write(records, dl);
       }
-      if (b === 39) {
-        await sink.commit?.({ id: ++snapshot, positions: { batch: b } });
-        await server.stop();
-        setTimeout(() => void server.start(), 1500);
-      }
-      if (b % 7 === 6 && b !== 39) await sink.commit?.({ id: ++snapshot, positions: { batch: b } });
+      if (b % 7 === 6 || b === 39) await sink.commit?.({ id: ++snapshot, positions: { batch: b } });
     }
     await sink.commit?.({ id: ++snapshot, positions: { batch: BATCHES } });
     expect(await sink.committedSnapshotId?.()).toBe(snapshot);
     await sink.close?.();
     expect(dl.records).toEqual([]);
-    expect(stalledMs).toBeGreaterThan(2000);
-    expect(ctx.logs.some((l) => l.message.includes('PostgreSQL is back'))).toBe(true);
+    const said = (text: string) => ctx.logs.filter((l) => l.message.includes(text)).length;
+    expect(said('pausing until it is back')).toBe(2);
+    expect(said('PostgreSQL is back')).toBe(2);
 
     const client = new pg.Client({ connectionString: server.url });
     await client.connect();

@@ -1,5 +1,6 @@
 /** Runs the `etl` CLI as a user would: a separate Node process, real files, real signals. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 export const ETL_BIN = fileURLToPath(new URL('../../bin/etl.js', import.meta.url));
@@ -36,4 +37,28 @@ export function startEtl(
 
 export function etl(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return startEtl(args, options).done;
+}
+
+/**
+ * Resolves with true once what `stream` emits from now on contains `text` (any output at all when `text`
+ * is empty), or with false when the stream ends first. Reads in flowing mode, as `startEtl` does.
+ */
+export function outputSeen(stream: Readable, text = ''): Promise<boolean> {
+  let seen = '';
+  return new Promise((resolve) => {
+    const finish = (found: boolean) => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onEnd);
+      resolve(found);
+    };
+    const onData = (chunk: string | Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(text)) finish(true);
+    };
+    const onEnd = () => finish(false);
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('close', onEnd);
+  });
 }

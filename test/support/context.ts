@@ -15,6 +15,8 @@ export interface RecordingContext extends OperatorContext {
   readonly logs: LogEntry[];
   /** Metric values by `name`, or `name{label=value,…}` when the metric has labels. */
   readonly values: Map<string, number>;
+  /** Resolves with the first entry, logged already or later, whose message includes `text`. */
+  logged(text: string): Promise<LogEntry>;
 }
 
 export function metricKey(name: string, labels: Record<string, string> = {}): string {
@@ -25,11 +27,26 @@ export function metricKey(name: string, labels: Record<string, string> = {}): st
 export function recordingContext(overrides: Partial<OperatorContext> = {}): RecordingContext {
   const logs: LogEntry[] = [];
   const values = new Map<string, number>();
+  const waiters = new Set<(entry: LogEntry) => void>();
   const log =
     (level: LogEntry['level']) =>
     (message: string, fields?: Record<string, unknown>): void => {
-      logs.push({ level, message, fields });
+      const entry = { level, message, fields };
+      logs.push(entry);
+      for (const wake of waiters) wake(entry);
     };
+  const logged = (text: string): Promise<LogEntry> => {
+    const earlier = logs.find((l) => l.message.includes(text));
+    if (earlier) return Promise.resolve(earlier);
+    return new Promise((resolve) => {
+      const check = (entry: LogEntry) => {
+        if (!entry.message.includes(text)) return;
+        waiters.delete(check);
+        resolve(entry);
+      };
+      waiters.add(check);
+    });
+  };
   const logger: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
   return {
     pipeline: 'test',
@@ -50,5 +67,6 @@ export function recordingContext(overrides: Partial<OperatorContext> = {}): Reco
     ...overrides,
     logs,
     values,
+    logged,
   };
 }

@@ -28,11 +28,16 @@ describe('stdout sink', () => {
   it('waits for a slow reader to drain before acknowledging', async () => {
     const chunks: string[] = [];
     let release: (() => void) | undefined;
+    let arrived: () => void = () => {};
+    const reached = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
     const slow = new Writable({
       highWaterMark: 8,
       write(chunk: Buffer, _enc, callback) {
         chunks.push(chunk.toString());
         release = callback;
+        arrived();
       },
     });
     const sink = createStdoutSink({ format: 'jsonl' }, recordingContext(), slow);
@@ -40,7 +45,10 @@ describe('stdout sink', () => {
     const writing = Promise.resolve(sink.write([{ long: 'x'.repeat(32) }], noDeadLetters)).then(() => {
       acknowledged = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The line is with the reader, which has not taken it yet; whatever the sink would do next is done
+    // once the pending callbacks have run.
+    await reached;
+    await new Promise(setImmediate);
     expect(acknowledged).toBe(false);
     release?.();
     await writing;

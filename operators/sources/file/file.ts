@@ -151,10 +151,11 @@ class FileSource implements Source {
     }
     if (t.atEof && t.handle !== null) {
       // Idle at its end: one fstat tells whether anything is new. New bytes after a pause are where a
-      // truncate-and-refill shows, so the identity is checked before they are read.
+      // truncate-and-refill shows, so the identity is checked before they are read. Compared with the
+      // read position, not with `t.size`: a rescan may have recorded the new size already.
       try {
         const size = (await t.handle.stat()).size;
-        if (size === t.size) return this.whileQuiet(t);
+        if (size === readPosition(t)) return this.whileQuiet(t);
         t.size = size;
         if (await this.replaced(t, size)) this.restartTruncated(t, size);
       } catch (error) {
@@ -184,6 +185,7 @@ class FileSource implements Source {
     if (t.status === 'rotated' && quiet >= wait && now - t.rotatedAt >= wait) {
       await this.finishPartialLine(t);
       await this.forget(t);
+      this.ctx.logger.info('rotated file finished; closed it', { path: t.path });
       return true;
     }
     if (t.carry !== null && quiet >= this.options.partial_line_timeout_ms) {

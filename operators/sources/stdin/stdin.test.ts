@@ -116,7 +116,7 @@ describe('stdin source', () => {
     const running = source.run(out);
     const wroteAt = Date.now();
     input.write('first\nsecond\n');
-    await out.until((o) => o.messages.length === 2, 2000);
+    await out.until((o) => o.messages.length === 2);
     expect(Date.now() - wroteAt).toBeLessThan(1000);
     input.end('third\n');
     await running;
@@ -130,7 +130,7 @@ describe('stdin source', () => {
     const out = collectOutput();
     const running = source.run(out);
     input.write('one\n');
-    await out.until((o) => o.messages.length === 1, 2000);
+    await out.until((o) => o.messages.length === 1);
     out.controller.abort();
     await running;
     await source.close?.();

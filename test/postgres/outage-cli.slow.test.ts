@@ -1,15 +1,18 @@
 /**
  * Outage through the CLI: `etl apply` loads a 200k-line file into the test's own PostgreSQL, which is
- * stopped hard in the middle of the run and started again 3 s later. The run pauses (backpressure: its
- * memory does not grow while the server is away), then finishes, and every line is stored exactly once.
+ * stopped hard in the middle of the run and started again 3 s after the run says it is pausing. The run
+ * waits (backpressure: its memory does not grow while the server is away), then finishes, and every line
+ * is stored exactly once.
  */
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../engine/retry.ts';
+import { outputSeen } from '../support/cli.ts';
 import { apply, rssMiB, writeLog, writePipeline } from './cli.ts';
 import { ThrowawayPostgres } from './throwaway.ts';
 
@@ -47,7 +50,9 @@ describe('outage during etl apply (throwaway PostgreSQL)', () => {
     while (!exited && !(existsSync(state) && statSync(state).mtimeMs > started)) await sleep(5);
     expect(exited, run.stderr()).toBe(false);
 
+    const paused = outputSeen(run.child.stderr as Readable, 'pausing until it is back');
     await server.stop();
+    expect(await paused, run.stderr()).toBe(true);
     const pid = run.child.pid as number;
     const samples: number[] = [];
     for (let i = 0; i < 30; i++) {
@@ -73,5 +78,5 @@ describe('outage during etl apply (throwaway PostgreSQL)', () => {
     } finally {
       await client.end();
     }
-  }, 300_000);
+  });
 });

@@ -97,7 +97,7 @@ describe('crash loop through etl apply', () => {
     expect(await again.exited).toBe(0);
     const [after] = await serverQuery(`SELECT count(*)::int AS n FROM "${schema}".access_logs`);
     expect(after?.n).toBe(LINES);
-  }, 600_000);
+  });
 
   it('SIGKILLed 20 times over 200k lines, the embedded table holds every line exactly once', async () => {
     const LINES = 200_000;
@@ -119,5 +119,5 @@ describe('crash loop through etl apply', () => {
     } finally {
       await db.close();
     }
-  }, 600_000);
+  });
 });
