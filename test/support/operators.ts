@@ -10,6 +10,7 @@ import {
   type Sink,
 } from '../../engine/operator.ts';
 import { type EtlRecord, ORIGIN } from '../../engine/record.ts';
+import { EtlError } from '../../engine/errors.ts';
 import { sleep } from '../../engine/retry.ts';
 
 export interface CountingSourceOptions {
@@ -67,6 +68,79 @@ export const passThrough = defineTransform({
   },
 });
 
+export interface CountingTransformOptions {
+  /** Records are counted per `id`'s number modulo `keys`. */
+  keys: number;
+  /** Fails the first `fail_first` attempts at each batch with a retriable error. */
+  fail_first?: number;
+  /** Holds records back and emits them on flush (in order). */
+  hold?: boolean;
+}
+
+/** Calls of the two-phase hooks of counting transforms, by stage id; tests reset it. */
+export const transformPhases = new Map<string, string[]>();
+
+/**
+ * A stateful transform: a running count per key in keyed state (emitted as `count`), the total seen as
+ * inline snapshot state (emitted as `seen`), and two-phase hooks that log their calls.
+ */
+export const countingTransform = defineTransform({
+  type: 'test_counting',
+  stability: 'alpha',
+  summary: 'running counts per key, in keyed state',
+  schema: { $id: 'test_counting', type: 'object' } as const,
+  examples: [],
+  accepts: ['any'],
+  outputs: { default: 'any' },
+  create(options: CountingTransformOptions, ctx) {
+    const counts = ctx.keyed<number>('counts');
+    const phases = transformPhases.get(ctx.id) ?? [];
+    transformPhases.set(ctx.id, phases);
+    let seen = 0;
+    let held: EtlRecord[] = [];
+    const attempts = new Map<string, number>();
+    return {
+      process(records: EtlRecord[]) {
+        const first = String(records[0]?.id);
+        const attempt = (attempts.get(first) ?? 0) + 1;
+        attempts.set(first, attempt);
+        if (attempt <= (options.fail_first ?? 0)) {
+          throw new EtlError('ETL_RUN_STAGE_FAILED', `attempt ${attempt} at ${first} failed`, { retriable: true });
+        }
+        const out: EtlRecord[] = [];
+        for (const record of records) {
+          const key = `k${Number(String(record.id).split('-').at(-1)) % options.keys}`;
+          const count = (counts.get(key) ?? 0) + 1;
+          counts.set(key, count);
+          seen++;
+          const next: EtlRecord = { ...record, key, count, seen };
+          out.push(next);
+        }
+        if (options.hold) {
+          held.push(...out);
+          return { default: [] };
+        }
+        return { default: out };
+      },
+      flush() {
+        const out = held;
+        held = [];
+        return { default: out };
+      },
+      snapshot: () => ({ seen }),
+      restore(state) {
+        seen = (state as { seen?: number } | undefined)?.seen ?? 0;
+      },
+      async prepareCommit(snapshot) {
+        phases.push(`prepare ${snapshot.id}`);
+      },
+      async commit(snapshot) {
+        phases.push(`commit ${snapshot.id}`);
+      },
+    };
+  },
+});
+
 export interface CollectOptions {
   name: string;
   delay_ms?: number;
@@ -74,6 +148,8 @@ export interface CollectOptions {
   fail_on?: string;
   /** Dead-letter records whose id ends with this suffix. */
   reject_suffix?: string;
+  /** The first this many writes fail with a retriable error (a server gone for a moment). */
+  fail_first_writes?: number;
 }
 
 export const collectSink = defineSink({
@@ -86,9 +162,14 @@ export const collectSink = defineSink({
   create(options: CollectOptions) {
     const bucket = collected.get(options.name) ?? [];
     collected.set(options.name, bucket);
+    let failures = 0;
     return {
       async write(records, ctx) {
         if (options.delay_ms) await sleep(options.delay_ms);
+        if (failures < (options.fail_first_writes ?? 0)) {
+          failures++;
+          throw new EtlError('ETL_RUN_SINK_FAILED', `write ${failures} refused for now`, { retriable: true });
+        }
         if (options.fail_on && records.some((r) => r.id === options.fail_on)) {
           throw new Error(`refused batch holding ${options.fail_on}`);
         }
@@ -214,4 +295,5 @@ export const testOperators: readonly OperatorDefinition[] = [
   collectSink as OperatorDefinition,
   committingSink as OperatorDefinition,
   ledgerSink as OperatorDefinition,
+  countingTransform as OperatorDefinition,
 ];
