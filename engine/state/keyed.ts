@@ -29,7 +29,7 @@ const COMPACT_MIN_BYTES = 1 << 20;
 class KeyedMap<V> implements KeyedState<V> {
   readonly values = new Map<string, V>();
   /** Keys changed since the last checkpoint, with their new value or REMOVED. */
-  readonly changed = new Map<string, V | typeof REMOVED>();
+  changed = new Map<string, V | typeof REMOVED>();
 
   get(key: string): V | undefined {
     return this.values.get(key);
@@ -120,26 +120,26 @@ export class KeyedStateBackend {
   }
 
   /**
-   * At the cut of checkpoint `snapshotId`, while the pipeline is drained: takes each map's changes (or, past
-   * the compaction threshold, the whole map) as log lines at once, so processing may go on; the promise
-   * appends them (or writes the next generation) and fsyncs, and gives what the checkpoint must record.
+   * At the cut of checkpoint `snapshotId`, while the pipeline is drained: takes each map's changes (a swap),
+   * or past the compaction threshold a copy of the whole map, so processing goes on at once; the promise
+   * turns them into log lines in slices (yielding between them), appends them (or writes the next
+   * generation), fsyncs, and gives what the checkpoint must record.
    */
   prepare(snapshotId: number): Promise<KeyedRecord | undefined> {
     if (this.logs.size === 0) return Promise.resolve(undefined);
     const record: KeyedRecord = {};
     const generations = new Map<string, number>();
-    const writes: Array<{ path: string; lines: string[]; flags: 'a' | 'w'; log: Log }> = [];
+    const writes: Array<() => Promise<void>> = [];
     for (const log of this.logs.values()) {
-      if (log.map.changed.size > 0) writes.push({ ...this.linesOf(log, snapshotId), log });
+      if (log.map.changed.size > 0) writes.push(this.takeChanges(log, snapshotId));
       record[log.id] = { file: log.file, generation: log.generation };
       generations.set(log.id, log.generation);
     }
     this.pendingGenerations.set(snapshotId, generations);
     return (async () => {
-      for (const { path, lines, flags, log } of writes) {
-        const bytes = await this.write(path, lines, flags);
-        log.bytes = flags === 'w' ? bytes : log.bytes + bytes;
-      }
+      // Not a line before the pipeline has resumed: the caller is at the cut, with every source paused.
+      await new Promise((resolve) => setImmediate(resolve));
+      for (const write of writes) await write();
       return record;
     })();
   }
@@ -204,34 +204,46 @@ export class KeyedStateBackend {
     return kept;
   }
 
-  /** The lines that record `log`'s changes for `snapshotId`: appended, or the whole map in a new generation. */
-  private linesOf(log: Log, snapshotId: number): { path: string; lines: string[]; flags: 'a' | 'w' } {
-    const lines: string[] = [];
-    let added = 0;
-    for (const [key, value] of log.map.changed) {
-      const line = value === REMOVED ? JSON.stringify([snapshotId, key]) : JSON.stringify([snapshotId, key, value]);
-      const bytes = Buffer.byteLength(line) + 1;
-      lines.push(line);
-      added += bytes;
-      log.liveBytes -= log.live.get(key) ?? 0;
-      if (value === REMOVED) {
-        log.live.delete(key);
-      } else {
-        log.liveBytes += bytes;
-        log.live.set(key, bytes);
-      }
-    }
-    log.map.changed.clear();
-    if (log.bytes + added <= Math.max(COMPACT_MIN_BYTES, 2 * log.liveBytes)) {
-      return { path: join(this.dir, log.file), lines, flags: 'a' };
+  /**
+   * Takes `log`'s changes for `snapshotId` now; the function writes them later. Past twice the live data (and
+   * the minimum), the whole map goes to the next generation instead: a copy of it is taken now.
+   */
+  private takeChanges(log: Log, snapshotId: number): () => Promise<void> {
+    const changes = log.map.changed;
+    log.map.changed = new Map();
+    if (log.bytes <= Math.max(COMPACT_MIN_BYTES, 2 * log.liveBytes)) {
+      const path = join(this.dir, log.file);
+      return async () => {
+        const lines = await inSlices(changes, ([key, value]) => {
+          const line = value === REMOVED ? JSON.stringify([snapshotId, key]) : JSON.stringify([snapshotId, key, value]);
+          log.liveBytes -= log.live.get(key) ?? 0;
+          if (value === REMOVED) log.live.delete(key);
+          else {
+            log.liveBytes += Buffer.byteLength(line) + 1;
+            log.live.set(key, Buffer.byteLength(line) + 1);
+          }
+          return line;
+        });
+        log.bytes += await this.write(path, lines, 'a');
+      };
     }
     // Compact: the whole map, as of this snapshot, in the next generation.
     log.retired.push({ generation: log.generation, file: log.file });
     log.generation++;
     log.file = `${log.id}.${log.generation}.log`;
-    const full: string[] = [];
-    for (const [key, value] of log.map.values) full.push(JSON.stringify([snapshotId, key, value]));
-    return { path: join(this.dir, log.file), lines: full, flags: 'w' };
+    const path = join(this.dir, log.file);
+    const entries = [...log.map.values];
+    return async () => {
+      log.live.clear();
+      log.liveBytes = 0;
+      const lines = await inSlices(entries, ([key, value]) => {
+        const line = JSON.stringify([snapshotId, key, value]);
+        log.live.set(key, Buffer.byteLength(line) + 1);
+        log.liveBytes += Buffer.byteLength(line) + 1;
+        return line;
+      });
+      log.bytes = await this.write(path, lines, 'w');
+    };
   }
 
   /** Writes the lines and fsyncs them; a new file's directory entry too. The bytes written. */
@@ -282,4 +294,14 @@ export class KeyedStateBackend {
   stages(): Set<string> {
     return new Set([...this.logs.keys()].map((id) => id.slice(0, id.lastIndexOf('.'))));
   }
+}
+
+/** Maps `items` in slices of 10,000, giving the event loop a turn between them: a million lines take seconds. */
+async function inSlices<T>(items: Iterable<T>, fn: (item: T) => string): Promise<string[]> {
+  const out: string[] = [];
+  for (const item of items) {
+    out.push(fn(item));
+    if (out.length % 10_000 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return out;
 }
