@@ -12,6 +12,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { toSettings } from '../engine/config/settings.ts';
 import type { PipelineSpec, StageSpec } from '../engine/config/types.ts';
 import { parseInputRef } from '../engine/graph/graph.ts';
 import { defineSource, defineTransform, type OperatorDefinition } from '../engine/operator.ts';
@@ -66,6 +67,7 @@ function pipeline(source: StageSpec, sink: StageSpec, dataDir: string): Pipeline
     name: 'bench-runtime',
     file: 'bench',
     settings: {
+      ...toSettings(undefined),
       dataDir,
       checkpointIntervalMs: 1000,
       batchMaxRecords: batchSize,

@@ -50,6 +50,12 @@ export interface OperatorContext {
   /** The id of the snapshot the records being processed now will be part of (the next cut's). */
   snapshotId(): number;
   /**
+   * For a transform with `tick`: the event-time watermark of its inputs (epoch milliseconds), below which no
+   * record is expected any more (settings `event_time_field`, `watermark_lateness_seconds`,
+   * `idle_source_seconds`); undefined before the first record with an event time.
+   */
+  watermark(): number | undefined;
+  /**
    * A map from string keys to JSON-serialisable values that the runtime checkpoints with the pipeline:
    * each checkpoint stores only the keys changed since the previous one (an append-only log per map, compacted
    * when it grows past twice the live data), and a rerun finds the map as it was at the committed cut. Made at
@@ -171,8 +177,16 @@ export interface Transform {
    * A record that cannot be processed goes to `dead_letter` on its own, with `deadLetter(record, id, reason)`.
    */
   process(records: EtlRecord[]): PortRecords | Promise<PortRecords>;
-  /** Called once when all inputs have ended; emits what the stage still holds. */
+  /** Called once when all inputs have ended; emits what the stage still holds (every open window). */
   flush?(): PortRecords | Promise<PortRecords>;
+  /**
+   * Processing-time ticks, every `tickIntervalMs` (default 1000) while the stage runs, also when no record
+   * arrives: windows close and entries expire on time in a pipeline that follows its input. Ticks come in
+   * turn with batches (never during `process`), and what a tick emits is part of the next checkpoint like
+   * any batch's records. `now` is the processing time, epoch milliseconds.
+   */
+  tick?(now: number): PortRecords | Promise<PortRecords>;
+  readonly tickIntervalMs?: number;
   /**
    * State to checkpoint (JSON-serialisable), taken at the cut while the pipeline is drained; it is stored
    * inline in the state file, so keep it small (counters, a few open windows). Large state (a key per

@@ -6,7 +6,9 @@ import type { PipelineSettings, TelemetrySettings } from './types.ts';
 
 export function toSettings(spec: Record<string, unknown> | undefined): PipelineSettings {
   const s = asRecord(spec?.settings) ?? {};
-  const seconds = (key: keyof typeof DEFAULT_SETTINGS): number =>
+  const seconds = (
+    key: 'checkpoint_interval_seconds' | 'shutdown_timeout_seconds' | 'watermark_lateness_seconds' | 'idle_source_seconds',
+  ): number =>
     Math.round(Number(s[key] ?? DEFAULT_SETTINGS[key]) * 1000);
   return {
     dataDir: String(s.data_dir ?? DEFAULT_SETTINGS.data_dir),
@@ -14,6 +16,9 @@ export function toSettings(spec: Record<string, unknown> | undefined): PipelineS
     batchMaxRecords: Number(s.batch_max_records ?? DEFAULT_SETTINGS.batch_max_records),
     maxBatchesInFlight: Number(s.max_batches_in_flight ?? DEFAULT_SETTINGS.max_batches_in_flight),
     shutdownTimeoutMs: seconds('shutdown_timeout_seconds'),
+    eventTimeField: String(s.event_time_field ?? DEFAULT_SETTINGS.event_time_field),
+    watermarkLatenessMs: seconds('watermark_lateness_seconds'),
+    idleSourceMs: seconds('idle_source_seconds'),
   };
 }
 

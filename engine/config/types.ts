@@ -42,6 +42,10 @@ export interface PipelineSettings {
   /** Unacknowledged batches a source may have in flight (its credit). */
   readonly maxBatchesInFlight: number;
   readonly shutdownTimeoutMs: number;
+  /** Event time of records, for watermarks: the field, the lateness allowed, when a source counts as idle. */
+  readonly eventTimeField: string;
+  readonly watermarkLatenessMs: number;
+  readonly idleSourceMs: number;
 }
 
 export interface TelemetrySettings {

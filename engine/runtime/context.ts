@@ -12,6 +12,8 @@ export interface ContextDeps {
   readonly snapshotId: () => number;
   /** Keyed state of this stage, by name. */
   readonly keyed: <V>(name: string) => KeyedState<V>;
+  /** The stage's event-time watermark. */
+  readonly watermark: () => number | undefined;
 }
 
 /**
@@ -35,5 +37,6 @@ export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: Cont
     readPorts,
     snapshotId: deps.snapshotId,
     keyed: deps.keyed,
+    watermark: deps.watermark,
   };
 }

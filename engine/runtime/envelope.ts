@@ -7,6 +7,8 @@ export interface Envelope {
   readonly records: EtlRecord[];
   readonly delivery: Delivery;
   readonly trace: TraceParent | undefined;
+  /** A processing-time tick for the stage (no records): its transform's `tick` runs instead of `process`. */
+  readonly tick?: true;
 }
 
 /** An envelope leaving a stage on one of its ports. */

@@ -43,6 +43,13 @@ export class CreditGate {
     });
   }
 
+  /** A permit now if one is free (not paused, under capacity), else false: for senders that skip rather than wait. */
+  tryAcquire(): boolean {
+    if (this.paused || this.inFlight >= this.capacity) return false;
+    this.inFlight++;
+    return true;
+  }
+
   release(): void {
     this.inFlight--;
     if (this.inFlight === 0) {

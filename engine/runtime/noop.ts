@@ -37,7 +37,8 @@ export const silentLogger: Logger & { child(bindings: Record<string, unknown>): 
  * Operator state for an operator run outside a pipeline (tests, benchmarks): keyed maps in memory, not
  * checkpointed, and one snapshot.
  */
-export const detachedState: Pick<OperatorContext, 'snapshotId' | 'keyed'> = {
+export const detachedState: Pick<OperatorContext, 'snapshotId' | 'keyed' | 'watermark'> = {
   snapshotId: () => 1,
   keyed: <V>() => new Map<string, V>(),
+  watermark: () => undefined,
 };

@@ -39,6 +39,7 @@ import { Delivery } from './delivery.ts';
 import type { Envelope, PortEnvelope } from './envelope.ts';
 import { operatorContext } from './context.ts';
 import { CreditGate } from './gate.ts';
+import { Watermark } from './watermark.ts';
 import { noopTelemetry, silentLogger } from './noop.ts';
 import { stageOperator } from './stage-operator.ts';
 import { emptyStats, notingWarnings, type RunStats } from './stats.ts';
@@ -124,6 +125,10 @@ class PipelineRun {
   private readonly holds = new Map<string, Promise<void>>();
   private readonly acks = new Acknowledgements();
   private readonly keyed: KeyedStateBackend;
+  /** Event-time watermarks of the transforms that take ticks, by stage id. */
+  private readonly watermarks = new Map<string, Watermark>();
+  /** Credit of each ticking transform's ticks: one in flight at a time, drained at checkpoints. */
+  private readonly tickGates = new Map<string, CreditGate>();
   /** The id of this run's first snapshot, until the checkpoints exist to tell. */
   private firstSnapshotId = 1;
   private warnedUnread = new Set<string>();
@@ -240,6 +245,7 @@ class PipelineRun {
       requestCheckpoint: () => this.checkpoints?.request(0),
       snapshotId: () => this.checkpoints?.nextSnapshotId ?? this.firstSnapshotId,
       keyed: <V>(name: string) => this.keyed.map<V>(stage.id, name),
+      watermark: () => this.watermarks.get(stage.id)?.value(),
     });
   }
 
@@ -266,12 +272,20 @@ class PipelineRun {
         this.stages.set(id, { spec, telemetry, logger, source });
         this.gates.set(id, new CreditGate(this.spec.settings.maxBatchesInFlight));
       } else if (def.kind === 'transform') {
-        this.stages.set(id, {
-          spec,
-          telemetry,
-          logger,
-          transform: await (def as TransformDefinition).create(spec.options, ctx),
-        });
+        const transform = await (def as TransformDefinition).create(spec.options, ctx);
+        this.stages.set(id, { spec, telemetry, logger, transform });
+        if (transform.tick) {
+          const settings = this.spec.settings;
+          this.watermarks.set(
+            id,
+            new Watermark({
+              field: settings.eventTimeField,
+              latenessMs: settings.watermarkLatenessMs,
+              idleMs: settings.idleSourceMs,
+            }),
+          );
+          this.tickGates.set(id, new CreditGate(1));
+        }
       } else {
         const sink = await (def as SinkDefinition).create(spec.options, ctx);
         this.stages.set(id, { spec, telemetry, logger, sink });
@@ -338,7 +352,9 @@ class PipelineRun {
         stream = this.sourceStream(stage, stage.source);
       } else {
         const inputs = stage.spec.inputs.map((ref) => this.portStream(ref));
-        const input$ = inputs.length === 1 ? (inputs[0] as Observable<Envelope>) : merge(...inputs);
+        const data$ = inputs.length === 1 ? (inputs[0] as Observable<Envelope>) : merge(...inputs);
+        const ticks = this.tickGates.get(id);
+        const input$ = ticks && stage.transform ? withTicks(data$, ticks, stage.transform.tickIntervalMs ?? 1000) : data$;
         stream = input$.pipe(
           stage.transform
             ? stageOperator(this.transformHandler(stage, stage.transform), () => this.finishTransform(stage))
@@ -482,8 +498,11 @@ class PipelineRun {
 
   private transformHandler(stage: StageInstance, transform: Transform) {
     const policy = stage.spec;
+    const watermark = this.watermarks.get(stage.spec.id);
     return (envelope: Envelope): PortEnvelope[] | Promise<PortEnvelope[]> => {
       const records = envelope.records;
+      if (envelope.tick) return this.tick(stage, transform, envelope);
+      watermark?.observe(records);
       stage.telemetry.received(records.length);
       const span = stage.telemetry.startBatch(envelope.trace, records.length);
       // The span ends once: with the records sent on, and the error when the batch failed.
@@ -524,6 +543,17 @@ class PipelineRun {
         return onError(error);
       }
     };
+  }
+
+  /** A tick of a ticking transform: what it emits leaves on the tick's own delivery. */
+  private async tick(stage: StageInstance, transform: Transform, envelope: Envelope): Promise<PortEnvelope[]> {
+    try {
+      const ports = (await transform.tick?.(Date.now())) ?? {};
+      return this.route(stage, envelope, ports, undefined);
+    } catch (error) {
+      stage.telemetry.error('process');
+      throw wrap(error, 'ETL_RUN_STAGE_FAILED', stage.spec.id);
+    }
   }
 
   private async finishTransform(stage: StageInstance): Promise<PortEnvelope[]> {
@@ -591,7 +621,7 @@ class PipelineRun {
     const byId = (id: string) => this.stages.get(id) as StageInstance;
     return new Checkpoints(
       {
-        gates: [...this.gates.values()],
+        gates: [...this.gates.values(), ...this.tickGates.values()],
         sinks: stages.flatMap((s) => (s.sink ? [{ id: s.spec.id, sink: s.sink }] : [])),
         positions: () => Object.fromEntries(this.positions),
         snapshotState: async (snapshot) => {
@@ -698,6 +728,37 @@ function wrap(
 ): EtlError {
   if (error instanceof EtlError && error.message.startsWith('stage ')) return error;
   return new EtlError(code, `stage ${stage}${phase ? ` (${phase})` : ''}: ${errorMessage(error)}`, { cause: error });
+}
+
+/**
+ * `data$` with a tick envelope every `intervalMs` while it runs. A tick waits for nothing: when the previous
+ * one is still in flight, or a checkpoint is draining (the gate is paused), that tick is skipped.
+ */
+function withTicks(data$: Observable<Envelope>, gate: CreditGate, intervalMs: number): Observable<Envelope> {
+  return new Observable<Envelope>((subscriber) => {
+    const timer = setInterval(() => {
+      if (!gate.tryAcquire()) return;
+      const delivery = new Delivery(() => gate.release());
+      delivery.retain(1);
+      subscriber.next({ records: [], delivery, trace: undefined, tick: true });
+    }, intervalMs);
+    timer.unref();
+    const subscription = data$.subscribe({
+      next: (envelope) => subscriber.next(envelope),
+      error: (error: unknown) => {
+        clearInterval(timer);
+        subscriber.error(error);
+      },
+      complete: () => {
+        clearInterval(timer);
+        subscriber.complete();
+      },
+    });
+    return () => {
+      clearInterval(timer);
+      subscription.unsubscribe();
+    };
+  });
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

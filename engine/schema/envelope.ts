@@ -58,6 +58,9 @@ export const DEFAULT_SETTINGS = {
   batch_max_records: 1024,
   max_batches_in_flight: 8,
   shutdown_timeout_seconds: 30,
+  event_time_field: 'timestamp',
+  watermark_lateness_seconds: 10,
+  idle_source_seconds: 60,
 } as const;
 
 export const metadataSchema: JsonSchema = {
@@ -120,6 +123,30 @@ export const settingsSchema: JsonSchema = {
       description: 'How long a graceful shutdown may take before the run is aborted.',
       minimum: 0,
       default: DEFAULT_SETTINGS.shutdown_timeout_seconds,
+    },
+    event_time_field: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'Field holding a record’s event time (ISO-8601 text or epoch milliseconds), for time-aware stages ' +
+        '(windows, sessions): the watermark follows it.',
+      default: DEFAULT_SETTINGS.event_time_field,
+    },
+    watermark_lateness_seconds: {
+      type: 'number',
+      minimum: 0,
+      description:
+        'How far out of order records may arrive: the watermark (no record older than it is expected any more) ' +
+        'is the greatest event time seen minus this, per source, the least over the sources at a fan-in.',
+      default: DEFAULT_SETTINGS.watermark_lateness_seconds,
+    },
+    idle_source_seconds: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      description:
+        'A source whose records have not reached a stage for this long stops holding back its watermark, so ' +
+        'that windows close while an input is quiet.',
+      default: DEFAULT_SETTINGS.idle_source_seconds,
     },
   },
 };

@@ -1,4 +1,5 @@
 /** Builds PipelineSpecs directly, for runtime tests that must not depend on the YAML loader. */
+import { toSettings } from '../../engine/config/settings.ts';
 import type { OnError, PipelineSpec, StageSpec } from '../../engine/config/types.ts';
 import { parseInputRef } from '../../engine/graph/graph.ts';
 import type { OperatorDefinition } from '../../engine/operator.ts';
@@ -36,6 +37,7 @@ export function pipeline(
     name,
     file: 'test.yaml',
     settings: {
+      ...toSettings(undefined),
       dataDir,
       checkpointIntervalMs: 50,
       batchMaxRecords: 100,

@@ -1,0 +1,75 @@
+/**
+ * The event-time watermark one stage sees: "no record older than this is expected any more". Per source
+ * the records came from (their origin), the greatest event time seen minus the allowed lateness; the stage's
+ * watermark is the least of these, so that a fan-in waits for its slowest input. A source whose records
+ * have not arrived for `idleMs` no longer holds it back (an input gone quiet must not stop windows from
+ * closing); when every source is idle, the greatest of them counts.
+ */
+import { type EtlRecord, ORIGIN } from '../record.ts';
+
+interface SourceTime {
+  /** Greatest event time seen, epoch milliseconds. */
+  max: number;
+  /** Processing time of the last record seen. */
+  seenAt: number;
+}
+
+export class Watermark {
+  private readonly field: string;
+  private readonly latenessMs: number;
+  private readonly idleMs: number;
+  private readonly now: () => number;
+  private readonly sources = new Map<string, SourceTime>();
+
+  constructor(options: { field: string; latenessMs: number; idleMs: number; now?: () => number }) {
+    this.field = options.field;
+    this.latenessMs = options.latenessMs;
+    this.idleMs = options.idleMs;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Takes note of the event times of records arriving at the stage. */
+  observe(records: readonly EtlRecord[]): void {
+    const now = this.now();
+    let last: SourceTime | undefined;
+    let lastSource: string | undefined;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as EtlRecord;
+      const time = eventTime(record[this.field]);
+      if (Number.isNaN(time)) continue;
+      const source = record[ORIGIN]?.source ?? '';
+      if (source !== lastSource) {
+        lastSource = source;
+        last = this.sources.get(source);
+        if (!last) {
+          last = { max: time, seenAt: now };
+          this.sources.set(source, last);
+        }
+      }
+      const entry = last as SourceTime;
+      if (time > entry.max) entry.max = time;
+      entry.seenAt = now;
+    }
+  }
+
+  /** The watermark, epoch milliseconds; undefined before any record with an event time arrived. */
+  value(): number | undefined {
+    if (this.sources.size === 0) return undefined;
+    const now = this.now();
+    let active = Number.POSITIVE_INFINITY;
+    let latest = Number.NEGATIVE_INFINITY;
+    for (const source of this.sources.values()) {
+      if (now - source.seenAt < this.idleMs && source.max < active) active = source.max;
+      if (source.max > latest) latest = source.max;
+    }
+    return (active === Number.POSITIVE_INFINITY ? latest : active) - this.latenessMs;
+  }
+}
+
+/** Epoch milliseconds of an ISO-8601 text, a number of milliseconds or a Date; NaN otherwise. */
+function eventTime(value: unknown): number {
+  if (typeof value === 'string') return Date.parse(value);
+  if (typeof value === 'number') return value;
+  if (value instanceof Date) return value.getTime();
+  return Number.NaN;
+}
