@@ -7,9 +7,12 @@ import type { PipelineSettings, TelemetrySettings } from './types.ts';
 export function toSettings(spec: Record<string, unknown> | undefined): PipelineSettings {
   const s = asRecord(spec?.settings) ?? {};
   const seconds = (
-    key: 'checkpoint_interval_seconds' | 'shutdown_timeout_seconds' | 'watermark_lateness_seconds' | 'idle_source_seconds',
-  ): number =>
-    Math.round(Number(s[key] ?? DEFAULT_SETTINGS[key]) * 1000);
+    key:
+      | 'checkpoint_interval_seconds'
+      | 'shutdown_timeout_seconds'
+      | 'watermark_lateness_seconds'
+      | 'idle_source_seconds',
+  ): number => Math.round(Number(s[key] ?? DEFAULT_SETTINGS[key]) * 1000);
   return {
     dataDir: String(s.data_dir ?? DEFAULT_SETTINGS.data_dir),
     checkpointIntervalMs: seconds('checkpoint_interval_seconds'),

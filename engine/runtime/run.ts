@@ -354,7 +354,8 @@ class PipelineRun {
         const inputs = stage.spec.inputs.map((ref) => this.portStream(ref));
         const data$ = inputs.length === 1 ? (inputs[0] as Observable<Envelope>) : merge(...inputs);
         const ticks = this.tickGates.get(id);
-        const input$ = ticks && stage.transform ? withTicks(data$, ticks, stage.transform.tickIntervalMs ?? 1000) : data$;
+        const input$ =
+          ticks && stage.transform ? withTicks(data$, ticks, stage.transform.tickIntervalMs ?? 1000) : data$;
         stream = input$.pipe(
           stage.transform
             ? stageOperator(this.transformHandler(stage, stage.transform), () => this.finishTransform(stage))

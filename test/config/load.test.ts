@@ -27,6 +27,9 @@ describe('loadPipelines', () => {
       batchMaxRecords: 1024,
       maxBatchesInFlight: 8,
       shutdownTimeoutMs: 30_000,
+      eventTimeField: 'timestamp',
+      watermarkLatenessMs: 10_000,
+      idleSourceMs: 60_000,
     });
     expect(p?.telemetry).toEqual({ traces: 'none' });
     expect(p?.secrets).toEqual([]);
@@ -72,6 +75,9 @@ describe('loadPipelines', () => {
       batchMaxRecords: 10,
       maxBatchesInFlight: 2,
       shutdownTimeoutMs: 1500,
+      eventTimeField: 'timestamp',
+      watermarkLatenessMs: 10_000,
+      idleSourceMs: 60_000,
     });
     expect(p?.telemetry).toEqual({ traces: 'otlp', otlpEndpoint: 'http://127.0.0.1:4318', prometheusPort: 9464 });
     const out = stageOf(p, 'out');
