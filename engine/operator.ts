@@ -175,6 +175,10 @@ export interface Transform {
   /**
    * Turns one batch into records on output ports. May be async; the runtime keeps batches in order.
    * A record that cannot be processed goes to `dead_letter` on its own, with `deadLetter(record, id, reason)`.
+   *
+   * A `process` that throws is retried with the same batch (`on_error: retry`) or has the whole batch
+   * dead-lettered: it must change no state before it can no longer fail (or undo it), so that a retry counts
+   * nothing twice. Records are never changed in place (with fan-out the same object reaches other stages).
    */
   process(records: EtlRecord[]): PortRecords | Promise<PortRecords>;
   /** Called once when all inputs have ended; emits what the stage still holds (every open window). */
@@ -256,7 +260,12 @@ export interface Sink {
   /**
    * Writes one batch. Resolving acknowledges it: the sink has taken responsibility for the records
    * (they are durable, or will be made durable by `prepareCommit`). Rejecting with a retriable error
-   * makes the runtime retry with backoff.
+   * makes the runtime retry with backoff (`on_error: retry`, the default for sinks).
+   *
+   * All or nothing: a `write` that rejects must leave no trace of the batch (nothing gathered, nothing
+   * on disk past what was there, no row in an open transaction), because a retry passes the same records
+   * again and a dead-lettered batch must not also be stored. Records dead-lettered through `ctx` are part of
+   * the outcome: a retry starts from the whole batch again.
    */
   write(records: EtlRecord[], ctx: SinkWriteContext): Promise<void> | void;
   /**

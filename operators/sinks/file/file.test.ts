@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -393,5 +394,50 @@ describe('file sink', () => {
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+// A real full disk needs a file system of our own: a small tmpfs, which only root can mount (as on CI).
+describe.runIf(process.getuid?.() === 0)('file sink on a full disk', () => {
+  it('keeps every acknowledged record, and a retried write adds its batch once', async () => {
+    const mount = dir();
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mount]);
+    try {
+      const path = join(mount, 'out.jsonl');
+      const sink = await openSink(options(path), undefined, { writeThresholdBytes: 1024 });
+      const batch = (from: number) => Array.from({ length: 20 }, (_, i) => ({ n: from + i, pad: 'x'.repeat(40) }));
+      await sink.write(batch(0), collector());
+      // Fill the disk: the next write that reaches it fails.
+      let filler = 0;
+      try {
+        for (;;) writeFileSync(join(mount, `filler-${filler++}`), Buffer.alloc(4096));
+      } catch (error) {
+        expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      }
+      // Batches that fit what space is left are written; the first that does not is refused whole.
+      let failed = 0;
+      for (let from = 20; from < 2000 && failed === 0; from += 20) {
+        try {
+          await sink.write(batch(from), collector());
+        } catch (error) {
+          expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC');
+          failed = from;
+        }
+      }
+      expect(failed).toBeGreaterThan(0);
+      for (let i = 0; i < filler; i++) rmSync(join(mount, `filler-${i}`), { force: true });
+      // The runtime retries the failed batch with the same records.
+      await sink.write(batch(failed), collector());
+      await commit(sink);
+      await sink.close?.();
+      const seen = readFileSync(path, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { n: number }).n);
+      expect(seen).toEqual(Array.from({ length: failed + 20 }, (_, i) => i));
+    } finally {
+      // Lazily: a handle a failed assertion left open must not hide the failure.
+      execFileSync('umount', ['-l', mount]);
+    }
   });
 });

@@ -120,10 +120,19 @@ class FileSink implements Sink {
     if (!this.handle) await this.start();
     const text = this.encoder.encode(records, ctx);
     if (text.length === 0) return;
-    if (this.needsHeader) this.gather(this.encoder.header());
+    const header = this.needsHeader ? this.encoder.header() : '';
     this.needsHeader = false;
-    this.gather(text);
-    if (this.pendingBytes >= this.writeThreshold) await this.queue(() => this.writePending());
+    this.gather(header + text);
+    try {
+      if (this.pendingBytes >= this.writeThreshold) await this.queue(() => this.writePending());
+    } catch (error) {
+      // All or nothing: the batch leaves no trace (a retry passes it again); what was gathered before it stays.
+      const batch = header.length + text.length;
+      this.pending = this.pending.slice(0, this.pending.length - batch);
+      this.pendingBytes = Buffer.byteLength(this.pending);
+      this.needsHeader = header.length > 0;
+      throw error;
+    }
     if (this.rollDue()) await this.queue(() => this.roll());
   }
 
@@ -267,17 +276,32 @@ class FileSink implements Sink {
     const text = this.pending;
     this.pending = '';
     this.pendingBytes = 0;
-    await this.writeText(text);
+    try {
+      await this.writeText(text);
+    } catch (error) {
+      // Still to be written, ahead of anything gathered since: a full disk loses no acknowledged record.
+      this.pending = text + this.pending;
+      this.pendingBytes = Buffer.byteLength(this.pending);
+      throw error;
+    }
   }
 
+  /** Appends `text` whole, or not at all: a write cut short (a full disk) is truncated away. */
   private async writeText(text: string): Promise<void> {
-    if (text.length === 0 || !this.handle) return;
+    const handle = this.handle;
+    if (text.length === 0 || !handle) return;
     let data = Buffer.from(text, 'utf8');
     if (this.options.compression === 'gzip') data = await gzipAsync(data);
     let offset = 0;
-    while (offset < data.length) {
-      const { bytesWritten } = await this.handle.write(data, offset, data.length - offset);
-      offset += bytesWritten;
+    try {
+      while (offset < data.length) {
+        // At an explicit position: after a truncation the descriptor's own offset would leave a hole.
+        const { bytesWritten } = await handle.write(data, offset, data.length - offset, this.bytes + offset);
+        offset += bytesWritten;
+      }
+    } catch (error) {
+      if (offset > 0) await handle.truncate(this.bytes);
+      throw error;
     }
     this.bytes += data.length;
   }
