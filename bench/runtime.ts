@@ -58,6 +58,7 @@ function stage(
     options,
     onError: def.kind === 'sink' ? 'retry' : 'dead_letter',
     retry: DEFAULT_RETRY,
+    maxInFlight: 1,
     position: { file: 'bench', line: 0, column: 0 },
   };
 }

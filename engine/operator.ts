@@ -221,6 +221,11 @@ export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O 
   readonly accepts: readonly RecordKind[];
   /** When what it takes depends on the options, the kinds it takes with these options. */
   acceptsFor?(options: O): readonly RecordKind[];
+  /**
+   * `process` may run for several batches at once (`max_in_flight` > 1): its calls are independent (a
+   * lookup over the network). Records still leave in the order batches came in. Default: one at a time.
+   */
+  readonly concurrent?: boolean;
   /** Output ports (besides the implicit `dead_letter`) and their record kinds. */
   readonly outputs: Readonly<Record<string, RecordKind>>;
   /** When the kinds depend on the options (e.g. parse of error logs), the ports for these options. */
@@ -301,6 +306,11 @@ export interface SinkDefinition<S extends OptionsSchema = OptionsSchema, O = unk
   acceptsFor?(options: O): readonly RecordKind[];
   /** How to make the sink take records of `kind` it refuses, for the error that says so. */
   acceptsHint?(kind: RecordKind): string | undefined;
+  /**
+   * `write` may run for several batches at once (`max_in_flight` > 1): writes are independent (bulk
+   * requests). Batches are still acknowledged in the order they came in. Default: one at a time.
+   */
+  readonly concurrent?: boolean;
   /**
    * What the sink writes that no other sink may write during the same run, as URIs (`file:///abs/out.jsonl`);
    * relative paths resolve against `cwd`. Two sinks loaded together that claim the same one are refused.

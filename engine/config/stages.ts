@@ -132,6 +132,15 @@ export function validateStageOptions(pipeline: PipelineDocument, entries: readon
         message: `\`initial_backoff_ms\` (${retry.initial_backoff_ms}) exceeds \`max_backoff_ms\` (${retry.max_backoff_ms})`,
       });
     }
+    const concurrent = definition.kind !== 'source' && definition.concurrent === true;
+    if (Number(value.max_in_flight ?? 1) > 1 && !concurrent) {
+      pipeline.report({
+        path: [...entry.path, 'max_in_flight'],
+        code: 'ETL_CFG_INVALID',
+        message: `the \`${definition.type}\` ${definition.kind} handles one batch at a time; max_in_flight must be 1`,
+        hint: 'remove `max_in_flight`',
+      });
+    }
     if (!definition.validate) continue;
     let problems: ReturnType<NonNullable<OperatorDefinition['validate']>>;
     try {
@@ -190,6 +199,7 @@ export function toStageSpec(pipeline: PipelineDocument, entry: StageEntry, defin
     options: optionsOf(value),
     onError: kind === 'source' ? 'fail' : ((value.on_error as OnError | undefined) ?? DEFAULT_ON_ERROR[kind]),
     retry: retryPolicy(asRecord(value.retry)),
+    maxInFlight: kind === 'source' ? 1 : Number(value.max_in_flight ?? 1),
     position: { file: pipeline.file, line: position.line, column: position.column },
   };
 }

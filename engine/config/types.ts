@@ -29,6 +29,8 @@ export interface StageSpec {
   readonly options: Readonly<Record<string, unknown>>;
   readonly onError: OnError;
   readonly retry: RetryPolicy;
+  /** Batches handled at once (`max_in_flight`); 1 for sources and for operators that are not `concurrent`. */
+  readonly maxInFlight: number;
   /** Where the stage is declared, for messages. */
   readonly position: SourcePosition;
 }

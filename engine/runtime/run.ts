@@ -356,10 +356,15 @@ class PipelineRun {
         const ticks = this.tickGates.get(id);
         const input$ =
           ticks && stage.transform ? withTicks(data$, ticks, stage.transform.tickIntervalMs ?? 1000) : data$;
+        const concurrency = stage.spec.maxInFlight;
         stream = input$.pipe(
           stage.transform
-            ? stageOperator(this.transformHandler(stage, stage.transform), () => this.finishTransform(stage))
-            : stageOperator(this.sinkHandler(stage, stage.sink as Sink), async () => []),
+            ? stageOperator(
+                this.transformHandler(stage, stage.transform),
+                () => this.finishTransform(stage),
+                concurrency,
+              )
+            : stageOperator(this.sinkHandler(stage, stage.sink as Sink), async () => [], concurrency),
         );
       }
       const output$ = connectable(stream, { connector: () => new Subject<PortEnvelope>(), resetOnDisconnect: false });

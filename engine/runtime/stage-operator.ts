@@ -1,26 +1,36 @@
 /**
- * The RxJS operator every transform and sink stage runs in: takes envelopes one at a time, in order
- * (a stage's async work never overlaps itself), emits what the handler returns, releases the input's
- * delivery only after its outputs were handed on, and flushes once its inputs are complete.
+ * The RxJS operator every transform and sink stage runs in: takes envelopes in order, runs the handler on
+ * at most `maxInFlight` of them at once (1: a stage's async work never overlaps itself), emits what each
+ * returns in input order, releases an input's delivery only after its outputs were handed on, and flushes
+ * once its inputs are complete.
  *
- * It is concatMap with three differences that matter here: synchronous handlers take no detour through
- * an inner observable (the common case), the release happens after emission (acks must not run ahead
- * of the records), and completion waits for `finish`.
+ * It is concatMap (or mergeMap with ordered results) with three differences that matter here: synchronous
+ * handlers take no detour through an inner observable (the common case), the release happens after emission
+ * (acks must not run ahead of the records), and completion waits for `finish`.
  */
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { Envelope, PortEnvelope } from './envelope.ts';
 
 export type StageHandler = (envelope: Envelope) => PortEnvelope[] | Promise<PortEnvelope[]>;
 
+/** An envelope handed to the handler, and what it returned once it has. */
+interface Running {
+  readonly envelope: Envelope;
+  outputs: PortEnvelope[] | undefined;
+}
+
 export function stageOperator(
   handle: StageHandler,
   finish: () => Promise<PortEnvelope[]>,
+  maxInFlight = 1,
 ): OperatorFunction<Envelope, PortEnvelope> {
   return (input$) =>
     new Observable<PortEnvelope>((subscriber) => {
       const queue: Envelope[] = [];
       let head = 0;
-      let busy = false;
+      /** Handed to the handler and not emitted yet, oldest first: results leave in this order. */
+      const running: Running[] = [];
+      let pending = 0;
       let inputDone = false;
       let closed = false;
 
@@ -43,8 +53,17 @@ export function stageOperator(
         }
       };
 
+      /** Emits the finished results at the head of the window, in order. */
+      const drain = (): boolean => {
+        while (running.length > 0 && (running[0] as Running).outputs !== undefined) {
+          const done = running.shift() as Running;
+          if (!emit(done.envelope, done.outputs as PortEnvelope[])) return false;
+        }
+        return true;
+      };
+
       const pump = (): void => {
-        while (!busy && !closed && head < queue.length) {
+        while (!closed && pending < maxInFlight && head < queue.length) {
           const envelope = queue[head] as Envelope;
           queue[head++] = undefined as unknown as Envelope;
           if (head > 64 && head * 2 > queue.length) {
@@ -59,24 +78,31 @@ export function stageOperator(
             return;
           }
           if (Array.isArray(result)) {
-            if (!emit(envelope, result)) return;
+            // Nothing ahead of it: out at once, without a slot (the common, synchronous case).
+            if (running.length === 0) {
+              if (!emit(envelope, result)) return;
+            } else {
+              running.push({ envelope, outputs: result });
+            }
             continue;
           }
-          busy = true;
+          const slot: Running = { envelope, outputs: undefined };
+          running.push(slot);
+          pending++;
           result.then(
             (outputs) => {
-              busy = false;
+              pending--;
               if (closed) return;
-              if (emit(envelope, outputs)) pump();
+              slot.outputs = outputs;
+              if (drain()) pump();
             },
             (error: unknown) => {
-              busy = false;
+              pending--;
               fail(error);
             },
           );
-          return;
         }
-        if (!busy && !closed && inputDone && head >= queue.length) {
+        if (!closed && pending === 0 && running.length === 0 && inputDone && head >= queue.length) {
           closed = true;
           finish().then(
             (outputs) => {

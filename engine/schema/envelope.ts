@@ -17,7 +17,7 @@ export const STAGE_ID_PATTERN = '^[A-Za-z][A-Za-z0-9_-]*$';
 export const INPUT_PATTERN = '^[A-Za-z][A-Za-z0-9_-]*(\\.[A-Za-z][A-Za-z0-9_-]*)?$';
 export const PIPELINE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]*$';
 
-export const COMMON_STAGE_KEYS = ['type', 'inputs', 'on_error', 'retry'] as const;
+export const COMMON_STAGE_KEYS = ['type', 'inputs', 'on_error', 'retry', 'max_in_flight'] as const;
 
 export interface StageSection {
   /** Key under `spec`. */
@@ -242,5 +242,15 @@ export function commonStageProperties(kind: StageKind, type: string): Record<str
     default: DEFAULT_ON_ERROR[kind],
   };
   props.retry = retrySchema;
+  props.max_in_flight = {
+    type: 'integer',
+    minimum: 1,
+    maximum: 1024,
+    default: 1,
+    description:
+      kind === 'sink'
+        ? 'Batches written at once (for sinks that support it, e.g. bulk HTTP APIs); acknowledged in order.'
+        : 'Batches processed at once (for transforms that support it, e.g. lookups over the network); records leave in order.',
+  };
   return props;
 }

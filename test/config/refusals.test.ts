@@ -182,3 +182,17 @@ describe('etl validate <dir>', () => {
     expect(errors(result).length).toBeGreaterThan(0);
   });
 });
+
+describe('max_in_flight', () => {
+  it('is refused above 1 for an operator that handles one batch at a time', async () => {
+    const result = await load(
+      pipeline(
+        '    out: { type: file, inputs: [parsed], path: out.jsonl, max_in_flight: 4 }\n',
+        'parsed: { type: parse, inputs: [logs], max_in_flight: 1 }',
+      ),
+    );
+    const d = only(result, 'ETL_CFG_INVALID');
+    expect(d.message).toBe('the `file` sink handles one batch at a time; max_in_flight must be 1');
+    expect(at(d)).toEqual([10, 74]);
+  });
+});

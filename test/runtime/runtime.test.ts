@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { defineTransform } from '../../engine/operator.ts';
+import type { EtlRecord } from '../../engine/record.ts';
 import { runPipeline } from '../../engine/runtime/run.ts';
 import { StateStore } from '../../engine/state/store.ts';
 import {
@@ -282,5 +284,45 @@ describe('runtime', () => {
     const state = await new StateStore(dir, 'failing').load();
     const committed = (state?.committed?.positions.src as number | undefined) ?? 0;
     expect(committed).toBeLessThanOrEqual(250);
+  });
+});
+
+describe('max_in_flight', () => {
+  /** A lookup-like transform: every batch answers after a random pause; several may run at once. */
+  const slowLookup = defineTransform({
+    type: 'test_lookup',
+    stability: 'alpha',
+    summary: 'answers each batch after a random pause',
+    schema: { $id: 'test_lookup', type: 'object' } as const,
+    examples: [],
+    accepts: ['any'],
+    outputs: { default: 'any' },
+    concurrent: true,
+    create() {
+      let running = 0;
+      return {
+        async process(records: EtlRecord[]) {
+          running++;
+          lookups.most = Math.max(lookups.most, running);
+          await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 4)));
+          running--;
+          return { default: records };
+        },
+      };
+    },
+  });
+  const lookups = { most: 0 };
+
+  it('runs batches of a concurrent transform at once, and keeps their order', async () => {
+    const spec = pipeline('lookup', tempDir(), [
+      stage({ id: 'src', def: countingSource, options: { count: 2000, batch: 20 } }),
+      stage({ id: 'look', def: slowLookup, inputs: ['src'], maxInFlight: 4 }),
+      stage({ id: 'out', def: collectSink, inputs: ['look'], options: { name: 'lookup' } }),
+    ]);
+    const result = await runPipeline(spec);
+    expect(result.ok).toBe(true);
+    expect(ids('lookup')).toEqual(Array.from({ length: 2000 }, (_, i) => `src-${i}`));
+    expect(lookups.most).toBeGreaterThan(1);
+    expect(lookups.most).toBeLessThanOrEqual(4);
   });
 });

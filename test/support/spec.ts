@@ -11,6 +11,7 @@ export interface StageInit {
   inputs?: string[];
   options?: Record<string, unknown>;
   onError?: OnError;
+  maxInFlight?: number;
 }
 
 export function stage(init: StageInit): StageSpec {
@@ -23,6 +24,7 @@ export function stage(init: StageInit): StageSpec {
     options: init.options ?? {},
     onError: init.onError ?? (init.def.kind === 'sink' ? 'retry' : 'dead_letter'),
     retry: { ...DEFAULT_RETRY, initial_backoff_ms: 1, max_backoff_ms: 5 },
+    maxInFlight: init.maxInFlight ?? 1,
     position: { file: 'test.yaml', line: 1, column: 1 },
   };
 }
