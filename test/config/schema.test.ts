@@ -91,7 +91,7 @@ describe('composePipelineSchema', () => {
       additionalProperties: unknown;
       $id?: string;
     };
-    expect(Object.keys(parse.properties)).toEqual(['type', 'inputs', 'on_error', 'retry', 'format']);
+    expect(Object.keys(parse.properties)).toEqual(['type', 'inputs', 'on_error', 'retry', 'max_in_flight', 'format']);
     expect(parse.additionalProperties).toBe(false);
     // Embedded definitions carry no $id: the pipeline schema is one self-contained document.
     expect(parse.$id).toBeUndefined();
