@@ -77,6 +77,7 @@ function pipeline(source: StageSpec, sink: StageSpec, dataDir: string): Pipeline
     },
     telemetry: { traces: 'none' },
     secrets: [],
+    resources: [],
     stages: [
       source,
       stage('p1', pass as OperatorDefinition, [source.id]),

@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   ETL_STATE_IO: 'checkpoint state could not be written',
   ETL_STATE_MISMATCH: 'the checkpoint does not fit the pipeline',
   ETL_LOCKED: 'another process holds the lock',
+  ETL_RESOURCE_UNAVAILABLE: 'a shared resource cannot be reached',
+  ETL_GRAPH_UNKNOWN_RESOURCE: 'an option names no shared resource of its type',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -62,6 +62,8 @@ export interface OperatorContext {
    * `create`; filled before `restore`. One name per map within a stage.
    */
   keyed<V>(name: string): KeyedState<V>;
+  /** The client of shared resource `name` (`spec.resources`), open already; the type its `uses` declared. */
+  resource<T>(name: string): T;
 }
 
 /** Keyed operator state (`ctx.keyed`): a Map whose changes are checkpointed incrementally. */
@@ -100,6 +102,62 @@ interface DefinitionBase<S extends OptionsSchema, O> {
   readonly examples: readonly O[];
   /** Cross-field checks that JSON Schema cannot express; runs before any I/O. */
   validate?(options: O): OptionProblem[];
+  /**
+   * The shared resources (`spec.resources`) these options name, and of which type each must be: checked at
+   * validate time (a name declared nowhere, or a resource of another type, is an error at `path`).
+   */
+  uses?(options: O): readonly ResourceUse[];
+}
+
+export interface ResourceUse {
+  /** Where the options name the resource, relative to the stage's options. */
+  readonly path: readonly (string | number)[];
+  readonly name: string;
+  /** The resource type it must be (`redis`, `mmdb`…). */
+  readonly type: string;
+}
+
+// -------------------------------------------------------------------------------------- resources
+
+/**
+ * A client several stages share (a Redis connection, an MMDB reader, a database pool): declared once under
+ * `spec.resources`, opened by the runtime before any stage is created, handed to stages by name through
+ * `ctx.resource(name)`, closed after every stage.
+ */
+export interface ResourceDefinition<S extends OptionsSchema = OptionsSchema, O = unknown, T = unknown> {
+  readonly kind: 'resource';
+  readonly type: string;
+  readonly stability: Stability;
+  readonly summary: string;
+  readonly schema: S;
+  readonly examples: readonly O[];
+  validate?(options: O): OptionProblem[];
+  /** Opens the client; fails with a clear message when it cannot (an unreachable server fails the start). */
+  open(options: O, ctx: ResourceContext): Promise<OpenResource<T>>;
+}
+
+export interface ResourceContext {
+  readonly pipeline: string;
+  /** The resource's name under `spec.resources`. */
+  readonly name: string;
+  readonly logger: Logger;
+  /** The directory relative paths in options resolve against. */
+  readonly baseDir: string;
+  readonly signal: AbortSignal;
+}
+
+export interface OpenResource<T> {
+  readonly client: T;
+  /** Whether it works right now (for readiness); a message when it does not. */
+  health?(): Promise<{ readonly ok: boolean; readonly detail?: string }>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
+export function defineResource<const S extends OptionsSchema, O, T>(
+  def: Omit<ResourceDefinition<S, O, T>, 'kind'>,
+): ResourceDefinition<S, O, T> {
+  return { ...def, kind: 'resource' };
 }
 
 // ---------------------------------------------------------------------------------------- sources

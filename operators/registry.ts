@@ -1,7 +1,8 @@
 /**
  * Every operator the engine knows. Adding one: a folder under operators/<kind>/<type>/ and one line here.
  */
-import type { OperatorDefinition } from '../engine/operator.ts';
+import type { OperatorDefinition, ResourceDefinition } from '../engine/operator.ts';
+import redisResource from './resources/redis/index.ts';
 import blackholeSink from './sinks/blackhole/index.ts';
 import fileSink from './sinks/file/index.ts';
 import postgresSink from './sinks/postgres/index.ts';
@@ -25,3 +26,6 @@ export const registry: readonly OperatorDefinition[] = [
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {
   return registry.find((def) => def.kind === kind && def.type === type);
 }
+
+/** Shared resources pipelines can declare under `spec.resources`. */
+export const resources: readonly ResourceDefinition[] = [redisResource as ResourceDefinition];

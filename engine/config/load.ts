@@ -11,12 +11,13 @@ import { join, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import type { Diagnostic } from '../diagnostics.ts';
-import type { OperatorDefinition } from '../operator.ts';
+import type { OperatorDefinition, ResourceDefinition } from '../operator.ts';
 import { loadCompiledValidator } from '../schema/compiled.ts';
 import { composePipelineSchema, defKey } from '../schema/compose.ts';
 import { STAGE_SECTIONS } from '../schema/envelope.ts';
 import { type DocPath, PipelineDocument, type Problem } from './document.ts';
 import { checkGraph } from './graph-check.ts';
+import { checkResourceUses, collectResources } from './resources.ts';
 import { interpolateDocument } from './interpolate.ts';
 import { translateAjvErrors } from './schema-errors.ts';
 import { checkTelemetry, toSettings, toTelemetry } from './settings.ts';
@@ -29,6 +30,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Operators that may appear in the pipelines; default operators/registry.ts. */
   registry?: readonly OperatorDefinition[];
+  /** Shared resource types; default those of operators/registry.ts (none with a registry of one's own). */
+  resources?: readonly ResourceDefinition[];
   /** Directory relative paths resolve against; default the process cwd. */
   cwd?: string;
 }
@@ -67,7 +70,7 @@ async function yamlFilesUnder(dir: string, prefix = ''): Promise<string[]> {
  */
 export async function loadPipelines(paths: readonly string[], options: LoadOptions = {}): Promise<LoadResult> {
   const cwd = options.cwd ?? process.cwd();
-  const known = await operators(options.registry);
+  const known = await operators(options.registry, options.resources);
   const diagnostics: Diagnostic[] = [];
   const files: string[] = [];
   const skipped: string[] = [];
@@ -136,7 +139,7 @@ export async function loadPipelinesFromString(
   file: string,
   options: Omit<LoadOptions, 'cwd'> = {},
 ): Promise<LoadResult> {
-  const known = await operators(options.registry);
+  const known = await operators(options.registry, options.resources);
   const documents = parseFile(source, file);
   const empty = documents.length === 0 ? [fileProblem(file, `${file} holds no pipeline document`)] : [];
   const result = check(documents, options.env ?? process.env, known, process.cwd());
@@ -145,6 +148,7 @@ export async function loadPipelinesFromString(
 
 interface Operators {
   readonly registry: readonly OperatorDefinition[];
+  readonly resources: readonly ResourceDefinition[];
   /** The validator of the pipeline schema for documents using these operators. */
   validatorFor(used: readonly OperatorDefinition[]): ValidateFunction;
 }
@@ -153,20 +157,25 @@ let registered: Promise<Operators> | undefined;
 const custom = new WeakMap<readonly OperatorDefinition[], Promise<Operators>>();
 
 /** The given operators, or the registered ones with the validator `npm run schemas` compiled for them. */
-function operators(registry: readonly OperatorDefinition[] | undefined): Promise<Operators> {
+function operators(
+  registry: readonly OperatorDefinition[] | undefined,
+  resources: readonly ResourceDefinition[] = [],
+): Promise<Operators> {
   if (registry) {
     let known = custom.get(registry);
     if (!known) {
-      known = compilingOperators(registry);
+      known = compilingOperators(registry, resources);
       custom.set(registry, known);
     }
     return known;
   }
   // Loaded on demand: tests with their own operators need not load every operator's dependencies.
   registered ??= (async () => {
-    const { registry: all } = await import('../../operators/registry.ts');
-    const compiled = await loadCompiledValidator(composePipelineSchema(all));
-    return compiled ? { registry: all, validatorFor: () => compiled } : compilingOperators(all);
+    const { registry: all, resources: shared } = await import('../../operators/registry.ts');
+    const compiled = await loadCompiledValidator(composePipelineSchema(all, shared));
+    return compiled
+      ? { registry: all, resources: shared, validatorFor: () => compiled }
+      : compilingOperators(all, shared);
   })();
   return registered;
 }
@@ -176,17 +185,21 @@ function operators(registry: readonly OperatorDefinition[] | undefined): Promise
  * compiling every registered one took most of the CLI's start. The answer is the same: a stage of another
  * type was reported already, and the schema's complaints about it are not shown.
  */
-async function compilingOperators(registry: readonly OperatorDefinition[]): Promise<Operators> {
+async function compilingOperators(
+  registry: readonly OperatorDefinition[],
+  resources: readonly ResourceDefinition[],
+): Promise<Operators> {
   const { createAjv } = await import('../schema/ajv.ts');
   const validators = new Map<string, ValidateFunction>();
   return {
     registry,
+    resources,
     validatorFor(used) {
       const unique = [...new Set(used)];
       const key = unique.map(defKey).sort().join(' ');
       let validate = validators.get(key);
       if (!validate) {
-        validate = createAjv().compile(composePipelineSchema(unique));
+        validate = createAjv().compile(composePipelineSchema(unique, resources));
         validators.set(key, validate);
       }
       return validate;
@@ -316,6 +329,8 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
     if (stage) stage.schemaValid = false;
   }
   validateStageOptions(document, entries);
+  const resources = collectResources(document, data, known.resources);
+  checkResourceUses(document, entries, resources, data);
   const root = asRecord(data);
   const spec = asRecord(root?.spec);
   checkTelemetry(document, spec);
@@ -335,6 +350,7 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
       settings: toSettings(spec),
       telemetry: toTelemetry(spec),
       stages: entries.map((e) => toStageSpec(document, e, e.definition as OperatorDefinition)),
+      resources,
       secrets: [...new Set(document.secrets)],
     },
     entries,

@@ -1,5 +1,5 @@
 /** What the loader hands to the graph compiler and the runtime: a validated, interpolated pipeline. */
-import type { OperatorDefinition } from '../operator.ts';
+import type { OperatorDefinition, ResourceDefinition } from '../operator.ts';
 import type { RetryPolicy } from '../retry.ts';
 
 export type StageKind = 'source' | 'transform' | 'sink';
@@ -35,6 +35,16 @@ export interface StageSpec {
   readonly position: SourcePosition;
 }
 
+/** A shared resource under `spec.resources`. */
+export interface ResourceSpec {
+  readonly name: string;
+  readonly type: string;
+  readonly definition: ResourceDefinition;
+  /** Its options, defaults applied, without `type`. */
+  readonly options: Readonly<Record<string, unknown>>;
+  readonly position: SourcePosition;
+}
+
 export interface PipelineSettings {
   /** Where state (checkpoints, embedded database) lives; default `.etl`. */
   readonly dataDir: string;
@@ -65,6 +75,8 @@ export interface PipelineSpec {
   readonly settings: PipelineSettings;
   readonly telemetry: TelemetrySettings;
   readonly stages: readonly StageSpec[];
+  /** Shared resources the stages name, opened once per run. */
+  readonly resources: readonly ResourceSpec[];
   /** Option values that came from variables marked secret; never printed. */
   readonly secrets: readonly string[];
 }

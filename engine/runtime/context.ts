@@ -14,6 +14,8 @@ export interface ContextDeps {
   readonly keyed: <V>(name: string) => KeyedState<V>;
   /** The stage's event-time watermark. */
   readonly watermark: () => number | undefined;
+  /** Clients of the pipeline's shared resources, by name. */
+  readonly resource: <T>(name: string) => T;
 }
 
 /**
@@ -38,5 +40,6 @@ export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: Cont
     snapshotId: deps.snapshotId,
     keyed: deps.keyed,
     watermark: deps.watermark,
+    resource: deps.resource,
   };
 }

@@ -37,8 +37,11 @@ export const silentLogger: Logger & { child(bindings: Record<string, unknown>): 
  * Operator state for an operator run outside a pipeline (tests, benchmarks): keyed maps in memory, not
  * checkpointed, and one snapshot.
  */
-export const detachedState: Pick<OperatorContext, 'snapshotId' | 'keyed' | 'watermark'> = {
+export const detachedState: Pick<OperatorContext, 'snapshotId' | 'keyed' | 'watermark' | 'resource'> = {
   snapshotId: () => 1,
   keyed: <V>() => new Map<string, V>(),
   watermark: () => undefined,
+  resource: (name: string) => {
+    throw new Error(`resource ${name}: no shared resources outside a pipeline`);
+  },
 };

@@ -17,6 +17,7 @@ import { buildGraph, consumersByPort, DEAD_LETTER_PORT, DEFAULT_PORT, type Graph
 import { LockFile } from '../lock.ts';
 import type {
   Logger,
+  OpenResource,
   OperatorContext,
   PortRecords,
   Sink,
@@ -127,6 +128,8 @@ class PipelineRun {
   private readonly keyed: KeyedStateBackend;
   /** Event-time watermarks of the transforms that take ticks, by stage id. */
   private readonly watermarks = new Map<string, Watermark>();
+  /** Shared resources (`spec.resources`), open for the whole run, by name. */
+  private readonly resources = new Map<string, OpenResource<unknown>>();
   /** Credit of each ticking transform's ticks: one in flight at a time, drained at checkpoints. */
   private readonly tickGates = new Map<string, CreditGate>();
   /** The id of this run's first snapshot, until the checkpoints exist to tell. */
@@ -173,6 +176,7 @@ class PipelineRun {
       locked = true;
       const { state, lastId } = await this.loadState();
       this.firstSnapshotId = lastId + 1;
+      await this.openResources();
       await this.instantiate('downstream');
       const resumeFrom = await this.open(state);
       await this.instantiate('sources', resumeFrom);
@@ -200,6 +204,7 @@ class PipelineRun {
       this.options.stop?.removeEventListener('abort', onStop);
       this.options.abort?.removeEventListener('abort', onAbort);
       await this.closeAll();
+      await this.closeResources();
       if (locked) await this.lock.release();
       this.stats.elapsedMs = Date.now() - this.startedAt;
       this.options.onStats?.(this.stats);
@@ -211,6 +216,33 @@ class PipelineRun {
   }
 
   // ------------------------------------------------------------------------------ recovery & open
+
+  /** Opens every shared resource before any stage exists: a stage's `create` may take its client. */
+  private async openResources(): Promise<void> {
+    for (const resource of this.spec.resources) {
+      const logger = this.options.logger?.(resource.name) ?? silentLogger;
+      const open = await resource.definition.open(resource.options, {
+        pipeline: this.spec.name,
+        name: resource.name,
+        logger,
+        baseDir: this.options.cwd ?? process.cwd(),
+        signal: this.hardAbort.signal,
+      });
+      this.resources.set(resource.name, open);
+    }
+  }
+
+  /** After every stage: the last opened first. */
+  private async closeResources(): Promise<void> {
+    for (const [name, open] of [...this.resources].reverse()) {
+      try {
+        await open.close();
+      } catch (error) {
+        this.log.error(`closing resource ${name} failed: ${errorMessage(error)}`);
+      }
+    }
+    this.resources.clear();
+  }
 
   /**
    * The checkpoint state to resume from, fitted to the pipeline as it is now (renamed or removed stages;
@@ -246,6 +278,11 @@ class PipelineRun {
       snapshotId: () => this.checkpoints?.nextSnapshotId ?? this.firstSnapshotId,
       keyed: <V>(name: string) => this.keyed.map<V>(stage.id, name),
       watermark: () => this.watermarks.get(stage.id)?.value(),
+      resource: <T>(name: string) => {
+        const open = this.resources.get(name);
+        if (!open) throw new Error(`stage ${stage.id}: no shared resource named ${name} is open`);
+        return open.client as T;
+      },
     });
   }
 

@@ -4,7 +4,7 @@
  * holding every operator under `$defs`, with an Ajv `discriminator` on `type` per stage kind.
  */
 import type { StageKind } from '../config/types.ts';
-import type { OperatorDefinition } from '../operator.ts';
+import type { OperatorDefinition, ResourceDefinition } from '../operator.ts';
 import {
   API_VERSION,
   COMMON_STAGE_KEYS,
@@ -70,8 +70,52 @@ export function operatorStageSchema(def: OperatorDefinition): JsonSchema {
   };
 }
 
-export function composePipelineSchema(registry: readonly OperatorDefinition[]): JsonSchema {
+/** A resource's options plus `type`, as one closed object. */
+export function resourceSchema(def: ResourceDefinition): JsonSchema {
+  const {
+    $id,
+    $schema: _dialect,
+    type: _type,
+    properties,
+    required,
+    examples: _examples,
+    ...rest
+  } = def.schema as JsonSchema;
+  return {
+    $schema: JSON_SCHEMA_DIALECT,
+    $id,
+    title: `${def.type} resource`,
+    description: def.summary,
+    ...rest,
+    type: 'object',
+    required: ['type', ...((required as string[] | undefined) ?? [])],
+    properties: {
+      type: { type: 'string', const: def.type, description: `The resource: \`${def.type}\`.` },
+      ...((properties ?? {}) as Record<string, JsonSchema>),
+    },
+    additionalProperties: false,
+    examples: def.examples.map((example) => ({ type: def.type, ...(example as object) })),
+  };
+}
+
+export function composePipelineSchema(
+  registry: readonly OperatorDefinition[],
+  resources: readonly ResourceDefinition[] = [],
+): JsonSchema {
   const defs: Record<string, JsonSchema> = {};
+  for (const def of resources) defs[`resource-${def.type}`] = embed(resourceSchema(def), `resource-${def.type}`);
+  defs.resource = {
+    type: 'object',
+    description: 'A shared resource; `type` picks which.',
+    required: ['type'],
+    properties: { type: { type: 'string', description: 'The resource type.' } },
+    ...(resources.length > 0
+      ? {
+          discriminator: { propertyName: 'type' },
+          oneOf: resources.map((d) => ({ $ref: `#/$defs/resource-${d.type}` })),
+        }
+      : {}),
+  };
   for (const def of registry) {
     const key = defKey(def);
     if (key in defs) throw new Error(`operator ${def.kind} \`${def.type}\` is registered twice`);
@@ -108,7 +152,19 @@ export function composePipelineSchema(registry: readonly OperatorDefinition[]): 
         type: 'object',
         description: 'What the pipeline does.',
         additionalProperties: false,
-        properties: { settings: settingsSchema, telemetry: telemetrySchema, ...sections },
+        properties: {
+          settings: settingsSchema,
+          telemetry: telemetrySchema,
+          resources: {
+            type: 'object',
+            description:
+              'Clients stages share, by name (a Redis connection, a GeoIP database): opened once, before the ' +
+              'stages, and named in their options.',
+            propertyNames: { pattern: STAGE_ID_PATTERN },
+            additionalProperties: { $ref: '#/$defs/resource' },
+          },
+          ...sections,
+        },
       },
     },
     $defs: defs,

@@ -8,12 +8,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { OperatorDefinition } from '../operator.ts';
+import type { OperatorDefinition, ResourceDefinition } from '../operator.ts';
 import type { ValidateFunction } from 'ajv';
 import standaloneModule from 'ajv/dist/standalone/index.js';
 import { createAjv } from './ajv.ts';
 import { COMPILED_VALIDATOR_PATH, schemaDigest } from './compiled.ts';
-import { composePipelineSchema, operatorStageSchema } from './compose.ts';
+import { composePipelineSchema, operatorStageSchema, resourceSchema } from './compose.ts';
 import { sectionOf } from './envelope.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -21,12 +21,17 @@ export const SCHEMAS_DIR = join(ROOT, 'schemas');
 const RECORD_SCHEMA_MODULE = join(ROOT, 'operators/transforms/parse/record.schema.ts');
 
 /** Generated files by path relative to schemas/, with their exact contents. */
-export function renderSchemas(registry: readonly OperatorDefinition[], recordSchema?: unknown): Map<string, string> {
+export function renderSchemas(
+  registry: readonly OperatorDefinition[],
+  recordSchema?: unknown,
+  resources: readonly ResourceDefinition[] = [],
+): Map<string, string> {
   const files = new Map<string, string>();
-  files.set('pipeline.schema.json', toJson(composePipelineSchema(registry)));
+  files.set('pipeline.schema.json', toJson(composePipelineSchema(registry, resources)));
   for (const def of registry) {
     files.set(`operators/${sectionOf(def.kind).folder}/${def.type}.json`, toJson(operatorStageSchema(def)));
   }
+  for (const def of resources) files.set(`resources/${def.type}.json`, toJson(resourceSchema(def)));
   if (recordSchema !== undefined) files.set('record.schema.json', toJson(recordSchema));
   return files;
 }
@@ -40,6 +45,10 @@ export async function loadRecordSchema(): Promise<unknown> {
 
 export async function loadRealRegistry(): Promise<readonly OperatorDefinition[]> {
   return (await import('../../operators/registry.ts')).registry;
+}
+
+export async function loadRealResources(): Promise<readonly ResourceDefinition[]> {
+  return (await import('../../operators/registry.ts')).resources;
 }
 
 /** Every file currently under schemas/, relative to it. */
@@ -59,8 +68,11 @@ const standaloneCode = ((standaloneModule as unknown as { default?: unknown }).d
 ) => string;
 
 /** The module `npm run schemas` writes: the validator of the pipeline schema of `registry`. */
-export function renderCompiledValidator(registry: readonly OperatorDefinition[]): string {
-  const schema = composePipelineSchema(registry);
+export function renderCompiledValidator(
+  registry: readonly OperatorDefinition[],
+  resources: readonly ResourceDefinition[] = [],
+): string {
+  const schema = composePipelineSchema(registry, resources);
   const ajv = createAjv({ standalone: true });
   const code = standaloneCode(ajv, ajv.compile(schema));
   return [
@@ -76,8 +88,9 @@ export function renderCompiledValidator(registry: readonly OperatorDefinition[])
 
 export async function writeSchemas(dir = SCHEMAS_DIR): Promise<{ written: string[]; removed: string[] }> {
   const registry = await loadRealRegistry();
-  await writeFile(COMPILED_VALIDATOR_PATH, renderCompiledValidator(registry));
-  const files = renderSchemas(registry, await loadRecordSchema());
+  const resources = await loadRealResources();
+  await writeFile(COMPILED_VALIDATOR_PATH, renderCompiledValidator(registry, resources));
+  const files = renderSchemas(registry, await loadRecordSchema(), resources);
   const removed: string[] = [];
   for (const existing of await listSchemaFiles(dir)) {
     if (!files.has(existing)) {

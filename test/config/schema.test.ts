@@ -14,7 +14,7 @@ import {
   renderSchemas,
   SCHEMAS_DIR,
 } from '../../engine/schema/generate.ts';
-import { registry } from '../../operators/registry.ts';
+import { registry, resources } from '../../operators/registry.ts';
 import { only, VALID } from './helpers.ts';
 import { testRegistry } from './operators.ts';
 
@@ -24,7 +24,7 @@ const never = (): never => {
 
 describe('published schemas', () => {
   it('are up to date with the registry (run `npm run schemas` when this fails)', async () => {
-    const expected = renderSchemas(registry, await loadRecordSchema());
+    const expected = renderSchemas(registry, await loadRecordSchema(), resources);
     const onDisk = await listSchemaFiles();
     expect(onDisk, 'files under schemas/ differ from the registry: run `npm run schemas`').toEqual(
       [...expected.keys()].sort(),
@@ -37,10 +37,10 @@ describe('published schemas', () => {
 
   it('the compiled pipeline validator is up to date (run `npm run schemas` when this fails)', async () => {
     const actual = await readFile(COMPILED_VALIDATOR_PATH, 'utf8');
-    expect(actual === renderCompiledValidator(registry), 'stale: run `npm run schemas`').toBe(true);
-    expect(await loadCompiledValidator(composePipelineSchema(registry))).toBeTypeOf('function');
+    expect(actual === renderCompiledValidator(registry, resources), 'stale: run `npm run schemas`').toBe(true);
+    expect(await loadCompiledValidator(composePipelineSchema(registry, resources))).toBeTypeOf('function');
     // A schema it was not compiled from is refused: the loader then compiles at run time.
-    expect(await loadCompiledValidator(composePipelineSchema(registry.slice(1)))).toBeUndefined();
+    expect(await loadCompiledValidator(composePipelineSchema(registry.slice(1), resources))).toBeUndefined();
   });
 
   it('every schema file compiles in Ajv strict mode', async () => {
@@ -75,6 +75,7 @@ describe('composePipelineSchema', () => {
   it('holds every operator under $defs, each closed and with the common stage keys', () => {
     const schema = composePipelineSchema(testRegistry) as { $defs: Record<string, Record<string, unknown>> };
     expect(Object.keys(schema.$defs).sort()).toEqual([
+      'resource',
       'sink',
       'sink-file',
       'sink-table',

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import type { OperatorContext, SinkDefinition, SourceDefinition, TransformDefinition } from '../../engine/operator.ts';
 import { noopMetrics, silentLogger, detachedState } from '../../engine/runtime/noop.ts';
 import { createAjv } from '../../engine/schema/ajv.ts';
-import { registry } from '../../operators/registry.ts';
+import { resourceSchema } from '../../engine/schema/compose.ts';
+import { registry, resources } from '../../operators/registry.ts';
 
 const operatorsDir = fileURLToPath(new URL('../../operators/', import.meta.url));
 const folderOf = { source: 'sources', transform: 'transforms', sink: 'sinks' } as const;
@@ -67,7 +68,36 @@ describe.each(registry.map((def) => [`${def.kind} ${def.type}`, def] as const))(
   });
 });
 
+describe.each(resources.map((def) => [`resource ${def.type}`, def] as const))('%s', (_name, def) => {
+  it('has a strict, documented options schema whose examples validate', () => {
+    const validate = createAjv().compile(resourceSchema(def));
+    expect(def.examples.length).toBeGreaterThan(0);
+    for (const example of def.examples) {
+      const options = { type: def.type, ...structuredClone(example as object) };
+      expect(validate(options), JSON.stringify(validate.errors)).toBe(true);
+    }
+    const properties = (def.schema as { properties?: Record<string, { description?: string }> }).properties ?? {};
+    for (const [key, property] of Object.entries(properties)) expect(property.description, key).toBeTruthy();
+  });
+
+  it('lives in its own folder with schema, definition, README and tests', () => {
+    const folder = join(operatorsDir, 'resources', def.type);
+    for (const file of ['schema.ts', 'index.ts', 'README.md']) expect(existsSync(join(folder, file)), file).toBe(true);
+    expect(readdirSync(folder).some((f) => f.endsWith('.test.ts'))).toBe(true);
+  });
+});
+
 describe('registry', () => {
+  it('registers every resource folder, once', () => {
+    const registered = resources.map((def) => def.type).sort();
+    expect(new Set(registered).size).toBe(registered.length);
+    const folders = readdirSync(join(operatorsDir, 'resources'), { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name)
+      .sort();
+    expect(registered).toEqual(folders);
+  });
+
   it('registers every operator folder, once', () => {
     const registered = registry.map((def) => `${folderOf[def.kind]}/${def.type}`);
     expect(new Set(registered).size).toBe(registered.length);

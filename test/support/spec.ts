@@ -49,6 +49,7 @@ export function pipeline(
     },
     telemetry: { traces: 'none' },
     stages,
+    resources: [],
     secrets: [],
   };
 }
