@@ -341,9 +341,14 @@ export interface Sink {
   cut?(snapshot: Snapshot): void;
   /**
    * Phase one of a checkpoint: make everything written so far durable (flush, fsync) and return the
-   * state a rerun must restore to. Without `cut`, the pipeline is drained while this and `commit` run.
+   * state a rerun must restore to. Without `cut`, the sink's next writes wait while this and `commit` run.
+   *
+   * Records found refused only now (a COPY that fails at a row when it ends, a bulk API's per-item answers
+   * to writes that have returned) are dead-lettered through `ctx`, with the record as written: the runtime
+   * keeps them in this checkpoint and sends them on the sink's `dead_letter` port once it has committed
+   * (again after a crash, from the checkpoint), so they are stored exactly once like any other record.
    */
-  prepareCommit?(snapshot: Snapshot): Promise<unknown>;
+  prepareCommit?(snapshot: Snapshot, ctx: SinkWriteContext): Promise<unknown>;
   /** Phase two, after the engine has durably recorded the snapshot: commit (e.g. a database transaction). */
   commit?(snapshot: Snapshot): Promise<void>;
   /**

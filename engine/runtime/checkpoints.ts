@@ -12,6 +12,7 @@
  * checkpoint is recorded as committed. A rerun that finds it pending asks the sinks which they committed.
  */
 import type { Sink, Snapshot, Transform } from '../operator.ts';
+import type { DeadLetter, EtlRecord } from '../record.ts';
 import type { KeyedRecord } from '../state/keyed.ts';
 import type { CheckpointRecord } from '../state/store.ts';
 import type { CreditGate } from './gate.ts';
@@ -43,6 +44,8 @@ export interface CheckpointHost {
   /** Holds a sink's writes back until `release` settles. */
   hold(sinkId: string, release: Promise<void>): void;
   save(state: { committed?: CheckpointRecord | undefined; pending?: CheckpointRecord }): Promise<void>;
+  /** A dead letter of `record`, refused by sink `sinkId` for `reason`. */
+  deadLetter(sinkId: string, record: EtlRecord, reason: string): DeadLetter;
   /** Runs a sink's phase; its errors come back naming the stage. */
   guard<T>(sinkId: string, fn: () => T | Promise<T>): Promise<T>;
   /** Set once the run has failed: no checkpoint is taken any more. */
@@ -200,6 +203,7 @@ export class Checkpoints {
       }
       resume();
 
+      const late: Record<string, DeadLetter[]> = {};
       const prepare = async (): Promise<Record<string, unknown>> => {
         for (const { id, transform } of host.transforms) {
           if (transform.prepareCommit) await host.guard(id, () => transform.prepareCommit?.(snapshot));
@@ -207,7 +211,13 @@ export class Checkpoints {
         const states: Record<string, unknown> = {};
         for (const { id, sink } of committing) {
           if (!sink.prepareCommit) continue;
-          const state = await host.guard(id, () => sink.prepareCommit?.(snapshot));
+          const ctx = {
+            deadLetter: (record: EtlRecord, reason: string) => {
+              late[id] ??= [];
+              late[id].push(host.deadLetter(id, record, reason));
+            },
+          };
+          const state = await host.guard(id, () => sink.prepareCommit?.(snapshot, ctx));
           if (state !== undefined) states[id] = state;
         }
         return states;
@@ -225,11 +235,16 @@ export class Checkpoints {
       let pending: CheckpointRecord;
       if (committing.every((s) => s.sink.committedSnapshotId)) {
         // Every committing sink keeps its own record of what it committed, which decides on a rerun whether
-        // this checkpoint counts: recording it need not wait for their phase one, it runs alongside.
+        // this checkpoint counts: recording it need not wait for their phase one, it runs alongside; late
+        // dead letters, known only once phase one is done, are recorded again with them.
         pending = record({});
         await Promise.all([prepare(), host.save({ committed: this.last, pending })]);
+        if (Object.keys(late).length > 0) {
+          pending = { ...pending, late };
+          await host.save({ committed: this.last, pending });
+        }
       } else {
-        pending = record(await prepare());
+        pending = { ...record(await prepare()), ...(Object.keys(late).length > 0 ? { late } : {}) };
         await host.save({ committed: this.last, pending });
       }
       for (const { id, transform } of host.transforms) {

@@ -28,7 +28,7 @@ import type {
   Transform,
   TransformDefinition,
 } from '../operator.ts';
-import { deadLetter, type EtlRecord } from '../record.ts';
+import { type DeadLetter, deadLetter, type EtlRecord, ORIGIN } from '../record.ts';
 import { retry } from '../retry.ts';
 import { fitCheckpoint, stageTypes } from '../state/fit.ts';
 import { KeyedStateBackend } from '../state/keyed.ts';
@@ -130,6 +130,14 @@ class PipelineRun {
   private readonly watermarks = new Map<string, Watermark>();
   /** Shared resources (`spec.resources`), open for the whole run, by name. */
   private readonly resources = new Map<string, OpenResource<unknown>>();
+  /**
+   * Where late dead letters (found by sinks at a checkpoint's phase one) leave each sink whose dead_letter
+   * port is read; what they send is drained at checkpoints like any batch.
+   */
+  private readonly lateOutputs = new Map<string, Subject<PortEnvelope>>();
+  private readonly lateGate = new CreditGate(1 << 20);
+  /** Late dead letters of a checkpoint taken once the graph was done: written after it (see `deliverLeftovers`). */
+  private leftovers: Array<{ sinkId: string; records: EtlRecord[] }> = [];
   /** Credit of each ticking transform's ticks: one in flight at a time, drained at checkpoints. */
   private readonly tickGates = new Map<string, CreditGate>();
   /** The id of this run's first snapshot, until the checkpoints exist to tell. */
@@ -183,17 +191,21 @@ class PipelineRun {
       const checkpoints = this.createCheckpoints(resumeFrom, lastId + 1);
       checkpoints.onCut((snapshot) => this.acks.cut(snapshot.id));
       checkpoints.onCommitted((record) => this.acks.committed(record.id));
+      checkpoints.onCommitted((record) => this.deliverLate(record));
       checkpoints.onCommitted((record) => {
         this.keyed.committed(record.id).catch((error: unknown) => this.fail(error));
       });
       this.checkpoints = checkpoints;
       const done = this.wire();
+      // Dead letters a crash kept from being delivered after the checkpoint that found them.
+      if (resumeFrom) this.deliverLate(resumeFrom);
       checkpoints.start();
       await Promise.race([done, aborted(this.hardAbort.signal)]);
       await checkpoints.stop();
       if (!this.failure) {
         await this.flushSinks();
         await checkpoints.take();
+        await this.deliverLeftovers(checkpoints);
       }
     } catch (error) {
       this.fail(error);
@@ -403,6 +415,11 @@ class PipelineRun {
               )
             : stageOperator(this.sinkHandler(stage, stage.sink as Sink), async () => [], concurrency),
         );
+        if (stage.sink && this.consumers.has(`${id}.${DEAD_LETTER_PORT}`)) {
+          const late = new Subject<PortEnvelope>();
+          this.lateOutputs.set(id, late);
+          stream = withLate(stream, late);
+        }
       }
       const output$ = connectable(stream, { connector: () => new Subject<PortEnvelope>(), resetOnDisconnect: false });
       stage.output$ = output$;
@@ -657,6 +674,77 @@ class PipelineRun {
     };
   }
 
+  // --------------------------------------------------------------------------- late dead letters
+
+  /**
+   * Sends the late dead letters `record` holds on their sinks' dead_letter ports, after a turn of the event
+   * loop (the checkpoint that found them resumes credit first). A sink whose output is done already keeps
+   * them for `deliverLeftovers`.
+   */
+  private deliverLate(record: CheckpointRecord): void {
+    for (const [sinkId, letters] of Object.entries(record.late ?? {})) {
+      const records = letters.map(withOriginRestored);
+      const stage = this.stages.get(sinkId);
+      if (!stage || records.length === 0) continue;
+      this.stats.rejected += records.length;
+      const late = this.lateOutputs.get(sinkId);
+      if (!late) {
+        stage.telemetry.discarded(records.length, 'dead_letter_unread');
+        continue;
+      }
+      if (late.isStopped) {
+        this.leftovers.push({ sinkId, records });
+        continue;
+      }
+      void this.lateGate.acquire(this.hardAbort.signal).then((granted) => {
+        if (!granted) return;
+        if (late.isStopped) {
+          this.lateGate.release();
+          this.leftovers.push({ sinkId, records });
+          return;
+        }
+        const consumers = this.consumers.get(`${sinkId}.${DEAD_LETTER_PORT}`)?.length ?? 0;
+        const delivery = new Delivery(() => this.lateGate.release());
+        delivery.retain(consumers);
+        stage.telemetry.sent(records.length, DEAD_LETTER_PORT);
+        this.checkpoints?.markDirty();
+        late.next({ port: DEAD_LETTER_PORT, envelope: { records, delivery, trace: undefined } });
+      });
+    }
+  }
+
+  /**
+   * Late dead letters of the final checkpoint find the graph done: they are written to the sinks that read
+   * them, and one more checkpoint makes them durable. When a transform reads them they stay in the
+   * checkpoint instead, and the next run sends them.
+   */
+  private async deliverLeftovers(checkpoints: Checkpoints): Promise<void> {
+    const leftovers = this.leftovers;
+    this.leftovers = [];
+    if (leftovers.length === 0) return;
+    const targets = leftovers.flatMap(({ sinkId }) =>
+      (this.consumers.get(`${sinkId}.${DEAD_LETTER_PORT}`) ?? []).map((id) => this.stages.get(id) as StageInstance),
+    );
+    if (targets.some((stage) => !stage.sink)) {
+      this.log.warn('late dead letters of the last checkpoint go to a transform: the next run sends them');
+      return;
+    }
+    for (const { sinkId, records } of leftovers) {
+      for (const id of this.consumers.get(`${sinkId}.${DEAD_LETTER_PORT}`) ?? []) {
+        const target = this.stages.get(id) as StageInstance;
+        await this.guard(target, 'flush', () =>
+          target.sink?.write(records, {
+            deadLetter: (_record, reason) => target.logger.warn(`a late dead letter was refused: ${reason}`),
+          }),
+        );
+        (this.stats.sinks[id] as SinkStats).written += records.length;
+      }
+    }
+    checkpoints.markDirty();
+    await this.flushSinks();
+    await checkpoints.take();
+  }
+
   // -------------------------------------------------------------------------------- checkpoints
 
   private createCheckpoints(resumeFrom: CheckpointRecord | undefined, nextId: number): Checkpoints {
@@ -664,7 +752,7 @@ class PipelineRun {
     const byId = (id: string) => this.stages.get(id) as StageInstance;
     return new Checkpoints(
       {
-        gates: [...this.gates.values(), ...this.tickGates.values()],
+        gates: [...this.gates.values(), ...this.tickGates.values(), this.lateGate],
         sinks: stages.flatMap((s) => (s.sink ? [{ id: s.spec.id, sink: s.sink }] : [])),
         positions: () => Object.fromEntries(this.positions),
         snapshotState: async (snapshot) => {
@@ -691,6 +779,7 @@ class PipelineRun {
           });
         },
         save: (state) => this.store.save(state),
+        deadLetter: (sinkId, record, reason) => deadLetter(record, sinkId, reason),
         guard: (sinkId, fn) => this.guard(byId(sinkId), 'commit', fn),
         failed: () => this.failure !== undefined,
         fail: (error) => this.fail(error),
@@ -771,6 +860,33 @@ function wrap(
 ): EtlError {
   if (error instanceof EtlError && error.message.startsWith('stage ')) return error;
   return new EtlError(code, `stage ${stage}${phase ? ` (${phase})` : ''}: ${errorMessage(error)}`, { cause: error });
+}
+
+/** A sink's output with its late dead letters: `late` ends (and takes no more) when the sink's output ends. */
+function withLate(output$: Observable<PortEnvelope>, late: Subject<PortEnvelope>): Observable<PortEnvelope> {
+  return new Observable<PortEnvelope>((subscriber) => {
+    const fromLate = late.subscribe((out) => subscriber.next(out));
+    const fromSink = output$.subscribe({
+      next: (out) => subscriber.next(out),
+      error: (error: unknown) => subscriber.error(error),
+      complete: () => {
+        late.complete();
+        subscriber.complete();
+      },
+    });
+    return () => {
+      fromLate.unsubscribe();
+      fromSink.unsubscribe();
+    };
+  });
+}
+
+/** A dead letter read back from a checkpoint: its origin rides on the symbol again. */
+function withOriginRestored(letter: DeadLetter): EtlRecord {
+  const record: EtlRecord = { ...letter };
+  const origin = letter.origin;
+  if (origin?.source !== undefined) record[ORIGIN] = { ...origin, source: origin.source };
+  return record;
 }
 
 /**

@@ -8,6 +8,7 @@
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { EtlError } from '../errors.ts';
+import type { DeadLetter } from '../record.ts';
 import type { KeyedRecord } from './keyed.ts';
 
 export interface CheckpointRecord {
@@ -27,6 +28,11 @@ export interface CheckpointRecord {
   readonly stages?: Record<string, string>;
   /** The log generation of each keyed state map (state/keyed.ts), by `<stage>.<name>`. */
   readonly keyed?: KeyedRecord;
+  /**
+   * Dead letters sinks found at this checkpoint's phase one (records refused when made durable), by sink
+   * id: sent on the sink's `dead_letter` port once the checkpoint committed, and again by a rerun from it.
+   */
+  readonly late?: Record<string, DeadLetter[]>;
 }
 
 export interface PipelineState {

@@ -46,7 +46,11 @@ async function flowing(path: string): Promise<void> {
   while (!existsSync(path) || statSync(path).size === 0) await new Promise((resolve) => setImmediate(resolve));
 }
 
-async function stopWithTwoSignals(name: string, gapMs: number): Promise<{ code: number; err: string }> {
+async function stopWithTwoSignals(
+  name: string,
+  gapMs: number,
+  second: NodeJS.Signals = 'SIGINT',
+): Promise<{ code: number; err: string }> {
   const { file, output } = endlessPipeline(name);
   const signals = new EventEmitter();
   let clock = 1_000_000;
@@ -65,7 +69,7 @@ async function stopWithTwoSignals(name: string, gapMs: number): Promise<{ code: 
   await flowing(output);
   signals.emit('SIGINT', 'SIGINT');
   clock += gapMs;
-  signals.emit('SIGINT', 'SIGINT');
+  signals.emit(second, second);
   const code = await run;
   return { code, err: err.text() };
 }
@@ -77,6 +81,12 @@ describe('stop signals', () => {
     expect(err).not.toContain('aborting now');
     expect(err).toMatch(/outcome\s+stopped/);
     expect(code).toBe(0);
+  });
+
+  it('aborts at once on another signal, however soon', async () => {
+    const { code, err } = await stopWithTwoSignals('other-signal', 5, 'SIGTERM');
+    expect(err).toContain('SIGTERM again: aborting now');
+    expect(code).toBe(1);
   });
 
   it('aborts on a second signal sent later', async () => {

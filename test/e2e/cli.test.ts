@@ -107,7 +107,7 @@ spec:
     expect(readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n')).toHaveLength(5000);
   });
 
-  it('drains on the first SIGTERM and aborts on the second when draining is stuck', async () => {
+  it('drains on the first SIGTERM and aborts on a second signal when draining is stuck', async () => {
     // One batch (about 1 MB of JSON lines) is several times what the pipe and the reader's buffer hold, so once
     // nobody reads standard output its first write never completes and draining cannot finish.
     const { file } = workspace(
@@ -131,7 +131,9 @@ spec:
     const draining = outputSeen(run.child.stderr as Readable, 'stopping sources');
     run.child.kill('SIGTERM');
     expect(await draining, 'the first SIGTERM starts draining').toBe(true);
-    run.child.kill('SIGTERM');
+    // Another signal, not the same one again: a SIGTERM repeated within 300 ms counts as the first delivered
+    // twice (test/cli/apply-signals.test.ts).
+    run.child.kill('SIGINT');
     const result = await run.done;
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('aborting now');

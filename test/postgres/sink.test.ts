@@ -34,7 +34,7 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
       const [row] = await serverQuery(`SELECT count(*)::int AS n FROM "${target.schema}".access_logs`);
       expect(row?.n).toBe(0);
     }
-    await sink.prepareCommit?.({ id: 1, positions: { files: { offset: 1000 } } });
+    await sink.prepareCommit?.({ id: 1, positions: { files: { offset: 1000 } } }, new DeadLetters());
     await sink.commit?.({ id: 1, positions: { files: { offset: 1000 } } });
     expect(await sink.committedSnapshotId?.()).toBe(1);
     await sink.write(batch(1000, 100), dl);
@@ -63,7 +63,7 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     const first = { id: 1, positions: { rows: 300 } };
     sink.cut?.(first);
     const committing = (async () => {
-      await sink.prepareCommit?.(first);
+      await sink.prepareCommit?.(first, new DeadLetters());
       await sink.commit?.(first);
     })();
     // Written while the checkpoint commits: acknowledged, in no transaction yet.
@@ -72,7 +72,7 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     if (mode === 'server') expect(await count()).toBe(300);
     const second = { id: 2, positions: { rows: 500 } };
     sink.cut?.(second);
-    await sink.prepareCommit?.(second);
+    await sink.prepareCommit?.(second, new DeadLetters());
     await sink.commit?.(second);
     await sink.write(batch(500, 50), dl);
     await sink.close?.();

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Sink, Snapshot } from '../../engine/operator.ts';
+import { deadLetter } from '../../engine/record.ts';
 import { type CheckpointHost, Checkpoints, type CommittingSink } from '../../engine/runtime/checkpoints.ts';
 import { CreditGate } from '../../engine/runtime/gate.ts';
 import type { CheckpointRecord } from '../../engine/state/store.ts';
@@ -34,6 +35,7 @@ function host(sinks: CommittingSink[]) {
       saves.push(structuredClone(s));
     },
     guard: async (_id, fn) => fn(),
+    deadLetter: (sinkId, record, reason) => deadLetter(record, sinkId, reason),
     failed: () => failure !== undefined,
     fail: (error) => {
       failure = error;

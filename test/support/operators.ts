@@ -150,6 +150,8 @@ export interface CollectOptions {
   reject_suffix?: string;
   /** The first this many writes fail with a retriable error (a server gone for a moment). */
   fail_first_writes?: number;
+  /** Every write fails. */
+  fail_always?: boolean;
 }
 
 export const collectSink = defineSink({
@@ -166,6 +168,7 @@ export const collectSink = defineSink({
     return {
       async write(records, ctx) {
         if (options.delay_ms) await sleep(options.delay_ms);
+        if (options.fail_always) throw new Error('this sink refuses every write');
         if (failures < (options.fail_first_writes ?? 0)) {
           failures++;
           throw new EtlError('ETL_RUN_SINK_FAILED', `write ${failures} refused for now`, { retriable: true });

@@ -73,7 +73,7 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
         abort.abort();
       }, timeoutMs);
       deadline.unref();
-    } else if (!abort.signal.aborted && now() - stoppedAt > SAME_SIGNAL_MS) {
+    } else if (!abort.signal.aborted && (signal !== stopSignal || now() - stoppedAt > SAME_SIGNAL_MS)) {
       rootLogger.error(`${signal} again: aborting now; the next run resumes from the last checkpoint`);
       abort.abort();
     }
@@ -99,9 +99,9 @@ type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
 const STOP_SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const SIGNAL_NUMBERS: Record<StopSignal, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 /**
- * A signal repeated within this time is the same request delivered twice: a terminal's Ctrl-C reaches the
- * whole process group, and a launcher in it (bin/runtime.js, npx) passes it on as well. A person pressing
- * Ctrl-C twice to abort takes longer than this.
+ * The same signal repeated within this time is the same request delivered twice: a terminal's Ctrl-C reaches
+ * the whole process group, and a launcher in it (bin/runtime.js, npx) passes it on as well. A person pressing
+ * Ctrl-C twice to abort takes longer than this; another signal (SIGINT after SIGTERM) aborts at once.
  */
 const SAME_SIGNAL_MS = 300;
 

@@ -40,11 +40,11 @@ async function run(label: string, extra: Partial<FileSinkOptions>, ext: string):
   for (let written = 0; written < total; written += BATCH) {
     await sink.write(batches[(written / BATCH) % batches.length] as EtlRecord[], ignore);
     if (performance.now() - lastCheckpoint >= 1000) {
-      await sink.prepareCommit?.({ id: ++id, positions: {} });
+      await sink.prepareCommit?.({ id: ++id, positions: {} }, ignore);
       lastCheckpoint = performance.now();
     }
   }
-  await sink.prepareCommit?.({ id: ++id, positions: {} });
+  await sink.prepareCommit?.({ id: ++id, positions: {} }, ignore);
   await sink.close?.();
   const seconds = (performance.now() - started) / 1000;
   const bytes = statSync(path).size;

@@ -35,7 +35,7 @@ async function openSink(opts: FileSinkOptions, state?: unknown, tuning?: FileSin
 }
 
 async function commit(sink: Sink): Promise<FileSinkState> {
-  return (await sink.prepareCommit?.(snapshot)) as FileSinkState;
+  return (await sink.prepareCommit?.(snapshot, collector())) as FileSinkState;
 }
 
 /** The files a sink produced, oldest first: rolled files by sequence, then the current file. */

@@ -4,7 +4,7 @@
  * per-second cache (log lines share seconds).
  */
 
-import { daysFromCivil, digitsAt, isLeapYear } from '../../../shared/calendar.ts';
+import { daysFromCivil, isLeapYear } from '../../../shared/calendar.ts';
 
 export { daysFromCivil, digitsAt } from '../../../shared/calendar.ts';
 
