@@ -4,7 +4,7 @@
  * between them is SQL, results, and COPY rows as transferred bytes, never records.
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { createRequire, getCompileCacheDir } from 'node:module';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -25,6 +25,24 @@ export async function openEmbedded(dir: string): Promise<Database> {
   }
 }
 
+interface Boot {
+  readonly entry: string;
+  readonly compileCache: string | undefined;
+}
+
+/**
+ * A worker thread does not share the process's module compile cache (which `etl` turns on): the boot
+ * script turns it on before the first TypeScript module loads, so that a thread starts from cached code
+ * rather than stripping types and compiling again (measured: 0.25–0.35 s for a first thread instead of
+ * 0.4–0.6 s, 80 ms instead of 0.15–0.3 s for the next ones).
+ */
+const BOOT = `
+const { enableCompileCache } = require('node:module');
+const { workerData } = require('node:worker_threads');
+if (workerData.compileCache) enableCompileCache(workerData.compileCache);
+import(workerData.entry);
+`;
+
 type Call = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 /** The worker thread PGlite runs in, and the requests waiting for its answers. */
@@ -40,8 +58,14 @@ class DatabaseThread {
   }
 
   static async start(dir: string): Promise<DatabaseThread> {
-    const worker = new Worker(new URL('./pglite-worker.ts', import.meta.url), {
-      workerData: { dir, module: await compiledPglite() } satisfies WorkerInput,
+    const worker = new Worker(BOOT, {
+      eval: true,
+      workerData: {
+        dir,
+        module: await compiledPglite(),
+        entry: new URL('./pglite-worker.ts', import.meta.url).href,
+        compileCache: getCompileCacheDir(),
+      } satisfies WorkerInput & Boot,
     });
     const thread = new DatabaseThread(worker);
     worker.on('message', (reply: Reply) => thread.settle(reply));
