@@ -265,8 +265,9 @@ class EmbeddedCopy implements CopyWriter {
   /** Sends the pending rows as one slice, copied into a buffer of their own that is transferred. */
   private send(): void {
     if (this.pendingBytes === 0) return;
-    const rows = new ArrayBuffer(this.pendingBytes);
-    const view = new Uint8Array(rows);
+    // Not zero-filled first, and not from Buffer's shared pool: the whole ArrayBuffer is the slice.
+    const view = Buffer.allocUnsafeSlow(this.pendingBytes);
+    const rows = view.buffer as ArrayBuffer;
     let at = 0;
     for (const chunk of this.pending) {
       view.set(chunk, at);
