@@ -43,7 +43,9 @@ if (workerData.compileCache) enableCompileCache(workerData.compileCache);
 import(workerData.entry);
 `;
 
-type Call = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+/** A request without its id (`request` assigns it), member by member. */
+type WithoutId<R> = R extends unknown ? Omit<R, 'id'> : never;
+type Call = WithoutId<Request>;
 
 /** The worker thread PGlite runs in, and the requests waiting for its answers. */
 class DatabaseThread {
