@@ -1,4 +1,4 @@
-/** Connection losses, lost COMMIT answers, rows PostgreSQL refuses, and the outage limit (server). */
+/** Connection losses, lost COMMIT answers, rows PostgreSQL refuses (server and embedded), and the outage limit. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Sink } from '../../engine/operator.ts';
 import { type EtlRecord, ORIGIN } from '../../engine/record.ts';
@@ -188,5 +188,60 @@ describe('postgres sink faults (server)', () => {
     expect(error?.message).toContain('postgres://etl:***@127.0.0.1:1/none');
     expect(error?.message).not.toContain('hunter2');
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe('rows PostgreSQL refuses (embedded: errors cross from the database thread)', () => {
+  let target: Target;
+  let sink: Sink | undefined;
+  beforeEach(async () => {
+    target = await Target.create('embedded');
+    // The table, then a rule the encoder cannot know about: a user's CHECK constraint.
+    sink = target.sink(target.options(), testContext(target.dataDir), () => NOW);
+    await sink.open?.();
+    await sink.close?.();
+    await target.query(`ALTER TABLE "${target.schema}".access_logs ADD CONSTRAINT no_teapots CHECK (status <> 203)`);
+    sink = target.sink(target.options(), testContext(target.dataDir), () => NOW);
+    await sink.open?.();
+  });
+  afterEach(async () => {
+    await sink?.close?.();
+    await target.dispose();
+  });
+
+  async function count(): Promise<number> {
+    await sink?.close?.();
+    const [row] = await target.query(`SELECT count(*)::int AS n FROM "${target.schema}".access_logs`);
+    return (row as { n: number }).n;
+  }
+
+  it('dead-letters them with their origin and keeps the rest', async () => {
+    const dl = new DeadLetters();
+    const mixed = batch(0, 100).map(
+      (r, i): EtlRecord => ({ ...r, [ORIGIN]: { source: 'logs', file: 'a.log', line: i + 1 } }),
+    );
+    await sink?.write(mixed, dl);
+    // Rows of another day need a new partition: the COPY ends first, so the refusals are known in this write.
+    await sink?.write(
+      Array.from({ length: 10 }, (_, i) => accessRecord(100 + i, '2024-04-20T10:00:00Z', { status: 200 })),
+      dl,
+    );
+    expect(dl.records.map((d) => d.record[ORIGIN])).toEqual(
+      mixed.filter((r) => r.status === 203).map((r) => r[ORIGIN]),
+    );
+    expect(dl.records[0]?.reason).toMatch(/refused by PostgreSQL: .*no_teapots/);
+    await sink?.commit?.({ id: 1, positions: {} });
+    expect(await count()).toBe(90);
+  });
+
+  it('records those refused at a checkpoint in etl_rejected', async () => {
+    const dl = new DeadLetters();
+    await sink?.write(batch(0, 100), dl);
+    await sink?.commit?.({ id: 1, positions: {} });
+    expect(dl.records).toEqual([]);
+    expect(await count()).toBe(80);
+    const rejected = await target.query(`SELECT reason FROM "${target.schema}".etl_rejected`);
+    expect(rejected).toHaveLength(20);
+    expect(rejected[0]?.reason).toMatch(/no_teapots/);
   });
 });

@@ -1,5 +1,6 @@
 /** `etl query` against the server and the embedded database, and its error paths. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -137,5 +138,17 @@ spec:
     const err = capture();
     expect(await runQuery('SELECT 1', { format: 'table', out: out.stream, err: err.stream, env })).toBe(1);
     expect(err.text()).toContain(`in use by another etl process (pid ${sleeper.pid}`);
+  });
+
+  it('says there is no embedded database yet, and creates none', async () => {
+    target = await Target.create('embedded');
+    process.chdir(target.dataDir);
+    const out = capture();
+    const err = capture();
+    expect(await runQuery('SELECT 1', { format: 'table', out: out.stream, err: err.stream, env: {} })).toBe(1);
+    expect(err.text()).toContain(`no embedded database in ${join(target.dataDir, '.etl', 'pgdata')}`);
+    expect(err.text()).toContain('`etl apply`');
+    expect(existsSync(join(target.dataDir, '.etl'))).toBe(false);
+    expect(out.text()).toBe('');
   });
 });

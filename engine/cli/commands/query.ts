@@ -3,6 +3,8 @@
  * postgres sink, or its embedded database under `<data_dir>/pgdata`; without a pipeline, `--url`, else
  * DATABASE_URL, else the embedded database under `.etl/pgdata`. Passwords are never printed.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { loadPipelines } from '../../config/load.ts';
 import { formatDiagnostic, hasErrors } from '../../diagnostics.ts';
@@ -41,6 +43,15 @@ export async function runQuery(sql: string, options: QueryOptions): Promise<numb
     located = await locate(options, env);
   } catch (error) {
     err.write(`etl query: ${errorMessage(error)}\n`);
+    return 1;
+  }
+  if (located.target.kind === 'embedded' && !existsSync(join(located.target.dir, 'PG_VERSION'))) {
+    // Opening would create an empty database, only to say the table does not exist.
+    const apply = options.pipeline ? `etl apply ${options.pipeline}` : '`etl apply` on a pipeline';
+    err.write(
+      `etl query: no embedded database in ${located.target.dir}: ${apply} loads one ` +
+        '(or pass --url, or set DATABASE_URL, to query a server)\n',
+    );
     return 1;
   }
   let database: Awaited<ReturnType<typeof openDatabase>> | undefined;
