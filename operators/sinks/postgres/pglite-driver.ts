@@ -7,6 +7,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire, getCompileCacheDir } from 'node:module';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { CopyWriter, Database, QueryResult, Session } from './driver.ts';
 import { EmbeddedLock } from './lock.ts';
@@ -139,6 +140,11 @@ let compiled: Promise<WasmModule> | undefined;
  */
 function compiledPglite(): Promise<WasmModule> {
   compiled ??= (async () => {
+    // PGlite is 9 MB of WebAssembly. V8 runs it as compiled by Liftoff, then recompiles its hot functions with
+    // TurboFan in the background: ~500 MiB more memory, a core taken from parsing, and an exit that waits
+    // seconds for compile jobs, for code measured no faster over a 200k-line load. The flags are read when a
+    // module compiles, so setting them now (the process compiles no other WebAssembly) keeps it on Liftoff.
+    setFlagsFromString('--no-wasm-tier-up --no-wasm-dynamic-tiering');
     const entry = createRequire(import.meta.url).resolve('@electric-sql/pglite');
     return WebAssembly.compile(await readFile(new URL('pglite.wasm', pathToFileURL(entry))));
   })();
