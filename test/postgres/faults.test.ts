@@ -150,22 +150,22 @@ describe('postgres sink faults (server)', () => {
     expect(await count()).toEqual({ n: 190, d: 190 });
   });
 
-  it('records rows refused at a checkpoint, after their batch was acknowledged, in etl_rejected', async () => {
+  it('dead-letters rows refused at a checkpoint, after their batch was acknowledged, through phase one', async () => {
     sink = target.sink(target.options(), testContext(target.dataDir), () => NOW);
     await sink.open?.();
     await serverQuery(`ALTER TABLE "${target.schema}".access_logs ADD CONSTRAINT no_teapots CHECK (status <> 203)`);
     const dl = new DeadLetters();
     await sink.write(batch(0, 100), dl);
+    const late = new DeadLetters();
+    await sink.prepareCommit?.({ id: 1, positions: {} }, late);
     await sink.commit?.({ id: 1, positions: {} });
     expect(dl.records).toEqual([]);
     expect(await count()).toEqual({ n: 80, d: 80 });
-    const rejected = await serverQuery(
-      `SELECT sink, reason, record->>'raw' AS raw FROM "${target.schema}".etl_rejected ORDER BY record->>'raw'`,
-    );
-    expect(rejected).toHaveLength(20);
-    expect(rejected[0]?.sink).toBe('store');
-    expect(rejected[0]?.reason).toMatch(/no_teapots/);
-    expect(JSON.parse(String(rejected[0]?.raw)).status).toBe(203);
+    expect(late.records).toHaveLength(20);
+    expect(late.records.every((r) => r.record.status === 203)).toBe(true);
+    expect(late.records[0]?.reason).toMatch(/refused by PostgreSQL: .*no_teapots/);
+    // No table of its own for them any more: the sink's dead_letter port carries them.
+    expect(await serverQuery(`SELECT to_regclass('"${target.schema}".etl_rejected') AS t`)).toEqual([{ t: null }]);
   });
 
   it('fails with a clear error once the database stays unreachable past max_outage_seconds', async () => {
@@ -234,14 +234,15 @@ describe('rows PostgreSQL refuses (embedded: errors cross from the database thre
     expect(await count()).toBe(90);
   });
 
-  it('records those refused at a checkpoint in etl_rejected', async () => {
+  it('dead-letters those refused at a checkpoint through phase one', async () => {
     const dl = new DeadLetters();
     await sink?.write(batch(0, 100), dl);
+    const late = new DeadLetters();
+    await sink?.prepareCommit?.({ id: 1, positions: {} }, late);
     await sink?.commit?.({ id: 1, positions: {} });
     expect(dl.records).toEqual([]);
     expect(await count()).toBe(80);
-    const rejected = await target.query(`SELECT reason FROM "${target.schema}".etl_rejected`);
-    expect(rejected).toHaveLength(20);
-    expect(rejected[0]?.reason).toMatch(/no_teapots/);
+    expect(late.records).toHaveLength(20);
+    expect(late.records[0]?.reason).toMatch(/no_teapots/);
   });
 });

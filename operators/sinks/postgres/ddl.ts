@@ -11,7 +11,6 @@ import type { Granularity } from './time.ts';
 
 export const CHECKPOINT_TABLE = 'etl_checkpoints';
 /** Rows the server refused after their batch was acknowledged (see loader.ts). */
-export const REJECTED_TABLE = 'etl_rejected';
 
 export interface IndexSpec {
   readonly columns: readonly string[];

@@ -10,9 +10,9 @@
  */
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { Logger, OperatorMetrics, SinkWriteContext, Snapshot } from '../../../engine/operator.ts';
-import { deadLetter, type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
+import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import { retry } from '../../../engine/retry.ts';
-import { CHECKPOINT_TABLE, qualified, REJECTED_TABLE } from './ddl.ts';
+import { CHECKPOINT_TABLE, qualified } from './ddl.ts';
 import { type CopyWriter, copyAll, type Database, ident, type Session } from './driver.ts';
 import { isConnectionLoss, isDataError } from './faults.ts';
 import type { PartitionManager } from './partitions.ts';
@@ -56,7 +56,7 @@ export interface Chunk {
   readonly origins: ReadonlyArray<Origin | undefined>;
 }
 
-interface Refused {
+export interface Refused {
   readonly record: EtlRecord;
   readonly reason: string;
 }
@@ -86,15 +86,12 @@ export class Loader {
   /** Loading chunks that had waited for a commit failed: every later call fails with it. */
   private failure: unknown;
   /**
-   * Rows the server refused while the checkpoint settled the COPY, with no batch being written to
-   * dead-letter them with: they are recorded in `etl_rejected`, in the transaction.
+   * Rows the server refused with no batch being written to dead-letter them with (they surfaced while the
+   * checkpoint settled the COPY, or among chunks loaded after a commit): handed to the checkpoint's phase one
+   * (`takeRefused`), which dead-letters them late.
    */
-  private rejected: Array<{ reasons: string[]; records: string[] }> = [];
-  /** How many entries of `rejected` the open transaction holds. */
-  private rejectedInTxn = 0;
+  private refused: Refused[] = [];
   private readonly copyTable: string;
-  private readonly rejectTable: string;
-  private readonly rejectInsert: string;
   private readonly closing = new AbortController();
   private readonly signal: AbortSignal;
   private readonly checkpointUpsert: string;
@@ -113,13 +110,6 @@ export class Loader {
       `INSERT INTO ${table} (pipeline, sink, snapshot_id, positions, committed_at) VALUES ($1, $2, $3, $4::jsonb, now()) ` +
       'ON CONFLICT (pipeline, sink) DO UPDATE SET snapshot_id = EXCLUDED.snapshot_id, positions = EXCLUDED.positions, ' +
       'committed_at = EXCLUDED.committed_at';
-    const rejects = qualified(cfg.schema, REJECTED_TABLE);
-    this.rejectTable =
-      `CREATE TABLE IF NOT EXISTS ${rejects} (pipeline text NOT NULL, sink text NOT NULL, ` +
-      'rejected_at timestamptz NOT NULL DEFAULT now(), reason text NOT NULL, record jsonb NOT NULL)';
-    this.rejectInsert =
-      `INSERT INTO ${rejects} (pipeline, sink, reason, record) ` +
-      'SELECT $1, $2, r, d::jsonb FROM unnest($3::text[], $4::text[]) AS u(r, d)';
     this.checkpointSelect = `SELECT snapshot_id::text AS id FROM ${table} WHERE pipeline = $1 AND sink = $2`;
     this.reconnects = cfg.metrics.counter('etl_postgres_reconnects_total', 'Reconnections after a lost connection');
     this.duplicates = cfg.metrics.counter(
@@ -206,8 +196,8 @@ export class Loader {
     this.deferredBytes = 0;
     this.markCommitDone();
     if (!committed || chunks.length === 0) return;
-    // Their write calls have returned: a row the server refuses among them is recorded in etl_rejected,
-    // and a failure fails the next call (their rows must not go missing from a later commit).
+    // Their write calls have returned: a row the server refuses among them is dead-lettered at the next
+    // checkpoint, and a failure fails the next call (their rows must not go missing from a later commit).
     this.serial(async () => {
       for (const chunk of chunks) await this.loadNow(chunk, undefined);
     }).catch((error: unknown) => {
@@ -236,8 +226,6 @@ export class Loader {
         if (result.command === 'ROLLBACK') throw new Error('PostgreSQL rolled the load transaction back at COMMIT');
       });
       this.txn = 'none';
-      this.rejected = [];
-      this.rejectedInTxn = 0;
       this.uncommitted = [];
       this.uncommittedBytes = 0;
       this.lostPartitions = [];
@@ -254,6 +242,13 @@ export class Loader {
   /** Waits until the server holds every row loaded so far (the open COPY ended). */
   idle(): Promise<void> {
     return this.serial(() => this.endCopy(undefined));
+  }
+
+  /** The rows refused since the last call that no batch's write could dead-letter: for the checkpoint. */
+  takeRefused(): Refused[] {
+    const refused = this.refused;
+    this.refused = [];
+    return refused;
   }
 
   /** Rolls back what was never committed and releases the connection. Idempotent. */
@@ -374,7 +369,6 @@ export class Loader {
         this.uncommitted.map((c) => c.bytes),
       );
     }
-    await this.insertRejected(session);
     return session;
   }
 
@@ -414,15 +408,8 @@ export class Loader {
     this.pendingBytes.set(this.uncommittedBytes);
     if (ctx) {
       for (const { record, reason } of refused) ctx.deadLetter(record, reason);
-    } else if (refused.length > 0) {
-      const reasons = refused.map((r) => r.reason);
-      const records = refused.map((r) => JSON.stringify(deadLetter(r.record, this.cfg.sinkId, r.reason)));
-      this.rejected.push({ reasons, records });
-      this.cfg.logger.warn(
-        `${refused.length} rows refused by PostgreSQL at a checkpoint; recorded in ${REJECTED_TABLE}`,
-        { reason: reasons[0] },
-      );
-      await this.recovering(async () => this.insertRejected(await this.begin()));
+    } else {
+      this.refused.push(...refused);
     }
     return session;
   }
@@ -492,16 +479,6 @@ export class Loader {
     const record = this.cfg.decode(row.toString('utf8'));
     if (origin) record[ORIGIN] = origin;
     return { record, reason: `refused by PostgreSQL: ${errorMessage(error)}` };
-  }
-
-  /** Inserts the refused rows the open transaction does not hold yet. */
-  private async insertRejected(session: Session): Promise<void> {
-    while (this.rejectedInTxn < this.rejected.length) {
-      const { reasons, records } = this.rejected[this.rejectedInTxn] as { reasons: string[]; records: string[] };
-      await session.query(this.rejectTable);
-      await session.query(this.rejectInsert, [this.cfg.pipeline, this.cfg.sinkId, reasons, records]);
-      this.rejectedInTxn++;
-    }
   }
 
   private async readCheckpoint(session: Session): Promise<number | undefined> {
@@ -585,7 +562,6 @@ export class Loader {
 
   /** The transaction is gone: its partitions must be made again before its rows are replayed. */
   private forgetTransaction(): void {
-    this.rejectedInTxn = 0;
     const lost = this.cfg.partitions?.rolledBack() ?? [];
     for (const start of lost) if (!this.lostPartitions.includes(start)) this.lostPartitions.push(start);
   }

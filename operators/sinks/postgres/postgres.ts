@@ -178,8 +178,12 @@ class PostgresSink implements Sink {
     this.requireLoader().cut();
   }
 
-  async prepareCommit(_snapshot: Snapshot): Promise<unknown> {
-    await this.requireLoader().idle();
+  async prepareCommit(_snapshot: Snapshot, ctx: SinkWriteContext): Promise<unknown> {
+    const loader = this.requireLoader();
+    await loader.idle();
+    // Rows refused once their batch's write had returned: dead letters of this checkpoint, sent on the sink's
+    // dead_letter port once it committed.
+    for (const { record, reason } of loader.takeRefused()) ctx.deadLetter(record, reason);
     return undefined;
   }
 
