@@ -164,6 +164,7 @@ function options(patch: Partial<PostgresSinkOptions>): PostgresSinkOptions {
     connect_timeout_seconds: 10,
     reconnect_initial_backoff_ms: 100,
     reconnect_max_backoff_ms: 5000,
+    wait_for_server_seconds: 0,
     ...patch,
   };
 }

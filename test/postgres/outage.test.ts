@@ -109,4 +109,37 @@ describe('outage of the server (throwaway PostgreSQL)', () => {
       await client.end();
     }
   });
+  it('gives up with a clear error once a server it had reached stays away past max_outage_seconds', async () => {
+    const reconnects = new Reconnects();
+    const ctx = { ...testContext('/tmp'), metrics: reconnects.metrics() };
+    const sink = createPostgresSink(
+      sinkOptions({
+        url: server.url,
+        max_outage_seconds: 0.5,
+        reconnect_initial_backoff_ms: 20,
+        reconnect_max_backoff_ms: 50,
+      }),
+      ctx,
+      { env: {} },
+    );
+    await sink.open?.();
+    const dl = new DeadLetters();
+    try {
+      await sink.write([accessRecord(0, new Date().toISOString())], dl);
+      await sink.commit?.({ id: 1, positions: { batch: 0 } });
+      await server.stop();
+      const started = Date.now();
+      const error = await Promise.resolve(sink.write([accessRecord(1, new Date().toISOString())], dl)).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      // Unlike a server never reached (faults.test.ts), a lost one is waited for first.
+      expect(reconnects.count).toBeGreaterThan(1);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+      expect(error?.message).toMatch(/unreachable for more than max_outage_seconds \(0\.5s\)/);
+    } finally {
+      await server.start();
+      await sink.close?.();
+    }
+  });
 });

@@ -33,6 +33,7 @@ export default defineSink<typeof schema, PostgresSinkOptions>({
       connect_timeout_seconds: 10,
       reconnect_initial_backoff_ms: 100,
       reconnect_max_backoff_ms: 5000,
+      wait_for_server_seconds: 0,
     },
     {
       url: 'postgres://etl@127.0.0.1:5432/logs',
@@ -57,6 +58,7 @@ export default defineSink<typeof schema, PostgresSinkOptions>({
       connect_timeout_seconds: 10,
       reconnect_initial_backoff_ms: 100,
       reconnect_max_backoff_ms: 5000,
+      wait_for_server_seconds: 30,
       max_outage_seconds: 600,
     },
   ],

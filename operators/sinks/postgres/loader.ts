@@ -40,6 +40,8 @@ export interface LoaderConfig {
   readonly maxBackoffMs: number;
   /** undefined: wait for the database as long as it takes. */
   readonly maxOutageMs: number | undefined;
+  /** How long to wait for a server never reached yet: 0 fails at once. */
+  readonly waitForServerMs: number;
   readonly logger: Logger;
   readonly metrics: OperatorMetrics;
   readonly signal: AbortSignal;
@@ -93,6 +95,8 @@ export class Loader {
   private refused: Refused[] = [];
   private readonly copyTable: string;
   private readonly closing = new AbortController();
+  /** A connection was made once: from then on a lost server is waited for. */
+  private reached = false;
   private readonly signal: AbortSignal;
   private readonly checkpointUpsert: string;
   private readonly checkpointSelect: string;
@@ -285,6 +289,7 @@ export class Loader {
       this.dropSession();
     }
     this.session ??= await this.cfg.database.session();
+    this.reached = true;
     return this.session;
   }
 
@@ -495,6 +500,7 @@ export class Loader {
   private async recovering<T>(op: () => Promise<T>): Promise<T> {
     let outageStart: number | undefined;
     let gaveUp = false;
+    let neverReached = false;
     try {
       return await retry(
         async () => {
@@ -521,6 +527,15 @@ export class Loader {
           retriable: (error) => {
             if (!isConnectionLoss(error)) return false;
             const now = Date.now();
+            if (!this.reached) {
+              // Never reached: a wrong URL or port fails at once, unless the start may wait for the server.
+              outageStart ??= now;
+              if (now - outageStart >= this.cfg.waitForServerMs) {
+                neverReached = true;
+                return false;
+              }
+              return true;
+            }
             if (outageStart === undefined) {
               outageStart = now;
               this.outage.set(1);
@@ -538,6 +553,16 @@ export class Loader {
         },
       );
     } catch (error) {
+      if (neverReached) {
+        const waited =
+          this.cfg.waitForServerMs > 0 ? ` within wait_for_server_seconds (${this.cfg.waitForServerMs / 1000}s)` : '';
+        throw new EtlError(
+          'ETL_RUN_SINK_FAILED',
+          `cannot reach PostgreSQL (${this.cfg.database.label})${waited}: ${errorMessage(error)}. Check the host ` +
+            'and port of `url` (or DATABASE_URL); to wait for a server that is still starting, set wait_for_server_seconds',
+          { cause: error },
+        );
+      }
       if (gaveUp) {
         throw new EtlError(
           'ETL_RUN_SINK_FAILED',

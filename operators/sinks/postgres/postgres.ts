@@ -110,6 +110,7 @@ class PostgresSink implements Sink {
       initialBackoffMs: this.options.reconnect_initial_backoff_ms,
       maxBackoffMs: this.options.reconnect_max_backoff_ms,
       maxOutageMs: this.options.max_outage_seconds === undefined ? undefined : this.options.max_outage_seconds * 1000,
+      waitForServerMs: this.options.wait_for_server_seconds * 1000,
       logger: this.ctx.logger,
       metrics: this.ctx.metrics,
       signal: this.ctx.signal,

@@ -206,6 +206,16 @@ export const schema = {
       description: 'Cap of the reconnect delay.',
       examples: [5000],
     },
+    wait_for_server_seconds: {
+      type: 'number',
+      minimum: 0,
+      default: 0,
+      description:
+        'How long the start may wait for a server that cannot be reached yet (one that is starting, in a compose ' +
+        'stack). 0: a server never reached fails the run at once, with the reason (a wrong port or host says so ' +
+        'instead of waiting). Once reached, a lost server is waited for (`max_outage_seconds`).',
+      examples: [60],
+    },
     max_outage_seconds: {
       type: 'number',
       exclusiveMinimum: 0,
