@@ -301,6 +301,13 @@ export interface Snapshot {
   readonly positions: Readonly<Record<string, unknown>>;
 }
 
+/** What a sink committing in its own storage recorded with its data (`Sink.committedCheckpoint`). */
+export interface CommittedCheckpoint {
+  readonly id: number;
+  /** `Snapshot.positions` of that snapshot, as stored (JSON). */
+  readonly positions: Readonly<Record<string, unknown>>;
+}
+
 export interface SinkWriteContext {
   /** Routes one record to this sink's `dead_letter` port instead of failing the batch. */
   deadLetter(record: EtlRecord, reason: string): void;
@@ -335,7 +342,7 @@ export interface Sink {
    * Called at the cut, before `prepareCommit`, by sinks that can take the next checkpoint's writes while
    * this one commits: every `write` after it belongs to the next snapshot and must not be made durable by
    * this one's `prepareCommit` and `commit`. When every sink that commits implements it, sources run on
-   * during the commit instead of waiting for it; when they also have `committedSnapshotId`, the engine
+   * during the commit instead of waiting for it; when they also have `committedCheckpoint`, the engine
    * records the checkpoint while they prepare, and keeps no state for them (`restore` gets undefined).
    */
   cut?(snapshot: Snapshot): void;
@@ -352,10 +359,12 @@ export interface Sink {
   /** Phase two, after the engine has durably recorded the snapshot: commit (e.g. a database transaction). */
   commit?(snapshot: Snapshot): Promise<void>;
   /**
-   * For sinks that commit in their own storage: the id of the last snapshot they committed, so that a
-   * rerun after a crash between the two phases resumes from the right cut.
+   * For sinks that commit in their own storage, with their data: the last snapshot they committed and the
+   * positions `commit` was given with it. A rerun after a crash between the two phases resumes from the
+   * right cut, and one that finds no state (a container without a persistent `data_dir`) resumes from these
+   * positions when the sinks agree (state/resume.ts).
    */
-  committedSnapshotId?(): Promise<number | undefined>;
+  committedCheckpoint?(): Promise<CommittedCheckpoint | undefined>;
   /** Called after the last batch; flush buffers. */
   flush?(): Promise<void>;
   /** Releases resources; idempotent and safe without `open`. */

@@ -233,7 +233,7 @@ export class Checkpoints {
         ...(keyedRecord ? { keyed: keyedRecord } : {}),
       });
       let pending: CheckpointRecord;
-      if (committing.every((s) => s.sink.committedSnapshotId)) {
+      if (committing.every((s) => s.sink.committedCheckpoint)) {
         // Every committing sink keeps its own record of what it committed, which decides on a rerun whether
         // this checkpoint counts: recording it need not wait for their phase one, it runs alongside; late
         // dead letters, known only once phase one is done, are recorded again with them.

@@ -17,6 +17,7 @@ import { buildGraph, consumersByPort, DEAD_LETTER_PORT, DEFAULT_PORT, type Graph
 import { LockFile } from '../lock.ts';
 import type {
   Logger,
+  CommittedCheckpoint,
   OpenResource,
   OperatorContext,
   PortRecords,
@@ -32,6 +33,7 @@ import { type DeadLetter, deadLetter, type EtlRecord, ORIGIN } from '../record.t
 import { retry } from '../retry.ts';
 import { fitCheckpoint, stageTypes } from '../state/fit.ts';
 import { KeyedStateBackend } from '../state/keyed.ts';
+import { decideResume } from '../state/resume.ts';
 import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
 import type { SinkStats, StageTelemetry, Telemetry } from '../telemetry/types.ts';
 import { Acknowledgements } from './acks.ts';
@@ -182,11 +184,12 @@ class PipelineRun {
           this.log.warn(`waiting for ${holder.what} (pid ${holder.pid} on ${holder.host}) to release the pipeline`),
       });
       locked = true;
-      const { state, lastId } = await this.loadState();
-      this.firstSnapshotId = lastId + 1;
+      const { state, lastId: stateLastId } = await this.loadState();
+      this.firstSnapshotId = stateLastId + 1;
       await this.openResources();
       await this.instantiate('downstream');
-      const resumeFrom = await this.open(state);
+      const { resumeFrom, lastId } = await this.open(state, stateLastId);
+      this.firstSnapshotId = lastId + 1;
       await this.instantiate('sources', resumeFrom);
       const checkpoints = this.createCheckpoints(resumeFrom, lastId + 1);
       checkpoints.onCut((snapshot) => this.acks.cut(snapshot.id));
@@ -342,29 +345,34 @@ class PipelineRun {
     }
   }
 
-  /** Opens sinks and transforms and restores them to the checkpoint the run resumes from, which it returns. */
-  private async open(state: PipelineState | undefined): Promise<CheckpointRecord | undefined> {
+  /**
+   * Opens sinks and transforms and restores them to the checkpoint the run resumes from (state/resume.ts),
+   * which it returns with the last snapshot id in use.
+   */
+  private async open(
+    state: PipelineState | undefined,
+    stateLastId: number,
+  ): Promise<{ resumeFrom: CheckpointRecord | undefined; lastId: number }> {
     const sinks = [...this.stages.values()].filter((s) => s.sink);
     for (const stage of sinks) {
       await this.guard(stage, 'open', () => stage.sink?.open?.());
     }
-    let resumeFrom = state?.committed;
-    if (state?.pending) {
-      // A pending checkpoint counts only if every sink that commits in its own storage committed it.
-      const verdicts: Array<number | undefined> = [];
-      for (const stage of sinks) {
-        if (stage.sink?.committedSnapshotId) verdicts.push(await stage.sink.committedSnapshotId());
-      }
-      const pendingCommitted = verdicts.every((id) => id === state.pending?.id);
-      if (!pendingCommitted && verdicts.some((id) => id === state.pending?.id)) {
-        this.log.warn('sinks disagree about the last checkpoint; resuming from the older one', {
-          pending: state.pending.id,
-          sinks: verdicts,
-        });
-      }
-      if (pendingCommitted) resumeFrom = state.pending;
-      if (resumeFrom) await this.store.save({ committed: resumeFrom });
+    const sinkRecords: Array<{ sink: string; committed: CommittedCheckpoint | undefined }> = [];
+    for (const stage of sinks) {
+      const own = stage.sink?.committedCheckpoint?.bind(stage.sink);
+      if (own) sinkRecords.push({ sink: stage.spec.id, committed: await this.guard(stage, 'open', own) });
     }
+    const decision = decideResume({
+      pipeline: this.spec.name,
+      state,
+      sinkRecords,
+      stateOnlyHere: this.stateOnlyInDirectory(),
+      forget: this.options.forget ?? [],
+      reset: this.options.reset === true,
+    });
+    for (const warning of decision.warnings) this.log.warn(warning);
+    const resumeFrom = decision.resumeFrom;
+    if (decision.save && resumeFrom) await this.store.save({ committed: resumeFrom });
     for (const stage of sinks) {
       await this.guard(stage, 'open', () => stage.sink?.restore?.(resumeFrom?.sinks[stage.spec.id], resumeFrom?.id));
     }
@@ -376,7 +384,23 @@ class PipelineRun {
       await this.guard(stage, 'open', () => transform.restore?.(resumeFrom?.transforms[stage.spec.id], resumeFrom?.id));
     }
     if (resumeFrom) this.log.info('resuming from checkpoint', { checkpoint: resumeFrom.id, time: resumeFrom.time });
-    return resumeFrom;
+    return { resumeFrom, lastId: Math.max(stateLastId, decision.lastId) };
+  }
+
+  /**
+   * Stages whose state a rerun finds only in the state directory: committing sinks without a record of
+   * their own, and transforms with state (inline, keyed, or committed outside the process).
+   */
+  private stateOnlyInDirectory(): string[] {
+    const keyed = this.keyed.stages();
+    const ids: string[] = [];
+    for (const [id, stage] of this.stages) {
+      const sink = stage.sink;
+      const transform = stage.transform;
+      if (sink && (sink.prepareCommit || sink.commit) && !sink.committedCheckpoint) ids.push(id);
+      if (transform && (transform.snapshot || transform.prepareCommit || keyed.has(id))) ids.push(id);
+    }
+    return ids;
   }
 
   // ------------------------------------------------------------------------------------- wiring

@@ -92,7 +92,7 @@ describe('postgres sink faults (server)', () => {
     );
     await sink.commit?.({ id: 2, positions: {} });
     expect(await count()).toEqual({ n: 1100, d: 1100 });
-    expect(await sink.committedSnapshotId?.()).toBe(2);
+    expect((await sink.committedCheckpoint?.())?.id).toBe(2);
     expect(ctx.logs.filter((l) => l.message.startsWith('replaying rows not yet committed'))).toHaveLength(2);
   });
 
@@ -112,7 +112,7 @@ describe('postgres sink faults (server)', () => {
     await sink.commit?.({ id: 7, positions: { files: 300 } });
     expect(state.fault).toBeUndefined();
     expect(await count()).toEqual({ n: 300, d: 300 });
-    expect(await sink.committedSnapshotId?.()).toBe(7);
+    expect((await sink.committedCheckpoint?.())?.id).toBe(7);
     await sink.write(batch(300, 50), new DeadLetters());
     await sink.commit?.({ id: 8, positions: {} });
     expect(await count()).toEqual({ n: 350, d: 350 });

@@ -91,7 +91,7 @@ describe('outage of the server (throwaway PostgreSQL)', () => {
       if (b % 7 === 6 || b === 39) await sink.commit?.({ id: ++snapshot, positions: { batch: b } });
     }
     await sink.commit?.({ id: ++snapshot, positions: { batch: BATCHES } });
-    expect(await sink.committedSnapshotId?.()).toBe(snapshot);
+    expect((await sink.committedCheckpoint?.())?.id).toBe(snapshot);
     await sink.close?.();
     expect(dl.records).toEqual([]);
     const said = (text: string) => ctx.logs.filter((l) => l.message.includes(text)).length;

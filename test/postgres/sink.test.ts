@@ -36,7 +36,7 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     }
     await sink.prepareCommit?.({ id: 1, positions: { files: { offset: 1000 } } }, new DeadLetters());
     await sink.commit?.({ id: 1, positions: { files: { offset: 1000 } } });
-    expect(await sink.committedSnapshotId?.()).toBe(1);
+    expect((await sink.committedCheckpoint?.())?.id).toBe(1);
     await sink.write(batch(1000, 100), dl);
     await sink.close?.();
     await sink.close?.();

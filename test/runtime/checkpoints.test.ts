@@ -58,7 +58,7 @@ function loggingSink(log: string[], name: string, options: { cut: boolean; own?:
     },
   };
   if (options.cut) sink.cut = (snapshot) => log.push(`${name} cut ${snapshot.id}`);
-  if (options.own) sink.committedSnapshotId = async () => undefined;
+  if (options.own) sink.committedCheckpoint = async () => undefined;
   return sink;
 }
 

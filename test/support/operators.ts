@@ -252,7 +252,10 @@ export interface LedgerOptions {
 }
 
 /** A sink's own storage: the records it committed and the snapshot they were committed with. */
-export const ledgers = new Map<string, { committedId: number | undefined; records: string[] }>();
+export const ledgers = new Map<
+  string,
+  { committedId: number | undefined; positions: Readonly<Record<string, unknown>>; records: string[] }
+>();
 
 /** A transactional sink that keeps its commit record in its own storage (the ledger), and can cut. */
 export const ledgerSink = defineSink({
@@ -263,7 +266,7 @@ export const ledgerSink = defineSink({
   examples: [],
   accepts: ['any'],
   create(options: LedgerOptions) {
-    const ledger = ledgers.get(options.name) ?? { committedId: undefined, records: [] };
+    const ledger = ledgers.get(options.name) ?? { committedId: undefined, positions: {}, records: [] };
     ledgers.set(options.name, ledger);
     let open: string[] = [];
     let prepared: string[] = [];
@@ -283,10 +286,11 @@ export const ledgerSink = defineSink({
         if (snapshot.id === options.fail_commit_at) throw new Error(`commit of snapshot ${snapshot.id} failed`);
         ledger.records.push(...prepared);
         ledger.committedId = snapshot.id;
+        ledger.positions = snapshot.positions;
         prepared = [];
       },
-      async committedSnapshotId() {
-        return ledger.committedId;
+      async committedCheckpoint() {
+        return ledger.committedId === undefined ? undefined : { id: ledger.committedId, positions: ledger.positions };
       },
     };
   },

@@ -9,7 +9,13 @@
  * savepoints, the refused ones set aside with the server's reason.
  */
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
-import type { Logger, OperatorMetrics, SinkWriteContext, Snapshot } from '../../../engine/operator.ts';
+import type {
+  CommittedCheckpoint,
+  Logger,
+  OperatorMetrics,
+  SinkWriteContext,
+  Snapshot,
+} from '../../../engine/operator.ts';
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import { retry } from '../../../engine/retry.ts';
 import { CHECKPOINT_TABLE, qualified } from './ddl.ts';
@@ -114,7 +120,7 @@ export class Loader {
       `INSERT INTO ${table} (pipeline, sink, snapshot_id, positions, committed_at) VALUES ($1, $2, $3, $4::jsonb, now()) ` +
       'ON CONFLICT (pipeline, sink) DO UPDATE SET snapshot_id = EXCLUDED.snapshot_id, positions = EXCLUDED.positions, ' +
       'committed_at = EXCLUDED.committed_at';
-    this.checkpointSelect = `SELECT snapshot_id::text AS id FROM ${table} WHERE pipeline = $1 AND sink = $2`;
+    this.checkpointSelect = `SELECT snapshot_id::text AS id, positions FROM ${table} WHERE pipeline = $1 AND sink = $2`;
     this.reconnects = cfg.metrics.counter('etl_postgres_reconnects_total', 'Reconnections after a lost connection');
     this.duplicates = cfg.metrics.counter(
       'etl_postgres_duplicate_rows_total',
@@ -219,7 +225,7 @@ export class Loader {
         if (commitSent) {
           // The COMMIT went out but its answer was lost: the checkpoint row tells whether it happened.
           commitSent = false;
-          if ((await this.readCheckpoint(await this.connect())) === snapshot.id) return;
+          if ((await this.readCheckpoint(await this.connect()))?.id === snapshot.id) return;
           this.cfg.logger.warn('commit was lost with the connection; replaying it', { snapshot: snapshot.id });
         }
         const session = await this.begin();
@@ -238,8 +244,8 @@ export class Loader {
     });
   }
 
-  /** The last snapshot id committed with this sink's rows, from the checkpoint table. */
-  committedSnapshotId(): Promise<number | undefined> {
+  /** The last snapshot committed with this sink's rows and its positions, from the checkpoint table. */
+  committedCheckpoint(): Promise<CommittedCheckpoint | undefined> {
     return this.run((session) => this.readCheckpoint(session));
   }
 
@@ -486,10 +492,12 @@ export class Loader {
     return { record, reason: `refused by PostgreSQL: ${errorMessage(error)}` };
   }
 
-  private async readCheckpoint(session: Session): Promise<number | undefined> {
+  private async readCheckpoint(session: Session): Promise<CommittedCheckpoint | undefined> {
     const result = await session.query(this.checkpointSelect, [this.cfg.pipeline, this.cfg.sinkId]);
-    const id = result.rows[0]?.id;
-    return id === undefined || id === null ? undefined : Number(id);
+    const row = result.rows[0];
+    if (row?.id === undefined || row.id === null) return undefined;
+    const positions = typeof row.positions === 'string' ? JSON.parse(row.positions) : row.positions;
+    return { id: Number(row.id), positions: (positions ?? {}) as Record<string, unknown> };
   }
 
   /**

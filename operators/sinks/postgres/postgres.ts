@@ -1,6 +1,12 @@
 /** The `postgres` sink: wires layout, encoder, partitions and the load transaction into the Sink contract. */
 import { existsSync } from 'node:fs';
-import type { OperatorContext, Sink, SinkWriteContext, Snapshot } from '../../../engine/operator.ts';
+import type {
+  CommittedCheckpoint,
+  OperatorContext,
+  Sink,
+  SinkWriteContext,
+  Snapshot,
+} from '../../../engine/operator.ts';
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import { EMPTY_STATE, inspect, planTable, type TableLayout, type TableState } from './ddl.ts';
 import {
@@ -143,17 +149,6 @@ class PostgresSink implements Sink {
     });
   }
 
-  async restore(_state: unknown, snapshotId: number | undefined): Promise<void> {
-    const stored = await this.requireLoader().committedSnapshotId();
-    if (stored !== undefined && (snapshotId === undefined || stored > snapshotId)) {
-      this.ctx.logger.warn(
-        `table ${this.tableName()} already holds rows up to checkpoint ${stored} of this pipeline, but the run resumes ` +
-          `from ${snapshotId === undefined ? 'the beginning' : `checkpoint ${snapshotId}`} (was the state directory ` +
-          'removed?): rows loaded again will be duplicated',
-      );
-    }
-  }
-
   async write(records: EtlRecord[], ctx: SinkWriteContext): Promise<void> {
     const loader = this.requireLoader();
     const encoder = this.encoder;
@@ -192,8 +187,8 @@ class PostgresSink implements Sink {
     return this.requireLoader().commit(snapshot);
   }
 
-  committedSnapshotId(): Promise<number | undefined> {
-    return this.requireLoader().committedSnapshotId();
+  committedCheckpoint(): Promise<CommittedCheckpoint | undefined> {
+    return this.requireLoader().committedCheckpoint();
   }
 
   async close(): Promise<void> {
