@@ -3,7 +3,8 @@
  * topological order from what each operator declares (`outputSchemas`); then each operator's `validate` with
  * the schema reaching its stage, and the option values that name fields (`fields`) checked against it.
  * Where a schema cannot be known (a stage of unknown type or with invalid options upstream, an input naming no
- * stage, a cycle: all reported by earlier passes), it is left undefined and the checks needing it are skipped.
+ * stage or sending a kind the stage refuses, a cycle: all reported by earlier passes), it is left undefined and
+ * the checks needing it are skipped.
  */
 import { acceptedKinds, buildGraph, DEAD_LETTER_PORT, outputPorts } from '../graph/graph.ts';
 import type { OperatorDefinition, OptionProblem } from '../operator.ts';
