@@ -95,6 +95,8 @@ export interface OptionProblem {
   message: string;
   hint?: string;
   severity?: 'error' | 'warning';
+  /** `ETL_GRAPH_UNKNOWN_FIELD` when the option names a field or column the records cannot fill; default `ETL_CFG_INVALID`. */
+  code?: 'ETL_CFG_INVALID' | 'ETL_GRAPH_UNKNOWN_FIELD';
 }
 
 /** What an operator's `validate` is told about the stage's place in the graph. */

@@ -142,7 +142,7 @@ function validateOptions(
   for (const problem of problems) {
     pipeline.report({
       path: [...entry.path, ...problem.path],
-      code: 'ETL_CFG_INVALID',
+      code: problem.code ?? 'ETL_CFG_INVALID',
       message: problem.message,
       ...(problem.hint === undefined ? {} : { hint: problem.hint }),
       severity: problem.severity ?? 'error',

@@ -234,9 +234,9 @@ describe('option values that name fields', () => {
       unique_key: [timestamp, client_ipp]
 `);
     const found = errors(result);
-    expect(found.map((d) => [...at(d), d.message])).toEqual([
-      [15, 62, 'unknown column `geo_contry` — did you mean `geo_country`?'],
-      [16, 31, 'unknown column `client_ipp` — did you mean `client_ip`?'],
+    expect(found.map((d) => [d.code, ...at(d), d.message])).toEqual([
+      ['ETL_GRAPH_UNKNOWN_FIELD', 15, 62, 'unknown column `geo_contry` — did you mean `geo_country`?'],
+      ['ETL_GRAPH_UNKNOWN_FIELD', 16, 31, 'unknown column `client_ipp` — did you mean `client_ip`?'],
     ]);
     // `asn` is a column of its own that no record fills (yet): said, but not refused.
     const warnings = result.diagnostics.filter((d) => d.severity === 'warning');

@@ -78,7 +78,7 @@ describe('what a postgres sink takes follows its record schema', () => {
     const result = await load(
       pipeline('    dl: { type: postgres, inputs: [parsed.dead_letter], table: d, record_schema: dead_letter }\n'),
     );
-    expect(only(result, 'ETL_CFG_INVALID').hint).toContain('set `time_column: time`');
+    expect(only(result, 'ETL_GRAPH_UNKNOWN_FIELD').hint).toContain('set `time_column: time`');
   });
 });
 

@@ -68,12 +68,13 @@ function columnProblems(options: PostgresSinkOptions, input: RecordSchema | unde
   const known = `columns: ${layout.columns.map((c) => c.name).join(', ')}`;
   const unknownColumn = (path: (string | number)[], name: string): void => {
     const problem = unknownField(table, name, 'column');
-    if (problem) problems.push({ path, message: problem.message, hint: known });
+    if (problem) problems.push({ path, message: problem.message, hint: known, code: 'ETL_GRAPH_UNKNOWN_FIELD' });
   };
   const timeType = layout.columns.find((c) => c.name === options.time_column)?.type;
   if (options.partition !== 'none' && layout.timeColumn === undefined) {
     problems.push({
       path: ['time_column'],
+      ...(timeType === undefined ? { code: 'ETL_GRAPH_UNKNOWN_FIELD' as const } : {}),
       message:
         timeType === undefined
           ? `time_column \`${options.time_column}\` is no column of the table${unknownField(table, options.time_column)?.suggestion ?? ''}`
@@ -107,6 +108,7 @@ function columnProblems(options: PostgresSinkOptions, input: RecordSchema | unde
       message: `column \`${name}\` will stay empty: the records reaching the sink have no such field${problem.suggestion}`,
       hint: `their fields: ${problem.names.join(', ')}`,
       severity: 'warning',
+      code: 'ETL_GRAPH_UNKNOWN_FIELD',
     });
   }
   return problems;
