@@ -16,7 +16,7 @@ import { type EtlRecord, ORIGIN } from '../engine/record.ts';
 import { BUILTIN_TEMPLATES } from '../operators/transforms/parse/formats/builtin.ts';
 import { Formatter } from '../operators/transforms/parse/formats/formatter.ts';
 import { compileTemplate } from '../operators/transforms/parse/formats/index.ts';
-import { emptyAccessRecord } from '../operators/transforms/parse/record.schema.ts';
+import { emptyAccessRecord } from '../operators/shared/log-records.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);

@@ -20,7 +20,7 @@ import { Formatter } from '../operators/transforms/parse/formats/formatter.ts';
 import { compileTemplate } from '../operators/transforms/parse/formats/index.ts';
 import { BUILTIN_TEMPLATES } from '../operators/transforms/parse/formats/builtin.ts';
 import parseDefinition from '../operators/transforms/parse/index.ts';
-import { type AccessRecord, emptyAccessRecord } from '../operators/transforms/parse/record.schema.ts';
+import { type AccessRecord, emptyAccessRecord } from '../operators/shared/log-records.ts';
 import type { ParseOptions } from '../operators/transforms/parse/schema.ts';
 
 const arg = (name: string): string | undefined => {

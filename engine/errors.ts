@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   ETL_LOCKED: 'another process holds the lock',
   ETL_RESOURCE_UNAVAILABLE: 'a shared resource cannot be reached',
   ETL_GRAPH_UNKNOWN_RESOURCE: 'an option names no shared resource of its type',
+  ETL_GRAPH_UNKNOWN_FIELD: 'an option names a field the records reaching the stage do not carry',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

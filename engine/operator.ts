@@ -9,6 +9,7 @@
  * (await import('./file.ts')).createFileSource(options, ctx)`): the CLI starts in a fraction of the time.
  */
 import type { EtlRecord, RecordKind } from './record.ts';
+import type { RecordSchema } from './record-schema.ts';
 
 /** A JSON Schema object literal (`as const`); the options type is derived from it with FromSchema. */
 export type OptionsSchema = { readonly $id: string; readonly type: 'object'; readonly [key: string]: unknown };
@@ -64,6 +65,11 @@ export interface OperatorContext {
   keyed<V>(name: string): KeyedState<V>;
   /** The client of shared resource `name` (`spec.resources`), open already; the type its `uses` declared. */
   resource<T>(name: string): T;
+  /**
+   * The schema of the records reaching this stage (the union over its inputs), as the graph pass computed it
+   * (engine/record-schema.ts); undefined for sources. A sink derives its columns from it.
+   */
+  readonly inputSchema?: RecordSchema;
 }
 
 /** Keyed operator state (`ctx.keyed`): a Map whose changes are checkpointed incrementally. */
@@ -89,6 +95,25 @@ export interface OptionProblem {
   message: string;
   hint?: string;
   severity?: 'error' | 'warning';
+  /** `ETL_GRAPH_UNKNOWN_FIELD` when the option names a field or column the records cannot fill; default `ETL_CFG_INVALID`. */
+  code?: 'ETL_CFG_INVALID' | 'ETL_GRAPH_UNKNOWN_FIELD';
+}
+
+/** What an operator's `validate` is told about the stage's place in the graph. */
+export interface ValidateContext {
+  /**
+   * The schema of the records reaching the stage; undefined for sources, and when it cannot be known because of
+   * problems reported elsewhere (an input naming no stage, a cycle): checks that need it are then skipped.
+   */
+  readonly inputSchema: RecordSchema | undefined;
+}
+
+/** An option value naming a field of the records a stage receives, checked against the schema reaching it. */
+export interface FieldUse {
+  /** Where the options name it, relative to the stage's options. */
+  readonly path: readonly (string | number)[];
+  /** The field; a dotted name (`upstream.addr`) is a field literally named so, or a path into object fields. */
+  readonly field: string;
 }
 
 interface DefinitionBase<S extends OptionsSchema, O> {
@@ -100,8 +125,11 @@ interface DefinitionBase<S extends OptionsSchema, O> {
   readonly schema: S;
   /** Complete example option objects (without `type`/`inputs`); each must validate. */
   readonly examples: readonly O[];
-  /** Cross-field checks that JSON Schema cannot express; runs before any I/O. */
-  validate?(options: O): OptionProblem[];
+  /**
+   * Cross-field checks that JSON Schema cannot express, and checks against the records reaching the stage;
+   * runs before any I/O, once the graph pass has computed the record schema at every port.
+   */
+  validate?(options: O, context: ValidateContext): OptionProblem[];
   /**
    * The shared resources (`spec.resources`) these options name, and of which type each must be: checked at
    * validate time (a name declared nowhere, or a resource of another type, is an error at `path`).
@@ -216,6 +244,11 @@ export interface SourceDefinition<S extends OptionsSchema = OptionsSchema, O = u
   /** When the kinds depend on the options (e.g. parse of error logs), the ports for these options. */
   outputsFor?(options: O): Readonly<Record<string, RecordKind>>;
   /**
+   * The JSON Schema of the records on each output port, with these options. A port left out (or a source that
+   * declares nothing) carries records about which nothing is known: `{ type: 'object' }`.
+   */
+  outputSchemas?(options: O): Readonly<Record<string, RecordSchema>>;
+  /**
    * True when, with these options, the source never ends by itself (it tails, listens or generates forever):
    * a stop request is then how its pipeline normally ends, and `etl apply` exits 0 for it. Default: false.
    */
@@ -288,6 +321,20 @@ export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O 
   readonly outputs: Readonly<Record<string, RecordKind>>;
   /** When the kinds depend on the options (e.g. parse of error logs), the ports for these options. */
   outputsFor?(options: O): Readonly<Record<string, RecordKind>>;
+  /**
+   * The JSON Schema of the records on each output port, from the options and `input`, the schema of the records
+   * reaching the stage (the union over its inputs; `{ type: 'object' }` when nothing is known of them). A
+   * pass-through returns `{ default: input }`, an enrichment `{ default: withFields(input, { … }) }`
+   * (engine/record-schema.ts). A port left out (or a transform that declares nothing) carries records about
+   * which nothing is known; `dead_letter` always carries dead letters. A property test holds every declaring
+   * operator to the records it really emits (test/operators/record-schemas.test.ts).
+   */
+  outputSchemas?(options: O, input: RecordSchema): Readonly<Record<string, RecordSchema>>;
+  /**
+   * Option values that name fields of the records the stage receives: the graph pass reports a name the schema
+   * reaching the stage cannot carry, with the nearest one (when that schema is closed).
+   */
+  fields?(options: O): readonly FieldUse[];
   create(options: O, ctx: OperatorContext): Transform | Promise<Transform>;
 }
 
@@ -388,6 +435,11 @@ export interface SinkDefinition<S extends OptionsSchema = OptionsSchema, O = unk
    * relative paths resolve against `cwd`. Two sinks loaded together that claim the same one are refused.
    */
   writes?(options: O, cwd: string): readonly string[];
+  /**
+   * Option values that name fields of the records the sink receives: the graph pass reports a name the schema
+   * reaching the stage cannot carry, with the nearest one (when that schema is closed).
+   */
+  fields?(options: O): readonly FieldUse[];
   create(options: O, ctx: OperatorContext): Sink | Promise<Sink>;
 }
 

@@ -93,12 +93,18 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('graph')
-    .description('print the pipeline graph as Mermaid or Graphviz dot')
+    .description('print the pipeline graph as Mermaid or Graphviz dot, or the fields on each edge')
     .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
     .option('--format <format>', 'mermaid or dot', oneOf<GraphFormat>(['mermaid', 'dot']), 'mermaid' as GraphFormat)
-    .action(async (paths: string[], opts: { format: GraphFormat }) => {
+    .option('--fields', 'instead of the chart, list the fields and their types on each edge')
+    .action(async (paths: string[], opts: { format: GraphFormat; fields?: boolean }) => {
       const { runGraph } = await import('./commands/graph.ts');
-      exitCode = await runGraph(paths, { format: opts.format, out: process.stdout, err: process.stderr });
+      exitCode = await runGraph(paths, {
+        format: opts.format,
+        fields: opts.fields === true,
+        out: process.stdout,
+        err: process.stderr,
+      });
     });
 
   program

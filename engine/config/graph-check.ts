@@ -12,7 +12,7 @@ import { type InputEntry, inputsOf, type StageEntry, toStageSpec } from './stage
 import { didYouMean, list } from './suggest.ts';
 import type { StageSpec } from './types.ts';
 
-const STAGE_ID_RE = new RegExp(STAGE_ID_PATTERN);
+export const STAGE_ID_RE = new RegExp(STAGE_ID_PATTERN);
 
 export function checkGraph(pipeline: PipelineDocument, entries: readonly StageEntry[]): void {
   const first = new Map<string, StageEntry>();
@@ -192,7 +192,11 @@ function reportCycle(
  * A StageSpec good enough for the graph; `outputsFor` and `acceptsFor` are only trusted with options that
  * passed the schema.
  */
-function provisionalSpec(pipeline: PipelineDocument, entry: StageEntry, definition: OperatorDefinition): StageSpec {
+export function provisionalSpec(
+  pipeline: PipelineDocument,
+  entry: StageEntry,
+  definition: OperatorDefinition,
+): StageSpec {
   const trusted = entry.schemaValid
     ? definition
     : ({ ...definition, outputsFor: undefined, acceptsFor: undefined } as OperatorDefinition);

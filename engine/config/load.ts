@@ -1,9 +1,9 @@
 /**
  * Loads pipeline files into validated PipelineSpecs, before any I/O of the pipeline itself. Every pass
  * collects every problem it finds (not only the first):
- *   1. YAML with node positions          4. each operator's cross-field `validate`
- *   2. `${VAR}` interpolation            5. the graph (inputs, ports, kinds, cycles, duplicates)
- *   3. the composed JSON Schema (Ajv)
+ *   1. YAML with node positions          4. the graph (inputs, ports, kinds, cycles, duplicates)
+ *   2. `${VAR}` interpolation            5. the record schema at every port; each operator's `validate`
+ *   3. the composed JSON Schema (Ajv)       with it, and the option values that name fields
  * A pipeline with an error is left out of `pipelines`; warnings do not keep a pipeline out.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -17,6 +17,7 @@ import { composePipelineSchema, defKey } from '../schema/compose.ts';
 import { STAGE_SECTIONS } from '../schema/envelope.ts';
 import { type DocPath, PipelineDocument, type Problem } from './document.ts';
 import { checkGraph } from './graph-check.ts';
+import { checkRecordSchemas } from './record-schemas.ts';
 import { checkResourceUses, collectResources } from './resources.ts';
 import { interpolateDocument } from './interpolate.ts';
 import { translateAjvErrors } from './schema-errors.ts';
@@ -335,6 +336,7 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
   const spec = asRecord(root?.spec);
   checkTelemetry(document, spec);
   checkGraph(document, entries);
+  const schemas = checkRecordSchemas(document, entries);
 
   const metadata = asRecord(root?.metadata);
   const name = typeof metadata?.name === 'string' ? metadata.name : undefined;
@@ -349,7 +351,7 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
       ...(typeof description === 'string' ? { description } : {}),
       settings: toSettings(spec),
       telemetry: toTelemetry(spec),
-      stages: entries.map((e) => toStageSpec(document, e, e.definition as OperatorDefinition)),
+      stages: entries.map((e) => toStageSpec(document, e, e.definition as OperatorDefinition, schemas.get(e))),
       resources,
       secrets: [...new Set(document.secrets)],
     },

@@ -5,6 +5,7 @@
 import { isMap, isScalar } from 'yaml';
 import { parseInputRef } from '../graph/graph.ts';
 import type { OperatorDefinition } from '../operator.ts';
+import type { RecordSchema } from '../record-schema.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../retry.ts';
 import {
   COMMON_STAGE_KEYS,
@@ -119,7 +120,7 @@ export function resolveTypes(
   }
 }
 
-/** Cross-field checks of the common keys and of each operator's own `validate`. */
+/** Cross-field checks of the common keys (each operator's own `validate` runs in the record-schema pass). */
 export function validateStageOptions(pipeline: PipelineDocument, entries: readonly StageEntry[]): void {
   for (const entry of entries) {
     const { definition, value } = entry;
@@ -139,28 +140,6 @@ export function validateStageOptions(pipeline: PipelineDocument, entries: readon
         code: 'ETL_CFG_INVALID',
         message: `the \`${definition.type}\` ${definition.kind} handles one batch at a time; max_in_flight must be 1`,
         hint: 'remove `max_in_flight`',
-      });
-    }
-    if (!definition.validate) continue;
-    let problems: ReturnType<NonNullable<OperatorDefinition['validate']>>;
-    try {
-      problems = definition.validate(optionsOf(value));
-    } catch (error) {
-      pipeline.report({
-        path: entry.path,
-        code: 'ETL_CFG_INVALID',
-        message: `the \`${definition.type}\` ${definition.kind} could not check its options: ${String(error)}`,
-        target: 'key',
-      });
-      continue;
-    }
-    for (const problem of problems) {
-      pipeline.report({
-        path: [...entry.path, ...problem.path],
-        code: 'ETL_CFG_INVALID',
-        message: problem.message,
-        ...(problem.hint === undefined ? {} : { hint: problem.hint }),
-        severity: problem.severity ?? 'error',
       });
     }
   }
@@ -186,7 +165,12 @@ export function optionsOf(value: Record<string, unknown>): Record<string, unknow
   return options;
 }
 
-export function toStageSpec(pipeline: PipelineDocument, entry: StageEntry, definition: OperatorDefinition): StageSpec {
+export function toStageSpec(
+  pipeline: PipelineDocument,
+  entry: StageEntry,
+  definition: OperatorDefinition,
+  schemas?: StageSchemas,
+): StageSpec {
   const value = entry.value ?? {};
   const kind = entry.section.kind;
   const position = pipeline.positionOf(entry.path, 'key');
@@ -201,7 +185,23 @@ export function toStageSpec(pipeline: PipelineDocument, entry: StageEntry, defin
     retry: retryPolicy(asRecord(value.retry)),
     maxInFlight: kind === 'source' ? 1 : Number(value.max_in_flight ?? 1),
     position: { file: pipeline.file, line: position.line, column: position.column },
+    ...(schemas?.input === undefined ? {} : { inputSchema: schemas.input }),
+    ...(schemas === undefined ? {} : { outputSchemas: knownSchemas(schemas.outputs) }),
   };
+}
+
+/** The record schemas the graph pass computed for a stage; undefined where they cannot be known. */
+export interface StageSchemas {
+  readonly input: RecordSchema | undefined;
+  readonly outputs: Readonly<Record<string, RecordSchema | undefined>>;
+}
+
+function knownSchemas(
+  outputs: Readonly<Record<string, RecordSchema | undefined>>,
+): Readonly<Record<string, RecordSchema>> {
+  const known: Record<string, RecordSchema> = {};
+  for (const [port, schema] of Object.entries(outputs)) if (schema !== undefined) known[port] = schema;
+  return known;
 }
 
 function retryPolicy(retry: Record<string, unknown> | undefined): RetryPolicy {

@@ -1,5 +1,6 @@
 /** What the loader hands to the graph compiler and the runtime: a validated, interpolated pipeline. */
 import type { OperatorDefinition, ResourceDefinition } from '../operator.ts';
+import type { RecordSchema } from '../record-schema.ts';
 import type { RetryPolicy } from '../retry.ts';
 
 export type StageKind = 'source' | 'transform' | 'sink';
@@ -33,6 +34,10 @@ export interface StageSpec {
   readonly maxInFlight: number;
   /** Where the stage is declared, for messages. */
   readonly position: SourcePosition;
+  /** The schema of the records reaching the stage (the union over its inputs); undefined for sources. */
+  readonly inputSchema?: RecordSchema;
+  /** The schema of the records on each output port, `dead_letter` included; computed by the loader. */
+  readonly outputSchemas?: Readonly<Record<string, RecordSchema>>;
 }
 
 /** A shared resource under `spec.resources`. */

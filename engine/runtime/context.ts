@@ -20,7 +20,7 @@ export interface ContextDeps {
 
 /**
  * The one place an operator's context is made: what it may use, and of the graph only which of its own
- * output ports are read.
+ * output ports are read and the schema of the records reaching it.
  */
 export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: ContextDeps): OperatorContext {
   const readPorts = new Set<string>();
@@ -41,5 +41,6 @@ export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: Cont
     keyed: deps.keyed,
     watermark: deps.watermark,
     resource: deps.resource,
+    ...(stage.inputSchema === undefined ? {} : { inputSchema: stage.inputSchema }),
   };
 }

@@ -30,3 +30,13 @@ export function createAjv(options: { standalone?: boolean } = {}): Ajv {
   addFormats(ajv);
   return ajv;
 }
+
+/**
+ * For holding records to record schemas (engine/record-schema.ts): strict, but a record is never changed, so
+ * no coercion and no defaults; schemas with an `$id` are not kept, so the same one may be compiled again.
+ */
+export function createRecordAjv(): Ajv {
+  const ajv = new Ajv({ strict: true, allErrors: true, allowUnionTypes: true, addUsedSchema: false });
+  addFormats(ajv);
+  return ajv;
+}

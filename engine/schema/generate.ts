@@ -1,7 +1,7 @@
 /**
  * Writes the published schemas (`npm run schemas`): schemas/pipeline.schema.json, one file per operator
  * under schemas/operators/<sources|transforms|sinks>/<type>.json, and schemas/record.schema.json from the
- * parse operator's record schema, and the compiled pipeline validator (engine/schema/compiled.ts). Tests
+ * access record schema (operators/shared/log-records.ts), and the compiled pipeline validator (engine/schema/compiled.ts). Tests
  * compare these files with what the registry renders now and fail when they are stale.
  */
 import { existsSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { sectionOf } from './envelope.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SCHEMAS_DIR = join(ROOT, 'schemas');
-const RECORD_SCHEMA_MODULE = join(ROOT, 'operators/transforms/parse/record.schema.ts');
+const RECORD_SCHEMA_MODULE = join(ROOT, 'operators/shared/log-records.ts');
 
 /** Generated files by path relative to schemas/, with their exact contents. */
 export function renderSchemas(
@@ -36,7 +36,7 @@ export function renderSchemas(
   return files;
 }
 
-/** `accessRecordSchema` of operators/transforms/parse/record.schema.ts, once that module exists. */
+/** `accessRecordSchema` of operators/shared/log-records.ts, once that module exists. */
 export async function loadRecordSchema(): Promise<unknown> {
   if (!existsSync(RECORD_SCHEMA_MODULE)) return undefined;
   const mod = (await import(pathToFileURL(RECORD_SCHEMA_MODULE).href)) as { accessRecordSchema?: unknown };

@@ -1,6 +1,6 @@
 /** `etl graph`: one chart for every pipeline given, a node per stage, whatever the stage ids look like. */
 import { describe, expect, it } from 'vitest';
-import { mermaidId, renderGraph } from '../../engine/cli/commands/graph.ts';
+import { mermaidId, renderFields, renderGraph } from '../../engine/cli/commands/graph.ts';
 import { loadPipelinesFromString } from '../../engine/config/load.ts';
 
 const two = `apiVersion: etl/v1
@@ -57,5 +57,18 @@ describe('etl graph', () => {
     expect(chart).toContain('"first/my-src" -> "first/out";');
     expect(chart).toContain('"first/my_src" -> "first/out";');
     expect(chart).toContain('"second/parsed" -> "second/rejects" [label="dead_letter", style=dashed];');
+  });
+
+  it('lists the fields and types on each edge with --fields, once per port however many stages read it', async () => {
+    const { pipelines } = await loadPipelinesFromString(two, 'two.yaml');
+    const listing = renderFields(pipelines);
+    expect(listing.startsWith('first · two.yaml\n  my-src → out\n    message  string\n')).toBe(true);
+    expect(listing).toContain('\nsecond · two.yaml\n  my-src → parsed\n    message  string\n  parsed → out\n');
+    expect(listing).toContain('    timestamp                  string (date-time) | null\n');
+    expect(listing).toContain('    forwarded_for              string[] | null\n');
+    expect(listing).toContain(
+      '  parsed.dead_letter → rejects\n    stage   string\n    reason  string\n    time    string (date-time)\n',
+    );
+    expect(listing).not.toContain('parsed.error_log');
   });
 });

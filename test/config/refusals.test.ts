@@ -25,19 +25,22 @@ spec:
 ${sinks}`;
 
 describe('what a postgres sink takes follows its record schema', () => {
-  it('refuses raw lines into an access table, and says to parse them', async () => {
+  it('refuses raw lines, and says to parse them', async () => {
     const result = await load(pipeline('    rows: { type: postgres, inputs: [logs], table: t }\n'));
     const d = only(result, 'ETL_GRAPH_KIND_MISMATCH');
     expect(at(d)).toEqual([10, 38]);
-    expect(d.message).toBe('stage `rows` takes access records but `logs` sends raw lines');
+    expect(d.message).toBe(
+      'stage `rows` takes access records, error-log records or dead letters but `logs` sends raw lines',
+    );
     expect(d.hint).toBe('add a `parse` stage between them');
+    expect(errors(result)).toHaveLength(1);
   });
 
   it('refuses error-log records and dead letters into an access table, and names the record schema to use', async () => {
     const result = await load(
       pipeline(
-        '    rows: { type: postgres, inputs: [parsed], table: t }\n' +
-          '    dl: { type: postgres, inputs: [parsed.dead_letter], table: d }\n',
+        '    rows: { type: postgres, inputs: [parsed], table: t, record_schema: access }\n' +
+          '    dl: { type: postgres, inputs: [parsed.dead_letter], table: d, record_schema: access }\n',
         'parsed: { type: parse, inputs: [logs], format: error_log }',
       ),
     );
@@ -46,6 +49,17 @@ describe('what a postgres sink takes follows its record schema', () => {
     expect(found[0]?.message).toBe('stage `rows` takes access records but `parsed` sends error-log records');
     expect(found[0]?.hint).toContain('`record_schema: error_log`');
     expect(found[1]?.hint).toContain('`record_schema: dead_letter`');
+  });
+
+  it('takes error-log records and dead letters into tables of their columns with no record_schema', async () => {
+    const result = await load(
+      pipeline(
+        '    rows: { type: postgres, inputs: [parsed], table: t }\n' +
+          '    dl: { type: postgres, inputs: [parsed.dead_letter], table: d, time_column: time }\n',
+        'parsed: { type: parse, inputs: [logs], format: error_log }',
+      ),
+    );
+    expect(errors(result)).toEqual([]);
   });
 
   it('takes them into tables of their own record schema', async () => {
@@ -64,7 +78,7 @@ describe('what a postgres sink takes follows its record schema', () => {
     const result = await load(
       pipeline('    dl: { type: postgres, inputs: [parsed.dead_letter], table: d, record_schema: dead_letter }\n'),
     );
-    expect(only(result, 'ETL_CFG_INVALID').hint).toContain('set `time_column: time`');
+    expect(only(result, 'ETL_GRAPH_UNKNOWN_FIELD').hint).toContain('set `time_column: time`');
   });
 });
 

@@ -152,6 +152,13 @@ spec:
     expect(dot.stdout).toMatch(/"[^"/]+\/gen" -> "[^"/]+\/out"/);
   });
 
+  it('lists the fields on each edge with --fields', async () => {
+    const { file } = workspace(generatorPipeline);
+    const fields = await etl(['graph', '--fields', file]);
+    expect(fields.code, fields.stderr).toBe(0);
+    expect(fields.stdout).toContain('  gen → out\n    message  string\n');
+  });
+
   it('prints the pipeline JSON Schema', async () => {
     const result = await etl(['schema']);
     expect(result.code).toBe(0);

@@ -49,7 +49,9 @@ describe.each(registry.map((def) => [`${def.kind} ${def.type}`, def] as const))(
     for (const example of def.examples) {
       const options = structuredClone(example) as Record<string, unknown>;
       expect(validate(options), JSON.stringify(validate.errors)).toBe(true);
-      expect(def.validate?.(options).filter((p) => p.severity !== 'warning') ?? []).toEqual([]);
+      expect(def.validate?.(options, { inputSchema: undefined }).filter((p) => p.severity !== 'warning') ?? []).toEqual(
+        [],
+      );
       const ctx = context(def.type);
       const instance = await (def.kind === 'source'
         ? (def as SourceDefinition).create(options, { ...ctx, restoredPosition: undefined, batchMaxRecords: 16 })

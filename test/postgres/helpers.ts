@@ -8,6 +8,8 @@ import { Ajv } from 'ajv';
 import pg from 'pg';
 import type { Logger, OperatorContext, Sink, SinkWriteContext } from '../../engine/operator.ts';
 import type { EtlRecord } from '../../engine/record.ts';
+import type { RecordSchema } from '../../engine/record-schema.ts';
+import { accessRecordSchema } from '../../operators/shared/log-records.ts';
 import { type Database, openDatabase } from '../../operators/sinks/postgres/driver.ts';
 import { createPostgresSink } from '../../operators/sinks/postgres/postgres.ts';
 import { type PostgresSinkOptions, schema } from '../../operators/sinks/postgres/schema.ts';
@@ -29,7 +31,13 @@ export interface TestContext extends OperatorContext {
   checkpointRequests: number;
 }
 
-export function testContext(dataDir: string, id = 'store', pipeline = 'test'): TestContext {
+/** A sink's context; its input carries access records, as when it reads a parse stage. */
+export function testContext(
+  dataDir: string,
+  id = 'store',
+  pipeline = 'test',
+  inputSchema: RecordSchema = accessRecordSchema,
+): TestContext {
   const logs: Array<{ level: string; message: string }> = [];
   const log =
     (level: string) =>
@@ -48,6 +56,7 @@ export function testContext(dataDir: string, id = 'store', pipeline = 'test'): T
     metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
     checkpointRequests: 0,
     readPorts: new Set(['default', 'dead_letter']),
+    inputSchema,
     ...detachedState,
     requestCheckpoint() {
       ctx.checkpointRequests++;

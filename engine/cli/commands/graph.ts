@@ -1,16 +1,20 @@
 /**
  * `etl graph`: the compiled graphs as one Mermaid flowchart or one Graphviz digraph, for docs and reviews.
- * Several pipelines (files, documents) become one chart with a box per pipeline.
+ * Several pipelines (files, documents) become one chart with a box per pipeline. `--fields` lists instead
+ * the fields and types of the records on each edge, as the loader computed them.
  */
 import { loadPipelines } from '../../config/load.ts';
 import type { PipelineSpec, StageKind } from '../../config/types.ts';
 import { formatDiagnostic, hasErrors } from '../../diagnostics.ts';
-import { buildGraph, DEFAULT_PORT } from '../../graph/graph.ts';
+import { buildGraph, consumersByPort, DEFAULT_PORT } from '../../graph/graph.ts';
+import { describeFields, isClosed, type RecordSchema } from '../../record-schema.ts';
 
 export type GraphFormat = 'mermaid' | 'dot';
 
 export interface GraphOptions {
   format: GraphFormat;
+  /** List the fields on each edge instead of drawing the chart. */
+  fields?: boolean;
   out: NodeJS.WritableStream;
   err: NodeJS.WritableStream;
 }
@@ -19,7 +23,7 @@ export async function runGraph(paths: string[], options: GraphOptions): Promise<
   const { pipelines, diagnostics } = await loadPipelines(paths);
   for (const d of diagnostics) options.err.write(`${formatDiagnostic(d)}\n`);
   if (hasErrors(diagnostics)) return 1;
-  options.out.write(renderGraph(pipelines, options.format));
+  options.out.write(options.fields ? renderFields(pipelines) : renderGraph(pipelines, options.format));
   return 0;
 }
 
@@ -41,6 +45,36 @@ export function mermaidId(pipelineIndex: number, stageId: string): string {
 
 export function renderGraph(pipelines: readonly PipelineSpec[], format: GraphFormat): string {
   return format === 'mermaid' ? mermaid(pipelines) : dot(pipelines);
+}
+
+/**
+ * The records on each edge, per output port read by some stage: `parsed → out, store`, then a line per field,
+ * `?` after the name of a field some records lack.
+ */
+export function renderFields(pipelines: readonly PipelineSpec[]): string {
+  const lines: string[] = [];
+  for (const spec of pipelines) {
+    if (lines.length > 0) lines.push('');
+    lines.push(`${spec.name} · ${spec.file}`);
+    const consumers = consumersByPort(buildGraph(spec.stages));
+    for (const stage of spec.stages) {
+      for (const [port, schema] of Object.entries(stage.outputSchemas ?? {})) {
+        const readers = consumers.get(`${stage.id}.${port}`);
+        if (!readers) continue;
+        const from = port === DEFAULT_PORT ? stage.id : `${stage.id}.${port}`;
+        lines.push(`  ${from} → ${[...new Set(readers)].join(', ')}`, ...fieldLines(schema).map((l) => `    ${l}`));
+      }
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function fieldLines(schema: RecordSchema): string[] {
+  const fields = describeFields(schema).map((f) => ({ name: f.required ? f.name : `${f.name}?`, type: f.type }));
+  const width = Math.max(0, ...fields.map((f) => f.name.length)) + 2;
+  const lines = fields.map((f) => `${f.name.padEnd(width)}${f.type}`);
+  if (!isClosed(schema)) lines.push(fields.length === 0 ? '(any fields)' : '(and any other field)');
+  return lines;
 }
 
 function mermaid(pipelines: readonly PipelineSpec[]): string {

@@ -2,6 +2,7 @@
 import { stringify } from 'csv-stringify/sync';
 import type { SinkWriteContext } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
+import { fieldNames, isClosed, type RecordSchema } from '../../../engine/record-schema.ts';
 
 export interface Encoder {
   /** The batch as text; records that cannot be encoded go to `ctx.deadLetter` and are left out. */
@@ -35,6 +36,16 @@ interface Column {
   readonly path: readonly string[] | undefined;
 }
 
+/**
+ * The CSV columns records of `schema` call for when `fields` is not set: its fields in schema order, when it
+ * lists every field records may carry; else undefined (the keys of the first record written are taken).
+ */
+export function schemaColumns(schema: RecordSchema | undefined): string[] | undefined {
+  if (schema === undefined || !isClosed(schema)) return undefined;
+  const names = fieldNames(schema);
+  return names.length > 0 ? names : undefined;
+}
+
 export class CsvEncoder implements Encoder {
   private columns: Column[] | undefined;
 
@@ -42,7 +53,7 @@ export class CsvEncoder implements Encoder {
     if (fields) this.columns = compile(fields);
   }
 
-  /** The columns in use: configured, restored, or taken from the first record encoded. */
+  /** The columns in use: configured, derived from the input's schema, restored, or taken from the first record. */
   get fields(): string[] | undefined {
     return this.columns?.map((c) => c.name);
   }

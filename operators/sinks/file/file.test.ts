@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
+import { OPEN_RECORD_SCHEMA, type RecordSchema, withFields } from '../../../engine/record-schema.ts';
 import { createFileSink, type FileSinkState, type FileSinkTuning } from './file.ts';
 import { rolledSequence } from './naming.ts';
 import type { FileSinkOptions } from './schema.ts';
@@ -27,8 +28,13 @@ function collector(): SinkWriteContext & { rejected: Array<{ record: EtlRecord; 
   return { rejected, deadLetter: (record, reason) => rejected.push({ record, reason }) };
 }
 
-async function openSink(opts: FileSinkOptions, state?: unknown, tuning?: FileSinkTuning): Promise<Sink> {
-  const sink = createFileSink(opts, recordingContext(), tuning);
+async function openSink(
+  opts: FileSinkOptions,
+  state?: unknown,
+  tuning?: FileSinkTuning,
+  inputSchema?: RecordSchema,
+): Promise<Sink> {
+  const sink = createFileSink(opts, recordingContext(inputSchema ? { inputSchema } : {}), tuning);
   await sink.open?.();
   await sink.restore?.(state, undefined);
   return sink;
@@ -81,6 +87,44 @@ describe('file sink', () => {
     await sink.write([{ ip: '::2', up: 'flat', bytes: 10n }], collector());
     await sink.close?.();
     expect(readFileSync(path, 'utf8')).toBe('ip,up.addr,ua.os\n::1,10.0.0.1:80,Linux\n::2,,\n');
+  });
+
+  it('takes the columns from the input schema when it lists every field, in its order', async () => {
+    const input: RecordSchema = {
+      type: 'object',
+      additionalProperties: false,
+      required: ['ip'],
+      properties: { ip: { type: 'string' }, status: { type: 'integer' }, agent: { type: ['string', 'null'] } },
+    };
+    const path = join(dir(), 'schema.csv');
+    const sink = await openSink(options(path, { format: 'csv' }), undefined, undefined, input);
+    // The first record lacks `status` and lists its keys in another order: the columns follow the schema.
+    await sink.write(
+      [
+        { agent: 'curl', ip: '::1' },
+        { ip: '::2', status: 200, agent: null },
+      ],
+      collector(),
+    );
+    const state = await commit(sink);
+    await sink.close?.();
+    expect(readFileSync(path, 'utf8')).toBe('ip,status,agent\n::1,,curl\n::2,200,\n');
+    expect(state.fields).toEqual(['ip', 'status', 'agent']);
+
+    // A field added upstream is a column of its own.
+    const wider = join(dir(), 'wider.csv');
+    const enriched = withFields(input, { geo_country: { type: ['string', 'null'] } });
+    const second = await openSink(options(wider, { format: 'csv' }), undefined, undefined, enriched);
+    await second.write([{ ip: '::1', status: 200, agent: null, geo_country: 'FR' }], collector());
+    await second.close?.();
+    expect(readFileSync(wider, 'utf8')).toBe('ip,status,agent,geo_country\n::1,200,,FR\n');
+
+    // An open schema does not list every field: the first record's keys, as without a schema.
+    const open = join(dir(), 'open.csv');
+    const third = await openSink(options(open, { format: 'csv' }), undefined, undefined, OPEN_RECORD_SCHEMA);
+    await third.write([{ b: 1, a: 2 }], collector());
+    await third.close?.();
+    expect(readFileSync(open, 'utf8')).toBe('b,a\n1,2\n');
   });
 
   it('keeps the columns of the first run when a rerun restores, even if records change shape', async () => {

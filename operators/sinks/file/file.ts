@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { OperatorContext, Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
-import { CsvEncoder, type Encoder, JsonlEncoder } from './encode.ts';
+import { CsvEncoder, type Encoder, JsonlEncoder, schemaColumns } from './encode.ts';
 import { rolledName, rolledSequence } from './naming.ts';
 import type { FileSinkOptions } from './schema.ts';
 
@@ -82,7 +82,7 @@ class FileSink implements Sink {
     this.ctx = ctx;
     this.path = resolve(ctx.baseDir, options.path);
     if (options.format === 'csv') {
-      this.csv = new CsvEncoder(options.fields);
+      this.csv = new CsvEncoder(options.fields ?? schemaColumns(ctx.inputSchema));
       this.encoder = this.csv;
     } else {
       this.encoder = new JsonlEncoder();

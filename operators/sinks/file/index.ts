@@ -21,6 +21,8 @@ export default defineSink<typeof schema, FileSinkOptions>({
       rolling: { max_bytes: 104857600, interval_seconds: 3600 },
     },
   ],
+  fields: (options) =>
+    options.format === 'csv' ? (options.fields ?? []).map((field, i) => ({ path: ['fields', i], field })) : [],
   validate(options) {
     const problems = [];
     if (options.compression === 'gzip' && !options.path.endsWith('.gz')) {

@@ -8,17 +8,22 @@ export default defineSink<typeof schema, PostgresSinkOptions>({
   summary: 'Loads records into a partitioned PostgreSQL table (server or embedded) with COPY, exactly once',
   schema,
   accepts: ['access', 'error_log', 'dead_letter', 'any'],
-  // The columns follow the record schema: records of another kind would fail row by row at run time.
-  acceptsFor: (options) => (options.record_schema === 'none' ? ['any'] : [options.record_schema]),
+  // Columns follow the input; raw lines would make a table of lines without an event time, which is rather a
+  // missing `parse`. A named record schema takes only its kind: others would fail row by row at run time.
+  acceptsFor: (options) =>
+    options.record_schema === undefined
+      ? ['access', 'error_log', 'dead_letter']
+      : options.record_schema === 'none'
+        ? ['any']
+        : [options.record_schema],
   acceptsHint: (kind) =>
     kind === 'error_log' || kind === 'dead_letter'
-      ? `store them in a table of their own: a postgres sink with \`record_schema: ${kind}\``
+      ? `store them in a table of their own: a postgres sink without \`record_schema\` (or with \`record_schema: ${kind}\`)`
       : undefined,
   examples: [
     {
       schema: 'public',
       table: 'access_logs',
-      record_schema: 'access',
       columns: {},
       extra_column: 'extra',
       time_column: 'timestamp',
@@ -40,7 +45,7 @@ export default defineSink<typeof schema, PostgresSinkOptions>({
       schema: 'web',
       table: 'access_logs',
       record_schema: 'access',
-      columns: { country: 'text' },
+      columns: { client_ip: 'text' },
       extra_column: 'extra',
       time_column: 'timestamp',
       partition: 'day',
@@ -62,6 +67,6 @@ export default defineSink<typeof schema, PostgresSinkOptions>({
       max_outage_seconds: 600,
     },
   ],
-  validate: layoutProblems,
+  validate: (options, { inputSchema }) => layoutProblems(options, inputSchema),
   create: async (options, ctx) => (await import('./postgres.ts')).createPostgresSink(options, ctx),
 });

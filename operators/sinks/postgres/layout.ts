@@ -1,15 +1,17 @@
-/** Options → the table layout, the COPY target and the staging statements; shared by validation and the sink. */
+/** Options and the input's record schema → the table layout, the COPY target and the staging statements. */
 import type { OptionProblem } from '../../../engine/operator.ts';
+import { isClosed, type RecordSchema, unknownField } from '../../../engine/record-schema.ts';
 import { type Column, deriveColumns } from './columns.ts';
 import { qualified, type TableLayout } from './ddl.ts';
 import { ident } from './driver.ts';
 import { copyTarget, type StagingSpec } from './loader.ts';
-import { recordSchema } from './record-schemas.ts';
+import { tableRecordSchema } from './record-schemas.ts';
 import type { PostgresSinkOptions, SqlType } from './schema.ts';
 
-export function buildLayout(options: PostgresSinkOptions): TableLayout {
+/** The table for these options and `input`, the schema of the records reaching the sink (ctx.inputSchema). */
+export function buildLayout(options: PostgresSinkOptions, input: RecordSchema | undefined): TableLayout {
   const derived = deriveColumns(
-    recordSchema(options.record_schema),
+    tableRecordSchema(options.record_schema, input),
     options.columns as Readonly<Record<string, SqlType>>,
     options.extra_column,
   );
@@ -28,44 +30,66 @@ export function buildLayout(options: PostgresSinkOptions): TableLayout {
   };
 }
 
-export function layoutProblems(options: PostgresSinkOptions): OptionProblem[] {
+/**
+ * Cross-field checks. `input`: the schema of the records reaching the sink; when it is unknown (problems
+ * reported elsewhere) and no `record_schema` names one, the columns are unknown and not judged.
+ */
+export function layoutProblems(options: PostgresSinkOptions, input: RecordSchema | undefined): OptionProblem[] {
   const problems: OptionProblem[] = [];
-  const layout = buildLayout(options);
-  const names = new Set(layout.columns.map((c) => c.name));
-  const known = [...names].join(', ');
-  const timeType = layout.columns.find((c) => c.name === options.time_column)?.type;
-  if (options.partition !== 'none' && layout.timeColumn === undefined) {
-    problems.push({
-      path: ['time_column'],
-      message:
-        timeType === undefined
-          ? `time_column ${options.time_column} is not a column of ${options.record_schema} records (columns: ${known})`
-          : `time_column ${options.time_column} is ${timeType}; partitioning needs a timestamptz column`,
-      hint: timeHint(layout),
-    });
-  }
+  if (options.record_schema !== undefined || input !== undefined) problems.push(...columnProblems(options, input));
   if (options.retention !== undefined && options.partition === 'none') {
     problems.push({
       path: ['retention'],
       message: 'retention drops partitions and needs partition: hour, day or month',
     });
   }
+  if (!options.unique_key && options.on_conflict === 'update') {
+    problems.push({ path: ['on_conflict'], message: 'on_conflict applies only with unique_key', severity: 'warning' });
+  }
+  if (options.reconnect_initial_backoff_ms > options.reconnect_max_backoff_ms) {
+    problems.push({
+      path: ['reconnect_initial_backoff_ms'],
+      message: 'reconnect_initial_backoff_ms is larger than reconnect_max_backoff_ms',
+    });
+  }
+  return problems;
+}
+
+/** Names of columns that must exist, and `columns:` entries no record can fill. */
+function columnProblems(options: PostgresSinkOptions, input: RecordSchema | undefined): OptionProblem[] {
+  const problems: OptionProblem[] = [];
+  const layout = buildLayout(options, input);
+  // The table's columns, as a closed record schema: names are checked, and misspellings suggested, against it.
+  const table: RecordSchema = {
+    type: 'object',
+    additionalProperties: false,
+    properties: Object.fromEntries(layout.columns.map((c) => [c.name, {}])),
+  };
+  const known = `columns: ${layout.columns.map((c) => c.name).join(', ')}`;
+  const unknownColumn = (path: (string | number)[], name: string): void => {
+    const problem = unknownField(table, name, 'column');
+    if (problem) problems.push({ path, message: problem.message, hint: known, code: 'ETL_GRAPH_UNKNOWN_FIELD' });
+  };
+  const timeType = layout.columns.find((c) => c.name === options.time_column)?.type;
+  if (options.partition !== 'none' && layout.timeColumn === undefined) {
+    problems.push({
+      path: ['time_column'],
+      ...(timeType === undefined ? { code: 'ETL_GRAPH_UNKNOWN_FIELD' as const } : {}),
+      message:
+        timeType === undefined
+          ? `time_column \`${options.time_column}\` is no column of the table${unknownField(table, options.time_column)?.suggestion ?? ''}`
+          : `time_column ${options.time_column} is ${timeType}; partitioning needs a timestamptz column`,
+      hint: timeHint(layout),
+    });
+  }
   options.indexes.forEach((index, i) => {
     index.columns.forEach((column, j) => {
-      if (!names.has(column)) {
-        problems.push({
-          path: ['indexes', i, 'columns', j],
-          message: `unknown column ${column}`,
-          hint: `columns: ${known}`,
-        });
-      }
+      unknownColumn(['indexes', i, 'columns', j], column);
     });
   });
   if (options.unique_key) {
     options.unique_key.forEach((column, j) => {
-      if (!names.has(column)) {
-        problems.push({ path: ['unique_key', j], message: `unknown column ${column}`, hint: `columns: ${known}` });
-      }
+      unknownColumn(['unique_key', j], column);
     });
     if (layout.granularity && !options.unique_key.includes(options.time_column)) {
       problems.push({
@@ -73,13 +97,18 @@ export function layoutProblems(options: PostgresSinkOptions): OptionProblem[] {
         message: `a unique key of a partitioned table must include the partition key ${options.time_column}`,
       });
     }
-  } else if (options.on_conflict === 'update') {
-    problems.push({ path: ['on_conflict'], message: 'on_conflict applies only with unique_key', severity: 'warning' });
   }
-  if (options.reconnect_initial_backoff_ms > options.reconnect_max_backoff_ms) {
+  // A column no record carries stays empty: with a closed schema, that is a misspelt field.
+  const records = tableRecordSchema(options.record_schema, input);
+  for (const name of Object.keys(options.columns)) {
+    const problem = name === options.extra_column || !isClosed(records) ? undefined : unknownField(records, name);
+    if (problem === undefined) continue;
     problems.push({
-      path: ['reconnect_initial_backoff_ms'],
-      message: 'reconnect_initial_backoff_ms is larger than reconnect_max_backoff_ms',
+      path: ['columns', name],
+      message: `column \`${name}\` will stay empty: the records reaching the sink have no such field${problem.suggestion}`,
+      hint: `their fields: ${problem.names.join(', ')}`,
+      severity: 'warning',
+      code: 'ETL_GRAPH_UNKNOWN_FIELD',
     });
   }
   return problems;

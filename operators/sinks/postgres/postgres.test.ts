@@ -5,6 +5,8 @@ import { maskUrl, resolveTarget } from './driver.ts';
 import definition from './index.ts';
 import { buildLayout, layoutProblems, stagingOf } from './layout.ts';
 import type { PostgresSinkOptions } from './schema.ts';
+import { DEAD_LETTER_SCHEMA, withFields } from '../../../engine/record-schema.ts';
+import { accessRecordSchema } from '../../shared/log-records.ts';
 
 const ajv = new Ajv({ useDefaults: true, strict: true, allErrors: true });
 const validate = ajv.compile(definition.schema);
@@ -20,22 +22,68 @@ describe('postgres sink definition', () => {
     expect(definition.examples.length).toBeGreaterThan(0);
     for (const example of definition.examples) {
       expect(validate(structuredClone(example)), ajv.errorsText(validate.errors)).toBe(true);
-      expect(layoutProblems(example)).toEqual([]);
+      expect(layoutProblems(example, accessRecordSchema)).toEqual([]);
     }
   });
 
   it('refuses what JSON Schema cannot see', () => {
-    const messages = (patch: Record<string, unknown>) => layoutProblems(options(patch)).map((p) => p.message);
-    expect(messages({ record_schema: 'none' })).toEqual([
-      expect.stringContaining('time_column timestamp is not a column of none records'),
+    const messages = (patch: Record<string, unknown>) =>
+      layoutProblems(options(patch), accessRecordSchema).map((p) => p.message);
+    expect(messages({ record_schema: 'none' })).toEqual(['time_column `timestamp` is no column of the table']);
+    expect(messages({ time_column: 'timestmp' })).toEqual([
+      'time_column `timestmp` is no column of the table — did you mean `timestamp`?',
     ]);
     expect(messages({ time_column: 'path' })).toEqual([expect.stringContaining('is text; partitioning needs')]);
     expect(messages({ partition: 'none', retention: '30d' })).toEqual([expect.stringContaining('retention drops')]);
     expect(messages({ unique_key: ['path'] })).toEqual([expect.stringContaining('must include the partition key')]);
-    expect(messages({ indexes: [{ columns: ['stauts'] }] })).toEqual(['unknown column stauts']);
+    expect(messages({ indexes: [{ columns: ['stauts'] }] })).toEqual([
+      'unknown column `stauts` — did you mean `status`?',
+    ]);
+    expect(messages({ unique_key: ['timestamp', 'pth'] })).toEqual(['unknown column `pth` — did you mean `path`?']);
     expect(messages({ reconnect_initial_backoff_ms: 9000 })).toHaveLength(1);
-    expect(layoutProblems(options({ on_conflict: 'update' }))[0]?.severity).toBe('warning');
+    expect(layoutProblems(options({ on_conflict: 'update' }), accessRecordSchema)[0]?.severity).toBe('warning');
     expect(messages({ record_schema: 'dead_letter', time_column: 'time' })).toEqual([]);
+  });
+
+  it('derives the columns from the records reaching it, `record_schema` instead when set', () => {
+    const enriched = withFields(accessRecordSchema, {
+      geo_country: { type: ['string', 'null'] },
+      geo_latitude: { type: ['number', 'null'], minimum: -90, maximum: 90 },
+    });
+    const columns = (patch: Record<string, unknown>, input = enriched) =>
+      Object.fromEntries(buildLayout(options(patch), input).columns.map((c) => [c.name, c.type]));
+    expect(columns({})).toMatchObject({
+      client_ip: 'inet',
+      status: 'smallint',
+      timestamp: 'timestamptz',
+      geo_country: 'text',
+      geo_latitude: 'numeric',
+      extra: 'jsonb',
+    });
+    expect(columns({ record_schema: 'access' })).not.toHaveProperty('geo_country');
+    expect(columns({ columns: { geo_country: 'inet' } })).toMatchObject({ geo_country: 'inet' });
+    expect(Object.keys(columns({}, DEAD_LETTER_SCHEMA))).toEqual(['stage', 'reason', 'time', 'origin', 'raw', 'extra']);
+    // Unknown input (problems reported elsewhere) and no record_schema: the columns are not judged.
+    expect(layoutProblems(options({ time_column: 'nowhere' }), undefined)).toEqual([]);
+  });
+
+  it('refines the access record fields, and no other field of the same name', () => {
+    const type = (name: string, input: Parameters<typeof buildLayout>[1]) =>
+      buildLayout(options({ partition: 'none' }), input).columns.find((c) => c.name === name);
+    expect(type('status', accessRecordSchema)).toMatchObject({ type: 'smallint', min: 100, max: 999 });
+    expect(type('client_ip', withFields(accessRecordSchema, { geo_city: { type: 'string' } }))?.type).toBe('inet');
+    const other = { type: 'object', properties: { status: { type: 'integer', minimum: 0 } } } as const;
+    expect(type('status', other)).toMatchObject({ type: 'bigint', min: 0 });
+  });
+
+  it('warns of a column no record can fill, with the field meant', () => {
+    const [warning] = layoutProblems(options({ columns: { user_agnt: 'text' } }), accessRecordSchema);
+    expect(warning).toMatchObject({
+      path: ['columns', 'user_agnt'],
+      severity: 'warning',
+      message:
+        'column `user_agnt` will stay empty: the records reaching the sink have no such field — did you mean `user_agent`?',
+    });
   });
 
   it('rejects unknown keys and bad names before anything runs', () => {
@@ -50,6 +98,7 @@ describe('table plan', () => {
   it('creates schema, partitioned table, default partition, indexes and checkpoint table', () => {
     const layout = buildLayout(
       options({ schema: 'web', indexes: [{ columns: ['status'] }], unique_key: ['timestamp', 'path'] }),
+      accessRecordSchema,
     );
     const { statements, warnings } = planTable(layout, EMPTY_STATE);
     expect(warnings).toEqual([]);
@@ -68,7 +117,7 @@ describe('table plan', () => {
   });
 
   it('only adds what is missing from an existing table', () => {
-    const layout = buildLayout(options({ columns: { country: 'text' } }));
+    const layout = buildLayout(options({ columns: { country: 'text' } }), accessRecordSchema);
     const existing = new Map<string, string>(
       layout.columns.filter((c) => c.name !== 'country').map((c) => [c.name, c.type]),
     );
@@ -102,12 +151,13 @@ describe('table plan', () => {
         unique_key: ['window_start', 'path'],
         on_conflict: 'update',
       }),
+      undefined,
     );
     const staging = stagingOf(layout, 'update');
     expect(staging?.move).toContain('SELECT DISTINCT ON ("window_start", "path")');
     expect(staging?.move).toContain('ORDER BY "window_start", "path", etl_ord DESC');
     expect(staging?.move).toContain('DO UPDATE SET "requests" = EXCLUDED."requests", "extra" = EXCLUDED."extra"');
-    expect(stagingOf(buildLayout(options()), 'ignore')).toBeUndefined();
+    expect(stagingOf(buildLayout(options(), accessRecordSchema), 'ignore')).toBeUndefined();
   });
 });
 

@@ -65,7 +65,7 @@ class PostgresSink implements Sink {
     this.now = deps.now ?? Date.now;
     this.openDatabase = deps.openDatabase ?? openDatabase;
     this.target = resolveTarget(options.url, ctx.dataDir, deps.env);
-    this.layout = buildLayout(options);
+    this.layout = buildLayout(options, ctx.inputSchema);
     this.encoder = new RowEncoder(this.layout.columns, options.extra_column, this.layout.timeColumn);
     const { granularity, timeColumn } = this.layout;
     this.partitions =

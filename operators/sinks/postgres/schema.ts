@@ -49,11 +49,11 @@ export const schema = {
     record_schema: {
       type: 'string',
       enum: ['access', 'error_log', 'dead_letter', 'none'],
-      default: 'access',
       description:
-        'Record schema the columns are derived from, and so the records the sink takes: `access` (access records ' +
-        'of the parse transform), `error_log` (its error-log records), `dead_letter`, or `none` (any records: only ' +
-        'the `columns` below, everything else in the extra column).',
+        'Derive the columns from this record schema instead of the schema of the records reaching the sink, and ' +
+        'take only records of that kind: `access` (access records), `error_log` (error-log records), ' +
+        '`dead_letter`, or `none` (any records: only the `columns` below, everything else in the extra column). ' +
+        'Absent: the columns follow the input, so a field a stage upstream adds becomes a column of its type.',
       examples: ['access', 'none'],
     },
     columns: {

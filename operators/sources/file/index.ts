@@ -1,4 +1,5 @@
 import { defineSource, type OptionProblem } from '../../../engine/operator.ts';
+import { RAW_LINE_SCHEMA } from '../../../engine/record-schema.ts';
 import { type FileSourceOptions, schema } from './schema.ts';
 
 const defaults = {
@@ -18,6 +19,8 @@ export default defineSource<typeof schema, FileSourceOptions>({
   summary: 'Reads lines from files matched by globs (plain or gzip), once or following them through rotation',
   schema,
   outputs: { default: 'raw' },
+  // Lines longer than max_line_bytes are cut and marked `truncated: true`.
+  outputSchemas: () => ({ default: RAW_LINE_SCHEMA }),
   examples: [
     { ...defaults, paths: ['logs/*.log', 'logs/*.log.gz'] },
     { ...defaults, paths: ['/var/log/nginx/access.log*'], exclude: ['*.gz'], follow: true, start_at: 'end' },

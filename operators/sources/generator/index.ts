@@ -1,5 +1,14 @@
 import { defineSource, type OptionProblem } from '../../../engine/operator.ts';
+import { RAW_LINE_SCHEMA, type RecordSchema } from '../../../engine/record-schema.ts';
 import { type GeneratorSourceOptions, schema } from './schema.ts';
+
+/** Generated lines are never cut: `message` only. */
+const lineSchema: RecordSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['message'],
+  properties: { message: RAW_LINE_SCHEMA.properties.message },
+};
 
 export default defineSource<typeof schema, GeneratorSourceOptions>({
   type: 'generator',
@@ -7,6 +16,7 @@ export default defineSource<typeof schema, GeneratorSourceOptions>({
   summary: 'Generates synthetic, seedable web access log lines (for examples, tests and benchmarks)',
   schema,
   outputs: { default: 'raw' },
+  outputSchemas: () => ({ default: lineSchema }),
   examples: [
     {
       format: 'nginx_combined',

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { corpusFiles, runCorpusFile } from './corpus-support.ts';
-import { accessRecordSchema, errorLogRecordSchema } from './record.schema.ts';
+import { accessRecordSchema, errorLogRecordSchema } from '../../shared/log-records.ts';
 
 const validAccess = createAjv().compile(accessRecordSchema);
 const validErrorLog = createAjv().compile(errorLogRecordSchema);

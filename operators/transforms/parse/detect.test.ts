@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import type { DeadLetter, EtlRecord } from '../../../engine/record.ts';
-import { accessRecordSchema, errorLogRecordSchema } from './record.schema.ts';
+import { accessRecordSchema, errorLogRecordSchema } from '../../shared/log-records.ts';
 import type { ParseOptions } from './schema.ts';
 import { createParse, rawRecords, testContext } from './test-support.ts';
 

@@ -14,7 +14,7 @@
  */
 import { isIP } from 'node:net';
 import type { LineParser } from './formats/template.ts';
-import type { AccessRecord } from './record.schema.ts';
+import type { AccessRecord } from '../../shared/log-records.ts';
 
 export interface Candidate {
   readonly label: string;

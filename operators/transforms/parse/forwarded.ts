@@ -7,7 +7,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { EtlError } from '../../../engine/errors.ts';
-import type { AccessRecord } from './record.schema.ts';
+import type { AccessRecord } from '../../shared/log-records.ts';
 
 export class TrustedProxies {
   private readonly list = new BlockList();

@@ -2,6 +2,8 @@ import type { OptionProblem } from '../../../engine/operator.ts';
 import { defineTransform } from '../../../engine/operator.ts';
 import { errorMessage } from '../../../engine/errors.ts';
 import type { RecordKind } from '../../../engine/record.ts';
+import type { RecordSchema } from '../../../engine/record-schema.ts';
+import { accessRecordSchema, errorLogRecordSchema } from '../../shared/log-records.ts';
 import { compileAccess, type FormatSpec, isErrorLogFormat } from './formats/index.ts';
 import { parseCidr } from './forwarded.ts';
 import { ERROR_LOG_PORT, ParseTransform } from './parse.ts';
@@ -17,6 +19,15 @@ const defaults = {
   max_line_bytes: schema.properties.max_line_bytes.default,
 };
 
+function portKinds(options: ParseOptions): Readonly<Record<string, RecordKind>> {
+  const format = options.format as FormatSpec;
+  if (format === 'auto') {
+    const errorLogs = (options.candidates as readonly FormatSpec[]).some(isErrorLogFormat);
+    return errorLogs ? { default: 'access', [ERROR_LOG_PORT]: 'error_log' } : { default: 'access' };
+  }
+  return { default: isErrorLogFormat(format) ? 'error_log' : 'access' };
+}
+
 export default defineTransform<typeof schema, ParseOptions>({
   type: 'parse',
   stability: 'beta',
@@ -24,13 +35,14 @@ export default defineTransform<typeof schema, ParseOptions>({
   schema,
   accepts: ['raw'],
   outputs: { default: 'access' },
-  outputsFor(options): Readonly<Record<string, RecordKind>> {
-    const format = options.format as FormatSpec;
-    if (format === 'auto') {
-      const errorLogs = (options.candidates as readonly FormatSpec[]).some(isErrorLogFormat);
-      return errorLogs ? { default: 'access', [ERROR_LOG_PORT]: 'error_log' } : { default: 'access' };
+  outputsFor: portKinds,
+  // Records are built anew from the line: nothing of the input record but its origin is kept.
+  outputSchemas(options): Readonly<Record<string, RecordSchema>> {
+    const schemas: Record<string, RecordSchema> = {};
+    for (const [port, kind] of Object.entries(portKinds(options))) {
+      schemas[port] = kind === 'error_log' ? errorLogRecordSchema : accessRecordSchema;
     }
-    return { default: isErrorLogFormat(format) ? 'error_log' : 'access' };
+    return schemas;
   },
   examples: [
     { ...defaults, format: 'auto' },

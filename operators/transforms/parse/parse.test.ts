@@ -2,12 +2,16 @@ import { recordingContext } from '../../../test/support/context.ts';
 import { describe, expect, it } from 'vitest';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { type DeadLetter, type EtlRecord, ORIGIN } from '../../../engine/record.ts';
+import { RAW_LINE_SCHEMA } from '../../../engine/record-schema.ts';
 import { BUILTIN_NAMES, BUILTIN_TEMPLATES, ERROR_FORMATS } from './formats/builtin.ts';
 import { JSON_TARGETS } from './formats/json.ts';
 import definition from './index.ts';
-import { accessRecordSchema, errorLogRecordSchema } from './record.schema.ts';
+import { accessRecordSchema, errorLogRecordSchema } from '../../shared/log-records.ts';
 import { schema } from './schema.ts';
 import { createParse, fixture, options, rawRecords, testContext } from './test-support.ts';
+
+/** What the loader tells `validate` of a parse stage reading a file source. */
+const RAW_INPUT = { inputSchema: RAW_LINE_SCHEMA };
 
 function run(text: string, overrides = {}, file = 'access.log') {
   const ctx = testContext();
@@ -53,6 +57,13 @@ describe('parse: schema and definition', () => {
     ).toEqual([...JSON_TARGETS]);
   });
 
+  it('declares the record schema of each port it emits on', () => {
+    const schemas = (o: object) => definition.outputSchemas?.(options(o), RAW_LINE_SCHEMA);
+    expect(schemas({ format: 'nginx_error' })).toEqual({ default: errorLogRecordSchema });
+    expect(schemas({ format: 'combined' })).toEqual({ default: accessRecordSchema });
+    expect(schemas({})).toEqual({ default: accessRecordSchema, error_log: errorLogRecordSchema });
+  });
+
   it('declares error_log output for error-log formats, and an error_log port when auto detects them', () => {
     expect(definition.outputsFor?.(options({ format: 'nginx_error' }))).toEqual({ default: 'error_log' });
     expect(definition.outputsFor?.(options({ format: 'combined' }))).toEqual({ default: 'access' });
@@ -80,7 +91,7 @@ describe('parse: schema and definition', () => {
   });
 
   it('reports bad format strings, zones and candidates before running, with positions', () => {
-    const problems = (o: object) => definition.validate?.(options(o)) ?? [];
+    const problems = (o: object) => definition.validate?.(options(o), RAW_INPUT) ?? [];
     expect(problems({ format: { apache: '%h %l %j %t' } })).toEqual([
       { path: ['format', 'apache'], message: 'unknown directive %j at column 7 of the apache format' },
     ]);
@@ -95,7 +106,7 @@ describe('parse: schema and definition', () => {
       { path: ['trusted_proxies', 2] },
     ]);
     expect(problems({ candidates: ['combined', { apache: '%h%u' }] })[0]?.message).toMatch(/have no text between them/);
-    for (const example of definition.examples) expect(definition.validate?.(example)).toEqual([]);
+    for (const example of definition.examples) expect(definition.validate?.(example, RAW_INPUT)).toEqual([]);
   });
 });
 

@@ -2,7 +2,7 @@
  * Splits a logged request line (`GET /a?b=1 HTTP/1.1`) into method, path, query and protocol. Lines
  * that are not HTTP (TLS handshakes on a plain port, `-`, junk) keep `request` and leave the parts null.
  */
-import type { AccessRecord } from './record.schema.ts';
+import type { AccessRecord } from '../../shared/log-records.ts';
 
 /** RFC 9110 token characters, by char code. */
 const TOKEN = new Uint8Array(128);

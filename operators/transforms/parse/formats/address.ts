@@ -11,7 +11,7 @@
  * two groups: the forwarded list and the connecting address), resolved with `trusted_proxies`.
  */
 import type { TrustedProxies } from '../forwarded.ts';
-import type { AccessRecord } from '../record.schema.ts';
+import type { AccessRecord } from '../../../shared/log-records.ts';
 import { intValue } from './numbers.ts';
 
 interface Group {

@@ -5,7 +5,7 @@
  *   nginx:      2011/09/09 10:42:29 [error] 1234#0: *99 open() "/favicon.ico" failed (2: No such file or directory), client: 1.2.3.4, server: localhost, request: "GET /favicon.ico HTTP/1.1", host: "localhost"
  * Error logs are low volume; clarity wins over speed here (regular expressions are fine).
  */
-import type { ErrorLogRecord } from '../record.schema.ts';
+import type { ErrorLogRecord } from '../../../shared/log-records.ts';
 import { IsoClock, localSeconds, monthFromAbbr, twoDigits, validDateTime, ZoneOffsets } from '../time/clock.ts';
 import { intValue } from './numbers.ts';
 import type { LineParser } from './template.ts';

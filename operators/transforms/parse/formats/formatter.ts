@@ -3,7 +3,7 @@
  * Used by property tests (format → parse gives the record back) and to generate benchmark input.
  */
 import { escaperFor } from '../text/escape.ts';
-import type { AccessRecord } from '../record.schema.ts';
+import type { AccessRecord } from '../../../shared/log-records.ts';
 import { MONTH_ABBR, MONTH_NAMES, WEEKDAY_ABBR, WEEKDAY_NAMES } from '../time/clock.ts';
 import { type FieldKind, K, type Token } from './fields.ts';
 import type { TemplateFormat } from './template.ts';

@@ -1,6 +1,6 @@
 /** Turns a `format` option into a compiled parser. */
 import type { TrustedProxies } from '../forwarded.ts';
-import type { AccessRecord } from '../record.schema.ts';
+import type { AccessRecord } from '../../../shared/log-records.ts';
 import { apacheTokens } from './apache.ts';
 import { BUILTIN_TEMPLATES, type BuiltinTemplateName, ERROR_FORMATS } from './builtin.ts';
 import { ErrorLogFormat, type ErrorLogFormatName } from './error-log.ts';

@@ -4,7 +4,7 @@
  * `extra` with their JSON values.
  */
 import { resolveForwarded, TrustedProxies } from '../forwarded.ts';
-import { type AccessRecord, emptyAccessRecord } from '../record.schema.ts';
+import { type AccessRecord, emptyAccessRecord } from '../../../shared/log-records.ts';
 import { applyRequest, applyUri } from '../request.ts';
 import { IsoClock, ZoneOffsets } from '../time/clock.ts';
 import { clfInto, epochInto, isoInto } from '../time/stamps.ts';

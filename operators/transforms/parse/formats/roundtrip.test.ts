@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type AccessRecord, emptyAccessRecord } from '../record.schema.ts';
+import { type AccessRecord, emptyAccessRecord } from '../../../shared/log-records.ts';
 import { applyRequest } from '../request.ts';
 import { type FieldKind, K, type Token } from './fields.ts';
 import { Formatter } from './formatter.ts';

@@ -6,7 +6,7 @@
  */
 import { EtlError } from '../../../../engine/errors.ts';
 import { resolveForwarded, TrustedProxies } from '../forwarded.ts';
-import { type AccessRecord, emptyAccessRecord } from '../record.schema.ts';
+import { type AccessRecord, emptyAccessRecord } from '../../../shared/log-records.ts';
 import { applyRequest, applyUri } from '../request.ts';
 import { closingQuote, isEscaped } from '../text/quote.ts';
 import { unescapeRange } from '../text/unescape.ts';

@@ -14,7 +14,7 @@
  * integers as numbers, `-` as null.
  */
 import { isIP } from 'node:net';
-import type { AccessRecord } from '../record.schema.ts';
+import type { AccessRecord } from '../../../shared/log-records.ts';
 import { closingQuote } from '../text/quote.ts';
 import { unescapeRange } from '../text/unescape.ts';
 import { intValue, secondsToMs, upstreamTotalMs } from './numbers.ts';

@@ -1,5 +1,8 @@
 /**
- * The normalized records `parse` emits. `accessRecordSchema` is published as schemas/record.schema.json.
+ * The normalized records of web server logs: access records and error-log records, as `parse` emits them.
+ * Shared by the operators that make them (parse declares them as its output schemas) and those that name
+ * them (the postgres sink's `record_schema:` override). `accessRecordSchema` is published as
+ * schemas/record.schema.json.
  * Every field is always present (null when the format does not carry it or the log wrote `-`), so each
  * record has the same shape for JSON, CSV and PostgreSQL sinks alike.
  *
