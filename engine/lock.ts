@@ -61,7 +61,11 @@ export class LockFile {
         this.held = true;
         return;
       }
-      const holder = await readHolder(this.path);
+      const found = await readLock(this.path);
+      // Gone since `tryCreate` (released, or removed by a takeover): try again. Removing "nothing" here could
+      // remove the lock another process links in meanwhile.
+      if (found === ABSENT) continue;
+      const holder = found === UNREADABLE ? undefined : found;
       if (holder === undefined || (holder.host === mine.host && !isAlive(holder.pid))) {
         await this.takeOver(holder);
         continue;
@@ -106,9 +110,11 @@ export class LockFile {
 }
 
 /**
- * Removes the lock at `path` if it still names `dead`: a process that found the same dead holder may have
- * taken over since, and its fresh lock must stay. The check and the removal run under a second lock (a
- * directory, created atomically), so that no other process's takeover can slip in between them.
+ * Removes the lock at `path` if it still names `dead` (undefined: a lock file that names no holder): a
+ * process that found the same dead holder may have taken over since, and its fresh lock must stay. The
+ * check and the removal run under a second lock (a directory, created atomically), so that no other
+ * process's takeover can slip in between them; and a lock file that is there cannot be replaced without
+ * a removal, so none can slip in either. An absent file is left absent.
  */
 export async function removeDeadLock(path: string, dead: LockHolder | undefined): Promise<void> {
   const guard = `${path}.takeover`;
@@ -122,34 +128,43 @@ export async function removeDeadLock(path: string, dead: LockHolder | undefined)
     return;
   }
   try {
-    const now = await readHolder(path);
-    const same = now === undefined ? dead === undefined : dead !== undefined && sameHolder(now, dead);
+    const now = await readLock(path);
+    if (now === ABSENT) return;
+    const same = now === UNREADABLE ? dead === undefined : dead !== undefined && sameHolder(now, dead);
     if (same) await unlink(path).catch(() => {});
   } finally {
     await rmdir(guard).catch(() => {});
   }
 }
 
-/** The holder named in a lock file; undefined when there is no file or it names none (an older format). */
+/** The holder named in a lock file; undefined when there is no file or it names none. */
 export async function readHolder(path: string): Promise<LockHolder | undefined> {
+  const found = await readLock(path);
+  return found === ABSENT || found === UNREADABLE ? undefined : found;
+}
+
+const ABSENT = Symbol('no lock file');
+const UNREADABLE = Symbol('a lock file that names no holder');
+
+async function readLock(path: string): Promise<LockHolder | typeof ABSENT | typeof UNREADABLE> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return ABSENT;
     throw error;
   }
+  // A bare pid, as older versions wrote.
+  if (/^\s*\d+\s*$/.test(text)) return { pid: Number(text), host: hostname(), since: '', what: 'etl' };
   try {
-    const parsed = JSON.parse(text) as Partial<LockHolder>;
-    if (typeof parsed.pid === 'number' && typeof parsed.host === 'string') {
+    const parsed = JSON.parse(text) as Partial<LockHolder> | null;
+    if (typeof parsed?.pid === 'number' && typeof parsed.host === 'string') {
       return { pid: parsed.pid, host: parsed.host, since: String(parsed.since ?? ''), what: String(parsed.what ?? '') };
     }
   } catch {
-    // A bare pid, as older versions wrote.
-    const pid = Number.parseInt(text, 10);
-    if (Number.isInteger(pid) && pid > 0) return { pid, host: hostname(), since: '', what: 'etl' };
+    // Not JSON: names no holder.
   }
-  return undefined;
+  return UNREADABLE;
 }
 
 function lockedError(path: string, holder: LockHolder, remedy: string): EtlError {

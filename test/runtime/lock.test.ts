@@ -129,8 +129,20 @@ describe('lock file', () => {
     await lock.release();
   });
 
+  it('refuses a live holder that wrote a bare pid, as older versions did', async () => {
+    const path = join(dir, 'bare.lock');
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      writeFileSync(path, `${sleeper.pid}\n`);
+      await expect(new LockFile(path, 'test').acquire()).rejects.toThrow(`(pid ${sleeper.pid}) holds ${path}`);
+      expect(readFileSync(path, 'utf8')).toBe(`${sleeper.pid}\n`);
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+  });
+
   it('gives a free or dead holder’s lock to exactly one of several processes trying at once', async () => {
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < 4; round++) {
       const path = join(dir, `race-${round}.lock`);
       // Even rounds: no lock yet; odd rounds: the lock of a process that died.
       if (round % 2 === 1) {
