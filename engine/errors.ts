@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   ETL_RESOURCE_UNAVAILABLE: 'a shared resource cannot be reached',
   ETL_GRAPH_UNKNOWN_RESOURCE: 'an option names no shared resource of its type',
   ETL_GRAPH_UNKNOWN_FIELD: 'an option names a field the records reaching the stage do not carry',
+  ETL_QUERY_NO_STORAGE: 'the storage to query does not exist yet',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

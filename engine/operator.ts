@@ -440,7 +440,39 @@ export interface SinkDefinition<S extends OptionsSchema = OptionsSchema, O = unk
    * reaching the stage cannot carry, with the nearest one (when that schema is closed).
    */
   fields?(options: O): readonly FieldUse[];
+  /** Storage that answers SQL: `etl query` opens what a sink with these options writes to. */
+  readonly query?: QueryableStorage<O>;
   create(options: O, ctx: OperatorContext): Sink | Promise<Sink>;
+}
+
+export interface QueryableStorage<O = unknown> {
+  /**
+   * Opens the storage a sink with `options` writes to: the options of a pipeline's sink, or, without a
+   * pipeline, only `url` when the user gave one. `dataDir` is the pipeline's (`.etl` without one). Refuses,
+   * saying how to create it, storage that does not exist yet rather than creating it empty.
+   */
+  open(
+    options: Partial<O>,
+    where: { readonly dataDir: string; readonly env: NodeJS.ProcessEnv },
+  ): Promise<QuerySession>;
+}
+
+export interface QuerySession {
+  /** Where it runs, for messages: a URL with its password masked, or a directory. */
+  readonly label: string;
+  /** Runs one or more statements; the result of each, in order. */
+  script(sql: string): Promise<QueryTable[]>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface QueryTable {
+  readonly fields: readonly string[];
+  /** By field name; 64-bit integers as bigint, whatever the driver returns them as. */
+  readonly rows: ReadonlyArray<Record<string, unknown>>;
+  /** The statement's command tag (`INSERT`, `CREATE TABLE`), for statements without rows. */
+  readonly command?: string;
+  readonly rowCount?: number;
 }
 
 export type OperatorDefinition =

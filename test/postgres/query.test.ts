@@ -117,6 +117,41 @@ spec:
     expect(out.text()).toBe('');
   });
 
+  it("masks the values of the pipeline's secrets in its messages, not only the password", async () => {
+    target = await Target.create('server');
+    const file = join(target.dataDir, 'secret.yaml');
+    await writeFile(
+      file,
+      `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: q }
+spec:
+  sources:
+    gen: { type: generator, count: 1 }
+  operators:
+    parsed: { type: parse, inputs: [gen] }
+  sinks:
+    store:
+      type: postgres
+      inputs: [parsed]
+      url: "postgres://etl:\${secret:ETL_TEST_PW}@127.0.0.1:1/x?application_name=\${secret:ETL_TEST_APP}"
+`,
+    );
+    process.env.ETL_TEST_PW = 'hunter2';
+    process.env.ETL_TEST_APP = 'sesame-open';
+    try {
+      const out = capture();
+      const err = capture();
+      expect(await runQuery('SELECT 1', { pipeline: file, format: 'table', out: out.stream, err: err.stream })).toBe(1);
+      expect(err.text()).toContain('127.0.0.1:1');
+      expect(err.text()).not.toContain('hunter2');
+      expect(err.text()).not.toContain('sesame-open');
+    } finally {
+      delete process.env.ETL_TEST_PW;
+      delete process.env.ETL_TEST_APP;
+    }
+  });
+
   it('reads the embedded database under .etl/pgdata by default, and says when another process holds it', async () => {
     target = await Target.create('embedded');
     await load(target);

@@ -68,5 +68,6 @@ export default defineSink<typeof schema, PostgresSinkOptions>({
     },
   ],
   validate: (options, { inputSchema }) => layoutProblems(options, inputSchema),
+  query: { open: async (options, where) => (await import('./query.ts')).queryable.open(options, where) },
   create: async (options, ctx) => (await import('./postgres.ts')).createPostgresSink(options, ctx),
 });
