@@ -71,7 +71,8 @@ export default defineTransform<typeof schema, ParseOptions>({
     }
     const compile = { timezone: 'UTC', customVariables: options.custom_variables };
     const check = (spec: FormatSpec, path: (string | number)[]) => {
-      if (spec === 'auto' || isErrorLogFormat(spec)) return;
+      // A named format is one the schema's enum admitted: built in, known to compile. Only templates are compiled.
+      if (typeof spec === 'string') return;
       try {
         compileAccess(spec, compile);
       } catch (error) {
