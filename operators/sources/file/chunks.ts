@@ -3,8 +3,9 @@
  * the fd survives a rename), or a Readable stream (gunzip output, stdin), both behind one interface.
  */
 import type { FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream';
+import { pipeline as pipelinePromise } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 
 export interface ChunkReader {
@@ -119,4 +120,40 @@ export function gunzipReader(handle: FileHandle, onRead?: (bytes: number) => voi
   // pipeline forwards an error of either stream to the gunzip side, where the reader sees it.
   pipeline(raw, gunzip, () => {});
   return new StreamReader(gunzip, () => raw.bytesRead);
+}
+
+/** What decompressing a whole gzip file showed. */
+export type GzipCheck =
+  | { readonly ok: true /** Decompressed bytes. */; readonly length: number }
+  | {
+      readonly ok: false;
+      /** `cut`: ends in the middle of a member; `corrupt`: bad data, CRC or length; `unreadable`: an I/O error. */
+      readonly problem: 'cut' | 'corrupt' | 'unreadable';
+      readonly detail: string;
+    };
+
+/**
+ * Decompresses a gzip file (all members) from the start without keeping the output: gzip checks a member's
+ * CRC-32 and length only at its end, so this is how a file is known to be whole before any line of it is
+ * trusted. zlib runs on libuv's thread pool; the read buffer is the only memory held. Rejects when `signal`
+ * aborts.
+ */
+export async function checkGzip(handle: FileHandle, signal: AbortSignal): Promise<GzipCheck> {
+  let length = 0;
+  const count = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      length += chunk.length;
+      done();
+    },
+  });
+  try {
+    const raw = handle.createReadStream({ start: 0, autoClose: false, highWaterMark: 256 * 1024 });
+    await pipelinePromise(raw, createGunzip(), count, { signal });
+    return { ok: true, length };
+  } catch (error) {
+    if (signal.aborted) throw error;
+    const { code, message } = error as NodeJS.ErrnoException;
+    if (code === 'Z_BUF_ERROR') return { ok: false, problem: 'cut', detail: message };
+    return { ok: false, problem: code?.startsWith('Z_') ? 'corrupt' : 'unreadable', detail: message };
+  }
 }
