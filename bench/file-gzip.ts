@@ -78,7 +78,9 @@ async function readBySource(path: string): Promise<void> {
     stopping: controller.signal,
     emit: async (batch) => {
       records += batch.length;
+      return { sent: true, durable: () => Promise.resolve() };
     },
+    onCommitted: () => {},
     progress: () => {},
     inputError: (reason) => {
       throw new Error(reason);
