@@ -5,10 +5,13 @@
  * a line appended to one file, and of a file renamed away (rotation) and replaced; then stops it with SIGTERM
  * and reports the exit code and the errors it logged.
  * Usage: node bench/file-follow.ts [--files 10000] [--lines 2] [--idle-seconds 10] [--ulimit 1024]
+ *        [--checkpoint-seconds 1] [--root <another checkout>, to measure it the same way]
  */
 import { spawn } from 'node:child_process';
 import {
   appendFileSync,
+  existsSync,
+  statSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -30,7 +33,7 @@ const linesPerFile = Number(arg('lines') ?? 2);
 const idleSeconds = Number(arg('idle-seconds') ?? 10);
 const ulimit = arg('ulimit');
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const root = arg('root') ?? fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'etl-bench-follow-'));
 const logs = join(dir, 'logs');
 mkdirSync(logs);
@@ -146,6 +149,8 @@ console.log(
 
 child.kill('SIGTERM');
 const code = await exited;
+const stateFile = join(dir, '.etl', 'state', 'bench-follow.json');
+if (existsSync(stateFile)) console.log(`checkpoint state: ${(statSync(stateFile).size / 1048576).toFixed(1)} MiB`);
 const errorLines = stderr.split('\n').filter((l) => /\berror\b|ERROR/.test(l));
 const emfile = stderr.split('\n').filter((l) => l.includes('EMFILE')).length;
 console.log(`exit code ${code}; ${errorLines.length} error lines logged (${emfile} EMFILE)`);
