@@ -18,16 +18,35 @@ export interface ChunkReader {
   readonly rawBytes: number;
 }
 
+/** A read after a pause this long (a slow sink, the other files' turns) first checks the file is still the same. */
+const VERIFY_AFTER_MS = 100;
+
+export interface FdReaderHooks {
+  /** Sees every read's bytes (a view of the buffer, valid during the call) with the file position they came from. */
+  observe?(position: number, bytes: Buffer): void;
+  /**
+   * Before a read that follows a pause: false when the file is no longer the one being read at `position` (it
+   * was truncated, and maybe refilled past it); the read then reports the end of the file.
+   */
+  verify?(position: number): Promise<boolean>;
+  /** Verify before the first read too: the file was identified some time before it is read. */
+  verifyFirst?: boolean;
+}
+
 /** Reads a plain file by position, so the offset is ours and a rotation never moves it. */
 export class FdReader implements ChunkReader {
   private readonly handle: FileHandle;
   position: number;
   private readonly onRead: ((bytes: number) => void) | undefined;
+  private readonly hooks: FdReaderHooks;
+  private lastRead: number;
 
-  constructor(handle: FileHandle, position: number, onRead?: (bytes: number) => void) {
+  constructor(handle: FileHandle, position: number, onRead?: (bytes: number) => void, hooks: FdReaderHooks = {}) {
     this.handle = handle;
     this.position = position;
     this.onRead = onRead;
+    this.hooks = hooks;
+    this.lastRead = hooks.verifyFirst ? Number.NEGATIVE_INFINITY : performance.now();
   }
 
   get rawBytes(): number {
@@ -35,9 +54,16 @@ export class FdReader implements ChunkReader {
   }
 
   async read(buf: Buffer, offset: number, length: number): Promise<number> {
-    const { bytesRead } = await this.handle.read(buf, offset, length, this.position);
+    const from = this.position;
+    const verify = this.hooks.verify;
+    if (verify && performance.now() - this.lastRead >= VERIFY_AFTER_MS && !(await verify(from))) return 0;
+    const { bytesRead } = await this.handle.read(buf, offset, length, from);
+    this.lastRead = performance.now();
     this.position += bytesRead;
-    if (bytesRead > 0) this.onRead?.(bytesRead);
+    if (bytesRead > 0) {
+      this.onRead?.(bytesRead);
+      this.hooks.observe?.(from, buf.subarray(offset, offset + bytesRead));
+    }
     return bytesRead;
   }
 }

@@ -332,8 +332,10 @@ class FileSource implements Source {
           this.pendingPaths.add(t.path);
           return false;
         }
-        // Compared with the read position: what the reader saw, whatever a scan recorded.
-        if (st.size === readPosition(t)) return this.whileQuiet(t);
+        // Compared with the read position: what the reader saw, whatever a scan recorded. Modified but not grown
+        // may be a rewrite (truncated and refilled to the same size): the first bytes tell.
+        const grown = st.size !== readPosition(t);
+        if (!grown && st.mtimeMs === t.mtimeMs) return this.whileQuiet(t);
         if (!(await this.ensureOpen(t))) {
           // No descriptor free (all held by rotated files being finished): next turn.
           t.dirty = t.status === 'reading';
@@ -342,6 +344,7 @@ class FileSource implements Source {
         t.size = st.size;
         t.mtimeMs = st.mtimeMs;
         if (await this.replaced(t, st.size)) await this.restartTruncated(t, st.size, true);
+        else if (!grown) return this.whileQuiet(t);
       } catch (error) {
         if (t.handle === null && (error as NodeJS.ErrnoException).code === 'ENOENT') {
           this.pendingPaths.add(t.path);
@@ -422,7 +425,11 @@ class FileSource implements Source {
     const onRead = this.hooks.onRead;
     const path = t.path;
     if (!t.compressed) {
-      t.reader = new FdReader(handle, readPosition(t), onRead && ((n) => onRead(path, n)));
+      t.reader = new FdReader(handle, readPosition(t), onRead && ((n) => onRead(path, n)), {
+        observe: (position, bytes) => this.noteHead(t, position, bytes),
+        verify: (position) => this.stillReadable(t, handle, position),
+        verifyFirst: this.options.follow,
+      });
       return true;
     }
     const stopping = (this.out as SourceOutput).stopping;
@@ -511,13 +518,13 @@ class FileSource implements Source {
     t.carry = null;
     t.size = size;
     t.atEof = false;
-    // Identity by device and inode until the new content is long enough to fingerprint.
+    // Identity by device and inode until the new content is long enough to fingerprint, from what is read of it.
     t.fingerprint = hashBytes(Buffer.alloc(0));
+    t.head = Buffer.alloc(0);
     this.copyIndex = null;
     if (t.reader instanceof FdReader) t.reader.position = 0;
-    if (former.offset > 0 && former.fingerprint_bytes === this.options.fingerprint_bytes) {
-      await this.keepTruncatedAway(former, t);
-    }
+    // Even at offset 0: a copy taken for a duplicate of content of which nothing was read must be read whole.
+    if (former.fingerprint_bytes === this.options.fingerprint_bytes) await this.keepTruncatedAway(former, t);
   }
 
   private async keepTruncatedAway(former: FileEntry, from: Tracked): Promise<void> {
@@ -537,14 +544,22 @@ class FileSource implements Source {
 
   /** A copy taken for a duplicate turns out to hold content truncated away: it continues where that was read. */
   private async resumeCopy(copy: Tracked, former: FileEntry): Promise<boolean> {
-    let st: Awaited<ReturnType<typeof stat>>;
+    let size = copy.size;
+    let mtimeMs = copy.mtimeMs;
     try {
-      st = await stat(copy.path);
+      const st = await stat(copy.path);
+      if (st.dev === copy.dev && st.ino === copy.ino) {
+        size = st.size;
+        mtimeMs = st.mtimeMs;
+      } else {
+        // Renamed since (the generations shifted): the next scan finds it by its identity.
+        this.pendingPaths.add(copy.path);
+      }
     } catch {
-      return false;
+      this.pendingPaths.add(copy.path);
     }
     // Shorter: lines the original got after the copy were read from it already; the copy has nothing new.
-    if (st.dev !== copy.dev || st.ino !== copy.ino || st.size < former.offset) return false;
+    if (size < former.offset) return false;
     this.ctx.logger.info('file is the copy of content truncated away from another; reading it from where that was', {
       path: copy.path,
       copy_of: former.path,
@@ -553,8 +568,8 @@ class FileSource implements Source {
     this.continueAt(copy, former);
     copy.duplicate = false;
     copy.status = 'reading';
-    copy.size = st.size;
-    copy.mtimeMs = st.mtimeMs;
+    copy.size = size;
+    copy.mtimeMs = mtimeMs;
     copy.atEof = false;
     copy.dirty = true;
     copy.lastGrowth = Date.now();
@@ -687,7 +702,9 @@ class FileSource implements Source {
         continue;
       }
       if (known) await this.retire(known, movedTo);
-      await this.admit(c, initial);
+      // The file opened may not be the one listed (renamed in between): the one admitted counts as seen.
+      const admitted = await this.admit(c, initial);
+      if (admitted !== undefined) seen.add(admitted);
     }
     for (const t of [...this.byKey.values()]) {
       if (seen.has(keyOf(t.dev, t.ino)) || (scope !== null && !scope.has(t.path))) continue;
@@ -742,10 +759,10 @@ class FileSource implements Source {
     }
   }
 
-  /** copytruncate and friends: the file shrank below the read point, or its first bytes changed. */
+  /** copytruncate and friends: the file shrank below the read point or its identifying bytes, or they changed. */
   private async replaced(t: Tracked, size: number): Promise<boolean> {
-    if (size < readPosition(t)) return true;
-    if (t.fingerprint.bytes === 0 || t.handle === null || size < t.fingerprint.bytes) return false;
+    if (size < readPosition(t) || size < t.fingerprint.bytes) return true;
+    if (t.fingerprint.bytes === 0 || t.handle === null) return false;
     const current = await fingerprint(t.handle, false, t.fingerprint.bytes);
     return current.hash !== t.fingerprint.hash;
   }
@@ -818,8 +835,8 @@ class FileSource implements Source {
     await this.openFiles.release(t);
   }
 
-  /** A file not known under its device and inode: find where to start in it. */
-  private async admit(c: Candidate, initial: boolean): Promise<void> {
+  /** A file not known under its device and inode: find where to start in it; its key, once admitted. */
+  private async admit(c: Candidate, initial: boolean): Promise<string | undefined> {
     let handle: FileHandle;
     try {
       handle = await open(c.path, 'r');
@@ -830,6 +847,14 @@ class FileSource implements Source {
     }
     try {
       const st = await handle.stat();
+      const key = keyOf(st.dev, st.ino);
+      if (this.byKey.has(key) || this.rotatedByKey.has(key)) {
+        // Renamed between its listing and its opening: the path now leads to a file already known. The next scan
+        // looks at the path again.
+        await handle.close();
+        this.pendingPaths.add(c.path);
+        return;
+      }
       const { compressed, fingerprint: fp } = await identify(handle, this.options.fingerprint_bytes);
       const t: Tracked = {
         cursor: newCursor(this.ctx.id, c.path),
@@ -854,11 +879,13 @@ class FileSource implements Source {
         rotatedAt: 0,
         atEof: false,
         dirty: true,
+        head: null,
         entry: null,
       };
       await this.placeCursor(t, handle, initial);
+      if (!compressed && t.cursor.offset === 0 && fp.bytes < this.options.fingerprint_bytes) t.head = Buffer.alloc(0);
+      this.byKey.set(key, t);
       this.reported.delete(c.path);
-      this.byKey.set(keyOf(t.dev, t.ino), t);
       this.byPath.set(t.path, t);
       this.order.push(t);
       this.orderChanged = true;
@@ -867,6 +894,7 @@ class FileSource implements Source {
       // Without follow, descriptors are opened one at a time while reading; with it, within max_open_files.
       if (this.options.follow && t.status === 'reading' && this.openFiles.makeRoom()) this.openFiles.hold(t, handle);
       else await handle.close();
+      return key;
     } catch (error) {
       await handle.close().catch(() => {});
       if (error instanceof EtlError) throw error;
@@ -1025,9 +1053,49 @@ class FileSource implements Source {
     }
   }
 
+  /**
+   * Whether reading on at `position` reads the same content: not if the file is now shorter (truncated), or its
+   * first bytes changed (truncated and refilled past the position while the reader waited).
+   */
+  private async stillReadable(t: Tracked, handle: FileHandle, position: number): Promise<boolean> {
+    try {
+      const { size } = await handle.stat();
+      // Shorter than what was read, or than the first bytes that identified it: truncated.
+      if (size < position || size < t.fingerprint.bytes) return false;
+      if (t.fingerprint.bytes === 0) return true;
+      return (await fingerprint(handle, false, t.fingerprint.bytes)).hash === t.fingerprint.hash;
+    } catch {
+      // The read itself reports the error.
+      return true;
+    }
+  }
+
+  /** Keeps the first bytes read of a file whose fingerprint is not complete yet. */
+  private noteHead(t: Tracked, position: number, bytes: Buffer): void {
+    const head = t.head;
+    if (head === null || position !== head.length) return;
+    const take = Math.min(bytes.length, this.options.fingerprint_bytes - head.length);
+    t.head = Buffer.concat([head, bytes.subarray(0, take)]);
+  }
+
+  /**
+   * Completes the fingerprint of a file that was shorter than fingerprint_bytes: from the bytes the reader read,
+   * so that it is the fingerprint of the content read even if the file was truncated and refilled since. A file
+   * read from an offset has no such bytes: its first bytes are read again, and must begin as they did.
+   */
   private async refreshFingerprint(t: Tracked): Promise<void> {
-    if (t.handle === null) return;
-    t.fingerprint = await fingerprint(t.handle, t.compressed, this.options.fingerprint_bytes);
+    const want = this.options.fingerprint_bytes;
+    if (t.head !== null) {
+      if (t.head.length > t.fingerprint.bytes) t.fingerprint = hashBytes(t.head);
+      if (t.head.length >= want) t.head = null;
+    } else if (t.handle !== null) {
+      const current = await fingerprint(t.handle, t.compressed, want);
+      if (!(await sameContent(t.handle, t.compressed, current, t.fingerprint))) {
+        await this.restartTruncated(t, (await t.handle.stat()).size, true);
+        return;
+      }
+      t.fingerprint = current;
+    }
     this.copyIndex = null;
   }
 

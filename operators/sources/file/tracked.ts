@@ -46,6 +46,11 @@ export interface Tracked extends PumpState {
   atEof: boolean;
   /** Follow mode: an event or a check says it may have changed; looked at in the next turn. */
   dirty: boolean;
+  /**
+   * The file's first bytes as the reader read them, while its fingerprint is shorter than fingerprint_bytes and
+   * reading started at 0: the fingerprint grows from what was read, not from what the file holds by then.
+   */
+  head: Buffer | null;
   /** The last entry built for the position, reused while nothing in it changed. */
   entry: FileEntry | null;
 }
