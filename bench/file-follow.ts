@@ -108,8 +108,9 @@ const fds = (): number => readdirSync(`/proc/${pid}/fd`).length;
 const expected = files * linesPerFile;
 const started = Date.now();
 const readAll = await until(() => received >= expected, 300_000);
+const startCpu = child.exitCode === null ? `, ${cpuSeconds().toFixed(1)} s of CPU` : '';
 console.log(
-  `${files} files, ${expected} lines${ulimit ? `, ulimit -n ${ulimit}` : ''}: ${readAll ? 'all read' : `only ${received} read`} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  `${files} files, ${expected} lines${ulimit ? `, ulimit -n ${ulimit}` : ''}: ${readAll ? 'all read' : `only ${received} read`} in ${((Date.now() - started) / 1000).toFixed(1)} s${startCpu}`,
 );
 if (child.exitCode !== null) {
   const lines = stderr.split('\n');
