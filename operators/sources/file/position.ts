@@ -67,7 +67,8 @@ function isEntry(value: unknown): value is FileEntry {
     isCount(e.offset) &&
     isCount(e.line) &&
     (e.size === undefined || isCount(e.size)) &&
-    (e.mtime_ms === undefined || (typeof e.mtime_ms === 'number' && Number.isFinite(e.mtime_ms)))
+    (e.mtime_ms === undefined || (typeof e.mtime_ms === 'number' && Number.isFinite(e.mtime_ms))) &&
+    (e.truncated === undefined || e.truncated === true)
   );
 }
 
