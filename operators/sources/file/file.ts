@@ -76,10 +76,12 @@ class FileSource implements Source {
   /** Files with a full fingerprint by its hash, built when a scan needs it (copies). */
   private copyIndex: Map<string, Tracked> | null = null;
   /**
-   * Content truncated away from followed files (copytruncate), kept so that its copy continues where the
-   * reading was; until a full scan that started after the truncation has ended (the copy exists before).
+   * Entries of content no longer followed, kept until a full scan that started after has ended: content truncated
+   * away from a file (copytruncate, also in the position), so that its copy continues where the reading was (the
+   * copy exists before the truncation); a file finished after it was rotated away, so that if it shows up again
+   * under a matching name (its notification late, a rename back), or a copy of it does, it continues there.
    */
-  private truncatedAway: Array<{ entry: FileEntry; afterScan: number }> = [];
+  private kept: Array<{ entry: FileEntry; afterScan: number }> = [];
   /** Full scans started so far. */
   private fullScans = 0;
   /** Paths that may lead to another file now (a notification, an identity check): the next scan looks. */
@@ -378,6 +380,7 @@ class FileSource implements Source {
     const wait = this.options.rotate_wait_ms;
     if (t.status === 'rotated' && quiet >= wait && now - t.rotatedAt >= wait) {
       await this.finishPartialLine(t);
+      this.kept.push({ entry: entryOf(t), afterScan: this.fullScans });
       await this.forget(t);
       this.ctx.logger.info('rotated file finished; closed it', { path: t.path });
       return true;
@@ -539,7 +542,7 @@ class FileSource implements Source {
     if (copy && (await this.resumeCopy(copy, former))) return;
     // The copy is made before the truncation, so its notification came first and it is known already, unless
     // it is in a directory not watched: the next full scan finds it.
-    this.truncatedAway.push({ entry: former, afterScan: this.fullScans });
+    this.kept.push({ entry: former, afterScan: this.fullScans });
   }
 
   /** A copy taken for a duplicate turns out to hold content truncated away: it continues where that was read. */
@@ -594,7 +597,7 @@ class FileSource implements Source {
 
   private position(): FilePosition {
     const files = this.order.map(entryOf);
-    for (const kept of this.truncatedAway) files.push(kept.entry);
+    for (const kept of this.kept) if (kept.entry.truncated) files.push(kept.entry);
     return { files };
   }
 
@@ -713,7 +716,7 @@ class FileSource implements Source {
     }
     this.claims.clear();
     this.copyIndex = null;
-    if (scope === null) this.truncatedAway = this.truncatedAway.filter((k) => k.afterScan >= scanNumber);
+    if (scope === null) this.kept = this.kept.filter((k) => k.afterScan >= scanNumber);
     if (this.orderChanged) {
       this.order.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.seq - b.seq));
       this.orderChanged = false;
@@ -822,6 +825,9 @@ class FileSource implements Source {
       this.rotatedByKey.set(keyOf(t.dev, t.ino), t);
       this.ctx.logger.info('file rotated away; finishing it through its open descriptor', { path: t.path });
     } else {
+      // Its new name may be notified later (or it may be renamed back): it continues where it was then.
+      if (t.status === 'reading' && this.options.follow)
+        this.kept.push({ entry: entryOf(t), afterScan: this.fullScans });
       void this.forget(t);
     }
   }
@@ -904,21 +910,23 @@ class FileSource implements Source {
 
   /** Sets where reading starts: a checkpoint entry, content truncated away, a duplicate of a known file, start_at, or 0. */
   private async placeCursor(t: Tracked, handle: FileHandle, initial: boolean): Promise<void> {
-    const entry = await this.claim(t, handle);
-    if (entry?.truncated) {
+    const claimed = await this.claim(t, handle);
+    const entry = claimed?.entry;
+    if (entry !== undefined && (entry.truncated || claimed?.kept)) {
       const check = t.compressed ? await checkGzip(handle, (this.out as SourceOutput).stopping) : undefined;
       if (check) t.gzipCheck = Promise.resolve(check);
       const length = check === undefined ? t.size : check.ok ? check.length : Number.POSITIVE_INFINITY;
-      // Shorter: lines the original got after the copy were read from it already; the copy has nothing new.
-      if (length < entry.offset) return this.markDuplicate(t, entry.path);
-      this.ctx.logger.info('file is the copy of content truncated away from another; reading it from where that was', {
-        path: t.path,
-        copy_of: entry.path,
-        offset: entry.offset,
-      });
-      return this.continueAt(t, entry);
-    }
-    if (entry) {
+      if (length >= entry.offset) {
+        const message = entry.truncated
+          ? 'file is the copy of content truncated away from another; reading it from where that was'
+          : 'file no longer followed is back under a matching name (or a copy of it); reading it from where it was';
+        this.ctx.logger.info(message, { path: t.path, copy_of: entry.path, offset: entry.offset });
+        return this.continueAt(t, entry);
+      }
+      // Shorter than what was read of the content truncated away: lines the original got after the copy were
+      // read from it already, the copy has nothing new. Shorter than a finished file: other content, read whole.
+      if (entry.truncated) return this.markDuplicate(t, entry.path);
+    } else if (entry !== undefined) {
       if (entry.duplicate) return this.markDuplicate(t, entry.path);
       if (t.compressed && entry.complete) {
         t.complete = true;
@@ -935,6 +943,12 @@ class FileSource implements Source {
         return this.shrankSince(t, entry);
       }
       return this.continueAt(t, entry);
+    }
+    if (entry !== undefined && !entry.truncated && claimed?.kept) {
+      this.ctx.logger.info('file has the first bytes of one no longer followed, but less content; reading it whole', {
+        path: t.path,
+      });
+      return;
     }
     const original = this.copyOf(t);
     if (original) return this.markDuplicate(t, original.path);
@@ -978,19 +992,22 @@ class FileSource implements Source {
    * The checkpoint entry of this file: same device and inode with matching content, or a full fingerprint;
    * or content truncated away from another file, of which this one is the copy.
    */
-  private async claim(t: Tracked, handle: FileHandle): Promise<FileEntry | undefined> {
+  private async claim(t: Tracked, handle: FileHandle): Promise<{ entry: FileEntry; kept: boolean } | undefined> {
     for (const e of this.claims.withKey(t.dev, t.ino)) {
-      if (!e.truncated && (await this.matches(t, handle, e))) return this.claims.take(e);
+      if (!e.truncated && (await this.matches(t, handle, e))) return { entry: this.claims.take(e), kept: false };
     }
     if (t.fingerprint.bytes === this.options.fingerprint_bytes) {
       for (const e of this.claims.withFingerprint(t.fingerprint.hash, t.fingerprint.bytes)) {
-        if (this.copyCandidate(t, e)) return this.claims.take(e);
+        if (this.copyCandidate(t, e)) return { entry: this.claims.take(e), kept: false };
       }
     }
-    for (let i = 0; i < this.truncatedAway.length; i++) {
-      const e = (this.truncatedAway[i] as { entry: FileEntry }).entry;
-      if (this.copyCandidate(t, e) && (await this.matches(t, handle, e)))
-        return this.truncatedAway.splice(i, 1)[0]?.entry;
+    for (let i = 0; i < this.kept.length; i++) {
+      const e = (this.kept[i] as { entry: FileEntry }).entry;
+      const same = !e.truncated && e.dev === t.dev && e.ino === t.ino;
+      if ((same || this.copyCandidate(t, e)) && (await this.matches(t, handle, e))) {
+        this.kept.splice(i, 1);
+        return { entry: e, kept: true };
+      }
     }
     return undefined;
   }
