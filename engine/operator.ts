@@ -8,7 +8,7 @@
  * implementation and its dependencies load only when a pipeline runs (`create: async (options, ctx) =>
  * (await import('./file.ts')).createFileSource(options, ctx)`): the CLI starts in a fraction of the time.
  */
-import type { EtlRecord, RecordKind } from './record.ts';
+import type { EtlRecord, Origin, RecordKind } from './record.ts';
 import type { RecordSchema } from './record-schema.ts';
 
 /** A JSON Schema object literal (`as const`); the options type is derived from it with FromSchema. */
@@ -214,6 +214,14 @@ export interface SourceOutput {
    * resume from. A queue source commits its offsets back to the broker here, never earlier.
    */
   onCommitted(listener: (position: unknown) => void): void;
+  /**
+   * Reports an input the source could not read completely (a corrupt or cut compressed file, a file that
+   * shrank while it was read), without failing the run: the other inputs go on. The runtime logs `reason`
+   * at error level with `where`, counts it in the run's errors and in `etl_component_errors_total{phase="read"}`,
+   * and `etl apply` exits 1 after a run with such errors. What was emitted of that input, and whether a
+   * rerun reads it again, is the source's documented rule; the source does not log it again.
+   */
+  inputError(reason: string, where?: Omit<Origin, 'source'>): void;
 }
 
 /** What became of one `emit`. */

@@ -29,7 +29,7 @@ import type {
   Transform,
   TransformDefinition,
 } from '../operator.ts';
-import { type DeadLetter, deadLetter, type EtlRecord, ORIGIN } from '../record.ts';
+import { type DeadLetter, deadLetter, type EtlRecord, ORIGIN, type Origin } from '../record.ts';
 import { retry } from '../retry.ts';
 import { fitCheckpoint, stageTypes } from '../state/fit.ts';
 import { KeyedStateBackend } from '../state/keyed.ts';
@@ -523,6 +523,13 @@ class PipelineRun {
           this.checkpoints?.onCommitted((record) => {
             if (id in record.positions) listener(record.positions[id]);
           });
+        },
+        inputError: (reason: string, where?: Omit<Origin, 'source'>) => {
+          this.stats.errors++;
+          this.stats.inputErrors++;
+          stage.telemetry.error('read');
+          stage.logger.error(reason, where ? { ...where } : undefined);
+          this.options.onStats?.(this.stats);
         },
         progress: (_done: number, total: number) => {
           this.sourceProgress.set(id, total);

@@ -24,6 +24,7 @@ export function emptyStats(spec: PipelineSpec): RunStats {
     sinks,
     rejected: 0,
     errors: 0,
+    inputErrors: 0,
     bytesRead: 0,
     warnings: [],
     checkpoints: 0,

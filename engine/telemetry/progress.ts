@@ -241,17 +241,18 @@ export function summary(stats: RunStats, outcome: RunOutcome): string {
   rows.push(
     ['duration', duration(stats.elapsedMs)],
     ['average rate', seconds > 0 ? `${integer.format(stats.recordsIn / seconds)} records/s` : '--'],
-    [
-      'outcome',
-      !outcome.ok
-        ? `failed${outcome.error ? `: ${outcome.error}` : ''}`
-        : outcome.stopped
-          ? 'stopped; the next run resumes from the last checkpoint'
-          : 'succeeded',
-    ],
+    ['outcome', outcomeText(stats, outcome)],
   );
   const lines = [`pipeline ${stats.pipeline}`, ...rows.map(([label, value]) => `  ${label.padEnd(17)}${value}`)];
   return `${lines.join('\n')}\n`;
+}
+
+function outcomeText(stats: RunStats, outcome: RunOutcome): string {
+  if (!outcome.ok) return `failed${outcome.error ? `: ${outcome.error}` : ''}`;
+  const ended = outcome.stopped ? 'stopped; the next run resumes from the last checkpoint' : 'succeeded';
+  if (stats.inputErrors === 0) return ended;
+  const inputs = `${integer.format(stats.inputErrors)} input${stats.inputErrors === 1 ? '' : 's'}`;
+  return `${outcome.stopped ? ended : 'completed'}, but ${inputs} could not be read completely (logged above)`;
 }
 
 function sinkFigure(sink: SinkStats): string {

@@ -21,7 +21,7 @@ export interface StageTelemetry {
   /** etl_component_sent_records_total{port} */
   sent(records: number, port: string): void;
   /** etl_component_errors_total{phase} */
-  error(phase: 'open' | 'process' | 'write' | 'flush' | 'close' | 'commit', count?: number): void;
+  error(phase: 'open' | 'read' | 'process' | 'write' | 'flush' | 'close' | 'commit', count?: number): void;
   /** etl_component_discarded_records_total{reason} */
   discarded(records: number, reason: string): void;
 }
@@ -49,8 +49,10 @@ export interface RunStats {
   sinks: Record<string, SinkStats>;
   /** Records routed to a dead_letter port. */
   rejected: number;
-  /** Stage failures (whole batches). */
+  /** Stage failures (whole batches), and inputs a source could not read completely. */
   errors: number;
+  /** Inputs a source could not read completely (`SourceOutput.inputError`); `etl apply` then exits 1. */
+  inputErrors: number;
   bytesRead: number;
   /** Known size of finite inputs, for percent and ETA. */
   bytesTotal?: number;

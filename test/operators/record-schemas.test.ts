@@ -99,6 +99,9 @@ async function runSource(def: SourceDefinition, c: Case): Promise<PortRecords> {
       stopping: new AbortController().signal,
       progress: () => {},
       onCommitted: () => {},
+      inputError: (reason) => {
+        throw new Error(`input error: ${reason}`);
+      },
     });
   } finally {
     await source.close?.();

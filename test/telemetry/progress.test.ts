@@ -49,6 +49,7 @@ function stats(partial: Partial<RunStats>): RunStats {
     sinks: {},
     rejected: 0,
     errors: 0,
+    inputErrors: 0,
     bytesRead: 0,
     warnings: [],
     ...partial,

@@ -3,8 +3,9 @@
  * the fd survives a rename), or a Readable stream (gunzip output, stdin), both behind one interface.
  */
 import type { FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream';
+import { pipeline as pipelinePromise } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 
 export interface ChunkReader {
@@ -17,16 +18,35 @@ export interface ChunkReader {
   readonly rawBytes: number;
 }
 
+/** A read after a pause this long (a slow sink, the other files' turns) first checks the file is still the same. */
+const VERIFY_AFTER_MS = 100;
+
+export interface FdReaderHooks {
+  /** Sees every read's bytes (a view of the buffer, valid during the call) with the file position they came from. */
+  observe?(position: number, bytes: Buffer): void;
+  /**
+   * Before a read that follows a pause: false when the file is no longer the one being read at `position` (it
+   * was truncated, and maybe refilled past it); the read then reports the end of the file.
+   */
+  verify?(position: number): Promise<boolean>;
+  /** Verify before the first read too: the file was identified some time before it is read. */
+  verifyFirst?: boolean;
+}
+
 /** Reads a plain file by position, so the offset is ours and a rotation never moves it. */
 export class FdReader implements ChunkReader {
   private readonly handle: FileHandle;
   position: number;
   private readonly onRead: ((bytes: number) => void) | undefined;
+  private readonly hooks: FdReaderHooks;
+  private lastRead: number;
 
-  constructor(handle: FileHandle, position: number, onRead?: (bytes: number) => void) {
+  constructor(handle: FileHandle, position: number, onRead?: (bytes: number) => void, hooks: FdReaderHooks = {}) {
     this.handle = handle;
     this.position = position;
     this.onRead = onRead;
+    this.hooks = hooks;
+    this.lastRead = hooks.verifyFirst ? Number.NEGATIVE_INFINITY : performance.now();
   }
 
   get rawBytes(): number {
@@ -34,9 +54,16 @@ export class FdReader implements ChunkReader {
   }
 
   async read(buf: Buffer, offset: number, length: number): Promise<number> {
-    const { bytesRead } = await this.handle.read(buf, offset, length, this.position);
+    const from = this.position;
+    const verify = this.hooks.verify;
+    if (verify && performance.now() - this.lastRead >= VERIFY_AFTER_MS && !(await verify(from))) return 0;
+    const { bytesRead } = await this.handle.read(buf, offset, length, from);
+    this.lastRead = performance.now();
     this.position += bytesRead;
-    if (bytesRead > 0) this.onRead?.(bytesRead);
+    if (bytesRead > 0) {
+      this.onRead?.(bytesRead);
+      this.hooks.observe?.(from, buf.subarray(offset, offset + bytesRead));
+    }
     return bytesRead;
   }
 }
@@ -119,4 +146,40 @@ export function gunzipReader(handle: FileHandle, onRead?: (bytes: number) => voi
   // pipeline forwards an error of either stream to the gunzip side, where the reader sees it.
   pipeline(raw, gunzip, () => {});
   return new StreamReader(gunzip, () => raw.bytesRead);
+}
+
+/** What decompressing a whole gzip file showed. */
+export type GzipCheck =
+  | { readonly ok: true /** Decompressed bytes. */; readonly length: number }
+  | {
+      readonly ok: false;
+      /** `cut`: ends in the middle of a member; `corrupt`: bad data, CRC or length; `unreadable`: an I/O error. */
+      readonly problem: 'cut' | 'corrupt' | 'unreadable';
+      readonly detail: string;
+    };
+
+/**
+ * Decompresses a gzip file (all members) from the start without keeping the output: gzip checks a member's
+ * CRC-32 and length only at its end, so this is how a file is known to be whole before any line of it is
+ * trusted. zlib runs on libuv's thread pool; the read buffer is the only memory held. Rejects when `signal`
+ * aborts.
+ */
+export async function checkGzip(handle: FileHandle, signal: AbortSignal): Promise<GzipCheck> {
+  let length = 0;
+  const count = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      length += chunk.length;
+      done();
+    },
+  });
+  try {
+    const raw = handle.createReadStream({ start: 0, autoClose: false, highWaterMark: 256 * 1024 });
+    await pipelinePromise(raw, createGunzip(), count, { signal });
+    return { ok: true, length };
+  } catch (error) {
+    if (signal.aborted) throw error;
+    const { code, message } = error as NodeJS.ErrnoException;
+    if (code === 'Z_BUF_ERROR') return { ok: false, problem: 'cut', detail: message };
+    return { ok: false, problem: code?.startsWith('Z_') ? 'corrupt' : 'unreadable', detail: message };
+  }
 }

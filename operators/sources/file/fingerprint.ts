@@ -21,13 +21,6 @@ export const GZIP_MAGIC_1 = 0x8b;
 /** Compressed bytes read to find the first decompressed bytes of a gzip file. */
 const GZIP_PROBE_BYTES = 4096;
 
-/** True when the file starts with the gzip magic bytes, whatever its name. */
-export async function isGzip(handle: FileHandle): Promise<boolean> {
-  const head = Buffer.alloc(2);
-  const { bytesRead } = await handle.read(head, 0, 2, 0);
-  return bytesRead === 2 && head[0] === GZIP_MAGIC_0 && head[1] === GZIP_MAGIC_1;
-}
-
 /** Leading content bytes, at most `want`. */
 export async function leadingBytes(handle: FileHandle, compressed: boolean, want: number): Promise<Buffer> {
   if (!compressed) {
@@ -53,6 +46,19 @@ export function hashBytes(bytes: Buffer): Fingerprint {
 
 export async function fingerprint(handle: FileHandle, compressed: boolean, want: number): Promise<Fingerprint> {
   return hashBytes(await leadingBytes(handle, compressed, want));
+}
+
+/** Whether the file is gzip (by its magic bytes, whatever its name) and its fingerprint; one read for a plain file. */
+export async function identify(
+  handle: FileHandle,
+  want: number,
+): Promise<{ compressed: boolean; fingerprint: Fingerprint }> {
+  const head = Buffer.alloc(want);
+  const { bytesRead } = await handle.read(head, 0, want, 0);
+  if (bytesRead >= 2 && head[0] === GZIP_MAGIC_0 && head[1] === GZIP_MAGIC_1) {
+    return { compressed: true, fingerprint: await fingerprint(handle, true, want) };
+  }
+  return { compressed: false, fingerprint: hashBytes(head.subarray(0, bytesRead)) };
 }
 
 /** Whether the file's first `expected.bytes` bytes hash to `expected.hash`; `current` is its own fingerprint. */

@@ -10,6 +10,7 @@ const defaults = {
   max_line_bytes: 65536,
   partial_line_timeout_ms: 5000,
   rotate_wait_ms: 5000,
+  max_open_files: 256,
   fingerprint_bytes: 256,
 } as const satisfies Omit<FileSourceOptions, 'paths'>;
 

@@ -18,24 +18,41 @@ export interface FileEntry {
   readonly complete?: true;
   /** A copy of content already read under another entry: never read. */
   readonly duplicate?: true;
+  /**
+   * Content a truncation removed from the file at `path` (copytruncate), as far as it had been read: a file with
+   * the same first bytes under another inode is its copy, and continues at `offset`.
+   */
+  readonly truncated?: true;
+  /**
+   * Size (raw bytes) and modification time (ms since epoch) of the file when it was last looked at: an offset
+   * beyond the size of a file modified since means the file shrank; of one not modified since, that the
+   * checkpoint does not belong to it. Absent from older positions.
+   */
+  readonly size?: number;
+  readonly mtime_ms?: number;
 }
 
 export interface FilePosition {
   readonly files: readonly FileEntry[];
 }
 
-/** The position handed back by the runtime, or undefined with a reason when it is not one of ours. */
+/** The position handed back by the runtime, or undefined with what does not fit when it is not one of ours. */
 export function parsePosition(value: unknown): { position?: FilePosition; problem?: string } {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || !Array.isArray((value as { files?: unknown }).files)) {
-    return { problem: 'not a file source position' };
+    return { problem: `${clip(JSON.stringify(value))} has no list of files` };
   }
   const files: FileEntry[] = [];
   for (const entry of (value as { files: unknown[] }).files) {
-    if (!isEntry(entry)) return { problem: `malformed entry ${JSON.stringify(entry)}` };
+    if (!isEntry(entry)) return { problem: `its entry ${clip(JSON.stringify(entry))} is not a file's` };
     files.push(entry);
   }
   return { position: { files } };
+}
+
+function clip(text: string | undefined): string {
+  const s = text ?? 'undefined';
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
 }
 
 function isEntry(value: unknown): value is FileEntry {
@@ -48,7 +65,10 @@ function isEntry(value: unknown): value is FileEntry {
     typeof e.fingerprint === 'string' &&
     isCount(e.fingerprint_bytes) &&
     isCount(e.offset) &&
-    isCount(e.line)
+    isCount(e.line) &&
+    (e.size === undefined || isCount(e.size)) &&
+    (e.mtime_ms === undefined || (typeof e.mtime_ms === 'number' && Number.isFinite(e.mtime_ms))) &&
+    (e.truncated === undefined || e.truncated === true)
   );
 }
 

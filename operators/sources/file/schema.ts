@@ -54,8 +54,10 @@ export const schema = {
       maximum: 60000,
       default: 250,
       description:
-        'In follow mode, how often files are checked for growth, rotation and new matches. File system events ' +
-        'wake the reader sooner where the platform delivers them; polling is the safety net.',
+        'In follow mode, the pace of the checks that do not wait for file system notifications: files in a ' +
+        'directory that cannot be watched are checked this often; elsewhere notifications say what changed, and ' +
+        'a slow sweep (at most 256 files per interval) and a full rescan of the globs, each paced to about 1% of ' +
+        'the time, catch what they miss.',
       examples: [250, 1000],
     },
     max_line_bytes: {
@@ -85,6 +87,17 @@ export const schema = {
         'In follow mode, how long a file renamed away from every matching path (or deleted) is still read ' +
         'through its open descriptor after its last growth, for writers that have not reopened their log yet.',
       examples: [5000, 30000],
+    },
+    max_open_files: {
+      type: 'integer',
+      minimum: 8,
+      maximum: 65536,
+      default: 256,
+      description:
+        'In follow mode, most descriptors the source holds: files read recently keep theirs, idle ones are closed ' +
+        'and reopened by path (their identity checked) when they change. Files renamed away and still being ' +
+        'finished count too and are never closed early. Raise it when more files than this are written to at once.',
+      examples: [256, 1024],
     },
     fingerprint_bytes: {
       type: 'integer',

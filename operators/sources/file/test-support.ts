@@ -6,6 +6,11 @@ import type { SourceContext, SourceOutput } from '../../../engine/operator.ts';
 import { type RecordingContext, recordingContext } from '../../../test/support/context.ts';
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 
+export interface ReportedInputError {
+  reason: string;
+  where: Omit<Origin, 'source'> | undefined;
+}
+
 export type { LogEntry } from '../../../test/support/context.ts';
 
 export interface TestContext extends SourceContext, RecordingContext {}
@@ -35,6 +40,8 @@ export interface CollectingOutput extends SourceOutput {
   /** The position of the last emit (records or not). */
   readonly lastPosition: unknown;
   readonly progressCalls: Array<{ done: number; total: number }>;
+  /** What the source reported with `inputError`. */
+  readonly inputErrors: ReportedInputError[];
   readonly controller: AbortController;
   /** Resolves once `predicate` holds after an emit (a condition never met ends in the test's timeout). */
   until(predicate: (out: CollectingOutput) => boolean): Promise<void>;
@@ -55,6 +62,7 @@ export function collectOutput(options: CollectOptions = {}): CollectingOutput {
   const records: EtlRecord[] = [];
   const messages: string[] = [];
   const progressCalls: Array<{ done: number; total: number }> = [];
+  const inputErrors: ReportedInputError[] = [];
   const waiters = new Set<() => void>();
   let lastPosition: unknown;
   const out: CollectingOutput = {
@@ -62,6 +70,7 @@ export function collectOutput(options: CollectOptions = {}): CollectingOutput {
     records,
     messages,
     progressCalls,
+    inputErrors,
     controller,
     get lastPosition() {
       return lastPosition;
@@ -87,6 +96,10 @@ export function collectOutput(options: CollectOptions = {}): CollectingOutput {
     onCommitted() {},
     progress(done, total) {
       progressCalls.push({ done, total });
+    },
+    inputError(reason, where) {
+      inputErrors.push({ reason, where });
+      for (const wake of waiters) wake();
     },
     until(predicate) {
       if (predicate(out)) return Promise.resolve();

@@ -1,6 +1,6 @@
 /** One file the source knows: its identity, reading state and open descriptor. */
 import type { FileHandle } from 'node:fs/promises';
-import type { ChunkReader, StreamReader } from './chunks.ts';
+import type { ChunkReader, GzipCheck, StreamReader } from './chunks.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import type { LineCursor } from './lines.ts';
 import type { FileEntry } from './position.ts';
@@ -27,16 +27,32 @@ export interface Tracked extends PumpState {
   duplicate: boolean;
   /** Gzip stream read to its end. */
   complete: boolean;
+  /** Open descriptor; in follow mode only files read recently (or rotated away) keep one. */
   handle: FileHandle | null;
   reader: ChunkReader | null;
   gzip: StreamReader | null;
+  /** Checking a whole gzip file, started ahead of reading it (against a checkpoint, or while another is read). */
+  gzipCheck: Promise<GzipCheck> | null;
+  /** Follow mode: a compressed file found cut short (being written?) since then, ms since epoch; else 0. */
+  incompleteSince: number;
   /** Size of the file when last looked at (raw bytes). */
   size: number;
+  /** Its modification time then (ms since epoch), recorded with the size in the position. */
+  mtimeMs: number;
   /** Last time bytes were read from it, or it was admitted (ms since epoch). */
   lastGrowth: number;
   rotatedAt: number;
   /** The last read of a followed file reached its end (at `size`). */
   atEof: boolean;
+  /** Follow mode: an event or a check says it may have changed; looked at in the next turn. */
+  dirty: boolean;
+  /**
+   * The file's first bytes as the reader read them, while its fingerprint is shorter than fingerprint_bytes and
+   * reading started at 0: the fingerprint grows from what was read, not from what the file holds by then.
+   */
+  head: Buffer | null;
+  /** The last entry built for the position, reused while nothing in it changed. */
+  entry: FileEntry | null;
 }
 
 export function keyOf(dev: number, ino: number): string {
@@ -44,6 +60,23 @@ export function keyOf(dev: number, ino: number): string {
 }
 
 export function entryOf(t: Tracked): FileEntry {
+  const c = t.cursor;
+  const e = t.entry;
+  if (
+    e !== null &&
+    e.offset === c.offset &&
+    e.line === c.line &&
+    e.path === t.path &&
+    e.size === t.size &&
+    e.mtime_ms === t.mtimeMs &&
+    e.fingerprint === t.fingerprint.hash &&
+    e.fingerprint_bytes === t.fingerprint.bytes &&
+    (e.skipping === true) === c.skipping &&
+    (e.complete === true) === t.complete &&
+    (e.duplicate === true) === t.duplicate
+  ) {
+    return e;
+  }
   const entry: {
     -readonly [K in keyof FileEntry]: FileEntry[K];
   } = {
@@ -52,12 +85,15 @@ export function entryOf(t: Tracked): FileEntry {
     ino: t.ino,
     fingerprint: t.fingerprint.hash,
     fingerprint_bytes: t.fingerprint.bytes,
-    offset: t.cursor.offset,
-    line: t.cursor.line,
+    offset: c.offset,
+    line: c.line,
+    size: t.size,
+    mtime_ms: t.mtimeMs,
   };
-  if (t.cursor.skipping) entry.skipping = true;
+  if (c.skipping) entry.skipping = true;
   if (t.complete) entry.complete = true;
   if (t.duplicate) entry.duplicate = true;
+  t.entry = entry;
   return entry;
 }
 
