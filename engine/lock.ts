@@ -122,7 +122,10 @@ export async function removeDeadLock(path: string, dead: LockHolder | undefined)
     return;
   }
   try {
-    const now = await readHolder(path);
+    // No file: another takeover removed it, and the lock its process may be linking right now must stay.
+    const text = await readLock(path);
+    if (text === undefined) return;
+    const now = parseHolder(text);
     const same = now === undefined ? dead === undefined : dead !== undefined && sameHolder(now, dead);
     if (same) await unlink(path).catch(() => {});
   } finally {
@@ -132,24 +135,37 @@ export async function removeDeadLock(path: string, dead: LockHolder | undefined)
 
 /** The holder named in a lock file; undefined when there is no file or it names none (an older format). */
 export async function readHolder(path: string): Promise<LockHolder | undefined> {
-  let text: string;
+  const text = await readLock(path);
+  return text === undefined ? undefined : parseHolder(text);
+}
+
+/** The lock file's text; undefined when there is none. */
+async function readLock(path: string): Promise<string | undefined> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+}
+
+function parseHolder(text: string): LockHolder | undefined {
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(text) as Partial<LockHolder>;
-    if (typeof parsed.pid === 'number' && typeof parsed.host === 'string') {
-      return { pid: parsed.pid, host: parsed.host, since: String(parsed.since ?? ''), what: String(parsed.what ?? '') };
-    }
+    parsed = JSON.parse(text);
   } catch {
-    // A bare pid, as older versions wrote.
-    const pid = Number.parseInt(text, 10);
-    if (Number.isInteger(pid) && pid > 0) return { pid, host: hostname(), since: '', what: 'etl' };
+    parsed = undefined;
   }
-  return undefined;
+  if (typeof parsed === 'object' && parsed !== null) {
+    const holder = parsed as Partial<LockHolder>;
+    if (typeof holder.pid === 'number' && typeof holder.host === 'string') {
+      return { pid: holder.pid, host: holder.host, since: String(holder.since ?? ''), what: String(holder.what ?? '') };
+    }
+    return undefined;
+  }
+  // A bare pid, as older versions wrote (JSON reads it as a number).
+  const pid = Number.parseInt(text, 10);
+  return Number.isInteger(pid) && pid > 0 ? { pid, host: hostname(), since: '', what: 'etl' } : undefined;
 }
 
 function lockedError(path: string, holder: LockHolder, remedy: string): EtlError {
