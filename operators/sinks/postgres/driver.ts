@@ -99,7 +99,7 @@ export async function openDatabase(target: DatabaseTarget, options: ConnectOptio
     return new ServerDatabase(target.url, options);
   }
   const { openEmbedded } = await import('./pglite-driver.ts');
-  return openEmbedded(target.dir);
+  return openEmbedded(target.dir, options.applicationName);
 }
 
 /** Double-quotes an identifier. */
