@@ -50,6 +50,14 @@ export interface LoaderConfig {
   readonly requestCheckpoint: () => void;
   /** The record a COPY line stands for (dead letters of rows the server refused). */
   readonly decode: (line: string) => EtlRecord;
+  /** Held on the loading session, taken on each new connection (a server's advisory lock: advisory-lock.ts). */
+  readonly lock?: SessionLock;
+}
+
+/** A lock held by the loading session: taken when it connects, let go of at close. */
+export interface SessionLock {
+  take(session: Session): Promise<void>;
+  release(session: Session): Promise<void>;
 }
 
 /** One batch as loaded: its rows as COPY text lines and, row by row, where each came from. */
@@ -265,8 +273,12 @@ export class Loader {
     const session = this.session;
     this.session = undefined;
     if (!session) return;
-    // A connection in the middle of a COPY cannot take a ROLLBACK: closing it rolls back.
-    if (this.txn !== 'none' && !copying) await session.query('ROLLBACK').catch(() => {});
+    // A connection in the middle of a COPY cannot take a ROLLBACK: closing it rolls back (and lets go of the lock).
+    if (!copying) {
+      if (this.txn !== 'none') await session.query('ROLLBACK').catch(() => {});
+      // At once, rather than when the server sees the connection go: a next run may start right away.
+      await this.cfg.lock?.release(session).catch(() => {});
+    }
     this.txn = 'none';
     session.release(true);
   }
@@ -288,9 +300,17 @@ export class Loader {
       this.cfg.logger.warn(`lost the connection to PostgreSQL (${this.cfg.database.label}); reconnecting`);
       this.dropSession();
     }
-    this.session ??= await this.cfg.database.session();
+    if (this.session) return this.session;
+    const session = await this.cfg.database.session();
     this.reached = true;
-    return this.session;
+    try {
+      await this.cfg.lock?.take(session);
+    } catch (error) {
+      session.release(true);
+      throw error;
+    }
+    this.session = session;
+    return session;
   }
 
   /** The COPY rows go into; starts the transaction (and creates noted partitions) first when needed. */

@@ -1,5 +1,6 @@
 /** The `postgres` sink: wires layout, encoder, partitions and the load transaction into the Sink contract. */
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { OperatorContext, Sink, SinkWriteContext, Snapshot } from '../../../engine/operator.ts';
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import { EMPTY_STATE, inspect, planTable, type TableLayout, type TableState } from './ddl.ts';
@@ -12,6 +13,7 @@ import {
   type Session,
   targetLabel,
 } from './driver.ts';
+import { SinkLock } from './advisory-lock.ts';
 import { CopyBuffer } from './copy-buffer.ts';
 import { RowEncoder } from './encoder.ts';
 import { buildLayout, copyTargetOf, stagingOf } from './layout.ts';
@@ -117,6 +119,15 @@ class PostgresSink implements Sink {
       now: this.now,
       requestCheckpoint: () => this.ctx.requestCheckpoint(),
       decode: (line) => this.encoder.decode(line),
+      lock:
+        database.kind === 'server'
+          ? new SinkLock({
+              schema: this.options.schema,
+              pipeline: this.ctx.pipeline,
+              sink: this.ctx.id,
+              label: database.label,
+            })
+          : undefined,
     });
     this.loader = loader;
     await loader.run(async (session) => {
@@ -221,7 +232,7 @@ class PostgresSink implements Sink {
     return {
       poolMaxConnections: this.options.pool_max_connections,
       connectTimeoutMs: this.options.connect_timeout_seconds * 1000,
-      applicationName: `etl ${this.ctx.pipeline}/${this.ctx.id}`.slice(0, 63),
+      applicationName: applicationName(this.ctx.pipeline, this.ctx.id),
     };
   }
 
@@ -233,6 +244,18 @@ class PostgresSink implements Sink {
   private tableName(): string {
     return `${this.options.schema}.${this.options.table}`;
   }
+}
+
+/**
+ * `etl <pipeline>/<sink> pid <pid>@<host>`, as pg_stat_activity shows the sink's connections (a URL's own
+ * application_name wins): who holds a lock is recognisable. PostgreSQL keeps 63 bytes: the names are cut first.
+ */
+function applicationName(pipeline: string, sink: string): string {
+  const holder = ` pid ${process.pid}@${hostname()}`;
+  const names = `etl ${pipeline}/${sink}`;
+  return names.length + holder.length <= 63
+    ? names + holder
+    : `${names.slice(0, Math.max(16, 63 - holder.length))}${holder}`.slice(0, 63);
 }
 
 async function inTransaction(session: Session, fn: () => Promise<void>): Promise<void> {
