@@ -25,6 +25,8 @@ export interface Session {
   copyIn(target: string): CopyWriter;
   /** True once the connection is known to be unusable (it will be discarded on release). */
   readonly broken: boolean;
+  /** The server process of this session (pg_stat_activity.pid); undefined for the embedded database. */
+  readonly pid?: number | undefined;
   /** Returns the connection to the pool, or discards it when broken or `destroy`. Idempotent. */
   release(destroy?: boolean): void;
 }

@@ -15,6 +15,7 @@ import { retry } from '../../../engine/retry.ts';
 import { CHECKPOINT_TABLE, qualified } from './ddl.ts';
 import { type CopyWriter, copyAll, type Database, ident, type Session } from './driver.ts';
 import { isConnectionLoss, isDataError } from './faults.ts';
+import { type LockWaitTiming, LockWaitWatch } from './lock-wait.ts';
 import type { PartitionManager } from './partitions.ts';
 
 export interface StagingSpec {
@@ -52,6 +53,8 @@ export interface LoaderConfig {
   readonly decode: (line: string) => EtlRecord;
   /** Held on the loading session, taken on each new connection (a server's advisory lock: advisory-lock.ts). */
   readonly lock?: SessionLock;
+  /** When to say what a call waits for when it waits on a lock (lock-wait.ts); undefined: never. */
+  readonly lockWait?: LockWaitTiming;
 }
 
 /** A lock held by the loading session: taken when it connects, let go of at close. */
@@ -112,9 +115,11 @@ export class Loader {
   private readonly duplicates: { inc(value?: number): void };
   private readonly outage: { set(value: number): void };
   private readonly pendingBytes: { set(value: number): void };
+  private readonly lockWait: LockWaitWatch | undefined;
 
   constructor(cfg: LoaderConfig) {
     this.cfg = cfg;
+    this.lockWait = cfg.lockWait && new LockWaitWatch(cfg.database, cfg.logger, cfg.lockWait, () => this.session?.pid);
     this.signal = AbortSignal.any([cfg.signal, this.closing.signal]);
     this.copyTable = cfg.staging?.table ?? cfg.copyTarget;
     const table = qualified(cfg.schema, CHECKPOINT_TABLE);
@@ -268,6 +273,7 @@ export class Loader {
     this.closing.abort(new EtlError('ETL_RUN_ABORTED', 'postgres sink closed'));
     this.releaseDeferred(false);
     await this.tail.catch(() => {});
+    this.lockWait?.end();
     const copying = this.copy !== undefined;
     this.copy = undefined;
     const session = this.session;
@@ -286,9 +292,14 @@ export class Loader {
   // ----------------------------------------------------------------------------------- internals
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = (): Promise<T> => {
+    const run = async (): Promise<T> => {
       if (this.failure !== undefined) throw this.failure;
-      return fn();
+      this.lockWait?.begin();
+      try {
+        return await fn();
+      } finally {
+        this.lockWait?.end();
+      }
     };
     const next = this.tail.then(run, run);
     this.tail = next.catch(() => {});

@@ -17,6 +17,7 @@ import { SinkLock } from './advisory-lock.ts';
 import { CopyBuffer } from './copy-buffer.ts';
 import { RowEncoder } from './encoder.ts';
 import { buildLayout, copyTargetOf, stagingOf } from './layout.ts';
+import { LOCK_WAIT_TIMING, type LockWaitTiming } from './lock-wait.ts';
 import { Loader } from './loader.ts';
 import { PartitionManager } from './partitions.ts';
 import type { PostgresSinkOptions } from './schema.ts';
@@ -28,6 +29,9 @@ export interface PostgresSinkDeps {
   readonly env?: NodeJS.ProcessEnv;
   /** Opens the database (tests wrap it to inject faults). */
   readonly openDatabase?: (target: DatabaseTarget, options: ConnectOptions) => Promise<Database>;
+  /** When a load waiting on a lock is first reported, and how often again (default 5 s, 30 s). */
+  readonly lockWaitNoticeMs?: number;
+  readonly lockWaitRepeatMs?: number;
 }
 
 const HOUR_MS = 3_600_000;
@@ -45,6 +49,7 @@ class PostgresSink implements Sink {
   private readonly ctx: OperatorContext;
   private readonly now: () => number;
   private readonly openDatabase: (target: DatabaseTarget, options: ConnectOptions) => Promise<Database>;
+  private readonly lockWait: LockWaitTiming;
   private readonly target: DatabaseTarget;
   private readonly layout: TableLayout;
   private readonly encoder: RowEncoder;
@@ -60,6 +65,10 @@ class PostgresSink implements Sink {
     this.ctx = ctx;
     this.now = deps.now ?? Date.now;
     this.openDatabase = deps.openDatabase ?? openDatabase;
+    this.lockWait = {
+      noticeAfterMs: deps.lockWaitNoticeMs ?? LOCK_WAIT_TIMING.noticeAfterMs,
+      repeatMs: deps.lockWaitRepeatMs ?? LOCK_WAIT_TIMING.repeatMs,
+    };
     this.target = resolveTarget(options.url, ctx.dataDir, deps.env);
     this.layout = buildLayout(options);
     this.encoder = new RowEncoder(this.layout.columns, options.extra_column, this.layout.timeColumn);
@@ -128,6 +137,8 @@ class PostgresSink implements Sink {
               label: database.label,
             })
           : undefined,
+      // The lookup needs a connection besides the loading one; the embedded database has no other sessions.
+      lockWait: database.kind === 'server' && this.options.pool_max_connections >= 2 ? this.lockWait : undefined,
     });
     this.loader = loader;
     await loader.run(async (session) => {
