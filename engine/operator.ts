@@ -70,6 +70,11 @@ export interface OperatorContext {
    * (engine/record-schema.ts); undefined for sources. A sink derives its columns from it.
    */
   readonly inputSchema?: RecordSchema;
+  /**
+   * Set when the user asked to wait for a lock another run holds (`etl apply --wait`) rather than be refused
+   * (a sink's lock on a shared server); aborted when the run is asked to stop while it waits.
+   */
+  readonly waitForLocks?: AbortSignal;
 }
 
 /** Keyed operator state (`ctx.keyed`): a Map whose changes are checkpointed incrementally. */

@@ -16,6 +16,8 @@ export interface ContextDeps {
   readonly watermark: () => number | undefined;
   /** Clients of the pipeline's shared resources, by name. */
   readonly resource: <T>(name: string) => T;
+  /** `--wait`: aborted when the run is asked to stop. */
+  readonly waitForLocks?: AbortSignal;
 }
 
 /**
@@ -42,5 +44,6 @@ export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: Cont
     watermark: deps.watermark,
     resource: deps.resource,
     ...(stage.inputSchema === undefined ? {} : { inputSchema: stage.inputSchema }),
+    ...(deps.waitForLocks === undefined ? {} : { waitForLocks: deps.waitForLocks }),
   };
 }

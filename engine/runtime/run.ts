@@ -293,6 +293,7 @@ class PipelineRun {
       snapshotId: () => this.checkpoints?.nextSnapshotId ?? this.firstSnapshotId,
       keyed: <V>(name: string) => this.keyed.map<V>(stage.id, name),
       watermark: () => this.watermarks.get(stage.id)?.value(),
+      ...(this.options.waitForLock === true ? { waitForLocks: this.stopSources.signal } : {}),
       resource: <T>(name: string) => {
         const open = this.resources.get(name);
         if (!open) throw new Error(`stage ${stage.id}: no shared resource named ${name} is open`);

@@ -63,7 +63,7 @@ describe('quickstart', () => {
     const stored = total(counts);
     const rejected = countLines(readFileSync(join(cwd, '.etl', 'quickstart', 'rejects.jsonl'), 'utf8'));
     expect(stored + rejected).toBe(inputLines);
-    // The samples carry about 1% broken lines, some of them a TLS handshake PostgreSQL text cannot hold.
+    // The samples carry about 1% broken lines (a TLS handshake's NUL bytes are stored, as `\x00`).
     expect(rejected / inputLines).toBeLessThan(0.03);
     expect(stored).toBeGreaterThan(0.97 * inputLines);
     expect(counts[0]?.status).toBe(200);

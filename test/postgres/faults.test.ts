@@ -81,14 +81,14 @@ describe('postgres sink faults (server)', () => {
     await sink.write(batch(0, 400), dl);
     await sink.write(batch(400, 400), dl);
     const killed = await serverQuery(
-      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'etl test/killme'",
+      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name LIKE 'etl test/killme %'",
     );
     expect(killed).toEqual([{ ok: true }]);
     await sink.write(batch(800, 200), dl);
     await sink.commit?.({ id: 1, positions: {} });
     await sink.write(batch(1000, 100), dl);
     await serverQuery(
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'etl test/killme'",
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'etl test/killme %'",
     );
     await sink.commit?.({ id: 2, positions: {} });
     expect(await count()).toEqual({ n: 1100, d: 1100 });

@@ -3,11 +3,12 @@
  * once from a holder that died, and exactly one of several processes racing for it gets it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import fs, { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { LockFile, readHolder, removeDeadLock } from '../../engine/lock.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'etl-lock-'));
@@ -129,25 +130,13 @@ describe('lock file', () => {
     await lock.release();
   });
 
-  it('refuses a live holder that wrote a bare pid, as older versions did', async () => {
-    const path = join(dir, 'bare.lock');
-    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
-    try {
-      writeFileSync(path, `${sleeper.pid}\n`);
-      await expect(new LockFile(path, 'test').acquire()).rejects.toThrow(`(pid ${sleeper.pid}) holds ${path}`);
-      expect(readFileSync(path, 'utf8')).toBe(`${sleeper.pid}\n`);
-    } finally {
-      sleeper.kill('SIGKILL');
-    }
-  });
-
   it('gives a free or dead holder’s lock to exactly one of several processes trying at once', async () => {
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 6; round++) {
       const path = join(dir, `race-${round}.lock`);
-      // Even rounds: no lock yet; odd rounds: the lock of a process that died.
-      if (round % 2 === 1) {
+      // No lock yet; the lock of a process that died; the same as a bare pid, as older versions wrote it.
+      if (round % 3 === 1) {
         writeFileSync(path, JSON.stringify({ pid: await deadPid(), host: hostname(), since: '', what: 'dead' }));
-      }
+      } else if (round % 3 === 2) writeFileSync(path, String(await deadPid()));
       const { racers, answers } = await race(path, 5);
       expect(
         answers.filter((a) => a === 'got'),
@@ -175,6 +164,39 @@ describe('lock file', () => {
     rmdirSync(`${path}.takeover`);
     await removeDeadLock(path, dead);
     expect(await readHolder(path)).toBeUndefined();
+  });
+
+  it('a takeover of an unreadable lock leaves alone the lock another process linked after it looked', async () => {
+    const path = join(dir, 'g.lock');
+    const fresh = { pid: process.pid, host: hostname(), since: '2026-01-01T00:00:02Z', what: 'fresh' };
+    // The takeover finds no file (the unreadable one was removed by another takeover), and that process's
+    // own lock appears at once, before this one could act on what it saw.
+    const real = fs.promises.readFile;
+    vi.spyOn(fs.promises, 'readFile').mockImplementation(async (...args: Parameters<typeof real>) => {
+      if (args[0] !== path) return real(...args);
+      writeFileSync(path, JSON.stringify(fresh));
+      throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT' });
+    });
+    syncBuiltinESMExports();
+    try {
+      await removeDeadLock(path, undefined);
+    } finally {
+      vi.restoreAllMocks();
+      syncBuiltinESMExports();
+    }
+    expect(await readHolder(path)).toEqual(fresh);
+  });
+
+  it('refuses a live holder named by a bare pid, as older versions wrote it', async () => {
+    const path = join(dir, 'f.lock');
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      writeFileSync(path, String(sleeper.pid));
+      await expect(new LockFile(path, 'test').acquire()).rejects.toThrow(`(pid ${sleeper.pid}) holds ${path}`);
+      expect(readFileSync(path, 'utf8')).toBe(String(sleeper.pid));
+    } finally {
+      sleeper.kill();
+    }
   });
 
   it('refuses a holder on another host, naming it, however old its lock', async () => {

@@ -7,31 +7,44 @@ const BACKSLASH = 0x5c;
 const TAB = 0x09;
 const NEWLINE = 0x0a;
 const RETURN = 0x0d;
+const X = 0x78;
+const ZERO = 0x30;
 /**
  * Up to this many characters a value is copied by a loop here; longer ones by Buffer#write, whose call
  * costs more than the loop for short text but copies faster.
  */
 const SHORT = 16;
 const NEEDS_ESCAPE = /[\\\t\n\r\0]/;
-const ESCAPABLE = /[\\\t\n\r]/g;
-const ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+/** What COPY text escapes, and U+0000 and a backslash before `x00` or `x5c` as stored (nul.ts). */
+const ESCAPABLE = /[\t\n\r\0]|\\(x00|x5c)?/g;
+const ESCAPES: Readonly<Record<string, string>> = {
+  '\\': '\\\\',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\0': '\\\\x00',
+};
 
-function escapeChar(c: string): string {
-  return ESCAPES[c] as string;
+function escapeMatch(m: string, tail: string | undefined): string {
+  return tail === undefined ? (ESCAPES[m] as string) : `\\\\x5c${tail}`;
 }
 
-/** COPY text escaping; undefined when the text holds a NUL byte, which PostgreSQL cannot store. */
-export function escapeCopyText(value: string): string | undefined {
+/** COPY text escaping of `value` as stored (U+0000 as `\x00`, see nul.ts). */
+export function escapeCopyText(value: string): string {
   if (!NEEDS_ESCAPE.test(value)) return value;
-  if (value.includes('\0')) return undefined;
-  return value.replace(ESCAPABLE, escapeChar);
+  return value.replace(ESCAPABLE, escapeMatch);
 }
 
-/** Inverse of escapeCopyText for the escapes it produces (dead letters of refused rows, tests). */
+/** Inverse of COPY text escaping: the value as stored (dead letters of refused rows, tests). */
 export function unescapeCopyText(value: string): string {
   return value.replace(/\\([\\tnr])/g, (_m, c: string) =>
     c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : '\\',
   );
+}
+
+/** `x` followed by these two is `x00` or `x5c`: the backslash before it is stored as `\x5c` (nul.ts). */
+function escapeTail(a: number, b: number): boolean {
+  return (a === ZERO && b === ZERO) || (a === 0x35 && b === 0x63);
 }
 
 export class CopyBuffer {
@@ -61,12 +74,18 @@ export class CopyBuffer {
     this.end = this.start + length;
   }
 
-  /** Appends `value` escaped for COPY text; false, with nothing appended, when it holds a NUL. */
-  text(value: string): boolean {
+  /**
+   * Appends `value` escaped for COPY text, with U+0000 as `\x00` and a backslash before `x00` or `x5c` as
+   * `\x5c` (nul.ts).
+   */
+  text(value: string): void {
     const n = value.length;
-    // Worst case: every UTF-16 unit becomes 3 bytes of UTF-8, or 2 when escaped.
-    this.reserve(3 * n);
-    if (n > SHORT) return this.textNative(value);
+    if (n > SHORT) {
+      this.textNative(value);
+      return;
+    }
+    // Worst case: every UTF-16 unit becomes 5 bytes (a NUL: `\\x00`).
+    this.reserve(5 * n);
     const buf = this.buf;
     let pos = this.end;
     for (let i = 0; i < n; i++) {
@@ -74,10 +93,16 @@ export class CopyBuffer {
       if (c > 0x0d && c < 0x80 && c !== BACKSLASH) {
         buf[pos++] = c;
       } else if (c >= 0x80) {
-        return this.textGeneral(value);
+        this.textGeneral(value);
+        return;
       } else if (c === BACKSLASH) {
         buf[pos++] = BACKSLASH;
         buf[pos++] = BACKSLASH;
+        if (value.charCodeAt(i + 1) === X && escapeTail(value.charCodeAt(i + 2), value.charCodeAt(i + 3))) {
+          buf[pos++] = X;
+          buf[pos++] = 0x35; // 5
+          buf[pos++] = 0x63; // c
+        }
       } else if (c === TAB) {
         buf[pos++] = BACKSLASH;
         buf[pos++] = 0x74; // t
@@ -88,13 +113,26 @@ export class CopyBuffer {
         buf[pos++] = BACKSLASH;
         buf[pos++] = 0x72; // r
       } else if (c === 0) {
-        return false;
+        buf[pos++] = BACKSLASH;
+        buf[pos++] = BACKSLASH;
+        buf[pos++] = X;
+        buf[pos++] = ZERO;
+        buf[pos++] = ZERO;
       } else {
         buf[pos++] = c;
       }
     }
     this.end = pos;
-    return true;
+  }
+
+  /**
+   * Appends JSON text as JSON.stringify writes it, which holds no control character (it escapes them):
+   * of COPY's escapes only the backslash's applies. The strings in it are already as stored (nul.ts).
+   */
+  json(text: string): void {
+    const escaped = text.includes('\\') ? text.replaceAll('\\', '\\\\') : text;
+    this.reserve(3 * escaped.length);
+    this.end += this.buf.write(escaped, this.end, 'utf8');
   }
 
   /** Appends ASCII text that needs no escaping (numbers, validated timestamps and addresses). */
@@ -154,18 +192,20 @@ export class CopyBuffer {
     return this.buf.toString('utf8', this.start, this.end);
   }
 
-  private textNative(value: string): boolean {
-    if (NEEDS_ESCAPE.test(value)) return this.textGeneral(value);
+  private textNative(value: string): void {
+    if (NEEDS_ESCAPE.test(value)) {
+      this.textGeneral(value);
+      return;
+    }
+    // Every UTF-16 unit becomes at most 3 bytes of UTF-8.
+    this.reserve(3 * value.length);
     this.end += this.buf.write(value, this.end, 'utf8');
-    return true;
   }
 
-  private textGeneral(value: string): boolean {
+  private textGeneral(value: string): void {
     const escaped = escapeCopyText(value);
-    if (escaped === undefined) return false;
     this.reserve(3 * escaped.length);
     this.end += this.buf.write(escaped, this.end, 'utf8');
-    return true;
   }
 
   /** Makes room for `bytes` more: a new slab, with the rows not yet taken moved to its start. */

@@ -25,6 +25,8 @@ export interface Session {
   copyIn(target: string): CopyWriter;
   /** True once the connection is known to be unusable (it will be discarded on release). */
   readonly broken: boolean;
+  /** The server process of this session (pg_stat_activity.pid); undefined for the embedded database. */
+  readonly pid?: number | undefined;
   /** Returns the connection to the pool, or discards it when broken or `destroy`. Idempotent. */
   release(destroy?: boolean): void;
 }
@@ -99,7 +101,7 @@ export async function openDatabase(target: DatabaseTarget, options: ConnectOptio
     return new ServerDatabase(target.url, options);
   }
   const { openEmbedded } = await import('./pglite-driver.ts');
-  return openEmbedded(target.dir);
+  return openEmbedded(target.dir, options.applicationName);
 }
 
 /** Double-quotes an identifier. */

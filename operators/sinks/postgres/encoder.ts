@@ -1,13 +1,15 @@
 /**
  * Record → one row of COPY text format, validating every value against its column first: a value
  * PostgreSQL would reject would abort the whole load transaction, so it is caught here and the record is
- * dead-lettered on its own with the reason. Rows are written straight into a CopyBuffer: one encoder per
+ * dead-lettered on its own with the reason. U+0000, which text and jsonb cannot hold, is stored as `\x00`
+ * (nul.ts). Rows are written straight into a CopyBuffer: one encoder per
  * sink, no string built per row.
  */
 import { isIP } from 'node:net';
 import type { EtlRecord } from '../../../engine/record.ts';
 import type { Column } from './columns.ts';
 import { CopyBuffer, unescapeCopyText } from './copy-buffer.ts';
+import { restoreNul, restoreNulJson, storeNulJson } from './nul.ts';
 import type { SqlType } from './schema.ts';
 import { parseTimestamp } from './time.ts';
 
@@ -32,8 +34,14 @@ const TYPE_CODES: Readonly<Record<SqlType, number>> = {
   jsonb: T_JSON,
 };
 
-/** jsonb refuses \u0000 and unpaired surrogates (JSON.stringify escapes those, and only those, as \udXXX). */
-const BAD_JSON_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\u(?:0000|d[89a-f])/;
+/**
+ * JSON text that may need a second look: U+0000 (jsonb refuses `\u0000`; stored as `\x00`, nul.ts), a
+ * backslash before `x00` or `x5c` (`\\x00` in JSON text), or an unpaired surrogate (jsonb refuses it;
+ * JSON.stringify escapes those, and only those, as \udXXX). It may match where there is nothing to do.
+ */
+const JSON_HINT = /\\u(?:0000|d[89a-f])|\\\\x(?:00|5c)/;
+/** An unpaired surrogate's escape, not preceded by an escaped backslash. */
+const LONE_SURROGATE = /(?:^|[^\\])(?:\\\\)*\\ud[89a-f]/;
 const TAB = 0x09;
 const NEWLINE = 0x0a;
 const MIN_TIME = -62135596800000; // 0001-01-01T00:00:00Z
@@ -50,10 +58,12 @@ function decodeValue(code: number, text: string): unknown {
       return text === 't';
     case T_JSON:
       try {
-        return JSON.parse(text) as unknown;
+        return JSON.parse(restoreNulJson(text)) as unknown;
       } catch {
         return text;
       }
+    case T_TEXT:
+      return restoreNul(text);
     default:
       return text;
   }
@@ -82,7 +92,7 @@ function compileEncoder(columns: readonly Column[], codes: Uint8Array, extraInde
     if (i === extraIndex) lines.push('v = encoder.extraValue(record, v);');
     const missing = column.required ? `{ encoder.missing(${i}); ${fail} }` : 'out.nul();';
     let common = '';
-    if (codes[i] === T_TEXT) common = `if (typeof v === 'string' && out.text(v)) {} else `;
+    if (codes[i] === T_TEXT) common = `if (typeof v === 'string') out.text(v); else `;
     else if (codes[i] === T_INT) {
       const lo = Math.max(column.min ?? -0x80000000, -0x80000000);
       const hi = Math.min(column.max ?? 0x7fffffff, 0x7fffffff);
@@ -188,9 +198,9 @@ export class RowEncoder {
   }
 
   /**
-   * The record a COPY line stands for, as it would have been stored: for dead letters of rows PostgreSQL
-   * refused after their batch was acknowledged (the original record is no longer kept). Fields of the
-   * extra column come back as fields of their own; NULLs are left out.
+   * The record a COPY line stands for: for dead letters of rows PostgreSQL refused after their batch was
+   * acknowledged (the original record is no longer kept). Fields of the extra column come back as fields of
+   * their own; NULLs are left out; U+0000 comes back from its stored `\x00` (nul.ts).
    */
   decode(line: string): EtlRecord {
     const record: EtlRecord = {};
@@ -238,7 +248,8 @@ export class RowEncoder {
               ? String(value)
               : undefined;
         if (text === undefined) return this.reject(column, value, 'expected text');
-        return out.text(text) || this.reject(column, value, 'text contains a NUL byte');
+        out.text(text);
+        return true;
       }
       case T_INT: {
         if (typeof value === 'bigint') {
@@ -317,9 +328,12 @@ export class RowEncoder {
       return this.reject(column, '[value]', `not JSON-serialisable (${(error as Error).message})`);
     }
     if (json === undefined) return this.reject(column, value, 'not JSON-serialisable');
-    if (BAD_JSON_ESCAPE.test(json))
-      return this.reject(column, '[value]', 'contains a NUL character or an unpaired surrogate');
-    return out.text(json);
+    if (JSON_HINT.test(json)) {
+      json = storeNulJson(json);
+      if (LONE_SURROGATE.test(json)) return this.reject(column, '[value]', 'contains an unpaired surrogate');
+    }
+    out.json(json);
+    return true;
   }
 
   private inRange(column: Column, value: number): boolean {

@@ -21,6 +21,7 @@ import { retry } from '../../../engine/retry.ts';
 import { CHECKPOINT_TABLE, qualified } from './ddl.ts';
 import { type CopyWriter, copyAll, type Database, ident, type Session } from './driver.ts';
 import { isConnectionLoss, isDataError } from './faults.ts';
+import { type LockWaitTiming, LockWaitWatch } from './lock-wait.ts';
 import type { PartitionManager } from './partitions.ts';
 
 export interface StagingSpec {
@@ -56,6 +57,16 @@ export interface LoaderConfig {
   readonly requestCheckpoint: () => void;
   /** The record a COPY line stands for (dead letters of rows the server refused). */
   readonly decode: (line: string) => EtlRecord;
+  /** Held on the loading session, taken on each new connection (a server's advisory lock: advisory-lock.ts). */
+  readonly lock?: SessionLock;
+  /** When to say what a call waits for when it waits on a lock (lock-wait.ts); undefined: never. */
+  readonly lockWait?: LockWaitTiming;
+}
+
+/** A lock held by the loading session: taken when it connects, let go of at close. */
+export interface SessionLock {
+  take(session: Session): Promise<void>;
+  release(session: Session): Promise<void>;
 }
 
 /** One batch as loaded: its rows as COPY text lines and, row by row, where each came from. */
@@ -110,9 +121,11 @@ export class Loader {
   private readonly duplicates: { inc(value?: number): void };
   private readonly outage: { set(value: number): void };
   private readonly pendingBytes: { set(value: number): void };
+  private readonly lockWait: LockWaitWatch | undefined;
 
   constructor(cfg: LoaderConfig) {
     this.cfg = cfg;
+    this.lockWait = cfg.lockWait && new LockWaitWatch(cfg.database, cfg.logger, cfg.lockWait, () => this.session?.pid);
     this.signal = AbortSignal.any([cfg.signal, this.closing.signal]);
     this.copyTable = cfg.staging?.table ?? cfg.copyTarget;
     const table = qualified(cfg.schema, CHECKPOINT_TABLE);
@@ -266,13 +279,18 @@ export class Loader {
     this.closing.abort(new EtlError('ETL_RUN_ABORTED', 'postgres sink closed'));
     this.releaseDeferred(false);
     await this.tail.catch(() => {});
+    this.lockWait?.end();
     const copying = this.copy !== undefined;
     this.copy = undefined;
     const session = this.session;
     this.session = undefined;
     if (!session) return;
-    // A connection in the middle of a COPY cannot take a ROLLBACK: closing it rolls back.
-    if (this.txn !== 'none' && !copying) await session.query('ROLLBACK').catch(() => {});
+    // A connection in the middle of a COPY cannot take a ROLLBACK: closing it rolls back (and lets go of the lock).
+    if (!copying) {
+      if (this.txn !== 'none') await session.query('ROLLBACK').catch(() => {});
+      // At once, rather than when the server sees the connection go: a next run may start right away.
+      await this.cfg.lock?.release(session).catch(() => {});
+    }
     this.txn = 'none';
     session.release(true);
   }
@@ -280,9 +298,14 @@ export class Loader {
   // ----------------------------------------------------------------------------------- internals
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = (): Promise<T> => {
+    const run = async (): Promise<T> => {
       if (this.failure !== undefined) throw this.failure;
-      return fn();
+      this.lockWait?.begin();
+      try {
+        return await fn();
+      } finally {
+        this.lockWait?.end();
+      }
     };
     const next = this.tail.then(run, run);
     this.tail = next.catch(() => {});
@@ -294,9 +317,17 @@ export class Loader {
       this.cfg.logger.warn(`lost the connection to PostgreSQL (${this.cfg.database.label}); reconnecting`);
       this.dropSession();
     }
-    this.session ??= await this.cfg.database.session();
+    if (this.session) return this.session;
+    const session = await this.cfg.database.session();
     this.reached = true;
-    return this.session;
+    try {
+      await this.cfg.lock?.take(session);
+    } catch (error) {
+      session.release(true);
+      throw error;
+    }
+    this.session = session;
+    return session;
   }
 
   /** The COPY rows go into; starts the transaction (and creates noted partitions) first when needed. */

@@ -1,75 +1,63 @@
 /**
  * PGlite runs PostgreSQL inside one process with no postmaster to arbitrate: two processes opening the
- * same data directory would corrupt it. A pid file next to the directory keeps it to one; a lock whose
- * process is gone (SIGKILL) is stale and taken over.
+ * same data directory would corrupt it. A lock file next to the directory keeps it to one. It is the
+ * engine's LockFile (written aside and linked into place, so it is never seen empty; a dead holder's lock
+ * taken over by exactly one process), with the messages of this sink.
  */
-import { open, readFile, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { EtlError } from '../../../engine/errors.ts';
+import { LockFile, type LockHolder, readHolder } from '../../../engine/lock.ts';
 
 export class EmbeddedLock {
   readonly path: string;
-  private held = false;
+  private readonly dir: string;
+  private readonly file: LockFile;
 
-  constructor(path: string) {
-    this.path = path;
+  /** `dir` is the data directory; `what` names this process in others' messages (`etl test/store`). */
+  constructor(dir: string, what: string) {
+    this.dir = dir;
+    this.path = `${dir}.lock`;
+    this.file = new LockFile(this.path, what);
   }
 
-  async acquire(what: string): Promise<void> {
+  async acquire(): Promise<void> {
+    // A holder that let go between the refusal and the look at its file: try again.
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        const handle = await open(this.path, 'wx');
-        try {
-          await handle.writeFile(String(process.pid));
-        } finally {
-          await handle.close();
-        }
-        this.held = true;
+        await this.file.acquire();
         return;
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        if (!(error instanceof EtlError) || error.code !== 'ETL_LOCKED') throw error;
+        const holder = await readHolder(this.path);
+        if (holder !== undefined) throw this.refusal(holder, error);
       }
-      const owner = await readOwner(this.path);
-      if (owner !== undefined && owner !== process.pid && isAlive(owner)) {
-        throw new EtlError(
-          'ETL_RUN_SINK_FAILED',
-          `the embedded database ${what} is in use by another etl process (pid ${owner}, e.g. a running ` +
-            '`etl apply`); the embedded PostgreSQL admits one process at a time: wait for it to finish, or use a ' +
-            'PostgreSQL server (`url:` or DATABASE_URL)',
-        );
-      }
-      if (owner === process.pid) {
-        throw new EtlError(
-          'ETL_RUN_SINK_FAILED',
-          `the embedded database ${what} is already open in this process: two postgres sinks cannot share one ` +
-            'embedded database; give one of them a `url:` or its pipeline another data_dir',
-        );
-      }
-      await unlink(this.path).catch(() => {});
     }
-    throw new EtlError('ETL_RUN_SINK_FAILED', `cannot take the lock ${this.path} of the embedded database ${what}`);
+    throw new EtlError('ETL_LOCKED', `cannot take the lock ${this.path} of the embedded database ${this.dir}`);
   }
 
-  async release(): Promise<void> {
-    if (!this.held) return;
-    this.held = false;
-    await unlink(this.path).catch(() => {});
+  /** Idempotent. */
+  release(): Promise<void> {
+    return this.file.release();
   }
-}
 
-async function readOwner(path: string): Promise<number | undefined> {
-  try {
-    const pid = Number.parseInt(await readFile(path, 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  private refusal(holder: LockHolder, cause: EtlError): EtlError {
+    const local = holder.host === hostname();
+    if (local && holder.pid === process.pid) {
+      return new EtlError(
+        'ETL_LOCKED',
+        `the embedded database ${this.dir} is already open in this process: two postgres sinks cannot share one ` +
+          'embedded database; give one of them a `url:` or its pipeline another data_dir',
+        { cause },
+      );
+    }
+    const where = local ? `pid ${holder.pid}` : `pid ${holder.pid} on host ${holder.host}`;
+    const who = [holder.what, holder.since && `since ${holder.since}`].filter(Boolean).join(', ');
+    return new EtlError(
+      'ETL_LOCKED',
+      `the embedded database ${this.dir} is in use by another etl process (${where}${who ? `: ${who}` : ''}); ` +
+        'the embedded PostgreSQL admits one process at a time: wait for it to finish, or use a PostgreSQL server ' +
+        `(\`url:\` or DATABASE_URL)${local ? '' : `; if that host is gone, remove ${this.path}`}`,
+      { cause },
+    );
   }
 }

@@ -53,6 +53,11 @@ class ServerSession implements Session {
     client.on('end', this.onError);
   }
 
+  get pid(): number | undefined {
+    // Sent by the server at startup (BackendKeyData); node-postgres keeps it, its types do not declare it.
+    return (this.client as { processID?: number | null } | undefined)?.processID ?? undefined;
+  }
+
   async query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
     const result = await this.use().query({ text: sql, values: params as unknown[] | undefined });
     return toResult(result);

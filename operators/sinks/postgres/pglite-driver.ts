@@ -14,10 +14,11 @@ import { EmbeddedLock } from './lock.ts';
 import type { WasmModule } from './pglite-open.ts';
 import type { Reply, Request, WireError, WireResult, WorkerInput } from './pglite-worker.ts';
 
-export async function openEmbedded(dir: string): Promise<Database> {
-  const lock = new EmbeddedLock(`${dir}.lock`);
+/** `holder` names this process in the refusal another process gets (`etl quickstart/store`). */
+export async function openEmbedded(dir: string, holder: string): Promise<Database> {
+  const lock = new EmbeddedLock(dir, holder);
   await mkdir(dirname(dir), { recursive: true });
-  await lock.acquire(dir);
+  await lock.acquire();
   try {
     return new EmbeddedDatabase(dir, await DatabaseThread.start(dir), lock);
   } catch (error) {

@@ -1,5 +1,6 @@
 /** The `postgres` sink: wires layout, encoder, partitions and the load transaction into the Sink contract. */
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type {
   CommittedCheckpoint,
   OperatorContext,
@@ -18,9 +19,11 @@ import {
   type Session,
   targetLabel,
 } from './driver.ts';
+import { SinkLock } from './advisory-lock.ts';
 import { CopyBuffer } from './copy-buffer.ts';
 import { RowEncoder } from './encoder.ts';
 import { buildLayout, copyTargetOf, stagingOf } from './layout.ts';
+import { LOCK_WAIT_TIMING, type LockWaitTiming } from './lock-wait.ts';
 import { Loader } from './loader.ts';
 import { PartitionManager } from './partitions.ts';
 import type { PostgresSinkOptions } from './schema.ts';
@@ -32,6 +35,9 @@ export interface PostgresSinkDeps {
   readonly env?: NodeJS.ProcessEnv;
   /** Opens the database (tests wrap it to inject faults). */
   readonly openDatabase?: (target: DatabaseTarget, options: ConnectOptions) => Promise<Database>;
+  /** When a load waiting on a lock is first reported, and how often again (default 5 s, 30 s). */
+  readonly lockWaitNoticeMs?: number;
+  readonly lockWaitRepeatMs?: number;
 }
 
 const HOUR_MS = 3_600_000;
@@ -49,6 +55,7 @@ class PostgresSink implements Sink {
   private readonly ctx: OperatorContext;
   private readonly now: () => number;
   private readonly openDatabase: (target: DatabaseTarget, options: ConnectOptions) => Promise<Database>;
+  private readonly lockWait: LockWaitTiming;
   private readonly target: DatabaseTarget;
   private readonly layout: TableLayout;
   private readonly encoder: RowEncoder;
@@ -64,6 +71,10 @@ class PostgresSink implements Sink {
     this.ctx = ctx;
     this.now = deps.now ?? Date.now;
     this.openDatabase = deps.openDatabase ?? openDatabase;
+    this.lockWait = {
+      noticeAfterMs: deps.lockWaitNoticeMs ?? LOCK_WAIT_TIMING.noticeAfterMs,
+      repeatMs: deps.lockWaitRepeatMs ?? LOCK_WAIT_TIMING.repeatMs,
+    };
     this.target = resolveTarget(options.url, ctx.dataDir, deps.env);
     this.layout = buildLayout(options, ctx.inputSchema);
     this.encoder = new RowEncoder(this.layout.columns, options.extra_column, this.layout.timeColumn);
@@ -123,6 +134,23 @@ class PostgresSink implements Sink {
       now: this.now,
       requestCheckpoint: () => this.ctx.requestCheckpoint(),
       decode: (line) => this.encoder.decode(line),
+      lock:
+        database.kind === 'server'
+          ? new SinkLock({
+              schema: this.options.schema,
+              pipeline: this.ctx.pipeline,
+              sink: this.ctx.id,
+              label: database.label,
+              ...(this.ctx.waitForLocks === undefined ? {} : { wait: this.ctx.waitForLocks }),
+              onWait: (holder) =>
+                this.ctx.logger.warn(
+                  `waiting for another run of pipeline ${this.ctx.pipeline} to release postgres sink ${this.ctx.id} ` +
+                    `on PostgreSQL (${database.label}): ${holder}`,
+                ),
+            })
+          : undefined,
+      // The lookup needs a connection besides the loading one; the embedded database has no other sessions.
+      lockWait: database.kind === 'server' && this.options.pool_max_connections >= 2 ? this.lockWait : undefined,
     });
     this.loader = loader;
     await loader.run(async (session) => {
@@ -216,7 +244,7 @@ class PostgresSink implements Sink {
     return {
       poolMaxConnections: this.options.pool_max_connections,
       connectTimeoutMs: this.options.connect_timeout_seconds * 1000,
-      applicationName: `etl ${this.ctx.pipeline}/${this.ctx.id}`.slice(0, 63),
+      applicationName: applicationName(this.ctx.pipeline, this.ctx.id),
     };
   }
 
@@ -228,6 +256,18 @@ class PostgresSink implements Sink {
   private tableName(): string {
     return `${this.options.schema}.${this.options.table}`;
   }
+}
+
+/**
+ * `etl <pipeline>/<sink> pid <pid>@<host>`, as pg_stat_activity shows the sink's connections (a URL's own
+ * application_name wins): who holds a lock is recognisable. PostgreSQL keeps 63 bytes: the names are cut first.
+ */
+function applicationName(pipeline: string, sink: string): string {
+  const holder = ` pid ${process.pid}@${hostname()}`;
+  const names = `etl ${pipeline}/${sink}`;
+  return names.length + holder.length <= 63
+    ? names + holder
+    : `${names.slice(0, Math.max(16, 63 - holder.length))}${holder}`.slice(0, 63);
 }
 
 async function inTransaction(session: Session, fn: () => Promise<void>): Promise<void> {

@@ -173,7 +173,8 @@ export const schema = {
       minimum: 1,
       maximum: 64,
       default: 2,
-      description: 'Upper bound of the connection pool to a server (one connection carries the load transaction).',
+      description:
+        'Upper bound of the connection pool to a server (one connection carries the load transaction; a second looks up what a load waiting on a lock waits for).',
       examples: [2],
     },
     max_uncommitted_bytes: {
