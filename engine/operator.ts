@@ -102,6 +102,8 @@ export interface OptionProblem {
   severity?: 'error' | 'warning';
   /** `ETL_GRAPH_UNKNOWN_FIELD` when the option names a field or column the records cannot fill; default `ETL_CFG_INVALID`. */
   code?: 'ETL_CFG_INVALID' | 'ETL_GRAPH_UNKNOWN_FIELD';
+  /** A character offset inside the string value at `path` (where in an expression): the diagnostic's column. */
+  offset?: number;
 }
 
 /** What an operator's `validate` is told about the stage's place in the graph. */
