@@ -29,6 +29,8 @@ import type { FieldSchema, JsonType, RecordSchema } from './record-schema.ts';
 export interface ExpressionProblem {
   readonly message: string;
   readonly offset: number;
+  /** Set when the expression names a field the records cannot carry. */
+  readonly unknownField?: string;
 }
 
 /** The outcome of one evaluation: never a throw. */
@@ -244,7 +246,7 @@ function problemOf(error: unknown, source: string, typing: Typing): ExpressionPr
     const name = missing[1] as string;
     const at = source.indexOf(name, offset);
     if (at >= 0) offset = at;
-    return { message: `unknown field \`${name}\`${didYouMeanSuffix(name, typing.names)}`, offset };
+    return { message: `unknown field \`${name}\`${didYouMeanSuffix(name, typing.names)}`, offset, unknownField: name };
   }
   const unknownVariable = /^Unknown variable: (.+)$/.exec(summary);
   if (unknownVariable) {

@@ -101,7 +101,7 @@ export class PipelineDocument {
     const start = node.range[0];
     let at: number;
     if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
-      at = blockOffset(this.source, start, node.range[1], node.value, offset);
+      at = blockOffset(this.source, start, node.range[1], offset);
     } else {
       const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE' ? 1 : 0;
       at = start + quoted + Math.min(offset, node.value.length);
@@ -155,21 +155,26 @@ export class PipelineDocument {
   }
 }
 
-/** Source offset of character `offset` of a block scalar's value: its line among the content lines, plus the indent. */
-function blockOffset(source: string, start: number, end: number, value: string, offset: number): number {
-  const before = value.slice(0, offset);
-  const lineIndex = before.split('\n').length - 1;
-  const column = offset - (before.lastIndexOf('\n') + 1);
+/**
+ * Source offset of character `offset` of a block scalar's value, walking its content lines: each stands in the value
+ * for its text and one character (the newline of `|`, the space a single line break folds into with `>`). Blank
+ * lines inside a folded scalar may shift the result by a line.
+ */
+function blockOffset(source: string, start: number, end: number, offset: number): number {
   // The header (`|`, `>-`, `|2`) ends at the first newline; content lines follow, indented alike.
   let lineStart = source.indexOf('\n', start) + 1;
-  if (lineStart === 0) return start;
+  if (lineStart === 0 || lineStart >= end) return start;
   const indent = /^[ ]*/.exec(source.slice(lineStart, end))?.[0].length ?? 0;
-  for (let i = 0; i < lineIndex; i++) {
-    const next = source.indexOf('\n', lineStart);
-    if (next < 0 || next >= end) break;
-    lineStart = next + 1;
+  let left = offset;
+  for (;;) {
+    const newline = source.indexOf('\n', lineStart);
+    const lineEnd = newline < 0 || newline > end ? end : newline;
+    const length = Math.max(0, lineEnd - lineStart - indent);
+    if (left <= length || newline < 0 || newline >= end)
+      return lineStart + Math.min(indent, lineEnd - lineStart) + left;
+    left -= length + 1;
+    lineStart = newline + 1;
   }
-  return lineStart + indent + column;
 }
 
 export function scalarText(node: unknown): string | undefined {

@@ -904,7 +904,7 @@ class PipelineRun {
         ...(report.failure === undefined ? {} : { failure: report.failure }),
       });
       if (report.failure !== undefined) {
-        this.fail(new EtlError('ETL_RUN_CHECK_FAILED', `stage ${id}: ${report.failure}`), id);
+        this.fail(new EtlError('ETL_RUN_CHECK_FAILED', `stage ${id}: ${report.failure}`));
       }
     }
   }

@@ -52,7 +52,7 @@ describe('compileCondition against a closed schema', () => {
   it('refuses a misspelt field with its offset and the nearest name', () => {
     const compiled = compileCondition('record.status >= 500 && record.mehtod == "GET"', access);
     expect(compiled).toEqual({
-      problem: { message: 'unknown field `mehtod` — did you mean `method`?', offset: 31 },
+      problem: { message: 'unknown field `mehtod` — did you mean `method`?', offset: 31, unknownField: 'mehtod' },
     });
   });
 

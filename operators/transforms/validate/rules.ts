@@ -23,6 +23,7 @@ export interface RuleProblem {
   readonly path: (string | number)[];
   readonly message: string;
   readonly offset?: number;
+  readonly code?: 'ETL_GRAPH_UNKNOWN_FIELD';
 }
 
 export const DEFAULT_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'];
@@ -246,5 +247,10 @@ export function compileRule(
 }
 
 function conditionProblem(index: number, problem: ExpressionProblem): RuleProblem {
-  return { path: ['rules', index, 'condition'], message: problem.message, offset: problem.offset };
+  return {
+    path: ['rules', index, 'condition'],
+    message: problem.message,
+    offset: problem.offset,
+    ...(problem.unknownField === undefined ? {} : { code: 'ETL_GRAPH_UNKNOWN_FIELD' as const }),
+  };
 }
