@@ -81,23 +81,35 @@ function malformed(text: string): string | undefined {
   return match[0] === '%' ? 'has a `%` not followed by two hex digits' : 'has a space or control character';
 }
 
+/** Verdicts on addresses seen recently, per rule: logs repeat their clients, and ipaddr.js takes microseconds. */
+const IP_CACHE_SIZE = 50_000;
+
 function ipCheck(version: string, publicOnly: boolean): (value: unknown) => string | undefined {
+  const verdicts = new Map<string, string | undefined>();
   return (value) => {
-    if (typeof value !== 'string' || !ipaddr.isValid(value)) return 'is not an IP address';
-    // ipaddr.isValid takes forms no server writes (`0x7f.1`, `127.1`): the address must be written canonically.
-    if (!(ipaddr.IPv4.isValidFourPartDecimal(value) || ipaddr.IPv6.isValid(value))) return 'is not an IP address';
-    let address = ipaddr.parse(value);
-    if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
-      address = (address as ipaddr.IPv6).toIPv4Address();
-    }
-    if (version === '4' && address.kind() !== 'ipv4') return 'is not an IPv4 address';
-    if (version === '6' && address.kind() !== 'ipv6') return 'is not an IPv6 address';
-    if (publicOnly) {
-      const range = address.range();
-      if (range !== 'unicast') return `is not a public address (${range})`;
-    }
-    return undefined;
+    if (typeof value !== 'string') return 'is not an IP address';
+    if (verdicts.has(value)) return verdicts.get(value);
+    const verdict = ipVerdict(value, version, publicOnly);
+    if (verdicts.size >= IP_CACHE_SIZE) verdicts.clear();
+    verdicts.set(value, verdict);
+    return verdict;
   };
+}
+
+function ipVerdict(value: string, version: string, publicOnly: boolean): string | undefined {
+  // ipaddr.isValid takes forms no server writes (`0x7f.1`, `127.1`): IPv4 must be written as four decimal parts.
+  if (!(ipaddr.IPv4.isValidFourPartDecimal(value) || ipaddr.IPv6.isValid(value))) return 'is not an IP address';
+  let address = ipaddr.parse(value);
+  if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
+    address = (address as ipaddr.IPv6).toIPv4Address();
+  }
+  if (version === '4' && address.kind() !== 'ipv4') return 'is not an IPv4 address';
+  if (version === '6' && address.kind() !== 'ipv6') return 'is not an IPv6 address';
+  if (publicOnly) {
+    const range = address.range();
+    if (range !== 'unicast') return `is not a public address (${range})`;
+  }
+  return undefined;
 }
 
 function timestampCheck(maxFutureMs: number, maxAgeMs: number | undefined) {
