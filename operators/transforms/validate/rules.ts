@@ -81,18 +81,22 @@ function malformed(text: string): string | undefined {
   return match[0] === '%' ? 'has a `%` not followed by two hex digits' : 'has a space or control character';
 }
 
-/** Verdicts on addresses seen recently, per rule: logs repeat their clients, and ipaddr.js takes microseconds. */
-const IP_CACHE_SIZE = 50_000;
+/** Verdicts kept per rule: logs repeat their clients and referrers, and parsing them takes microseconds. */
+const VERDICT_CACHE_SIZE = 50_000;
 
-function ipCheck(version: string, publicOnly: boolean): (value: unknown) => string | undefined {
-  const verdicts = new Map<string, string | undefined>();
+/** `test` with the verdicts on strings it gave recently kept (the cache is emptied when it fills up). */
+function remembering(test: (value: string) => string | undefined): (value: unknown) => string | undefined {
+  // '' for a pass: one lookup tells a known verdict from one to make.
+  const verdicts = new Map<string, string>();
   return (value) => {
-    if (typeof value !== 'string') return 'is not an IP address';
-    if (verdicts.has(value)) return verdicts.get(value);
-    const verdict = ipVerdict(value, version, publicOnly);
-    if (verdicts.size >= IP_CACHE_SIZE) verdicts.clear();
-    verdicts.set(value, verdict);
-    return verdict;
+    if (typeof value !== 'string') return 'is not a string';
+    let verdict = verdicts.get(value);
+    if (verdict === undefined) {
+      verdict = test(value) ?? '';
+      if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear();
+      verdicts.set(value, verdict);
+    }
+    return verdict === '' ? undefined : verdict;
   };
 }
 
@@ -113,8 +117,15 @@ function ipVerdict(value: string, version: string, publicOnly: boolean): string 
 }
 
 function timestampCheck(maxFutureMs: number, maxAgeMs: number | undefined) {
+  // Records come in time order, many within the same second: the last text parsed is often the next one.
+  let lastText: unknown;
+  let lastTime = Number.NaN;
   return (value: unknown, now: number): string | undefined => {
-    const time = typeof value === 'string' ? Date.parse(value) : Number.NaN;
+    if (value !== lastText) {
+      lastText = value;
+      lastTime = typeof value === 'string' ? Date.parse(value) : Number.NaN;
+    }
+    const time = lastTime;
     if (Number.isNaN(time)) return 'is not a date-time';
     if (time > now + maxFutureMs) return `is ${seconds(time - now)} in the future (more than ${seconds(maxFutureMs)})`;
     if (maxAgeMs !== undefined && time < now - maxAgeMs) {
@@ -159,7 +170,14 @@ export function compileRule(
   }
   if ('ip' in rule) {
     const { field, allow_null, version, public_only } = rule.ip;
-    return made(onField(field, allow_null, ipCheck(version ?? 'any', public_only ?? false)));
+    const kind = version ?? 'any';
+    return made(
+      onField(
+        field,
+        allow_null,
+        remembering((value) => ipVerdict(value, kind, public_only ?? false)),
+      ),
+    );
   }
   if ('timestamp' in rule) {
     const { field, allow_null, max_future_seconds, max_age_seconds } = rule.timestamp;
@@ -183,16 +201,21 @@ export function compileRule(
     const max = max_length ?? 8192;
     const allowed = new Set((schemes ?? ['http', 'https']).map((s) => `${s}:`));
     return made(
-      onField(field, allow_null, (value) => {
-        if (typeof value !== 'string') return 'is not a string';
-        if (value.length > max) return `is longer than ${max} characters`;
-        const bad = malformed(value);
-        if (bad !== undefined) return bad;
-        const url = URL.parse(value);
-        if (url === null) return 'is not a URL';
-        if (!allowed.has(url.protocol)) return `has scheme ${url.protocol.slice(0, -1)}, not ${[...allowed].join(' ')}`;
-        return undefined;
-      }),
+      onField(
+        field,
+        allow_null,
+        remembering((value) => {
+          if (value.length > max) return `is longer than ${max} characters`;
+          const bad = malformed(value);
+          if (bad !== undefined) return bad;
+          const url = URL.parse(value);
+          if (url === null) return 'is not a URL';
+          if (!allowed.has(url.protocol)) {
+            return `has scheme ${url.protocol.slice(0, -1)}, not ${[...allowed].join(' ')}`;
+          }
+          return undefined;
+        }),
+      ),
     );
   }
   if ('method' in rule) {
