@@ -163,8 +163,10 @@ export function compileRule(
   if ('required' in rule) {
     const fields = rule.required.fields;
     return made((record) => {
+      let complete = true;
+      for (const f of fields) if (record[f] === null || record[f] === undefined) complete = false;
+      if (complete) return undefined;
       const missing = fields.filter((f) => record[f] === null || record[f] === undefined);
-      if (missing.length === 0) return undefined;
       return `${missing.map((f) => `\`${f}\``).join(', ')} ${missing.length === 1 ? 'has' : 'have'} no value`;
     });
   }
