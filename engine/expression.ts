@@ -22,6 +22,7 @@
  */
 import { Environment, type ParseResult } from '@marcbachmann/cel-js';
 import { didYouMeanSuffix } from './config/suggest.ts';
+import type { OptionProblem } from './operator.ts';
 import type { EtlRecord } from './record.ts';
 import type { FieldSchema, JsonType, RecordSchema } from './record-schema.ts';
 
@@ -46,6 +47,19 @@ export interface Condition {
 }
 
 export type Compiled = { readonly condition: Condition } | { readonly problem: ExpressionProblem };
+
+/**
+ * An expression's problem as an operator's `validate` reports it: at the option holding the expression, with the
+ * column inside it, and as an unknown field when it names one the records cannot carry.
+ */
+export function expressionOptionProblem(path: (string | number)[], problem: ExpressionProblem): OptionProblem {
+  return {
+    path,
+    message: problem.message,
+    offset: problem.offset,
+    ...(problem.unknownField === undefined ? {} : { code: 'ETL_GRAPH_UNKNOWN_FIELD' as const }),
+  };
+}
 
 /** The variable holding the record. */
 export const RECORD_VARIABLE = 'record';

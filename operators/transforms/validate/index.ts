@@ -69,16 +69,7 @@ export default defineTransform<typeof schema, ValidateOptions>({
         }
       }
       const made = compileRule(rule, i, context.inputSchema ?? OPEN_RECORD_SCHEMA);
-      if ('problems' in made) {
-        for (const p of made.problems) {
-          problems.push({
-            path: p.path,
-            message: p.message,
-            ...(p.offset === undefined ? {} : { offset: p.offset }),
-            ...(p.code === undefined ? {} : { code: p.code }),
-          });
-        }
-      }
+      if ('problems' in made) problems.push(...made.problems);
     });
     return problems;
   },

@@ -3,8 +3,8 @@
  * undefined. Checks never throw (validate.ts also guards them): a value of an unexpected type fails the rule.
  */
 import ipaddr from 'ipaddr.js';
-import { compileCondition, type ExpressionProblem } from '../../../engine/expression.ts';
-import type { FieldUse } from '../../../engine/operator.ts';
+import { compileCondition, expressionOptionProblem } from '../../../engine/expression.ts';
+import type { FieldUse, OptionProblem } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import type { RecordSchema } from '../../../engine/record-schema.ts';
 import type { CheckName, Rule } from './schema.ts';
@@ -16,14 +16,6 @@ export interface CompiledRule {
   readonly name: string;
   readonly action: Action;
   readonly check: Check;
-}
-
-/** A rule that cannot be made (a bad pattern, an expression that does not check); `offset` is inside the value. */
-export interface RuleProblem {
-  readonly path: (string | number)[];
-  readonly message: string;
-  readonly offset?: number;
-  readonly code?: 'ETL_GRAPH_UNKNOWN_FIELD';
 }
 
 export const DEFAULT_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'];
@@ -147,12 +139,14 @@ export function compileRule(
   rule: Rule,
   index: number,
   schema: RecordSchema,
-): { rule: CompiledRule } | { problems: RuleProblem[] } {
+): { rule: CompiledRule } | { problems: OptionProblem[] } {
   const action = (rule.action ?? 'dead_letter') as Action;
   const made = (check: Check) => ({ rule: { name: rule.name, action, check } });
   if ('condition' in rule) {
     const compiled = compileCondition(rule.condition, schema);
-    if ('problem' in compiled) return { problems: [conditionProblem(index, compiled.problem)] };
+    if ('problem' in compiled) {
+      return { problems: [expressionOptionProblem(['rules', index, 'condition'], compiled.problem)] };
+    }
     const condition = compiled.condition;
     return made((record) => {
       const result = condition.evaluate(record);
@@ -281,13 +275,4 @@ export function compileRule(
     );
   }
   return { problems: [{ path: ['rules', index], message: `rule ${(rule as Rule).name} holds no check` }] };
-}
-
-function conditionProblem(index: number, problem: ExpressionProblem): RuleProblem {
-  return {
-    path: ['rules', index, 'condition'],
-    message: problem.message,
-    offset: problem.offset,
-    ...(problem.unknownField === undefined ? {} : { code: 'ETL_GRAPH_UNKNOWN_FIELD' as const }),
-  };
 }

@@ -285,12 +285,19 @@ ${rules}
           condition: >
             record.status < 500 ||
             record.pth == "/"
-        - { name: d, required: { fields: [status, sttus] } }`),
+        - { name: d, required: { fields: [status, sttus] } }
+        - name: e
+          condition: |
+            record.status < 500 &&
+              record.bytse > 0
+        - { name: f, condition: "record.status > 1 && record.usr == \\"x\\"" }`),
     ).toEqual([
       '13:35 unknown field `clinet_ip` — did you mean `client_ip`?',
       '15:53 unknown field `mehtod` — did you mean `method`?',
       '19:20 unknown field `pth` — did you mean `path`?',
       '20:51 unknown field `sttus` — did you mean `status`?',
+      '24:22 unknown field `bytse` — did you mean `bytes`?',
+      '25:62 unknown field `usr` — did you mean `user`?',
     ]);
   });
 
