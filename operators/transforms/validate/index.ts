@@ -1,6 +1,6 @@
 import { defineTransform, type OptionProblem } from '../../../engine/operator.ts';
 import { type FieldSchema, OPEN_RECORD_SCHEMA, type RecordSchema, withFields } from '../../../engine/record-schema.ts';
-import { compileRule, ruleFields } from './rules.ts';
+import { compileRule, ruleFields, typeMismatch } from './rules.ts';
 import { type ValidateOptions, schema } from './schema.ts';
 
 /** The fields `flag` rules add to every record passing the stage (valid ones too, so every record has one shape). */
@@ -70,6 +70,8 @@ export default defineTransform<typeof schema, ValidateOptions>({
       }
       const made = compileRule(rule, i, context.inputSchema ?? OPEN_RECORD_SCHEMA);
       if ('problems' in made) problems.push(...made.problems);
+      const mismatch = context.inputSchema && typeMismatch(rule, i, context.inputSchema);
+      if (mismatch) problems.push(mismatch);
     });
     return problems;
   },

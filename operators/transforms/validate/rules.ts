@@ -37,6 +37,40 @@ export function ruleFields(rule: Rule, index: number): FieldUse[] {
   return field === undefined ? [] : [{ path: ['rules', index, check, 'field'], field }];
 }
 
+/** The JSON types a check can pass, for the check of a field declared with none of them. */
+const TAKES: Partial<Record<CheckName, readonly string[]>> = {
+  ip: ['string'],
+  timestamp: ['string'],
+  path: ['string'],
+  url: ['string'],
+  method: ['string'],
+  regex: ['string'],
+  status: ['integer', 'number'],
+  non_negative: ['integer', 'number'],
+  range: ['integer', 'number'],
+};
+
+/**
+ * A warning when the schema reaching the stage declares the rule's field with types the check always fails on
+ * (an `ip` check on an integer field): null aside, every record with a value would fail it.
+ */
+export function typeMismatch(rule: Rule, index: number, schema: RecordSchema): OptionProblem | undefined {
+  const check = checkOf(rule);
+  const takes = TAKES[check];
+  const use = ruleFields(rule, index)[0];
+  if (takes === undefined || use === undefined) return undefined;
+  const declared = schema.properties?.[use.field]?.type;
+  if (declared === undefined) return undefined;
+  const types = (typeof declared === 'string' ? [declared] : [...declared]).filter((t) => t !== 'null');
+  if (types.length === 0 || types.some((t) => takes.includes(t))) return undefined;
+  return {
+    path: [...use.path],
+    message: `\`${use.field}\` is ${types.join(' or ')} here: the \`${check}\` check fails on every value it has`,
+    hint: `the \`${check}\` check takes ${takes.join(' or ')} values`,
+    severity: 'warning',
+  };
+}
+
 /** Shows a value in a reason: JSON, cut to 80 characters. */
 function shown(value: unknown): string {
   let text: string;

@@ -314,6 +314,19 @@ ${rules}
     ]);
   });
 
+  it('warns about a check on a field of a type it always fails on', async () => {
+    const { diagnostics } = await loadPipelinesFromString(
+      pipeline(`        - { name: a, ip: { field: status } }
+        - { name: b, range: { field: method, min: 1 } }
+        - { name: c, status: { field: status } }`),
+      'p.yaml',
+    );
+    expect(diagnostics.map((d) => `${d.severity} ${d.line}:${d.column} ${d.message}`)).toEqual([
+      'warning 13:35 `status` is integer here: the `ip` check fails on every value it has',
+      'warning 14:38 `method` is string here: the `range` check fails on every value it has',
+    ]);
+  });
+
   it('declares the flag fields in its output schema only with flag rules', () => {
     const flagging = definition.outputSchemas?.(
       { rules: [{ name: 'a', action: 'flag', status: { field: 'status' } }] },
