@@ -3,6 +3,7 @@
  * one condition over three fields of access-like records, compiled once, evaluated N times.
  * Usage: node bench/cel.ts [--evals N]
  */
+import { cpus, loadavg } from 'node:os';
 import { celEnv, parse as bufParse, plan } from '@bufbuild/cel';
 import { Environment } from '@marcbachmann/cel-js';
 import * as celJs from 'cel-js';
@@ -38,6 +39,8 @@ const marc = new Environment()
   .registerVariable('path', 'string')
   .registerVariable('size', 'double')
   .parse(source);
+// A shared machine: the load says how far to trust the figures.
+console.log(`load average ${(loadavg()[0] ?? 0).toFixed(1)} on ${cpus().length} CPUs, Node ${process.version}`);
 type R = (typeof records)[number];
 time('@marcbachmann/cel-js', (r: R) => marc(r));
 const bufbuild = plan(celEnv(), bufParse(source));

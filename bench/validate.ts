@@ -5,6 +5,7 @@
  * non_negative, one CEL condition). Alternating rounds, best of each.
  * Usage: node bench/validate.ts [--lines N] [--rounds R]
  */
+import { cpus, loadavg } from 'node:os';
 import type { PortRecords, Transform } from '../engine/operator.ts';
 import type { EtlRecord } from '../engine/record.ts';
 import type { RecordSchema } from '../engine/record-schema.ts';
@@ -84,6 +85,8 @@ for (let r = 0; r < ROUNDS; r++) {
     best[which] = Math.min(best[which], await round(which, parsed));
 }
 const rate = (n: number, ms: number) => Math.round((n / ms) * 1000).toLocaleString('en-US');
+// A shared machine: the load says how far to trust the figures.
+console.log(`load average ${(loadavg()[0] ?? 0).toFixed(1)} on ${cpus().length} CPUs, Node ${process.version}`);
 console.log(
   `lines: ${LINES.toLocaleString('en-US')} (${records} parsed), rules: ${RULES.length}, best of ${ROUNDS} rounds`,
 );

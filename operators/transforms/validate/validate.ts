@@ -8,6 +8,9 @@ import type { ValidateOptions } from './schema.ts';
 /** What a failing record becomes when it fails several rules: the first of dead_letter, drop, flag. */
 const RANK: Record<Action, number> = { flag: 1, drop: 2, dead_letter: 3 };
 
+/** `validation_rules` of every valid record: records are never changed in place, so one array serves them all. */
+const NO_RULES: readonly string[] = Object.freeze([]);
+
 const share = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2, roundingMode: 'floor' });
 const count = new Intl.NumberFormat('en-US');
 
@@ -93,7 +96,7 @@ export class ValidateTransform implements Transform {
       }
       if (failed === undefined) {
         valid++;
-        out.push(this.flagging ? { ...record, validation_failed: false, validation_rules: [] } : record);
+        out.push(this.flagging ? { ...record, validation_failed: false, validation_rules: NO_RULES } : record);
       } else if (worst === RANK.dead_letter) {
         dead.push(deadLetter(record, this.id, (reasons as string[]).join('; ')));
       } else if (worst === RANK.drop) {
