@@ -212,7 +212,7 @@ describe('validate actions', () => {
     expect(transform.summarize()).toEqual({ lines: ['no record checked'] });
     transform.process([rec({ client_ip: '1.2.3.4', method: 'GET', path: '/' }), rec({ client_ip: 'x' })]);
     expect(transform.summarize()).toEqual({
-      lines: ['50% valid (1 of 2 records); min_valid_ratio 0.5 (50%)', 'rule ip (dead_letter): 1 failed'],
+      lines: ['50% valid (1 of 2 records); min_valid_ratio 0.5 (50%)', 'rule ip (dead_letter): 1 failed (50%)'],
     });
     transform.process([rec({ client_ip: '1.2.3.4', method: 'PUT', path: 'x' })]);
     const report = transform.summarize();

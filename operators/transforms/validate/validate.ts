@@ -133,7 +133,10 @@ export class ValidateTransform implements Transform {
     ];
     this.rules.forEach((rule, i) => {
       const n = this.failures[i] as number;
-      if (n > 0) lines.push(`rule ${rule.name} (${rule.action}): ${count.format(n)} failed`);
+      if (n > 0)
+        lines.push(
+          `rule ${rule.name} (${rule.action}): ${count.format(n)} failed (${share.format((n / this.checked) * 100)}%)`,
+        );
     });
     if (min === undefined || ratio >= min) return { lines };
     const worst = this.rules
