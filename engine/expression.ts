@@ -16,7 +16,7 @@
  * Implementation: @marcbachmann/cel-js, chosen by per-record speed among the CEL evaluators on npm, and because it
  * alone type-checks against declared variables. `node bench/cel.ts` (one condition over 4 fields, compiled once,
  * 200,000–300,000 evaluations, Node 24, a 2-core machine shared with other jobs), ns per record, three runs at load
- * average 2.8–3 then four at 10–12: @marcbachmann/cel-js 8.0.0 240–420 / 300–710, @bufbuild/cel 0.6.1 525–785 /
+ * average below 3 then four at 10–12: @marcbachmann/cel-js 8.0.0 240–420 / 300–710, @bufbuild/cel 0.6.1 525–785 /
  * 545–1,790, cel-js 0.8.2 3,500–5,000 / 8,500–16,800 (and it lacks `startsWith`); plain JavaScript 12–29 / 9–38.
  * The order never changed. Through this module (a typed view of the fields read, integers made BigInt): 480–600 /
  * 970–1,630.
