@@ -245,8 +245,15 @@ function result(value: unknown): ConditionResult {
 function evaluationMessage(error: unknown): string {
   const summary = celSummary(error);
   const missing = /^No such key: (.+)$/.exec(summary);
-  if (missing) return `\`${missing[1]}\` is null or absent (test it with has(record.${missing[1]}))`;
-  return summary;
+  if (!missing) return summary;
+  const node = (error as { node?: unknown }).node;
+  if (isAst(node) && node.op === '.' && Array.isArray(node.args)) {
+    const target: unknown = node.args[0];
+    if (isAst(target) && target.op === 'id' && target.args === RECORD_VARIABLE) {
+      return `\`${missing[1]}\` is null or absent (test it with has(record.${missing[1]}))`;
+    }
+  }
+  return `no key \`${missing[1]}\` (test it with has() or \`in\`)`;
 }
 
 function celSummary(error: unknown): string {

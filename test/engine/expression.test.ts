@@ -49,6 +49,13 @@ describe('compileCondition against a closed schema', () => {
     expect(result).toEqual({ ok: false, error: '`user` is null or absent (test it with has(record.user))' });
   });
 
+  it('tells a missing map key from a null field', () => {
+    expect(condition('record.extra["nope"] == "v"').evaluate(record)).toEqual({
+      ok: false,
+      error: 'no key `nope` (test it with has() or `in`)',
+    });
+  });
+
   it('refuses a misspelt field with its offset and the nearest name', () => {
     const compiled = compileCondition('record.status >= 500 && record.mehtod == "GET"', access);
     expect(compiled).toEqual({
