@@ -11,6 +11,7 @@ import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
 import parseTransform from './transforms/parse/index.ts';
+import normalizeTransform from './transforms/normalize/index.ts';
 import validateTransform from './transforms/validate/index.ts';
 
 export const registry: readonly OperatorDefinition[] = [
@@ -19,6 +20,7 @@ export const registry: readonly OperatorDefinition[] = [
   generatorSource,
   parseTransform,
   validateTransform,
+  normalizeTransform,
   fileSink,
   stdoutSink,
   blackholeSink,

@@ -1,0 +1,56 @@
+import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
+import { deadLetter, type EtlRecord } from '../../../engine/record.ts';
+import { OPEN_RECORD_SCHEMA } from '../../../engine/record-schema.ts';
+import type { NormalizeOptions } from './schema.ts';
+import { type CompiledStep, walkSteps } from './steps.ts';
+
+interface Counter {
+  inc(value?: number): void;
+}
+
+export class NormalizeTransform implements Transform {
+  private readonly id: string;
+  private readonly steps: readonly CompiledStep[];
+  private readonly deadLettered: Counter;
+
+  constructor(options: NormalizeOptions, ctx: OperatorContext) {
+    this.id = ctx.id;
+    const walk = walkSteps(options.steps, ctx.inputSchema ?? OPEN_RECORD_SCHEMA);
+    // `etl validate` refused such options already; steps that do not compile here are a programmer error.
+    if (walk.problems.length > 0) throw new Error(walk.problems.map((p) => p.message).join('; '));
+    this.steps = walk.steps;
+    this.deadLettered = ctx.metrics.counter(
+      'etl_normalize_dead_letters_total',
+      'Records dead-lettered because a step could not make their value',
+    );
+  }
+
+  process(records: EtlRecord[]): PortRecords {
+    const steps = this.steps;
+    const out: EtlRecord[] = [];
+    let dead: EtlRecord[] | undefined;
+    for (let r = 0; r < records.length; r++) {
+      const record = records[r] as EtlRecord;
+      // One copy per record, which the steps change in place: the record given is never changed.
+      const work: Record<string, unknown> = { ...record };
+      let why: string | undefined;
+      for (let i = 0; i < steps.length; i++) {
+        const step = steps[i] as CompiledStep;
+        if (step.when !== undefined) {
+          const test = step.when.evaluate(work as EtlRecord);
+          if (!test.ok || !test.value) continue;
+        }
+        why = step.operation.apply(work);
+        if (why !== undefined) {
+          why = `steps[${i}] ${step.operation.label}: ${why}`;
+          break;
+        }
+      }
+      if (why === undefined) out.push(work as EtlRecord);
+      else (dead ??= []).push(deadLetter(record, this.id, why));
+    }
+    if (dead === undefined) return { default: out };
+    this.deadLettered.inc(dead.length);
+    return { default: out, dead_letter: dead };
+  }
+}
