@@ -28,7 +28,7 @@ export class NormalizeTransform implements Transform {
   process(records: EtlRecord[]): PortRecords {
     const steps = this.steps;
     const out: EtlRecord[] = [];
-    let dead: EtlRecord[] | undefined;
+    const dead: EtlRecord[] = [];
     for (let r = 0; r < records.length; r++) {
       const record = records[r] as EtlRecord;
       // One copy per record, which the steps change in place: the record given is never changed.
@@ -47,9 +47,9 @@ export class NormalizeTransform implements Transform {
         }
       }
       if (why === undefined) out.push(work as EtlRecord);
-      else (dead ??= []).push(deadLetter(record, this.id, why));
+      else dead.push(deadLetter(record, this.id, why));
     }
-    if (dead === undefined) return { default: out };
+    if (dead.length === 0) return { default: out };
     this.deadLettered.inc(dead.length);
     return { default: out, dead_letter: dead };
   }
