@@ -14,11 +14,9 @@ export default defineTransform<typeof schema, NormalizeOptions>({
   outputSchemas(options, input): Readonly<Record<string, RecordSchema>> {
     return { default: walkSteps(options.steps, input).output };
   },
-  // Only names read from the records reaching the stage: a name an earlier step wrote, renamed or dropped is
-  // checked by `validate`, against the records as the steps before it leave them.
-  fields(options) {
-    return walkSteps(options.steps, OPEN_RECORD_SCHEMA).inputUses;
-  },
+  // No `fields()`: the graph pass would check every name against the records reaching the stage, while a step
+  // reads the records as the steps before it leave them. `validate` checks each name there (with the input's
+  // schema for the first step), and says what became of a name an earlier step renamed or dropped.
   examples: [
     {
       steps: [

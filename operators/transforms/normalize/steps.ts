@@ -12,9 +12,10 @@ import {
   compileCondition,
   compileExpression,
   type Expression,
+  type ExpressionProblem,
   expressionOptionProblem,
 } from '../../../engine/expression.ts';
-import type { FieldUse, OptionProblem } from '../../../engine/operator.ts';
+import type { OptionProblem } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import {
   type FieldSchema,
@@ -44,8 +45,6 @@ export interface CompiledStep {
 export interface Walk {
   readonly steps: CompiledStep[];
   readonly problems: OptionProblem[];
-  /** Field names the options read from the records reaching the stage (for the graph pass's own check). */
-  readonly inputUses: FieldUse[];
   readonly output: RecordSchema;
 }
 
@@ -104,9 +103,6 @@ const FORBIDDEN = '__proto__';
 export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
   const problems: OptionProblem[] = [];
   const compiled: CompiledStep[] = [];
-  const inputUses: FieldUse[] = [];
-  /** Names an earlier step wrote or removed: a step reading one is checked here, not by the graph pass. */
-  const touched = new Set<string>();
   /** What became of names earlier steps took away: `renamed to \`ip\` by steps[0]`. */
   const gone = new Map<string, string>();
   let schema = input;
@@ -118,20 +114,16 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
     const properties: Record<string, FieldSchema> = { ...schema.properties };
     const required = new Set(schema.required ?? []);
 
-    let when: Condition | undefined;
-    if (step.when !== undefined) {
-      const made = compileCondition(step.when, schema);
-      if ('problem' in made) problems.push(expressionOptionProblem(['steps', i, 'when'], made.problem));
-      else when = made.condition;
-    }
-
+    /** An expression's problem; naming a field an earlier step took away, it says what became of it. */
+    const expressionProblem = (path: (string | number)[], problem: ExpressionProblem): OptionProblem => {
+      const fate = problem.unknownField === undefined ? undefined : gone.get(problem.unknownField);
+      const message =
+        fate === undefined ? problem.message : `unknown field \`${problem.unknownField}\`: it was ${fate}`;
+      return expressionOptionProblem(path, { ...problem, message });
+    };
     const read = (path: (string | number)[], name: string): void => {
       if (name === FORBIDDEN) {
         problems.push({ path, message: `\`${FORBIDDEN}\` cannot be a field name here` });
-        return;
-      }
-      if (!touched.has(name)) {
-        inputUses.push({ path, field: name });
         return;
       }
       const unknown = unknownField(schema, name);
@@ -149,16 +141,21 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
     };
     const write = (path: (string | number)[], name: string): void => {
       if (name === FORBIDDEN) problems.push({ path, message: `\`${FORBIDDEN}\` cannot be a field name` });
-      touched.add(name);
       gone.delete(name);
     };
+
+    let when: Condition | undefined;
+    if (step.when !== undefined) {
+      const made = compileCondition(step.when, schema);
+      if ('problem' in made) problems.push(expressionProblem(['steps', i, 'when'], made.problem));
+      else when = made.condition;
+    }
 
     let operation: Operation | undefined;
     if ('rename' in step) {
       const { from, to } = step.rename;
       read([...at, 'from'], from);
       write([...at, 'to'], to);
-      touched.add(from);
       if (from !== to) gone.set(from, `renamed to \`${to}\` by steps[${i}]`);
       const moved = properties[from] ?? {};
       const wasRequired = required.has(from);
@@ -187,13 +184,13 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
           : typeof value === 'string'
             ? 'string'
             : 'boolean';
-      properties[field] = withDefault(properties[field], valueType);
+      // An undeclared field of an open schema may hold anything already.
+      properties[field] = closed || field in properties ? withDefault(properties[field], valueType) : {};
       required.add(field);
       operation = new Default(field, value);
     } else if ('drop' in step) {
       step.drop.fields.forEach((name, j) => {
         read([...at, 'fields', j], name);
-        touched.add(name);
         gone.set(name, `dropped by steps[${i}]`);
         delete properties[name];
         required.delete(name);
@@ -204,7 +201,7 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
       write([...at, 'field'], field);
       const made = compileExpression(expression, schema);
       if ('problem' in made) {
-        problems.push(expressionOptionProblem([...at, 'expression'], made.problem));
+        problems.push(expressionProblem([...at, 'expression'], made.problem));
         properties[field] = {};
       } else {
         const typed = computedField(made.expression.type, onError === 'null');
@@ -272,7 +269,7 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
     if (operation !== undefined) compiled.push({ when, operation });
   });
 
-  return { steps: compiled, problems, inputUses, output: schema };
+  return { steps: compiled, problems, output: schema };
 }
 
 function queryMapField(field: string): FieldSchema {
