@@ -24,7 +24,7 @@ function rec(fields: Record<string, unknown>): EtlRecord {
 }
 
 /** The default port's records after `steps`, for records of the access schema with these fields. */
-async function after(steps: Step[], ...fields: Record<string, unknown>[]): Promise<EtlRecord[]> {
+async function normalized(steps: Step[], ...fields: Record<string, unknown>[]): Promise<EtlRecord[]> {
   const { out, dead } = await run(steps, fields.map(rec));
   expect(dead).toEqual([]);
   return out;
@@ -66,21 +66,25 @@ describe('normalize steps', () => {
   it('cast with on_error: null nulls what it cannot convert; each target type', async () => {
     const values = ['1', 'yes', 'No', '2.5', 'x', '', '9007199254740993'];
     const cast = (to: 'integer' | 'number' | 'string' | 'boolean') =>
-      after([{ cast: { field: 'user', to, on_error: 'null' } }], ...values.map((user) => ({ user }))).then((rs) =>
+      normalized([{ cast: { field: 'user', to, on_error: 'null' } }], ...values.map((user) => ({ user }))).then((rs) =>
         rs.map((r) => r.user),
       );
     expect(await cast('integer')).toEqual([1, null, null, null, null, null, null]);
     expect(await cast('number')).toEqual([1, null, null, 2.5, null, null, 9007199254740992]);
     expect(await cast('boolean')).toEqual([true, true, false, null, null, null, null]);
     expect(await cast('string')).toEqual(values);
-    expect((await after([{ cast: { field: 'status', to: 'string' } }], { status: 404 }))[0]?.status).toBe('404');
+    expect((await normalized([{ cast: { field: 'status', to: 'string' } }], { status: 404 }))[0]?.status).toBe('404');
     expect(declared([{ cast: { field: 'status', to: 'string' } }]).properties?.status).toEqual({
       type: ['string', 'null'],
     });
   });
 
   it('default fills null and absent fields only', async () => {
-    const out = await after([{ default: { field: 'referrer', value: '-' } }], { referrer: null }, { referrer: 'r' });
+    const out = await normalized(
+      [{ default: { field: 'referrer', value: '-' } }],
+      { referrer: null },
+      { referrer: 'r' },
+    );
     expect(out.map((r) => r.referrer)).toEqual(['-', 'r']);
     const schema = declared([{ default: { field: 'referrer', value: '-' } }]);
     expect(schema.properties?.referrer).toEqual({ type: 'string' });
@@ -88,7 +92,7 @@ describe('normalize steps', () => {
   });
 
   it('drop removes fields', async () => {
-    const out = await after([{ drop: { fields: ['user_agent', 'ident'] } }], { user_agent: 'x' });
+    const out = await normalized([{ drop: { fields: ['user_agent', 'ident'] } }], { user_agent: 'x' });
     expect(out[0]).not.toHaveProperty('user_agent');
     expect(out[0]).not.toHaveProperty('ident');
     expect(declared([{ drop: { fields: ['user_agent'] } }]).properties).not.toHaveProperty('user_agent');
@@ -104,7 +108,7 @@ describe('normalize steps', () => {
       { compute: { field: 'tags', expression: '{"m": record.method, "n": string(record.status)}' } },
       { compute: { field: 'sizes', expression: '[record.bytes, record.bytes * 2]' } },
     ];
-    const out = await after(steps, {
+    const out = await normalized(steps, {
       bytes: 4096,
       method: 'GET',
       path: '/a',
@@ -139,19 +143,23 @@ describe('normalize steps', () => {
     const { out, dead } = await run(step('dead_letter'), [rec({ user: 'ann' }), rec({ user: null })]);
     expect(out.map((r) => r.who)).toEqual(['ann!']);
     expect(dead[0]?.reason).toBe('steps[0] compute who: `user` is null or absent (test it with has(record.user))');
-    expect((await after(step('null'), { user: null }))[0]?.who).toBeNull();
+    expect((await normalized(step('null'), { user: null }))[0]?.who).toBeNull();
     expect(declared(step('null')).properties?.who).toEqual({ type: ['string', 'null'] });
     const big = await run([{ compute: { field: 'n', expression: '9007199254740993' } }], [rec({})]);
     expect(big.dead[0]?.reason).toMatch(/beyond the integers a record holds exactly/);
   });
 
   it('lowercase_host lower-cases and removes a trailing dot', async () => {
-    const out = await after([{ lowercase_host: { field: 'vhost' } }], { vhost: 'WWW.Example.COM.' }, { vhost: null });
+    const out = await normalized(
+      [{ lowercase_host: { field: 'vhost' } }],
+      { vhost: 'WWW.Example.COM.' },
+      { vhost: null },
+    );
     expect(out.map((r) => r.vhost)).toEqual(['www.example.com', null]);
   });
 
   it('url splits off the query and fragment, decodes without ever throwing, and maps the query', async () => {
-    const out = await after(
+    const out = await normalized(
       [{ url: { field: 'referrer', query_field: 'referrer_query' } }],
       { referrer: 'https://ex.com/caf%C3%A9/%zz/%E9?q=a+b&x=%zz&q=c#top' },
       { referrer: '/plain' },
@@ -162,12 +170,12 @@ describe('normalize steps', () => {
       ['/plain', {}],
       [null, null],
     ]);
-    const raw = await after([{ url: { field: 'path', decode: false } }], { path: '/a%20b?x=1' });
+    const raw = await normalized([{ url: { field: 'path', decode: false } }], { path: '/a%20b?x=1' });
     expect(raw[0]?.path).toBe('/a%20b');
   });
 
   it('query splits a query string into a map', async () => {
-    const out = await after(
+    const out = await normalized(
       [{ query: { field: 'query', to: 'params' } }],
       { query: 'a=1&b=%2F&__proto__=x' },
       { query: null },
@@ -186,7 +194,7 @@ describe('normalize steps', () => {
       '/short/abc123/',
       '/',
     ];
-    const out = await after(
+    const out = await normalized(
       [{ endpoint: { field: 'path', to: 'endpoint', patterns: [{ regex: '[A-Z]{2}-\\d+', placeholder: ':sku' }] } }],
       ...paths.map((path) => ({ path })),
     );
@@ -200,7 +208,7 @@ describe('normalize steps', () => {
       '/',
     ]);
     expect(out[0]?.path).toBe('/users/123/orders/9');
-    const integersOnly = await after([{ endpoint: { field: 'path', to: 'e', builtin: ['integer'] } }], {
+    const integersOnly = await normalized([{ endpoint: { field: 'path', to: 'e', builtin: ['integer'] } }], {
       path: '/a/12/2026-12-05/d41d8cd98f00b204e9800998ecf8427e',
     });
     expect(integersOnly[0]?.e).toBe('/a/:id/2026-12-05/d41d8cd98f00b204e9800998ecf8427e');
@@ -213,7 +221,7 @@ describe('normalize steps', () => {
       { default: { field: 'user', value: 'anonymous' }, when: 'record.status < 400' },
       { compute: { field: 'kb', expression: 'record.bytes / 1024' }, when: 'has(record.bytes)' },
     ];
-    const out = await after(steps, { path: '/u/1', status: 200, bytes: 2048 }, { path: '/u/2', status: 404 });
+    const out = await normalized(steps, { path: '/u/1', status: 200, bytes: 2048 }, { path: '/u/2', status: 404 });
     expect(out.map((r) => [r.uri, r.endpoint, r.user, r.kb])).toEqual([
       ['/u/1', '/u/:id', 'anonymous', 2],
       ['/u/2', '/u/:id', null, undefined],
