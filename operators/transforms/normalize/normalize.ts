@@ -2,7 +2,7 @@ import type { OperatorContext, PortRecords, Transform } from '../../../engine/op
 import { deadLetter, type EtlRecord } from '../../../engine/record.ts';
 import { OPEN_RECORD_SCHEMA } from '../../../engine/record-schema.ts';
 import type { NormalizeOptions } from './schema.ts';
-import { type CompiledStep, walkSteps } from './steps.ts';
+import { type CompiledStep, remover, walkSteps } from './steps.ts';
 
 interface Counter {
   inc(value?: number): void;
@@ -11,6 +11,8 @@ interface Counter {
 export class NormalizeTransform implements Transform {
   private readonly id: string;
   private readonly steps: readonly CompiledStep[];
+  /** Copies a record without the fields steps removed. */
+  private readonly withoutRemoved: (work: Record<string, unknown>) => Record<string, unknown>;
   private readonly deadLettered: Counter;
 
   constructor(options: NormalizeOptions, ctx: OperatorContext) {
@@ -19,6 +21,7 @@ export class NormalizeTransform implements Transform {
     // `etl validate` refused such options already; steps that do not compile here are a programmer error.
     if (walk.problems.length > 0) throw new Error(walk.problems.map((p) => p.message).join('; '));
     this.steps = walk.steps;
+    this.withoutRemoved = remover(walk.removable);
     this.deadLettered = ctx.metrics.counter(
       'etl_normalize_dead_letters_total',
       'Records dead-lettered because a step could not make their value',
@@ -34,6 +37,7 @@ export class NormalizeTransform implements Transform {
       // One copy per record, which the steps change in place: the record given is never changed.
       const work: Record<string, unknown> = { ...record };
       let why: string | undefined;
+      let removed = false;
       for (let i = 0; i < steps.length; i++) {
         const step = steps[i] as CompiledStep;
         if (step.when !== undefined) {
@@ -41,12 +45,13 @@ export class NormalizeTransform implements Transform {
           if (!test.ok || !test.value) continue;
         }
         why = step.operation.apply(work);
+        if (step.operation.removes) removed = true;
         if (why !== undefined) {
           why = `steps[${i}] ${step.operation.label}: ${why}`;
           break;
         }
       }
-      if (why === undefined) out.push(work as EtlRecord);
+      if (why === undefined) out.push(removed ? (this.withoutRemoved(work) as EtlRecord) : (work as EtlRecord));
       else dead.push(deadLetter(record, this.id, why));
     }
     if (dead.length === 0) return { default: out };
