@@ -18,6 +18,8 @@ const client = new pg.Client({ connectionString: PG_URL });
 
 afterAll(async () => {
   await client.query(`DROP TABLE IF EXISTS public.${table} CASCADE`);
+  // The sink keeps its checkpoint with the data, by pipeline (named after the table).
+  await client.query('DELETE FROM public.etl_checkpoints WHERE pipeline = $1', [table]);
   await client.end();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -30,7 +32,7 @@ const LINES = [
 
 const PIPELINE = `apiVersion: etl/v1
 kind: Pipeline
-metadata: { name: normalized }
+metadata: { name: ${table} }
 spec:
   sources:
     logs: { type: file, paths: ['access.log'] }
