@@ -291,6 +291,35 @@ ${steps}
   });
 });
 
+describe('normalize warnings', () => {
+  it('warns about a step on strings over a field declared with no string type', async () => {
+    const { diagnostics } = await loadPipelinesFromString(
+      `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: n }
+spec:
+  sources:
+    logs: { type: generator, count: 1 }
+  operators:
+    parsed: { type: parse, inputs: [logs], format: combined }
+    norm:
+      type: normalize
+      inputs: [parsed]
+      steps:
+        - lowercase_host: { field: status }
+        - cast: { field: bytes, to: string }
+        - endpoint: { field: bytes, to: e }
+  sinks:
+    out: { type: blackhole, inputs: [norm] }
+`,
+      'p.yaml',
+    );
+    expect(diagnostics.map((d) => `${d.severity} ${d.line}:${d.column} ${d.message}`)).toEqual([
+      'warning 13:36 `status` is integer here: the `lowercase_host` step changes only strings',
+    ]);
+  });
+});
+
 describe('normalize properties', () => {
   const ajv = createRecordAjv();
   const steps: Step[] = [

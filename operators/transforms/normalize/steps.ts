@@ -160,6 +160,16 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
       else when = made.condition;
     }
 
+    /** A warning when `field` is declared with no string type: a step on strings leaves its every value as it is. */
+    const stringsOnly = (path: (string | number)[], name: string): void => {
+      const types = typesOf(schema.properties?.[name])?.filter((t) => t !== 'null');
+      if (types === undefined || types.length === 0 || types.includes('string')) return;
+      problems.push({
+        path,
+        message: `\`${name}\` is ${types.join(' or ')} here: the \`${op}\` step changes only strings`,
+        severity: 'warning',
+      });
+    };
     let operation: Operation | undefined;
     if ('rename' in step) {
       const { from, to } = step.rename;
@@ -232,10 +242,12 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
     } else if ('lowercase_host' in step) {
       const { field } = step.lowercase_host;
       read([...at, 'field'], field);
+      stringsOnly([...at, 'field'], field);
       operation = new LowercaseHost(field);
     } else if ('url' in step) {
       const { field, decode = true, query_field: queryField } = step.url;
       read([...at, 'field'], field);
+      stringsOnly([...at, 'field'], field);
       write([...at, 'field'], field);
       const before = properties[field];
       // A decoded path no longer has the format or pattern the raw one had: only its types stay.
@@ -250,6 +262,7 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
     } else if ('query' in step) {
       const { field, to } = step.query;
       read([...at, 'field'], field);
+      stringsOnly([...at, 'field'], field);
       write([...at, 'to'], to);
       properties[to] = queryMapField(field);
       required.add(to);
@@ -257,6 +270,7 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
     } else if ('endpoint' in step) {
       const { field, to, builtin, patterns = [] } = step.endpoint;
       read([...at, 'field'], field);
+      stringsOnly([...at, 'field'], field);
       write([...at, 'to'], to);
       const own: SegmentPattern[] = [];
       patterns.forEach((p, j) => {
