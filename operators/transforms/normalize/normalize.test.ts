@@ -8,7 +8,9 @@ import { createRecordAjv } from '../../../engine/schema/ajv.ts';
 import { metricKey, recordingContext } from '../../../test/support/context.ts';
 import { accessRecordSchema, emptyAccessRecord } from '../../shared/log-records.ts';
 import definition from './index.ts';
+import { NormalizeTransform } from './normalize.ts';
 import type { Step } from './schema.ts';
+import { walkSteps } from './steps.ts';
 
 const access = accessRecordSchema as RecordSchema;
 
@@ -352,6 +354,45 @@ describe('normalize properties', () => {
         const { out, dead } = await run(steps, input as EtlRecord[], OPEN_RECORD_SCHEMA);
         expect(out.length + dead.length).toBe(input.length);
         for (const record of out) expect(validate(record), JSON.stringify(validate.errors)).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('leaves fields out from the start or at the end alike (closed schema, fields removed early)', async () => {
+    const names = ['a', 'b', 'c', 'd', 'e', 'h', 'u', 'q', 'y', 'z', 'k', 'x'];
+    const closed: RecordSchema = {
+      type: 'object',
+      additionalProperties: false,
+      properties: Object.fromEntries(names.map((n) => [n, {}])),
+    };
+    const closedSteps: Step[] = [
+      { cast: { field: 'c', to: 'integer', on_error: 'null' } },
+      { rename: { from: 'a', to: 'b' } },
+      { rename: { from: 'x', to: 'y' } },
+      { default: { field: 'e', value: 'none' } },
+      { compute: { field: 'k', expression: 'has(record.b)' } },
+      { drop: { fields: ['y', 'q'] } },
+      { drop: { fields: ['z'] }, when: 'has(record.e)' },
+      { cast: { field: 'd', to: 'string' } },
+    ];
+    expect(walkSteps(closedSteps, closed).early).toEqual(['a', 'x', 'q']);
+    const ctx = () => recordingContext({ id: 'norm', inputSchema: closed });
+    const early = new NormalizeTransform({ steps: closedSteps }, ctx());
+    const late = new NormalizeTransform({ steps: closedSteps }, ctx(), false);
+    const validate = ajv.compile(declared(closedSteps, closed));
+    const closedRecords = fc.array(fc.dictionary(fc.constantFrom(...names), value), { maxLength: 20 });
+    await fc.assert(
+      fc.asyncProperty(closedRecords, async (input) => {
+        const a = early.process(input as EtlRecord[]);
+        const b = late.process(input as EtlRecord[]);
+        expect(a.default).toEqual(b.default);
+        expect((a.dead_letter ?? []).map((d) => d.reason)).toEqual((b.dead_letter ?? []).map((d) => d.reason));
+        for (const record of a.default ?? []) {
+          expect(validate(record), JSON.stringify(validate.errors)).toBe(true);
+          expect(Object.keys(record)).not.toContain('a');
+          expect(Object.keys(record)).not.toContain('q');
+        }
       }),
       { numRuns: 200 },
     );

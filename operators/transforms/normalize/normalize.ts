@@ -2,7 +2,7 @@ import type { OperatorContext, PortRecords, Transform } from '../../../engine/op
 import { deadLetter, type EtlRecord } from '../../../engine/record.ts';
 import { OPEN_RECORD_SCHEMA } from '../../../engine/record-schema.ts';
 import type { NormalizeOptions } from './schema.ts';
-import { type CompiledStep, remover, walkSteps } from './steps.ts';
+import { type CompiledStep, excluding, remover, walkSteps } from './steps.ts';
 
 interface Counter {
   inc(value?: number): void;
@@ -15,13 +15,18 @@ export class NormalizeTransform implements Transform {
   private readonly withoutRemoved: (work: Record<string, unknown>) => Record<string, unknown>;
   private readonly deadLettered: Counter;
 
-  constructor(options: NormalizeOptions, ctx: OperatorContext) {
+  /** Copies a record as it reaches the stage, without the fields removed early (`Walk.early`). */
+  private readonly copy: ((record: EtlRecord) => Record<string, unknown>) | undefined;
+
+  /** `earlyRemoval: false` only for tests comparing both ways. */
+  constructor(options: NormalizeOptions, ctx: OperatorContext, earlyRemoval = true) {
     this.id = ctx.id;
-    const walk = walkSteps(options.steps, ctx.inputSchema ?? OPEN_RECORD_SCHEMA);
+    const walk = walkSteps(options.steps, ctx.inputSchema ?? OPEN_RECORD_SCHEMA, earlyRemoval);
     // `etl validate` refused such options already; steps that do not compile here are a programmer error.
     if (walk.problems.length > 0) throw new Error(walk.problems.map((p) => p.message).join('; '));
     this.steps = walk.steps;
     this.withoutRemoved = remover(walk.removable);
+    this.copy = walk.early.length > 0 ? excluding(walk.early) : undefined;
     this.deadLettered = ctx.metrics.counter(
       'etl_normalize_dead_letters_total',
       'Records dead-lettered because a step could not make their value',
@@ -35,7 +40,7 @@ export class NormalizeTransform implements Transform {
     for (let r = 0; r < records.length; r++) {
       const record = records[r] as EtlRecord;
       // One copy per record, which the steps change in place: the record given is never changed.
-      const work: Record<string, unknown> = { ...record };
+      const work = this.copy === undefined ? { ...record } : this.copy(record);
       let why: string | undefined;
       let removed = false;
       for (let i = 0; i < steps.length; i++) {
@@ -44,7 +49,7 @@ export class NormalizeTransform implements Transform {
           const test = step.when.evaluate(work as EtlRecord);
           if (!test.ok || !test.value) continue;
         }
-        why = step.operation.apply(work);
+        why = step.operation.apply(work, record);
         if (step.operation.removes) removed = true;
         if (why !== undefined) {
           why = `steps[${i}] ${step.operation.label}: ${why}`;

@@ -39,7 +39,8 @@ export interface Operation {
   readonly label: string;
   /** Whether it may leave fields undefined, to be removed once the steps are done. */
   readonly removes: boolean;
-  apply(work: Work): string | undefined;
+  /** `original` is the record as it reached the stage (never changed). */
+  apply(work: Work, original: EtlRecord): string | undefined;
 }
 
 export interface CompiledStep {
@@ -50,7 +51,12 @@ export interface CompiledStep {
 /** What walking the steps found: operations (when every step compiled), problems, and the schema at the end. */
 export interface Walk {
   readonly steps: CompiledStep[];
-  /** The fields steps may remove (renamed or dropped ones). */
+  /**
+   * Fields to leave out of the stage's copy of each record from the start: removed by one step without `when`,
+   * read by nothing else, written by no step before (a rename reads them from the original record).
+   */
+  readonly early: readonly string[];
+  /** The other fields steps may remove (renamed or dropped ones), left undefined and cut out at the end. */
   readonly removable: readonly string[];
   readonly problems: OptionProblem[];
   readonly output: RecordSchema;
@@ -108,12 +114,20 @@ const FORBIDDEN = '__proto__';
  * Compiles the steps against `input`, the schema of the records reaching the stage. Problems carry paths relative
  * to the stage's options; when there are any, `steps` is incomplete and must not run.
  */
-export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
+export function walkSteps(steps: readonly Step[], input: RecordSchema, earlyRemoval = true): Walk {
   const problems: OptionProblem[] = [];
   const compiled: CompiledStep[] = [];
   /** What became of names earlier steps took away: `renamed to \`ip\` by steps[0]`. */
   const gone = new Map<string, string>();
   const removable = new Set<string>();
+  // For early removal: names read other than by the step removing them, names written so far, removals.
+  const readNames = new Set<string>();
+  const written = new Set<string>();
+  const removals = new Map<string, { count: number; late: boolean }>();
+  /** Set by an expression over an open schema: which fields it reads is known only when it runs. */
+  let opaque = false;
+  const renames: Rename[] = [];
+  const drops: Drop[] = [];
   let schema = input;
 
   steps.forEach((step, i) => {
@@ -130,7 +144,8 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
         fate === undefined ? problem.message : `unknown field \`${problem.unknownField}\`: it was ${fate}`;
       return expressionOptionProblem(path, { ...problem, message });
     };
-    const read = (path: (string | number)[], name: string): void => {
+    const read = (path: (string | number)[], name: string, byRemoval = false): void => {
+      if (!byRemoval) readNames.add(name);
       if (name === FORBIDDEN) {
         problems.push({ path, message: `\`${FORBIDDEN}\` cannot be a field name here` });
         return;
@@ -148,16 +163,30 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
             : `the records reaching steps[${i}] carry no fields`,
       });
     };
+    const removal = (name: string): void => {
+      const known = removals.get(name) ?? { count: 0, late: false };
+      known.count++;
+      if (step.when !== undefined || written.has(name)) known.late = true;
+      removals.set(name, known);
+    };
+    const reads = (fields: readonly string[]): void => {
+      if (!isClosed(schema)) opaque = true;
+      for (const name of fields) readNames.add(name);
+    };
     const write = (path: (string | number)[], name: string): void => {
       if (name === FORBIDDEN) problems.push({ path, message: `\`${FORBIDDEN}\` cannot be a field name` });
       gone.delete(name);
+      written.add(name);
     };
 
     let when: Condition | undefined;
     if (step.when !== undefined) {
       const made = compileCondition(step.when, schema);
       if ('problem' in made) problems.push(expressionProblem(['steps', i, 'when'], made.problem));
-      else when = made.condition;
+      else {
+        when = made.condition;
+        reads(when.fields);
+      }
     }
 
     /** A warning when `field` is declared with no string type: a step on strings leaves its every value as it is. */
@@ -173,10 +202,15 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
     let operation: Operation | undefined;
     if ('rename' in step) {
       const { from, to } = step.rename;
-      read([...at, 'from'], from);
+      read([...at, 'from'], from, true);
+      if (from !== to) {
+        removal(from);
+        gone.set(from, `renamed to \`${to}\` by steps[${i}]`);
+        removable.add(from);
+        // Left undefined when `from` is absent and the record has a `to` already.
+        removable.add(to);
+      }
       write([...at, 'to'], to);
-      if (from !== to) gone.set(from, `renamed to \`${to}\` by steps[${i}]`);
-      removable.add(from);
       const moved = properties[from] ?? {};
       const wasRequired = required.has(from);
       delete properties[from];
@@ -184,7 +218,9 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
       required.delete(to);
       properties[to] = moved;
       if (wasRequired) required.add(to);
-      operation = new Rename(from, to);
+      const rename = new Rename(from, to);
+      renames.push(rename);
+      operation = rename;
     } else if ('cast' in step) {
       const { field, to, on_error: onError = 'dead_letter' } = step.cast;
       read([...at, 'field'], field);
@@ -210,13 +246,16 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
       operation = new Default(field, value);
     } else if ('drop' in step) {
       step.drop.fields.forEach((name, j) => {
-        read([...at, 'fields', j], name);
+        read([...at, 'fields', j], name, true);
+        removal(name);
         gone.set(name, `dropped by steps[${i}]`);
         removable.add(name);
         delete properties[name];
         required.delete(name);
       });
-      operation = new Drop(step.drop.fields);
+      const drop = new Drop(step.drop.fields);
+      drops.push(drop);
+      operation = drop;
     } else if ('compute' in step) {
       const { field, expression, on_error: onError = 'dead_letter' } = step.compute;
       write([...at, 'field'], field);
@@ -234,6 +273,7 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
           });
           properties[field] = {};
         } else {
+          reads(made.expression.fields);
           properties[field] = typed.field;
           operation = new Compute(field, made.expression, typed.kind, onError === 'null');
         }
@@ -294,7 +334,14 @@ export function walkSteps(steps: readonly Step[], input: RecordSchema): Walk {
     if (operation !== undefined) compiled.push({ when, operation });
   });
 
-  return { steps: compiled, removable: [...removable], problems, output: schema };
+  const early =
+    opaque || !earlyRemoval
+      ? []
+      : [...removals].filter(([name, r]) => r.count === 1 && !r.late && !readNames.has(name)).map(([name]) => name);
+  for (const rename of renames) rename.removedEarly(early);
+  for (const drop of drops) drop.removedEarly(early);
+  const late = [...removable].filter((name) => !early.includes(name));
+  return { steps: compiled, early, removable: late, problems, output: schema };
 }
 
 function queryMapField(field: string): FieldSchema {
@@ -321,29 +368,41 @@ function withDefault(before: FieldSchema | undefined, valueType: JsonType): Fiel
 /** Copies a record without some fields. */
 type Remover = (work: Work) => Work;
 
+/** How many names one mask covers. */
+const MASK_BITS = 30;
+
 /**
  * A function (made once per stage) giving `work` without the fields steps removed (left undefined), of `names`, the
- * fields the steps may remove. Object rest copies a record in one go, excluding several names at once, and keeps it
- * a fast object (its origin symbol too): `delete` makes it a slow dictionary for every stage after, and copying
- * field by field was three times slower (bench/normalize.ts).
+ * fields the steps may remove. Object rest copies a record in one go, excluding every such field at once, and keeps
+ * it a fast object (its origin symbol too): `delete` makes it a slow dictionary for every stage after, and copying
+ * field by field was three times slower (bench/normalize.ts). One copying function per set of fields removed, made
+ * the first time a record has that set.
  */
 export function remover(names: readonly string[]): Remover {
-  const all = excluding(names);
-  const each = names.map((name) => excluding([name]));
+  if (names.length > MASK_BITS) {
+    const first = remover(names.slice(0, MASK_BITS));
+    const then = remover(names.slice(MASK_BITS));
+    return (work) => then(first(work));
+  }
+  const bySet = new Map<number, Remover>();
   return (work) => {
-    let removed = 0;
-    for (let i = 0; i < names.length; i++) if (work[names[i] as string] === undefined) removed++;
-    if (removed === names.length) return all(work);
-    let out = work;
+    let mask = 0;
     for (let i = 0; i < names.length; i++) {
       const name = names[i] as string;
-      if (out[name] === undefined && Object.hasOwn(out, name)) out = (each[i] as Remover)(out);
+      if (work[name] === undefined && Object.hasOwn(work, name)) mask |= 1 << i;
     }
-    return out;
+    if (mask === 0) return work;
+    let remove = bySet.get(mask);
+    if (remove === undefined) {
+      remove = excluding(names.filter((_, i) => (mask & (1 << i)) !== 0));
+      bySet.set(mask, remove);
+    }
+    return remove(work);
   };
 }
 
-function excluding(names: readonly string[]): Remover {
+/** Copies a record without `names` (object rest), made once per set of names. */
+export function excluding(names: readonly string[]): Remover {
   const [a = '', b = '', c = '', d = ''] = names;
   switch (names.length) {
     case 0:
@@ -380,16 +439,27 @@ class Rename implements Operation {
   readonly removes = true;
   private readonly from: string;
   private readonly to: string;
+  /** `from` is left out of the stage's copy from the start: its value is read from the original record. */
+  private fromOriginal = false;
   constructor(from: string, to: string) {
     this.from = from;
     this.to = to;
     this.label = `rename ${from}`;
   }
-  apply(work: Work): undefined {
+  /** Told once, before any record, which fields the stage leaves out from the start. */
+  removedEarly(names: readonly string[]): void {
+    this.fromOriginal = names.includes(this.from);
+  }
+  apply(work: Work, original: EtlRecord): undefined {
     if (this.from === this.to) return;
-    // `to` becomes what `from` was, absent included.
-    work[this.to] = work[this.from];
-    work[this.from] = undefined;
+    const value = this.fromOriginal ? original[this.from] : work[this.from];
+    if (value !== undefined) {
+      work[this.to] = value;
+      if (!this.fromOriginal) work[this.from] = undefined;
+    } else if (Object.hasOwn(work, this.to)) {
+      // `to` becomes what `from` was: absent.
+      work[this.to] = undefined;
+    }
   }
 }
 
@@ -478,11 +548,16 @@ class Default implements Operation {
 
 class Drop implements Operation {
   readonly label: string;
-  readonly removes = true;
-  private readonly fields: readonly string[];
+  removes = true;
+  private fields: readonly string[];
   constructor(fields: readonly string[]) {
     this.fields = fields;
     this.label = `drop ${fields.join(', ')}`;
+  }
+  /** Told once, before any record, which fields the stage leaves out from the start: those need no work here. */
+  removedEarly(names: readonly string[]): void {
+    this.fields = this.fields.filter((name) => !names.includes(name));
+    this.removes = this.fields.length > 0;
   }
   apply(work: Work): undefined {
     for (let i = 0; i < this.fields.length; i++) work[this.fields[i] as string] = undefined;
