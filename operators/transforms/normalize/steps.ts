@@ -30,7 +30,8 @@ import type { OperationName, Step } from './schema.ts';
 /**
  * The stage's working copy of a record. A field a step removes is set to undefined rather than deleted (`delete`
  * turns an object into a slow dictionary, for the steps after and for the sinks): the stage copies the record
- * without such fields once its steps are done (`withoutRemoved`).
+ * without such fields once its steps are done (`remover`), or leaves them out of the copy from the start when
+ * nothing else reads them (`Walk.early`).
  */
 export type Work = Record<string, unknown>;
 
