@@ -216,6 +216,27 @@ describe('normalize steps', () => {
     expect(integersOnly[0]?.e).toBe('/a/:id/2026-12-05/d41d8cd98f00b204e9800998ecf8427e');
   });
 
+  it('skips a step whose `when` cannot be evaluated, and counts it', async () => {
+    const steps: Step[] = [{ default: { field: 'referrer', value: '-' }, when: 'record.user == "ann"' }];
+    const { out, ctx } = await run(steps, [rec({ user: 'ann' }), rec({ user: null }), rec({ user: 'bob' })]);
+    expect(out.map((r) => r.referrer)).toEqual(['-', null, null]);
+    expect(ctx.values.get(metricKey('etl_normalize_when_errors_total', { step: '0' }))).toBe(1);
+  });
+
+  it('keeps where each record came from', async () => {
+    const origin = { source: 'logs', file: 'a.log', line: 7 };
+    const input = rec({ client_ip: '1.2.3.4' });
+    input[ORIGIN] = origin;
+    for (const steps of [
+      [{ rename: { from: 'client_ip', to: 'ip' } }],
+      [{ rename: { from: 'client_ip', to: 'ip' } }, { drop: { fields: ['ip'] }, when: 'true' }],
+      [{ lowercase_host: { field: 'vhost' } }],
+    ] as Step[][]) {
+      const { out } = await run(steps, [input]);
+      expect(out[0]?.[ORIGIN]).toBe(origin);
+    }
+  });
+
   it('applies steps in order, each to what the steps before left, and `when` per step', async () => {
     const steps: Step[] = [
       { rename: { from: 'path', to: 'uri' } },
