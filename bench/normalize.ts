@@ -3,6 +3,8 @@
  * same lines parsed and normalized with a typical step list (the first example of
  * operators/transforms/normalize/index.ts: rename, lowercase_host, url, query, endpoint, default, two CEL computes,
  * one under `when`, drop). Alternating rounds, best of each.
+ * Three runs on a 2-core machine shared with other jobs (load average 8.8–9.2), Node 24: parse alone 309–422 k
+ * lines/s, normalize alone 97–145 k records/s (6.9–10.3 µs per record), parse → normalize 82–99 k lines/s.
  * Usage: node bench/normalize.ts [--lines N] [--rounds R]
  */
 import { cpus, loadavg } from 'node:os';
