@@ -34,6 +34,7 @@ import { detachedState, noopMetrics, silentLogger } from '../../engine/runtime/n
 import { createAjv, createRecordAjv } from '../../engine/schema/ajv.ts';
 import { stage } from '../support/spec.ts';
 import { registry } from '../../operators/registry.ts';
+import { accessRecordSchema } from '../../operators/shared/log-records.ts';
 import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
 
 // ------------------------------------------------------------------------------------------ generic part
@@ -273,6 +274,37 @@ const cases: Record<string, CaseMaker<unknown>> = {
       input: { schema: RAW_LINE_SCHEMA, records: value.records },
     }),
     runs: 150,
+  }),
+  'transform sessionize': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'sessionize').examples as Record<string, unknown>[])),
+      records: fc.array(
+        fc.record({
+          client_ip: fc.constantFrom('192.0.2.1', '192.0.2.2', null),
+          user_agent: fc.constantFrom('curl/8', 'Mozilla/5.0', null),
+          user: fc.constantFrom('ann', null),
+          // Minutes apart, sometimes back in time; sometimes no time at all.
+          timestamp: fc.option(fc.integer({ min: 0, max: 24 * 60 }), { freq: 10 }),
+        }),
+        { minLength: 1, maxLength: 60 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; records: Array<Record<string, unknown>> }) => {
+      const example = accessRecordSchema.examples[0] as EtlRecord;
+      const t0 = Date.parse('2026-01-01T00:00:00Z');
+      return {
+        options: structuredClone(value.options),
+        input: {
+          schema: accessRecordSchema,
+          records: value.records.map((r) => ({
+            ...example,
+            ...r,
+            timestamp: r.timestamp === null ? null : new Date(t0 + (r.timestamp as number) * 60_000).toISOString(),
+          })),
+        },
+      };
+    },
+    runs: 60,
   }),
 };
 
