@@ -187,7 +187,7 @@ describe('sessionize', () => {
     });
     const cut = fc.record({
       at: fc.nat(),
-      then: fc.constantFrom('batch', 'tick', 'restart'),
+      action: fc.constantFrom('batch', 'tick', 'restart'),
     });
     const seen = { late: 0, evicted: 0, restarts: 0 };
     fc.assert(
@@ -218,8 +218,8 @@ describe('sessionize', () => {
           for (const point of points) {
             pieces.push(...out(run.transform.process(records.slice(from, point.at))));
             from = point.at;
-            if (point.then === 'tick') run.transform.tick();
-            if (point.then === 'restart') {
+            if (point.action === 'tick') run.transform.tick();
+            if (point.action === 'restart') {
               seen.restarts++;
               run.store.snapshot = run.transform.snapshot();
               run = make(o, run.store.clone());
