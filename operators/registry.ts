@@ -10,6 +10,7 @@ import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
+import anomaliesTransform from './transforms/anomalies/index.ts';
 import parseTransform from './transforms/parse/index.ts';
 import sessionizeTransform from './transforms/sessionize/index.ts';
 
@@ -19,6 +20,7 @@ export const registry: readonly OperatorDefinition[] = [
   generatorSource,
   parseTransform,
   sessionizeTransform,
+  anomaliesTransform,
   fileSink,
   stdoutSink,
   blackholeSink,
