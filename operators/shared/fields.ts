@@ -23,11 +23,12 @@ export function fieldReader(field: string): FieldReader {
 
 /**
  * The text identifying a record's key: its key fields' values as a JSON array (a missing value as null), so
- * that values containing any separator cannot make two keys equal.
+ * that values containing any separator cannot make two keys equal. `more`: values derived from the record.
  */
-export function keyOf(readers: readonly FieldReader[], record: EtlRecord): string {
+export function keyOf(readers: readonly FieldReader[], record: EtlRecord, ...more: unknown[]): string {
   const values = new Array<unknown>(readers.length);
   for (let i = 0; i < readers.length; i++) values[i] = (readers[i] as FieldReader)(record) ?? null;
+  for (const value of more) values.push(value);
   return JSON.stringify(values);
 }
 

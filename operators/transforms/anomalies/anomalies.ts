@@ -176,10 +176,7 @@ export class AnomaliesTransform implements Transform {
   }
 
   private keyOf(record: EtlRecord): string {
-    if (!this.status) return keyOf(this.readers, record);
-    const values = JSON.parse(keyOf(this.readers, record)) as unknown[];
-    values.push(statusClass(this.status(record)));
-    return JSON.stringify(values);
+    return this.status ? keyOf(this.readers, record, statusClass(this.status(record))) : keyOf(this.readers, record);
   }
 
   /** Closes buckets up to `upTo`: folds them into the baselines of the keys they concern; the anomalies found. */
@@ -300,18 +297,35 @@ export class AnomaliesTransform implements Transform {
   private makeRoom(): void {
     const max = this.options.max_keys;
     if (this.keys.size < max) return;
-    const target = max - Math.max(1, Math.floor(max / 10));
-    const byLastSeen = [...this.keys.entries()].sort((a, b) => a[1][4] - b[1][4] || (a[0] < b[0] ? -1 : 1));
-    const count = this.keys.size - target;
-    for (let i = 0; i < count; i++) {
-      const key = (byLastSeen[i] as [string, KeyState])[0];
+    const count = this.keys.size - (max - Math.max(1, Math.floor(max / 10)));
+    // Keys per last bucket seen (few distinct values): the cut-off bucket without sorting every key.
+    const perBucket = new Map<number, number>();
+    for (const [, s] of this.keys.entries()) perBucket.set(s[4], (perBucket.get(s[4]) ?? 0) + 1);
+    let cutoff = Number.NEGATIVE_INFINITY;
+    let below = 0;
+    for (const [bucket, n] of [...perBucket].sort((a, b) => a[0] - b[0])) {
+      cutoff = bucket;
+      if (below + n >= count) break;
+      below += n;
+    }
+    // Every key last seen before the cut-off bucket, and as many as needed of those last seen in it.
+    let atCutoff = count - below;
+    const gone: string[] = [];
+    for (const [key, s] of this.keys.entries()) {
+      if (s[4] < cutoff) gone.push(key);
+      else if (s[4] === cutoff && atCutoff > 0) {
+        gone.push(key);
+        atCutoff--;
+      }
+    }
+    for (const key of gone) {
       this.keys.delete(key);
       this.active.delete(key);
       this.busy.delete(key);
     }
-    this.counters.evicted.inc(count);
-    this.ctx.logger.warn(`max_keys (${max}) reached: evicted the ${count} least recently seen keys`, {
-      evicted: count,
+    this.counters.evicted.inc(gone.length);
+    this.ctx.logger.warn(`max_keys (${max}) reached: evicted the ${gone.length} least recently seen keys`, {
+      evicted: gone.length,
     });
   }
 
