@@ -1,22 +1,25 @@
 /**
- * kill -9 in the middle of sessions, through the real CLI: a file → parse → sessionize → file pipeline is killed
- * at varying points and rerun until done; every line must come out exactly once, with the session id, sequence
- * and start an uninterrupted run gives it. Keys outnumber `max_sessions`, so eviction happens across the kills
- * too, and some lines come out of order within the bound and some later than it.
+ * kill -9 in the middle of sessions, through the real CLI: a file → parse → sessionize pipeline loading a file and
+ * the PostgreSQL server is killed at varying points and rerun until done; every line must come out exactly once
+ * in both, with the session id, sequence and start an uninterrupted run gives it. Keys outnumber `max_sessions`,
+ * so eviction happens across the kills too, and some lines come out of order within the bound and some later.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { startEtl } from '../../../test/support/cli.ts';
+import { PG_URL, serverQuery } from '../../../test/postgres/helpers.ts';
 
 const LINES = 120_000;
 const CLIENTS = 400;
 const KILLS = 8;
 
 const made: string[] = [];
-afterAll(() => {
+const SCHEMA = `etl_sessionize_${process.pid}`;
+afterAll(async () => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
+  await serverQuery(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
 });
 
 /** mulberry32: the same input on every run of the test. */
@@ -56,7 +59,8 @@ const input = (() => {
   return `${lines.join('\n')}\n`;
 })();
 
-function setup(): { pipeline: string; output: string } {
+/** The pipeline: to a file, and with `server`, to a table of the PostgreSQL server as well. */
+function setup(server = false): { pipeline: string; output: string } {
   const dir = mkdtempSync(join(tmpdir(), 'etl-sessionize-kill-'));
   made.push(dir);
   writeFileSync(join(dir, 'access.log'), input);
@@ -81,7 +85,7 @@ spec:
       max_sessions: 150
   sinks:
     out: { type: file, inputs: [visits], path: ${output}, format: jsonl }
-`,
+${server ? `    db: { type: postgres, inputs: [visits], url: "${PG_URL}", schema: ${SCHEMA}, table: visits }\n` : ''}`,
   );
   return { pipeline, output };
 }
@@ -119,7 +123,7 @@ it(`assigns the session ids of an uninterrupted run through up to ${KILLS} SIGKI
   expect(expected.filter((p) => p.session_id === null).length).toBeGreaterThan(100);
   expect(Math.max(...expected.map((p) => p.session_seq ?? 0))).toBeGreaterThan(50);
 
-  const killed = setup();
+  const killed = setup(true);
   let kills = 0;
   let finished = false;
   for (let attempt = 0; attempt < 40 && !finished; attempt++) {
@@ -144,13 +148,32 @@ it(`assigns the session ids of an uninterrupted run through up to ${KILLS} SIGKI
   }
   expect(finished).toBe(true);
   expect(kills).toBeGreaterThanOrEqual(KILLS / 2);
-  const got = placements(killed.output);
-  let differing = 0;
-  for (let i = 0; i < LINES; i++) {
-    if (JSON.stringify(got[i]) !== JSON.stringify(expected[i])) {
-      differing++;
-      if (differing <= 3) expect(got[i], `line seq=${i}`).toEqual(expected[i]);
+  const same = (got: Placed[]) => {
+    let differing = 0;
+    for (let i = 0; i < LINES; i++) {
+      if (JSON.stringify(got[i]) !== JSON.stringify(expected[i])) {
+        differing++;
+        if (differing <= 3) expect(got[i], `line seq=${i}`).toEqual(expected[i]);
+      }
     }
+    expect(differing).toBe(0);
+  };
+  same(placements(killed.output));
+  // The server's rows: typed columns (timestamptz, bigint), one per line.
+  const rows = await serverQuery(
+    `SELECT query, session_id, session_seq::int AS session_seq, session_start FROM "${SCHEMA}".visits`,
+  );
+  expect(rows).toHaveLength(LINES);
+  const stored = new Array<Placed>(LINES);
+  for (const row of rows) {
+    const seq = Number(/seq=(\d+)/.exec(row.query as string)?.[1]);
+    expect(stored[seq], `row seq=${seq} repeated`).toBeUndefined();
+    const start = row.session_start as Date | null;
+    stored[seq] = {
+      session_id: row.session_id as string | null,
+      session_seq: row.session_seq as number | null,
+      session_start: start === null ? null : start.toISOString(),
+    };
   }
-  expect(differing).toBe(0);
+  same(stored);
 });
