@@ -10,8 +10,10 @@ import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
+import anomaliesTransform from './transforms/anomalies/index.ts';
 import parseTransform from './transforms/parse/index.ts';
 import validateTransform from './transforms/validate/index.ts';
+import sessionizeTransform from './transforms/sessionize/index.ts';
 
 export const registry: readonly OperatorDefinition[] = [
   fileSource,
@@ -19,6 +21,8 @@ export const registry: readonly OperatorDefinition[] = [
   generatorSource,
   parseTransform,
   validateTransform,
+  sessionizeTransform,
+  anomaliesTransform,
   fileSink,
   stdoutSink,
   blackholeSink,

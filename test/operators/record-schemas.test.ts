@@ -304,6 +304,73 @@ const cases: Record<string, CaseMaker<unknown>> = {
     }),
     runs: 60,
   }),
+  'transform sessionize': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'sessionize').examples as Record<string, unknown>[])),
+      records: fc.array(
+        fc.record({
+          client_ip: fc.constantFrom('192.0.2.1', '192.0.2.2', null),
+          user_agent: fc.constantFrom('curl/8', 'Mozilla/5.0', null),
+          user: fc.constantFrom('ann', null),
+          // Minutes apart, sometimes back in time; sometimes no time at all.
+          timestamp: fc.option(fc.integer({ min: 0, max: 24 * 60 }), { freq: 10 }),
+        }),
+        { minLength: 1, maxLength: 60 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; records: Array<Record<string, unknown>> }) => {
+      const example = accessRecordSchema.examples[0] as EtlRecord;
+      const t0 = Date.parse('2026-01-01T00:00:00Z');
+      return {
+        options: structuredClone(value.options),
+        input: {
+          schema: accessRecordSchema,
+          records: value.records.map((r) => ({
+            ...example,
+            ...r,
+            timestamp: r.timestamp === null ? null : new Date(t0 + (r.timestamp as number) * 60_000).toISOString(),
+          })),
+        },
+      };
+    },
+    runs: 60,
+  }),
+
+  'transform anomalies': maker({
+    values: fc.record({
+      options: fc.constantFrom(
+        ...(definition('transform', 'anomalies').examples as Record<string, unknown>[]).map((o) => ({
+          ...o,
+          warmup_buckets: 2,
+          min_count: 3,
+          threshold: 2,
+        })),
+      ),
+      // Per minute, how many requests each client sends (a burst now and then), and some without a time.
+      minutes: fc.array(fc.tuple(fc.nat({ max: 4 }), fc.nat({ max: 4 }), fc.boolean()), {
+        minLength: 1,
+        maxLength: 20,
+      }),
+      untimed: fc.nat({ max: 3 }),
+    }),
+    make: (value: { options: Record<string, unknown>; minutes: Array<[number, number, boolean]>; untimed: number }) => {
+      const example = accessRecordSchema.examples[0] as EtlRecord;
+      const t0 = Date.parse('2026-01-01T00:00:00Z');
+      const records: EtlRecord[] = [];
+      value.minutes.forEach(([a, b, burst], m) => {
+        const at = (i: number) => new Date(t0 + m * 60_000 + i).toISOString();
+        for (let i = 0; i < a + (burst ? 40 : 0); i++)
+          records.push({ ...example, client_ip: '192.0.2.1', timestamp: at(i) });
+        for (let i = 0; i < b; i++) records.push({ ...example, client_ip: null, status: 503, timestamp: at(i) });
+      });
+      for (let i = 0; i < value.untimed; i++) records.push({ ...example, timestamp: null, status: null });
+      return {
+        options: withDefaults(definition('transform', 'anomalies'), value.options),
+        input: { schema: accessRecordSchema, records },
+      };
+    },
+    runs: 60,
+  }),
 };
 
 const declaring = registry.filter((def) => def.kind !== 'sink' && def.outputSchemas !== undefined);
