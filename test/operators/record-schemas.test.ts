@@ -35,6 +35,8 @@ import { createAjv, createRecordAjv } from '../../engine/schema/ajv.ts';
 import { stage } from '../support/spec.ts';
 import { registry } from '../../operators/registry.ts';
 import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
+import { accessRecordSchema, emptyAccessRecord } from '../../operators/shared/log-records.ts';
+import { asnRecord, buildMmdb, cityRecord } from '../../operators/transforms/geoip/test-support.ts';
 
 // ------------------------------------------------------------------------------------------ generic part
 
@@ -273,6 +275,41 @@ const cases: Record<string, CaseMaker<unknown>> = {
       input: { schema: RAW_LINE_SCHEMA, records: value.records },
     }),
     runs: 150,
+  }),
+  'transform geoip': maker({
+    values: fc.record({
+      addresses: fc.array(
+        fc.oneof(
+          fc.ipV4(),
+          fc.ipV6(),
+          fc.constantFrom('81.2.69.160', '2a02:cf40::1', '::ffff:8.8.8.8', '10.0.0.1', '-', ''),
+          fc.string(),
+          fc.constant(null),
+        ),
+        { minLength: 1, maxLength: 40 },
+      ),
+      own: fc.boolean(),
+      prefix: fc.constantFrom('geo_', 'client_'),
+    }),
+    make: (value: { addresses: (string | null)[]; own: boolean; prefix: string }, dir) => {
+      const files = [join(dir, 'city.mmdb'), join(dir, 'asn.mmdb')];
+      if (value.own) {
+        const london = cityRecord({ country: 'GB', countryName: 'UK', city: 'London', location: [51.5, -0.09] });
+        writeFileSync(files[0] as string, buildMmdb([['81.2.69.0/24', london]]));
+        writeFileSync(files[1] as string, buildMmdb([['2a02:cf40::/32', asnRecord(64512, 'AS')]], 'GeoLite2-ASN'));
+      }
+      return {
+        options: withDefaults(definition('transform', 'geoip'), {
+          prefix: value.prefix,
+          ...(value.own ? { database: files } : {}),
+        }),
+        input: {
+          schema: accessRecordSchema,
+          records: value.addresses.map((client_ip) => ({ ...emptyAccessRecord(), client_ip })),
+        },
+      };
+    },
+    runs: 30,
   }),
 };
 

@@ -1,0 +1,32 @@
+import { defineTransform } from '../../../engine/operator.ts';
+import { withFields } from '../../../engine/record-schema.ts';
+import { prefixedFields } from './fields.ts';
+import { type GeoipOptions, schema } from './schema.ts';
+
+const defaults = {
+  source_field: schema.properties.source_field.default,
+  prefix: schema.properties.prefix.default,
+  language: schema.properties.language.default,
+  cache_size: schema.properties.cache_size.default,
+};
+
+export default defineTransform<typeof schema, GeoipOptions>({
+  type: 'geoip',
+  stability: 'beta',
+  summary: 'Add country, subdivision, city, coordinates and ASN of the client address from MaxMind DB files',
+  schema,
+  accepts: ['access'],
+  outputs: { default: 'access' },
+  // Every record gets every field (null when unknown): one shape, one column each.
+  outputSchemas: (options, input) => {
+    const fields = prefixedFields(options.prefix ?? 'geo_');
+    return { default: withFields(input, fields, Object.keys(fields)) };
+  },
+  fields: (options) => [{ path: ['source_field'], field: options.source_field ?? 'client_ip' }],
+  examples: [
+    { ...defaults },
+    { ...defaults, prefix: 'client_geo_', cache_size: 0 },
+    { ...defaults, database: ['GeoLite2-City.mmdb', 'GeoLite2-ASN.mmdb'], language: 'fr' },
+  ],
+  create: async (options, ctx) => new (await import('./geoip.ts')).GeoipTransform(options, ctx),
+});
