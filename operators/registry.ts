@@ -12,6 +12,7 @@ import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
 import geoipTransform from './transforms/geoip/index.ts';
 import parseTransform from './transforms/parse/index.ts';
+import userAgentTransform from './transforms/user_agent/index.ts';
 
 export const registry: readonly OperatorDefinition[] = [
   fileSource,
@@ -19,6 +20,7 @@ export const registry: readonly OperatorDefinition[] = [
   generatorSource,
   parseTransform,
   geoipTransform,
+  userAgentTransform,
   fileSink,
   stdoutSink,
   blackholeSink,

@@ -311,6 +311,40 @@ const cases: Record<string, CaseMaker<unknown>> = {
     },
     runs: 30,
   }),
+  'transform user_agent': maker({
+    values: fc.record({
+      agents: fc.array(
+        fc.oneof(
+          fc.constantFrom(
+            'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148',
+            'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36',
+            'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
+            'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36',
+            'curl/8.5.0',
+            'kube-probe/1.28',
+            '-',
+            '',
+          ),
+          fc.string({ maxLength: 300 }),
+          fc.constant(null),
+        ),
+        { minLength: 1, maxLength: 40 },
+      ),
+      prefix: fc.constantFrom('ua_', 'agent_'),
+      cache_size: fc.constantFrom(0, 3, 1000),
+    }),
+    make: (value: { agents: (string | null)[]; prefix: string; cache_size: number }) => ({
+      options: withDefaults(definition('transform', 'user_agent'), {
+        prefix: value.prefix,
+        cache_size: value.cache_size,
+      }),
+      input: {
+        schema: accessRecordSchema,
+        records: value.agents.map((user_agent) => ({ ...emptyAccessRecord(), user_agent })),
+      },
+    }),
+    runs: 40,
+  }),
 };
 
 const declaring = registry.filter((def) => def.kind !== 'sink' && def.outputSchemas !== undefined);

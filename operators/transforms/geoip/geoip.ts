@@ -8,11 +8,11 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { BlockList, isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
-import { LRUCache } from 'lru-cache';
 import { Reader, type Response } from 'maxmind';
 import { errorMessage } from '../../../engine/errors.ts';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
+import { AnswerCache, fieldReader } from '../../shared/enrich.ts';
 import { type FileWatch, watchFile } from '../../shared/watch-file.ts';
 import { GEO_FIELD_NAMES } from './fields.ts';
 import type { GeoipOptions } from './schema.ts';
@@ -99,19 +99,12 @@ export class GeoipTransform implements Transform {
   private readonly paths: string[];
   private readers: Array<Reader<Response>> = [];
   private readonly watches: FileWatch[] = [];
-  private readonly cache: LRUCache<string, Answer> | undefined;
+  private readonly cache: AnswerCache<Answer>;
   private readonly keys: string[];
-  private readonly path: string[] | undefined;
+  private readonly read: (record: EtlRecord) => unknown;
   private readonly regionNames: Intl.DisplayNames;
   private readonly countryNames = new Map<string, string | null>();
-  private hits = 0;
-  private lookups = 0;
-  private readonly metrics: {
-    hits: { inc(value?: number): void };
-    misses: { inc(value?: number): void };
-    ratio: { set(value: number): void };
-    reloads: { inc(value?: number): void };
-  };
+  private readonly reloads: { inc(value?: number): void };
   private closed = false;
 
   private readonly options: GeoipOptions;
@@ -127,24 +120,16 @@ export class GeoipTransform implements Transform {
           ? [options.database]
           : [...options.database];
     this.paths = databases.map((p) => (isAbsolute(p) ? p : resolve(ctx.baseDir, p)));
-    const size = options.cache_size ?? 50000;
-    this.cache = size > 0 ? new LRUCache({ max: size }) : undefined;
+    this.cache = new AnswerCache(options.cache_size ?? 50000, ctx.metrics, 'etl_geoip', 'Addresses');
     const prefix = options.prefix ?? 'geo_';
     this.keys = GEO_FIELD_NAMES.map((name) => `${prefix}${name}`);
-    const field = options.source_field ?? 'client_ip';
-    this.path = field.includes('.') ? field.split('.') : undefined;
-    this.sourceField = field;
+    this.read = fieldReader(options.source_field ?? 'client_ip');
     this.regionNames = new Intl.DisplayNames([options.language ?? 'en', 'en'], { type: 'region', fallback: 'none' });
-    const m = ctx.metrics;
-    this.metrics = {
-      hits: m.counter('etl_geoip_cache_hits_total', 'Addresses answered from the cache'),
-      misses: m.counter('etl_geoip_cache_misses_total', 'Addresses looked up in the database(s)'),
-      ratio: m.gauge('etl_geoip_cache_hit_ratio', 'Share of addresses answered from the cache since the start'),
-      reloads: m.counter('etl_geoip_database_reloads_total', 'Database files reopened after they changed on disk'),
-    };
+    this.reloads = ctx.metrics.counter(
+      'etl_geoip_database_reloads_total',
+      'Database files reopened after they changed on disk',
+    );
   }
-
-  private readonly sourceField: string;
 
   async open(): Promise<void> {
     this.readers = [];
@@ -167,8 +152,8 @@ export class GeoipTransform implements Transform {
       const reader = await openDatabase(path);
       if (this.closed) return;
       this.readers[i] = reader;
-      this.cache?.clear();
-      this.metrics.reloads.inc();
+      this.cache.clear();
+      this.reloads.inc();
       this.ctx.logger.info(`geoip: reopened ${path} (built ${reader.metadata.buildEpoch.toISOString()})`);
       this.events.emit('reloaded', path);
     } catch (error) {
@@ -180,42 +165,19 @@ export class GeoipTransform implements Transform {
   process(records: EtlRecord[]): PortRecords {
     const out: EtlRecord[] = new Array(records.length);
     const keys = this.keys;
-    const hitsBefore = this.hits;
-    const lookupsBefore = this.lookups;
     for (let r = 0; r < records.length; r++) {
       const record = records[r] as EtlRecord;
-      const raw = this.path === undefined ? record[this.sourceField] : this.dig(record);
-      const answer = typeof raw === 'string' ? this.answer(raw) : NULLS;
+      const raw = this.read(record);
+      const answer = typeof raw === 'string' ? this.cache.get(raw, this.resolveFn) : NULLS;
       const enriched: EtlRecord = { ...record };
       for (let k = 0; k < keys.length; k++) enriched[keys[k] as string] = answer[k];
       out[r] = enriched;
     }
-    const hits = this.hits - hitsBefore;
-    this.metrics.hits.inc(hits);
-    this.metrics.misses.inc(this.lookups - lookupsBefore - hits);
-    if (this.lookups > 0) this.metrics.ratio.set(this.hits / this.lookups);
+    this.cache.publish();
     return { default: out };
   }
 
-  /** A dotted source field: the field literally named so, or a path into object fields. */
-  private dig(record: EtlRecord): unknown {
-    if (Object.hasOwn(record, this.sourceField)) return record[this.sourceField];
-    let value: unknown = record;
-    for (const key of this.path as string[]) value = isObject(value) ? value[key] : undefined;
-    return value;
-  }
-
-  private answer(raw: string): Answer {
-    this.lookups++;
-    const cached = this.cache?.get(raw);
-    if (cached !== undefined) {
-      this.hits++;
-      return cached;
-    }
-    const answer = this.resolve(raw);
-    this.cache?.set(raw, answer);
-    return answer;
-  }
+  private readonly resolveFn = (raw: string): Answer => this.resolve(raw);
 
   /** The fields for one address: each from the first database that has it. */
   resolve(raw: string): Answer {
