@@ -23,6 +23,20 @@ export function fieldReader(field: string): (record: EtlRecord) => unknown {
 }
 
 /**
+ * Makes records of `record`'s fields and `keys` set to `values` (in order). Generated code, because an object
+ * literal with the names written out (`{ ...record, "geo_city": values[4] }`) is built three times faster than
+ * the same object filled by computed-key stores, which V8 cannot specialise. The keys are field names the options
+ * schema restricts to `[a-z0-9_]`, and they are written as JSON string literals anyway.
+ */
+export function recordBuilder(keys: readonly string[]): (record: EtlRecord, values: readonly unknown[]) => EtlRecord {
+  const fields = keys.map((key, i) => `${JSON.stringify(key)}: values[${i}]`).join(', ');
+  return new Function('record', 'values', `return { ...record, ${fields} };`) as (
+    record: EtlRecord,
+    values: readonly unknown[],
+  ) => EtlRecord;
+}
+
+/**
  * Answers by key, least recently used evicted past `size` entries (none kept when `size` is 0), with the hit
  * ratio since the start published as `<metric>_cache_hit_ratio` and hits and misses as counters.
  */

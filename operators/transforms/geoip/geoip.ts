@@ -12,7 +12,7 @@ import { Reader, type Response } from 'maxmind';
 import { errorMessage } from '../../../engine/errors.ts';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
-import { AnswerCache, fieldReader } from '../../shared/enrich.ts';
+import { AnswerCache, fieldReader, recordBuilder } from '../../shared/enrich.ts';
 import { type FileWatch, watchFile } from '../../shared/watch-file.ts';
 import { GEO_FIELD_NAMES } from './fields.ts';
 import type { GeoipOptions } from './schema.ts';
@@ -100,7 +100,7 @@ export class GeoipTransform implements Transform {
   private readers: Array<Reader<Response>> = [];
   private readonly watches: FileWatch[] = [];
   private readonly cache: AnswerCache<Answer>;
-  private readonly keys: string[];
+  private readonly build: (record: EtlRecord, values: readonly unknown[]) => EtlRecord;
   private readonly read: (record: EtlRecord) => unknown;
   private readonly regionNames: Intl.DisplayNames;
   private readonly countryNames = new Map<string, string | null>();
@@ -122,7 +122,7 @@ export class GeoipTransform implements Transform {
     this.paths = databases.map((p) => (isAbsolute(p) ? p : resolve(ctx.baseDir, p)));
     this.cache = new AnswerCache(options.cache_size ?? 50000, ctx.metrics, 'etl_geoip', 'Addresses');
     const prefix = options.prefix ?? 'geo_';
-    this.keys = GEO_FIELD_NAMES.map((name) => `${prefix}${name}`);
+    this.build = recordBuilder(GEO_FIELD_NAMES.map((name) => `${prefix}${name}`));
     this.read = fieldReader(options.source_field ?? 'client_ip');
     this.regionNames = new Intl.DisplayNames([options.language ?? 'en', 'en'], { type: 'region', fallback: 'none' });
     this.reloads = ctx.metrics.counter(
@@ -164,14 +164,12 @@ export class GeoipTransform implements Transform {
 
   process(records: EtlRecord[]): PortRecords {
     const out: EtlRecord[] = new Array(records.length);
-    const keys = this.keys;
+    const build = this.build;
     for (let r = 0; r < records.length; r++) {
       const record = records[r] as EtlRecord;
       const raw = this.read(record);
       const answer = typeof raw === 'string' ? this.cache.get(raw, this.resolveFn) : NULLS;
-      const enriched: EtlRecord = { ...record };
-      for (let k = 0; k < keys.length; k++) enriched[keys[k] as string] = answer[k];
-      out[r] = enriched;
+      out[r] = build(record, answer);
     }
     this.cache.publish();
     return { default: out };

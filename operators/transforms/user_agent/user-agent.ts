@@ -8,7 +8,7 @@ import { UAParser } from 'ua-parser-js';
 import { Bots } from 'ua-parser-js/extensions';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
-import { AnswerCache, fieldReader } from '../../shared/enrich.ts';
+import { AnswerCache, fieldReader, recordBuilder } from '../../shared/enrich.ts';
 import { type BotKind, UA_FIELD_NAMES } from './fields.ts';
 import type { UserAgentOptions } from './schema.ts';
 
@@ -88,12 +88,12 @@ export function parseAgent(parser: UAParser, ua: string): Agent {
 export class UserAgentTransform implements Transform {
   private readonly parser = new UAParser(Bots);
   private readonly cache: AnswerCache<Answer>;
-  private readonly keys: string[];
+  private readonly build: (record: EtlRecord, values: readonly unknown[]) => EtlRecord;
   private readonly read: (record: EtlRecord) => unknown;
 
   constructor(options: UserAgentOptions, ctx: OperatorContext) {
     const prefix = options.prefix ?? 'ua_';
-    this.keys = UA_FIELD_NAMES.map((name) => `${prefix}${name}`);
+    this.build = recordBuilder(UA_FIELD_NAMES.map((name) => `${prefix}${name}`));
     this.read = fieldReader(options.source_field ?? 'user_agent');
     this.cache = new AnswerCache(options.cache_size ?? 20000, ctx.metrics, 'etl_user_agent', 'Agent strings');
   }
@@ -105,15 +105,13 @@ export class UserAgentTransform implements Transform {
 
   process(records: EtlRecord[]): PortRecords {
     const out: EtlRecord[] = new Array(records.length);
-    const keys = this.keys;
+    const build = this.build;
     for (let r = 0; r < records.length; r++) {
       const record = records[r] as EtlRecord;
       const ua = this.read(record);
       // No agent (null, empty, `-` as some formats log it): nothing is known, not even whether it is a bot.
       const answer = typeof ua === 'string' && ua !== '' && ua !== '-' ? this.cache.get(ua, this.answer) : NULLS;
-      const enriched: EtlRecord = { ...record };
-      for (let k = 0; k < keys.length; k++) enriched[keys[k] as string] = answer[k];
-      out[r] = enriched;
+      out[r] = build(record, answer);
     }
     this.cache.publish();
     return { default: out };
