@@ -241,4 +241,15 @@ spec:
     const good = await loadPipelinesFromString(yaml('client_ip'), 'p.yaml', { registry, env: {} });
     expect(good.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   });
+
+  it('warns when a second stage would replace the fields of a first one', async () => {
+    const twice = yaml('client_ip').replace(
+      '  sinks:\n    out: { type: file, inputs: [located]',
+      '    again: { type: geoip, inputs: [located] }\n  sinks:\n    out: { type: file, inputs: [again]',
+    );
+    const result = await loadPipelinesFromString(twice, 'p.yaml', { registry, env: {} });
+    expect(result.diagnostics.map((d) => [d.severity, d.line, d.message.slice(0, 70)])).toEqual([
+      ['warning', 10, 'the records reaching this stage already carry `geo_country_code`, `geo'],
+    ]);
+  });
 });

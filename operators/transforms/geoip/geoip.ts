@@ -251,7 +251,8 @@ export async function openDatabase(path: string): Promise<Reader<Response>> {
     const code = (error as NodeJS.ErrnoException).code;
     throw new Error(
       code === 'ENOENT'
-        ? `GeoIP database ${path} does not exist`
+        ? `GeoIP database ${path} does not exist (a relative path is taken from the directory etl runs in; ` +
+            'without `database:` the bundled country database is used)'
         : `cannot read GeoIP database ${path}: ${errorMessage(error)}`,
     );
   }

@@ -1,5 +1,6 @@
 import { defineTransform } from '../../../engine/operator.ts';
 import { withFields } from '../../../engine/record-schema.ts';
+import { replacedFields } from '../../shared/enrich.ts';
 import { prefixedFields } from './fields.ts';
 import { type GeoipOptions, schema } from './schema.ts';
 
@@ -22,6 +23,7 @@ export default defineTransform<typeof schema, GeoipOptions>({
     const fields = prefixedFields(options.prefix ?? 'geo_');
     return { default: withFields(input, fields, Object.keys(fields)) };
   },
+  validate: (options, context) => replacedFields(Object.keys(prefixedFields(options.prefix ?? 'geo_')), context),
   fields: (options) => [{ path: ['source_field'], field: options.source_field ?? 'client_ip' }],
   examples: [
     { ...defaults },

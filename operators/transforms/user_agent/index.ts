@@ -1,5 +1,6 @@
 import { defineTransform } from '../../../engine/operator.ts';
 import { withFields } from '../../../engine/record-schema.ts';
+import { replacedFields } from '../../shared/enrich.ts';
 import { prefixedFields } from './fields.ts';
 import { schema, type UserAgentOptions } from './schema.ts';
 
@@ -21,6 +22,7 @@ export default defineTransform<typeof schema, UserAgentOptions>({
     const fields = prefixedFields(options.prefix ?? 'ua_');
     return { default: withFields(input, fields, Object.keys(fields)) };
   },
+  validate: (options, context) => replacedFields(Object.keys(prefixedFields(options.prefix ?? 'ua_')), context),
   fields: (options) => [{ path: ['source_field'], field: options.source_field ?? 'user_agent' }],
   examples: [{ ...defaults }, { ...defaults, prefix: 'agent_', cache_size: 0 }],
   create: async (options, ctx) => new (await import('./user-agent.ts')).UserAgentTransform(options, ctx),
