@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadPipelinesFromString } from '../../../engine/config/load.ts';
-import type { EtlRecord } from '../../../engine/record.ts';
+import { type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { recordingContext } from '../../../test/support/context.ts';
 import { registry } from '../../registry.ts';
@@ -78,6 +78,15 @@ describe('geoip with the bundled country database', () => {
     const inputs = ['192.168.1.1', '10.0.0.1', '127.0.0.1', '100.64.0.1', '::1', 'fe80::1', 'fd12::1', '2001:db8::1'];
     const garbage = ['not-an-ip', '', '999.1.1.1', 'example.com', '1.2.3.4:80', '::ffff:10.0.0.1', null, 42, undefined];
     for (const r of enrich(t, [...inputs, ...garbage])) expect(r).toMatchObject(NULL_GEO);
+  });
+
+  it('builds new records, keeping where each came from and leaving the input as it was', async () => {
+    const { t } = await transform();
+    const input: EtlRecord = { client_ip: '8.8.8.8', [ORIGIN]: { source: 'logs', line: 3 } };
+    const [out] = t.process([input]).default as EtlRecord[];
+    expect(out?.[ORIGIN]).toEqual({ source: 'logs', line: 3 });
+    expect(out?.geo_country_code).toBe('US');
+    expect(Object.keys(input)).toEqual(['client_ip']);
   });
 
   it('names countries in the language asked for', async () => {

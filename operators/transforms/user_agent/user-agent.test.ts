@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadPipelinesFromString } from '../../../engine/config/load.ts';
-import type { EtlRecord } from '../../../engine/record.ts';
+import { type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { recordingContext } from '../../../test/support/context.ts';
 import { registry } from '../../registry.ts';
@@ -102,6 +102,15 @@ describe('user_agent', () => {
   ])('flags %s as a bot named %s (%s)', async (agent, name, kind) => {
     const { t } = await transform();
     expect(run(t, [agent])[0]).toMatchObject({ ua_is_bot: true, ua_bot_name: name, ua_bot_kind: kind });
+  });
+
+  it('builds new records, keeping where each came from and leaving the input as it was', async () => {
+    const { t } = await transform();
+    const input: EtlRecord = { user_agent: 'curl/8.5.0', [ORIGIN]: { source: 'logs', line: 7 } };
+    const [out] = t.process([input]).default as EtlRecord[];
+    expect(out?.[ORIGIN]).toEqual({ source: 'logs', line: 7 });
+    expect(out).not.toBe(input);
+    expect(Object.keys(input)).toEqual(['user_agent']);
   });
 
   it('knows nothing of a missing agent, and nothing goes wrong on junk', async () => {
