@@ -251,6 +251,17 @@ spec:
     expect(good.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   });
 
+  it('refuses a compressed archive named as a database, at its place', async () => {
+    const archive = yaml('client_ip').replace(
+      'source_field: client_ip }',
+      'source_field: client_ip, database: [GeoLite2-City.mmdb, GeoLite2-ASN_20261201.tar.gz] }',
+    );
+    const result = await loadPipelinesFromString(archive, 'p.yaml', { registry, env: {} });
+    expect(result.diagnostics.map((d) => [d.severity, d.line, d.column, d.message])).toEqual([
+      ['error', 9, 103, '`GeoLite2-ASN_20261201.tar.gz` is a compressed archive, not an MMDB file'],
+    ]);
+  });
+
   it('warns when a second stage would replace the fields of a first one', async () => {
     const twice = yaml('client_ip').replace(
       '  sinks:\n    out: { type: file, inputs: [located]',

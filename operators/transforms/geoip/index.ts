@@ -23,7 +23,26 @@ export default defineTransform<typeof schema, GeoipOptions>({
     const fields = prefixedFields(options.prefix ?? 'geo_');
     return { default: withFields(input, fields, Object.keys(fields)) };
   },
-  validate: (options, context) => replacedFields(Object.keys(prefixedFields(options.prefix ?? 'geo_')), context),
+  validate: (options, context) => {
+    const problems = replacedFields(Object.keys(prefixedFields(options.prefix ?? 'geo_')), context);
+    const files =
+      options.database === undefined
+        ? []
+        : typeof options.database === 'string'
+          ? [options.database]
+          : options.database;
+    files.forEach((file, i) => {
+      // MaxMind's downloads are archives (GeoLite2-City_20261201.tar.gz): the reader wants the .mmdb inside.
+      if (/\.(tar\.gz|tgz|gz|zip)$/i.test(file)) {
+        problems.push({
+          path: typeof options.database === 'string' ? ['database'] : ['database', i],
+          message: `\`${file}\` is a compressed archive, not an MMDB file`,
+          hint: 'extract the .mmdb file from it (tar xzf, gunzip, unzip) and name that',
+        });
+      }
+    });
+    return problems;
+  },
   fields: (options) => [{ path: ['source_field'], field: options.source_field ?? 'client_ip' }],
   examples: [
     { ...defaults },
