@@ -4,27 +4,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { EtlRecord } from '../../engine/record.ts';
-import type { OperatorMetrics, OptionProblem, ValidateContext } from '../../engine/operator.ts';
-import { fieldNames } from '../../engine/record-schema.ts';
-
-/**
- * A warning when the fields a stage adds are fields its records already carry (two geoip stages with the same
- * prefix): the new values replace the old ones.
- */
-export function replacedFields(added: readonly string[], context: ValidateContext): OptionProblem[] {
-  if (context.inputSchema === undefined) return [];
-  const carried = new Set(fieldNames(context.inputSchema));
-  const replaced = added.filter((name) => carried.has(name));
-  if (replaced.length === 0) return [];
-  return [
-    {
-      path: ['prefix'],
-      severity: 'warning',
-      message: `the records reaching this stage already carry ${replaced.map((n) => `\`${n}\``).join(', ')}: replaced`,
-      hint: 'give this stage another `prefix` to keep both',
-    },
-  ];
-}
+import type { OperatorMetrics } from '../../engine/operator.ts';
 
 /**
  * Reads `field` from records: a dotted name (`upstream.addr`) is the field literally named so, or else a path

@@ -1,6 +1,6 @@
 import { defineTransform } from '../../../engine/operator.ts';
 import { withFields } from '../../../engine/record-schema.ts';
-import { replacedFields } from '../../shared/enrich.ts';
+import { replacedFields } from '../../shared/added-fields.ts';
 import { prefixedFields } from './fields.ts';
 import { type GeoipOptions, schema } from './schema.ts';
 
