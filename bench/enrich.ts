@@ -7,14 +7,19 @@
  * (browsers × versions × systems × devices, and bots), each drawn with a Zipf law (s = 1): a few clients and
  * agents make most requests, a long tail appears once or twice. The caches' hit ratios are printed, and the
  * enrichments run once more without their caches (`cache_size: 0`, on a tenth of the lines): what the caches save.
+ * Then the same lines from a file through YAML and the runtime, with and without the two stages, in wall time.
  * Usage: node bench/enrich.ts [--lines 500000] [--addresses 50000] [--agents 3000]
  */
 import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadPipelinesFromString } from '../engine/config/load.ts';
 import type { OperatorContext, Transform } from '../engine/operator.ts';
 import type { EtlRecord } from '../engine/record.ts';
 import { detachedState } from '../engine/runtime/noop.ts';
+import { runPipeline } from '../engine/runtime/run.ts';
 import geoipDefinition from '../operators/transforms/geoip/index.ts';
 import type { GeoipOptions } from '../operators/transforms/geoip/schema.ts';
 import parseDefinition from '../operators/transforms/parse/index.ts';
@@ -154,14 +159,59 @@ interface Figures {
   uaHitRatio?: number;
 }
 
-async function child(name: string, lines: number, nAddresses: number, nAgents: number): Promise<void> {
-  const enrich = name !== 'parse';
-  const cache = name === 'parse_geoip_ua_uncached' ? { cache_size: 0 } : {};
+/** The same combined lines for every case: Zipf-drawn clients and agents. */
+function lineMaker(nAddresses: number, nAgents: number): () => string {
   const rnd = random(7);
   const pool = addresses(nAddresses, rnd);
   const agentPool = agents(nAgents, rnd);
   const client = zipf(pool.length, rnd);
   const agent = zipf(agentPool.length, rnd);
+  return () =>
+    `${pool[client()]} - - [05/Dec/2026:10:00:00 +0000] "GET /products/${Math.floor(rnd() * 5000)} HTTP/1.1" 200 ` +
+    `${Math.floor(rnd() * 50000)} "-" "${agentPool[agent()]}"`;
+}
+
+/**
+ * One case through YAML, the loader and the runtime (file → parse → [geoip → user_agent] → blackhole), in wall
+ * time: what `etl apply` does with these stages.
+ */
+async function pipelineChild(enrich: boolean, file: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'etl-bench-enrich-run-'));
+  try {
+    const yaml = `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: bench-enrich }
+spec:
+  settings: { data_dir: ${JSON.stringify(dir)} }
+  sources:
+    logs: { type: file, paths: [${JSON.stringify(file)}] }
+  operators:
+    parsed: { type: parse, inputs: [logs], format: combined }
+${enrich ? '    located: { type: geoip, inputs: [parsed] }\n    agents: { type: user_agent, inputs: [located] }\n' : ''}  sinks:
+    hole: { type: blackhole, inputs: [${enrich ? 'agents' : 'parsed'}] }
+`;
+    const { pipelines, diagnostics } = await loadPipelinesFromString(yaml, join(dir, 'bench.yaml'));
+    const spec = pipelines[0];
+    if (!spec) throw new Error(diagnostics.map((d) => d.message).join('; '));
+    const started = process.hrtime.bigint();
+    const result = await runPipeline(spec);
+    if (!result.ok) throw result.error;
+    process.stdout.write(
+      JSON.stringify({
+        records: result.stats.sinks.hole?.written ?? 0,
+        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+        maxRssKb: process.resourceUsage().maxRSS,
+      }),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function child(name: string, lines: number, nAddresses: number, nAgents: number): Promise<void> {
+  const enrich = name !== 'parse';
+  const cache = name === 'parse_geoip_ua_uncached' ? { cache_size: 0 } : {};
+  const next = lineMaker(nAddresses, nAgents);
   const parse = await parseDefinition.create(
     { ...(parseDefinition.examples[0] as ParseOptions), format: 'combined' },
     context('parsed'),
@@ -185,12 +235,7 @@ async function child(name: string, lines: number, nAddresses: number, nAgents: n
   let out = 0;
   for (let done = 0; done < lines; done += BATCH) {
     let batch: EtlRecord[] = [];
-    for (let i = 0; i < BATCH && done + i < lines; i++) {
-      const path = `/products/${Math.floor(rnd() * 5000)}`;
-      batch.push({
-        message: `${pool[client()]} - - [05/Dec/2026:10:00:00 +0000] "GET ${path} HTTP/1.1" 200 ${Math.floor(rnd() * 50000)} "-" "${agentPool[agent()]}"`,
-      });
-    }
+    for (let i = 0; i < BATCH && done + i < lines; i++) batch.push({ message: next() });
     for (const [name, stage] of stages) {
       const t = cpu();
       batch = (stage.process(batch) as { default: EtlRecord[] }).default;
@@ -203,6 +248,17 @@ async function child(name: string, lines: number, nAddresses: number, nAgents: n
   if (ua) figures.uaHitRatio = (ua as unknown as { hitRatio: number }).hitRatio;
   await geoip?.close?.();
   process.stdout.write(JSON.stringify(figures));
+}
+
+function writeLines(file: string, lines: number, nAddresses: number, nAgents: number): void {
+  const next = lineMaker(nAddresses, nAgents);
+  const fd = openSync(file, 'w');
+  for (let done = 0; done < lines; done += BATCH) {
+    let chunk = '';
+    for (let i = 0; i < BATCH && done + i < lines; i++) chunk += `${next()}\n`;
+    writeSync(fd, chunk);
+  }
+  closeSync(fd);
 }
 
 function main(): void {
@@ -239,10 +295,38 @@ function main(): void {
   const sum = (f: Figures) => Object.values(f.seconds).reduce((x, y) => x + y, 0);
   console.log(`enrich_slowdown: ${(sum(b) / sum(a)).toFixed(2)}x the time of parse alone`);
   console.log(`enrich_extra_rss: ${((b.maxRssKb - a.maxRssKb) / 1024).toFixed(0)} MiB`);
+
+  // Through the runtime, from a file of the same lines.
+  const dir = mkdtempSync(join(tmpdir(), 'etl-bench-enrich-'));
+  try {
+    const file = join(dir, 'access.log');
+    writeLines(file, lines, nAddresses, nAgents);
+    for (const name of ['pipeline_parse', 'pipeline_parse_geoip_ua']) {
+      const run = spawnSync(process.execPath, [self, '--pipeline', name, '--file', file], { encoding: 'utf8' });
+      if (run.status !== 0) throw new Error(`case ${name} failed: ${run.stderr}`);
+      const r = JSON.parse(run.stdout) as { records: number; seconds: number; maxRssKb: number };
+      if (r.records !== lines) throw new Error(`case ${name}: ${r.records} records out of ${lines} lines`);
+      console.log(`${name}_lines_per_sec: ${Math.round(lines / r.seconds)} lines/s (wall time)`);
+      console.log(`${name}_peak_rss: ${(r.maxRssKb / 1024).toFixed(0)} MiB`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const childCase = arg('child');
-if (childCase !== undefined) {
+const pipelineCase = arg('pipeline');
+if (arg('write') !== undefined) {
+  // The lines alone, to run a pipeline on them by hand (`--write FILE`).
+  writeLines(
+    arg('write') as string,
+    Number(arg('lines') ?? 500_000),
+    Number(arg('addresses') ?? 50_000),
+    Number(arg('agents') ?? 3_000),
+  );
+} else if (pipelineCase !== undefined) {
+  await pipelineChild(pipelineCase !== 'pipeline_parse', arg('file') as string);
+} else if (childCase !== undefined) {
   await child(childCase, Number(arg('lines')), Number(arg('addresses')), Number(arg('agents')));
 } else {
   main();
