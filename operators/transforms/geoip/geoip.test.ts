@@ -180,6 +180,25 @@ describe('geoip with City and ASN databases', () => {
     }
   });
 
+  it('takes no answer a database gives out of range, and writes country codes upper case', async () => {
+    writeFileSync(
+      join(dir, 'odd.mmdb'),
+      buildMmdb([
+        ['198.51.99.0/24', { country: { iso_code: 'gb' }, location: { latitude: 95.5, longitude: -200 } }],
+        ['2a02:c0::/32', { country_code: 'de', autonomous_system_number: 2 ** 33 }],
+      ]),
+    );
+    const { t } = await transform({ database: 'odd.mmdb' });
+    const [v4, v6] = enrich(t, ['198.51.99.1', '2a02:c0::1']);
+    expect(v4).toMatchObject({
+      geo_country_code: 'GB',
+      geo_country: 'United Kingdom',
+      geo_latitude: null,
+      geo_longitude: null,
+    });
+    expect(v6).toMatchObject({ geo_country_code: 'DE', geo_country: 'Germany', geo_asn: null });
+  });
+
   it('refuses a missing, compressed or broken database with a clear message', async () => {
     writeFileSync(join(dir, 'broken.mmdb'), 'not a database');
     writeFileSync(join(dir, 'gz.mmdb'), Buffer.from([0x1f, 0x8b, 8, 0]));

@@ -92,6 +92,8 @@ export function lookupAddress(raw: string): { address: string; reserved: boolean
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+/** A coordinate the declared range admits; a database's out-of-range value is no answer (and no bad row). */
+const within = (v: number | null, bound: number): number | null => (v !== null && Math.abs(v) <= bound ? v : null);
 
 export class GeoipTransform implements Transform {
   /** `reloaded` (path) once a changed database is in use; `reload_failed` (path, error) when it could not be read. */
@@ -142,7 +144,9 @@ export class GeoipTransform implements Transform {
           (error) => this.ctx.logger.warn(`geoip: cannot watch ${path} for changes: ${error.message}`),
         ),
       );
-      this.readers.push(await openDatabase(path));
+      const reader = await openDatabase(path);
+      // Unless a change seen meanwhile was read already (that read came later, so it is not older).
+      this.readers[i] ??= reader;
     }
   }
 
@@ -199,7 +203,7 @@ export class GeoipTransform implements Transform {
       }
       if (!isObject(data)) continue;
       const country = isObject(data.country) ? data.country : undefined;
-      set('country_code', str(country?.iso_code) ?? str(data.country_code));
+      set('country_code', (str(country?.iso_code) ?? str(data.country_code))?.toUpperCase() ?? null);
       set('country', name(country?.names));
       const subdivision = Array.isArray(data.subdivisions) ? data.subdivisions[0] : undefined;
       if (isObject(subdivision)) {
@@ -208,17 +212,16 @@ export class GeoipTransform implements Transform {
       }
       if (isObject(data.city)) set('city', name(data.city.names));
       if (isObject(data.location)) {
-        set('latitude', num(data.location.latitude));
-        set('longitude', num(data.location.longitude));
+        set('latitude', within(num(data.location.latitude), 90));
+        set('longitude', within(num(data.location.longitude), 180));
       }
       const asn = num(data.autonomous_system_number);
-      if (asn !== null && Number.isInteger(asn) && asn >= 0) set('asn', asn);
+      if (asn !== null && Number.isInteger(asn) && asn >= 0 && asn <= 0xffffffff) set('asn', asn);
       set('as_org', str(data.autonomous_system_organization));
     }
     const code = values[INDEX.country_code];
     // Databases with codes only (the bundled one): the name from the code, as ICU knows it.
     if (values[INDEX.country] === null && typeof code === 'string') values[INDEX.country] = this.countryName(code);
-    if (typeof code === 'string' && !/^[A-Z]{2}$/.test(code)) values[INDEX.country_code] = code.toUpperCase();
     return Object.freeze(values);
   }
 
@@ -226,7 +229,7 @@ export class GeoipTransform implements Transform {
     let name = this.countryNames.get(code);
     if (name === undefined) {
       try {
-        name = this.regionNames.of(code.toUpperCase()) ?? null;
+        name = this.regionNames.of(code) ?? null;
       } catch {
         name = null;
       }
