@@ -13,6 +13,7 @@ import stdinSource from './sources/stdin/index.ts';
 import geoipTransform from './transforms/geoip/index.ts';
 import parseTransform from './transforms/parse/index.ts';
 import userAgentTransform from './transforms/user_agent/index.ts';
+import validateTransform from './transforms/validate/index.ts';
 
 export const registry: readonly OperatorDefinition[] = [
   fileSource,
@@ -21,6 +22,7 @@ export const registry: readonly OperatorDefinition[] = [
   parseTransform,
   geoipTransform,
   userAgentTransform,
+  validateTransform,
   fileSink,
   stdoutSink,
   blackholeSink,

@@ -34,8 +34,8 @@ import { detachedState, noopMetrics, silentLogger } from '../../engine/runtime/n
 import { createAjv, createRecordAjv } from '../../engine/schema/ajv.ts';
 import { stage } from '../support/spec.ts';
 import { registry } from '../../operators/registry.ts';
-import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
 import { accessRecordSchema, emptyAccessRecord } from '../../operators/shared/log-records.ts';
+import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
 import { asnRecord, buildMmdb, cityRecord } from '../../operators/transforms/geoip/test-support.ts';
 
 // ------------------------------------------------------------------------------------------ generic part
@@ -205,6 +205,24 @@ const rawLines = fc.array(
   { minLength: 1, maxLength: 60 },
 );
 
+/** Access records (as parse emits them) with values valid and not for the validate rules. */
+const accessRecords = fc.array(
+  fc
+    .record({
+      client_ip: fc.option(fc.constantFrom('203.0.113.9', '8.8.8.8', '10.0.0.1', '::1', '2001:4860::8888', 'host', '')),
+      status: fc.option(fc.integer({ min: 0, max: 999 })),
+      method: fc.option(fc.constantFrom('GET', 'POST', 'BREW', 'get')),
+      path: fc.option(fc.oneof(fc.constantFrom('/', '/api/x', '/a%zz', 'x y'), fc.string())),
+      referrer: fc.option(fc.oneof(fc.constantFrom('https://example.com/', 'ftp://x', 'not a url'), fc.string())),
+      bytes: fc.option(fc.integer({ min: 0, max: 1e9 })),
+      timestamp: fc.option(
+        fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }),
+      ),
+    })
+    .map((r): EtlRecord => ({ ...emptyAccessRecord(), ...r, timestamp: r.timestamp?.toISOString() ?? null })),
+  { maxLength: 40 },
+);
+
 /** Erases the value type: each maker only ever gets its own values. */
 function maker<T>(m: CaseMaker<T>): CaseMaker<unknown> {
   return m as unknown as CaseMaker<unknown>;
@@ -344,6 +362,17 @@ const cases: Record<string, CaseMaker<unknown>> = {
       },
     }),
     runs: 40,
+  }),
+  'transform validate': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'validate').examples as Record<string, unknown>[])),
+      records: accessRecords,
+    }),
+    make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
+      options: structuredClone(value.options),
+      input: { schema: accessRecordSchema as RecordSchema, records: value.records },
+    }),
+    runs: 60,
   }),
 };
 
