@@ -11,7 +11,9 @@ import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
 import anomaliesTransform from './transforms/anomalies/index.ts';
+import geoipTransform from './transforms/geoip/index.ts';
 import parseTransform from './transforms/parse/index.ts';
+import userAgentTransform from './transforms/user_agent/index.ts';
 import validateTransform from './transforms/validate/index.ts';
 import sessionizeTransform from './transforms/sessionize/index.ts';
 
@@ -20,6 +22,8 @@ export const registry: readonly OperatorDefinition[] = [
   stdinSource,
   generatorSource,
   parseTransform,
+  geoipTransform,
+  userAgentTransform,
   validateTransform,
   sessionizeTransform,
   anomaliesTransform,

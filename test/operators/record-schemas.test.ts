@@ -36,6 +36,7 @@ import { stage } from '../support/spec.ts';
 import { registry } from '../../operators/registry.ts';
 import { accessRecordSchema, emptyAccessRecord } from '../../operators/shared/log-records.ts';
 import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
+import { asnRecord, buildMmdb, cityRecord } from '../../operators/transforms/geoip/test-support.ts';
 
 // ------------------------------------------------------------------------------------------ generic part
 
@@ -292,6 +293,75 @@ const cases: Record<string, CaseMaker<unknown>> = {
       input: { schema: RAW_LINE_SCHEMA, records: value.records },
     }),
     runs: 150,
+  }),
+  'transform geoip': maker({
+    values: fc.record({
+      addresses: fc.array(
+        fc.oneof(
+          fc.ipV4(),
+          fc.ipV6(),
+          fc.constantFrom('81.2.69.160', '2a02:cf40::1', '::ffff:8.8.8.8', '10.0.0.1', '-', ''),
+          fc.string(),
+          fc.constant(null),
+        ),
+        { minLength: 1, maxLength: 40 },
+      ),
+      own: fc.boolean(),
+      prefix: fc.constantFrom('geo_', 'client_'),
+    }),
+    make: (value: { addresses: (string | null)[]; own: boolean; prefix: string }, dir) => {
+      const files = [join(dir, 'city.mmdb'), join(dir, 'asn.mmdb')];
+      if (value.own) {
+        const london = cityRecord({ country: 'GB', countryName: 'UK', city: 'London', location: [51.5, -0.09] });
+        writeFileSync(files[0] as string, buildMmdb([['81.2.69.0/24', london]]));
+        writeFileSync(files[1] as string, buildMmdb([['2a02:cf40::/32', asnRecord(64512, 'AS')]], 'GeoLite2-ASN'));
+      }
+      return {
+        options: withDefaults(definition('transform', 'geoip'), {
+          prefix: value.prefix,
+          ...(value.own ? { database: files } : {}),
+        }),
+        input: {
+          schema: accessRecordSchema,
+          records: value.addresses.map((client_ip) => ({ ...emptyAccessRecord(), client_ip })),
+        },
+      };
+    },
+    runs: 30,
+  }),
+  'transform user_agent': maker({
+    values: fc.record({
+      agents: fc.array(
+        fc.oneof(
+          fc.constantFrom(
+            'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148',
+            'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36',
+            'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
+            'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36',
+            'curl/8.5.0',
+            'kube-probe/1.28',
+            '-',
+            '',
+          ),
+          fc.string({ maxLength: 300 }),
+          fc.constant(null),
+        ),
+        { minLength: 1, maxLength: 40 },
+      ),
+      prefix: fc.constantFrom('ua_', 'agent_'),
+      cache_size: fc.constantFrom(0, 3, 1000),
+    }),
+    make: (value: { agents: (string | null)[]; prefix: string; cache_size: number }) => ({
+      options: withDefaults(definition('transform', 'user_agent'), {
+        prefix: value.prefix,
+        cache_size: value.cache_size,
+      }),
+      input: {
+        schema: accessRecordSchema,
+        records: value.agents.map((user_agent) => ({ ...emptyAccessRecord(), user_agent })),
+      },
+    }),
+    runs: 40,
   }),
   'transform validate': maker({
     values: fc.record({
