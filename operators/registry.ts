@@ -11,12 +11,14 @@ import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
 import parseTransform from './transforms/parse/index.ts';
+import threatIntelTransform from './transforms/threat_intel/index.ts';
 
 export const registry: readonly OperatorDefinition[] = [
   fileSource,
   stdinSource,
   generatorSource,
   parseTransform,
+  threatIntelTransform,
   fileSink,
   stdoutSink,
   blackholeSink,
