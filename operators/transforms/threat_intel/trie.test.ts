@@ -1,5 +1,6 @@
 /** The trie against the obvious answer: scan every range, keep the longest that holds the address. */
 import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import { addressBytes, parsePrefix, prefixText } from './address.ts';
 import { parseList } from './lists.ts';
@@ -139,6 +140,24 @@ describe('lists as text, against a scan', () => {
 });
 
 describe('addresses', () => {
+  it('read dotted IPv4 as ipaddr.js does in its strict four-part form', () => {
+    const octet = fc.oneof(
+      fc.integer({ min: 0, max: 300 }).map(String),
+      fc.constantFrom('', '00', '01', '010', 'x', '1e1'),
+    );
+    const text = fc.oneof(
+      fc.array(octet, { minLength: 1, maxLength: 5 }).map((parts) => parts.join('.')),
+      fc.string({ unit: fc.constantFrom('0', '1', '2', '5', '9', '.', ' '), maxLength: 16 }),
+    );
+    fc.assert(
+      fc.property(text, (t) => {
+        const want = ipaddr.IPv4.isValidFourPartDecimal(t) ? ipaddr.IPv4.parse(t).octets : undefined;
+        expect(addressBytes(t)).toEqual(want);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('reads dotted IPv4, IPv6, IPv4-mapped IPv6 and bracketed IPv6, nothing else', () => {
     expect(addressBytes('192.0.2.1')).toEqual([192, 0, 2, 1]);
     expect(addressBytes('::ffff:192.0.2.1')).toEqual([192, 0, 2, 1]);
