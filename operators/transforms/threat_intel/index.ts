@@ -41,6 +41,21 @@ export function threatFields(options: ThreatIntelOptions): Record<string, FieldS
       'Their categories, comma-separated (sqli, xss, traversal, rce, scanner, bad_agent, or your own); null: none.',
     );
   }
+  if (options.abuseipdb) {
+    fields.threat_score = {
+      type: ['integer', 'null'],
+      minimum: 0,
+      maximum: 100,
+      description:
+        'AbuseIPDB abuse confidence score of the client address (0–100); null: not looked up (a private address, ' +
+        'the daily quota spent, the circuit open, a failed call).',
+    };
+    fields.threat_reports = {
+      type: ['integer', 'null'],
+      minimum: 0,
+      description: 'AbuseIPDB reports of the address within `max_age_days`; null when the score is.',
+    };
+  }
   return fields;
 }
 
@@ -82,6 +97,21 @@ export default defineTransform<typeof schema, ThreatIntelOptions>({
       signatures: { builtin: true, files: ['rules/our-rules.yaml'], disable: ['probe-cgi-bin'] },
       referrer_field: null,
     },
+    {
+      ...defaults,
+      abuseipdb: {
+        api_key: 'your-key',
+        cache: 'cache',
+        url: 'https://api.abuseipdb.com/api/v2/check',
+        max_age_days: 90,
+        min_score: 75,
+        cache_ttl_seconds: 86400,
+        requests_per_day: 1000,
+        concurrency: 4,
+        timeout_ms: 3000,
+        breaker: { failure_percent: 50, min_calls: 5, reset_seconds: 60 },
+      },
+    },
   ],
   validate(options) {
     const problems: OptionProblem[] = [];
@@ -106,5 +136,9 @@ export default defineTransform<typeof schema, ThreatIntelOptions>({
     }
     return problems;
   },
+  uses(options) {
+    return options.abuseipdb ? [{ path: ['abuseipdb', 'cache'], name: options.abuseipdb.cache, type: 'redis' }] : [];
+  },
+  concurrent: true,
   create: async (options, ctx) => new (await import('./threat-intel.ts')).ThreatIntelTransform(options, ctx),
 });

@@ -97,6 +97,102 @@ export const schema = {
         },
       },
     },
+    abuseipdb: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['api_key', 'cache'],
+      description:
+        'Look client addresses up in AbuseIPDB (`/api/v2/check`) too; off unless given. Answers are cached in a ' +
+        '`redis` resource, calls are held to `requests_per_day` (shared through Redis by every stage using the ' +
+        'key) and stop for a while after repeated failures (circuit breaker); an address not looked up gets a ' +
+        'null score. Private and reserved addresses are never sent.',
+      properties: {
+        api_key: {
+          type: 'string',
+          minLength: 1,
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: the pipeline syntax for a secret, shown to users
+          description: 'The API key; write `${secret:ABUSEIPDB_KEY}` so that it is never printed.',
+        },
+        cache: {
+          type: 'string',
+          minLength: 1,
+          description: 'The `redis` resource (under `spec.resources`) holding answers and the daily count.',
+        },
+        url: {
+          type: 'string',
+          format: 'uri',
+          default: 'https://api.abuseipdb.com/api/v2/check',
+          description: 'The check endpoint.',
+        },
+        max_age_days: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 365,
+          default: 90,
+          description: 'Reports older than this are not counted (`maxAgeInDays`).',
+        },
+        min_score: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 100,
+          default: 75,
+          description: 'An abuse confidence score at least this high sets `threat_matched`.',
+        },
+        cache_ttl_seconds: {
+          type: 'integer',
+          minimum: 1,
+          default: 86400,
+          description: 'How long an answer is kept.',
+        },
+        requests_per_day: {
+          type: 'integer',
+          minimum: 1,
+          default: 1000,
+          description:
+            'Calls allowed a day (the free plan allows 1000); past it addresses get a null score until the day ends.',
+        },
+        concurrency: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 64,
+          default: 4,
+          description: 'Calls in flight at once.',
+        },
+        timeout_ms: {
+          type: 'integer',
+          minimum: 100,
+          default: 3000,
+          description: 'A call taking longer fails (and counts towards opening the circuit).',
+        },
+        breaker: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'When calls stop after failures, and when they are tried again.',
+          properties: {
+            failure_percent: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 100,
+              default: 50,
+              description: 'The circuit opens when this share of the calls of the last 10 s failed…',
+            },
+            min_calls: {
+              type: 'integer',
+              minimum: 1,
+              default: 5,
+              description: '…and at least this many calls were made in them.',
+            },
+            reset_seconds: {
+              type: 'number',
+              exclusiveMinimum: 0,
+              default: 60,
+              description: 'Once open, one call is tried after this long; success closes the circuit.',
+            },
+          },
+        },
+      },
+    },
   },
 } as const;
 

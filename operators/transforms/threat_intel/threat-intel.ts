@@ -4,9 +4,11 @@
  * the default port like every other, and again on `threats`.
  */
 import { resolve } from 'node:path';
+import type { Redis } from 'ioredis';
 import { EtlError } from '../../../engine/errors.ts';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
+import { AbuseIpdb, isPublic } from './abuseipdb.ts';
 import { addressBytes, WatchedList } from './lists.ts';
 import type { ThreatIntelOptions } from './schema.ts';
 import { BUNDLED_RULES, combineRules, readRules, Signatures, type Target } from './signatures.ts';
@@ -29,7 +31,8 @@ export class ThreatIntelTransform implements Transform {
   private readonly parts: [Target, string][] = [];
   private readonly withLists: boolean;
   private readonly withSignatures: boolean;
-  private readonly matches: Record<'list' | 'signature' | 'any', { inc(value?: number): void }>;
+  private readonly matches: Record<'list' | 'signature' | 'score' | 'any', { inc(value?: number): void }>;
+  private abuse: AbuseIpdb | undefined;
 
   constructor(options: ThreatIntelOptions, ctx: OperatorContext) {
     this.options = options;
@@ -40,6 +43,7 @@ export class ThreatIntelTransform implements Transform {
     this.matches = {
       list: ctx.metrics.counter('threat_intel_matches_total', help, { by: 'list' }),
       signature: ctx.metrics.counter('threat_intel_matches_total', help, { by: 'signature' }),
+      score: ctx.metrics.counter('threat_intel_matches_total', help, { by: 'abuseipdb' }),
       any: ctx.metrics.counter('threat_intel_matches_total', help, { by: 'any' }),
     };
   }
@@ -69,6 +73,10 @@ export class ThreatIntelTransform implements Transform {
         if (field !== null && this.signatures.reads(target)) this.parts.push([target, field]);
       }
       ctx.logger.info(`threat_intel ${ctx.id}: ${this.signatures.size} signatures`);
+    }
+    if (options.abuseipdb) {
+      const redis = ctx.resource<Redis>(options.abuseipdb.cache);
+      this.abuse = new AbuseIpdb(options.abuseipdb, redis, ctx.logger, ctx.metrics, `threat_intel ${ctx.id}`);
     }
     const reload = { watch: options.reload.watch, intervalSeconds: options.reload.interval_seconds };
     this.lists = options.lists.map(
@@ -120,9 +128,8 @@ export class ThreatIntelTransform implements Transform {
     });
   }
 
-  process(records: EtlRecord[]): PortRecords {
+  process(records: EtlRecord[]): PortRecords | Promise<PortRecords> {
     const out: EtlRecord[] = new Array(records.length);
-    const threats: EtlRecord[] = [];
     let byList = 0;
     let bySignature = 0;
     for (let i = 0; i < records.length; i++) {
@@ -161,12 +168,42 @@ export class ThreatIntelTransform implements Transform {
       }
       enriched.threat_matched = matched;
       out[i] = enriched;
-      if (matched) threats.push(enriched);
     }
     if (byList > 0) this.matches.list.inc(byList);
     if (bySignature > 0) this.matches.signature.inc(bySignature);
-    if (threats.length > 0) this.matches.any.inc(threats.length);
-    return threats.length > 0 ? { default: out, [THREATS_PORT]: threats } : { default: out };
+    return this.abuse ? this.withScores(this.abuse, out) : this.ports(out);
+  }
+
+  /** Adds the AbuseIPDB fields to the records (built by this batch, not emitted yet). */
+  private async withScores(abuse: AbuseIpdb, out: EtlRecord[]): Promise<PortRecords> {
+    const field = this.options.ip_field;
+    const distinct = new Set<string>();
+    for (const record of out) {
+      const value = record[field];
+      if (typeof value === 'string') distinct.add(value);
+    }
+    const answers = await abuse.lookUp([...distinct].filter(isPublic));
+    const minScore = this.options.abuseipdb?.min_score ?? 100;
+    let byScore = 0;
+    for (const record of out) {
+      const value = record[field];
+      const answer = typeof value === 'string' ? answers.get(value) : undefined;
+      record.threat_score = answer ? answer.score : null;
+      record.threat_reports = answer ? answer.reports : null;
+      if (answer && answer.score >= minScore) {
+        record.threat_matched = true;
+        byScore++;
+      }
+    }
+    if (byScore > 0) this.matches.score.inc(byScore);
+    return this.ports(out);
+  }
+
+  private ports(out: EtlRecord[]): PortRecords {
+    const threats = out.filter((record) => record.threat_matched === true);
+    if (threats.length === 0) return { default: out };
+    this.matches.any.inc(threats.length);
+    return { default: out, [THREATS_PORT]: threats };
   }
 
   /** The lists holding the address, and the most specific block among them (the first list's on a tie). */
@@ -193,6 +230,7 @@ export class ThreatIntelTransform implements Transform {
 
   async close(): Promise<void> {
     for (const list of this.lists) list.close();
+    this.abuse?.close();
   }
 }
 
