@@ -2,9 +2,13 @@
  * Through YAML and the CLI, as a user runs it: logs → parse → threat_intel → PostgreSQL (typed threat_* columns
  * without configuration) and the threats port → a file for alerting; a misspelt field refused at its line.
  */
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etl } from '../../../test/support/cli.ts';
@@ -116,5 +120,79 @@ describe('threat_intel end to end', () => {
     expect(result.stdout + result.stderr).toMatch(
       /bad\.yaml:12:17: error ETL_GRAPH_UNKNOWN_FIELD: unknown field `clientip` — did you mean `client_ip`\?/,
     );
+  });
+
+  it('looks addresses up in AbuseIPDB through a redis resource the pipeline declares', async () => {
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      const address = new URL(req.url ?? '/', 'http://localhost').searchParams.get('ipAddress') ?? '';
+      asked.push(`${req.headers.key}:${address}`);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          data: { ipAddress: address, abuseConfidenceScore: address === '45.155.205.233' ? 100 : 0, totalReports: 3 },
+        }),
+      );
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const prefix = `etl-test-threat-e2e-${process.pid}-${Date.now()}:`;
+    try {
+      mkdirSync(join(dir, 'abuse', 'logs'), { recursive: true });
+      const line = (ip: string) => `${ip} - - [05/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "Mozilla/5.0"`;
+      writeFileSync(
+        join(dir, 'abuse', 'logs', 'access.log'),
+        `${['45.155.205.233', '8.8.8.8', '10.1.2.3'].map(line).join('\n')}\n`,
+      );
+      const port = (server.address() as AddressInfo).port;
+      const yaml = (cache: string) => `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: threat-abuse-e2e }
+spec:
+  resources:
+    cache: { type: redis, url: 'redis://127.0.0.1:6379', key_prefix: '${prefix}' }
+  sources:
+    logs: { type: file, paths: ['logs/*.log'] }
+  operators:
+    parsed: { type: parse, inputs: [logs], format: combined }
+    intel:
+      type: threat_intel
+      inputs: [parsed]
+      abuseipdb: { api_key: '\${secret:ABUSE_KEY}', cache: ${cache}, url: 'http://127.0.0.1:${port}/api/v2/check' }
+  sinks:
+    out: { type: file, inputs: [intel], path: out/all.jsonl, format: jsonl }
+`;
+      writeFileSync(join(dir, 'abuse', 'misnamed.yaml'), yaml('cahce'));
+      const refused = await etl(['validate', 'misnamed.yaml'], {
+        cwd: join(dir, 'abuse'),
+        env: { ABUSE_KEY: 'k-123' },
+      });
+      expect(refused.code).toBe(1);
+      expect(refused.stdout + refused.stderr).toMatch(/misnamed\.yaml:14:\d+: error .*cahce/);
+
+      writeFileSync(join(dir, 'abuse', 'pipeline.yaml'), yaml('cache'));
+      const result = await etl(['apply', '--no-progress', 'pipeline.yaml'], {
+        cwd: join(dir, 'abuse'),
+        env: { ABUSE_KEY: 'k-123' },
+      });
+      expect(result.code, result.stderr).toBe(0);
+      const records = readFileSync(join(dir, 'abuse', 'out', 'all.jsonl'), 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(records.map((r) => [r.client_ip, r.threat_score, r.threat_reports, r.threat_matched])).toEqual([
+        ['45.155.205.233', 100, 3, true],
+        ['8.8.8.8', 0, 3, false],
+        ['10.1.2.3', null, null, false],
+      ]);
+      expect(asked.sort()).toEqual(['k-123:45.155.205.233', 'k-123:8.8.8.8']);
+      expect(result.stderr).not.toContain('k-123');
+    } finally {
+      server.close();
+      const redis = new Redis('redis://127.0.0.1:6379');
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    }
   });
 });
