@@ -68,7 +68,12 @@ export function parsePrefix(text: string): Prefix | undefined {
   const length = Number(lengthText);
   if (address.includes(':')) {
     if (!ipaddr.IPv6.isValid(address) || length > 128) return undefined;
-    return { bytes: masked(ipaddr.IPv6.parse(address).toByteArray(), length), length, version: 6 };
+    const parsed = ipaddr.IPv6.parse(address);
+    // `::ffff:192.0.2.0/120` is an IPv4 block: addresses are looked up as IPv4 once unmapped.
+    if (parsed.isIPv4MappedAddress() && length >= 96) {
+      return { bytes: masked(parsed.toIPv4Address().octets, length - 96), length: length - 96, version: 4 };
+    }
+    return { bytes: masked(parsed.toByteArray(), length), length, version: 6 };
   }
   const bytes = dottedQuad(address);
   if (bytes === undefined || length > 32) return undefined;

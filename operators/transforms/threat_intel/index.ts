@@ -72,7 +72,8 @@ export default defineTransform<typeof schema, ThreatIntelOptions>({
     return { default: output, [THREATS_PORT]: output };
   },
   fields(options): readonly FieldUse[] {
-    const uses: FieldUse[] = [{ path: ['ip_field'], field: options.ip_field }];
+    const uses: FieldUse[] = [];
+    if (options.lists.length > 0 || options.abuseipdb) uses.push({ path: ['ip_field'], field: options.ip_field });
     if (options.signatures.builtin || options.signatures.files.length > 0) {
       for (const key of ['path_field', 'query_field', 'user_agent_field', 'referrer_field'] as const) {
         const field = options[key];
@@ -127,11 +128,11 @@ export default defineTransform<typeof schema, ThreatIntelOptions>({
       } else seen.set(list.name, i);
     });
     const signatures = options.signatures.builtin || options.signatures.files.length > 0;
-    if (!signatures && options.lists.length === 0) {
+    if (!signatures && options.lists.length === 0 && !options.abuseipdb) {
       problems.push({
         path: [],
-        message: 'nothing to look for: no lists, and signatures are off',
-        hint: 'add `lists:` or leave `signatures.builtin` on',
+        message: 'nothing to look for: no lists, signatures off, no abuseipdb',
+        hint: 'add `lists:`, or leave `signatures.builtin` on',
       });
     }
     return problems;

@@ -170,11 +170,17 @@ describe('threat_intel options', () => {
       definition
         .validate?.(options({ signatures: { builtin: false } }), { inputSchema: undefined })
         .map((p) => p.message),
-    ).toEqual(['nothing to look for: no lists, and signatures are off']);
+    ).toEqual(['nothing to look for: no lists, signatures off, no abuseipdb']);
   });
 
   it('names the fields it reads, so misspellings are caught', () => {
     expect(definition.fields?.(options({ ip_field: 'clientip', referrer_field: null }))).toEqual([
+      { path: ['path_field'], field: 'path' },
+      { path: ['query_field'], field: 'query' },
+      { path: ['user_agent_field'], field: 'user_agent' },
+    ]);
+    const lists = [{ name: 'a', path: 'a.txt' }];
+    expect(definition.fields?.(options({ ip_field: 'clientip', referrer_field: null, lists }))).toEqual([
       { path: ['ip_field'], field: 'clientip' },
       { path: ['path_field'], field: 'path' },
       { path: ['query_field'], field: 'query' },

@@ -175,6 +175,9 @@ describe('addresses', () => {
     expect(prefixText(parsePrefix('2001:db8:ffff::1/33') as NonNullable<ReturnType<typeof parsePrefix>>)).toBe(
       '2001:db8:8000::/33',
     );
+    expect(prefixText(parsePrefix('::ffff:192.0.2.77/120') as NonNullable<ReturnType<typeof parsePrefix>>)).toBe(
+      '192.0.2.0/24',
+    );
     for (const bad of ['1.2.3.4/33', '::/129', '1.2.3.4/', '1.2.3.4/x', '1.2.3/8'])
       expect(parsePrefix(bad), bad).toBeUndefined();
   });
