@@ -179,7 +179,11 @@ async function processChild(log: string, list: string): Promise<void> {
     reload: { watch: false, interval_seconds: 0 },
   } as ThreatIntelOptions;
   const transform = await threatDefinition.create(options, context);
+  const heapBefore = process.memoryUsage().heapUsed;
+  const opening = process.hrtime.bigint();
   await transform.open?.();
+  const openSeconds = Number(process.hrtime.bigint() - opening) / 1e9;
+  const heapAfter = process.memoryUsage().heapUsed;
   let threats = 0;
   const records = parsed.default;
   const started = process.hrtime.bigint();
@@ -189,7 +193,15 @@ async function processChild(log: string, list: string): Promise<void> {
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await transform.close?.();
-  process.stdout.write(JSON.stringify({ records: records.length, threats, seconds }));
+  process.stdout.write(
+    JSON.stringify({
+      records: records.length,
+      threats,
+      seconds,
+      openSeconds,
+      openHeapKb: (heapAfter - heapBefore) / 1024,
+    }),
+  );
 }
 
 function runChild(args: string[]): Record<string, number> {
@@ -223,6 +235,8 @@ async function main(): Promise<void> {
     const p = runChild(['--child', 'process', log, list]);
     console.log(`threat_intel_process_records_per_sec: ${Math.round(lines / (p.seconds as number))} records/s`);
     console.log(`threat_intel_matched: ${p.threats} of ${p.records} records`);
+    console.log(`threat_intel_open: ${Math.round((p.openSeconds as number) * 1000)} ms (list and signatures read)`);
+    console.log(`threat_intel_open_heap: ${((p.openHeapKb as number) / 1024).toFixed(1)} MiB more heap after open`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
