@@ -136,7 +136,7 @@ describe('threat_intel', () => {
 
   it('fails to start on a missing list, and on a malformed rule file, saying which and where', async () => {
     await expect(started({ lists: [{ name: 'gone', path: 'nowhere.txt' }] })).rejects.toThrow(
-      /threat_intel stage: cannot read list: ENOENT.*nowhere\.txt/,
+      /^threat_intel stage: list gone: cannot read \/.*\/nowhere\.txt: no such file$/,
     );
     writeFileSync(
       join(dir, 'bad-rules.yaml'),

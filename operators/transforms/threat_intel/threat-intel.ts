@@ -84,12 +84,21 @@ export class ThreatIntelTransform implements Transform {
     );
     for (const list of this.lists) this.follow(list);
     try {
-      await Promise.all(this.lists.map((list) => list.open()));
+      await Promise.all(
+        this.lists.map((list) =>
+          list.open().catch((error: NodeJS.ErrnoException) => {
+            const why = error.code === 'ENOENT' ? 'no such file' : error.message;
+            throw new EtlError(
+              'ETL_CFG_INVALID',
+              `threat_intel ${ctx.id}: list ${list.name}: cannot read ${list.options.path}: ${why}`,
+              { cause: error },
+            );
+          }),
+        ),
+      );
     } catch (error) {
       for (const list of this.lists) list.close();
-      throw new EtlError('ETL_CFG_INVALID', `threat_intel ${ctx.id}: cannot read list: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw error;
     }
   }
 
