@@ -145,6 +145,24 @@ describe('a list following its file', () => {
     expect(list.lookup(ip('192.0.2.9'))?.entry.range).toBe('192.0.2.0/24');
   });
 
+  it('refuses a file of which no line is an address, at start and at a reload (an error page saved as the list)', async () => {
+    const path = join(dir, 'html.txt');
+    writeFileSync(path, '<html>\n<body>502 Bad Gateway</body>\n</html>\n');
+    await expect(watched(path).open()).rejects.toThrow(
+      /no address or CIDR block in it: 3 lines refused, the first at line 1: <html>/,
+    );
+    writeFileSync(path, '192.0.2.0/24\n');
+    const list = watched(path);
+    await list.open();
+    const failed = once(list, 'failed');
+    writeFileSync(path, '<html>502</html>\n');
+    expect(String((await failed)[0].error)).toMatch(/no address or CIDR block/);
+    expect(list.lookup(ip('192.0.2.9'))?.entry.range).toBe('192.0.2.0/24');
+    const loaded = once(list, 'loaded');
+    writeFileSync(path, '');
+    expect((await loaded)[0].ranges).toBe(0);
+  });
+
   it('reloads on its schedule without file events', async () => {
     const path = join(dir, 'polled.txt');
     writeFileSync(path, '192.0.2.0/24\n');

@@ -128,8 +128,8 @@ export interface FailedEvent {
 }
 
 /**
- * A list kept in step with its file: loaded at `open` (a missing or unreadable file fails the start), read
- * again when the file changes. A reload that cannot read the file keeps the table it has and emits `failed`;
+ * A list kept in step with its file: loaded at `open` (a missing or unreadable file, or one of which no line is
+ * an address or block, fails the start), read again when the file changes. A reload that cannot read the file keeps the table it has and emits `failed`;
  * one that can swaps the table in at once, between two lookups, and emits `loaded`.
  */
 export class WatchedList extends EventEmitter<{ loaded: [LoadedEvent]; failed: [FailedEvent] }> {
@@ -222,6 +222,14 @@ export class WatchedList extends EventEmitter<{ loaded: [LoadedEvent]; failed: [
     const before = await stat(this.options.path);
     const text = await readFile(this.options.path, 'utf8');
     const { table, refused } = parseList(text);
+    // A list download that saved an error page instead: keep the list (or refuse to start) rather than
+    // silently stop matching.
+    const first = refused[0];
+    if (table.size === 0 && first) {
+      throw new Error(
+        `no address or CIDR block in it: ${refused.length} lines refused, the first at line ${first.line}: ${first.text}`,
+      );
+    }
     if (this.closed) return { ...this.where(), ranges: table.size, refused, reload };
     this.current = table;
     this.version = versionOf(before);
