@@ -132,7 +132,15 @@ const scoresOf = (records: EtlRecord[] | undefined) =>
 describe('threat_intel with AbuseIPDB', () => {
   it('adds scores, matches at min_score, sends no private address, and answers again from the cache', async () => {
     const { transform, ctx, opts } = await started({ min_score: 75 });
-    const batch = from('45.155.205.233', '8.8.8.8', '10.0.0.1', '2a06:e480::66', 'host.example', '45.155.205.233');
+    const batch = from(
+      '45.155.205.233',
+      '8.8.8.8',
+      '10.0.0.1',
+      '2a06:e480::66',
+      'host.example',
+      '45.155.205.233',
+      '8.8',
+    );
     const out = await transform.process(batch);
     expect(scoresOf(out.default)).toEqual([
       ['45.155.205.233', 100, 10, true],
@@ -141,6 +149,7 @@ describe('threat_intel with AbuseIPDB', () => {
       ['2a06:e480::66', 90, 9, true],
       ['host.example', null, null, false],
       ['45.155.205.233', 100, 10, true],
+      ['8.8', null, null, false],
     ]);
     expect(out.threats?.map((r) => r.client_ip)).toEqual(['45.155.205.233', '2a06:e480::66', '45.155.205.233']);
     expect(asked.sort()).toEqual(['2a06:e480::66', '45.155.205.233', '8.8.8.8']);

@@ -11,6 +11,7 @@ import ipaddr from 'ipaddr.js';
 import CircuitBreaker from 'opossum';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Logger, OperatorMetrics } from '../../../engine/operator.ts';
+import { addressBytes } from './address.ts';
 import type { ThreatIntelOptions } from './schema.ts';
 
 export type AbuseIpdbOptions = NonNullable<ThreatIntelOptions['abuseipdb']>;
@@ -33,8 +34,12 @@ class QuotaSpent extends Error {
 
 const CACHE_PREFIX = 'threat_intel:abuseipdb:check:';
 
-/** Whether AbuseIPDB can know anything of the address: only public unicast addresses are sent. */
+/**
+ * Whether AbuseIPDB can know anything of the address: only public unicast addresses are sent, written as
+ * `addressBytes` reads them (not `10.1` nor `0x7f.1`, which ipaddr.js would take).
+ */
 export function isPublic(address: string): boolean {
+  if (addressBytes(address) === undefined) return false;
   try {
     const parsed = ipaddr.process(address);
     return parsed.range() === 'unicast';
