@@ -299,7 +299,8 @@ const cases: Record<string, CaseMaker<unknown>> = {
     make: (value: { options: Record<string, unknown>; list: string[]; records: EtlRecord[] }, dir: string): Case => {
       const lists = (value.options.lists as { name: string; path: string }[]).map((l, i) => {
         const path = join(dir, `list-${i}.txt`);
-        writeFileSync(path, value.list.join('\n'));
+        // A list with no block at all is refused at open; one block, then whatever was drawn.
+        writeFileSync(path, ['10.0.0.0/8', ...value.list].join('\n'));
         return { name: l.name, path };
       });
       const schema = {
