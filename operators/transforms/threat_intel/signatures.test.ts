@@ -1,4 +1,5 @@
 /** The bundled signatures on real attack requests and on innocent requests that look like them; rule files. */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   BUNDLED_RULES,
@@ -162,6 +163,27 @@ describe('bundled signatures', () => {
   it('reads only the first 8 KiB of a part, so a huge one costs a bounded time', () => {
     expect(rulesOf({ path: `/${'a'.repeat(10_000)}/.env` })).toEqual([]);
     expect(rulesOf({ query: `x=${'<'.repeat(200_000)}` })).toEqual([]);
+  });
+});
+
+describe('any input', () => {
+  it('is matched without throwing, naming only rules that exist, each once', () => {
+    const ids = new Set(bundled.map((r) => r.id));
+    const piece = fc.oneof(
+      fc.string({ maxLength: 20 }),
+      fc.constantFrom('%', '%2', '%25', '%c0%ae', '../', "'", '<', 'union select', '${jndi:', '/.env', '\u0000'),
+    );
+    const part = fc.array(piece, { maxLength: 30 }).map((p) => p.join(''));
+    fc.assert(
+      fc.property(fc.record({ path: part, query: part, user_agent: part, referrer: part }), (parts) => {
+        const match = signatures.match(parts);
+        if (match === undefined) return;
+        expect(match.rules.every((id) => ids.has(id))).toBe(true);
+        expect(new Set(match.rules).size).toBe(match.rules.length);
+        expect(match.categories.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
