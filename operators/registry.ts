@@ -16,6 +16,7 @@ import parseTransform from './transforms/parse/index.ts';
 import userAgentTransform from './transforms/user_agent/index.ts';
 import validateTransform from './transforms/validate/index.ts';
 import sessionizeTransform from './transforms/sessionize/index.ts';
+import threatIntelTransform from './transforms/threat_intel/index.ts';
 
 export const registry: readonly OperatorDefinition[] = [
   fileSource,
@@ -27,6 +28,7 @@ export const registry: readonly OperatorDefinition[] = [
   validateTransform,
   sessionizeTransform,
   anomaliesTransform,
+  threatIntelTransform,
   fileSink,
   stdoutSink,
   blackholeSink,

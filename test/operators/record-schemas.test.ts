@@ -329,6 +329,50 @@ const cases: Record<string, CaseMaker<unknown>> = {
     },
     runs: 30,
   }),
+  'transform threat_intel': maker({
+    values: fc.record({
+      options: fc.constantFrom(
+        ...(definition('transform', 'threat_intel').examples as Record<string, unknown>[]).filter(
+          // Rule files and AbuseIPDB (a Redis resource) reach outside the test: their own tests cover them.
+          (o) => (o.signatures as { files: string[] }).files.length === 0 && o.abuseipdb === undefined,
+        ),
+      ),
+      list: fc.array(fc.constantFrom('192.0.2.0/24 ; SBL1', '2001:db8::/32', '198.51.100.7', 'junk', '# c'), {
+        maxLength: 6,
+      }),
+      records: fc.array(
+        fc.record({
+          client_ip: fc.constantFrom('192.0.2.9', '2001:db8::1', '198.51.100.7', '203.0.113.1', 'host.example', null),
+          path: fc.constantFrom('/', '/.env', '/wp-login.php', '/a/../../etc/passwd', null),
+          query: fc.constantFrom("id=1' or '1'='1", 'q=shoes', null),
+          user_agent: fc.constantFrom('sqlmap/1.7', 'Mozilla/5.0', null),
+          referrer: fc.constantFrom('https://example.com/', null),
+        }),
+        { minLength: 1, maxLength: 40 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; list: string[]; records: EtlRecord[] }, dir: string): Case => {
+      const lists = (value.options.lists as { name: string; path: string }[]).map((l, i) => {
+        const path = join(dir, `list-${i}.txt`);
+        // A list with no block at all is refused at open; one block, then whatever was drawn.
+        writeFileSync(path, ['10.0.0.0/8', ...value.list].join('\n'));
+        return { name: l.name, path };
+      });
+      const schema = {
+        type: 'object',
+        additionalProperties: false,
+        required: ['client_ip', 'path', 'query', 'user_agent', 'referrer'],
+        properties: Object.fromEntries(
+          ['client_ip', 'path', 'query', 'user_agent', 'referrer'].map((f) => [f, { type: ['string', 'null'] }]),
+        ),
+      } as const satisfies RecordSchema;
+      return {
+        options: { ...structuredClone(value.options), lists, reload: { watch: false, interval_seconds: 0 } },
+        input: { schema, records: value.records },
+      };
+    },
+    runs: 30,
+  }),
   'transform user_agent': maker({
     values: fc.record({
       agents: fc.array(
