@@ -7,11 +7,14 @@
  * (browsers × versions × systems × devices, and bots), each drawn with a Zipf law (s = 1): a few clients and
  * agents make most requests, a long tail appears once or twice. The caches' hit ratios are printed, and the
  * enrichments run once more without their caches (`cache_size: 0`, on a tenth of the lines): what the caches save.
- * Then the same lines from a file through YAML and the runtime, with and without the two stages, in wall time.
- * Usage: node bench/enrich.ts [--lines 500000] [--addresses 50000] [--agents 3000]
+ * Then the same lines from a file through YAML and the runtime, in wall time: parse alone, parse → geoip →
+ * user_agent, and the whole enrichment chain of the issue, parse → validate (the rules a site checks) → geoip →
+ * user_agent → threat_intel (a FireHOL-style list of 10,000 blocks and the bundled signatures; 1% of the requests
+ * are probes).
+ * Usage: node bench/enrich.ts [--lines 500000] [--addresses 50000] [--agents 3000] [--pipelines-only]
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -166,17 +169,66 @@ function lineMaker(nAddresses: number, nAgents: number): () => string {
   const agentPool = agents(nAgents, rnd);
   const client = zipf(pool.length, rnd);
   const agent = zipf(agentPool.length, rnd);
-  return () =>
-    `${pool[client()]} - - [05/Dec/2026:10:00:00 +0000] "GET /products/${Math.floor(rnd() * 5000)} HTTP/1.1" 200 ` +
-    `${Math.floor(rnd() * 50000)} "-" "${agentPool[agent()]}"`;
+  const probes = ['/.env', '/wp-login.php', '/.git/config', "/item?id=1'%20OR%20'1'='1", '/../../etc/passwd'];
+  return () => {
+    const path = rnd() < 0.01 ? probes[Math.floor(rnd() * probes.length)] : `/products/${Math.floor(rnd() * 5000)}`;
+    return (
+      `${pool[client()]} - - [05/Dec/2026:10:00:00 +0000] "GET ${path} HTTP/1.1" 200 ` +
+      `${Math.floor(rnd() * 50000)} "-" "${agentPool[agent()]}"`
+    );
+  };
 }
 
 /**
  * One case through YAML, the loader and the runtime (file → parse → [geoip → user_agent] → blackhole), in wall
  * time: what `etl apply` does with these stages.
  */
-async function pipelineChild(enrich: boolean, file: string): Promise<void> {
+const PIPELINE_STAGES: Record<string, { stages: string; last: string }> = {
+  pipeline_parse: { stages: '', last: 'parsed' },
+  pipeline_parse_geoip_ua: {
+    stages: `    located: { type: geoip, inputs: [parsed] }
+    agents: { type: user_agent, inputs: [located] }
+`,
+    last: 'agents',
+  },
+  pipeline_full_chain: {
+    stages: `    checked:
+      type: validate
+      inputs: [parsed]
+      rules:
+        - { name: client_ip, ip: { field: client_ip } }
+        - { name: has_time, required: { fields: [timestamp] } }
+        - { name: status, status: { field: status } }
+        - { name: method, action: flag, method: { field: method } }
+        - { name: path, action: flag, path: { field: path, max_length: 2048 } }
+        - { name: bytes, non_negative: { field: bytes } }
+    located: { type: geoip, inputs: [checked] }
+    agents: { type: user_agent, inputs: [located] }
+    intel:
+      type: threat_intel
+      inputs: [agents]
+      lists: [{ name: blocked, path: LIST }]
+`,
+    last: 'intel',
+  },
+};
+
+/** A FireHOL-style list of `n` blocks, mostly /16–/32 IPv4 and some IPv6 /48. */
+function writeBlockList(file: string, n: number): void {
+  const rnd = random(11);
+  const blocks = ['# bench list'];
+  for (let i = 0; i < n; i++) {
+    const octet = () => Math.floor(rnd() * 256);
+    if (rnd() < 0.1) blocks.push(`2a0${Math.floor(rnd() * 10)}:${Math.floor(rnd() * 65536).toString(16)}::/48`);
+    else blocks.push(`${1 + Math.floor(rnd() * 223)}.${octet()}.${octet()}.0/${16 + Math.floor(rnd() * 17)}`);
+  }
+  writeFileSync(file, `${blocks.join('\n')}\n`);
+}
+
+async function pipelineChild(name: string, file: string, list: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'etl-bench-enrich-run-'));
+  const chain = PIPELINE_STAGES[name];
+  if (!chain) throw new Error(`no pipeline case ${name}`);
   try {
     const yaml = `apiVersion: etl/v1
 kind: Pipeline
@@ -187,8 +239,8 @@ spec:
     logs: { type: file, paths: [${JSON.stringify(file)}] }
   operators:
     parsed: { type: parse, inputs: [logs], format: combined }
-${enrich ? '    located: { type: geoip, inputs: [parsed] }\n    agents: { type: user_agent, inputs: [located] }\n' : ''}  sinks:
-    hole: { type: blackhole, inputs: [${enrich ? 'agents' : 'parsed'}] }
+${chain.stages.replace('LIST', JSON.stringify(list))}  sinks:
+    hole: { type: blackhole, inputs: [${chain.last}] }
 `;
     const { pipelines, diagnostics } = await loadPipelinesFromString(yaml, join(dir, 'bench.yaml'));
     const spec = pipelines[0];
@@ -268,7 +320,8 @@ function main(): void {
   console.log(`bench_lines: ${lines} lines, ${nAddresses} distinct addresses, ${nAgents} distinct agents (Zipf)`);
   const self = fileURLToPath(import.meta.url);
   const results: Record<string, Figures> = {};
-  for (const name of ['parse', 'parse_geoip_ua', 'parse_geoip_ua_uncached']) {
+  const cases = process.argv.includes('--pipelines-only') ? [] : ['parse', 'parse_geoip_ua', 'parse_geoip_ua_uncached'];
+  for (const name of cases) {
     // Without caches, agents are parsed at every line: a tenth of the lines tells the rate.
     const n = name.endsWith('uncached') ? Math.ceil(lines / 10) : lines;
     const run = spawnSync(
@@ -290,25 +343,35 @@ function main(): void {
     if (r.geoipHitRatio !== undefined) console.log(`geoip_cache_hit_ratio: ${r.geoipHitRatio.toFixed(3)}`);
     if (r.uaHitRatio !== undefined) console.log(`user_agent_cache_hit_ratio: ${r.uaHitRatio.toFixed(3)}`);
   }
-  const a = results.parse as Figures;
-  const b = results.parse_geoip_ua as Figures;
+  const a = results.parse;
+  const b = results.parse_geoip_ua;
   const sum = (f: Figures) => Object.values(f.seconds).reduce((x, y) => x + y, 0);
-  console.log(`enrich_slowdown: ${(sum(b) / sum(a)).toFixed(2)}x the time of parse alone`);
-  console.log(`enrich_extra_rss: ${((b.maxRssKb - a.maxRssKb) / 1024).toFixed(0)} MiB`);
+  if (a && b) {
+    console.log(`enrich_slowdown: ${(sum(b) / sum(a)).toFixed(2)}x the time of parse alone`);
+    console.log(`enrich_extra_rss: ${((b.maxRssKb - a.maxRssKb) / 1024).toFixed(0)} MiB`);
+  }
 
   // Through the runtime, from a file of the same lines.
   const dir = mkdtempSync(join(tmpdir(), 'etl-bench-enrich-'));
   try {
     const file = join(dir, 'access.log');
+    const list = join(dir, 'blocked.netset');
     writeLines(file, lines, nAddresses, nAgents);
-    for (const name of ['pipeline_parse', 'pipeline_parse_geoip_ua']) {
-      const run = spawnSync(process.execPath, [self, '--pipeline', name, '--file', file], { encoding: 'utf8' });
+    writeBlockList(list, 10_000);
+    const rates: Record<string, number> = {};
+    for (const name of Object.keys(PIPELINE_STAGES)) {
+      const run = spawnSync(process.execPath, [self, '--pipeline', name, '--file', file, '--list', list], {
+        encoding: 'utf8',
+      });
       if (run.status !== 0) throw new Error(`case ${name} failed: ${run.stderr}`);
       const r = JSON.parse(run.stdout) as { records: number; seconds: number; maxRssKb: number };
       if (r.records !== lines) throw new Error(`case ${name}: ${r.records} records out of ${lines} lines`);
+      rates[name] = lines / r.seconds;
       console.log(`${name}_lines_per_sec: ${Math.round(lines / r.seconds)} lines/s (wall time)`);
       console.log(`${name}_peak_rss: ${(r.maxRssKb / 1024).toFixed(0)} MiB`);
     }
+    const share = (rates.pipeline_full_chain as number) / (rates.pipeline_parse as number);
+    console.log(`full_chain_share_of_parse_rate: ${(share * 100).toFixed(0)}% (goal: at least 50%)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -325,7 +388,7 @@ if (arg('write') !== undefined) {
     Number(arg('agents') ?? 3_000),
   );
 } else if (pipelineCase !== undefined) {
-  await pipelineChild(pipelineCase !== 'pipeline_parse', arg('file') as string);
+  await pipelineChild(pipelineCase, arg('file') as string, arg('list') as string);
 } else if (childCase !== undefined) {
   await child(childCase, Number(arg('lines')), Number(arg('addresses')), Number(arg('agents')));
 } else {
