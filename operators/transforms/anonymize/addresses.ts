@@ -1,0 +1,78 @@
+/**
+ * What becomes of an IP address: truncated to its network (/24, /48 by default), replaced by a keyed pseudonym,
+ * or dropped. ipaddr.js parses and masks; node:crypto computes the HMAC.
+ */
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import ipaddr from 'ipaddr.js';
+
+export type AddressMode = 'truncate' | 'pseudonymize' | 'drop' | 'keep';
+
+/** A keyed HMAC-SHA256 whose output names the key it was made with: `<key_id>:<22 base64url characters>`. */
+export class Pseudonymizer {
+  // A KeyObject rather than the string: inspecting or logging this object never shows the key.
+  private readonly key: KeyObject;
+  readonly keyId: string;
+
+  constructor(key: string, keyId: string) {
+    this.key = createSecretKey(Buffer.from(key, 'utf8'));
+    this.keyId = keyId;
+  }
+
+  /**
+   * `domain` keeps pseudonyms of different kinds apart (an IP and a user name spelt alike map to different
+   * values). 128 bits of the HMAC: collisions are negligible at any log volume.
+   */
+  of(domain: string, value: string): string {
+    const mac = createHmac('sha256', this.key).update(domain).update('\0').update(value).digest();
+    return `${this.keyId}:${mac.subarray(0, 16).toString('base64url')}`;
+  }
+}
+
+export interface AddressRule {
+  readonly mode: AddressMode;
+  readonly ipv4Prefix: number;
+  readonly ipv6Prefix: number;
+  readonly pseudonymizer?: Pseudonymizer;
+}
+
+/** The address parsed, IPv4-mapped IPv6 (`::ffff:192.0.2.1`) read as the IPv4 address it carries. */
+function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  if (!ipaddr.isValid(text)) return undefined;
+  // isValid also admits the classful forms `10.1` and `0x0a.1`, which no log writes for a client.
+  if (text.includes('.') && !text.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(text)) return undefined;
+  const parsed = ipaddr.parse(text);
+  return parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()
+    ? (parsed as ipaddr.IPv6).toIPv4Address()
+    : parsed;
+}
+
+/** Whether `text` is an IPv4 or IPv6 address (without a port or brackets). */
+export function isAddress(text: string): boolean {
+  return parseAddress(text) !== undefined;
+}
+
+/**
+ * The address as the rule leaves it; null when it must go (mode `drop`, or a value that is no address in mode
+ * `truncate`: a host name cannot be truncated and is itself personal data).
+ */
+export function anonymizeAddress(text: string, rule: AddressRule): string | null {
+  switch (rule.mode) {
+    case 'keep':
+      return text;
+    case 'drop':
+      return null;
+    case 'pseudonymize': {
+      const parsed = parseAddress(text);
+      // One pseudonym per address, however it was written (`2001:DB8::1`, `2001:db8:0:0::1`).
+      const canonical = parsed === undefined ? text : parsed.toNormalizedString();
+      return (rule.pseudonymizer as Pseudonymizer).of('ip', canonical);
+    }
+    case 'truncate': {
+      const parsed = parseAddress(text);
+      if (parsed === undefined) return null;
+      return parsed.kind() === 'ipv4'
+        ? ipaddr.IPv4.networkAddressFromCIDR(`${parsed.toString()}/${rule.ipv4Prefix}`).toString()
+        : ipaddr.IPv6.networkAddressFromCIDR(`${parsed.toString()}/${rule.ipv6Prefix}`).toString();
+    }
+  }
+}
