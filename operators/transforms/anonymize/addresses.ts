@@ -3,6 +3,7 @@
  * or dropped. ipaddr.js parses and masks; node:crypto computes the HMAC.
  */
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { isIP, isIPv4 } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 export type AddressMode = 'truncate' | 'pseudonymize' | 'drop' | 'keep';
@@ -33,22 +34,26 @@ export interface AddressRule {
   readonly ipv4Prefix: number;
   readonly ipv6Prefix: number;
   readonly pseudonymizer?: Pseudonymizer;
+  /** Results by address: a log repeats its clients, and an HMAC costs microseconds. Bounded by its owner. */
+  readonly memo?: Map<string, string | null>;
 }
+
+const MEMO_ENTRIES = 50_000;
 
 /** The address parsed, IPv4-mapped IPv6 (`::ffff:192.0.2.1`) read as the IPv4 address it carries. */
 function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
-  if (!ipaddr.isValid(text)) return undefined;
-  // isValid also admits the classful forms `10.1` and `0x0a.1`, which no log writes for a client.
-  if (text.includes('.') && !text.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(text)) return undefined;
+  // node:net decides (in C++, fast) what is an address: `10.1` and `0x0a.0.0.1` are not, as for ipaddr.js they are.
+  const family = isIP(text);
+  if (family === 0) return undefined;
   const parsed = ipaddr.parse(text);
-  return parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()
+  return family === 6 && (parsed as ipaddr.IPv6).isIPv4MappedAddress()
     ? (parsed as ipaddr.IPv6).toIPv4Address()
     : parsed;
 }
 
 /** Whether `text` is an IPv4 or IPv6 address (without a port or brackets). */
 export function isAddress(text: string): boolean {
-  return parseAddress(text) !== undefined;
+  return isIP(text) !== 0;
 }
 
 /**
@@ -56,6 +61,18 @@ export function isAddress(text: string): boolean {
  * `truncate`: a host name cannot be truncated and is itself personal data).
  */
 export function anonymizeAddress(text: string, rule: AddressRule): string | null {
+  const memo = rule.memo;
+  if (memo === undefined) return anonymize(text, rule);
+  let result = memo.get(text);
+  if (result === undefined) {
+    result = anonymize(text, rule);
+    if (memo.size >= MEMO_ENTRIES) memo.clear();
+    memo.set(text, result);
+  }
+  return result;
+}
+
+function anonymize(text: string, rule: AddressRule): string | null {
   switch (rule.mode) {
     case 'keep':
       return text;
@@ -68,11 +85,28 @@ export function anonymizeAddress(text: string, rule: AddressRule): string | null
       return (rule.pseudonymizer as Pseudonymizer).of('ip', canonical);
     }
     case 'truncate': {
+      if (isIPv4(text)) return truncateIPv4(text, rule.ipv4Prefix);
       const parsed = parseAddress(text);
       if (parsed === undefined) return null;
-      return parsed.kind() === 'ipv4'
-        ? ipaddr.IPv4.networkAddressFromCIDR(`${parsed.toString()}/${rule.ipv4Prefix}`).toString()
-        : ipaddr.IPv6.networkAddressFromCIDR(`${parsed.toString()}/${rule.ipv6Prefix}`).toString();
+      if (parsed.kind() === 'ipv4') return truncateIPv4(parsed.toString(), rule.ipv4Prefix);
+      const bytes = parsed.toByteArray();
+      mask(bytes, rule.ipv6Prefix);
+      return ipaddr.fromByteArray(bytes).toString();
     }
+  }
+}
+
+// IPv4 by hand: the common case, and five times faster than through ipaddr.js (bench/anonymize.ts).
+function truncateIPv4(text: string, prefix: number): string {
+  const bytes = text.split('.').map(Number);
+  mask(bytes, prefix);
+  return bytes.join('.');
+}
+
+/** Zeroes the bits of `bytes` after the first `prefix`. */
+function mask(bytes: number[], prefix: number): void {
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    bytes[i] = (bytes[i] as number) & ((0xff << (8 - keep)) & 0xff);
   }
 }

@@ -34,6 +34,7 @@ export class Anonymizer {
   private readonly userMode: AnonymizeOptions['user']['mode'];
   private readonly pseudonymizer: Pseudonymizer | undefined;
   private readonly dropRaw: boolean;
+  private readonly userMemo = new Map<string, string>();
 
   constructor(options: AnonymizeOptions) {
     this.pseudonymizer = options.key === undefined ? undefined : new Pseudonymizer(options.key, options.key_id ?? 'k');
@@ -45,12 +46,24 @@ export class Anonymizer {
       mode: options.ip.mode,
       ipv4Prefix: options.ip.ipv4_prefix,
       ipv6Prefix: options.ip.ipv6_prefix,
+      memo: new Map(),
       ...(this.pseudonymizer === undefined ? {} : { pseudonymizer: this.pseudonymizer }),
     };
     const names = new Set(options.scrub.params.map((p) => p.toLowerCase()));
-    const patterns = options.scrub.param_patterns.map((p) => new RegExp(p, 'i'));
+    const patterns = options.scrub.param_patterns;
+    const pattern = patterns.length === 0 ? undefined : new RegExp(patterns.map((p) => `(?:${p})`).join('|'), 'i');
+    // The same few parameter names come back on every line: each is judged once (a bounded memo).
+    const judged = new Map<string, boolean>();
     this.text = {
-      sensitiveParam: (name) => names.has(name.toLowerCase()) || patterns.some((p) => p.test(name)),
+      sensitiveParam: (name) => {
+        let sensitive = judged.get(name);
+        if (sensitive === undefined) {
+          sensitive = names.has(name.toLowerCase()) || pattern?.test(name) === true;
+          if (judged.size >= 10_000) judged.clear();
+          judged.set(name, sensitive);
+        }
+        return sensitive;
+      },
       emails: options.scrub.emails,
       phones: options.scrub.phones,
       cards: options.scrub.cards,
@@ -117,7 +130,14 @@ export class Anonymizer {
   private userValue(value: unknown): unknown {
     if (this.userMode === 'keep' || value === null || value === undefined) return value;
     if (this.userMode === 'drop') return null;
-    return typeof value === 'string' ? (this.pseudonymizer as Pseudonymizer).of('user', value) : null;
+    if (typeof value !== 'string') return null;
+    let pseudonym = this.userMemo.get(value);
+    if (pseudonym === undefined) {
+      pseudonym = (this.pseudonymizer as Pseudonymizer).of('user', value);
+      if (this.userMemo.size >= 50_000) this.userMemo.clear();
+      this.userMemo.set(value, pseudonym);
+    }
+    return pseudonym;
   }
 
   private textValue(value: unknown, depth = 0): unknown {

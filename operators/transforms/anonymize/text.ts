@@ -36,6 +36,12 @@ const PHONE_INTL = /(?<![\dA-Za-z%])(?:\+|%2B|00)\d(?:(?:[ .-]|%20)?\(?\d\)?){7,
 // `+` separates too: form-encoded queries write blanks as `+`.
 const PHONE_GROUPED = /(?<![\dA-Za-z.])\(?\d{2,4}\)?(?:(?:[ .+-]|%20)\d{2,4}){2,5}(?![\dA-Za-z.])/g;
 
+// Cheap tests run first, so that the costly patterns above only see text that may hold what they look for.
+const IPV4_HINT = /\d\.\d{1,3}\.\d{1,3}\.\d/;
+const IPV6_HINT = /[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:/;
+const DIGITS_13 = /\d(?:(?: |-|%20)?\d){12}/;
+const PHONE_HINT = /(?:\+|%2B|00)\d{3}|\d{2}\)?(?:[ .+-]|%20)\(?\d{2,4}(?:[ .+-]|%20)\d{2}/i;
+
 export function scrubText(text: string, rule: TextRule): string {
   let out = text;
   if (out.includes('=')) {
@@ -47,11 +53,13 @@ export function scrubText(text: string, rule: TextRule): string {
   const addresses = rule.addresses;
   if (addresses !== undefined && addresses.mode !== 'keep') {
     const replace = (match: string) => (isAddress(match) ? (anonymizeAddress(match, addresses) ?? '[ip]') : match);
-    if (out.includes('.')) out = out.replace(IPV4, replace);
-    if (out.includes(':')) out = out.replace(IPV6, replace);
+    if (IPV4_HINT.test(out)) out = out.replace(IPV4, replace);
+    if (IPV6_HINT.test(out)) out = out.replace(IPV6, replace);
   }
-  if (rule.cards) out = out.replace(CARD, (match) => (luhn(match) ? '[card]' : match));
-  if (rule.phones) out = out.replace(PHONE_INTL, '[phone]').replace(PHONE_GROUPED, phoneIfEnoughDigits);
+  if (rule.cards && DIGITS_13.test(out)) out = out.replace(CARD, (match) => (luhn(match) ? '[card]' : match));
+  if (rule.phones && PHONE_HINT.test(out)) {
+    out = out.replace(PHONE_INTL, '[phone]').replace(PHONE_GROUPED, phoneIfEnoughDigits);
+  }
   return out;
 }
 
