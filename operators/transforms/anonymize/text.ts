@@ -38,17 +38,13 @@ const PHONE_GROUPED = /(?<![\dA-Za-z.])\(?\d{2,4}\)?(?:(?:[ .+-]|%20)\d{2,4}){2,
 
 // Cheap tests run first, so that the costly patterns above only see text that may hold what they look for.
 const IPV4_HINT = /\d\.\d{1,3}\.\d{1,3}\.\d/;
-const IPV6_HINT = /[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:/;
+const IPV6_HINT = /::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:/;
 const DIGITS_13 = /\d(?:(?: |-|%20)?\d){12}/;
 const PHONE_HINT = /(?:\+|%2B|00)\d{3}|\d{2}\)?(?:[ .+-]|%20)\(?\d{2,4}(?:[ .+-]|%20)\d{2}/i;
 
 export function scrubText(text: string, rule: TextRule): string {
   let out = text;
-  if (out.includes('=')) {
-    out = out.replace(PARAM, (match, lead: string, name: string) =>
-      rule.sensitiveParam(decodeName(name)) ? `${lead}${name}=${REDACTED}` : match,
-    );
-  }
+  if (out.includes('=')) out = scrubParams(out, rule);
   if (rule.emails && (out.includes('@') || out.includes('%40'))) out = out.replace(EMAIL, '[email]');
   const addresses = rule.addresses;
   if (addresses !== undefined && addresses.mode !== 'keep') {
@@ -61,6 +57,21 @@ export function scrubText(text: string, rule: TextRule): string {
     out = out.replace(PHONE_INTL, '[phone]').replace(PHONE_GROUPED, phoneIfEnoughDigits);
   }
   return out;
+}
+
+/** `name=value` pairs with a sensitive name get `[redacted]` for value; the text is rebuilt only when one does. */
+function scrubParams(text: string, rule: TextRule): string {
+  let out = '';
+  let from = 0;
+  PARAM.lastIndex = 0;
+  for (let m = PARAM.exec(text); m !== null; m = PARAM.exec(text)) {
+    const name = m[2] as string;
+    if (!rule.sensitiveParam(decodeName(name))) continue;
+    const valueAt = m.index + (m[1] as string).length + name.length + 1;
+    out += `${text.slice(from, valueAt)}${REDACTED}`;
+    from = valueAt + (m[3] as string).length;
+  }
+  return from === 0 ? text : out + text.slice(from);
 }
 
 function phoneIfEnoughDigits(match: string): string {
