@@ -62,7 +62,8 @@ export function isAddress(text: string): boolean {
  */
 export function anonymizeAddress(text: string, rule: AddressRule): string | null {
   const memo = rule.memo;
-  if (memo === undefined) return anonymize(text, rule);
+  // Truncating an IPv4 address costs less than looking it up.
+  if (memo === undefined || (rule.mode === 'truncate' && isIPv4(text))) return anonymize(text, rule);
   let result = memo.get(text);
   if (result === undefined) {
     result = anonymize(text, rule);
@@ -100,13 +101,14 @@ function anonymize(text: string, rule: AddressRule): string | null {
 function truncateIPv4(text: string, prefix: number): string {
   const bytes = text.split('.').map(Number);
   mask(bytes, prefix);
-  return bytes.join('.');
+  return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
 }
 
 /** Zeroes the bits of `bytes` after the first `prefix`. */
 function mask(bytes: number[], prefix: number): void {
   for (let i = 0; i < bytes.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefix - i * 8));
-    bytes[i] = (bytes[i] as number) & ((0xff << (8 - keep)) & 0xff);
+    const keep = prefix - i * 8;
+    if (keep >= 8) continue;
+    bytes[i] = keep <= 0 ? 0 : (bytes[i] as number) & ((0xff << (8 - keep)) & 0xff);
   }
 }

@@ -177,6 +177,10 @@ describe('records', () => {
       },
     ]);
     expect(ports.dead_letter?.[0]?.[ORIGIN]).toEqual(raw[ORIGIN]);
+    // A record refused downstream is in `raw` as JSON: the record rules apply to it.
+    const refused = deadLetter(record, 'geo', 'lookup failed');
+    const [scrubbed] = (await transform.process([refused])).dead_letter ?? [];
+    expect(JSON.parse(String(scrubbed?.raw))).toMatchObject({ client_ip: '198.51.100.0', user: null, ident: null });
     const dropRaw = new AnonymizeTransform(options({ dead_letters: 'drop_raw' }), recordingContext());
     expect((await dropRaw.process([letter])).dead_letter?.[0]?.raw).toBe('');
   });

@@ -90,8 +90,24 @@ export class Anonymizer {
     return {
       ...letter,
       reason: scrubText(letter.reason, this.text),
-      raw: this.dropRaw ? '' : scrubText(this.clfUser(letter.raw), this.text),
+      raw: this.dropRaw ? '' : scrubText(this.recordAsJson(letter.raw) ?? this.clfUser(letter.raw), this.text),
     };
+  }
+
+  /**
+   * A dead letter of a record (a transform or sink refused it) holds it as JSON: the record rules apply to it as
+   * to any record, so its user field goes too. Undefined when `raw` is not a JSON object.
+   */
+  private recordAsJson(raw: string): string | undefined {
+    if (!raw.startsWith('{')) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      return undefined;
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+    return JSON.stringify(this.record(parsed as EtlRecord));
   }
 
   /**

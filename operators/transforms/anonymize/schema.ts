@@ -11,7 +11,8 @@ const fieldList = (what: string, defaults: string) =>
 
 export const DEFAULT_IP_FIELDS = ['client_ip', 'forwarded_for'] as const;
 export const DEFAULT_USER_FIELDS = ['user', 'ident'] as const;
-export const DEFAULT_TEXT_FIELDS = ['request', 'path', 'query', 'referrer', 'extra'] as const;
+// `message`: the text of error-log records, and the line itself when anonymize reads raw lines.
+export const DEFAULT_TEXT_FIELDS = ['request', 'path', 'query', 'referrer', 'extra', 'message'] as const;
 
 /** Parameter names whose values are scrubbed by default, compared without case. */
 export const DEFAULT_PARAMS = [
@@ -122,7 +123,7 @@ export const schema = {
       properties: {
         fields: fieldList(
           'URLs and text; in an object field (`extra`) every string value, and every value whose key is a sensitive parameter name',
-          '`request`, `path`, `query`, `referrer`, `extra`',
+          '`request`, `path`, `query`, `referrer`, `extra`, `message`',
         ),
         params: {
           type: 'array',
