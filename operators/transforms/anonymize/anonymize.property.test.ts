@@ -140,6 +140,36 @@ spec:
 }
 
 describe('anonymize through a pipeline', () => {
+  it('passes the dead letters it reads on without rejecting them again, also with on_error: fail', async () => {
+    const at = join(dir, 'forwarded');
+    mkdirSync(join(at, 'logs'), { recursive: true });
+    const good = '192.0.2.7 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "curl/8"';
+    writeFileSync(join(at, 'logs', 'a.log'), `${good}\nnot a line from 192.0.2.8\n`);
+    const yaml = `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: anonymize-forward }
+spec:
+  settings: { data_dir: ${join(at, '.etl')} }
+  sources:
+    logs: { type: file, paths: ['${join(at, 'logs', '*.log')}'] }
+  operators:
+    parsed: { type: parse, inputs: [logs], format: combined }
+    anon: { type: anonymize, inputs: [parsed, parsed.dead_letter], on_error: fail }
+  sinks:
+    out: { type: file, inputs: [anon], path: '${join(at, 'out.jsonl')}', format: jsonl }
+    rejects: { type: file, inputs: [anon.dead_letter], path: '${join(at, 'rejects.jsonl')}', format: jsonl }
+`;
+    const { pipelines } = await loadPipelinesFromString(yaml, join(at, 'p.yaml'), { env: {} });
+    const result = await runPipeline(pipelines[0] as NonNullable<(typeof pipelines)[0]>);
+    expect(result.ok, result.error?.message).toBe(true);
+    expect(result.stats.rejected).toBe(1);
+    const [letter] = readFileSync(join(at, 'rejects.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(letter).toMatchObject({ stage: 'parsed', raw: 'not a line from 192.0.2.0', origin: { line: 2 } });
+  });
+
   it('lets no original IP, user, scrubbed value or the key reach a sink, dead letters included', async () => {
     let rejected = 0;
     let stored = 0;
