@@ -97,8 +97,19 @@ function anonymize(text: string, rule: AddressRule): string | null {
   }
 }
 
+const ZEROS = ['', '.0.0.0', '.0.0', '.0'];
+
 // IPv4 by hand: the common case, and five times faster than through ipaddr.js (bench/anonymize.ts).
 function truncateIPv4(text: string, prefix: number): string {
+  // isIPv4 admits no leading zeros, so whole octets kept are the text's own: `203.0.113.77` /24 → `203.0.113` + `.0`.
+  if (prefix % 8 === 0) {
+    const keep = prefix / 8;
+    if (keep === 4) return text;
+    if (keep === 0) return '0.0.0.0';
+    let end = -1;
+    for (let i = 0; i < keep; i++) end = text.indexOf('.', end + 1);
+    return text.slice(0, end) + ZEROS[keep];
+  }
   const bytes = text.split('.').map(Number);
   mask(bytes, prefix);
   return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;

@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import { deadLetter, type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { DEAD_LETTER_SCHEMA, RAW_LINE_SCHEMA } from '../../../engine/record-schema.ts';
@@ -31,6 +33,27 @@ describe('IP addresses', () => {
     expect(anonymizeAddress('2a01:e0a:1f2:3b40:5d1c:9f2e:1a2b:3c4d', truncate)).toBe('2a01:e0a:1f2::');
     expect(anonymizeAddress('::ffff:198.51.100.9', truncate)).toBe('198.51.100.0');
     expect(anonymizeAddress('192.0.2.200', { ...truncate, ipv4Prefix: 16 })).toBe('192.0.0.0');
+  });
+
+  it('truncates as ipaddr.js computes networks, for any address and prefix', () => {
+    fc.assert(
+      fc.property(
+        fc.ipV4(),
+        fc.integer({ min: 0, max: 32 }),
+        fc.ipV6(),
+        fc.integer({ min: 0, max: 128 }),
+        (v4, p4, v6, p6) => {
+          const rule = { mode: 'truncate', ipv4Prefix: p4, ipv6Prefix: p6 } as const;
+          expect(anonymizeAddress(v4, rule)).toBe(ipaddr.IPv4.networkAddressFromCIDR(`${v4}/${p4}`).toString());
+          const parsed = ipaddr.IPv6.parse(v6);
+          const expected = parsed.isIPv4MappedAddress()
+            ? ipaddr.IPv4.networkAddressFromCIDR(`${parsed.toIPv4Address().toString()}/${p4}`).toString()
+            : ipaddr.IPv6.networkAddressFromCIDR(`${v6}/${p6}`).toString();
+          expect(anonymizeAddress(v6, rule)).toBe(expected);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   it('turns what is no address into null when truncating: a host name cannot be truncated', () => {
