@@ -12,7 +12,7 @@ import { anonymizeAddress, Pseudonymizer } from './addresses.ts';
 import { AnonymizeTransform, Anonymizer } from './anonymize.ts';
 import definition from './index.ts';
 import type { AnonymizeOptions } from './schema.ts';
-import { luhn } from './text.ts';
+import { luhn, scrubAll, scrubText, type TextRule } from './text.ts';
 
 const KEY = 'test-key-7f3c9a1e5b2d4f60';
 const validate = createAjv().compile(definition.schema);
@@ -122,6 +122,42 @@ describe('text', () => {
     expect(drop.scrub('from 203.0.113.9')).toBe('from [ip]');
     const keepText = new Anonymizer(options({ scrub: { ips: false } }));
     expect(keepText.scrub('from 203.0.113.9')).toBe('from 203.0.113.9');
+  });
+
+  it('skips only text no rule would change (the first, cheap test is implied by every rule)', () => {
+    const rules = (rule as unknown as { text: TextRule }).text;
+    const token = fc.oneof(
+      fc.stringMatching(/^[0-9]{1,19}$/),
+      fc.constantFrom(
+        ' ',
+        '.',
+        ':',
+        '+',
+        '-',
+        '(',
+        ')',
+        '%20',
+        '%2B',
+        '%40',
+        '@',
+        '=',
+        '&',
+        '?',
+        '/',
+        '::',
+        'ab',
+        'x.com',
+      ),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(token, { maxLength: 12 }).map((parts) => parts.join('')),
+        (text) => {
+          expect(scrubText(text, rules)).toBe(scrubAll(text, rules));
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 
   it('leaves text without personal data as it is', () => {

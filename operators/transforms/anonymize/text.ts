@@ -42,7 +42,19 @@ const IPV6_HINT = /::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:/;
 const DIGITS_13 = /\d(?:(?: |-|%20)?\d){12}/;
 const PHONE_HINT = /(?:\+|%2B|00)\d{3}|\d{2}\)?(?:[ .+-]|%20)\(?\d{2,4}(?:[ .+-]|%20)\d{2}/i;
 
+/**
+ * Matches wherever any rule above might: text it does not match is returned at once (most paths and request
+ * lines), after one scan instead of one per rule. Each alternative is implied by one rule's pattern.
+ */
+const ANY_HINT =
+  /[=@]|%40|%2B|\+\d|\d\.\d{1,3}\.\d|::|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:|\d{8}|\d(?:[ +-]|%20)\d|\d{2}\)?(?:[ .+-]|%20)\(?\d{2}|\d\)|\(\d/i;
+
 export function scrubText(text: string, rule: TextRule): string {
+  return ANY_HINT.test(text) ? scrubAll(text, rule) : text;
+}
+
+/** Every rule, without the first test (exported for the test that holds `ANY_HINT` to them). */
+export function scrubAll(text: string, rule: TextRule): string {
   let out = text;
   if (out.includes('=')) out = scrubParams(out, rule);
   if (rule.emails && (out.includes('@') || out.includes('%40'))) out = out.replace(EMAIL, '[email]');
