@@ -2,7 +2,7 @@
  * anonymize as `etl validate` and `etl graph` see it: misspelt fields at their line and column, the warning for
  * dead letters that go around it, the records schema on its ports, and the key kept out of what is printed.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -87,7 +87,7 @@ describe('anonymize in a pipeline document', () => {
     const dir = mkdtempSync(join(tmpdir(), 'etl-anonymize-config-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-    it('prints neither the key in `etl graph` nor in `etl validate`', async () => {
+    it('prints the key in neither `etl graph`, `etl validate` nor a run, and stores it nowhere', async () => {
       writeFileSync(
         join(dir, 'p.yaml'),
         pipeline(
@@ -105,6 +105,30 @@ describe('anonymize in a pipeline document', () => {
         expect(result.code, result.stderr).toBe(0);
         expect(result.stdout + result.stderr).not.toContain(KEY);
       }
+      // A run at debug level: the key is in no log line, no output and no file of the state directory.
+      mkdirSync(join(dir, 'logs'), { recursive: true });
+      writeFileSync(
+        join(dir, 'logs', 'a.log'),
+        '192.0.2.7 - bob [10/Oct/2025:13:55:36 +0200] "GET /?token=abc HTTP/1.1" 200 1 "-" "curl/8"\nbroken 192.0.2.8\n',
+      );
+      writeFileSync(
+        join(dir, 'run.yaml'),
+        pipeline(
+          ANON,
+          '    out: { type: file, inputs: [anon], path: out.jsonl }\n    rejects: { type: file, inputs: [anon.dead_letter], path: rejects.jsonl }',
+        ),
+      );
+      const run = await etl(['apply', '--no-progress', 'run.yaml'], {
+        cwd: dir,
+        env: { ...env, ETL_LOG_LEVEL: 'debug' },
+      });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout + run.stderr).not.toContain(KEY);
+      const files = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((f) => f.isFile());
+      expect(files.map((f) => f.name)).toEqual(expect.arrayContaining(['out.jsonl', 'rejects.jsonl']));
+      for (const file of files)
+        expect(readFileSync(join(file.parentPath, file.name)).includes(KEY), file.name).toBe(false);
+      expect(readFileSync(join(dir, 'out.jsonl'), 'utf8')).toContain('"client_ip":"k1:');
       // A refused key is quoted masked.
       const short = await etl(['validate', 'p.yaml'], { cwd: dir, env: { ANON_KEY: 'short' } });
       expect(short.code).not.toBe(0);
