@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   ETL_CFG_UNKNOWN_TYPE: 'unknown operator type',
   ETL_CFG_ENV: 'environment variable is not set',
   ETL_CFG_INVALID: 'invalid option value',
+  ETL_CFG_SECRET: 'a secret option is not read from a secret variable',
   ETL_CFG_NOT_FOUND: 'pipeline file not found',
   ETL_GRAPH_UNKNOWN_INPUT: 'input names no stage or port',
   ETL_GRAPH_DUPLICATE_ID: 'duplicate stage id',

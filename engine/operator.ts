@@ -11,7 +11,11 @@
 import type { EtlRecord, Origin, RecordKind } from './record.ts';
 import type { RecordSchema } from './record-schema.ts';
 
-/** A JSON Schema object literal (`as const`); the options type is derived from it with FromSchema. */
+/**
+ * A JSON Schema object literal (`as const`); the options type is derived from it with FromSchema. A top-level
+ * option marked `writeOnly: true` is a secret (a key, a password): `etl validate` warns (`ETL_CFG_SECRET`) when its
+ * value is not read from a `${secret:…}` variable, the only values masked in every message.
+ */
 export type OptionsSchema = { readonly $id: string; readonly type: 'object'; readonly [key: string]: unknown };
 
 export type Stability = 'stable' | 'beta' | 'alpha';

@@ -38,6 +38,8 @@ export class PipelineDocument {
   readonly diagnostics: Diagnostic[] = [];
   /** Values interpolated from `${secret:…}` variables; masked in every message. */
   readonly secrets: string[] = [];
+  /** Paths (as JSON) of the scalars whose value came from a `${secret:…}` variable. */
+  readonly secretPaths = new Set<string>();
   private readonly lineCounter: LineCounter;
 
   constructor(file: string, doc: Document, lineCounter: LineCounter) {

@@ -10,6 +10,12 @@ import { loadPipelinesFromString } from '../../../engine/config/load.ts';
 import { etl } from '../../../test/support/cli.ts';
 
 const KEY = 'config-test-key-2c4e6a8b0d1f3e5a';
+// biome-ignore lint/suspicious/noTemplateCurlyInString: pipeline text, interpolated by the loader
+const SECRET_REF = '${secret:ANON_KEY}';
+// biome-ignore lint/suspicious/noTemplateCurlyInString: pipeline text, interpolated by the loader
+const PLAIN_REF = '${ANON_KEY}';
+// biome-ignore lint/suspicious/noTemplateCurlyInString: the syntax as the message shows it
+const SECRET_SYNTAX = '${secret:…}';
 
 const pipeline = (operators: string, sinks: string) => `apiVersion: etl/v1
 kind: Pipeline
@@ -60,6 +66,21 @@ describe('anonymize in a pipeline document', () => {
     expect(records?.properties).not.toHaveProperty('raw');
     expect(records?.required).toContain('status');
     expect(stage?.outputSchemas?.dead_letter?.properties).toHaveProperty('raw');
+  });
+
+  it('warns when the key is not read from a secret variable, where it is written', async () => {
+    const sinks =
+      '    out: { type: blackhole, inputs: [anon] }\n    rejects: { type: blackhole, inputs: [anon.dead_letter] }';
+    const literal = await load(pipeline(ANON.replace(SECRET_REF, KEY), sinks));
+    expect(literal.diagnostics.map((d) => [d.line, d.column, d.severity, d.code])).toEqual([
+      [13, 12, 'warning', 'ETL_CFG_SECRET'],
+    ]);
+    expect(literal.diagnostics[0]?.message).toBe(
+      `\`key\` is a secret but is not read from a \`${SECRET_SYNTAX}\` variable`,
+    );
+    const plain = await load(pipeline(ANON.replace(SECRET_REF, PLAIN_REF), sinks));
+    expect(plain.diagnostics.map((d) => d.code)).toEqual(['ETL_CFG_SECRET']);
+    expect((await load(pipeline(ANON, sinks))).diagnostics).toEqual([]);
   });
 
   it('warns when dead letters upstream of it reach a sink around it', async () => {

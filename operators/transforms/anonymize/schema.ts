@@ -156,6 +156,7 @@ export const schema = {
     key: {
       type: 'string',
       minLength: 16,
+      writeOnly: true,
       description:
         // biome-ignore lint/suspicious/noTemplateCurlyInString: the description shows the interpolation syntax
         'The HMAC key of `pseudonymize`, from the environment: `key: ${secret:ANONYMIZE_KEY}` (masked in every ' +
