@@ -10,6 +10,7 @@ import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
+import anonymizeTransform from './transforms/anonymize/index.ts';
 import anomaliesTransform from './transforms/anomalies/index.ts';
 import geoipTransform from './transforms/geoip/index.ts';
 import parseTransform from './transforms/parse/index.ts';
@@ -29,6 +30,7 @@ export const registry: readonly OperatorDefinition[] = [
   sessionizeTransform,
   anomaliesTransform,
   threatIntelTransform,
+  anonymizeTransform,
   fileSink,
   stdoutSink,
   blackholeSink,

@@ -23,7 +23,7 @@ import type {
   SourceDefinition,
   TransformDefinition,
 } from '../../engine/operator.ts';
-import type { EtlRecord } from '../../engine/record.ts';
+import { deadLetter, type EtlRecord } from '../../engine/record.ts';
 import {
   DEAD_LETTER_SCHEMA,
   OPEN_RECORD_SCHEMA,
@@ -483,6 +483,45 @@ const cases: Record<string, CaseMaker<unknown>> = {
         input: { schema: accessRecordSchema, records },
       };
     },
+    runs: 60,
+  }),
+  'transform anonymize': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'anonymize').examples as Record<string, unknown>[])),
+      records: fc.array(
+        fc.oneof(
+          {
+            weight: 4,
+            arbitrary: fc
+              .record({
+                client_ip: fc.option(fc.oneof(fc.ipV4(), fc.ipV6(), fc.constant('host-7.example.net')), { nil: null }),
+                user: fc.option(fc.string({ maxLength: 12 }), { nil: null }),
+                forwarded_for: fc.option(fc.array(fc.oneof(fc.ipV4(), fc.ipV6(), fc.constant('unknown'))), {
+                  nil: null,
+                }),
+                query: fc.option(fc.string({ maxLength: 40 }), { nil: null }),
+                referrer: fc.option(fc.webUrl({ withQueryParameters: true }), { nil: null }),
+                extra: fc.dictionary(
+                  fc.constantFrom('cookie_session', 'http_x_forwarded_for', 'request_id'),
+                  fc.string(),
+                ),
+              })
+              .map((fields): EtlRecord => ({ ...emptyAccessRecord(), ...fields })),
+          },
+          {
+            weight: 1,
+            arbitrary: line.map((message) =>
+              deadLetter({ message }, 'parsed', `no format fits: ${message.slice(0, 20)}`),
+            ),
+          },
+        ),
+        { minLength: 1, maxLength: 40 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
+      options: structuredClone(value.options),
+      input: { schema: accessRecordSchema, records: value.records },
+    }),
     runs: 60,
   }),
 };
