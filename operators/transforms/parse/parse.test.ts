@@ -147,6 +147,7 @@ describe('parse: explicit format', () => {
       port: null,
       forwarded_for: null,
       extra: {},
+      raw_base64: null,
       [ORIGIN]: input[0]?.[ORIGIN],
     });
   });
