@@ -433,6 +433,54 @@ describe('file source, following', () => {
     }
   });
 
+  it('measures a long line written in pieces whole: the cut waits for its newline', async () => {
+    const dir = workdir();
+    const path = join(dir, 'a.log');
+    writeFileSync(path, `first\n${'a'.repeat(5000)}`);
+    let read = 0;
+    let sawHead: () => void = () => {};
+    const head = new Promise<void>((resolve) => {
+      sawHead = resolve;
+    });
+    const options = opts([path], { follow: true, max_line_bytes: 1000, partial_line_timeout_ms: 60_000 });
+    const source = createFileSource(options, testContext({ batchMaxRecords: 1000 }), {
+      onRead: (_path, bytes) => {
+        read += bytes;
+        if (read >= 5006) sawHead();
+      },
+    });
+    const out = collectOutput();
+    const running = source.run(out);
+    try {
+      await head;
+      appendFileSync(path, `${'b'.repeat(3000)}\nnext\n`);
+      await out.until(atLeast(3));
+      expect(out.messages).toEqual(['first', 'a'.repeat(1000), 'next']);
+      expect(out.records[1]).toMatchObject({ truncated: true, line_bytes: 8000, max_line_bytes: 1000 });
+      expect(out.records[1]).not.toHaveProperty('line_bytes_at_least');
+    } finally {
+      out.controller.abort();
+      await running;
+      await source.close?.();
+    }
+  });
+
+  it('cuts a long partial line when partial_line_timeout_ms passes, and skips what is appended to it', async () => {
+    const dir = workdir();
+    const path = join(dir, 'a.log');
+    writeFileSync(path, 'x'.repeat(3000));
+    const { out, stop } = follow(opts([path], { follow: true, max_line_bytes: 1000, partial_line_timeout_ms: 100 }));
+    try {
+      await out.until(atLeast(1));
+      expect(out.records[0]).toMatchObject({ message: 'x'.repeat(1000), truncated: true, line_bytes: 3000 });
+      appendFileSync(path, 'yyy\nnext\n');
+      await out.until(atLeast(2));
+      expect(out.messages).toEqual(['x'.repeat(1000), 'next']);
+    } finally {
+      await stop();
+    }
+  });
+
   it('stops promptly while following a large file, emitting nothing after the stop', async () => {
     const dir = workdir();
     const path = join(dir, 'big.log');

@@ -108,8 +108,11 @@ export function takeLines(
         pos = end;
       } else if (atEof) {
         const lineEnd = stripCr(buf, pos, end);
-        if (lineEnd - pos > maxLineBytes) pushTruncated(cursor, batch, buf, pos, maxLineBytes, lineEnd - pos, false);
-        else pushLine(cursor, batch, buf, pos, lineEnd);
+        if (lineEnd - pos > maxLineBytes) {
+          // Cut as it stands; should the file grow, what is appended to this line is skipped like its tail.
+          pushTruncated(cursor, batch, buf, pos, maxLineBytes, lineEnd - pos, false);
+          cursor.skipping = true;
+        } else pushLine(cursor, batch, buf, pos, lineEnd);
         consume(cursor, batch, rest, 1);
         pos = end;
       }
