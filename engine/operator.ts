@@ -102,6 +102,8 @@ export interface OptionProblem {
   severity?: 'error' | 'warning';
   /** `ETL_GRAPH_UNKNOWN_FIELD` when the option names a field or column the records cannot fill; default `ETL_CFG_INVALID`. */
   code?: 'ETL_CFG_INVALID' | 'ETL_GRAPH_UNKNOWN_FIELD';
+  /** A character offset inside the string value at `path` (where in an expression): the diagnostic's column. */
+  offset?: number;
 }
 
 /** What an operator's `validate` is told about the stage's place in the graph. */
@@ -315,7 +317,22 @@ export interface Transform {
    */
   prepareCommit?(snapshot: Snapshot): Promise<void>;
   commit?(snapshot: Snapshot): Promise<void>;
+  /**
+   * What the stage tells of the run, asked once when the run is over (after `flush` and the final checkpoint,
+   * or after a failure): lines for the run summary (a data-quality share), and a `failure` when the run must
+   * fail for it (a threshold not met). The runtime fails such a run with that message once everything was
+   * delivered and checkpointed, so `etl apply` exits 1 without anything being lost or sent twice.
+   */
+  summarize?(): StageReport | undefined;
   close?(): Promise<void>;
+}
+
+/** A stage's account of its run (`Transform.summarize`). */
+export interface StageReport {
+  /** Lines for the summary: `99.62% valid (9,962 of 10,000)`, `ip_valid: 38 failed (dead_letter)`. */
+  readonly lines: readonly string[];
+  /** Why the run fails because of this stage, when it does: `99.62% valid, below min_valid_ratio 99.9%`. */
+  readonly failure?: string;
 }
 
 export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O = unknown>

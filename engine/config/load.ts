@@ -229,7 +229,7 @@ function parseFile(source: string, file: string): PipelineDocument[] {
   const out: PipelineDocument[] = [];
   for (const doc of docs) {
     if (doc.contents === null && doc.errors.length === 0) continue;
-    const pipeline = new PipelineDocument(file, doc as Document, lineCounter);
+    const pipeline = new PipelineDocument(file, doc as Document, lineCounter, source);
     for (const error of doc.errors) pipeline.reportAtOffset(error.pos[0], 'ETL_CFG_YAML', error.message);
     for (const warning of doc.warnings) {
       pipeline.reportAtOffset(warning.pos[0], 'ETL_CFG_YAML', warning.message, 'warning');

@@ -145,6 +145,7 @@ function validateOptions(
       code: problem.code ?? 'ETL_CFG_INVALID',
       message: problem.message,
       ...(problem.hint === undefined ? {} : { hint: problem.hint }),
+      ...(problem.offset === undefined ? {} : { offset: problem.offset }),
       severity: problem.severity ?? 'error',
     });
   }
