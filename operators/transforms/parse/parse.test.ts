@@ -232,6 +232,10 @@ describe('parse: explicit format', () => {
     expect(dead.map((d) => d.raw)).toEqual(['valid line', 'not \uFFFD a log line']);
     expect(dead[0]).not.toHaveProperty('raw_base64');
     expect(Buffer.from(dead[1]?.raw_base64 as string, 'base64')).toEqual(junk);
+    // An error-log line too.
+    const entry = Buffer.from('2011/09/09 10:42:29 [error] 1234#0: *99 open() "/caf\xe9" failed', 'latin1');
+    const errorLog = createParse({ format: 'nginx_error' }, testContext()).process([raw(entry)]);
+    expect(errorLog.default?.[0]).toMatchObject({ level: 'error', raw_base64: entry.toString('base64') });
     // A valid line's record says null, so the column exists and is null.
     const valid = transform.process(
       rawRecords('1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 5 "-" "-"\n'),
