@@ -63,21 +63,24 @@ const entry = fc.record({
   card,
   phone: fc.stringMatching(/^[1-9][0-9]{8}$/).map((d) => `+33${d}`),
   shape: fc.constantFrom('good', 'cut', 'junk'),
+  // Bytes that are not UTF-8 in the line: parse and dead letters keep the line's original bytes (raw_base64).
+  binary: fc.boolean(),
 });
 
 type Entry = typeof entry extends fc.Arbitrary<infer T> ? T : never;
 
-function lineOf(e: Entry): { line: string; secrets: Secrets } {
+function lineOf(e: Entry): { line: Buffer; secrets: Secrets } {
   const email = `${e.mailbox}@example.org`;
   const request = `GET /hosts/${e.inPath}/${email}?token=${e.token}&n=${e.card}&call=${encodeURIComponent(e.phone)}&page=2 HTTP/1.1`;
   const referrer = `https://ref.example/login?password=${e.password}&via=${e.via}`;
   const good = `${e.client} - ${e.user} [10/Oct/2025:13:55:36 +0200] "${request}" 200 512 "${referrer}" "Mozilla/5.0"`;
-  const line =
+  const text =
     e.shape === 'good'
       ? good
       : e.shape === 'cut'
         ? good.slice(0, good.indexOf('" 200'))
         : `garbage ${e.client} token=${e.token} ${email} ${e.card} ${e.phone} ${e.via}`;
+  const line = Buffer.concat([Buffer.from(text), Buffer.from(e.binary ? [0x20, 0xff, 0xfe] : [])]);
   const values = [e.token, e.password, e.mailbox, email, e.card, e.phone, encodeURIComponent(e.phone)];
   // A junk line has no user field to recognise (the README says so); the others do.
   if (e.shape !== 'junk') values.push(e.user);
@@ -97,10 +100,10 @@ function addressesIn(text: string): string[] {
 }
 
 let run = 0;
-async function runThrough(lines: string[], ipMode: string, userMode: string): Promise<string> {
+async function runThrough(lines: Buffer[], ipMode: string, userMode: string): Promise<string> {
   const at = join(dir, `run-${run++}`);
   mkdirSync(join(at, 'logs'), { recursive: true });
-  writeFileSync(join(at, 'logs', 'access.log'), `${lines.join('\n')}\n`);
+  writeFileSync(join(at, 'logs', 'access.log'), Buffer.concat(lines.flatMap((line) => [line, Buffer.from('\n')])));
   const yaml = `apiVersion: etl/v1
 kind: Pipeline
 metadata: { name: anonymize-property }
@@ -136,7 +139,12 @@ spec:
       return '';
     }
   };
-  return `${read('out.jsonl')}\n${read('rejects.jsonl')}`;
+  const written = `${read('out.jsonl')}\n${read('rejects.jsonl')}`;
+  // Original bytes anywhere in the output count as written: decoded, they must hold nothing either.
+  const bytes = [...written.matchAll(/"(?:raw|message)_base64":"([A-Za-z0-9+/=]*)"/g)].map((m) =>
+    Buffer.from(m[1] as string, 'base64').toString('latin1'),
+  );
+  return [written, ...bytes].join('\n');
 }
 
 describe('anonymize through a pipeline', () => {

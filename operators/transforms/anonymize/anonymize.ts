@@ -15,13 +15,17 @@ import { scrubText, type TextRule } from './text.ts';
 const CLF_USER = /^(\S+ \S+ )([^\s[]+)( \[)/;
 const DEAD_LETTER_KEYS = ['stage', 'reason', 'time', 'origin', 'raw'];
 
-/** Whether a record is a dead letter (engine/record.ts `deadLetter`): exactly its fields, `raw` a string. */
+/**
+ * Whether a record is a dead letter (engine/record.ts `deadLetter`): exactly its fields (with `raw_base64` or
+ * without), `raw` a string.
+ */
 export function isDeadLetter(record: EtlRecord): record is DeadLetter {
   if (typeof record.raw !== 'string' || typeof record.reason !== 'string' || typeof record.stage !== 'string') {
     return false;
   }
   const keys = Object.keys(record);
-  return keys.length === DEAD_LETTER_KEYS.length && DEAD_LETTER_KEYS.every((k) => keys.includes(k));
+  const expected = DEAD_LETTER_KEYS.length + (typeof record.raw_base64 === 'string' ? 1 : 0);
+  return keys.length === expected && DEAD_LETTER_KEYS.every((k) => keys.includes(k));
 }
 
 /** What one record goes through, built once from the options. */
@@ -83,15 +87,21 @@ export class Anonymizer {
     for (const field of this.textFields) {
       if (field in out) out[field] = this.textValue(out[field]);
     }
+    // A line's original bytes when they are not UTF-8 (engine/record.ts) cannot be scrubbed as text is: they are
+    // left out, null where the schema has the field (parse's records), absent where it is optional (raw lines).
+    if (typeof out.raw_base64 === 'string') out.raw_base64 = null;
+    delete out.message_base64;
     return out;
   }
 
   deadLetter(letter: DeadLetter): DeadLetter {
-    return {
+    const out: DeadLetter = {
       ...letter,
       reason: scrubText(letter.reason, this.text),
       raw: this.dropRaw ? '' : scrubText(this.recordAsJson(letter.raw) ?? this.clfUser(letter.raw), this.text),
     };
+    delete out.raw_base64; // the original bytes, as for records
+    return out;
   }
 
   /**
