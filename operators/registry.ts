@@ -6,6 +6,7 @@ import redisResource from './resources/redis/index.ts';
 import blackholeSink from './sinks/blackhole/index.ts';
 import fileSink from './sinks/file/index.ts';
 import postgresSink from './sinks/postgres/index.ts';
+import redisSink from './sinks/redis/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
@@ -23,6 +24,7 @@ export const registry: readonly OperatorDefinition[] = [
   stdoutSink,
   blackholeSink,
   postgresSink,
+  redisSink,
 ];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {
