@@ -306,9 +306,15 @@ class RedisDedupe extends DedupeBase {
   private async ask(keys: string[], marker: string): Promise<Set<string> | undefined> {
     const roundTrip = async (): Promise<Set<string>> => {
       const client = this.client as Redis;
+      // `SET key marker PX window NX GET` for every key, run by a script over chunks of keys: one command per
+      // chunk instead of one per key costs the client a sixth of the CPU (bench/dedupe.ts), and the chunks
+      // go in one pipelined round trip. (The keys of a chunk must share a slot on a Redis Cluster: not supported.)
       const pipeline = client.pipeline();
-      for (const key of keys) pipeline.set(this.prefix + key, marker, 'PX', this.windowMs, 'NX', 'GET');
-      const previous = await execute(pipeline);
+      for (let at = 0; at < keys.length; at += CHUNK) {
+        const chunk = keys.slice(at, at + CHUNK).map((key) => this.prefix + key);
+        pipeline.eval(SET_NX_GET, chunk.length, ...chunk, marker, this.windowMs);
+      }
+      const previous = (await execute(pipeline)).flat();
       const seen = new Set<string>();
       const retake: string[] = [];
       previous.forEach((value, i) => {
@@ -365,6 +371,16 @@ class RedisDedupe extends DedupeBase {
     return committed !== undefined && marker.snapshot <= committed.snapshot;
   }
 }
+
+/** Keys per script call. */
+const CHUNK = 256;
+
+/** For each key: SET it NX with the marker and the window, and return what it held (false: nothing). */
+const SET_NX_GET = `local previous = {}
+for i, key in ipairs(KEYS) do
+  previous[i] = redis.call('SET', key, ARGV[1], 'PX', ARGV[2], 'NX', 'GET')
+end
+return previous`;
 
 function parseMarker(value: string): Marker | undefined {
   const parts = value.split('|');
