@@ -97,7 +97,7 @@ describe('dedupe (Redis store)', () => {
     const a = await start(client);
     expect(ids(await a.transform.process(batch(1, 2, 1, 3)))).toEqual([1, 2, 3]);
     expect(ids(await a.transform.process(batch(3, 4)))).toEqual([4]);
-    expect(a.ctx.values.get('dedupe_dropped')).toBe(2);
+    expect(a.ctx.values.get('etl_dedupe_dropped_total')).toBe(2);
     // Another instance (its own data directory) drops what the first passed.
     const b = await start(client);
     expect(ids(await b.transform.process(batch(1, 5, 4)))).toEqual([5]);
@@ -186,7 +186,7 @@ describe('dedupe (Redis store)', () => {
         await server.stop();
 
         expect(ids(await pass.transform.process(batch('p1', 'p1', 'w1')))).toEqual(['p1', 'w1']);
-        expect(pass.ctx.values.get('dedupe_unchecked')).toBe(2);
+        expect(pass.ctx.values.get('etl_dedupe_unchecked_total')).toBe(2);
         await pass.ctx.logged('Redis did not answer within 0.2 s; records pass unchecked');
 
         await expect(fail.transform.process(batch('f1', 'w1'))).rejects.toThrow(

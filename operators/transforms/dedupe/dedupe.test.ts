@@ -36,7 +36,7 @@ describe('dedupe (memory store)', () => {
     expect(out.default?.map((r) => r.n)).toEqual([1, 3, 4]);
     const next = await transform.process([{ path: '/b', ip: '1.1.1.1', n: 5 }, { ip: '3.3.3.3' }, { ip: '3.3.3.3' }]);
     expect(next.default?.map((r) => r.n ?? r.ip)).toEqual(['3.3.3.3']);
-    expect(ctx.values.get('dedupe_dropped')).toBe(3);
+    expect(ctx.values.get('etl_dedupe_dropped_total')).toBe(3);
   });
 
   it('keys on the whole record when no fields are given, whatever the order of its fields', async () => {
@@ -62,9 +62,9 @@ describe('dedupe (memory store)', () => {
     expect((await transform.process([{ id: 1 }])).default).toHaveLength(1);
     await transform.tick?.(Date.now() + 30_000);
     expect((await transform.process([{ id: 1 }])).default).toHaveLength(0);
-    expect(ctx.values.get('dedupe_keys')).toBe(1);
+    expect(ctx.values.get('etl_dedupe_keys')).toBe(1);
     await transform.tick?.(Date.now() + 61_000);
-    expect(ctx.values.get('dedupe_keys')).toBe(0);
+    expect(ctx.values.get('etl_dedupe_keys')).toBe(0);
     expect((await transform.process([{ id: 1 }])).default).toHaveLength(1);
   });
 
@@ -95,8 +95,8 @@ describe('dedupe (memory store)', () => {
     const pass = await make({ fields: ['id'], max_keys: 2, on_store_unavailable: 'pass' });
     const passed = await pass.transform.process([{ id: 1 }, { id: 2 }, { id: 3 }, { id: 3 }, { id: 1 }]);
     expect(passed.default).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }, { id: 3 }]);
-    expect(pass.ctx.values.get('dedupe_unchecked')).toBe(2);
-    expect(pass.ctx.values.get('dedupe_dropped')).toBe(1);
+    expect(pass.ctx.values.get('etl_dedupe_unchecked_total')).toBe(2);
+    expect(pass.ctx.values.get('etl_dedupe_dropped_total')).toBe(1);
     await pass.ctx.logged('the memory store is full (max_keys 2); records pass unchecked');
 
     const fail = await make({ fields: ['id'], max_keys: 2, on_store_unavailable: 'fail' });

@@ -46,9 +46,9 @@ abstract class DedupeBase implements Transform {
     this.keyOf = keyFunction(options.fields);
     this.windowMs = Math.max(1, Math.round(options.window_seconds * 1000));
     this.eventTime = options.time === 'event';
-    this.dropped = ctx.metrics.counter('dedupe_dropped', 'Duplicate records dropped');
+    this.dropped = ctx.metrics.counter('etl_dedupe_dropped_total', 'Duplicate records dropped');
     this.unchecked = ctx.metrics.counter(
-      'dedupe_unchecked',
+      'etl_dedupe_unchecked_total',
       'Records let through unchecked because the store was full or down (on_store_unavailable: pass)',
     );
   }
@@ -78,7 +78,7 @@ class MemoryDedupe extends DedupeBase {
   constructor(options: DedupeOptions, ctx: OperatorContext) {
     super(options, ctx);
     this.seen = ctx.keyed<number>('seen');
-    this.keysGauge = ctx.metrics.gauge('dedupe_keys', 'Keys the memory store holds');
+    this.keysGauge = ctx.metrics.gauge('etl_dedupe_keys', 'Keys the memory store holds');
   }
 
   restore(): void {

@@ -6,7 +6,7 @@ export const schema = {
   additionalProperties: false,
   description:
     'Drops records already seen within a time window: the same values of `fields`, or the same whole record. ' +
-    'The first occurrence always passes; the duplicates dropped are counted (`dedupe_dropped`).',
+    'The first occurrence always passes; the duplicates dropped are counted (`etl_dedupe_dropped_total`).',
   properties: {
     fields: {
       type: 'array',
