@@ -1,9 +1,14 @@
 /**
- * A `redis-server` of the test's own on a free port of 127.0.0.1 (no persistence), which a test stops and
- * starts again on the same port to play an outage. Started means "Ready to accept connections" was logged.
+ * A `redis-server` of the test's own on a free port of 127.0.0.1, which a test kills and starts again on the
+ * same port to play an outage. Its data survives that (append-only file, fsync at every write, in a temporary
+ * directory), so a test can check that nothing acknowledged was lost. Started means "Ready to accept
+ * connections" was logged.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -20,6 +25,7 @@ function freePort(): Promise<number> {
 
 export class ThrowawayRedis {
   readonly port: number;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'etl-redis-server-'));
   private child: ChildProcess | undefined;
 
   private constructor(port: number) {
@@ -40,7 +46,20 @@ export class ThrowawayRedis {
   restart(): Promise<void> {
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;
@@ -55,7 +74,13 @@ export class ThrowawayRedis {
     });
   }
 
-  /** Stops the server; resolves once it has exited. */
+  /** Stops the server for good and removes its data. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Kills the server (SIGKILL); resolves once it has exited. */
   async stop(): Promise<void> {
     const child = this.child;
     this.child = undefined;

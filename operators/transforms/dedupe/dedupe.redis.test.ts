@@ -202,7 +202,7 @@ describe('dedupe (Redis store)', () => {
         expect(ids(await fail.transform.process(batch('f1', 'w1')))).toEqual(['f1']);
         expect(ids(await fail.transform.process(batch('f1')))).toEqual([]);
       } finally {
-        await server.stop();
+        await server.destroy();
       }
     });
   });
