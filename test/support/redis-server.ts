@@ -74,6 +74,15 @@ export class ThrowawayRedis {
     });
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, commands get no answer until `resume`. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** Stops the server for good and removes its data. */
   async destroy(): Promise<void> {
     await this.stop();
@@ -87,6 +96,7 @@ export class ThrowawayRedis {
     if (!child || child.exitCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGKILL');
+    child.kill('SIGCONT');
     await exited;
   }
 }

@@ -175,7 +175,7 @@ describe('dedupe (Redis store)', () => {
   });
 
   describe('when Redis is down', () => {
-    it('waits (wait), passes unchecked (pass) or fails the batch (fail), and a retried batch keeps its records', async () => {
+    it('not answering: waits (wait), passes unchecked (pass) or fails (fail); a retried batch keeps its records', async () => {
       const server = await ThrowawayRedis.start();
       try {
         const { client } = await open(server.url);
@@ -183,24 +183,54 @@ describe('dedupe (Redis store)', () => {
         const pass = await start(client, { on_store_unavailable: 'pass', timeout_seconds: 0.2 });
         const fail = await start(client, { on_store_unavailable: 'fail', timeout_seconds: 0.2 });
         expect(ids(await wait.transform.process(batch('w1')))).toEqual(['w1']);
-        await server.stop();
+        server.pause();
 
         expect(ids(await pass.transform.process(batch('p1', 'p1', 'w1')))).toEqual(['p1', 'w1']);
         expect(pass.ctx.values.get('etl_dedupe_unchecked_total')).toBe(2);
-        await pass.ctx.logged('Redis did not answer within 0.2 s; records pass unchecked');
+        await pass.ctx.logged('Redis is unavailable (no answer within 200 ms); records pass unchecked');
 
         await expect(fail.transform.process(batch('f1', 'w1'))).rejects.toThrow(
           'dedupe dd: Redis is unavailable (no answer within 200 ms; on_store_unavailable: fail)',
+        );
+
+        const waiting = wait.transform.process(batch('w1', 'w2', 'p1'));
+        await wait.ctx.logged('Redis has not answered for 0.2 s; waiting');
+        server.resume();
+        // p1: the pass stage's commands, sent before, ran first: it passed p1 and holds the key.
+        expect(ids(await waiting)).toEqual(['w2']);
+
+        // The failed batch's commands ran once Redis answered again: its retry is still the first occurrence.
+        expect(ids(await fail.transform.process(batch('f1', 'w1')))).toEqual(['f1']);
+        expect(ids(await fail.transform.process(batch('f1')))).toEqual([]);
+      } finally {
+        await server.destroy();
+      }
+    });
+
+    it('gone: decides at once for pass and fail, waits for it to come back with wait, nothing lost', async () => {
+      const server = await ThrowawayRedis.start();
+      try {
+        const { client } = await open(server.url);
+        const wait = await start(client, { on_store_unavailable: 'wait', timeout_seconds: 0.2 });
+        const pass = await start(client, { on_store_unavailable: 'pass', timeout_seconds: 60 });
+        const fail = await start(client, { on_store_unavailable: 'fail', timeout_seconds: 60 });
+        expect(ids(await wait.transform.process(batch('w1')))).toEqual(['w1']);
+        const closed = new Promise((resolve) => client.once('close', resolve));
+        await server.stop();
+        await closed;
+
+        // Without waiting for the (long) timeout: the connection is known to be down.
+        expect(ids(await pass.transform.process(batch('p1', 'w1')))).toEqual(['p1', 'w1']);
+        await pass.ctx.logged('Redis is unavailable (not connected');
+        await expect(fail.transform.process(batch('f1'))).rejects.toThrow(
+          'dedupe dd: Redis is unavailable (not connected',
         );
 
         const waiting = wait.transform.process(batch('w1', 'w2'));
         await wait.ctx.logged('Redis has not answered for 0.2 s; waiting');
         await server.restart();
         expect(ids(await waiting)).toEqual(['w2']);
-
-        // The failed batch's commands ran once Redis was back; its retry is still its first occurrence.
-        expect(ids(await fail.transform.process(batch('f1', 'w1')))).toEqual(['f1']);
-        expect(ids(await fail.transform.process(batch('f1')))).toEqual([]);
+        expect(ids(await fail.transform.process(batch('f1', 'w2')))).toEqual(['f1']);
       } finally {
         await server.destroy();
       }

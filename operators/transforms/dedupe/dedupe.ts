@@ -235,6 +235,8 @@ class RedisDedupe extends DedupeBase {
   private readonly epoch = randomBytes(6).toString('base64url');
   private instance = '';
   private batch = 0;
+  /** Why the last batch passed unchecked. */
+  private unavailable = '';
   /** Earlier runs of this stage on this instance: the last snapshot each committed. */
   private epochs: Record<string, { snapshot: number; at: number }> = {};
   private readonly prefix: string;
@@ -289,7 +291,7 @@ class RedisDedupe extends DedupeBase {
     const out: EtlRecord[] = [];
     if (seen === undefined) {
       out.push(...firsts.values());
-      this.passUnchecked(out.length, `Redis did not answer within ${this.options.timeout_seconds} s`);
+      this.passUnchecked(out.length, `Redis is unavailable (${this.unavailable})`);
     } else {
       for (const [key, record] of firsts) {
         if (seen.has(key)) dropped++;
@@ -341,12 +343,19 @@ class RedisDedupe extends DedupeBase {
       });
     }
     try {
+      // Not connected: decided at once, and nothing is queued in the client for a server that may stay away.
+      const client = this.client as Redis;
+      if (client.status !== 'ready') throw new Error(`not connected (${client.status})`);
       return await withTimeout(roundTrip(), timeoutMs);
     } catch (error) {
-      if (this.options.on_store_unavailable === 'pass') return undefined;
+      const reason = errorMessage(error);
+      if (this.options.on_store_unavailable === 'pass') {
+        this.unavailable = reason;
+        return undefined;
+      }
       throw new EtlError(
         'ETL_RUN_STAGE_FAILED',
-        `dedupe ${this.ctx.id}: Redis is unavailable (${errorMessage(error)}; on_store_unavailable: fail)`,
+        `dedupe ${this.ctx.id}: Redis is unavailable (${reason}; on_store_unavailable: fail)`,
         { retriable: true, cause: error },
       );
     }
