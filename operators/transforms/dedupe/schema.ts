@@ -69,7 +69,8 @@ export const schema = {
       enum: ['wait', 'pass', 'fail'],
       default: 'wait',
       description:
-        'When the memory store is full or Redis does not answer within `timeout_seconds`: `wait` (hold the batch ' +
+        'When the memory store is full, or Redis is not connected or does not answer within `timeout_seconds`: ' +
+        '`wait` (hold the batch ' +
         'until a key expires or Redis answers: backpressure), `pass` (let the records through unchecked and ' +
         'unremembered: duplicates may pass, nothing is dropped), `fail` (fail the batch: the stage\u2019s ' +
         '`on_error` applies).',
