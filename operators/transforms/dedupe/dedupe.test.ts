@@ -37,6 +37,7 @@ describe('dedupe (memory store)', () => {
     const next = await transform.process([{ path: '/b', ip: '1.1.1.1', n: 5 }, { ip: '3.3.3.3' }, { ip: '3.3.3.3' }]);
     expect(next.default?.map((r) => r.n ?? r.ip)).toEqual(['3.3.3.3']);
     expect(ctx.values.get('etl_dedupe_dropped_total')).toBe(3);
+    expect(transform.summarize?.()).toEqual({ lines: ['3 duplicates dropped of 7 records (42.86%)'] });
   });
 
   it('keys on the whole record when no fields are given, whatever the order of its fields', async () => {
@@ -98,13 +99,18 @@ describe('dedupe (memory store)', () => {
     expect(pass.ctx.values.get('etl_dedupe_unchecked_total')).toBe(2);
     expect(pass.ctx.values.get('etl_dedupe_dropped_total')).toBe(1);
     await pass.ctx.logged('the memory store is full (max_keys 2); records pass unchecked');
+    expect(pass.transform.summarize?.()?.lines).toEqual([
+      '1 duplicates dropped of 5 records (20.00%)',
+      '2 passed unchecked (the store was full or down; on_store_unavailable: pass)',
+    ]);
 
     const fail = await make({ fields: ['id'], max_keys: 2, on_store_unavailable: 'fail' });
     await fail.transform.process([{ id: 1 }]);
     await expect(fail.transform.process([{ id: 2 }, { id: 3 }])).rejects.toThrow('the memory store is full');
-    // Nothing of the failed batch was remembered: a retry sees the same store.
+    // Nothing of the failed batch was remembered (nor counted): a retry sees the same store.
     await expect(fail.transform.process([{ id: 2 }, { id: 3 }])).rejects.toThrow('the memory store is full');
     expect((await fail.transform.process([{ id: 2 }, { id: 1 }])).default).toEqual([{ id: 2 }]);
+    expect(fail.transform.summarize?.()?.lines).toEqual(['1 duplicates dropped of 3 records (33.33%)']);
 
     const wait = await make({ fields: ['id'], max_keys: 2, on_store_unavailable: 'wait', window_seconds: 0.05 });
     await wait.transform.process([{ id: 1 }, { id: 2 }]);

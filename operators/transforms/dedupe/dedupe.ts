@@ -14,7 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
-import type { KeyedState, OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
+import type { KeyedState, OperatorContext, PortRecords, StageReport, Transform } from '../../../engine/operator.ts';
 import { deadLetter, type EtlRecord } from '../../../engine/record.ts';
 import { retry, sleep } from '../../../engine/retry.ts';
 import { type KeyOf, keyFunction } from './key.ts';
@@ -37,6 +37,8 @@ abstract class DedupeBase implements Transform {
   protected readonly dropped: { inc(value?: number): void };
   protected readonly unchecked: { inc(value?: number): void };
   private lastUncheckedWarning = 0;
+  /** This run's figures for the summary, counted once a batch has succeeded. */
+  private totals = { records: 0, dropped: 0, unchecked: 0 };
   protected readonly options: DedupeOptions;
   protected readonly ctx: OperatorContext;
 
@@ -54,6 +56,28 @@ abstract class DedupeBase implements Transform {
   }
 
   abstract process(records: EtlRecord[]): Promise<PortRecords>;
+
+  /** Counts a batch that succeeded: `records` in, `dropped` of them dropped, `unchecked` passed unchecked. */
+  protected counted(records: number, dropped: number, unchecked: number): void {
+    this.totals.records += records;
+    this.totals.dropped += dropped;
+    this.totals.unchecked += unchecked;
+    if (dropped > 0) this.dropped.inc(dropped);
+  }
+
+  summarize(): StageReport {
+    const { records, dropped, unchecked } = this.totals;
+    const share = records === 0 ? 0 : (dropped / records) * 100;
+    const lines = [
+      `${dropped.toLocaleString('en')} duplicates dropped of ${records.toLocaleString('en')} records (${share.toFixed(2)}%)`,
+    ];
+    if (unchecked > 0) {
+      lines.push(
+        `${unchecked.toLocaleString('en')} passed unchecked (the store was full or down; on_store_unavailable: pass)`,
+      );
+    }
+    return { lines };
+  }
 
   /** Records passed unchecked: counted, and said at most every 10 s. */
   protected passUnchecked(count: number, why: string): void {
@@ -138,7 +162,7 @@ class MemoryDedupe extends DedupeBase {
       this.queueKeys.push(key);
       this.queueTimes.push(time);
     }
-    if (dropped > 0) this.dropped.inc(dropped);
+    this.counted(records.length, dropped, unchecked);
     if (unchecked > 0) this.passUnchecked(unchecked, `the memory store is full (max_keys ${this.options.max_keys})`);
     this.keysGauge.set(this.seen.size);
     return dead.length > 0 ? { default: out, dead_letter: dead } : { default: out };
@@ -299,7 +323,7 @@ class RedisDedupe extends DedupeBase {
       }
     }
     this.batch++;
-    if (dropped > 0) this.dropped.inc(dropped);
+    this.counted(records.length, dropped, seen === undefined ? out.length : 0);
     // Records leave in their order: `firsts` keeps the order of first occurrences.
     return { default: out };
   }
