@@ -524,6 +524,45 @@ const cases: Record<string, CaseMaker<unknown>> = {
     }),
     runs: 60,
   }),
+  'transform dedupe': maker({
+    values: fc.record({
+      options: fc.constantFrom(
+        ...(definition('transform', 'dedupe').examples as Record<string, unknown>[]).filter((o) => o.store !== 'redis'),
+      ),
+      records: fc.array(
+        fc.record(
+          {
+            client_ip: fc.constantFrom('192.0.2.1', '2001:db8::1'),
+            path: fc.constantFrom('/', '/a'),
+            status: fc.constantFrom(200, 404),
+            request_id: fc.constantFrom('r1', 'r2', 'r3'),
+            timestamp: fc.constantFrom('2026-01-01T00:00:00Z', '2026-01-01T02:00:00Z', 'not a time'),
+          },
+          { requiredKeys: ['client_ip', 'path', 'status'] },
+        ),
+        { maxLength: 40 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
+      options: structuredClone(value.options),
+      input: {
+        schema: {
+          type: 'object',
+          properties: {
+            client_ip: { type: 'string' },
+            path: { type: 'string' },
+            status: { type: 'integer' },
+            request_id: { type: 'string' },
+            timestamp: { type: 'string' },
+          },
+          required: ['client_ip', 'path', 'status'],
+          additionalProperties: false,
+        },
+        records: value.records,
+      },
+    }),
+    runs: 50,
+  }),
 };
 
 const declaring = registry.filter((def) => def.kind !== 'sink' && def.outputSchemas !== undefined);
