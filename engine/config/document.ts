@@ -40,6 +40,8 @@ export class PipelineDocument {
   readonly diagnostics: Diagnostic[] = [];
   /** Values interpolated from `${secret:…}` variables; masked in every message. */
   readonly secrets: string[] = [];
+  /** Paths (as JSON) of the scalars whose value came from a `${secret:…}` variable. */
+  readonly secretPaths = new Set<string>();
   private readonly lineCounter: LineCounter;
   /** The file's text, to point inside a string value; absent, such problems point at the value. */
   private readonly source: string | undefined;

@@ -22,7 +22,15 @@ import { checkResourceUses, collectResources } from './resources.ts';
 import { interpolateDocument } from './interpolate.ts';
 import { translateAjvErrors } from './schema-errors.ts';
 import { checkTelemetry, toSettings, toTelemetry } from './settings.ts';
-import { asRecord, collectStages, resolveTypes, type StageEntry, toStageSpec, validateStageOptions } from './stages.ts';
+import {
+  asRecord,
+  checkSecretOptions,
+  collectStages,
+  resolveTypes,
+  type StageEntry,
+  toStageSpec,
+  validateStageOptions,
+} from './stages.ts';
 import { checkExclusiveWrites } from './writes.ts';
 import type { PipelineSpec } from './types.ts';
 
@@ -330,6 +338,7 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
     if (stage) stage.schemaValid = false;
   }
   validateStageOptions(document, entries);
+  checkSecretOptions(document, entries);
   const resources = collectResources(document, data, known.resources);
   checkResourceUses(document, entries, resources, data);
   const root = asRecord(data);

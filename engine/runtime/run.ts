@@ -562,9 +562,11 @@ class PipelineRun {
       const records = ports[port] as EtlRecord[];
       if (records.length === 0) continue;
       if (port === DEAD_LETTER_PORT) {
-        this.stats.rejected += records.length;
-        if (stage.spec.onError === 'fail') {
-          const first = records[0] as { reason?: unknown };
+        // Dead letters a stage passes on (anonymize scrubs those it reads) were counted by the stage that made them.
+        const own = records.filter((r) => r.stage === id);
+        this.stats.rejected += own.length;
+        if (stage.spec.onError === 'fail' && own.length > 0) {
+          const first = own[0] as { reason?: unknown };
           throw new EtlError(
             'ETL_RUN_STAGE_FAILED',
             `stage ${id} rejected a record (on_error: fail): ${String(first.reason)}`,
