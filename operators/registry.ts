@@ -17,6 +17,7 @@ import dedupeTransform from './transforms/dedupe/index.ts';
 import geoipTransform from './transforms/geoip/index.ts';
 import parseTransform from './transforms/parse/index.ts';
 import userAgentTransform from './transforms/user_agent/index.ts';
+import normalizeTransform from './transforms/normalize/index.ts';
 import validateTransform from './transforms/validate/index.ts';
 import sessionizeTransform from './transforms/sessionize/index.ts';
 import threatIntelTransform from './transforms/threat_intel/index.ts';
@@ -34,6 +35,7 @@ export const registry: readonly OperatorDefinition[] = [
   threatIntelTransform,
   anonymizeTransform,
   dedupeTransform,
+  normalizeTransform,
   fileSink,
   stdoutSink,
   blackholeSink,

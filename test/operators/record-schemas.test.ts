@@ -212,7 +212,15 @@ const accessRecords = fc.array(
       client_ip: fc.option(fc.constantFrom('203.0.113.9', '8.8.8.8', '10.0.0.1', '::1', '2001:4860::8888', 'host', '')),
       status: fc.option(fc.integer({ min: 0, max: 999 })),
       method: fc.option(fc.constantFrom('GET', 'POST', 'BREW', 'get')),
-      path: fc.option(fc.oneof(fc.constantFrom('/', '/api/x', '/a%zz', 'x y'), fc.string())),
+      path: fc.option(
+        fc.oneof(
+          fc.constantFrom('/', '/api/x', '/a%zz', 'x y', '/users/12/orders/9', '/caf%C3%A9%E9?x=1#f'),
+          fc.string(),
+        ),
+      ),
+      query: fc.option(fc.oneof(fc.constantFrom('a=1&b=%zz', '', 'q=x+y&q=z'), fc.string())),
+      vhost: fc.option(fc.constantFrom('WWW.Example.COM.', 'example.com', '')),
+      request_time_ms: fc.option(fc.double({ min: 0, max: 1e5, noNaN: true })),
       referrer: fc.option(fc.oneof(fc.constantFrom('https://example.com/', 'ftp://x', 'not a url'), fc.string())),
       bytes: fc.option(fc.integer({ min: 0, max: 1e9 })),
       timestamp: fc.option(
@@ -562,6 +570,17 @@ const cases: Record<string, CaseMaker<unknown>> = {
       },
     }),
     runs: 50,
+  }),
+  'transform normalize': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'normalize').examples as Record<string, unknown>[])),
+      records: accessRecords,
+    }),
+    make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
+      options: structuredClone(value.options),
+      input: { schema: accessRecordSchema as RecordSchema, records: value.records },
+    }),
+    runs: 60,
   }),
 };
 
