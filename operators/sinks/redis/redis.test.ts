@@ -26,8 +26,8 @@ import definition from './index.ts';
 import { createRedisSink } from './redis.ts';
 import type { RedisSinkOptions } from './schema.ts';
 import { parseTemplate } from './template.ts';
+import { REDIS_URL } from '../../../test/support/redis-url.ts';
 
-const REDIS_URL = process.env.ETL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `etl-test-redis-sink-${process.pid}-${Date.now()}:`;
 const dir = mkdtempSync(join(tmpdir(), 'etl-redis-sink-'));
 const opened: OpenResource<Redis>[] = [];

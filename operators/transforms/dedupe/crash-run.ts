@@ -11,6 +11,7 @@ import { pipeline, stage } from '../../../test/support/spec.ts';
 import redisResource from '../../resources/redis/index.ts';
 import fileSink from '../../sinks/file/index.ts';
 import dedupe from './index.ts';
+import { REDIS_URL } from '../../../test/support/redis-url.ts';
 
 const [dataDir, output, count, store, prefix] = process.argv.slice(2) as [string, string, string, string, string];
 
@@ -82,7 +83,7 @@ if (process.argv[1]?.endsWith('crash-run.ts')) {
               name: 'cache',
               type: 'redis',
               definition: redisResource,
-              options: { url: 'redis://127.0.0.1:6379', key_prefix: prefix, connect_timeout_seconds: 5 },
+              options: { url: REDIS_URL, key_prefix: prefix, connect_timeout_seconds: 5 },
               position: { file: 'crash.yaml', line: 1, column: 1 },
             },
           ]

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, expect, it } from 'vitest';
 import { keyOf } from './crash-run.ts';
+import { REDIS_URL } from '../../../test/support/redis-url.ts';
 
 const RUNNER = fileURLToPath(new URL('./crash-run.ts', import.meta.url));
 const COUNT = 150_000;
@@ -21,7 +22,7 @@ const prefix = `etl-test-dedupe-crash-${process.pid}-${Date.now()}:`;
 const dir = mkdtempSync(join(tmpdir(), 'etl-dedupe-crash-'));
 afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
-  const redis = new Redis('redis://127.0.0.1:6379');
+  const redis = new Redis(REDIS_URL);
   try {
     const keys = await redis.keys(`${prefix}*`);
     if (keys.length > 0) await redis.del(...keys);

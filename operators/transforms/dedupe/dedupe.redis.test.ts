@@ -19,8 +19,8 @@ import { openRedis } from '../../resources/redis/redis.ts';
 import { createDedupe } from './dedupe.ts';
 import definition from './index.ts';
 import type { DedupeOptions } from './schema.ts';
+import { REDIS_URL } from '../../../test/support/redis-url.ts';
 
-const REDIS_URL = process.env.ETL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `etl-test-dedupe-${process.pid}-${Date.now()}:`;
 const dir = mkdtempSync(join(tmpdir(), 'etl-dedupe-redis-'));
 const opened: OpenResource<Redis>[] = [];
