@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { CopyWriter, Database, QueryResult, ScriptResult, Session } from './driver.ts';
 import { EmbeddedLock } from './lock.ts';
 import type { WasmModule } from './pglite-open.ts';
-import type { Reply, Request, WireError, WireResult, WorkerInput } from './pglite-worker.ts';
+import type { Reply, Request, WireError, WorkerInput } from './pglite-worker.ts';
 
 /** `holder` names this process in the refusal another process gets (`etl quickstart/store`). */
 export async function openEmbedded(dir: string, holder: string): Promise<Database> {
