@@ -332,9 +332,18 @@ describe('file sink', () => {
     await again.close?.();
     expect(readdirSync(folder).sort()).toEqual([earlier, 'out.jsonl', ...unrelated].sort());
 
+    // Not before the run is under way: a run that stops before its first write or checkpoint changes nothing.
+    writeFileSync(path, 'kept\n');
+    const failed = await openSink(options(path, { rolling: { max_bytes: 8 } }));
+    await failed.close?.();
+    expect(readdirSync(folder).sort()).toEqual([earlier, 'out.jsonl', ...unrelated].sort());
+    expect(readFileSync(path, 'utf8')).toBe('kept\n');
+
     const fresh = await openSink(options(path, { rolling: { max_bytes: 8 } }));
+    await commit(fresh);
     await fresh.close?.();
     expect(readdirSync(folder).sort()).toEqual(['out.jsonl', ...unrelated].sort());
+    expect(readFileSync(path, 'utf8')).toBe('');
   });
 
   it('refuses to resume when the file is shorter than its checkpoint', async () => {

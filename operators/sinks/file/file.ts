@@ -111,13 +111,15 @@ class FileSink implements Sink {
         file: this.path,
       });
     }
+    // Without a checkpoint for this file, it is started (emptied, unless `append`) only once the run is under way,
+    // at its first write or checkpoint: a run that fails to start (another stage's missing file) leaves it as is.
     if (saved?.file === this.path) await this.resume(saved);
-    else await this.start();
   }
 
   async write(records: EtlRecord[], ctx: SinkWriteContext): Promise<void> {
     if (this.closed) throw new Error('file sink written after close');
-    if (!this.handle) await this.start();
+    // Through the queue, after a cut's own start if one is under way: the file is started once.
+    if (!this.handle) await this.queue(() => this.started());
     const text = this.encoder.encode(records, ctx);
     if (text.length === 0) return;
     const header = this.needsHeader ? this.encoder.header() : '';
@@ -141,6 +143,7 @@ class FileSink implements Sink {
     this.pending = '';
     this.pendingBytes = 0;
     this.atCut = this.queue(async () => {
+      await this.started();
       await this.writeText(text);
       return this.state();
     });
@@ -150,7 +153,10 @@ class FileSink implements Sink {
     const cut = this.atCut;
     this.atCut = undefined;
     if (!cut) {
-      await this.queue(() => this.sync());
+      await this.queue(async () => {
+        await this.started();
+        await this.sync();
+      });
       return this.state();
     }
     const state = await cut;
@@ -195,6 +201,11 @@ class FileSink implements Sink {
   }
 
   // ------------------------------------------------------------------------------------------------
+
+  /** The file open for writing: resumed at `restore`, else started now. */
+  private async started(): Promise<void> {
+    if (!this.handle) await this.start();
+  }
 
   /**
    * A run without a checkpoint: the sources start from the beginning, so the output does too. Without
