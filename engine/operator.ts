@@ -298,7 +298,9 @@ export interface Transform {
   /**
    * State to checkpoint (JSON-serialisable), taken at the cut while the pipeline is drained; it is stored
    * inline in the state file, so keep it small (counters, a few open windows). Large state (a key per
-   * client or session) belongs in `ctx.keyed()`, which the runtime checkpoints incrementally.
+   * client or session) belongs in `ctx.keyed()`, which the runtime checkpoints incrementally. Keyed changes
+   * made here are part of this checkpoint: a transform may keep live values (sketches) in memory and `set` the
+   * ones changed since the last cut only here, rather than at every record.
    */
   snapshot?(snapshot: Snapshot): unknown | Promise<unknown>;
   /**

@@ -10,6 +10,7 @@ import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
+import aggregateTransform from './transforms/aggregate/index.ts';
 import parseTransform from './transforms/parse/index.ts';
 
 export const registry: readonly OperatorDefinition[] = [
@@ -17,6 +18,7 @@ export const registry: readonly OperatorDefinition[] = [
   stdinSource,
   generatorSource,
   parseTransform,
+  aggregateTransform,
   fileSink,
   stdoutSink,
   blackholeSink,

@@ -1,0 +1,230 @@
+/**
+ * What one group of one window holds: counts, exact sums, min, max and DDSketch quantile sketches, and how they
+ * are written to keyed state and read back. Every value is independent of the order records came in: counts
+ * and sketch bins are integers, and sums are exactly rounded (below), so a window's result does not depend on
+ * batch boundaries nor on the order of records within the lateness.
+ */
+import { DDSketch } from '@datadog/sketches-js';
+import type { AggregateFunction, AggregateSpec } from './schema.ts';
+
+/** DDSketch's relative accuracy: a quantile is within 1% of the value of that rank. */
+const RELATIVE_ACCURACY = 0.01;
+const QUANTILES: Partial<Record<AggregateFunction, number>> = { p50: 0.5, p95: 0.95, p99: 0.99 };
+
+/** The aggregates of the options, compiled: the state slots they read, one per field and kind. */
+export interface Plan {
+  readonly outputs: ReadonlyArray<{
+    readonly name: string;
+    readonly fn: AggregateFunction;
+    /** Index of its counter (`count`), sum (`sum`, `avg`), extreme (`min`, `max`) or sketch (quantiles). */
+    readonly slot: number;
+  }>;
+  readonly counters: ReadonlyArray<{ readonly field?: string; readonly low: number; readonly high: number }>;
+  /** Fields summed (for `sum` and `avg`), fields of `min`, `max`, and sketched fields. */
+  readonly sums: readonly string[];
+  readonly mins: readonly string[];
+  readonly maxs: readonly string[];
+  readonly sketches: readonly string[];
+}
+
+export function planOf(aggregates: Readonly<Record<string, AggregateSpec>>): Plan {
+  const counters: Array<{ field?: string; low: number; high: number }> = [];
+  const sums: string[] = [];
+  const mins: string[] = [];
+  const maxs: string[] = [];
+  const sketches: string[] = [];
+  const slotOf = (list: string[], field: string) => {
+    const at = list.indexOf(field);
+    if (at >= 0) return at;
+    list.push(field);
+    return list.length - 1;
+  };
+  const outputs = Object.entries(aggregates).map(([name, spec]) => {
+    const field = spec.field ?? '';
+    let slot: number;
+    if (spec.fn === 'count') {
+      const [low, high] = spec.between ?? [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY];
+      counters.push({ ...(spec.field === undefined ? {} : { field: spec.field }), low: low ?? 0, high: high ?? 0 });
+      slot = counters.length - 1;
+    } else if (spec.fn === 'sum' || spec.fn === 'avg') slot = slotOf(sums, field);
+    else if (spec.fn === 'min') slot = slotOf(mins, field);
+    else if (spec.fn === 'max') slot = slotOf(maxs, field);
+    else slot = slotOf(sketches, field);
+    return { name, fn: spec.fn, slot };
+  });
+  return { outputs, counters, sums, mins, maxs, sketches };
+}
+
+/** A group's values in a window. */
+export class Accumulator {
+  readonly counts: number[];
+  /** Per summed field: the partials of an exact sum, and how many numbers were added. */
+  readonly partials: number[][];
+  readonly summed: number[];
+  readonly mins: Array<number | null>;
+  readonly maxs: Array<number | null>;
+  readonly sketches: DDSketch[];
+
+  constructor(plan: Plan) {
+    this.counts = plan.counters.map(() => 0);
+    this.partials = plan.sums.map(() => []);
+    this.summed = plan.sums.map(() => 0);
+    this.mins = plan.mins.map(() => null);
+    this.maxs = plan.maxs.map(() => null);
+    this.sketches = plan.sketches.map(() => new DDSketch({ relativeAccuracy: RELATIVE_ACCURACY }));
+  }
+
+  add(plan: Plan, record: Readonly<Record<string, unknown>>): void {
+    const counters = plan.counters;
+    for (let i = 0; i < counters.length; i++) {
+      const c = counters[i] as Plan['counters'][number];
+      if (c.field === undefined) (this.counts[i] as number)++;
+      else {
+        const value = record[c.field];
+        if (value === null || value === undefined) continue;
+        if (c.low !== Number.NEGATIVE_INFINITY || c.high !== Number.POSITIVE_INFINITY) {
+          if (typeof value !== 'number' || value < c.low || value > c.high) continue;
+        }
+        (this.counts[i] as number)++;
+      }
+    }
+    for (let i = 0; i < plan.sums.length; i++) {
+      const value = record[plan.sums[i] as string];
+      if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+      addExact(this.partials[i] as number[], value);
+      (this.summed[i] as number)++;
+    }
+    for (let i = 0; i < plan.mins.length; i++) {
+      const value = record[plan.mins[i] as string];
+      if (typeof value !== 'number' || Number.isNaN(value)) continue;
+      const min = this.mins[i] as number | null;
+      if (min === null || value < min) this.mins[i] = value;
+    }
+    for (let i = 0; i < plan.maxs.length; i++) {
+      const value = record[plan.maxs[i] as string];
+      if (typeof value !== 'number' || Number.isNaN(value)) continue;
+      const max = this.maxs[i] as number | null;
+      if (max === null || value > max) this.maxs[i] = value;
+    }
+    for (let i = 0; i < plan.sketches.length; i++) {
+      const value = record[plan.sketches[i] as string];
+      if (typeof value !== 'number' || !Number.isFinite(value)) continue;
+      (this.sketches[i] as DDSketch).accept(value);
+    }
+  }
+
+  /** The output fields, by aggregate name. */
+  results(plan: Plan, into: Record<string, unknown>): void {
+    for (const { name, fn, slot } of plan.outputs) {
+      switch (fn) {
+        case 'count':
+          into[name] = this.counts[slot];
+          break;
+        case 'sum':
+          into[name] = sumOf(this.partials[slot] as number[]);
+          break;
+        case 'avg': {
+          const n = this.summed[slot] as number;
+          into[name] = n === 0 ? null : sumOf(this.partials[slot] as number[]) / n;
+          break;
+        }
+        case 'min':
+          into[name] = this.mins[slot];
+          break;
+        case 'max':
+          into[name] = this.maxs[slot];
+          break;
+        default: {
+          const sketch = this.sketches[slot] as DDSketch;
+          into[name] = sketch.count === 0 ? null : sketch.getValueAtQuantile(QUANTILES[fn] as number);
+        }
+      }
+    }
+  }
+
+  /** JSON for keyed state; sketches as their protobuf encoding (the library's own), in base64. */
+  toState(): AccumulatorState {
+    return {
+      n: this.counts,
+      s: this.partials,
+      sn: this.summed,
+      mn: this.mins,
+      mx: this.maxs,
+      q: this.sketches.map((s) => Buffer.from(s.toProto()).toString('base64')),
+    };
+  }
+
+  static fromState(plan: Plan, state: AccumulatorState): Accumulator {
+    const acc = new Accumulator(plan);
+    acc.counts.splice(0, acc.counts.length, ...state.n);
+    acc.partials.splice(0, acc.partials.length, ...state.s);
+    acc.summed.splice(0, acc.summed.length, ...state.sn);
+    acc.mins.splice(0, acc.mins.length, ...state.mn);
+    acc.maxs.splice(0, acc.maxs.length, ...state.mx);
+    acc.sketches.splice(
+      0,
+      acc.sketches.length,
+      ...state.q.map((text) => {
+        const sketch = DDSketch.fromProto(Buffer.from(text, 'base64'));
+        // The encoding carries gamma, from which the relative accuracy comes back a few bits off: the mapping of
+        // a sketch made anew, with the same bins, gives quantiles equal to the bit to those of the original.
+        sketch.mapping = new DDSketch({ relativeAccuracy: RELATIVE_ACCURACY }).mapping;
+        return sketch as DDSketch;
+      }),
+    );
+    return acc;
+  }
+}
+
+export interface AccumulatorState {
+  readonly n: number[];
+  readonly s: number[][];
+  readonly sn: number[];
+  readonly mn: Array<number | null>;
+  readonly mx: Array<number | null>;
+  readonly q: string[];
+}
+
+/**
+ * Adds `x` to an exact sum kept as non-overlapping partials (Shewchuk's algorithm, as Python's math.fsum): the sum
+ * is then correctly rounded whatever the order of the values, which a running float sum is not. Hand-written: it
+ * is a dozen lines, and no well-kept npm package offers it with a state one can store.
+ */
+function addExact(partials: number[], value: number): void {
+  let x = value;
+  let i = 0;
+  for (let j = 0; j < partials.length; j++) {
+    let y = partials[j] as number;
+    if (Math.abs(x) < Math.abs(y)) [x, y] = [y, x];
+    const hi = x + y;
+    const lo = y - (hi - x);
+    if (lo !== 0) partials[i++] = lo;
+    x = hi;
+  }
+  partials.length = i;
+  partials.push(x);
+}
+
+/** The correctly rounded sum of the partials. */
+function sumOf(partials: readonly number[]): number {
+  let n = partials.length;
+  if (n === 0) return 0;
+  let hi = partials[--n] as number;
+  let lo = 0;
+  while (n > 0) {
+    const x = hi;
+    const y = partials[--n] as number;
+    hi = x + y;
+    const yr = hi - x;
+    lo = y - yr;
+    if (lo !== 0) break;
+  }
+  // Round half-even correction, as in CPython's math.fsum.
+  if (n > 0 && ((lo < 0 && (partials[n - 1] as number) < 0) || (lo > 0 && (partials[n - 1] as number) > 0))) {
+    const y = lo * 2;
+    const x = hi + y;
+    const yr = x - hi;
+    if (y === yr) hi = x;
+  }
+  return hi;
+}

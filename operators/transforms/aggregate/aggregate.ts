@@ -1,0 +1,245 @@
+/**
+ * Windows on event time. A record counts in the window(s) its event time falls in, per group. A window is
+ * emitted (one record per group) once the watermark passes its end — on a batch, or on a tick while no record
+ * arrives — and kept `allowed_lateness_seconds` longer: a late record within that time updates it and its group
+ * is emitted again, so a rollup table with `on_conflict: update` holds the corrected row. After that the window
+ * is dropped, and a record for it goes to dead_letter.
+ *
+ * State: each group of each open window is a key of keyed state, written at the checkpoint cut for the groups
+ * changed since the last one (sketches are serialised there, not per record). Inline state: the watermark up
+ * to which windows were emitted, so that a rerun neither emits a closed window again as if new nor reopens it.
+ */
+import type { KeyedState, OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
+import { deadLetter, type EtlRecord } from '../../../engine/record.ts';
+import { Accumulator, type AccumulatorState, type Plan, planOf } from './accumulate.ts';
+import type { AggregateOptions, AggregateSpec } from './schema.ts';
+
+interface Group {
+  readonly key: string;
+  readonly values: readonly unknown[];
+  readonly acc: Accumulator;
+  /** Changed since it was last emitted. */
+  dirty: boolean;
+  /** Changed since the last cut (listed in `changed`). */
+  pending: boolean;
+}
+
+interface Window {
+  readonly start: number;
+  readonly groups: Map<string, Group>;
+}
+
+interface StoredGroup {
+  /** Window start, epoch milliseconds. */
+  readonly w: number;
+  /** The group-by values. */
+  readonly g: readonly unknown[];
+  readonly a: AccumulatorState;
+}
+
+interface InlineState {
+  /** Windows ending at or before it have been emitted. */
+  readonly closed: number | null;
+}
+
+export class AggregateTransform implements Transform {
+  readonly tickIntervalMs = 1000;
+  private readonly plan: Plan;
+  private readonly sizeMs: number;
+  private readonly slideMs: number;
+  private readonly latenessMs: number;
+  private readonly timeField: string;
+  private readonly groupBy: readonly string[];
+  private readonly windows = new Map<number, Window>();
+  /** Keys (`<start>|<group>`) changed since the last cut, to write at the next; a removed one is absent. */
+  private readonly changed = new Map<string, Group | undefined>();
+  private readonly state: KeyedState<StoredGroup>;
+  /** The watermark up to which windows were emitted (epoch ms). */
+  private closed = Number.NEGATIVE_INFINITY;
+  private readonly tooLate: { inc(value?: number): void };
+
+  private readonly ctx: OperatorContext;
+
+  constructor(options: AggregateOptions, ctx: OperatorContext) {
+    this.ctx = ctx;
+    this.plan = planOf(options.aggregates as Record<string, AggregateSpec>);
+    this.sizeMs = options.window_seconds * 1000;
+    this.slideMs = (options.slide_seconds ?? options.window_seconds) * 1000;
+    this.latenessMs = options.allowed_lateness_seconds * 1000;
+    this.timeField = options.time_field;
+    this.groupBy = options.group_by;
+    this.state = ctx.keyed<StoredGroup>('groups');
+    this.tooLate = ctx.metrics.counter(
+      'etl_aggregate_too_late_records_total',
+      'Records that came after their windows were dropped (past allowed_lateness_seconds), sent to dead_letter.',
+    );
+  }
+
+  restore(state: unknown): void {
+    const closed = (state as InlineState | undefined)?.closed;
+    this.closed = typeof closed === 'number' ? closed : Number.NEGATIVE_INFINITY;
+    for (const [key, stored] of this.state.entries()) {
+      const window = this.windowAt(stored.w);
+      const groupKey = key.slice(key.indexOf('|') + 1);
+      window.groups.set(groupKey, {
+        key: groupKey,
+        values: stored.g,
+        acc: Accumulator.fromState(this.plan, stored.a),
+        // A window not emitted yet is emitted whole when it closes.
+        dirty: stored.w + this.sizeMs > this.closed,
+        pending: false,
+      });
+    }
+  }
+
+  snapshot(): InlineState {
+    for (const [key, group] of this.changed) {
+      if (group === undefined) this.state.delete(key);
+      else {
+        const start = Number(key.slice(0, key.indexOf('|')));
+        this.state.set(key, { w: start, g: group.values, a: group.acc.toState() });
+        group.pending = false;
+      }
+    }
+    this.changed.clear();
+    return { closed: Number.isFinite(this.closed) ? this.closed : null };
+  }
+
+  process(records: EtlRecord[]): PortRecords {
+    // A record is too late by the watermark before its batch: the runtime's has seen the batch already, and a
+    // batch of in-order records spanning an hour would otherwise drop all but its last minutes.
+    const before = this.closed;
+    const rejected: EtlRecord[] = [];
+    const values: unknown[] = new Array(this.groupBy.length);
+    for (const record of records) {
+      const time = eventTime(record[this.timeField]);
+      if (Number.isNaN(time)) {
+        rejected.push(
+          deadLetter(
+            record,
+            this.ctx.id,
+            `no event time in \`${this.timeField}\` (ISO-8601 text or epoch milliseconds)`,
+          ),
+        );
+        continue;
+      }
+      let groupKey = '';
+      if (this.groupBy.length > 0) {
+        for (let i = 0; i < this.groupBy.length; i++) values[i] = record[this.groupBy[i] as string] ?? null;
+        groupKey = JSON.stringify(values);
+      }
+      let counted = false;
+      // Every window holding `time`: the latest starts at the slide boundary at or before it.
+      for (
+        let start = Math.floor(time / this.slideMs) * this.slideMs;
+        start > time - this.sizeMs;
+        start -= this.slideMs
+      ) {
+        if (start + this.sizeMs + this.latenessMs <= before) break; // this one and earlier ones are gone
+        const window = this.windowAt(start);
+        let group = window.groups.get(groupKey);
+        if (!group) {
+          group = {
+            key: groupKey,
+            values: values.slice(),
+            acc: new Accumulator(this.plan),
+            dirty: true,
+            pending: false,
+          };
+          window.groups.set(groupKey, group);
+        }
+        group.acc.add(this.plan, record);
+        group.dirty = true;
+        if (!group.pending) {
+          group.pending = true;
+          this.changed.set(`${start}|${groupKey}`, group);
+        }
+        counted = true;
+      }
+      if (!counted) {
+        this.tooLate.inc();
+        rejected.push(
+          deadLetter(
+            record,
+            this.ctx.id,
+            `too late: event time ${new Date(time).toISOString()} is before the watermark ` +
+              `${new Date(before).toISOString()} by more than allowed_lateness_seconds, and its windows were dropped ` +
+              '(a larger settings.watermark_lateness_seconds or allowed_lateness_seconds keeps them open longer)',
+          ),
+        );
+      }
+    }
+    const out = this.advance(this.watermark(), false);
+    return rejected.length > 0 ? { default: out, dead_letter: rejected } : { default: out };
+  }
+
+  tick(): PortRecords {
+    return { default: this.advance(this.watermark(), false) };
+  }
+
+  /** The end of the input: every window is emitted (and kept, for records a later run may add). */
+  flush(): PortRecords {
+    return { default: this.advance(Number.POSITIVE_INFINITY, true) };
+  }
+
+  /** The stage's watermark, never going back (it is not checkpointed by the runtime; `closed` is). */
+  private watermark(): number {
+    const now = this.ctx.watermark();
+    return now === undefined ? this.closed : Math.max(now, this.closed);
+  }
+
+  private windowAt(start: number): Window {
+    let window = this.windows.get(start);
+    if (!window) {
+      window = { start, groups: new Map() };
+      this.windows.set(start, window);
+    }
+    return window;
+  }
+
+  /**
+   * Emits the windows the watermark has passed the end of (their changed groups, for those emitted before) and
+   * drops those past the allowed lateness. `end`: the input ended; emit every window, drop none.
+   */
+  private advance(watermark: number, end: boolean): EtlRecord[] {
+    const out: EtlRecord[] = [];
+    const starts = [...this.windows.keys()].sort((a, b) => a - b);
+    for (const start of starts) {
+      const window = this.windows.get(start) as Window;
+      const stop = start + this.sizeMs;
+      if (stop > watermark) break; // later windows end later still
+      for (const group of window.groups.values()) {
+        if (!group.dirty) continue;
+        group.dirty = false;
+        out.push(this.output(start, group));
+      }
+      if (!end && stop + this.latenessMs <= watermark) {
+        for (const group of window.groups.values()) {
+          group.pending = false;
+          this.changed.set(`${start}|${group.key}`, undefined);
+        }
+        this.windows.delete(start);
+      }
+    }
+    if (!end && watermark > this.closed) this.closed = watermark;
+    return out;
+  }
+
+  private output(start: number, group: Group): EtlRecord {
+    const record: Record<string, unknown> = {
+      window_start: new Date(start).toISOString(),
+      window_end: new Date(start + this.sizeMs).toISOString(),
+    };
+    for (let i = 0; i < this.groupBy.length; i++) record[this.groupBy[i] as string] = group.values[i];
+    group.acc.results(this.plan, record);
+    return record as EtlRecord;
+  }
+}
+
+/** Epoch milliseconds of an ISO-8601 text, a number of milliseconds or a Date; NaN otherwise (as the watermark). */
+function eventTime(value: unknown): number {
+  if (typeof value === 'string') return Date.parse(value);
+  if (typeof value === 'number') return value;
+  if (value instanceof Date) return value.getTime();
+  return Number.NaN;
+}
