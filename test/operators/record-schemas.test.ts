@@ -34,6 +34,7 @@ import { detachedState, noopMetrics, silentLogger } from '../../engine/runtime/n
 import { createAjv, createRecordAjv } from '../../engine/schema/ajv.ts';
 import { stage } from '../support/spec.ts';
 import { registry } from '../../operators/registry.ts';
+import { accessRecordSchema } from '../../operators/shared/log-records.ts';
 import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
 
 // ------------------------------------------------------------------------------------------ generic part
@@ -273,6 +274,29 @@ const cases: Record<string, CaseMaker<unknown>> = {
       input: { schema: RAW_LINE_SCHEMA, records: value.records },
     }),
     runs: 150,
+  }),
+  'transform aggregate': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'aggregate').examples as Record<string, unknown>[])),
+      records: fc.array(
+        fc.record({
+          timestamp: fc
+            .integer({ min: 0, max: 7200_000 })
+            .map((ms) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString()),
+          path: fc.option(fc.constantFrom('/', '/a', '/b?x=1'), { nil: null }),
+          vhost: fc.option(fc.constantFrom('example.org', 'shop.example.org'), { nil: null }),
+          status: fc.option(fc.integer({ min: 100, max: 599 }), { nil: null }),
+          bytes: fc.option(fc.integer({ min: 0, max: 1e9 }), { nil: null }),
+          request_time_ms: fc.option(fc.double({ min: 0, max: 1e6, noNaN: true }), { nil: null }),
+        }),
+        { minLength: 1, maxLength: 60 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
+      options: structuredClone(value.options),
+      input: { schema: accessRecordSchema, records: value.records },
+    }),
+    runs: 60,
   }),
 };
 
