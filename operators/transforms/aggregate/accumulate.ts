@@ -142,14 +142,17 @@ export class Accumulator {
     }
   }
 
-  /** JSON for keyed state; sketches as their protobuf encoding (the library's own), in base64. */
+  /**
+   * JSON for keyed state; sketches as their protobuf encoding (the library's own), in base64. Copies: keyed state
+   * turns values into lines after the pipeline has resumed, while this accumulator goes on changing.
+   */
   toState(): AccumulatorState {
     return {
-      n: this.counts,
-      s: this.partials,
-      sn: this.summed,
-      mn: this.mins,
-      mx: this.maxs,
+      n: this.counts.slice(),
+      s: this.partials.map((p) => p.slice()),
+      sn: this.summed.slice(),
+      mn: this.mins.slice(),
+      mx: this.maxs.slice(),
       q: this.sketches.map((s) => Buffer.from(s.toProto()).toString('base64')),
     };
   }

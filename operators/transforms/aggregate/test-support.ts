@@ -46,13 +46,14 @@ export class Harness {
   ) {
     this.keyOf = keyOf;
     this.watermark = new Watermark({ field: 'timestamp', latenessMs, idleMs: Number.MAX_SAFE_INTEGER });
-    for (const [k, v] of saved?.keyed ?? []) this.keyed.set(k, v);
+    const restored = saved === undefined ? undefined : (JSON.parse(JSON.stringify(saved)) as Saved);
+    for (const [k, v] of restored?.keyed ?? []) this.keyed.set(k, v);
     this.ctx = recordingContext({
       watermark: () => this.watermark.value(),
       keyed: <V>() => this.keyed as unknown as KeyedState<V>,
     });
     this.transform = new AggregateTransform(options(raw), this.ctx);
-    this.transform.restore(saved?.inline);
+    this.transform.restore(restored?.inline);
   }
 
   process(batch: EtlRecord[]): void {
@@ -68,10 +69,13 @@ export class Harness {
     this.take(this.transform.tick());
   }
 
-  /** A checkpoint: the inline state, and the keyed map as the log would give it back (JSON). */
+  /**
+   * A checkpoint: the inline state, and the keyed map's values as set at the cut. Like the runtime's keyed log,
+   * it turns them into JSON only later (when a rerun reads them), after the transform went on processing.
+   */
   save(): Saved {
     const inline = this.transform.snapshot();
-    return { keyed: JSON.parse(JSON.stringify([...this.keyed])), inline: JSON.parse(JSON.stringify(inline)) };
+    return { keyed: [...this.keyed], inline };
   }
 
   private take(ports: Record<string, EtlRecord[]>): void {
