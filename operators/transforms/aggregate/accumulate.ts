@@ -10,6 +10,22 @@ import type { AggregateFunction, AggregateSpec } from './schema.ts';
 /** DDSketch's relative accuracy: a quantile is within 1% of the value of that rank. */
 const RELATIVE_ACCURACY = 0.01;
 const QUANTILES: Partial<Record<AggregateFunction, number>> = { p50: 0.5, p95: 0.95, p99: 0.99 };
+/**
+ * Up to this many values a group keeps them as they are (its quantiles are then exact), and makes a sketch only
+ * past it: most groups of a fine-grained rollup (an endpoint in a minute) see a few records, and a sketch per
+ * group would cost more in memory, time and checkpoint bytes than the values themselves.
+ */
+const EXACT_VALUES = 64;
+
+/** A quantile's value among `values`, by the rank DDSketch uses (`q × (n − 1)`, rounded down). */
+function exactQuantile(values: readonly number[], q: number): number {
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.floor(q * (sorted.length - 1))] as number;
+}
+
+function newSketch(): DDSketch {
+  return new DDSketch({ relativeAccuracy: RELATIVE_ACCURACY });
+}
 
 /** The aggregates of the options, compiled: the state slots they read, one per field and kind. */
 export interface Plan {
@@ -58,20 +74,24 @@ export function planOf(aggregates: Readonly<Record<string, AggregateSpec>>): Pla
 /** A group's values in a window. */
 export class Accumulator {
   readonly counts: number[];
-  /** Per summed field: the partials of an exact sum, and how many numbers were added. */
-  readonly partials: number[][];
+  /**
+   * Per summed field: the sum while every value was an integer and it stays exact (a plain number, the common
+   * case: bytes), else the partials of an exact sum; and how many numbers were added.
+   */
+  readonly sums: Array<number | number[]>;
   readonly summed: number[];
   readonly mins: Array<number | null>;
   readonly maxs: Array<number | null>;
-  readonly sketches: DDSketch[];
+  /** Per sketched field: nothing yet, the values themselves (up to EXACT_VALUES), or a sketch. */
+  readonly sketches: Array<DDSketch | number[] | null>;
 
   constructor(plan: Plan) {
-    this.counts = plan.counters.map(() => 0);
-    this.partials = plan.sums.map(() => []);
-    this.summed = plan.sums.map(() => 0);
-    this.mins = plan.mins.map(() => null);
-    this.maxs = plan.maxs.map(() => null);
-    this.sketches = plan.sketches.map(() => new DDSketch({ relativeAccuracy: RELATIVE_ACCURACY }));
+    this.counts = new Array(plan.counters.length).fill(0);
+    this.sums = new Array(plan.sums.length).fill(0);
+    this.summed = new Array(plan.sums.length).fill(0);
+    this.mins = new Array(plan.mins.length).fill(null);
+    this.maxs = new Array(plan.maxs.length).fill(null);
+    this.sketches = new Array(plan.sketches.length).fill(null);
   }
 
   add(plan: Plan, record: Readonly<Record<string, unknown>>): void {
@@ -91,7 +111,14 @@ export class Accumulator {
     for (let i = 0; i < plan.sums.length; i++) {
       const value = record[plan.sums[i] as string];
       if (typeof value !== 'number' || !Number.isFinite(value)) continue;
-      addExact(this.partials[i] as number[], value);
+      const sum = this.sums[i] as number | number[];
+      if (typeof sum === 'number' && Number.isInteger(value) && Math.abs(sum + value) <= Number.MAX_SAFE_INTEGER) {
+        this.sums[i] = sum + value;
+      } else if (typeof sum === 'number') {
+        const partials = [sum];
+        addExact(partials, value);
+        this.sums[i] = partials;
+      } else addExact(sum, value);
       (this.summed[i] as number)++;
     }
     for (let i = 0; i < plan.mins.length; i++) {
@@ -109,7 +136,16 @@ export class Accumulator {
     for (let i = 0; i < plan.sketches.length; i++) {
       const value = record[plan.sketches[i] as string];
       if (typeof value !== 'number' || !Number.isFinite(value)) continue;
-      (this.sketches[i] as DDSketch).accept(value);
+      const held = this.sketches[i];
+      if (held === null || held === undefined) this.sketches[i] = [value];
+      else if (!Array.isArray(held)) held.accept(value);
+      else if (held.length < EXACT_VALUES) held.push(value);
+      else {
+        const sketch = newSketch();
+        for (const v of held) sketch.accept(v);
+        sketch.accept(value);
+        this.sketches[i] = sketch;
+      }
     }
   }
 
@@ -121,11 +157,11 @@ export class Accumulator {
           into[name] = this.counts[slot];
           break;
         case 'sum':
-          into[name] = sumOf(this.partials[slot] as number[]);
+          into[name] = sumOf(this.sums[slot] as number | number[]);
           break;
         case 'avg': {
           const n = this.summed[slot] as number;
-          into[name] = n === 0 ? null : sumOf(this.partials[slot] as number[]) / n;
+          into[name] = n === 0 ? null : sumOf(this.sums[slot] as number | number[]) / n;
           break;
         }
         case 'min':
@@ -135,8 +171,10 @@ export class Accumulator {
           into[name] = this.maxs[slot];
           break;
         default: {
-          const sketch = this.sketches[slot] as DDSketch;
-          into[name] = sketch.count === 0 ? null : sketch.getValueAtQuantile(QUANTILES[fn] as number);
+          const held = this.sketches[slot];
+          const q = QUANTILES[fn] as number;
+          if (held === null || held === undefined) into[name] = null;
+          else into[name] = Array.isArray(held) ? exactQuantile(held, q) : held.getValueAtQuantile(q);
         }
       }
     }
@@ -149,31 +187,25 @@ export class Accumulator {
   toState(): AccumulatorState {
     return {
       n: this.counts.slice(),
-      s: this.partials.map((p) => p.slice()),
+      s: this.sums.map((sum) => (typeof sum === 'number' ? sum : sum.slice())),
       sn: this.summed.slice(),
       mn: this.mins.slice(),
       mx: this.maxs.slice(),
-      q: this.sketches.map((s) => Buffer.from(s.toProto()).toString('base64')),
+      q: this.sketches.map((s) => (s === null || Array.isArray(s) ? (s?.slice() ?? null) : encodeSketch(s))),
     };
   }
 
   static fromState(plan: Plan, state: AccumulatorState): Accumulator {
     const acc = new Accumulator(plan);
     acc.counts.splice(0, acc.counts.length, ...state.n);
-    acc.partials.splice(0, acc.partials.length, ...state.s);
+    acc.sums.splice(0, acc.sums.length, ...state.s);
     acc.summed.splice(0, acc.summed.length, ...state.sn);
     acc.mins.splice(0, acc.mins.length, ...state.mn);
     acc.maxs.splice(0, acc.maxs.length, ...state.mx);
     acc.sketches.splice(
       0,
       acc.sketches.length,
-      ...state.q.map((text) => {
-        const sketch = DDSketch.fromProto(Buffer.from(text, 'base64'));
-        // The encoding carries gamma, from which the relative accuracy comes back a few bits off: the mapping of
-        // a sketch made anew, with the same bins, gives quantiles equal to the bit to those of the original.
-        sketch.mapping = new DDSketch({ relativeAccuracy: RELATIVE_ACCURACY }).mapping;
-        return sketch as DDSketch;
-      }),
+      ...state.q.map((held) => (held === null || Array.isArray(held) ? held : decodeSketch(held))),
     );
     return acc;
   }
@@ -181,11 +213,25 @@ export class Accumulator {
 
 export interface AccumulatorState {
   readonly n: number[];
-  readonly s: number[][];
+  readonly s: Array<number | number[]>;
   readonly sn: number[];
   readonly mn: Array<number | null>;
   readonly mx: Array<number | null>;
-  readonly q: string[];
+  /** Per sketched field: null, the values, or a sketch's protobuf encoding in base64. */
+  readonly q: Array<number[] | string | null>;
+}
+
+/** A sketch as its protobuf encoding (the library's own), in base64. */
+function encodeSketch(sketch: DDSketch): string {
+  return Buffer.from(sketch.toProto()).toString('base64');
+}
+
+function decodeSketch(text: string): DDSketch {
+  const sketch = DDSketch.fromProto(Buffer.from(text, 'base64'));
+  // The encoding carries gamma, from which the relative accuracy comes back a few bits off: the mapping of a
+  // sketch made anew, with the same bins, gives quantiles equal to the bit to those of the original.
+  sketch.mapping = newSketch().mapping;
+  return sketch;
 }
 
 /**
@@ -208,8 +254,10 @@ function addExact(partials: number[], value: number): void {
   partials.push(x);
 }
 
-/** The correctly rounded sum of the partials. */
-function sumOf(partials: readonly number[]): number {
+/** The correctly rounded sum of the partials (or the exact integer sum itself). */
+function sumOf(sum: number | readonly number[]): number {
+  if (typeof sum === 'number') return sum;
+  const partials = sum;
   let n = partials.length;
   if (n === 0) return 0;
   let hi = partials[--n] as number;

@@ -26,6 +26,8 @@ interface Group {
 
 interface Window {
   readonly start: number;
+  readonly startText: string;
+  readonly endText: string;
   readonly groups: Map<string, Group>;
 }
 
@@ -111,8 +113,17 @@ export class AggregateTransform implements Transform {
     const before = this.closed;
     const rejected: EtlRecord[] = [];
     const values: unknown[] = new Array(this.groupBy.length);
+    let lastStamp: unknown;
+    let lastTime = Number.NaN;
+    const single = this.groupBy.length === 1 ? (this.groupBy[0] as string) : undefined;
     for (const record of records) {
-      const time = eventTime(record[this.timeField]);
+      const stamp = record[this.timeField];
+      // Records of one second share their time text: parse it once.
+      if (stamp !== lastStamp || typeof stamp !== 'string') {
+        lastStamp = stamp;
+        lastTime = eventTime(stamp);
+      }
+      const time = lastTime;
       if (Number.isNaN(time)) {
         rejected.push(
           deadLetter(
@@ -124,7 +135,12 @@ export class AggregateTransform implements Transform {
         continue;
       }
       let groupKey = '';
-      if (this.groupBy.length > 0) {
+      if (single !== undefined) {
+        const value = record[single] ?? null;
+        values[0] = value;
+        // A text as itself after a quote, anything else as JSON: distinct values, distinct keys.
+        groupKey = typeof value === 'string' ? `"${value}` : JSON.stringify(value);
+      } else if (this.groupBy.length > 0) {
         for (let i = 0; i < this.groupBy.length; i++) values[i] = record[this.groupBy[i] as string] ?? null;
         groupKey = JSON.stringify(values);
       }
@@ -191,7 +207,8 @@ export class AggregateTransform implements Transform {
   private windowAt(start: number): Window {
     let window = this.windows.get(start);
     if (!window) {
-      window = { start, groups: new Map() };
+      const endText = new Date(start + this.sizeMs).toISOString();
+      window = { start, startText: new Date(start).toISOString(), endText, groups: new Map() };
       this.windows.set(start, window);
     }
     return window;
@@ -211,7 +228,7 @@ export class AggregateTransform implements Transform {
       for (const group of window.groups.values()) {
         if (!group.dirty) continue;
         group.dirty = false;
-        out.push(this.output(start, group));
+        out.push(this.output(window, group));
       }
       if (!end && stop + this.latenessMs <= watermark) {
         for (const group of window.groups.values()) {
@@ -225,11 +242,8 @@ export class AggregateTransform implements Transform {
     return out;
   }
 
-  private output(start: number, group: Group): EtlRecord {
-    const record: Record<string, unknown> = {
-      window_start: new Date(start).toISOString(),
-      window_end: new Date(start + this.sizeMs).toISOString(),
-    };
+  private output(window: Window, group: Group): EtlRecord {
+    const record: Record<string, unknown> = { window_start: window.startText, window_end: window.endText };
     for (let i = 0; i < this.groupBy.length; i++) record[this.groupBy[i] as string] = group.values[i];
     group.acc.results(this.plan, record);
     return record as EtlRecord;
