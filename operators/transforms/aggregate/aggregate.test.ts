@@ -69,6 +69,24 @@ describe('tumbling windows', () => {
     }
   });
 
+  it('give quantiles within 1% of the value of their rank past the values a group keeps as they are', () => {
+    const h = new Harness(perMinute, 0);
+    const values = Array.from({ length: 5000 }, (_, i) => 1 + ((i * 7919) % 5000) / 7);
+    h.process(values.map((v, i) => req(i, '/a', { request_time_ms: v })));
+    h.flush();
+    const sorted = [...values].sort((a, b) => a - b);
+    const row = h.emitted[0] as EtlRecord;
+    for (const [name, q] of [
+      ['latency_p50', 0.5],
+      ['latency_p95', 0.95],
+      ['latency_p99', 0.99],
+    ] as const) {
+      const exact = sorted[Math.floor(q * (sorted.length - 1))] as number;
+      expect(Math.abs((row[name] as number) - exact) / exact).toBeLessThanOrEqual(0.01);
+      expect(row[name]).not.toBe(exact); // a sketch's estimate, not the values
+    }
+  });
+
   it('fill aggregates of a group without numbers with null, and group records lacking the field under null', () => {
     const h = new Harness(perMinute, 0);
     h.process([{ timestamp: at(1000), status: 200, bytes: null, request_time_ms: null }]);
@@ -169,8 +187,9 @@ describe('sliding windows', () => {
 
 describe('state', () => {
   it('a rerun from a snapshot ends with the rows of an uninterrupted run', () => {
-    const records = Array.from({ length: 600 }, (_, i) =>
-      req(i * 500 + ((i * 7919) % 3000), `/p${i % 3}`, { request_time_ms: (i * 37) % 1000, bytes: i }),
+    // About 200 records per group and minute: their quantiles come from sketches, which the state carries.
+    const records = Array.from({ length: 2000 }, (_, i) =>
+      req(i * 100 + ((i * 7919) % 3000), `/p${i % 3}`, { request_time_ms: ((i * 37) % 1000) + 0.25, bytes: i }),
     );
     const whole = new Harness(perMinute, 5000);
     for (let i = 0; i < records.length; i += 50) whole.process(records.slice(i, i + 50));
@@ -178,14 +197,16 @@ describe('state', () => {
 
     // Crash after the checkpoint at 250 records: records up to 300 were processed, the rerun replays from 250.
     const first = new Harness(perMinute, 5000);
-    first.process(records.slice(0, 250));
+    first.process(records.slice(0, 950));
     const saved = first.save();
-    first.process(records.slice(250, 300));
+    first.process(records.slice(950, 1100));
     const rerun = new Harness(perMinute, 5000, saved);
-    for (let i = 250; i < records.length; i += 70) rerun.process(records.slice(i, i + 70));
+    for (let i = 950; i < records.length; i += 70) rerun.process(records.slice(i, i + 70));
     rerun.flush();
     const table = new Map([...first.table, ...rerun.table]);
     expect(new Map([...table].sort())).toEqual(new Map([...whole.table].sort()));
+    expect(whole.table.size).toBe(12);
+    expect([...whole.table.values()].every((r) => typeof r.latency_p95 === 'number')).toBe(true);
   });
 });
 
