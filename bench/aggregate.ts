@@ -69,7 +69,11 @@ function context(id: string, watermark: () => number | undefined): OperatorConte
   };
 }
 
-/** In one process: the file parsed into memory first (untimed), then the aggregate alone, timed. */
+/**
+ * In one process, batch by batch as a pipeline would see them: parse's `process()` and the aggregate's, each
+ * timed on its own, nothing retained but the aggregate's state (holding every parsed record would make the
+ * garbage collector's work, not the operators', the figure).
+ */
 async function aggregateOnly(file: string): Promise<void> {
   const parse = (await parseDefinition.create(
     { ...(parseDefinition.examples[0] as ParseOptions), format: 'nginx_combined_request_time' } as ParseOptions,
@@ -77,38 +81,42 @@ async function aggregateOnly(file: string): Promise<void> {
   )) as Transform;
   const lines = readFileSync(file, 'utf8').split('\n');
   lines.pop();
-  const batches: EtlRecord[][] = [];
-  const raws: EtlRecord[][] = [];
-  for (let i = 0; i < lines.length; i += BATCH) raws.push(lines.slice(i, i + BATCH).map((message) => ({ message })));
-  // The parse-only rate in memory, on the same lines: `process()` of parse alone.
-  const parseStarted = process.hrtime.bigint();
-  for (const raw of raws) batches.push((parse.process(raw) as { default: EtlRecord[] }).default);
-  const parseSeconds = Number(process.hrtime.bigint() - parseStarted) / 1e9;
-  raws.length = 0;
-  lines.length = 0;
   // The watermark as the runtime gives it: the greatest event time seen minus 10 s.
   let max = Number.NEGATIVE_INFINITY;
   const aggregate = (await aggregateDefinition.create(
     aggregateOptions,
     context('per_minute', () => (max === Number.NEGATIVE_INFINITY ? undefined : max - 10_000)),
   )) as Transform;
-  (global as { gc?: () => void }).gc?.();
-  const rssBefore = process.memoryUsage().rss;
   let records = 0;
   let rows = 0;
-  const started = process.hrtime.bigint();
-  for (const batch of batches) {
+  let parseNs = 0n;
+  let aggregateNs = 0n;
+  for (let i = 0; i < lines.length; i += BATCH) {
+    const raw = lines.slice(i, i + BATCH).map((message): EtlRecord => ({ message }));
+    const t0 = process.hrtime.bigint();
+    const batch = (parse.process(raw) as { default: EtlRecord[] }).default;
+    const t1 = process.hrtime.bigint();
     for (const r of batch) {
       const t = Date.parse(r.timestamp as string);
       if (t > max) max = t;
     }
-    records += batch.length;
+    const t2 = process.hrtime.bigint();
     rows += ((await aggregate.process(batch)) as { default: EtlRecord[] }).default.length;
+    aggregateNs += process.hrtime.bigint() - t2;
+    parseNs += t1 - t0;
+    records += batch.length;
   }
+  const t3 = process.hrtime.bigint();
   rows += ((await (aggregate.flush as () => unknown)()) as { default: EtlRecord[] }).default.length;
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  aggregateNs += process.hrtime.bigint() - t3;
   process.stdout.write(
-    JSON.stringify({ records, rows, seconds, parseSeconds, rssBefore, maxRssKb: process.resourceUsage().maxRSS }),
+    JSON.stringify({
+      records,
+      rows,
+      seconds: Number(aggregateNs) / 1e9,
+      parseSeconds: Number(parseNs) / 1e9,
+      maxRssKb: process.resourceUsage().maxRSS,
+    }),
   );
 }
 
@@ -175,10 +183,7 @@ async function main(): Promise<void> {
     console.log(
       `aggregate_in_memory_share_of_parse_only_rate: ${Math.round((100 * aggregateMemRate) / parseMemRate)} % (goal ≥ 70 %)`,
     );
-    console.log(
-      `aggregate_only_peak_rss: ${Math.round((only.maxRssKb as number) / 1024)} MB (of which the parsed input held ` +
-        `in memory: ${Math.round((only.rssBefore as number) / 2 ** 20)} MB before the aggregate ran)`,
-    );
+    console.log(`aggregate_only_peak_rss: ${Math.round((only.maxRssKb as number) / 1024)} MB (parse and aggregate)`);
     const parseOnly = spawnCase(self, 'parse-only', file);
     const withAggregate = spawnCase(self, 'with-aggregate', file);
     const parseRate = lines / (parseOnly.seconds as number);

@@ -15,12 +15,14 @@ import { Accumulator, type AccumulatorState, type Plan, planOf } from './accumul
 import type { AggregateOptions, AggregateSpec } from './schema.ts';
 
 interface Group {
+  /** Its window's start. */
+  readonly start: number;
   readonly key: string;
   readonly values: readonly unknown[];
   readonly acc: Accumulator;
   /** Changed since it was last emitted. */
   dirty: boolean;
-  /** Changed since the last cut (listed in `changed`). */
+  /** Changed since the last cut (listed in `pending`). */
   pending: boolean;
 }
 
@@ -53,8 +55,9 @@ export class AggregateTransform implements Transform {
   private readonly timeField: string;
   private readonly groupBy: readonly string[];
   private readonly windows = new Map<number, Window>();
-  /** Keys (`<start>|<group>`) changed since the last cut, to write at the next; a removed one is absent. */
-  private readonly changed = new Map<string, Group | undefined>();
+  /** Groups changed since the last cut, and keys (`<start>|<group>`) of groups dropped: written at the next. */
+  private pending: Group[] = [];
+  private removed: string[] = [];
   private readonly state: KeyedState<StoredGroup>;
   /** The watermark up to which windows were emitted (epoch ms). */
   private closed = Number.NEGATIVE_INFINITY;
@@ -84,6 +87,7 @@ export class AggregateTransform implements Transform {
       const window = this.windowAt(stored.w);
       const groupKey = key.slice(key.indexOf('|') + 1);
       window.groups.set(groupKey, {
+        start: stored.w,
         key: groupKey,
         values: stored.g,
         acc: Accumulator.fromState(this.plan, stored.a),
@@ -95,15 +99,14 @@ export class AggregateTransform implements Transform {
   }
 
   snapshot(): InlineState {
-    for (const [key, group] of this.changed) {
-      if (group === undefined) this.state.delete(key);
-      else {
-        const start = Number(key.slice(0, key.indexOf('|')));
-        this.state.set(key, { w: start, g: group.values, a: group.acc.toState() });
-        group.pending = false;
-      }
+    for (const key of this.removed) this.state.delete(key);
+    for (const group of this.pending) {
+      if (!group.pending) continue; // dropped since
+      this.state.set(`${group.start}|${group.key}`, { w: group.start, g: group.values, a: group.acc.toState() });
+      group.pending = false;
     }
-    this.changed.clear();
+    this.pending = [];
+    this.removed = [];
     return { closed: Number.isFinite(this.closed) ? this.closed : null };
   }
 
@@ -116,6 +119,7 @@ export class AggregateTransform implements Transform {
     let lastStamp: unknown;
     let lastTime = Number.NaN;
     const single = this.groupBy.length === 1 ? (this.groupBy[0] as string) : undefined;
+    let window: Window | undefined;
     for (const record of records) {
       const stamp = record[this.timeField];
       // Records of one second share their time text: parse it once.
@@ -152,10 +156,11 @@ export class AggregateTransform implements Transform {
         start -= this.slideMs
       ) {
         if (start + this.sizeMs + this.latenessMs <= before) break; // this one and earlier ones are gone
-        const window = this.windowAt(start);
+        if (window === undefined || window.start !== start) window = this.windowAt(start);
         let group = window.groups.get(groupKey);
         if (!group) {
           group = {
+            start,
             key: groupKey,
             values: values.slice(),
             acc: new Accumulator(this.plan),
@@ -168,7 +173,7 @@ export class AggregateTransform implements Transform {
         group.dirty = true;
         if (!group.pending) {
           group.pending = true;
-          this.changed.set(`${start}|${groupKey}`, group);
+          this.pending.push(group);
         }
         counted = true;
       }
@@ -233,7 +238,7 @@ export class AggregateTransform implements Transform {
       if (!end && stop + this.latenessMs <= watermark) {
         for (const group of window.groups.values()) {
           group.pending = false;
-          this.changed.set(`${start}|${group.key}`, undefined);
+          this.removed.push(`${start}|${group.key}`);
         }
         this.windows.delete(start);
       }
