@@ -30,7 +30,9 @@ interface Window {
   readonly start: number;
   readonly startText: string;
   readonly endText: string;
+  /** By group key; with one group_by field, groups whose value is a text are in `texts` instead, by the text. */
   readonly groups: Map<string, Group>;
+  readonly texts: Map<string, Group>;
 }
 
 interface StoredGroup {
@@ -86,7 +88,8 @@ export class AggregateTransform implements Transform {
     for (const [key, stored] of this.state.entries()) {
       const window = this.windowAt(stored.w);
       const groupKey = key.slice(key.indexOf('|') + 1);
-      window.groups.set(groupKey, {
+      const byText = this.groupBy.length === 1 && groupKey.startsWith('"');
+      (byText ? window.texts : window.groups).set(byText ? groupKey.slice(1) : groupKey, {
         start: stored.w,
         key: groupKey,
         values: stored.g,
@@ -139,11 +142,13 @@ export class AggregateTransform implements Transform {
         continue;
       }
       let groupKey = '';
+      // One group_by field holding a text (the common case): the text itself looks the group up.
+      let text: string | undefined;
       if (single !== undefined) {
         const value = record[single] ?? null;
         values[0] = value;
-        // A text as itself after a quote, anything else as JSON: distinct values, distinct keys.
-        groupKey = typeof value === 'string' ? `"${value}` : JSON.stringify(value);
+        if (typeof value === 'string') text = value;
+        else groupKey = JSON.stringify(value);
       } else if (this.groupBy.length > 0) {
         for (let i = 0; i < this.groupBy.length; i++) values[i] = record[this.groupBy[i] as string] ?? null;
         groupKey = JSON.stringify(values);
@@ -157,17 +162,19 @@ export class AggregateTransform implements Transform {
       ) {
         if (start + this.sizeMs + this.latenessMs <= before) break; // this one and earlier ones are gone
         if (window === undefined || window.start !== start) window = this.windowAt(start);
-        let group = window.groups.get(groupKey);
+        let group = text === undefined ? window.groups.get(groupKey) : window.texts.get(text);
         if (!group) {
           group = {
             start,
-            key: groupKey,
+            // A text as itself after a quote, anything else as JSON: distinct values, distinct keys.
+            key: text === undefined ? groupKey : `"${text}`,
             values: values.slice(),
             acc: new Accumulator(this.plan),
             dirty: true,
             pending: false,
           };
-          window.groups.set(groupKey, group);
+          if (text === undefined) window.groups.set(groupKey, group);
+          else window.texts.set(text, group);
         }
         group.acc.add(this.plan, record);
         group.dirty = true;
@@ -213,7 +220,7 @@ export class AggregateTransform implements Transform {
     let window = this.windows.get(start);
     if (!window) {
       const endText = new Date(start + this.sizeMs).toISOString();
-      window = { start, startText: new Date(start).toISOString(), endText, groups: new Map() };
+      window = { start, startText: new Date(start).toISOString(), endText, groups: new Map(), texts: new Map() };
       this.windows.set(start, window);
     }
     return window;
@@ -230,13 +237,13 @@ export class AggregateTransform implements Transform {
       const window = this.windows.get(start) as Window;
       const stop = start + this.sizeMs;
       if (stop > watermark) break; // later windows end later still
-      for (const group of window.groups.values()) {
+      for (const group of groupsOf(window)) {
         if (!group.dirty) continue;
         group.dirty = false;
         out.push(this.output(window, group));
       }
       if (!end && stop + this.latenessMs <= watermark) {
-        for (const group of window.groups.values()) {
+        for (const group of groupsOf(window)) {
           group.pending = false;
           this.removed.push(`${start}|${group.key}`);
         }
@@ -253,6 +260,11 @@ export class AggregateTransform implements Transform {
     group.acc.results(this.plan, record);
     return record as EtlRecord;
   }
+}
+
+function* groupsOf(window: Window): Iterable<Group> {
+  yield* window.texts.values();
+  yield* window.groups.values();
 }
 
 /** Epoch milliseconds of an ISO-8601 text, a number of milliseconds or a Date; NaN otherwise (as the watermark). */
