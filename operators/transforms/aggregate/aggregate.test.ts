@@ -185,6 +185,31 @@ describe('sliding windows', () => {
   });
 });
 
+describe('top-N', () => {
+  it('emits the first n groups of a window by an aggregate with their rank, again when a late record reorders them', () => {
+    const raw = { ...perMinute, allowed_lateness_seconds: 60, top: { n: 2, by: 'requests' } };
+    const h = new Harness(raw, 0, undefined, (r) => `${r.window_start}|${r.rank}`);
+    h.process([
+      ...['/a', '/a', '/a', '/b', '/b', '/c', '/c', '/d'].map((path, i) => req(i * 1000, path)),
+      req(60_000, '/z'), // closes the first minute
+    ]);
+    // `/b` and `/c` tie at 2: the group key decides.
+    expect(h.emitted.map((r) => [r.rank, r.path, r.requests])).toEqual([
+      [1, '/a', 3],
+      [2, '/b', 2],
+    ]);
+    h.process([req(9000, '/c'), req(9500, '/c')]); // late: `/c` goes first
+    expect(h.emitted.slice(2).map((r) => [r.rank, r.path, r.requests])).toEqual([
+      [1, '/c', 4],
+      [2, '/a', 3],
+    ]);
+    expect([...h.table.values()].map((r) => [r.rank, r.path])).toEqual([
+      [1, '/c'],
+      [2, '/a'],
+    ]);
+  });
+});
+
 describe('state', () => {
   it('a rerun from a snapshot ends with the rows of an uninterrupted run', () => {
     // About 200 records per group and minute: their quantiles come from sketches, which the state carries.
@@ -306,9 +331,11 @@ describe('definition', () => {
           methods: { fn: 'max', field: 'method' },
           odd: { fn: 'sum', field: 'bytes', between: [1, 2] },
         },
+        top: { n: 3, by: 'requests' },
       }),
     ).toEqual([
       ['slide_seconds', 'slide_seconds (25) must divide window_seconds (60)'],
+      ['top.by', '`requests` is not one of the aggregates (path, total, methods, odd)'],
       ['group_by.1', '`window_start` is a field the aggregate emits itself'],
       ['aggregates.path', '`path` is also a group_by field'],
       ['aggregates.total', '`sum` needs a `field`'],

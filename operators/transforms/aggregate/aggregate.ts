@@ -56,6 +56,7 @@ export class AggregateTransform implements Transform {
   private readonly latenessMs: number;
   private readonly timeField: string;
   private readonly groupBy: readonly string[];
+  private readonly top: { readonly n: number; readonly by: string } | undefined;
   private readonly windows = new Map<number, Window>();
   /** Groups changed since the last cut, and keys (`<start>|<group>`) of groups dropped: written at the next. */
   private pending: Group[] = [];
@@ -75,6 +76,7 @@ export class AggregateTransform implements Transform {
     this.latenessMs = options.allowed_lateness_seconds * 1000;
     this.timeField = options.time_field;
     this.groupBy = options.group_by;
+    this.top = options.top;
     this.state = ctx.keyed<StoredGroup>('groups');
     this.tooLate = ctx.metrics.counter(
       'etl_aggregate_too_late_records_total',
@@ -237,11 +239,13 @@ export class AggregateTransform implements Transform {
       const window = this.windows.get(start) as Window;
       const stop = start + this.sizeMs;
       if (stop > watermark) break; // later windows end later still
-      for (const group of groupsOf(window)) {
-        if (!group.dirty) continue;
-        group.dirty = false;
-        out.push(this.output(window, group));
-      }
+      if (this.top === undefined) {
+        for (const group of groupsOf(window)) {
+          if (!group.dirty) continue;
+          group.dirty = false;
+          out.push(this.output(window, group));
+        }
+      } else this.emitTop(window, out);
       if (!end && stop + this.latenessMs <= watermark) {
         for (const group of groupsOf(window)) {
           group.pending = false;
@@ -252,6 +256,35 @@ export class AggregateTransform implements Transform {
     }
     if (!end && watermark > this.closed) this.closed = watermark;
     return out;
+  }
+
+  /**
+   * Top-N: when any group of the window changed, its first `n` groups by the `by` aggregate (greatest first, nulls
+   * last, ties by group key), each with its `rank`, so that a table keyed on the window and the rank holds the
+   * current top N, a late record moving a group in or out included.
+   */
+  private emitTop(window: Window, out: EtlRecord[]): void {
+    const top = this.top as { n: number; by: string };
+    let changed = false;
+    const rows: Array<{ key: string; row: EtlRecord }> = [];
+    for (const group of groupsOf(window)) {
+      if (group.dirty) changed = true;
+      group.dirty = false;
+      rows.push({ key: group.key, row: this.output(window, group) });
+    }
+    if (!changed) return;
+    const value = (r: EtlRecord) => r[top.by] as number | null;
+    rows.sort((a, b) => {
+      const x = value(a.row);
+      const y = value(b.row);
+      if (x !== y) return y === null ? -1 : x === null ? 1 : y - x;
+      return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+    });
+    for (let i = 0; i < rows.length && i < top.n; i++) {
+      const row = rows[i]?.row as EtlRecord;
+      row.rank = i + 1;
+      out.push(row);
+    }
   }
 
   private output(window: Window, group: Group): EtlRecord {

@@ -39,6 +39,9 @@ function outputSchema(options: AggregateOptions, input: RecordSchema): RecordSch
     else if (spec.fn === 'min' || spec.fn === 'max') properties[name] = { type: [numeric, 'null'] };
     else properties[name] = { type: ['number', 'null'] };
   }
+  if (options.top !== undefined) {
+    properties.rank = { type: 'integer', minimum: 1, maximum: options.top.n, description: 'Rank in the top N.' };
+  }
   return { type: 'object', additionalProperties: false, required: Object.keys(properties), properties };
 }
 
@@ -69,6 +72,14 @@ export default defineTransform<typeof schema, AggregateOptions>({
       time_field: 'timestamp',
       group_by: ['geo_country'],
       aggregates: { requests: { fn: 'count' } },
+    },
+    {
+      window_seconds: 60,
+      allowed_lateness_seconds: 60,
+      time_field: 'timestamp',
+      group_by: ['path'],
+      top: { n: 10, by: 'requests' },
+      aggregates: { requests: { fn: 'count' }, bytes_sum: { fn: 'sum', field: 'bytes' } },
     },
     {
       window_seconds: 300,
@@ -106,7 +117,13 @@ export default defineTransform<typeof schema, AggregateOptions>({
         hint: 'e.g. window_seconds: 300 with slide_seconds: 60',
       });
     }
-    const taken = new Set<string>(WINDOW_FIELDS);
+    const taken = new Set<string>(options.top === undefined ? WINDOW_FIELDS : [...WINDOW_FIELDS, 'rank']);
+    if (options.top !== undefined && !Object.hasOwn(options.aggregates, options.top.by)) {
+      problems.push({
+        path: ['top', 'by'],
+        message: `\`${options.top.by}\` is not one of the aggregates (${Object.keys(options.aggregates).join(', ')})`,
+      });
+    }
     options.group_by.forEach((field, i) => {
       if (taken.has(field)) {
         problems.push({ path: ['group_by', i], message: `\`${field}\` is a field the aggregate emits itself` });
@@ -117,7 +134,7 @@ export default defineTransform<typeof schema, AggregateOptions>({
       if (taken.has(name)) {
         problems.push({
           path: ['aggregates', name],
-          message: `\`${name}\` is also ${options.group_by.includes(name) ? 'a group_by field' : 'a window field'}`,
+          message: `\`${name}\` is also ${options.group_by.includes(name) ? 'a group_by field' : 'a field the aggregate emits itself'}`,
           hint: 'name the aggregate otherwise, e.g. `requests`, `bytes_sum`, `latency_p95_ms`',
         });
       }

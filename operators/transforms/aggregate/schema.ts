@@ -57,6 +57,20 @@ export const schema = {
       description: 'Fields whose values make a group: one output record per window and group.',
       examples: [['path'], ['geo_country']],
     },
+    top: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['n', 'by'],
+      description:
+        'Top-N per window: only the `n` groups with the greatest `by` aggregate are emitted, each with its `rank` ' +
+        '(1 is the greatest), all of them again when a late record changes the window. Key the table on ' +
+        '`[window_start, rank]`.',
+      properties: {
+        n: { type: 'integer', minimum: 1, maximum: 10000, description: 'How many groups per window.' },
+        by: { type: 'string', minLength: 1, description: 'The aggregate (a name under `aggregates`) to rank by.' },
+      },
+      examples: [{ n: 10, by: 'requests' }],
+    },
     aggregates: {
       type: 'object',
       minProperties: 1,
