@@ -235,6 +235,19 @@ describe('state', () => {
   });
 });
 
+describe('changed options', () => {
+  it('refuse the state made with other groups or aggregates, saying how to go on', () => {
+    const first = new Harness(perMinute, 0);
+    first.process([req(1000, '/a')]);
+    const saved = first.save();
+    expect(() => new Harness({ ...perMinute, group_by: ['status'] }, 0, saved)).toThrow(
+      /state of aggregate stage was made with other .* rerun with --forget stage/,
+    );
+    // Lateness and top-N only change what is emitted: the state still fits.
+    expect(() => new Harness({ ...perMinute, allowed_lateness_seconds: 60 }, 0, saved)).not.toThrow();
+  });
+});
+
 /** Records with event times in a few minutes, each at most `disorder` ms out of order, over groups. */
 const workload = (disorder: number) =>
   fc

@@ -46,6 +46,8 @@ interface StoredGroup {
 interface InlineState {
   /** Windows ending at or before it have been emitted. */
   readonly closed: number | null;
+  /** The options the state was made with (windows, groups, aggregates): other ones cannot read it. */
+  readonly shape?: string;
 }
 
 export class AggregateTransform implements Transform {
@@ -57,6 +59,7 @@ export class AggregateTransform implements Transform {
   private readonly timeField: string;
   private readonly groupBy: readonly string[];
   private readonly top: { readonly n: number; readonly by: string } | undefined;
+  private readonly shape: string;
   private readonly windows = new Map<number, Window>();
   /** Groups changed since the last cut, and keys (`<start>|<group>`) of groups dropped: written at the next. */
   private pending: Group[] = [];
@@ -77,6 +80,13 @@ export class AggregateTransform implements Transform {
     this.timeField = options.time_field;
     this.groupBy = options.group_by;
     this.top = options.top;
+    this.shape = JSON.stringify({
+      window_seconds: options.window_seconds,
+      slide_seconds: options.slide_seconds ?? null,
+      time_field: options.time_field,
+      group_by: options.group_by,
+      aggregates: options.aggregates,
+    });
     this.state = ctx.keyed<StoredGroup>('groups');
     this.tooLate = ctx.metrics.counter(
       'etl_aggregate_too_late_records_total',
@@ -85,7 +95,15 @@ export class AggregateTransform implements Transform {
   }
 
   restore(state: unknown): void {
-    const closed = (state as InlineState | undefined)?.closed;
+    const inline = state as InlineState | undefined;
+    if (inline?.shape !== undefined && inline.shape !== this.shape) {
+      throw new Error(
+        `the state of aggregate ${this.ctx.id} was made with other window_seconds, slide_seconds, time_field, ` +
+          `group_by or aggregates (${inline.shape}) and cannot be read with these: rerun with --forget ` +
+          `${this.ctx.id} to drop its open windows (the rows they emitted stay), or --reset to start over`,
+      );
+    }
+    const closed = inline?.closed;
     this.closed = typeof closed === 'number' ? closed : Number.NEGATIVE_INFINITY;
     for (const [key, stored] of this.state.entries()) {
       const window = this.windowAt(stored.w);
@@ -112,7 +130,7 @@ export class AggregateTransform implements Transform {
     }
     this.pending = [];
     this.removed = [];
-    return { closed: Number.isFinite(this.closed) ? this.closed : null };
+    return { closed: Number.isFinite(this.closed) ? this.closed : null, shape: this.shape };
   }
 
   process(records: EtlRecord[]): PortRecords {
