@@ -199,7 +199,7 @@ spec:
     if (!result.ok) throw result.error;
     process.stdout.write(
       JSON.stringify({
-        records: result.stats.sinks.hole ?? 0,
+        records: result.stats.sinks.hole?.written ?? 0,
         rejected: result.stats.rejected,
         seconds: Number(process.hrtime.bigint() - started) / 1e9,
         maxRssKb: process.resourceUsage().maxRSS,

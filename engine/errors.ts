@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   ETL_CFG_UNKNOWN_TYPE: 'unknown operator type',
   ETL_CFG_ENV: 'environment variable is not set',
   ETL_CFG_INVALID: 'invalid option value',
+  ETL_CFG_SECRET: 'a secret option is not read from a secret variable',
   ETL_CFG_NOT_FOUND: 'pipeline file not found',
   ETL_GRAPH_UNKNOWN_INPUT: 'input names no stage or port',
   ETL_GRAPH_DUPLICATE_ID: 'duplicate stage id',
@@ -20,6 +21,7 @@ export const ERROR_CODES = {
   ETL_GRAPH_NO_SINK: 'pipeline has no sink',
   ETL_GRAPH_NO_SOURCE: 'pipeline has no source',
   ETL_GRAPH_SHARED_TARGET: 'two sinks write the same file',
+  ETL_GRAPH_PERSONAL_DATA: 'dead letters upstream of an anonymizing stage reach a sink around it',
   ETL_CFG_DUPLICATE_PIPELINE: 'pipeline name already used',
   // runtime
   ETL_RUN_STAGE_FAILED: 'stage failed',
@@ -27,6 +29,7 @@ export const ERROR_CODES = {
   ETL_RUN_SINK_FAILED: 'sink failed',
   ETL_RUN_ABORTED: 'run aborted',
   ETL_RUN_RETRIES_EXHAUSTED: 'retries exhausted',
+  ETL_RUN_CHECK_FAILED: 'a stage found the run below a threshold it was given',
   ETL_STATE_CORRUPT: 'checkpoint state is unreadable',
   ETL_STATE_IO: 'checkpoint state could not be written',
   ETL_STATE_MISMATCH: 'the checkpoint does not fit the pipeline',

@@ -11,7 +11,11 @@
 import type { EtlRecord, Origin, RecordKind } from './record.ts';
 import type { RecordSchema } from './record-schema.ts';
 
-/** A JSON Schema object literal (`as const`); the options type is derived from it with FromSchema. */
+/**
+ * A JSON Schema object literal (`as const`); the options type is derived from it with FromSchema. A top-level
+ * option marked `writeOnly: true` is a secret (a key, a password): `etl validate` warns (`ETL_CFG_SECRET`) when its
+ * value is not read from a `${secret:…}` variable, the only values masked in every message.
+ */
 export type OptionsSchema = { readonly $id: string; readonly type: 'object'; readonly [key: string]: unknown };
 
 export type Stability = 'stable' | 'beta' | 'alpha';
@@ -102,6 +106,8 @@ export interface OptionProblem {
   severity?: 'error' | 'warning';
   /** `ETL_GRAPH_UNKNOWN_FIELD` when the option names a field or column the records cannot fill; default `ETL_CFG_INVALID`. */
   code?: 'ETL_CFG_INVALID' | 'ETL_GRAPH_UNKNOWN_FIELD';
+  /** A character offset inside the string value at `path` (where in an expression): the diagnostic's column. */
+  offset?: number;
 }
 
 /** What an operator's `validate` is told about the stage's place in the graph. */
@@ -111,6 +117,15 @@ export interface ValidateContext {
    * problems reported elsewhere (an input naming no stage, a cycle): checks that need it are then skipped.
    */
   readonly inputSchema: RecordSchema | undefined;
+}
+
+/**
+ * The records on one input of a stage, for `outputSchemas`: a stage reading several ports receives their union
+ * as `input`; a transform that treats records of some kind apart (dead letters) reads them one by one here.
+ */
+export interface InputSchema {
+  readonly kind: RecordKind;
+  readonly schema: RecordSchema;
 }
 
 /** An option value naming a field of the records a stage receives, checked against the schema reaching it. */
@@ -317,7 +332,22 @@ export interface Transform {
    */
   prepareCommit?(snapshot: Snapshot): Promise<void>;
   commit?(snapshot: Snapshot): Promise<void>;
+  /**
+   * What the stage tells of the run, asked once when the run is over (after `flush` and the final checkpoint,
+   * or after a failure): lines for the run summary (a data-quality share), and a `failure` when the run must
+   * fail for it (a threshold not met). The runtime fails such a run with that message once everything was
+   * delivered and checkpointed, so `etl apply` exits 1 without anything being lost or sent twice.
+   */
+  summarize?(): StageReport | undefined;
   close?(): Promise<void>;
+}
+
+/** A stage's account of its run (`Transform.summarize`). */
+export interface StageReport {
+  /** Lines for the summary: `99.62% valid (9,962 of 10,000)`, `ip_valid: 38 failed (dead_letter)`. */
+  readonly lines: readonly string[];
+  /** Why the run fails because of this stage, when it does: `99.62% valid, below min_valid_ratio 99.9%`. */
+  readonly failure?: string;
 }
 
 export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O = unknown>
@@ -342,14 +372,25 @@ export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O 
    * pass-through returns `{ default: input }`, an enrichment `{ default: withFields(input, { … }) }`
    * (engine/record-schema.ts). A port left out (or a transform that declares nothing) carries records about
    * which nothing is known; `dead_letter` always carries dead letters. A property test holds every declaring
-   * operator to the records it really emits (test/operators/record-schemas.test.ts).
+   * operator to the records it really emits (test/operators/record-schemas.test.ts). `inputs`: the same per
+   * input, with its record kind, when the graph pass knows them (it always does at `etl validate`).
    */
-  outputSchemas?(options: O, input: RecordSchema): Readonly<Record<string, RecordSchema>>;
+  outputSchemas?(
+    options: O,
+    input: RecordSchema,
+    inputs?: readonly InputSchema[],
+  ): Readonly<Record<string, RecordSchema>>;
   /**
    * Option values that name fields of the records the stage receives: the graph pass reports a name the schema
    * reaching the stage cannot carry, with the nearest one (when that schema is closed).
    */
   fields?(options: O): readonly FieldUse[];
+  /**
+   * This transform removes personal data from what it passes on, the dead letters it reads included
+   * (`anonymize`): the graph pass warns when the `dead_letter` port of a stage upstream of it reaches a sink
+   * without passing through such a stage, since those dead letters carry the original lines past it.
+   */
+  readonly protectsPersonalData?: boolean;
   create(options: O, ctx: OperatorContext): Transform | Promise<Transform>;
 }
 

@@ -57,11 +57,39 @@ export const RAW_LINE_SCHEMA = {
   additionalProperties: false,
   required: ['message'],
   properties: {
-    message: { type: 'string', description: 'The line, without its line ending.' },
+    message: {
+      type: 'string',
+      description: 'The line, without its line ending, decoded as UTF-8: bytes that are not UTF-8 read as U+FFFD.',
+    },
+    message_base64: {
+      type: 'string',
+      description:
+        'Present when the bytes of the line are not valid UTF-8: exactly the bytes `message` was decoded from, ' +
+        'base64, so the original is kept.',
+    },
     truncated: {
       type: 'boolean',
       const: true,
       description: 'Present when the line was longer than `max_line_bytes`: `message` holds its beginning.',
+    },
+    line_bytes: {
+      type: 'integer',
+      minimum: 0,
+      description:
+        'Present on a truncated line: its size in bytes as read, without the line ending (a lower bound with ' +
+        '`line_bytes_at_least`).',
+    },
+    line_bytes_at_least: {
+      type: 'boolean',
+      const: true,
+      description:
+        'Present when the truncated line filled the read buffer before its end was seen: `line_bytes` is the ' +
+        'size read up to the cut, and the line was longer.',
+    },
+    max_line_bytes: {
+      type: 'integer',
+      minimum: 1,
+      description: "Present on a truncated line: the source's `max_line_bytes`, at which it was cut.",
     },
   },
 } as const satisfies RecordSchema;
@@ -81,6 +109,12 @@ export const DEAD_LETTER_SCHEMA = {
       description: 'Where the record entered the pipeline: `source`, `file`, `offset`, `line`.',
     },
     raw: { type: 'string', description: 'The original line, or the record as JSON.' },
+    raw_base64: {
+      type: 'string',
+      description:
+        'Present when the original line was not valid UTF-8: its bytes, base64 (`raw` holds them decoded, ' +
+        'invalid bytes as U+FFFD).',
+    },
   },
 } as const satisfies RecordSchema;
 

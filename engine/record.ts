@@ -38,17 +38,23 @@ export interface DeadLetter extends EtlRecord {
   origin: { source?: string; file?: string; offset?: number; line?: number } | null;
   /** The original text when the record was a raw line, else the record serialised as JSON. */
   raw: string;
+  /** A raw line's bytes, base64, when they are not valid UTF-8 (`raw` is then their U+FFFD decoding). */
+  raw_base64?: string;
 }
 
-/** Builds a dead letter for `record`, rejected by `stage` for `reason`. */
+/**
+ * Builds a dead letter for `record`, rejected by `stage` for `reason`. A raw line (`message`, with
+ * `message_base64` when it is not UTF-8) is kept as its text, and its bytes in `raw_base64`.
+ */
 export function deadLetter(record: EtlRecord, stage: string, reason: string, now = Date.now()): DeadLetter {
   const origin = record[ORIGIN];
-  const raw =
-    typeof record.message === 'string' && Object.keys(record).length === 1
-      ? record.message
-      : typeof record.raw === 'string' && typeof record.reason === 'string'
-        ? record.raw
-        : safeJson(record);
+  const bytes = record.message_base64;
+  const line = typeof record.message === 'string' && Object.keys(record).length === (typeof bytes === 'string' ? 2 : 1);
+  const raw = line
+    ? (record.message as string)
+    : typeof record.raw === 'string' && typeof record.reason === 'string'
+      ? record.raw
+      : safeJson(record);
   const dl: DeadLetter = {
     stage,
     reason,
@@ -56,6 +62,9 @@ export function deadLetter(record: EtlRecord, stage: string, reason: string, now
     origin: origin ? { source: origin.source, file: origin.file, offset: origin.offset, line: origin.line } : null,
     raw,
   };
+  if (line && typeof bytes === 'string') dl.raw_base64 = bytes;
+  else if (!line && typeof record.raw_base64 === 'string' && typeof record.reason === 'string')
+    dl.raw_base64 = record.raw_base64;
   if (origin) dl[ORIGIN] = origin;
   return dl;
 }

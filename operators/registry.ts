@@ -11,13 +11,27 @@ import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
 import aggregateTransform from './transforms/aggregate/index.ts';
+import anonymizeTransform from './transforms/anonymize/index.ts';
+import anomaliesTransform from './transforms/anomalies/index.ts';
+import geoipTransform from './transforms/geoip/index.ts';
 import parseTransform from './transforms/parse/index.ts';
+import userAgentTransform from './transforms/user_agent/index.ts';
+import validateTransform from './transforms/validate/index.ts';
+import sessionizeTransform from './transforms/sessionize/index.ts';
+import threatIntelTransform from './transforms/threat_intel/index.ts';
 
 export const registry: readonly OperatorDefinition[] = [
   fileSource,
   stdinSource,
   generatorSource,
   parseTransform,
+  geoipTransform,
+  userAgentTransform,
+  validateTransform,
+  sessionizeTransform,
+  anomaliesTransform,
+  threatIntelTransform,
+  anonymizeTransform,
   aggregateTransform,
   fileSink,
   stdoutSink,

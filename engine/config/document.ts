@@ -21,6 +21,8 @@ export interface Problem {
   readonly hint?: string;
   readonly severity?: 'error' | 'warning';
   readonly target?: Target;
+  /** A character offset inside the string value at `path` (a position inside an expression). */
+  readonly offset?: number;
 }
 
 interface Located {
@@ -38,12 +40,17 @@ export class PipelineDocument {
   readonly diagnostics: Diagnostic[] = [];
   /** Values interpolated from `${secret:…}` variables; masked in every message. */
   readonly secrets: string[] = [];
+  /** Paths (as JSON) of the scalars whose value came from a `${secret:…}` variable. */
+  readonly secretPaths = new Set<string>();
   private readonly lineCounter: LineCounter;
+  /** The file's text, to point inside a string value; absent, such problems point at the value. */
+  private readonly source: string | undefined;
 
-  constructor(file: string, doc: Document, lineCounter: LineCounter) {
+  constructor(file: string, doc: Document, lineCounter: LineCounter, source?: string) {
     this.file = file;
     this.doc = doc;
     this.lineCounter = lineCounter;
+    this.source = source;
   }
 
   get hasErrors(): boolean {
@@ -51,7 +58,10 @@ export class PipelineDocument {
   }
 
   report(problem: Problem): void {
-    const { line, column } = this.positionOf(problem.path, problem.target ?? 'value');
+    const { line, column } =
+      problem.offset === undefined
+        ? this.positionOf(problem.path, problem.target ?? 'value')
+        : this.positionInside(problem.path, problem.offset);
     // Messages quote values as JSON strings too, so mask the escaped form of each secret as well.
     const secrets = [...this.secrets, ...this.secrets.map((s) => JSON.stringify(s).slice(1, -1))];
     const diagnostic: Diagnostic = {
@@ -78,6 +88,27 @@ export class PipelineDocument {
     const offset = this.offsetOf(path, target);
     if (offset === undefined) return { line: 1, column: 1 };
     const { line, col } = this.lineCounter.linePos(offset);
+    return { line, column: col };
+  }
+
+  /**
+   * 1-based line and column of character `offset` of the string value at `path`: inside a plain or quoted scalar
+   * on one line, or a block scalar (`|`, `>`) line by line. Escapes in double quotes may shift it by a few columns.
+   */
+  positionInside(path: DocPath, offset: number): { line: number; column: number } {
+    const { node, complete } = this.locate(path);
+    if (!complete || !isScalar(node) || typeof node.value !== 'string' || !node.range || this.source === undefined) {
+      return this.positionOf(path);
+    }
+    const start = node.range[0];
+    let at: number;
+    if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
+      at = blockOffset(this.source, start, node.range[1], offset);
+    } else {
+      const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE' ? 1 : 0;
+      at = start + quoted + Math.min(offset, node.value.length);
+    }
+    const { line, col } = this.lineCounter.linePos(at);
     return { line, column: col };
   }
 
@@ -123,6 +154,28 @@ export class PipelineDocument {
     if (!node) return undefined;
     if (isAlias(node)) return (node.resolve(this.doc) as Node | undefined) ?? node;
     return node;
+  }
+}
+
+/**
+ * Source offset of character `offset` of a block scalar's value, walking its content lines: each stands in the value
+ * for its text and one character (the newline of `|`, the space a single line break folds into with `>`). Blank
+ * lines inside a folded scalar may shift the result by a line.
+ */
+function blockOffset(source: string, start: number, end: number, offset: number): number {
+  // The header (`|`, `>-`, `|2`) ends at the first newline; content lines follow, indented alike.
+  let lineStart = source.indexOf('\n', start) + 1;
+  if (lineStart === 0 || lineStart >= end) return start;
+  const indent = /^[ ]*/.exec(source.slice(lineStart, end))?.[0].length ?? 0;
+  let left = offset;
+  for (;;) {
+    const newline = source.indexOf('\n', lineStart);
+    const lineEnd = newline < 0 || newline > end ? end : newline;
+    const length = Math.max(0, lineEnd - lineStart - indent);
+    if (left <= length || newline < 0 || newline >= end)
+      return lineStart + Math.min(indent, lineEnd - lineStart) + left;
+    left -= length + 1;
+    lineStart = newline + 1;
   }
 }
 

@@ -1,10 +1,11 @@
 /**
  * The graph pass: every input names a stage and one of its ports, kinds fit, no cycle, no duplicate id,
- * at least one source and one sink, and (as a warning) no output that nobody reads.
+ * at least one source and one sink, and (as warnings) no output that nobody reads, no dead letters that carry
+ * original lines around a stage that removes personal data.
  */
 import { isMap } from 'yaml';
 import type { OperatorDefinition } from '../operator.ts';
-import { acceptedKinds, buildGraph, DEFAULT_PORT, outputPorts } from '../graph/graph.ts';
+import { acceptedKinds, buildGraph, DEAD_LETTER_PORT, DEFAULT_PORT, type Graph, outputPorts } from '../graph/graph.ts';
 import type { RecordKind } from '../record.ts';
 import { STAGE_ID_PATTERN } from '../schema/envelope.ts';
 import type { PipelineDocument } from './document.ts';
@@ -68,6 +69,8 @@ export function checkGraph(pipeline: PipelineDocument, entries: readonly StageEn
 
   const graph = buildGraph([...specs.values()]);
   if (graph.cycle) reportCycle(pipeline, graph.cycle, first);
+
+  if (!graph.cycle) checkDeadLetterBypass(pipeline, graph, first);
 
   for (const [id, spec] of specs) {
     const stagePorts = ports.get(id) ?? {};
@@ -214,5 +217,62 @@ function portsOf(pipeline: PipelineDocument, entry: StageEntry, spec: StageSpec)
       target: 'key',
     });
     return outputPorts({ ...spec, definition: { ...spec.definition, outputsFor: undefined } as OperatorDefinition });
+  }
+}
+
+/**
+ * A stage that removes personal data (`protectsPersonalData`, e.g. `anonymize`) protects only what passes
+ * through it: the dead letters of a stage upstream of it carry the original line (`raw`), so each of their
+ * readers must reach sinks only through such a stage. Warned at the input that goes around it.
+ */
+function checkDeadLetterBypass(pipeline: PipelineDocument, graph: Graph, first: ReadonlyMap<string, StageEntry>): void {
+  const protects = (id: string) => {
+    const def = graph.stages.get(id)?.definition;
+    return def?.kind === 'transform' && def.protectsPersonalData === true;
+  };
+  const guards = [...graph.stages.keys()].filter(protects);
+  if (guards.length === 0) return;
+  const downstream = new Map<string, string[]>();
+  const upstreamOf = new Map<string, string[]>();
+  for (const e of graph.edges) {
+    downstream.set(e.from, [...(downstream.get(e.from) ?? []), e.to]);
+    upstreamOf.set(e.to, [...(upstreamOf.get(e.to) ?? []), e.from]);
+  }
+  // Stages some protecting stage reads from, directly or not.
+  const upstream = new Set<string>();
+  const stack = guards.flatMap((g) => upstreamOf.get(g) ?? []);
+  while (stack.length > 0) {
+    const id = stack.pop() as string;
+    if (upstream.has(id)) continue;
+    upstream.add(id);
+    stack.push(...(upstreamOf.get(id) ?? []));
+  }
+  // Whether records entering `id` may reach a sink without passing a protecting stage (the graph has no cycle).
+  const leaks = new Map<string, boolean>();
+  const reachesSink = (id: string): boolean => {
+    if (protects(id)) return false;
+    const known = leaks.get(id);
+    if (known !== undefined) return known;
+    const result = graph.stages.get(id)?.kind === 'sink' || (downstream.get(id) ?? []).some(reachesSink);
+    leaks.set(id, result);
+    return result;
+  };
+  for (const edge of graph.edges) {
+    if (edge.port !== DEAD_LETTER_PORT || !upstream.has(edge.from) || !reachesSink(edge.to)) continue;
+    const entry = first.get(edge.to);
+    const index =
+      entry?.value?.inputs === undefined
+        ? -1
+        : (entry.value.inputs as unknown[]).indexOf(`${edge.from}.${DEAD_LETTER_PORT}`);
+    if (!entry || index < 0) continue;
+    pipeline.report({
+      path: [...entry.path, 'inputs', index],
+      code: 'ETL_GRAPH_PERSONAL_DATA',
+      severity: 'warning',
+      message:
+        `\`${edge.to}\` reads \`${edge.from}.dead_letter\`, whose dead letters hold the original lines, around ` +
+        `${list(guards.map((g) => `\`${g}\``))}`,
+      hint: `read \`${edge.from}.dead_letter\` in ${list(guards.map((g) => `\`${g}\``))} instead: it scrubs the dead letters it reads and sends them on its own \`dead_letter\` port`,
+    });
   }
 }

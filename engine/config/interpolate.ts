@@ -98,6 +98,7 @@ export function interpolateDocument(pipeline: PipelineDocument, env: NodeJS.Proc
       const result = interpolate(node.value, env);
       if (result.value !== node.value) node.value = result.value;
       pipeline.secrets.push(...result.secrets);
+      if (result.secrets.length > 0) pipeline.secretPaths.add(JSON.stringify(path));
       if (result.problems.length > 0) failed.push(path);
       for (const problem of result.problems) {
         pipeline.report({ path, code: 'ETL_CFG_ENV', message: problem.message, hint: problem.hint });

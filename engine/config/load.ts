@@ -22,7 +22,15 @@ import { checkResourceUses, collectResources } from './resources.ts';
 import { interpolateDocument } from './interpolate.ts';
 import { translateAjvErrors } from './schema-errors.ts';
 import { checkTelemetry, toSettings, toTelemetry } from './settings.ts';
-import { asRecord, collectStages, resolveTypes, type StageEntry, toStageSpec, validateStageOptions } from './stages.ts';
+import {
+  asRecord,
+  checkSecretOptions,
+  collectStages,
+  resolveTypes,
+  type StageEntry,
+  toStageSpec,
+  validateStageOptions,
+} from './stages.ts';
 import { checkExclusiveWrites } from './writes.ts';
 import type { PipelineSpec } from './types.ts';
 
@@ -229,7 +237,7 @@ function parseFile(source: string, file: string): PipelineDocument[] {
   const out: PipelineDocument[] = [];
   for (const doc of docs) {
     if (doc.contents === null && doc.errors.length === 0) continue;
-    const pipeline = new PipelineDocument(file, doc as Document, lineCounter);
+    const pipeline = new PipelineDocument(file, doc as Document, lineCounter, source);
     for (const error of doc.errors) pipeline.reportAtOffset(error.pos[0], 'ETL_CFG_YAML', error.message);
     for (const warning of doc.warnings) {
       pipeline.reportAtOffset(warning.pos[0], 'ETL_CFG_YAML', warning.message, 'warning');
@@ -330,6 +338,7 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
     if (stage) stage.schemaValid = false;
   }
   validateStageOptions(document, entries);
+  checkSecretOptions(document, entries);
   const resources = collectResources(document, data, known.resources);
   checkResourceUses(document, entries, resources, data);
   const root = asRecord(data);

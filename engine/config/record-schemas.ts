@@ -7,7 +7,7 @@
  * the checks needing it are skipped.
  */
 import { acceptedKinds, buildGraph, DEAD_LETTER_PORT, outputPorts } from '../graph/graph.ts';
-import type { OperatorDefinition, OptionProblem } from '../operator.ts';
+import type { InputSchema, OperatorDefinition, OptionProblem } from '../operator.ts';
 import type { RecordKind } from '../record.ts';
 import { DEAD_LETTER_SCHEMA, OPEN_RECORD_SCHEMA, type RecordSchema, unionOf, unknownField } from '../record-schema.ts';
 import type { PipelineDocument } from './document.ts';
@@ -50,6 +50,7 @@ function computeSchemas(pipeline: PipelineDocument, entries: readonly StageEntry
     const entry = first.get(id) as StageEntry;
     kinds.set(id, portsOf(spec));
     let input: RecordSchema | undefined;
+    let inputs: InputSchema[] | undefined;
     if (spec.kind !== 'source') {
       const accepts = acceptsOf(spec);
       // Records of a kind the stage refuses (reported by the graph pass) say nothing about what it should get.
@@ -60,8 +61,14 @@ function computeSchemas(pipeline: PipelineDocument, entries: readonly StageEntry
       const upstream = spec.inputs.map((ref) => outputs.get(ref.stage)?.[ref.port]);
       const known = upstream.length > 0 && upstream.every((s) => s !== undefined) && !refused;
       input = known ? unionOf(upstream as RecordSchema[]) : undefined;
+      if (known) {
+        inputs = spec.inputs.map((ref, i) => ({
+          kind: kinds.get(ref.stage)?.[ref.port] ?? 'any',
+          schema: upstream[i] as RecordSchema,
+        }));
+      }
     }
-    const ports = declaredPorts(pipeline, entry, spec, input);
+    const ports = declaredPorts(pipeline, entry, spec, input, inputs);
     outputs.set(id, ports);
     out.set(entry, { input, outputs: ports });
   }
@@ -74,6 +81,7 @@ function declaredPorts(
   entry: StageEntry,
   spec: StageSpec,
   input: RecordSchema | undefined,
+  inputs: readonly InputSchema[] | undefined,
 ): Record<string, RecordSchema | undefined> {
   const def = spec.definition;
   let declared: Readonly<Record<string, RecordSchema>> | undefined;
@@ -84,7 +92,7 @@ function declaredPorts(
       declared =
         def.kind === 'source'
           ? def.outputSchemas?.(spec.options)
-          : def.outputSchemas?.(spec.options, input ?? OPEN_RECORD_SCHEMA);
+          : def.outputSchemas?.(spec.options, input ?? OPEN_RECORD_SCHEMA, inputs);
     } catch (error) {
       known = false;
       pipeline.report({
@@ -145,6 +153,7 @@ function validateOptions(
       code: problem.code ?? 'ETL_CFG_INVALID',
       message: problem.message,
       ...(problem.hint === undefined ? {} : { hint: problem.hint }),
+      ...(problem.offset === undefined ? {} : { offset: problem.offset }),
       severity: problem.severity ?? 'error',
     });
   }

@@ -219,3 +219,27 @@ export function asRecord(value: unknown): Record<string, unknown> | undefined {
     ? (value as Record<string, unknown>)
     : undefined;
 }
+
+/**
+ * An option its operator marks `writeOnly` (a key, a password) is masked in messages only when its value came
+ * from a `${secret:…}` variable: written otherwise (literally, or from a plain `${VAR}`) it is warned about.
+ */
+export function checkSecretOptions(pipeline: PipelineDocument, entries: readonly StageEntry[]): void {
+  for (const entry of entries) {
+    const properties = (entry.definition?.schema as { properties?: Record<string, { writeOnly?: boolean }> })
+      ?.properties;
+    if (!entry.value || properties === undefined) continue;
+    for (const [key, property] of Object.entries(properties)) {
+      if (property.writeOnly !== true || pipeline.nodeAt([...entry.path, key]) === undefined) continue;
+      if (pipeline.secretPaths.has(JSON.stringify([...entry.path, key]))) continue;
+      pipeline.report({
+        path: [...entry.path, key],
+        code: 'ETL_CFG_SECRET',
+        severity: 'warning',
+        message: `\`${key}\` is a secret but is not read from a \`\${secret:…}\` variable`,
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the hint shows the interpolation syntax
+        hint: 'write `${secret:NAME}` with the value in the environment: only then is it masked in every message',
+      });
+    }
+  }
+}

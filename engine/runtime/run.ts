@@ -26,6 +26,7 @@ import type {
   Source,
   SourceDefinition,
   SourceOutput,
+  StageReport,
   Transform,
   TransformDefinition,
 } from '../operator.ts';
@@ -145,6 +146,7 @@ class PipelineRun {
   /** The id of this run's first snapshot, until the checkpoints exist to tell. */
   private firstSnapshotId = 1;
   private warnedUnread = new Set<string>();
+  private reportsCollected = false;
 
   constructor(spec: PipelineSpec, options: RunOptions) {
     this.spec = spec;
@@ -209,10 +211,13 @@ class PipelineRun {
         await this.flushSinks();
         await checkpoints.take();
         await this.deliverLeftovers(checkpoints);
+        this.collectReports();
       }
     } catch (error) {
       this.fail(error);
     } finally {
+      // A failed run still tells what its stages saw.
+      if (this.failure) this.collectReports();
       await this.checkpoints?.stop();
       this.acks.end(this.failure ?? new Error('the run ended before the batch was in a committed checkpoint'));
       this.stats.checkpoints = this.checkpoints?.committed ?? 0;
@@ -557,9 +562,11 @@ class PipelineRun {
       const records = ports[port] as EtlRecord[];
       if (records.length === 0) continue;
       if (port === DEAD_LETTER_PORT) {
-        this.stats.rejected += records.length;
-        if (stage.spec.onError === 'fail') {
-          const first = records[0] as { reason?: unknown };
+        // Dead letters a stage passes on (anonymize scrubs those it reads) were counted by the stage that made them.
+        const own = records.filter((r) => r.stage === id);
+        this.stats.rejected += own.length;
+        if (stage.spec.onError === 'fail' && own.length > 0) {
+          const first = own[0] as { reason?: unknown };
           throw new EtlError(
             'ETL_RUN_STAGE_FAILED',
             `stage ${id} rejected a record (on_error: fail): ${String(first.reason)}`,
@@ -874,6 +881,35 @@ class PipelineRun {
         stage.spec.id,
         phase,
       );
+    }
+  }
+
+  /**
+   * Asks every transform for its report, once, for the summary. A report's failure fails the run: everything was
+   * delivered and checkpointed by then, so only the outcome (and `etl apply`'s exit code) changes.
+   */
+  private collectReports(): void {
+    if (this.reportsCollected) return;
+    this.reportsCollected = true;
+    for (const stage of this.stages.values()) {
+      if (!stage.transform?.summarize) continue;
+      let report: StageReport | undefined;
+      try {
+        report = stage.transform.summarize();
+      } catch (error) {
+        stage.logger.error(`could not report on the run: ${errorMessage(error)}`);
+        continue;
+      }
+      if (report === undefined) continue;
+      const id = stage.spec.id;
+      this.stats.reports.push({
+        stage: id,
+        lines: [...report.lines],
+        ...(report.failure === undefined ? {} : { failure: report.failure }),
+      });
+      if (report.failure !== undefined) {
+        this.fail(new EtlError('ETL_RUN_CHECK_FAILED', `stage ${id}: ${report.failure}`));
+      }
     }
   }
 

@@ -27,6 +27,7 @@ export function emptyStats(spec: PipelineSpec): RunStats {
     inputErrors: 0,
     bytesRead: 0,
     warnings: [],
+    reports: [],
     checkpoints: 0,
   };
 }

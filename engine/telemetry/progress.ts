@@ -238,6 +238,11 @@ export function summary(stats: RunStats, outcome: RunOutcome): string {
       ]);
     }
   }
+  for (const report of stats.reports) {
+    report.lines.forEach((line, i) => {
+      rows.push([i === 0 ? report.stage : '', line]);
+    });
+  }
   rows.push(
     ['duration', duration(stats.elapsedMs)],
     ['average rate', seconds > 0 ? `${integer.format(stats.recordsIn / seconds)} records/s` : '--'],

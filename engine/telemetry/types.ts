@@ -58,6 +58,15 @@ export interface RunStats {
   bytesTotal?: number;
   /** Distinct warnings logged during the run (the first few), to repeat in the summary. */
   warnings: RunWarning[];
+  /** What stages told of the run once it was over (`Transform.summarize`), in stage order. */
+  reports: StageReportEntry[];
+}
+
+export interface StageReportEntry {
+  readonly stage: string;
+  readonly lines: readonly string[];
+  /** Set when the run failed because of it. */
+  readonly failure?: string;
 }
 
 export interface SinkStats {

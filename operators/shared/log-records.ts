@@ -14,6 +14,9 @@
 import type { FromSchema } from 'json-schema-to-ts';
 
 const text = (description: string) => ({ type: ['string', 'null'], description }) as const;
+const RAW_BASE64 =
+  'The original bytes of the log line, base64, when they are not valid UTF-8 (the text fields hold them decoded, ' +
+  'each invalid byte as U+FFFD); null for a valid line. Decode it to get the line exactly as the server wrote it.';
 const integer = (description: string) => ({ type: ['integer', 'null'], minimum: 0, description }) as const;
 
 export const accessRecordSchema = {
@@ -50,6 +53,7 @@ export const accessRecordSchema = {
     'port',
     'forwarded_for',
     'extra',
+    'raw_base64',
   ],
   properties: {
     client_ip: text(
@@ -120,6 +124,7 @@ export const accessRecordSchema = {
         'For JSON logs: the keys no field was mapped from, with their JSON values (`""` and `"-"` as null).',
       additionalProperties: true,
     },
+    raw_base64: text(RAW_BASE64),
   },
   examples: [
     {
@@ -148,6 +153,7 @@ export const accessRecordSchema = {
       port: null,
       forwarded_for: null,
       extra: {},
+      raw_base64: null,
     },
   ],
 } as const;
@@ -182,6 +188,7 @@ export function emptyAccessRecord(): AccessRecord {
     port: null,
     forwarded_for: null,
     extra: {},
+    raw_base64: null,
   };
 }
 
@@ -208,6 +215,7 @@ export const errorLogRecordSchema = {
     'upstream',
     'host',
     'referrer',
+    'raw_base64',
   ],
   properties: {
     server: { type: 'string', enum: ['apache', 'nginx'], description: 'Which server wrote the entry.' },
@@ -234,6 +242,7 @@ export const errorLogRecordSchema = {
     upstream: text('Upstream URL from the nginx context.'),
     host: text('Host (nginx `host:`) or virtual server (nginx `server:`) the entry is about.'),
     referrer: text('Referrer from the Apache (`, referer: …`) or nginx (`referrer: "…"`) context.'),
+    raw_base64: text(RAW_BASE64),
   },
 } as const;
 

@@ -67,8 +67,10 @@ describe('etl graph', () => {
     expect(listing).toContain('    timestamp                  string (date-time) | null\n');
     expect(listing).toContain('    forwarded_for              string[] | null\n');
     expect(listing).toContain(
-      '  parsed.dead_letter → rejects\n    stage   string\n    reason  string\n    time    string (date-time)\n',
+      '  parsed.dead_letter → rejects\n    stage        string\n    reason       string\n    time         string (date-time)\n',
     );
+    expect(listing).toContain('    raw_base64                 string | null\n');
+    expect(listing).toContain('    raw_base64?  string\n');
     expect(listing).not.toContain('parsed.error_log');
   });
 });

@@ -166,7 +166,14 @@ describe('the record schema at every port', () => {
     expect(errors(result)).toEqual([]);
     const all = stage(result, 'all').inputSchema as RecordSchema;
     expect(all.additionalProperties).toBe(false);
-    expect(all.required).toEqual(['client_ip', 'timestamp', 'timestamp_offset_minutes', 'request', 'referrer']);
+    expect(all.required).toEqual([
+      'client_ip',
+      'timestamp',
+      'timestamp_offset_minutes',
+      'request',
+      'referrer',
+      'raw_base64',
+    ]);
     expect(all.properties?.status).toEqual(accessRecordSchema.properties.status);
     expect(all.properties?.level).toEqual(errorLogRecordSchema.properties.level);
     // The same type, descriptions aside: the first input's declaration.

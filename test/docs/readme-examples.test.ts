@@ -136,7 +136,11 @@ describe('YAML examples in the READMEs', () => {
   it.each(all.map((e) => [`${e.readme}:${e.line}`, e] as const))('%s validates', async (_name, example) => {
     for (const document of documentsFor(example)) {
       const { diagnostics } = await loadPipelinesFromString(document, example.readme, {
-        env: { DATABASE_URL: 'postgres://etl@127.0.0.1:5432/logs' },
+        env: {
+          DATABASE_URL: 'postgres://etl@127.0.0.1:5432/logs',
+          ABUSEIPDB_KEY: 'readme-example-key',
+          ANONYMIZE_KEY: 'readme-example-key-0123456789',
+        },
       });
       const errors = diagnostics.filter((d) => d.severity === 'error');
       expect(

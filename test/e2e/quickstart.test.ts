@@ -68,6 +68,27 @@ describe('quickstart', () => {
     expect(stored).toBeGreaterThan(0.97 * inputLines);
     expect(counts[0]?.status).toBe(200);
 
+    // The geoip and user_agent stages: countries and browsers as columns (the sample addresses are public).
+    const enriched = await etl(
+      [
+        'query',
+        '--pipeline',
+        'examples/quickstart.yaml',
+        '--format',
+        'json',
+        `SELECT count(geo_country_code)::int AS located, count(DISTINCT geo_country)::int AS countries,
+                count(*) FILTER (WHERE ua_browser = 'Chrome' AND NOT ua_is_bot)::int AS chrome,
+                count(*) FILTER (WHERE ua_bot_name = 'Googlebot')::int AS googlebot FROM access_logs`,
+      ],
+      { cwd, env },
+    );
+    expect(enriched.code, enriched.stderr).toBe(0);
+    const [geo] = JSON.parse(enriched.stdout) as Array<Record<string, number>>;
+    expect(geo?.located).toBeGreaterThan(0.9 * stored);
+    expect(geo?.countries).toBeGreaterThan(20);
+    expect(geo?.chrome).toBeGreaterThan(0.1 * stored);
+    expect(geo?.googlebot).toBeGreaterThan(0);
+
     const again = await etl(['apply', '--no-progress', 'examples/quickstart.yaml'], { cwd, env });
     expect(again.code, again.stderr).toBe(0);
     expect(total(await byStatus())).toBe(stored);

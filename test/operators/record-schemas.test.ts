@@ -23,7 +23,7 @@ import type {
   SourceDefinition,
   TransformDefinition,
 } from '../../engine/operator.ts';
-import type { EtlRecord } from '../../engine/record.ts';
+import { deadLetter, type EtlRecord } from '../../engine/record.ts';
 import {
   DEAD_LETTER_SCHEMA,
   OPEN_RECORD_SCHEMA,
@@ -34,8 +34,9 @@ import { detachedState, noopMetrics, silentLogger } from '../../engine/runtime/n
 import { createAjv, createRecordAjv } from '../../engine/schema/ajv.ts';
 import { stage } from '../support/spec.ts';
 import { registry } from '../../operators/registry.ts';
-import { accessRecordSchema } from '../../operators/shared/log-records.ts';
+import { accessRecordSchema, emptyAccessRecord } from '../../operators/shared/log-records.ts';
 import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
+import { asnRecord, buildMmdb, cityRecord } from '../../operators/transforms/geoip/test-support.ts';
 
 // ------------------------------------------------------------------------------------------ generic part
 
@@ -204,6 +205,24 @@ const rawLines = fc.array(
   { minLength: 1, maxLength: 60 },
 );
 
+/** Access records (as parse emits them) with values valid and not for the validate rules. */
+const accessRecords = fc.array(
+  fc
+    .record({
+      client_ip: fc.option(fc.constantFrom('203.0.113.9', '8.8.8.8', '10.0.0.1', '::1', '2001:4860::8888', 'host', '')),
+      status: fc.option(fc.integer({ min: 0, max: 999 })),
+      method: fc.option(fc.constantFrom('GET', 'POST', 'BREW', 'get')),
+      path: fc.option(fc.oneof(fc.constantFrom('/', '/api/x', '/a%zz', 'x y'), fc.string())),
+      referrer: fc.option(fc.oneof(fc.constantFrom('https://example.com/', 'ftp://x', 'not a url'), fc.string())),
+      bytes: fc.option(fc.integer({ min: 0, max: 1e9 })),
+      timestamp: fc.option(
+        fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }),
+      ),
+    })
+    .map((r): EtlRecord => ({ ...emptyAccessRecord(), ...r, timestamp: r.timestamp?.toISOString() ?? null })),
+  { maxLength: 40 },
+);
+
 /** Erases the value type: each maker only ever gets its own values. */
 function maker<T>(m: CaseMaker<T>): CaseMaker<unknown> {
   return m as unknown as CaseMaker<unknown>;
@@ -274,6 +293,236 @@ const cases: Record<string, CaseMaker<unknown>> = {
       input: { schema: RAW_LINE_SCHEMA, records: value.records },
     }),
     runs: 150,
+  }),
+  'transform geoip': maker({
+    values: fc.record({
+      addresses: fc.array(
+        fc.oneof(
+          fc.ipV4(),
+          fc.ipV6(),
+          fc.constantFrom('81.2.69.160', '2a02:cf40::1', '::ffff:8.8.8.8', '10.0.0.1', '-', ''),
+          fc.string(),
+          fc.constant(null),
+        ),
+        { minLength: 1, maxLength: 40 },
+      ),
+      own: fc.boolean(),
+      prefix: fc.constantFrom('geo_', 'client_'),
+    }),
+    make: (value: { addresses: (string | null)[]; own: boolean; prefix: string }, dir) => {
+      const files = [join(dir, 'city.mmdb'), join(dir, 'asn.mmdb')];
+      if (value.own) {
+        const london = cityRecord({ country: 'GB', countryName: 'UK', city: 'London', location: [51.5, -0.09] });
+        writeFileSync(files[0] as string, buildMmdb([['81.2.69.0/24', london]]));
+        writeFileSync(files[1] as string, buildMmdb([['2a02:cf40::/32', asnRecord(64512, 'AS')]], 'GeoLite2-ASN'));
+      }
+      return {
+        options: withDefaults(definition('transform', 'geoip'), {
+          prefix: value.prefix,
+          ...(value.own ? { database: files } : {}),
+        }),
+        input: {
+          schema: accessRecordSchema,
+          records: value.addresses.map((client_ip) => ({ ...emptyAccessRecord(), client_ip })),
+        },
+      };
+    },
+    runs: 30,
+  }),
+  'transform threat_intel': maker({
+    values: fc.record({
+      options: fc.constantFrom(
+        ...(definition('transform', 'threat_intel').examples as Record<string, unknown>[]).filter(
+          // Rule files and AbuseIPDB (a Redis resource) reach outside the test: their own tests cover them.
+          (o) => (o.signatures as { files: string[] }).files.length === 0 && o.abuseipdb === undefined,
+        ),
+      ),
+      list: fc.array(fc.constantFrom('192.0.2.0/24 ; SBL1', '2001:db8::/32', '198.51.100.7', 'junk', '# c'), {
+        maxLength: 6,
+      }),
+      records: fc.array(
+        fc.record({
+          client_ip: fc.constantFrom('192.0.2.9', '2001:db8::1', '198.51.100.7', '203.0.113.1', 'host.example', null),
+          path: fc.constantFrom('/', '/.env', '/wp-login.php', '/a/../../etc/passwd', null),
+          query: fc.constantFrom("id=1' or '1'='1", 'q=shoes', null),
+          user_agent: fc.constantFrom('sqlmap/1.7', 'Mozilla/5.0', null),
+          referrer: fc.constantFrom('https://example.com/', null),
+        }),
+        { minLength: 1, maxLength: 40 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; list: string[]; records: EtlRecord[] }, dir: string): Case => {
+      const lists = (value.options.lists as { name: string; path: string }[]).map((l, i) => {
+        const path = join(dir, `list-${i}.txt`);
+        // A list with no block at all is refused at open; one block, then whatever was drawn.
+        writeFileSync(path, ['10.0.0.0/8', ...value.list].join('\n'));
+        return { name: l.name, path };
+      });
+      const schema = {
+        type: 'object',
+        additionalProperties: false,
+        required: ['client_ip', 'path', 'query', 'user_agent', 'referrer'],
+        properties: Object.fromEntries(
+          ['client_ip', 'path', 'query', 'user_agent', 'referrer'].map((f) => [f, { type: ['string', 'null'] }]),
+        ),
+      } as const satisfies RecordSchema;
+      return {
+        options: { ...structuredClone(value.options), lists, reload: { watch: false, interval_seconds: 0 } },
+        input: { schema, records: value.records },
+      };
+    },
+    runs: 30,
+  }),
+  'transform user_agent': maker({
+    values: fc.record({
+      agents: fc.array(
+        fc.oneof(
+          fc.constantFrom(
+            'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148',
+            'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36',
+            'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
+            'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36',
+            'curl/8.5.0',
+            'kube-probe/1.28',
+            '-',
+            '',
+          ),
+          fc.string({ maxLength: 300 }),
+          fc.constant(null),
+        ),
+        { minLength: 1, maxLength: 40 },
+      ),
+      prefix: fc.constantFrom('ua_', 'agent_'),
+      cache_size: fc.constantFrom(0, 3, 1000),
+    }),
+    make: (value: { agents: (string | null)[]; prefix: string; cache_size: number }) => ({
+      options: withDefaults(definition('transform', 'user_agent'), {
+        prefix: value.prefix,
+        cache_size: value.cache_size,
+      }),
+      input: {
+        schema: accessRecordSchema,
+        records: value.agents.map((user_agent) => ({ ...emptyAccessRecord(), user_agent })),
+      },
+    }),
+    runs: 40,
+  }),
+  'transform validate': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'validate').examples as Record<string, unknown>[])),
+      records: accessRecords,
+    }),
+    make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
+      options: structuredClone(value.options),
+      input: { schema: accessRecordSchema as RecordSchema, records: value.records },
+    }),
+    runs: 60,
+  }),
+  'transform sessionize': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'sessionize').examples as Record<string, unknown>[])),
+      records: fc.array(
+        fc.record({
+          client_ip: fc.constantFrom('192.0.2.1', '192.0.2.2', null),
+          user_agent: fc.constantFrom('curl/8', 'Mozilla/5.0', null),
+          user: fc.constantFrom('ann', null),
+          // Minutes apart, sometimes back in time; sometimes no time at all.
+          timestamp: fc.option(fc.integer({ min: 0, max: 24 * 60 }), { freq: 10 }),
+        }),
+        { minLength: 1, maxLength: 60 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; records: Array<Record<string, unknown>> }) => {
+      const example = accessRecordSchema.examples[0] as EtlRecord;
+      const t0 = Date.parse('2026-01-01T00:00:00Z');
+      return {
+        options: structuredClone(value.options),
+        input: {
+          schema: accessRecordSchema,
+          records: value.records.map((r) => ({
+            ...example,
+            ...r,
+            timestamp: r.timestamp === null ? null : new Date(t0 + (r.timestamp as number) * 60_000).toISOString(),
+          })),
+        },
+      };
+    },
+    runs: 60,
+  }),
+
+  'transform anomalies': maker({
+    values: fc.record({
+      options: fc.constantFrom(
+        ...(definition('transform', 'anomalies').examples as Record<string, unknown>[]).map((o) => ({
+          ...o,
+          warmup_buckets: 2,
+          min_count: 3,
+          threshold: 2,
+        })),
+      ),
+      // Per minute, how many requests each client sends (a burst now and then), and some without a time.
+      minutes: fc.array(fc.tuple(fc.nat({ max: 4 }), fc.nat({ max: 4 }), fc.boolean()), {
+        minLength: 1,
+        maxLength: 20,
+      }),
+      untimed: fc.nat({ max: 3 }),
+    }),
+    make: (value: { options: Record<string, unknown>; minutes: Array<[number, number, boolean]>; untimed: number }) => {
+      const example = accessRecordSchema.examples[0] as EtlRecord;
+      const t0 = Date.parse('2026-01-01T00:00:00Z');
+      const records: EtlRecord[] = [];
+      value.minutes.forEach(([a, b, burst], m) => {
+        const at = (i: number) => new Date(t0 + m * 60_000 + i).toISOString();
+        for (let i = 0; i < a + (burst ? 40 : 0); i++)
+          records.push({ ...example, client_ip: '192.0.2.1', timestamp: at(i) });
+        for (let i = 0; i < b; i++) records.push({ ...example, client_ip: null, status: 503, timestamp: at(i) });
+      });
+      for (let i = 0; i < value.untimed; i++) records.push({ ...example, timestamp: null, status: null });
+      return {
+        options: withDefaults(definition('transform', 'anomalies'), value.options),
+        input: { schema: accessRecordSchema, records },
+      };
+    },
+    runs: 60,
+  }),
+  'transform anonymize': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'anonymize').examples as Record<string, unknown>[])),
+      records: fc.array(
+        fc.oneof(
+          {
+            weight: 4,
+            arbitrary: fc
+              .record({
+                client_ip: fc.option(fc.oneof(fc.ipV4(), fc.ipV6(), fc.constant('host-7.example.net')), { nil: null }),
+                user: fc.option(fc.string({ maxLength: 12 }), { nil: null }),
+                forwarded_for: fc.option(fc.array(fc.oneof(fc.ipV4(), fc.ipV6(), fc.constant('unknown'))), {
+                  nil: null,
+                }),
+                query: fc.option(fc.string({ maxLength: 40 }), { nil: null }),
+                referrer: fc.option(fc.webUrl({ withQueryParameters: true }), { nil: null }),
+                extra: fc.dictionary(
+                  fc.constantFrom('cookie_session', 'http_x_forwarded_for', 'request_id'),
+                  fc.string(),
+                ),
+              })
+              .map((fields): EtlRecord => ({ ...emptyAccessRecord(), ...fields })),
+          },
+          {
+            weight: 1,
+            arbitrary: line.map((message) =>
+              deadLetter({ message }, 'parsed', `no format fits: ${message.slice(0, 20)}`),
+            ),
+          },
+        ),
+        { minLength: 1, maxLength: 40 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
+      options: structuredClone(value.options),
+      input: { schema: accessRecordSchema, records: value.records },
+    }),
+    runs: 60,
   }),
   'transform aggregate': maker({
     values: fc.record({

@@ -52,6 +52,7 @@ function stats(partial: Partial<RunStats>): RunStats {
     inputErrors: 0,
     bytesRead: 0,
     warnings: [],
+    reports: [],
     ...partial,
   };
 }

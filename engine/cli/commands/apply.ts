@@ -108,8 +108,9 @@ const SAME_SIGNAL_MS = 300;
 /**
  * 0 when every pipeline succeeded: its inputs ended, or it reads without end (`follow: true`) and a signal
  * stopped it, its normal way to end. A finite run cut short by a signal did not do its job: 128 + the signal's
- * number, as a shell reports it (130 for Ctrl-C). Any failure, or an input a source could not read completely
- * (a corrupt compressed file, say; the rest was delivered): 1.
+ * number, as a shell reports it (130 for Ctrl-C). Any failure (a stage's report failing the run too: a quality
+ * threshold not met, everything delivered), or an input a source could not read completely (a corrupt compressed
+ * file, say; the rest was delivered): 1.
  */
 function exitCode(pipelines: readonly PipelineSpec[], results: readonly RunResult[], signal: StopSignal | undefined) {
   if (!results.every((r) => r.ok && r.stats.inputErrors === 0)) return 1;

@@ -62,7 +62,15 @@ describe('postgres sink definition', () => {
     });
     expect(columns({ record_schema: 'access' })).not.toHaveProperty('geo_country');
     expect(columns({ columns: { geo_country: 'inet' } })).toMatchObject({ geo_country: 'inet' });
-    expect(Object.keys(columns({}, DEAD_LETTER_SCHEMA))).toEqual(['stage', 'reason', 'time', 'origin', 'raw', 'extra']);
+    expect(Object.keys(columns({}, DEAD_LETTER_SCHEMA))).toEqual([
+      'stage',
+      'reason',
+      'time',
+      'origin',
+      'raw',
+      'raw_base64',
+      'extra',
+    ]);
     // Unknown input (problems reported elsewhere) and no record_schema: the columns are not judged.
     expect(layoutProblems(options({ time_column: 'nowhere' }), undefined)).toEqual([]);
   });

@@ -127,6 +127,41 @@ describe('file source, reading to the end', () => {
     expect(out.messages).toEqual(['first', 'z'.repeat(1000), 'second', 'z'.repeat(1000)]);
     expect(out.records.filter((r) => r.truncated === true)).toHaveLength(2);
     expect(originOf(out.records[2] as never)).toMatchObject({ offset: 6 + huge.length + 1, line: 3 });
+    // Its end was not in the read buffer when it had to be cut: the size is what was read, a lower bound.
+    expect(out.records[1]).toMatchObject({ line_bytes: READ_BUFFER_BYTES, line_bytes_at_least: true });
+    expect(out.records[1]).toMatchObject({ max_line_bytes: 1000 });
+  });
+
+  it('keeps the bytes of a line that is not UTF-8 in message_base64, and only for such a line', async () => {
+    const dir = workdir();
+    const latin1 = Buffer.from('GET /caf\xe9 "Mozilla \xff"', 'latin1');
+    const broken = Buffer.from([0x61, 0xe2, 0x82, 0x0d]); // `a`, half of `€`, then the CR of a CRLF ending
+    writeFileSync(
+      join(dir, 'a.log'),
+      Buffer.concat([Buffer.from('ok é \uFFFD\n'), latin1, Buffer.from('\n'), broken, Buffer.from('\nlast')]),
+    );
+    const { out } = await readOnce(opts([join(dir, 'a.log')]));
+    expect(out.messages).toEqual(['ok é \uFFFD', 'GET /caf\uFFFD "Mozilla \uFFFD"', 'a\uFFFD', 'last']);
+    expect(out.records[0]).not.toHaveProperty('message_base64');
+    expect(Buffer.from(out.records[1]?.message_base64 as string, 'base64')).toEqual(latin1);
+    expect(Buffer.from(out.records[2]?.message_base64 as string, 'base64')).toEqual(broken.subarray(0, 3));
+    expect(out.records[3]).not.toHaveProperty('message_base64');
+  });
+
+  it('gives a cut binary line its size in bytes as read and the setting that cut it', async () => {
+    const dir = workdir();
+    // 199 KB of bytes that are not text (no newline among them): decoded, each invalid byte is a 3-byte U+FFFD.
+    const binary = Buffer.alloc(199 * 1024);
+    for (let i = 0; i < binary.length; i++) binary[i] = 0x80 + ((i * 7) % 0x80);
+    writeFileSync(join(dir, 'a.log'), Buffer.concat([binary, Buffer.from('\nnext\n')]));
+    const { out } = await readOnce(opts([join(dir, 'a.log')]));
+    expect(out.records[0]).toMatchObject({ truncated: true, line_bytes: 203776, max_line_bytes: 65536 });
+    expect(out.records[0]).not.toHaveProperty('line_bytes_at_least');
+    const kept = Buffer.from(out.records[0]?.message_base64 as string, 'base64');
+    expect(kept.length).toBeGreaterThan(65536 - 4);
+    expect(kept).toEqual(binary.subarray(0, kept.length));
+    expect(out.messages[1]).toBe('next');
+    expect(originOf(out.records[1] as never)).toMatchObject({ offset: 203777, line: 2 });
   });
 
   it('reports progress against the total size', async () => {
@@ -393,6 +428,54 @@ describe('file source, following', () => {
       expect(out.messages).toEqual(['complete']);
       await out.until(atLeast(2));
       expect(out.messages).toEqual(['complete', 'waiting']);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('measures a long line written in pieces whole: the cut waits for its newline', async () => {
+    const dir = workdir();
+    const path = join(dir, 'a.log');
+    writeFileSync(path, `first\n${'a'.repeat(5000)}`);
+    let read = 0;
+    let sawHead: () => void = () => {};
+    const head = new Promise<void>((resolve) => {
+      sawHead = resolve;
+    });
+    const options = opts([path], { follow: true, max_line_bytes: 1000, partial_line_timeout_ms: 60_000 });
+    const source = createFileSource(options, testContext({ batchMaxRecords: 1000 }), {
+      onRead: (_path, bytes) => {
+        read += bytes;
+        if (read >= 5006) sawHead();
+      },
+    });
+    const out = collectOutput();
+    const running = source.run(out);
+    try {
+      await head;
+      appendFileSync(path, `${'b'.repeat(3000)}\nnext\n`);
+      await out.until(atLeast(3));
+      expect(out.messages).toEqual(['first', 'a'.repeat(1000), 'next']);
+      expect(out.records[1]).toMatchObject({ truncated: true, line_bytes: 8000, max_line_bytes: 1000 });
+      expect(out.records[1]).not.toHaveProperty('line_bytes_at_least');
+    } finally {
+      out.controller.abort();
+      await running;
+      await source.close?.();
+    }
+  });
+
+  it('cuts a long partial line when partial_line_timeout_ms passes, and skips what is appended to it', async () => {
+    const dir = workdir();
+    const path = join(dir, 'a.log');
+    writeFileSync(path, 'x'.repeat(3000));
+    const { out, stop } = follow(opts([path], { follow: true, max_line_bytes: 1000, partial_line_timeout_ms: 100 }));
+    try {
+      await out.until(atLeast(1));
+      expect(out.records[0]).toMatchObject({ message: 'x'.repeat(1000), truncated: true, line_bytes: 3000 });
+      appendFileSync(path, 'yyy\nnext\n');
+      await out.until(atLeast(2));
+      expect(out.messages).toEqual(['x'.repeat(1000), 'next']);
     } finally {
       await stop();
     }

@@ -2,7 +2,12 @@
  * Line splitting shared by the file and stdin sources: complete lines out of a byte buffer, with the
  * byte offset and line number of each for the record's origin, a trailing `\r` stripped and over-long
  * lines cut. The hot loop is indexOf + one decode + two object literals per line.
+ *
+ * Bytes that are not UTF-8 decode as U+FFFD in `message`; such a line also carries its bytes, base64, in
+ * `message_base64`, so nothing is lost. Only a line whose text holds U+FFFD is checked further: V8 answers
+ * that search without scanning an ASCII-only string, so valid lines pay almost nothing (bench/lines.ts).
  */
+import { isUtf8 } from 'node:buffer';
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 
 const NEWLINE = 0x0a;
@@ -69,7 +74,10 @@ export class Batch {
  * Moves complete lines of `buf[start, end)` into `batch` until it is full; returns the new start.
  * What remains is a partial line (no newline yet), unless the batch filled up first. With `atEof`
  * a final line without newline is taken too. A line longer than `maxLineBytes` becomes one record
- * of its first `maxLineBytes` bytes marked `truncated`; the rest of it is skipped up to its newline.
+ * of its first `maxLineBytes` bytes marked `truncated`, with its size in `line_bytes`; the rest of it is
+ * skipped up to its newline. So that the size is the whole line's, the cut waits for the newline while the
+ * line fits in `buf`; a line that fills `buf` without one is cut then, its size a lower bound
+ * (`line_bytes_at_least`).
  */
 export function takeLines(
   cursor: LineCursor,
@@ -92,14 +100,19 @@ export function takeLines(
       if (cursor.skipping) {
         consume(cursor, batch, rest, 0);
         pos = end;
-      } else if (rest > maxLineBytes + 1 || (rest === maxLineBytes + 1 && buf[end - 1] !== CR)) {
-        // Longer than allowed whatever comes next (one byte of slack for a `\r` before the newline).
-        pushTruncated(cursor, batch, buf, pos, maxLineBytes);
+      } else if (rest >= buf.length && rest > maxLineBytes) {
+        // The line fills the buffer and its end is still unseen: cut it now, its size known only in part.
+        pushTruncated(cursor, batch, buf, pos, maxLineBytes, rest, true);
         consume(cursor, batch, rest, 1);
         cursor.skipping = true;
         pos = end;
       } else if (atEof) {
-        pushLine(cursor, batch, buf, pos, stripCr(buf, pos, end));
+        const lineEnd = stripCr(buf, pos, end);
+        if (lineEnd - pos > maxLineBytes) {
+          // Cut as it stands; should the file grow, what is appended to this line is skipped like its tail.
+          pushTruncated(cursor, batch, buf, pos, maxLineBytes, lineEnd - pos, false);
+          cursor.skipping = true;
+        } else pushLine(cursor, batch, buf, pos, lineEnd);
         consume(cursor, batch, rest, 1);
         pos = end;
       }
@@ -111,7 +124,7 @@ export function takeLines(
       consume(cursor, batch, consumed, 0);
     } else {
       const lineEnd = stripCr(buf, pos, nl);
-      if (lineEnd - pos > maxLineBytes) pushTruncated(cursor, batch, buf, pos, maxLineBytes);
+      if (lineEnd - pos > maxLineBytes) pushTruncated(cursor, batch, buf, pos, maxLineBytes, lineEnd - pos, false);
       else pushLine(cursor, batch, buf, pos, lineEnd);
       consume(cursor, batch, consumed, 1);
     }
@@ -133,14 +146,37 @@ function consume(cursor: LineCursor, batch: Batch, bytes: number, lines: number)
 
 function pushLine(cursor: LineCursor, batch: Batch, buf: Buffer, start: number, end: number): void {
   const origin: Origin = { source: cursor.source, file: cursor.file, offset: cursor.offset, line: cursor.line + 1 };
-  batch.records.push({ message: buf.toString('utf8', start, end), [ORIGIN]: origin });
+  const message = buf.toString('utf8', start, end);
+  if (message.indexOf('\uFFFD') === -1 || isUtf8(buf.subarray(start, end))) {
+    batch.records.push({ message, [ORIGIN]: origin });
+  } else {
+    batch.records.push({ message, message_base64: buf.toString('base64', start, end), [ORIGIN]: origin });
+  }
 }
 
-function pushTruncated(cursor: LineCursor, batch: Batch, buf: Buffer, start: number, maxLineBytes: number): void {
+/**
+ * A line cut at `maxLineBytes`: `message` and `message_base64` hold its first bytes, `line_bytes` its size
+ * (`atLeast`: a lower bound) and `max_line_bytes` the setting that cut it, so that what reads it can say so.
+ */
+function pushTruncated(
+  cursor: LineCursor,
+  batch: Batch,
+  buf: Buffer,
+  start: number,
+  maxLineBytes: number,
+  lineBytes: number,
+  atLeast: boolean,
+): void {
   // Cut on a character boundary: back off continuation bytes (10xxxxxx) so no half character is decoded.
   let cut = start + maxLineBytes;
   for (let back = 0; back < 3 && cut > start && ((buf[cut] as number) & 0xc0) === 0x80; back++) cut--;
   const origin: Origin = { source: cursor.source, file: cursor.file, offset: cursor.offset, line: cursor.line + 1 };
-  batch.records.push({ message: buf.toString('utf8', start, cut), truncated: true, [ORIGIN]: origin });
+  const record: EtlRecord = { message: buf.toString('utf8', start, cut), truncated: true };
+  if (!isUtf8(buf.subarray(start, cut))) record.message_base64 = buf.toString('base64', start, cut);
+  record.line_bytes = lineBytes;
+  if (atLeast) record.line_bytes_at_least = true;
+  record.max_line_bytes = maxLineBytes;
+  record[ORIGIN] = origin;
+  batch.records.push(record);
   batch.truncated++;
 }

@@ -15,7 +15,8 @@ export const schema = {
       default: 65536,
       description:
         'Longest line kept whole, in bytes (without the newline). Longer lines are cut to this length and marked ' +
-        '`truncated: true`; the rest of the line is dropped. Bounds memory per line.',
+        '`truncated: true`, with their size as read in `line_bytes`; the rest of the line is dropped. Bounds ' +
+        'memory per line.',
       examples: [65536, 1048576],
     },
   },

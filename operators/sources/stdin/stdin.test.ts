@@ -6,12 +6,25 @@ import { createStdinSource, STDIN_FILE } from './stdin.ts';
 
 interface Expected {
   message: string;
+  message_base64?: string;
   truncated: boolean;
+  line_bytes?: number;
   offset: number;
   line: number;
 }
 
-/** The specification of line splitting, written the plain way. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function isValidUtf8(bytes: Buffer): boolean {
+  try {
+    strictUtf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The specification of line splitting, written the plain way (lines that fit the read buffer). */
 function referenceLines(input: Buffer, maxLineBytes: number): Expected[] {
   const out: Expected[] = [];
   let start = 0;
@@ -21,13 +34,23 @@ function referenceLines(input: Buffer, maxLineBytes: number): Expected[] {
     if (last) nl = input.length;
     let end = nl;
     if (end > start && input[end - 1] === 0x0d) end--;
+    const size = end - start;
     let truncated = false;
-    if (end - start > maxLineBytes) {
+    if (size > maxLineBytes) {
       truncated = true;
       end = start + maxLineBytes;
-      while (end > start && ((input[end] as number) & 0xc0) === 0x80) end--;
+      // Back off at most three continuation bytes: a character is at most four bytes.
+      for (let back = 0; back < 3 && end > start && ((input[end] as number) & 0xc0) === 0x80; back++) end--;
     }
-    out.push({ message: input.toString('utf8', start, end), truncated, offset: start, line: out.length + 1 });
+    const bytes = input.subarray(start, end);
+    out.push({
+      message: bytes.toString('utf8'),
+      ...(isValidUtf8(bytes) ? {} : { message_base64: bytes.toString('base64') }),
+      truncated,
+      ...(truncated ? { line_bytes: size } : {}),
+      offset: start,
+      line: out.length + 1,
+    });
     start = nl + 1;
   }
   return out;
@@ -76,7 +99,14 @@ describe('stdin source', () => {
   });
 
   it('any split of the input into writes yields the lines of the reference splitter', async () => {
-    const piece = fc.constantFrom('a', 'bc', 'é', '😀', '\r', '\n', '\r\n', ' ', 'x'.repeat(20));
+    // Valid text, a real U+FFFD, and bytes that are not UTF-8: a stray continuation byte, a lead byte
+    // without its continuation, 0xFF, an overlong `/`, a surrogate, half of an emoji.
+    const text = fc.constantFrom('a', 'bc', 'é', '😀', '\uFFFD', '\r', '\n', '\r\n', ' ', 'x'.repeat(20));
+    const bad = fc.constantFrom([0x80], [0xc3], [0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf0, 0x9f, 0x98]);
+    const piece = fc.oneof(
+      { weight: 4, arbitrary: text.map((t) => Buffer.from(t)) },
+      { weight: 1, arbitrary: bad.map((b) => Buffer.from(b)) },
+    );
     await fc.assert(
       fc.asyncProperty(
         fc.array(piece, { maxLength: 80 }),
@@ -84,14 +114,20 @@ describe('stdin source', () => {
         fc.integer({ min: 16, max: 40 }),
         fc.integer({ min: 1, max: 5 }),
         async (pieces, cuts, maxLineBytes, batch) => {
-          const input = Buffer.from(pieces.join(''));
+          const input = Buffer.concat(pieces);
           const { out } = await readAll(splitAt(input, cuts), maxLineBytes, batch);
           const got = out.records.map((r) => ({
             message: r.message,
+            ...(r.message_base64 === undefined ? {} : { message_base64: r.message_base64 }),
             truncated: r.truncated === true,
+            ...(r.truncated === true ? { line_bytes: r.line_bytes } : {}),
             offset: originOf(r).offset,
             line: originOf(r).line,
           }));
+          for (const r of out.records) {
+            if (r.truncated === true) expect(r.max_line_bytes).toBe(maxLineBytes);
+            expect(r.line_bytes_at_least).toBeUndefined();
+          }
           expect(got).toEqual(referenceLines(input, maxLineBytes));
           expect(out.batches.every((b) => b.records.length <= batch)).toBe(true);
         },

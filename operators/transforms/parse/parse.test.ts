@@ -147,6 +147,7 @@ describe('parse: explicit format', () => {
       port: null,
       forwarded_for: null,
       extra: {},
+      raw_base64: null,
       [ORIGIN]: input[0]?.[ORIGIN],
     });
   });
@@ -207,6 +208,69 @@ describe('parse: explicit format', () => {
     expect(dead[2]?.raw).toBe(cut);
     expect(dead[1]?.raw).toBe(long);
     expect(dead.every((d) => d.origin?.line === 3 && d.origin.file === 'a.log')).toBe(true);
+  });
+
+  it('keeps the bytes of a line that is not UTF-8: raw_base64 in the record and in the dead letter', () => {
+    const ctx = testContext();
+    const transform = createParse({ format: 'combined' }, ctx);
+    const origin = { source: 'logs', file: 'a.log', line: 1, offset: 0 };
+    const good = Buffer.from(
+      '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /caf\xe9 HTTP/1.0" 200 5 "-" "\xff"',
+      'latin1',
+    );
+    const junk = Buffer.from('not \xfe a log line', 'latin1');
+    const raw = (bytes: Buffer): EtlRecord => ({
+      message: bytes.toString('utf8'),
+      message_base64: bytes.toString('base64'),
+      [ORIGIN]: origin,
+    });
+    const ports = transform.process([raw(good), { message: 'valid line', [ORIGIN]: origin }, raw(junk)]);
+    const [record] = ports.default ?? [];
+    expect(record).toMatchObject({ path: '/caf\uFFFD', user_agent: '\uFFFD' });
+    expect(Buffer.from(record?.raw_base64 as string, 'base64')).toEqual(good);
+    const dead = ports.dead_letter as DeadLetter[];
+    expect(dead.map((d) => d.raw)).toEqual(['valid line', 'not \uFFFD a log line']);
+    expect(dead[0]).not.toHaveProperty('raw_base64');
+    expect(Buffer.from(dead[1]?.raw_base64 as string, 'base64')).toEqual(junk);
+    // An error-log line too.
+    const entry = Buffer.from('2011/09/09 10:42:29 [error] 1234#0: *99 open() "/caf\xe9" failed', 'latin1');
+    const errorLog = createParse({ format: 'nginx_error' }, testContext()).process([raw(entry)]);
+    expect(errorLog.default?.[0]).toMatchObject({ level: 'error', raw_base64: entry.toString('base64') });
+    // A valid line's record says null, so the column exists and is null.
+    const valid = transform.process(
+      rawRecords('1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 5 "-" "-"\n'),
+    );
+    expect(valid.default?.[0]?.raw_base64).toBeNull();
+  });
+
+  it("says a cut line's size in bytes as read and the setting that cut it, not the size of its decoding", () => {
+    const transform = createParse({ format: 'combined' }, testContext());
+    const origin = { source: 'logs', file: 'a.log', line: 7, offset: 0 };
+    // 65536 bytes that are not UTF-8 decode to 65536 U+FFFD: 196,608 bytes of text.
+    const head = Buffer.alloc(65536, 0xff);
+    const cut = (extra: object): EtlRecord => ({
+      message: head.toString('utf8'),
+      message_base64: head.toString('base64'),
+      truncated: true,
+      line_bytes: 203776,
+      max_line_bytes: 65536,
+      ...extra,
+      [ORIGIN]: origin,
+    });
+    const dead = transform.process([cut({}), cut({ line_bytes: 262144, line_bytes_at_least: true })])
+      .dead_letter as DeadLetter[];
+    expect(dead[0]?.reason).toMatch(/\(the source cut this line of 203776 bytes at max_line_bytes \(65536\)\)$/);
+    expect(dead[1]?.reason).toMatch(
+      /\(the source cut this line of at least 262144 bytes at max_line_bytes \(65536\)\)$/,
+    );
+    expect(dead[0]?.reason).not.toMatch(/196608|longer than/);
+    expect(Buffer.from(dead[0]?.raw_base64 as string, 'base64')).toEqual(head);
+    // parse's own limit measures the bytes as read too.
+    const small = createParse({ format: 'combined', max_line_bytes: 1000 }, testContext());
+    const over = small.process([cut({})]).dead_letter as DeadLetter[];
+    expect(over[0]?.reason).toBe(
+      'line of 65536 bytes is longer than max_line_bytes (1000) (the source cut this line of 203776 bytes at max_line_bytes (65536))',
+    );
   });
 
   it('counts bytes, not characters, against max_line_bytes', () => {

@@ -79,6 +79,9 @@ export class ParseTransform implements Transform {
       const parsed = this.parseRecord(record);
       if (parsed !== null) {
         parsed[ORIGIN] = record[ORIGIN];
+        // A line that is not UTF-8 keeps its bytes (the record's text fields hold U+FFFD in their place).
+        const bytes = record.message_base64;
+        if (typeof bytes === 'string') parsed.raw_base64 = bytes;
         if (!detector?.errorLog) {
           out.push(parsed);
         } else if (this.errorLogsRead) {
@@ -114,8 +117,17 @@ export class ParseTransform implements Transform {
       this.reason = 'empty line';
       return null;
     }
-    if (end > this.maxLineBytes || (end * 3 > this.maxLineBytes && Buffer.byteLength(message) > this.maxLineBytes)) {
-      this.reason = `line of ${Buffer.byteLength(message)} bytes is longer than max_line_bytes (${this.maxLineBytes})`;
+    // Sizes are of the bytes as read: a line that is not UTF-8 is measured by its bytes, not by its
+    // decoding, where each invalid byte became a 3-byte U+FFFD.
+    const bytes = record.message_base64;
+    if (
+      typeof bytes === 'string'
+        ? base64Bytes(bytes) > this.maxLineBytes
+        : end > this.maxLineBytes || (end * 3 > this.maxLineBytes && Buffer.byteLength(message) > this.maxLineBytes)
+    ) {
+      const size = typeof bytes === 'string' ? base64Bytes(bytes) : Buffer.byteLength(message);
+      this.reason = `line of ${size} bytes is longer than max_line_bytes (${this.maxLineBytes})`;
+      if (record.truncated === true) this.reason += truncation(record);
       return null;
     }
     let parsed: object | null;
@@ -131,15 +143,16 @@ export class ParseTransform implements Transform {
         parsed = this.tolerant?.parse(message, end, false) ?? parser.parse(message, end, true);
       }
     }
-    if (parsed === null && record.truncated === true) this.reason += ' (the source truncated this line)';
+    if (parsed === null && record.truncated === true) this.reason += truncation(record);
     return parsed as EtlRecord | null;
   }
 
   private reject(record: EtlRecord): EtlRecord {
-    // A truncated line carries `truncated: true`; dead-letter its text, not the record as JSON.
+    // A truncated line carries `truncated: true` and its size; dead-letter its text (and its bytes when
+    // they are not UTF-8), not the record as JSON.
     const source: EtlRecord =
       typeof record.message === 'string' && Object.keys(record).length > 1
-        ? withOrigin(record.message, record[ORIGIN])
+        ? lineOf(record.message, record.message_base64, record[ORIGIN])
         : record;
     return deadLetter(source, this.id, this.reason);
   }
@@ -228,8 +241,23 @@ function autoCandidates(specs: readonly FormatSpec[], compile: CompileContext): 
   return [...strict, ...tolerant];
 }
 
-function withOrigin(message: string, origin: Origin | undefined): EtlRecord {
-  const rec: EtlRecord = { message };
+function lineOf(message: string, bytes: unknown, origin: Origin | undefined): EtlRecord {
+  const rec: EtlRecord = typeof bytes === 'string' ? { message, message_base64: bytes } : { message };
   if (origin) rec[ORIGIN] = origin;
   return rec;
+}
+
+/** How many bytes base64 text decodes to, without decoding it. */
+function base64Bytes(text: string): number {
+  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  return (text.length * 3) / 4 - padding;
+}
+
+/** What the reason says of a line the source cut: its size as read, and the setting that cut it. */
+function truncation(record: EtlRecord): string {
+  const size = record.line_bytes;
+  const limit = record.max_line_bytes;
+  if (typeof size !== 'number' || typeof limit !== 'number') return ' (the source truncated this line)';
+  const of = record.line_bytes_at_least === true ? `at least ${size}` : `${size}`;
+  return ` (the source cut this line of ${of} bytes at max_line_bytes (${limit}))`;
 }

@@ -154,7 +154,9 @@ export const schema = {
       type: 'integer',
       minimum: 64,
       default: 65536,
-      description: 'Longer lines go to dead_letter unparsed, so one runaway line cannot cost unbounded time or memory.',
+      description:
+        'Longer lines go to dead_letter unparsed, so one runaway line cannot cost unbounded time or memory. Bytes ' +
+        'as read: a line that is not UTF-8 is measured by its bytes, not by its decoding.',
       examples: [65536],
     },
   },

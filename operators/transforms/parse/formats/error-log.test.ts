@@ -30,6 +30,7 @@ describe('error logs', () => {
       upstream: null,
       host: null,
       referrer: 'http://example.com/',
+      raw_base64: null,
     });
     expect(b).toMatchObject({
       level: 'error',
@@ -75,6 +76,7 @@ describe('error logs', () => {
       upstream: null,
       host: 'localhost',
       referrer: 'http://localhost/',
+      raw_base64: null,
     });
     expect(b).toMatchObject({
       level: 'notice',

@@ -30,6 +30,7 @@ function emptyErrorRecord(server: 'apache' | 'nginx'): ErrorLogRecord {
     upstream: null,
     host: null,
     referrer: null,
+    raw_base64: null,
   };
 }
 

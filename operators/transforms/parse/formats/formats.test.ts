@@ -75,6 +75,7 @@ describe('Apache directives', () => {
         bytes_transferred: 1245,
         cookie_sid: 's3cr3t',
       },
+      raw_base64: null,
     });
   });
 
@@ -225,6 +226,7 @@ describe('nginx variables', () => {
         request_id: '9f8e7d6c5b4a',
         geoip2_country: 'DE',
       },
+      raw_base64: null,
     });
   });
 

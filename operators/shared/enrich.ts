@@ -1,0 +1,89 @@
+/**
+ * What enrichments that add fields from one field's value share (geoip, user_agent): reading the source field,
+ * and a cache of answers by value that counts its hits for the stage's metrics.
+ */
+import { LRUCache } from 'lru-cache';
+import type { EtlRecord } from '../../engine/record.ts';
+import type { OperatorMetrics } from '../../engine/operator.ts';
+
+/**
+ * Reads `field` from records: a dotted name (`upstream.addr`) is the field literally named so, or else a path
+ * into object fields, as `fields()` declarations mean it (engine/operator.ts `FieldUse`).
+ */
+export function fieldReader(field: string): (record: EtlRecord) => unknown {
+  if (!field.includes('.')) return (record) => record[field];
+  const path = field.split('.');
+  return (record) => {
+    if (Object.hasOwn(record, field)) return record[field];
+    let value: unknown = record;
+    for (const key of path)
+      value = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+    return value;
+  };
+}
+
+/**
+ * Makes records of `record`'s fields and `keys` set to `values` (in order). Generated code, because an object
+ * literal with the names written out (`{ ...record, "geo_city": values[4] }`) is built three times faster than
+ * the same object filled by computed-key stores, which V8 cannot specialise. The keys are field names the options
+ * schema restricts to `[a-z0-9_]`, and they are written as JSON string literals anyway.
+ */
+export function recordBuilder(keys: readonly string[]): (record: EtlRecord, values: readonly unknown[]) => EtlRecord {
+  const fields = keys.map((key, i) => `${JSON.stringify(key)}: values[${i}]`).join(', ');
+  return new Function('record', 'values', `return { ...record, ${fields} };`) as (
+    record: EtlRecord,
+    values: readonly unknown[],
+  ) => EtlRecord;
+}
+
+/**
+ * Answers by key, least recently used evicted past `size` entries (none kept when `size` is 0), with the hit
+ * ratio since the start published as `<metric>_cache_hit_ratio` and hits and misses as counters.
+ */
+export class AnswerCache<V extends object> {
+  private readonly lru: LRUCache<string, V> | undefined;
+  private hits = 0;
+  private lookups = 0;
+  private published = { hits: 0, lookups: 0 };
+  private readonly hitCounter: { inc(value?: number): void };
+  private readonly missCounter: { inc(value?: number): void };
+  private readonly ratio: { set(value: number): void };
+
+  constructor(size: number, metrics: OperatorMetrics, metric: string, what: string) {
+    this.lru = size > 0 ? new LRUCache<string, V>({ max: size }) : undefined;
+    this.hitCounter = metrics.counter(`${metric}_cache_hits_total`, `${what} answered from the cache`);
+    this.missCounter = metrics.counter(`${metric}_cache_misses_total`, `${what} not in the cache, computed`);
+    this.ratio = metrics.gauge(`${metric}_cache_hit_ratio`, `Share of ${what.toLowerCase()} answered from the cache`);
+  }
+
+  get(key: string, compute: (key: string) => V): V {
+    this.lookups++;
+    const cached = this.lru?.get(key);
+    if (cached !== undefined) {
+      this.hits++;
+      return cached;
+    }
+    const value = compute(key);
+    this.lru?.set(key, value);
+    return value;
+  }
+
+  clear(): void {
+    this.lru?.clear();
+  }
+
+  get hitRatio(): number {
+    return this.lookups === 0 ? 0 : this.hits / this.lookups;
+  }
+
+  /** Publishes the counts since the last call (once per batch: counting per record would cost more). */
+  publish(): void {
+    const hits = this.hits - this.published.hits;
+    const lookups = this.lookups - this.published.lookups;
+    if (lookups === 0) return;
+    this.hitCounter.inc(hits);
+    this.missCounter.inc(lookups - hits);
+    this.ratio.set(this.hits / this.lookups);
+    this.published = { hits: this.hits, lookups: this.lookups };
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Sessions per key over event time. Every decision is a function of the records and their order only, never of
+ * processing time or batch boundaries, so that a rerun after a crash (state restored at the committed cut, the
+ * records after it read again, in other batches) assigns exactly the ids an uninterrupted run does:
+ *
+ * - the clock is the greatest event time this stage has seen (checkpointed), not the engine's watermark, which
+ *   moves with processing time (idle sources) and starts afresh on a restart;
+ * - a session's id is a hash of its key and its start event time;
+ * - sessions that can no longer grow (last + gap before clock − max_out_of_order) are dropped on ticks; dropping
+ *   them changes no output, since any record of their key that is not late starts a new session anyway;
+ * - eviction past `max_sessions` happens when a session starts, and picks the least recently active live
+ *   sessions (by last event time, then key).
+ */
+import { createHash } from 'node:crypto';
+import type { KeyedState, OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
+import type { EtlRecord } from '../../../engine/record.ts';
+import { eventTimeOf, type FieldReader, fieldReader, keyOf } from '../../shared/fields.ts';
+import type { SessionizeOptions } from './schema.ts';
+
+/** A key's current session: start and last event time (epoch ms), and the records it has had. */
+type Session = [start: number, last: number, seq: number];
+
+interface Saved {
+  readonly clock: number | null;
+}
+
+/** The session's id: 128 bits of SHA-256 over the key and the start time, hex. */
+export function sessionId(key: string, start: number): string {
+  return createHash('sha256').update(key).update('\n').update(String(start)).digest('hex').slice(0, 32);
+}
+
+export class SessionizeTransform implements Transform {
+  private readonly keys: readonly FieldReader[];
+  private readonly time: FieldReader;
+  private readonly gapMs: number;
+  private readonly boundMs: number;
+  private readonly max: number;
+  private readonly sessions: KeyedState<Session>;
+  /** The greatest event time seen; -Infinity before the first. */
+  private clock = Number.NEGATIVE_INFINITY;
+  /** The clock at the last sweep of ended sessions. */
+  private sweptAt = Number.NEGATIVE_INFINITY;
+  private warnedLate = false;
+  private readonly ctx: OperatorContext;
+  private readonly late: { inc(value?: number): void };
+  private readonly untimed: { inc(value?: number): void };
+  private readonly evicted: { inc(value?: number): void };
+  private readonly openGauge: { set(value: number): void };
+
+  constructor(options: SessionizeOptions, ctx: OperatorContext) {
+    this.ctx = ctx;
+    this.keys = options.key_fields.map(fieldReader);
+    this.time = fieldReader(options.time_field);
+    this.gapMs = options.gap_seconds * 1000;
+    this.boundMs = options.max_out_of_order_seconds * 1000;
+    this.max = options.max_sessions;
+    this.sessions = ctx.keyed<Session>('sessions');
+    this.late = ctx.metrics.counter(
+      'etl_sessionize_late_records_total',
+      'Records older than max_out_of_order_seconds behind the greatest event time seen, passed on without a session',
+    );
+    this.untimed = ctx.metrics.counter(
+      'etl_sessionize_untimed_records_total',
+      'Records whose time field holds no time, passed on without a session',
+    );
+    this.evicted = ctx.metrics.counter(
+      'etl_sessionize_evicted_sessions_total',
+      'Open sessions evicted because max_sessions was reached',
+    );
+    this.openGauge = ctx.metrics.gauge('etl_sessionize_open_sessions', 'Sessions held in state');
+  }
+
+  process(records: EtlRecord[]): PortRecords {
+    const out = new Array<EtlRecord>(records.length);
+    let late = 0;
+    let untimed = 0;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as EtlRecord;
+      const t = eventTimeOf(this.time(record));
+      if (Number.isNaN(t) || t < this.clock - this.boundMs) {
+        if (Number.isNaN(t)) untimed++;
+        else late++;
+        out[i] = { ...record, session_id: null, session_seq: null, session_start: null };
+        continue;
+      }
+      if (t > this.clock) this.clock = t;
+      const key = keyOf(this.keys, record);
+      let session = this.sessions.get(key);
+      if (session !== undefined && t <= session[1] + this.gapMs) {
+        // Within the gap of the key's session (also a record a little out of order): it joins it.
+        session = [session[0], Math.max(session[1], t), session[2] + 1];
+      } else {
+        if (session === undefined || this.ended(session)) this.makeRoom();
+        session = [t, t, 1];
+      }
+      this.sessions.set(key, session);
+      out[i] = {
+        ...record,
+        session_id: sessionId(key, session[0]),
+        session_seq: session[2],
+        session_start: new Date(session[0]).toISOString(),
+      };
+    }
+    if (late > 0) this.noteLate(late);
+    if (untimed > 0) this.untimed.inc(untimed);
+    this.openGauge.set(this.sessions.size);
+    return { default: out };
+  }
+
+  /** Drops ended sessions once the clock has moved on by a tenth of the gap since the last sweep. */
+  tick(): PortRecords {
+    if (this.clock - this.sweptAt >= this.gapMs / 10) {
+      this.sweep();
+      this.openGauge.set(this.sessions.size);
+    }
+    return {};
+  }
+
+  snapshot(): Saved {
+    return { clock: Number.isFinite(this.clock) ? this.clock : null };
+  }
+
+  restore(state: unknown): void {
+    const saved = state as Saved | undefined;
+    this.clock = saved?.clock ?? Number.NEGATIVE_INFINITY;
+    this.sweptAt = Number.NEGATIVE_INFINITY;
+    this.openGauge.set(this.sessions.size);
+  }
+
+  /** A session no record that is not late can join any more. */
+  private ended(session: Session): boolean {
+    return session[1] + this.gapMs < this.clock - this.boundMs;
+  }
+
+  private sweep(): void {
+    const ended: string[] = [];
+    for (const [key, session] of this.sessions.entries()) if (this.ended(session)) ended.push(key);
+    for (const key of ended) this.sessions.delete(key);
+    this.sweptAt = this.clock;
+  }
+
+  /**
+   * Before a session starts for a key without a live one: when the live sessions fill `max_sessions`, the least
+   * recently active tenth of them goes (so that the sort is paid once per tenth, not once per session).
+   */
+  private makeRoom(): void {
+    if (this.sessions.size < this.max) return;
+    this.sweep();
+    if (this.sessions.size < this.max) return;
+    const target = this.max - Math.max(1, Math.floor(this.max / 10));
+    const byActivity = [...this.sessions.entries()].sort((a, b) => a[1][1] - b[1][1] || (a[0] < b[0] ? -1 : 1));
+    const count = this.sessions.size - target;
+    for (let i = 0; i < count; i++) this.sessions.delete((byActivity[i] as [string, Session])[0]);
+    this.evicted.inc(count);
+    this.ctx.logger.warn(`max_sessions (${this.max}) reached: evicted the ${count} least recently active sessions`, {
+      evicted: count,
+    });
+  }
+
+  private noteLate(count: number): void {
+    this.late.inc(count);
+    if (this.warnedLate) return;
+    this.warnedLate = true;
+    this.ctx.logger.warn(
+      `${count} record(s) arrived more than max_out_of_order_seconds behind the greatest event time seen; they ` +
+        'pass on with null session fields (counted in etl_sessionize_late_records_total; warned once per run)',
+    );
+  }
+}
