@@ -391,6 +391,12 @@ export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O 
    * without passing through such a stage, since those dead letters carry the original lines past it.
    */
   readonly protectsPersonalData?: boolean;
+  /**
+   * The fields of its `default` output that identify a row: the stage emits a row again, corrected, with the same
+   * values in them (an aggregate's window and groups). The graph pass warns when a sink that keys what it stores
+   * (`Sink.storeKey`) reads it without that key, or keeps the first row of a key instead of the last.
+   */
+  rowKey?(options: O): readonly string[];
   create(options: O, ctx: OperatorContext): Transform | Promise<Transform>;
 }
 
@@ -498,6 +504,16 @@ export interface SinkDefinition<S extends OptionsSchema = OptionsSchema, O = unk
   fields?(options: O): readonly FieldUse[];
   /** Storage that answers SQL: `etl query` opens what a sink with these options writes to. */
   readonly query?: QueryableStorage<O>;
+  /**
+   * How the sink keys what it stores, with these options, for the graph pass's check of stages that emit rows
+   * again (`rowKey`): the key's fields and where the options name them, or undefined when every record is stored
+   * as a new row; `replaces`: a record with a stored key replaces the row (true) or is dropped (false).
+   */
+  storeKey?(
+    options: O,
+  ):
+    | { readonly fields: readonly string[]; readonly path: readonly (string | number)[]; readonly replaces: boolean }
+    | undefined;
   create(options: O, ctx: OperatorContext): Sink | Promise<Sink>;
 }
 

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { EtlRecord } from '../../../engine/record.ts';
+import { loadPipelinesFromString } from '../../../engine/config/load.ts';
 import { accessRecordSchema } from '../../shared/log-records.ts';
 import definition from './index.ts';
 import { Harness, options } from './test-support.ts';
@@ -368,5 +369,58 @@ describe('definition', () => {
     expect(out?.properties?.bytes_sum).toEqual({ type: 'integer' });
     expect(out?.properties?.latency_p95).toEqual({ type: ['number', 'null'] });
     expect(out?.properties?.path).toMatchObject({ type: ['string', 'null'] });
+  });
+});
+
+describe('etl validate', () => {
+  const pipeline = (sink: string, operator = '') => `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: rollup }
+spec:
+  sources:
+    logs: { type: file, paths: [access.log] }
+  operators:
+    parsed: { type: parse, inputs: [logs], format: combined }
+    per_minute:
+      type: aggregate
+      inputs: [parsed]
+      window_seconds: 60
+      group_by: [path, method]${operator}
+      aggregates: { requests: { fn: count }, bytes_sum: { fn: sum, field: byts } }
+  sinks:
+    rollup:
+      type: postgres
+      inputs: [per_minute]
+      table: per_minute
+      time_column: window_start
+${sink}
+`;
+  const diagnostics = async (yaml: string) =>
+    (await loadPipelinesFromString(yaml, 'rollup.yaml')).diagnostics.map(
+      (d) => `${d.line}:${d.column} ${d.severity} ${d.code} ${d.message}`,
+    );
+
+  it('points at a misspelt field, and at a sink that does not key the rows as the aggregate emits them', async () => {
+    expect(
+      await diagnostics(pipeline('      unique_key: [window_start, path, method]\n      on_conflict: update')),
+    ).toEqual(['14:75 error ETL_GRAPH_UNKNOWN_FIELD unknown field `byts` — did you mean `bytes`?']);
+    const fixed = (yaml: string) => yaml.replace('field: byts', 'field: bytes');
+    expect(
+      await diagnostics(fixed(pipeline('      unique_key: [window_start, path]\n      on_conflict: update'))),
+    ).toEqual([
+      '21:19 warning ETL_GRAPH_ROW_KEY `per_minute` identifies its rows by [window_start, path, method], not by [window_start, path]',
+    ]);
+    expect(await diagnostics(fixed(pipeline('      partition: day')))).toEqual([
+      '16:5 warning ETL_GRAPH_ROW_KEY `per_minute` emits a row again when it changes, and `rollup` would store each one as a new row',
+    ]);
+    expect(
+      await diagnostics(fixed(pipeline('      unique_key: [window_start, path, method]\n      on_conflict: ignore'))),
+    ).toEqual([
+      '21:19 warning ETL_GRAPH_ROW_KEY `rollup` keeps the first row of a key: the corrections `per_minute` emits would be dropped',
+    ]);
+    const top = '\n      top: { n: 5, by: requests }';
+    expect(
+      await diagnostics(fixed(pipeline('      unique_key: [window_start, rank]\n      on_conflict: update', top))),
+    ).toEqual([]);
   });
 });

@@ -97,6 +97,8 @@ export default defineTransform<typeof schema, AggregateOptions>({
       },
     },
   ],
+  // A window is emitted again when a late record changes it: a rollup table must be keyed on these.
+  rowKey: (options) => (options.top === undefined ? ['window_start', ...options.group_by] : ['window_start', 'rank']),
   fields(options): FieldUse[] {
     const uses: FieldUse[] = [{ path: ['time_field'], field: options.time_field }];
     options.group_by.forEach((field, i) => {
