@@ -4,7 +4,8 @@
  * own process so that its peak RSS is its own:
  * - aggregate_only: parsed records in memory → `process()` of the aggregate, timed alone, then `flush()`;
  * - etl_file_parse_blackhole: the real pipeline without the aggregate (the parse-only rate);
- * - etl_file_parse_aggregate_blackhole: the same with the aggregate, with its keyed state checkpointed.
+ * - etl_file_parse_aggregate_blackhole: the same with the aggregate, with its keyed state checkpointed;
+ * - etl_file_parse_aggregate_per_method_blackhole: the same aggregates per method (a few groups a minute).
  * The goal: the pipeline with the aggregate runs at 70% of the parse-only rate or more.
  * Usage: node bench/aggregate.ts [--lines N]
  */
@@ -121,7 +122,7 @@ async function aggregateOnly(file: string): Promise<void> {
 }
 
 /** The real pipeline, YAML → loader → runtime: file → parse (→ aggregate) → blackhole. */
-async function pipeline(file: string, withAggregate: boolean): Promise<void> {
+async function pipeline(file: string, withAggregate: boolean, groupBy = 'path'): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'etl-bench-aggregate-'));
   try {
     const yaml = `apiVersion: etl/v1
@@ -133,7 +134,7 @@ spec:
     logs: { type: file, paths: [${JSON.stringify(file)}] }
   operators:
     parsed: { type: parse, inputs: [logs], format: nginx_combined_request_time }
-${withAggregate ? `    per_minute:\n      type: aggregate\n      inputs: [parsed]${AGGREGATE}\n` : ''}  sinks:
+${withAggregate ? `    per_minute:\n      type: aggregate\n      inputs: [parsed]${AGGREGATE.replace('[path]', `[${groupBy}]`)}\n` : ''}  sinks:
     hole: { type: blackhole, inputs: [${withAggregate ? 'per_minute' : 'parsed'}] }
 `;
     const { pipelines, diagnostics } = await loadPipelinesFromString(yaml, join(dir, 'bench.yaml'));
@@ -195,6 +196,18 @@ async function main(): Promise<void> {
       `etl_file_parse_aggregate_blackhole_peak_rss: ${Math.round((withAggregate.maxRssKb as number) / 1024)} MB`,
     );
     console.log(`etl_aggregate_share_of_parse_only_rate: ${Math.round((100 * aggregateRate) / parseRate)} %`);
+    // The same aggregates per method: a handful of groups a minute instead of a new one every 3.5 records.
+    const perMethod = spawnCase(self, 'with-aggregate-per-method', file);
+    const perMethodRate = lines / (perMethod.seconds as number);
+    console.log(
+      `etl_file_parse_aggregate_per_method_blackhole_records_per_sec: ${Math.round(perMethodRate)} records/s`,
+    );
+    console.log(
+      `etl_file_parse_aggregate_per_method_blackhole_peak_rss: ${Math.round((perMethod.maxRssKb as number) / 1024)} MB`,
+    );
+    console.log(
+      `etl_aggregate_per_method_share_of_parse_only_rate: ${Math.round((100 * perMethodRate) / parseRate)} %`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -204,4 +217,5 @@ const kase = arg('case');
 if (kase === 'aggregate-only') await aggregateOnly(arg('file') as string);
 else if (kase === 'parse-only') await pipeline(arg('file') as string, false);
 else if (kase === 'with-aggregate') await pipeline(arg('file') as string, true);
+else if (kase === 'with-aggregate-per-method') await pipeline(arg('file') as string, true, 'method');
 else await main();

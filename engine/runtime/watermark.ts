@@ -35,9 +35,17 @@ export class Watermark {
     const now = this.now();
     let last: SourceTime | undefined;
     let lastSource: string | undefined;
+    // Records of one second share their time text: parse it once per run of equal ones.
+    let lastValue: unknown;
+    let lastTime = Number.NaN;
     for (let i = 0; i < records.length; i++) {
       const record = records[i] as EtlRecord;
-      const time = eventTime(record[this.field]);
+      const value = record[this.field];
+      if (value !== lastValue || typeof value !== 'string') {
+        lastValue = value;
+        lastTime = eventTime(value);
+      }
+      const time = lastTime;
       if (Number.isNaN(time)) continue;
       const source = record[ORIGIN]?.source ?? '';
       if (source !== lastSource) {
