@@ -157,6 +157,74 @@ function buildTyping(schema: RecordSchema): Typing {
  * type-checked once, here; evaluated per record with `evaluate`.
  */
 export function compileCondition(source: string, schema: RecordSchema): Compiled {
+  const made = compileRun(source, schema);
+  if ('problem' in made) return made;
+  const { type, run, fields } = made;
+  if (type !== 'bool' && type !== 'dyn') {
+    return { problem: { message: `a condition must give true or false; this one gives a ${type}`, offset: 0 } };
+  }
+  return {
+    condition: {
+      source,
+      fields,
+      evaluate(record) {
+        try {
+          return result(run(record));
+        } catch (error) {
+          return { ok: false, error: evaluationMessage(error) };
+        }
+      },
+    },
+  };
+}
+
+/** The outcome of evaluating an expression giving any value: never a throw. */
+export type ValueResult =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: string };
+
+/** An expression giving a value of any type (a computed field). */
+export interface Expression {
+  readonly source: string;
+  /** The CEL type the checker gives it: `int`, `string`, `map<string, int>`, `dyn` (not known before it runs)… */
+  readonly type: string;
+  readonly fields: readonly string[];
+  /** The value as CEL gives it: integers are BigInt, timestamps Date, uints UnsignedInt. */
+  evaluate(record: EtlRecord): ValueResult;
+}
+
+/** Compiles an expression whose value is kept (not only tested): parsed and type-checked once, here. */
+export function compileExpression(
+  source: string,
+  schema: RecordSchema,
+): { readonly expression: Expression } | { readonly problem: ExpressionProblem } {
+  const made = compileRun(source, schema);
+  if ('problem' in made) return made;
+  const { type, run, fields } = made;
+  return {
+    expression: {
+      source,
+      type,
+      fields,
+      evaluate(record) {
+        try {
+          return { ok: true, value: run(record) };
+        } catch (error) {
+          return { ok: false, error: evaluationMessage(error) };
+        }
+      },
+    },
+  };
+}
+
+interface Run {
+  readonly type: string;
+  readonly fields: readonly string[];
+  /** Evaluates; throws what the library throws. */
+  readonly run: (record: EtlRecord) => unknown;
+}
+
+function compileRun(source: string, schema: RecordSchema): Run | { readonly problem: ExpressionProblem } {
   const typing = typingOf(schema);
   let parsed: ParseResult;
   try {
@@ -166,69 +234,50 @@ export function compileCondition(source: string, schema: RecordSchema): Compiled
   }
   const checked = parsed.check();
   if (!checked.valid) return { problem: problemOf(checked.error, source, typing) };
-  if (checked.type !== 'bool' && checked.type !== 'dyn') {
-    return {
-      problem: { message: `a condition must give true or false; this one gives a ${checked.type}`, offset: 0 },
-    };
-  }
+  const type = String(checked.type);
   const used = fieldsUsed(parsed.ast);
   const fields = typing.fields;
   if (fields === undefined || typing.view === undefined) {
     const openFields = used ?? typing.names;
-    return { condition: openCondition(source, parsed, openFields) };
+    return { type, fields: openFields, run: openRun(parsed) };
   }
   const read = (used ?? [...fields.keys()]).filter((name) => fields.has(name));
-  return { condition: typedCondition(source, parsed, read, fields, typing.view) };
+  return { type, fields: read, run: typedRun(parsed, read, fields, typing.view) };
 }
 
-function typedCondition(
-  source: string,
+function typedRun(
   parsed: ParseResult,
   read: readonly string[],
   fields: ReadonlyMap<string, Convert>,
   View: new () => Record<string, unknown>,
-): Condition {
+): (record: EtlRecord) => unknown {
   const converts = read.map((name) => fields.get(name) as Convert);
   const context: { record: Record<string, unknown> | undefined } = { record: undefined };
-  return {
-    source,
-    fields: read,
-    evaluate(record) {
-      try {
-        // Only the fields the expression reads are copied; nulls are left out (absent, for `has()`).
-        const view = new View();
-        for (let i = 0; i < read.length; i++) {
-          const name = read[i] as string;
-          const value = record[name];
-          if (value !== null && value !== undefined) view[name] = (converts[i] as Convert)(value);
-        }
-        context.record = view;
-        return result(parsed(context));
-      } catch (error) {
-        return { ok: false, error: evaluationMessage(error) };
-      } finally {
-        context.record = undefined;
+  return (record) => {
+    try {
+      // Only the fields the expression reads are copied; nulls are left out (absent, for `has()`).
+      const view = new View();
+      for (let i = 0; i < read.length; i++) {
+        const name = read[i] as string;
+        const value = record[name];
+        if (value !== null && value !== undefined) view[name] = (converts[i] as Convert)(value);
       }
-    },
+      context.record = view;
+      return parsed(context);
+    } finally {
+      context.record = undefined;
+    }
   };
 }
 
-function openCondition(source: string, parsed: ParseResult, read: readonly string[]): Condition {
-  return {
-    source,
-    fields: read,
-    evaluate(record) {
-      try {
-        const view: Record<string, unknown> = {};
-        for (const name in record) {
-          const value = record[name];
-          if (value !== null && value !== undefined) view[name] = value;
-        }
-        return result(parsed({ [RECORD_VARIABLE]: view }));
-      } catch (error) {
-        return { ok: false, error: evaluationMessage(error) };
-      }
-    },
+function openRun(parsed: ParseResult): (record: EtlRecord) => unknown {
+  return (record) => {
+    const view: Record<string, unknown> = {};
+    for (const name in record) {
+      const value = record[name];
+      if (value !== null && value !== undefined) view[name] = value;
+    }
+    return parsed({ [RECORD_VARIABLE]: view });
   };
 }
 

@@ -539,9 +539,10 @@ export interface QuerySession {
 }
 
 export interface QueryTable {
+  /** The columns' names, in order; a name may repeat (`SELECT count(*), count(city)`). */
   readonly fields: readonly string[];
-  /** By field name; 64-bit integers as bigint, whatever the driver returns them as. */
-  readonly rows: ReadonlyArray<Record<string, unknown>>;
+  /** Each row's values in the order of `fields`; 64-bit integers as bigint, whatever the driver returns them as. */
+  readonly rows: ReadonlyArray<readonly unknown[]>;
   /** The statement's command tag (`INSERT`, `CREATE TABLE`), for statements without rows. */
   readonly command?: string;
   readonly rowCount?: number;

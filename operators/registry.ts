@@ -6,16 +6,19 @@ import redisResource from './resources/redis/index.ts';
 import blackholeSink from './sinks/blackhole/index.ts';
 import fileSink from './sinks/file/index.ts';
 import postgresSink from './sinks/postgres/index.ts';
+import redisSink from './sinks/redis/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
 import aggregateTransform from './transforms/aggregate/index.ts';
-import anonymizeTransform from './transforms/anonymize/index.ts';
 import anomaliesTransform from './transforms/anomalies/index.ts';
+import anonymizeTransform from './transforms/anonymize/index.ts';
+import dedupeTransform from './transforms/dedupe/index.ts';
 import geoipTransform from './transforms/geoip/index.ts';
 import parseTransform from './transforms/parse/index.ts';
 import userAgentTransform from './transforms/user_agent/index.ts';
+import normalizeTransform from './transforms/normalize/index.ts';
 import validateTransform from './transforms/validate/index.ts';
 import sessionizeTransform from './transforms/sessionize/index.ts';
 import threatIntelTransform from './transforms/threat_intel/index.ts';
@@ -32,11 +35,14 @@ export const registry: readonly OperatorDefinition[] = [
   anomaliesTransform,
   threatIntelTransform,
   anonymizeTransform,
+  dedupeTransform,
+  normalizeTransform,
   aggregateTransform,
   fileSink,
   stdoutSink,
   blackholeSink,
   postgresSink,
+  redisSink,
 ];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Condition, compileCondition } from '../../engine/expression.ts';
+import { type Condition, compileCondition, compileExpression } from '../../engine/expression.ts';
 import type { RecordSchema } from '../../engine/record-schema.ts';
 import { accessRecordSchema } from '../../operators/shared/log-records.ts';
 
@@ -112,5 +112,30 @@ describe('evaluation never throws', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('compileExpression', () => {
+  it('gives the checked type and the value as CEL makes it', () => {
+    const made = compileExpression('record.status / 100', access);
+    if ('problem' in made) throw new Error(made.problem.message);
+    expect(made.expression.type).toBe('int');
+    expect(made.expression.fields).toEqual(['status']);
+    expect(made.expression.evaluate(record)).toEqual({ ok: true, value: 5n });
+    const text = compileExpression('record.method + " " + record.path', access);
+    if ('problem' in text) throw new Error(text.problem.message);
+    expect(text.expression.type).toBe('string');
+    expect(text.expression.evaluate(record)).toEqual({ ok: true, value: 'GET /a' });
+  });
+
+  it('reports a misspelt field at its offset, and an error result for a null field', () => {
+    const made = compileExpression('1 + record.statsu', access);
+    expect('problem' in made && made.problem).toMatchObject({ offset: 11, unknownField: 'statsu' });
+    const user = compileExpression('record.user + "!"', access);
+    if ('problem' in user) throw new Error(user.problem.message);
+    expect(user.expression.evaluate(record)).toEqual({
+      ok: false,
+      error: '`user` is null or absent (test it with has(record.user))',
+    });
   });
 });

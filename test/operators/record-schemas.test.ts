@@ -212,7 +212,15 @@ const accessRecords = fc.array(
       client_ip: fc.option(fc.constantFrom('203.0.113.9', '8.8.8.8', '10.0.0.1', '::1', '2001:4860::8888', 'host', '')),
       status: fc.option(fc.integer({ min: 0, max: 999 })),
       method: fc.option(fc.constantFrom('GET', 'POST', 'BREW', 'get')),
-      path: fc.option(fc.oneof(fc.constantFrom('/', '/api/x', '/a%zz', 'x y'), fc.string())),
+      path: fc.option(
+        fc.oneof(
+          fc.constantFrom('/', '/api/x', '/a%zz', 'x y', '/users/12/orders/9', '/caf%C3%A9%E9?x=1#f'),
+          fc.string(),
+        ),
+      ),
+      query: fc.option(fc.oneof(fc.constantFrom('a=1&b=%zz', '', 'q=x+y&q=z'), fc.string())),
+      vhost: fc.option(fc.constantFrom('WWW.Example.COM.', 'example.com', '')),
+      request_time_ms: fc.option(fc.double({ min: 0, max: 1e5, noNaN: true })),
       referrer: fc.option(fc.oneof(fc.constantFrom('https://example.com/', 'ftp://x', 'not a url'), fc.string())),
       bytes: fc.option(fc.integer({ min: 0, max: 1e9 })),
       timestamp: fc.option(
@@ -521,6 +529,56 @@ const cases: Record<string, CaseMaker<unknown>> = {
     make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
       options: structuredClone(value.options),
       input: { schema: accessRecordSchema, records: value.records },
+    }),
+    runs: 60,
+  }),
+  'transform dedupe': maker({
+    values: fc.record({
+      options: fc.constantFrom(
+        ...(definition('transform', 'dedupe').examples as Record<string, unknown>[]).filter((o) => o.store !== 'redis'),
+      ),
+      records: fc.array(
+        fc.record(
+          {
+            client_ip: fc.constantFrom('192.0.2.1', '2001:db8::1'),
+            path: fc.constantFrom('/', '/a'),
+            status: fc.constantFrom(200, 404),
+            request_id: fc.constantFrom('r1', 'r2', 'r3'),
+            timestamp: fc.constantFrom('2026-01-01T00:00:00Z', '2026-01-01T02:00:00Z', 'not a time'),
+          },
+          { requiredKeys: ['client_ip', 'path', 'status'] },
+        ),
+        { maxLength: 40 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
+      options: structuredClone(value.options),
+      input: {
+        schema: {
+          type: 'object',
+          properties: {
+            client_ip: { type: 'string' },
+            path: { type: 'string' },
+            status: { type: 'integer' },
+            request_id: { type: 'string' },
+            timestamp: { type: 'string' },
+          },
+          required: ['client_ip', 'path', 'status'],
+          additionalProperties: false,
+        },
+        records: value.records,
+      },
+    }),
+    runs: 50,
+  }),
+  'transform normalize': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'normalize').examples as Record<string, unknown>[])),
+      records: accessRecords,
+    }),
+    make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
+      options: structuredClone(value.options),
+      input: { schema: accessRecordSchema as RecordSchema, records: value.records },
     }),
     runs: 60,
   }),

@@ -71,6 +71,31 @@ describe('etl query', () => {
     expect(JSON.parse(json.text())[0]).toEqual({ status: 200, requests: 2 });
   });
 
+  it.each(['server', 'embedded'] as const)(
+    'shows every column of a result whose names repeat, each with its own value (%s)',
+    async (kind) => {
+      target = await Target.create(kind);
+      await load(target);
+      process.chdir(target.dataDir);
+      const options = kind === 'server' ? { url: PG_URL } : { env: {} };
+      // count(*) and count(user) are both named `count`; rows keyed by name showed the last one twice.
+      const sql = `SELECT count(*), count(NULLIF(status, 200)), 1, 2 FROM "${target.schema}".access_logs`;
+      const table = capture();
+      expect(await runQuery(sql, { ...options, format: 'table', out: table.stream })).toBe(0);
+      expect(table.text().split('\n').slice(0, 3)).toEqual([
+        ' count | count | ?column? | ?column?',
+        '-------+-------+----------+----------',
+        '    10 |     8 |        1 |        2',
+      ]);
+      const csv = capture();
+      expect(await runQuery(sql, { ...options, format: 'csv', out: csv.stream })).toBe(0);
+      expect(csv.text().split('\n').slice(0, 2)).toEqual(['count,count,?column?,?column?', '10,8,1,2']);
+      const json = capture();
+      expect(await runQuery(sql, { ...options, format: 'json', out: json.stream })).toBe(0);
+      expect(JSON.parse(json.text())).toEqual([{ count: 10, count_2: 8, '?column?': 1, '?column?_2': 2 }]);
+    },
+  );
+
   it("finds the database and schema from the pipeline's postgres sink", async () => {
     target = await Target.create('server');
     await load(target);

@@ -89,10 +89,15 @@ function queryable(definitions: readonly OperatorDefinition[]): QueryableStorage
 function render(result: QueryTable | undefined, format: QueryOptions['format']): string {
   if (!result) return '';
   const { fields, rows } = result;
-  if (format === 'json') return `${JSON.stringify(rows, jsonValue, 2)}\n`;
+  if (format === 'json') {
+    // Objects need distinct keys: a repeated name gets its position (`count`, `count_2`), as no value is lost.
+    const keys = distinctNames(fields);
+    const objects = rows.map((row) => Object.fromEntries(keys.map((key, i) => [key, row[i]])));
+    return `${JSON.stringify(objects, jsonValue, 2)}\n`;
+  }
   if (format === 'csv') {
     return stringify(
-      rows.map((row) => fields.map((f) => cell(row[f]))),
+      rows.map((row) => row.map(cell)),
       { header: true, columns: [...fields] },
     );
   }
@@ -101,10 +106,19 @@ function render(result: QueryTable | undefined, format: QueryOptions['format']):
   return table(fields, rows);
 }
 
+function distinctNames(fields: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return fields.map((name) => {
+    const n = (seen.get(name) ?? 0) + 1;
+    seen.set(name, n);
+    return n === 1 ? name : `${name}_${n}`;
+  });
+}
+
 /** psql-style aligned output; numbers right-aligned. */
-function table(fields: readonly string[], rows: ReadonlyArray<Record<string, unknown>>): string {
-  const cells = rows.map((row) => fields.map((f) => cell(row[f])));
-  const numeric = fields.map((f) => rows.length > 0 && rows.every((r) => r[f] === null || isNumber(r[f])));
+function table(fields: readonly string[], rows: ReadonlyArray<readonly unknown[]>): string {
+  const cells = rows.map((row) => row.map(cell));
+  const numeric = fields.map((_, i) => rows.length > 0 && rows.every((r) => r[i] === null || isNumber(r[i])));
   const widths = fields.map((f, i) => Math.max(f.length, ...cells.map((c) => (c[i] as string).length)));
   const line = (values: string[], header: boolean) =>
     ` ${values

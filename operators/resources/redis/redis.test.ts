@@ -15,8 +15,8 @@ import { runPipeline } from '../../../engine/runtime/run.ts';
 import { collected, collectSink, countingSource } from '../../../test/support/operators.ts';
 import { pipeline, stage } from '../../../test/support/spec.ts';
 import redisResource from './index.ts';
+import { REDIS_URL } from '../../../test/support/redis-url.ts';
 
-const REDIS_URL = process.env.ETL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const dir = mkdtempSync(join(tmpdir(), 'etl-redis-resource-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -121,7 +121,7 @@ ${resources}
 `;
     const load = (text: string) =>
       loadPipelinesFromString(text, 'uses.yaml', { registry, resources: [redisResource], env: {} });
-    const ok = await load(yaml('    cache: { type: redis, url: "redis://127.0.0.1:6379" }', 'cache'));
+    const ok = await load(yaml(`    cache: { type: redis, url: "${REDIS_URL}" }`, 'cache'));
     expect(ok.diagnostics).toEqual([]);
     expect(ok.pipelines[0]?.resources.map((r) => [r.name, r.type, r.options.key_prefix])).toEqual([
       ['cache', 'redis', ''],

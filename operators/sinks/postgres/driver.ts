@@ -14,10 +14,18 @@ export interface QueryResult {
   readonly rowCount?: number;
 }
 
+/**
+ * A statement's result with each row an array in field order: what `etl query` shows, where names may repeat
+ * (`SELECT count(*), count(city)` has two columns named `count`, which rows keyed by name would merge).
+ */
+export interface ScriptResult extends Omit<QueryResult, 'rows'> {
+  readonly rows: unknown[][];
+}
+
 export interface Session {
   query(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
   /** Runs several statements in one go (no parameters); the result of each. */
-  script(sql: string): Promise<QueryResult[]>;
+  script(sql: string): Promise<ScriptResult[]>;
   /**
    * Starts `COPY <target> FROM STDIN` (text format). Until the writer has ended, nothing else can run on
    * this session.

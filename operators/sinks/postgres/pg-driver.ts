@@ -2,7 +2,7 @@
 import { once } from 'node:events';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { ConnectOptions, CopyWriter, Database, QueryResult, Session } from './driver.ts';
+import type { ConnectOptions, CopyWriter, Database, QueryResult, ScriptResult, Session } from './driver.ts';
 import { maskUrl } from './driver.ts';
 
 export class ServerDatabase implements Database {
@@ -63,8 +63,10 @@ class ServerSession implements Session {
     return toResult(result);
   }
 
-  async script(sql: string): Promise<QueryResult[]> {
-    const result = (await this.use().query(sql)) as pg.QueryResult | pg.QueryResult[];
+  async script(sql: string): Promise<ScriptResult[]> {
+    const result = (await this.use().query({ text: sql, rowMode: 'array' })) as
+      | pg.QueryArrayResult
+      | pg.QueryArrayResult[];
     return (Array.isArray(result) ? result : [result]).map(toResult);
   }
 
@@ -127,9 +129,10 @@ class ServerCopy implements CopyWriter {
   }
 }
 
-function toResult(result: pg.QueryResult): QueryResult {
-  const out: QueryResult = {
-    rows: result.rows as Record<string, unknown>[],
+/** A result as the driver interface has it; rows as node-postgres gave them (objects, or arrays in rowMode 'array'). */
+function toResult<Row>(result: pg.QueryResultBase & { rows: Row[] }) {
+  const out = {
+    rows: result.rows,
     fields: (result.fields ?? []).map((f) => f.name),
     fieldTypes: (result.fields ?? []).map((f) => f.dataTypeID),
     command: result.command,

@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import type { CopyWriter, Database, QueryResult, Session } from './driver.ts';
+import type { CopyWriter, Database, QueryResult, ScriptResult, Session } from './driver.ts';
 import { EmbeddedLock } from './lock.ts';
 import type { WasmModule } from './pglite-open.ts';
 import type { Reply, Request, WireError, WireResult, WorkerInput } from './pglite-worker.ts';
@@ -206,11 +206,11 @@ class EmbeddedSession implements Session {
   }
 
   async query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    return (await this.thread.request({ op: 'query', sql, params })) as WireResult;
+    return (await this.thread.request({ op: 'query', sql, params })) as QueryResult;
   }
 
-  async script(sql: string): Promise<QueryResult[]> {
-    return (await this.thread.request({ op: 'script', sql })) as WireResult[];
+  async script(sql: string): Promise<ScriptResult[]> {
+    return (await this.thread.request({ op: 'script', sql })) as ScriptResult[];
   }
 
   copyIn(target: string): CopyWriter {

@@ -32,7 +32,8 @@ export type Reply =
   | { readonly id: number; readonly ok: false; readonly error: WireError };
 
 export interface WireResult {
-  readonly rows: Record<string, unknown>[];
+  /** Objects by field name (`query`), arrays in field order (`script`, rowMode 'array'). */
+  readonly rows: Record<string, unknown>[] | unknown[][];
   readonly fields: readonly string[];
   readonly fieldTypes: readonly number[];
   readonly command?: string;
@@ -78,7 +79,7 @@ function countRows(bytes: Uint8Array): number {
 
 function toWire(result: Results): WireResult {
   const out: WireResult = {
-    rows: result.rows as Record<string, unknown>[],
+    rows: result.rows as Record<string, unknown>[] | unknown[][],
     fields: result.fields.map((f) => f.name),
     fieldTypes: result.fields.map((f) => f.dataTypeID),
     ...(result.command === undefined ? {} : { command: result.command }),
@@ -114,7 +115,7 @@ async function serve(): Promise<void> {
       case 'query':
         return toWire(await db.query(request.sql, request.params as unknown[] | undefined));
       case 'script':
-        return (await db.exec(request.sql)).map(toWire);
+        return (await db.exec(request.sql, { rowMode: 'array' })).map(toWire);
       case 'copy': {
         if (failedCopy?.copy === request.copy) throw failedCopy.error;
         try {

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { QueryableStorage, QueryTable } from '../../../engine/operator.ts';
-import { ident, openDatabase, type QueryResult, resolveTarget, targetLabel } from './driver.ts';
+import { ident, openDatabase, resolveTarget, type ScriptResult, targetLabel } from './driver.ts';
 import type { PostgresSinkOptions } from './schema.ts';
 
 const INT8_OID = 20;
@@ -46,16 +46,16 @@ export const queryable: QueryableStorage<PostgresSinkOptions> = {
 };
 
 /** The server sends int8 (count(*)) as text and PGlite as bigint: bigint either way. */
-function table(result: QueryResult): QueryTable {
-  const int8 = result.fields.filter((_, i) => result.fieldTypes[i] === INT8_OID);
+function table(result: ScriptResult): QueryTable {
+  const int8 = result.fieldTypes.flatMap((type, i) => (type === INT8_OID ? [i] : []));
   const rows =
     int8.length === 0
       ? result.rows
       : result.rows.map((row) => {
-          const out = { ...row };
-          for (const field of int8) {
-            const value = out[field];
-            if (typeof value === 'string') out[field] = BigInt(value);
+          const out = [...row];
+          for (const i of int8) {
+            const value = out[i];
+            if (typeof value === 'string') out[i] = BigInt(value);
           }
           return out;
         });

@@ -15,9 +15,10 @@ import { createAjv, createRecordAjv } from '../../../engine/schema/ajv.ts';
 import { recordingContext } from '../../../test/support/context.ts';
 import definition from './index.ts';
 import type { ThreatIntelOptions } from './schema.ts';
+import { REDIS_URL } from '../../../test/support/redis-url.ts';
 
 const prefix = `etl-test-threat-${process.pid}-${Date.now()}:`;
-const redis = new Redis('redis://127.0.0.1:6379', { keyPrefix: prefix, lazyConnect: true });
+const redis = new Redis(REDIS_URL, { keyPrefix: prefix, lazyConnect: true });
 
 /**
  * What the server answers: a score per address, or a failure mode. The addresses are public ones (documentation
@@ -84,7 +85,7 @@ beforeAll(async () => {
 afterAll(async () => {
   server.closeAllConnections();
   server.close();
-  const raw = new Redis('redis://127.0.0.1:6379');
+  const raw = new Redis(REDIS_URL);
   const keys = await raw.keys(`${prefix}*`);
   if (keys.length > 0) await raw.del(...keys);
   raw.disconnect();

@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etl } from '../../../test/support/cli.ts';
+import { REDIS_URL } from '../../../test/support/redis-url.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'etl-threat-e2e-'));
 const url = 'postgres://postgres@127.0.0.1:5432/test';
@@ -150,7 +151,7 @@ kind: Pipeline
 metadata: { name: threat-abuse-e2e }
 spec:
   resources:
-    cache: { type: redis, url: 'redis://127.0.0.1:6379', key_prefix: '${prefix}' }
+    cache: { type: redis, url: '${REDIS_URL}', key_prefix: '${prefix}' }
   sources:
     logs: { type: file, paths: ['logs/*.log'] }
   operators:
@@ -189,7 +190,7 @@ spec:
       expect(result.stderr).not.toContain('k-123');
     } finally {
       server.close();
-      const redis = new Redis('redis://127.0.0.1:6379');
+      const redis = new Redis(REDIS_URL);
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();

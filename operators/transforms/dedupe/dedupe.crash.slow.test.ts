@@ -1,0 +1,92 @@
+/**
+ * Dedupe state through SIGKILL: the pipeline of crash-run.ts is killed at random points and rerun until
+ * done, with the memory store and with the Redis store. Its output must be exactly the first occurrence of
+ * every key, once each, in order: a store ahead of the committed cut would drop first occurrences, one
+ * behind it would let duplicates through.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, expect, it } from 'vitest';
+import { keyOf } from './crash-run.ts';
+import { REDIS_URL } from '../../../test/support/redis-url.ts';
+
+const RUNNER = fileURLToPath(new URL('./crash-run.ts', import.meta.url));
+const COUNT = 150_000;
+const KILLS = 10;
+const prefix = `etl-test-dedupe-crash-${process.pid}-${Date.now()}:`;
+
+const dir = mkdtempSync(join(tmpdir(), 'etl-dedupe-crash-'));
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  const redis = new Redis(REDIS_URL);
+  try {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
+});
+
+/** A small deterministic PRNG (mulberry32): the kill points are the same on every run of the test. */
+function prng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sizeOf = (path: string) => (existsSync(path) ? statSync(path).size : 0);
+
+it.each(['memory', 'redis'])('%s store: first occurrences exactly once through SIGKILLs', async (store) => {
+  const dataDir = join(dir, store, '.etl');
+  const output = join(dir, store, 'out.jsonl');
+  const random = prng(11);
+  let kills = 0;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const child = spawn(process.execPath, [RUNNER, dataDir, output, String(COUNT), store, prefix], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let done = false;
+    void exited.then(() => {
+      done = true;
+    });
+    if (kills < KILLS) {
+      // Once output grows, kill at a random point shortly after: every run gets a little further.
+      const start = sizeOf(output);
+      while (!done && sizeOf(output) <= start) await new Promise((resolve) => setTimeout(resolve, 2));
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 20)));
+      if (!done) {
+        child.kill('SIGKILL');
+        await exited;
+        kills++;
+        continue;
+      }
+    }
+    expect(await exited, stderr).toBe(0);
+    break;
+  }
+  expect(kills).toBeGreaterThanOrEqual(KILLS / 2);
+
+  const expected: number[] = [];
+  const seen = new Set<number>();
+  for (let i = 0; i < COUNT; i++) {
+    if (!seen.has(keyOf(i))) expected.push(i);
+    seen.add(keyOf(i));
+  }
+  const lines = readFileSync(output, 'utf8').trim().split('\n');
+  const got = lines.map((line) => (JSON.parse(line) as { i: number }).i);
+  expect(got.length).toBe(expected.length);
+  expect(got).toEqual(expected);
+});
