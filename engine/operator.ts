@@ -313,7 +313,9 @@ export interface Transform {
   /**
    * State to checkpoint (JSON-serialisable), taken at the cut while the pipeline is drained; it is stored
    * inline in the state file, so keep it small (counters, a few open windows). Large state (a key per
-   * client or session) belongs in `ctx.keyed()`, which the runtime checkpoints incrementally.
+   * client or session) belongs in `ctx.keyed()`, which the runtime checkpoints incrementally. Keyed changes
+   * made here are part of this checkpoint: a transform may keep live values (sketches) in memory and `set` the
+   * ones changed since the last cut only here, rather than at every record.
    */
   snapshot?(snapshot: Snapshot): unknown | Promise<unknown>;
   /**
@@ -389,6 +391,12 @@ export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O 
    * without passing through such a stage, since those dead letters carry the original lines past it.
    */
   readonly protectsPersonalData?: boolean;
+  /**
+   * The fields of its `default` output that identify a row: the stage emits a row again, corrected, with the same
+   * values in them (an aggregate's window and groups). The graph pass warns when a sink that keys what it stores
+   * (`Sink.storeKey`) reads it without that key, or keeps the first row of a key instead of the last.
+   */
+  rowKey?(options: O): readonly string[];
   create(options: O, ctx: OperatorContext): Transform | Promise<Transform>;
 }
 
@@ -496,6 +504,16 @@ export interface SinkDefinition<S extends OptionsSchema = OptionsSchema, O = unk
   fields?(options: O): readonly FieldUse[];
   /** Storage that answers SQL: `etl query` opens what a sink with these options writes to. */
   readonly query?: QueryableStorage<O>;
+  /**
+   * How the sink keys what it stores, with these options, for the graph pass's check of stages that emit rows
+   * again (`rowKey`): the key's fields and where the options name them, or undefined when every record is stored
+   * as a new row; `replaces`: a record with a stored key replaces the row (true) or is dropped (false).
+   */
+  storeKey?(
+    options: O,
+  ):
+    | { readonly fields: readonly string[]; readonly path: readonly (string | number)[]; readonly replaces: boolean }
+    | undefined;
   create(options: O, ctx: OperatorContext): Sink | Promise<Sink>;
 }
 

@@ -11,6 +11,7 @@ import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
+import aggregateTransform from './transforms/aggregate/index.ts';
 import anomaliesTransform from './transforms/anomalies/index.ts';
 import anonymizeTransform from './transforms/anonymize/index.ts';
 import dedupeTransform from './transforms/dedupe/index.ts';
@@ -36,6 +37,7 @@ export const registry: readonly OperatorDefinition[] = [
   anonymizeTransform,
   dedupeTransform,
   normalizeTransform,
+  aggregateTransform,
   fileSink,
   stdoutSink,
   blackholeSink,

@@ -71,6 +71,7 @@ export function checkGraph(pipeline: PipelineDocument, entries: readonly StageEn
   if (graph.cycle) reportCycle(pipeline, graph.cycle, first);
 
   if (!graph.cycle) checkDeadLetterBypass(pipeline, graph, first);
+  checkRowKeys(pipeline, graph, first);
 
   for (const [id, spec] of specs) {
     const stagePorts = ports.get(id) ?? {};
@@ -274,5 +275,54 @@ function checkDeadLetterBypass(pipeline: PipelineDocument, graph: Graph, first: 
         `${list(guards.map((g) => `\`${g}\``))}`,
       hint: `read \`${edge.from}.dead_letter\` in ${list(guards.map((g) => `\`${g}\``))} instead: it scrubs the dead letters it reads and sends them on its own \`dead_letter\` port`,
     });
+  }
+}
+
+/**
+ * A stage that emits rows again, corrected (`rowKey`: an aggregate's late updates), read by a sink that keys what
+ * it stores (`storeKey`): warned when the sink would add a row per emission, keys rows otherwise, or keeps the
+ * first of them.
+ */
+function checkRowKeys(pipeline: PipelineDocument, graph: Graph, first: ReadonlyMap<string, StageEntry>): void {
+  for (const edge of graph.edges) {
+    if (edge.port !== DEFAULT_PORT) continue;
+    const from = graph.stages.get(edge.from);
+    const to = graph.stages.get(edge.to);
+    if (from?.definition.kind !== 'transform' || to?.definition.kind !== 'sink') continue;
+    const rowKey = from.definition.rowKey?.(from.options);
+    const storeKey = to.definition.storeKey;
+    const entry = first.get(edge.to);
+    if (rowKey === undefined || storeKey === undefined || !entry) continue;
+    const stored = storeKey(to.options);
+    const wanted = `[${rowKey.join(', ')}]`;
+    if (stored === undefined) {
+      pipeline.report({
+        path: entry.path,
+        code: 'ETL_GRAPH_ROW_KEY',
+        severity: 'warning',
+        message: `\`${edge.from}\` emits a row again when it changes, and \`${edge.to}\` would store each one as a new row`,
+        hint: `key the rows on ${wanted} and keep the last one (for postgres: \`unique_key: ${wanted}\`, \`on_conflict: update\`)`,
+        target: 'key',
+      });
+      continue;
+    }
+    const same = stored.fields.length === rowKey.length && rowKey.every((f) => stored.fields.includes(f));
+    if (!same) {
+      pipeline.report({
+        path: [...entry.path, ...stored.path],
+        code: 'ETL_GRAPH_ROW_KEY',
+        severity: 'warning',
+        message: `\`${edge.from}\` identifies its rows by ${wanted}, not by [${stored.fields.join(', ')}]`,
+        hint: `key \`${edge.to}\` on ${wanted}, so that a corrected row replaces the one it corrects and no other`,
+      });
+    } else if (!stored.replaces) {
+      pipeline.report({
+        path: [...entry.path, ...stored.path],
+        code: 'ETL_GRAPH_ROW_KEY',
+        severity: 'warning',
+        message: `\`${edge.to}\` keeps the first row of a key: the corrections \`${edge.from}\` emits would be dropped`,
+        hint: 'keep the last one (for postgres: `on_conflict: update`)',
+      });
+    }
   }
 }

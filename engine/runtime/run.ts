@@ -795,14 +795,16 @@ class PipelineRun {
         sinks: stages.flatMap((s) => (s.sink ? [{ id: s.spec.id, sink: s.sink }] : [])),
         positions: () => Object.fromEntries(this.positions),
         snapshotState: async (snapshot) => {
-          // The keyed state's changes are taken first, synchronously: the snapshots below may await.
-          const keyed = this.keyed.prepare(snapshot.id);
+          // Snapshots first: a transform may write its last changes into its keyed state at the cut (an aggregate
+          // serialises the sketches of the windows changed since the last one then, not at every record). The
+          // pipeline stays drained while they await; the keyed changes are then taken at once, synchronously.
           const transforms: Record<string, unknown> = {};
           for (const stage of stages) {
             const transform = stage.transform;
             if (!transform?.snapshot) continue;
             transforms[stage.spec.id] = await this.guard(stage, 'commit', () => transform.snapshot?.(snapshot));
           }
+          const keyed = this.keyed.prepare(snapshot.id);
           return { transforms, keyed };
         },
         transforms: stages.flatMap((s) =>

@@ -3,7 +3,9 @@
  * the records came from (their origin), the greatest event time seen minus the allowed lateness; the stage's
  * watermark is the least of these, so that a fan-in waits for its slowest input. A source whose records
  * have not arrived for `idleMs` no longer holds it back (an input gone quiet must not stop windows from
- * closing); when every source is idle, the greatest of them counts.
+ * closing). When every source is idle, event time is taken to go on at the pace of processing time from the
+ * last record seen: the greatest event time plus the processing time since it arrived, minus the lateness, so
+ * that the last windows of a followed input close while no line arrives.
  */
 import { type EtlRecord, ORIGIN } from '../record.ts';
 
@@ -33,9 +35,17 @@ export class Watermark {
     const now = this.now();
     let last: SourceTime | undefined;
     let lastSource: string | undefined;
+    // Records of one second share their time text: parse it once per run of equal ones.
+    let lastValue: unknown;
+    let lastTime = Number.NaN;
     for (let i = 0; i < records.length; i++) {
       const record = records[i] as EtlRecord;
-      const time = eventTime(record[this.field]);
+      const value = record[this.field];
+      if (value !== lastValue || typeof value !== 'string') {
+        lastValue = value;
+        lastTime = eventTime(value);
+      }
+      const time = lastTime;
       if (Number.isNaN(time)) continue;
       const source = record[ORIGIN]?.source ?? '';
       if (source !== lastSource) {
@@ -58,11 +68,14 @@ export class Watermark {
     const now = this.now();
     let active = Number.POSITIVE_INFINITY;
     let latest = Number.NEGATIVE_INFINITY;
+    let lastSeen = Number.NEGATIVE_INFINITY;
     for (const source of this.sources.values()) {
       if (now - source.seenAt < this.idleMs && source.max < active) active = source.max;
       if (source.max > latest) latest = source.max;
+      if (source.seenAt > lastSeen) lastSeen = source.seenAt;
     }
-    return (active === Number.POSITIVE_INFINITY ? latest : active) - this.latenessMs;
+    if (active === Number.POSITIVE_INFINITY) return latest + (now - lastSeen) - this.latenessMs;
+    return active - this.latenessMs;
   }
 }
 

@@ -582,6 +582,29 @@ const cases: Record<string, CaseMaker<unknown>> = {
     }),
     runs: 60,
   }),
+  'transform aggregate': maker({
+    values: fc.record({
+      options: fc.constantFrom(...(definition('transform', 'aggregate').examples as Record<string, unknown>[])),
+      records: fc.array(
+        fc.record({
+          timestamp: fc
+            .integer({ min: 0, max: 7200_000 })
+            .map((ms) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString()),
+          path: fc.option(fc.constantFrom('/', '/a', '/b?x=1'), { nil: null }),
+          vhost: fc.option(fc.constantFrom('example.org', 'shop.example.org'), { nil: null }),
+          status: fc.option(fc.integer({ min: 100, max: 599 }), { nil: null }),
+          bytes: fc.option(fc.integer({ min: 0, max: 1e9 }), { nil: null }),
+          request_time_ms: fc.option(fc.double({ min: 0, max: 1e6, noNaN: true }), { nil: null }),
+        }),
+        { minLength: 1, maxLength: 60 },
+      ),
+    }),
+    make: (value: { options: Record<string, unknown>; records: EtlRecord[] }) => ({
+      options: structuredClone(value.options),
+      input: { schema: accessRecordSchema, records: value.records },
+    }),
+    runs: 60,
+  }),
 };
 
 const declaring = registry.filter((def) => def.kind !== 'sink' && def.outputSchemas !== undefined);

@@ -68,6 +68,10 @@ export default defineSink<typeof schema, PostgresSinkOptions>({
     },
   ],
   validate: (options, { inputSchema }) => layoutProblems(options, inputSchema),
+  storeKey: (options) =>
+    options.unique_key === undefined
+      ? undefined
+      : { fields: options.unique_key, path: ['unique_key'], replaces: options.on_conflict === 'update' },
   query: { open: async (options, where) => (await import('./query.ts')).queryable.open(options, where) },
   create: async (options, ctx) => (await import('./postgres.ts')).createPostgresSink(options, ctx),
 });
