@@ -104,6 +104,58 @@ describe('anonymize in a pipeline document', () => {
     expect((await load(through)).diagnostics).toEqual([]);
   });
 
+  it('warns for every port upstream of it that reaches a sink around it, at the input where it leaves', async () => {
+    // threat_intel's `threats` port to a file, the parsed records fanned out to a second sink, and `threats`
+    // again through a transform before its sink: each keeps the client address anonymize removes.
+    const around = pipeline(
+      `    intel: { type: threat_intel, inputs: [parsed] }
+    deduped: { type: dedupe, inputs: [intel.threats], fields: [client_ip], window_seconds: 60 }
+${ANON.replace('inputs: [parsed, parsed.dead_letter]', 'inputs: [intel, parsed.dead_letter]')}`,
+      `    out: { type: blackhole, inputs: [anon, anon.dead_letter] }
+    alerts: { type: file, inputs: [intel.threats], path: threats.jsonl }
+    copy: { type: blackhole, inputs: [parsed] }
+    later: { type: blackhole, inputs: [deduped] }`,
+    );
+    const { diagnostics, pipelines } = await load(around);
+    expect(diagnostics.map((d) => [d.line, d.column, d.severity, d.code, d.message])).toEqual([
+      [
+        10,
+        39,
+        'warning',
+        'ETL_GRAPH_PERSONAL_DATA',
+        '`deduped` reads `intel.threats`, whose records still hold the personal data, reaching sink `later`, around `anon`',
+      ],
+      [
+        19,
+        36,
+        'warning',
+        'ETL_GRAPH_PERSONAL_DATA',
+        '`alerts` reads `intel.threats`, whose records still hold the personal data, around `anon`',
+      ],
+      [
+        20,
+        39,
+        'warning',
+        'ETL_GRAPH_PERSONAL_DATA',
+        '`copy` reads `parsed`, whose records still hold the personal data, around `anon`',
+      ],
+    ]);
+    expect(pipelines).toHaveLength(1);
+    expect(diagnostics[1]?.hint).toBe(
+      'read `intel.threats` through `anon` (or a `anonymize` stage of its own) before it reaches a sink',
+    );
+    // The same ports read through anonymize stages reach their sinks with nothing to say.
+    const through = pipeline(
+      `    intel: { type: threat_intel, inputs: [parsed] }
+${ANON.replace('inputs: [parsed, parsed.dead_letter]', 'inputs: [intel, parsed.dead_letter]')}
+${ANON.replace('anon:', 'anon_threats:').replace('inputs: [parsed, parsed.dead_letter]', 'inputs: [intel.threats]')}`,
+      `    out: { type: blackhole, inputs: [anon, anon.dead_letter] }
+    alerts: { type: file, inputs: [anon_threats], path: threats.jsonl }
+    rejects: { type: blackhole, inputs: [anon_threats.dead_letter] }`,
+    );
+    expect((await load(through)).diagnostics).toEqual([]);
+  });
+
   describe('on the command line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'etl-anonymize-config-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
