@@ -290,7 +290,7 @@ function checkPersonalDataBypass(
       hint:
         edge.port === DEAD_LETTER_PORT
           ? `read \`${port}\` in ${guardText} instead: it scrubs the dead letters it reads and sends them on its own \`dead_letter\` port`
-          : `read \`${port}\` through ${guardText} (or a ${guardTypes} stage of its own) before it reaches a sink`,
+          : `read \`${port}\` through ${guardText} (or a stage of its own of type ${guardTypes}) before it reaches a sink`,
     });
   }
 }

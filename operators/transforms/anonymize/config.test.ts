@@ -142,7 +142,7 @@ ${ANON.replace('inputs: [parsed, parsed.dead_letter]', 'inputs: [intel, parsed.d
     ]);
     expect(pipelines).toHaveLength(1);
     expect(diagnostics[1]?.hint).toBe(
-      'read `intel.threats` through `anon` (or a `anonymize` stage of its own) before it reaches a sink',
+      'read `intel.threats` through `anon` (or a stage of its own of type `anonymize`) before it reaches a sink',
     );
     // The same ports read through anonymize stages reach their sinks with nothing to say.
     const through = pipeline(
@@ -159,6 +159,46 @@ ${ANON.replace('anon:', 'anon_threats:').replace('inputs: [parsed, parsed.dead_l
   describe('on the command line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'etl-anonymize-config-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("anonymizes threat_intel's matched range as an address, and warns for its threats port around it", async () => {
+      // The newcomer's pipeline: a listed client; its threats go to a file around anonymize, its records through it.
+      const at = join(dir, 'intel');
+      mkdirSync(join(at, 'logs'), { recursive: true });
+      writeFileSync(
+        join(at, 'logs', 'a.log'),
+        '171.132.50.94 - - [05/Dec/2026:10:00:00 +0000] "GET /x HTTP/1.1" 200 5 "-" "curl/8"\n' +
+          '2001:db8::7 - - [05/Dec/2026:10:00:01 +0000] "GET /y HTTP/1.1" 200 5 "-" "curl/8"\n',
+      );
+      writeFileSync(join(at, 'blocked.txt'), '171.132.50.94\n2001:db8::/32\n');
+      const yaml = pipeline(
+        `    intel:
+      type: threat_intel
+      inputs: [parsed]
+      lists: [{ name: blocked, path: blocked.txt }]
+      signatures: { builtin: false }
+    anon: { type: anonymize, inputs: [intel] }`,
+        `    out: { type: file, inputs: [anon], path: out.jsonl }
+    alerts: { type: file, inputs: [intel.threats], path: threats.jsonl }`,
+      );
+      writeFileSync(join(at, 'p.yaml'), yaml);
+      const checked = await etl(['validate', 'p.yaml'], { cwd: at });
+      expect(checked.code, checked.stderr).toBe(0);
+      expect(checked.stdout + checked.stderr).toContain(
+        '`alerts` reads `intel.threats`, whose records still hold the personal data, around `anon`',
+      );
+      const run = await etl(['apply', '--no-progress', 'p.yaml'], { cwd: at });
+      expect(run.code, run.stderr).toBe(0);
+      const out = readFileSync(join(at, 'out.jsonl'), 'utf8');
+      const records = out
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(records.map((r) => [r.client_ip, r.threat_lists, r.threat_range])).toEqual([
+        ['171.132.50.0', 'blocked', '171.132.50.0/24'],
+        ['2001:db8::', 'blocked', '2001:db8::/32'],
+      ]);
+      expect(out).not.toContain('171.132.50.94');
+    });
 
     it('prints the key in neither `etl graph`, `etl validate` nor a run, and stores it nowhere', async () => {
       writeFileSync(
