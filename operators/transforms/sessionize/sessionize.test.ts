@@ -136,7 +136,7 @@ describe('sessionize', () => {
     expect(report?.failure).toBeUndefined();
     expect(report?.lines[0]).toBe('9 of 21 records (42.8%) got no session (null session fields)');
     expect(report?.lines[1]).toMatch(
-      /^8 arrived more than max_out_of_order_seconds \(60\) behind the greatest event time seen: .*raise max_out_of_order_seconds .*or feed the files in time order$/,
+      /^8 arrived more than max_out_of_order_seconds \(60\) behind the greatest event time seen: .*raise max_out_of_order_seconds .*or give each server's files their own source and sessionize stage$/,
     );
     expect(report?.lines[2]).toBe('1 had no event time in their time field');
     const clean = make(options());

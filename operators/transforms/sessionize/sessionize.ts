@@ -186,7 +186,7 @@ export class SessionizeTransform implements Transform {
         `${count.format(this.lateTotal)} arrived more than max_out_of_order_seconds (${this.boundSeconds}) behind ` +
           'the greatest event time seen: the stage has one clock over all its input, so files read one after the ' +
           'other whose times overlap (several servers, or rotated files read newest first) make most of them late; ' +
-          'raise max_out_of_order_seconds to cover the overlap, or feed the files in time order',
+          "raise max_out_of_order_seconds to cover the overlap, or give each server's files their own source and sessionize stage",
       );
     }
     if (this.untimedTotal > 0) lines.push(`${count.format(this.untimedTotal)} had no event time in their time field`);
