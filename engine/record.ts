@@ -76,3 +76,16 @@ function safeJson(value: unknown): string {
     return String(value);
   }
 }
+
+/**
+ * The event time a record field holds, epoch milliseconds: an ISO-8601 text, a number of milliseconds or a Date;
+ * NaN for anything else, and for numbers no Date can hold (beyond ±8.64e15 ms: an epoch in nanoseconds, say),
+ * which would otherwise push a watermark years ahead. The one reading shared by the runtime's watermark and the
+ * operators that keep time.
+ */
+export function eventTimeOf(value: unknown): number {
+  if (typeof value === 'string') return Date.parse(value);
+  if (typeof value === 'number') return Math.abs(value) <= 8.64e15 ? value : Number.NaN;
+  if (value instanceof Date) return value.getTime();
+  return Number.NaN;
+}

@@ -340,6 +340,8 @@ class PipelineRun {
               field: settings.eventTimeField,
               latenessMs: settings.watermarkLatenessMs,
               idleMs: settings.idleSourceMs,
+              // Sources' credit all back: no batch is held up on its way (a sink retrying, a slow stage).
+              drained: () => [...this.gates.values()].every((gate) => gate.outstanding === 0),
             }),
           );
           this.tickGates.set(id, new CreditGate(1));

@@ -3,11 +3,14 @@
  * the records came from (their origin), the greatest event time seen minus the allowed lateness; the stage's
  * watermark is the least of these, so that a fan-in waits for its slowest input. A source whose records
  * have not arrived for `idleMs` no longer holds it back (an input gone quiet must not stop windows from
- * closing). When every source is idle, event time is taken to go on at the pace of processing time from the
- * last record seen: the greatest event time plus the processing time since it arrived, minus the lateness, so
- * that the last windows of a followed input close while no line arrives.
+ * closing). When every source is idle and nothing they emitted is still on its way (`drained`: every batch
+ * acknowledged, so no record is held up by a slow stage or a sink retrying), event time is taken to go on at the
+ * pace of processing time from the last record seen: the greatest event time plus the processing time since it
+ * arrived, minus the lateness, so that the last windows of a followed input close while no line arrives. That
+ * assumes lines reach the source within the lateness of their event time (a server buffering its log for longer
+ * needs a larger `watermark_lateness_seconds`).
  */
-import { type EtlRecord, ORIGIN } from '../record.ts';
+import { type EtlRecord, eventTimeOf, ORIGIN } from '../record.ts';
 
 interface SourceTime {
   /** Greatest event time seen, epoch milliseconds. */
@@ -21,13 +24,22 @@ export class Watermark {
   private readonly latenessMs: number;
   private readonly idleMs: number;
   private readonly now: () => number;
+  private readonly drained: () => boolean;
   private readonly sources = new Map<string, SourceTime>();
 
-  constructor(options: { field: string; latenessMs: number; idleMs: number; now?: () => number }) {
+  constructor(options: {
+    field: string;
+    latenessMs: number;
+    idleMs: number;
+    now?: () => number;
+    /** Whether every record the sources emitted has been acknowledged (none is on its way to the stage). */
+    drained?: () => boolean;
+  }) {
     this.field = options.field;
     this.latenessMs = options.latenessMs;
     this.idleMs = options.idleMs;
     this.now = options.now ?? Date.now;
+    this.drained = options.drained ?? (() => true);
   }
 
   /** Takes note of the event times of records arriving at the stage. */
@@ -43,7 +55,7 @@ export class Watermark {
       const value = record[this.field];
       if (value !== lastValue || typeof value !== 'string') {
         lastValue = value;
-        lastTime = eventTime(value);
+        lastTime = eventTimeOf(value);
       }
       const time = lastTime;
       if (Number.isNaN(time)) continue;
@@ -74,15 +86,7 @@ export class Watermark {
       if (source.max > latest) latest = source.max;
       if (source.seenAt > lastSeen) lastSeen = source.seenAt;
     }
-    if (active === Number.POSITIVE_INFINITY) return latest + (now - lastSeen) - this.latenessMs;
-    return active - this.latenessMs;
+    if (active !== Number.POSITIVE_INFINITY) return active - this.latenessMs;
+    return this.drained() ? latest + (now - lastSeen) - this.latenessMs : latest - this.latenessMs;
   }
-}
-
-/** Epoch milliseconds of an ISO-8601 text, a number of milliseconds or a Date; NaN otherwise. */
-function eventTime(value: unknown): number {
-  if (typeof value === 'string') return Date.parse(value);
-  if (typeof value === 'number') return value;
-  if (value instanceof Date) return value.getTime();
-  return Number.NaN;
 }

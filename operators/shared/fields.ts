@@ -31,16 +31,3 @@ export function keyOf(readers: readonly FieldReader[], record: EtlRecord, ...mor
   for (const value of more) values.push(value);
   return JSON.stringify(values);
 }
-
-/**
- * Epoch milliseconds of an event time as records carry it: an ISO-8601 text (parse's `timestamp`), a number
- * of milliseconds or a Date; NaN for anything else (null, a text that is no time). The engine's watermark
- * reads the event-time field the same way (engine/runtime/watermark.ts).
- */
-export function eventTimeOf(value: unknown): number {
-  if (typeof value === 'string') return Date.parse(value);
-  // Beyond ±8.64e15 ms a Date is invalid (and `toISOString` throws).
-  if (typeof value === 'number') return Math.abs(value) <= 8.64e15 ? value : Number.NaN;
-  if (value instanceof Date) return value.getTime();
-  return Number.NaN;
-}

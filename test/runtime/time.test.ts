@@ -144,6 +144,32 @@ describe('watermark', () => {
     expect(watermark.value()).toBe(T0 + 8000 + 440);
   });
 
+  it('goes on with processing time only while nothing the sources emitted is on its way', () => {
+    let now = 0;
+    let drained = false;
+    const watermark = new Watermark({
+      field: 'timestamp',
+      latenessMs: 1000,
+      idleMs: 100,
+      now: () => now,
+      drained: () => drained,
+    });
+    watermark.observe([record('a', T0 + 5000)]);
+    now = 60_000; // quiet for a minute, but a batch is held up (a sink retrying): its records may be older
+    expect(watermark.value()).toBe(T0 + 4000);
+    drained = true; // every batch acknowledged: nothing older is coming
+    expect(watermark.value()).toBe(T0 + 4000 + 60_000);
+  });
+
+  it('takes no notice of a number no Date can hold (an epoch in nanoseconds)', () => {
+    const watermark = new Watermark({ field: 'ts', latenessMs: 0, idleMs: 1000 });
+    watermark.observe([
+      { ts: T0, [ORIGIN]: { source: 'a' } },
+      { ts: 1.76e18, [ORIGIN]: { source: 'a' } },
+    ]);
+    expect(watermark.value()).toBe(T0);
+  });
+
   it('reads epoch milliseconds and Dates too, from the field the settings name', () => {
     const watermark = new Watermark({ field: 'ts', latenessMs: 0, idleMs: 1000 });
     watermark.observe([

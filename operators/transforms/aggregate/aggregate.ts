@@ -10,7 +10,7 @@
  * to which windows were emitted, so that a rerun neither emits a closed window again as if new nor reopens it.
  */
 import type { KeyedState, OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
-import { deadLetter, type EtlRecord } from '../../../engine/record.ts';
+import { deadLetter, type EtlRecord, eventTimeOf } from '../../../engine/record.ts';
 import { Accumulator, type AccumulatorState, type Plan, planOf } from './accumulate.ts';
 import type { AggregateOptions, AggregateSpec } from './schema.ts';
 
@@ -148,7 +148,7 @@ export class AggregateTransform implements Transform {
       // Records of one second share their time text: parse it once.
       if (stamp !== lastStamp || typeof stamp !== 'string') {
         lastStamp = stamp;
-        lastTime = eventTime(stamp);
+        lastTime = eventTimeOf(stamp);
       }
       const time = lastTime;
       if (Number.isNaN(time)) {
@@ -316,12 +316,4 @@ export class AggregateTransform implements Transform {
 function* groupsOf(window: Window): Iterable<Group> {
   yield* window.texts.values();
   yield* window.groups.values();
-}
-
-/** Epoch milliseconds of an ISO-8601 text, a number of milliseconds or a Date; NaN otherwise (as the watermark). */
-function eventTime(value: unknown): number {
-  if (typeof value === 'string') return Date.parse(value);
-  if (typeof value === 'number') return value;
-  if (value instanceof Date) return value.getTime();
-  return Number.NaN;
 }

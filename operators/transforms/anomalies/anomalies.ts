@@ -11,8 +11,8 @@
  * checkpoint writes the keys that had traffic, not every key held.
  */
 import type { KeyedState, OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
-import type { EtlRecord } from '../../../engine/record.ts';
-import { eventTimeOf, type FieldReader, fieldReader, keyOf } from '../../shared/fields.ts';
+import { type EtlRecord, eventTimeOf } from '../../../engine/record.ts';
+import { type FieldReader, fieldReader, keyOf } from '../../shared/fields.ts';
 import { ANOMALIES_PORT, type AnomaliesOptions } from './schema.ts';
 
 /**

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { KeyedState, OperatorContext, PortRecords, StageReport, Transform } from '../../../engine/operator.ts';
-import { deadLetter, type EtlRecord } from '../../../engine/record.ts';
+import { deadLetter, type EtlRecord, eventTimeOf } from '../../../engine/record.ts';
 import { retry, sleep } from '../../../engine/retry.ts';
 import { type KeyOf, keyFunction } from './key.ts';
 import type { DedupeOptions } from './schema.ts';
@@ -231,13 +231,6 @@ class MemoryDedupe extends DedupeBase {
       this.head = 0;
     }
   }
-}
-
-function eventTimeOf(value: unknown): number {
-  if (typeof value === 'string') return Date.parse(value);
-  if (typeof value === 'number') return value;
-  if (value instanceof Date) return value.getTime();
-  return Number.NaN;
 }
 
 // -------------------------------------------------------------------------------------------- redis

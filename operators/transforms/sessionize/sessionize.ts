@@ -13,8 +13,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { KeyedState, OperatorContext, PortRecords, StageReport, Transform } from '../../../engine/operator.ts';
-import type { EtlRecord } from '../../../engine/record.ts';
-import { eventTimeOf, type FieldReader, fieldReader, keyOf } from '../../shared/fields.ts';
+import { type EtlRecord, eventTimeOf } from '../../../engine/record.ts';
+import { type FieldReader, fieldReader, keyOf } from '../../shared/fields.ts';
 import type { SessionizeOptions } from './schema.ts';
 
 /** A key's current session: start and last event time (epoch ms), and the records it has had. */
