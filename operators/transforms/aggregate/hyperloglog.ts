@@ -90,7 +90,8 @@ export class HyperLogLog {
   }
 
   toState(): HyperLogLogState {
-    if (this.exact !== null) return { x: Buffer.from(Float64Array.from(this.exact).buffer).toString('base64') };
+    // Sorted: the state is a function of the set, whichever order the values came in.
+    if (this.exact !== null) return { x: Buffer.from(Float64Array.from(this.exact).sort().buffer).toString('base64') };
     const registers = this.registers as Uint8Array;
     return { r: Buffer.from(registers.buffer, registers.byteOffset, registers.byteLength).toString('base64') };
   }
