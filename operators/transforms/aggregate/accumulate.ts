@@ -216,7 +216,8 @@ export class Accumulator {
       mn: this.mins.slice(),
       mx: this.maxs.slice(),
       q: this.sketches.map((s) => (s === null || Array.isArray(s) ? (s?.slice() ?? null) : encodeSketch(s))),
-      d: this.distincts.map((d) => d?.toState() ?? null),
+      // Absent without distinct counts: the state of other rollups stays as it was.
+      ...(this.distincts.length === 0 ? {} : { d: this.distincts.map((d) => d?.toState() ?? null) }),
     };
   }
 
