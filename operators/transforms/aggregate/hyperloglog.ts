@@ -8,7 +8,7 @@
  * for 5 distinct values and took 570 s for a million updates; `hyperloglog` (Optimizely) and `hll` have a single
  * release each and depend on the native `murmurhash3` addon; `hyperloglog32`, `hyperloglog-lite`, `hyperlolo`
  * and `distinct-value-counter` are single-release forks or one-off packages with a 32-bit hash. The hash is a
- * well-kept library's: xxHash64 from `xxhash-wasm` (5× faster than node:crypto's md5 here).
+ * well-kept library's: xxHash64 from `xxhash-wasm` (about 4× faster than node:crypto's md5 here).
  *
  * The sketch is a function of the set of values added: adding in any order, in any batches, or merging the
  * sketches of parts gives the same registers (a register is the maximum over its hashes).
@@ -53,7 +53,8 @@ export type HyperLogLogState = { readonly x: string } | { readonly r: string };
 export class HyperLogLog {
   /**
    * The hashes while there are at most EXACT_LIMIT; then null and `registers`. An array, not a Set: most sketches
-   * hold a few hashes, and a Set per group of a fine rollup doubled the cost of a distinct count (bench/).
+   * hold a few hashes, and a Set per group of a fine rollup made a distinct count cost 1.5× as much
+   * (bench/aggregate-distinct.ts).
    */
   private exact: number[] | null = [];
   private registers: Uint8Array | null = null;
