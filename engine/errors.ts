@@ -21,7 +21,7 @@ export const ERROR_CODES = {
   ETL_GRAPH_NO_SINK: 'pipeline has no sink',
   ETL_GRAPH_NO_SOURCE: 'pipeline has no source',
   ETL_GRAPH_SHARED_TARGET: 'two sinks write the same file',
-  ETL_GRAPH_PERSONAL_DATA: 'dead letters upstream of an anonymizing stage reach a sink around it',
+  ETL_GRAPH_PERSONAL_DATA: 'a port upstream of an anonymizing stage reaches a sink around it',
   ETL_GRAPH_ROW_KEY: 'a sink stores the corrected rows of a stage under another key, or not under one',
   ETL_CFG_DUPLICATE_PIPELINE: 'pipeline name already used',
   // runtime

@@ -32,6 +32,27 @@ export interface FieldSchema {
   readonly anyOf?: readonly FieldSchema[];
   readonly oneOf?: readonly FieldSchema[];
   readonly description?: string;
+  /** The personal data the field holds ({@link PERSONAL_DATA}), for stages that remove it. */
+  readonly 'x-personal-data'?: PersonalData;
+}
+
+/**
+ * Annotation keyword on a field: the personal data it holds, whatever its name, so that a stage removing personal
+ * data (`protectsPersonalData`, e.g. anonymize) treats it by default. `ip`: an IP address, or a block written
+ * `address/prefix`, which may be a single address (`171.132.50.94/32`). Kept through unions (never an
+ * annotation that sameField ignores): a field is one when any variant of it is.
+ */
+export const PERSONAL_DATA = 'x-personal-data';
+export type PersonalData = 'ip';
+
+/** The fields of `schema` annotated as holding `kind`, in declaration order. */
+export function personalDataFields(schema: RecordSchema | undefined, kind: PersonalData): string[] {
+  const holds = (field: FieldSchema | undefined): boolean =>
+    field !== undefined &&
+    (field[PERSONAL_DATA] === kind || (field.anyOf ?? []).some(holds) || (field.oneOf ?? []).some(holds));
+  return Object.entries(schema?.properties ?? {})
+    .filter(([, field]) => holds(field))
+    .map(([name]) => name);
 }
 
 /** The JSON Schema of the records on a port. */

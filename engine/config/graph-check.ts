@@ -1,7 +1,7 @@
 /**
  * The graph pass: every input names a stage and one of its ports, kinds fit, no cycle, no duplicate id,
- * at least one source and one sink, and (as warnings) no output that nobody reads, no dead letters that carry
- * original lines around a stage that removes personal data.
+ * at least one source and one sink, and (as warnings) no output that nobody reads, no port upstream of a stage
+ * that removes personal data reaching a sink around it.
  */
 import { isMap } from 'yaml';
 import type { OperatorDefinition } from '../operator.ts';
@@ -70,7 +70,7 @@ export function checkGraph(pipeline: PipelineDocument, entries: readonly StageEn
   const graph = buildGraph([...specs.values()]);
   if (graph.cycle) reportCycle(pipeline, graph.cycle, first);
 
-  if (!graph.cycle) checkDeadLetterBypass(pipeline, graph, first);
+  if (!graph.cycle) checkPersonalDataBypass(pipeline, graph, first);
   checkRowKeys(pipeline, graph, first);
 
   for (const [id, spec] of specs) {
@@ -223,10 +223,16 @@ function portsOf(pipeline: PipelineDocument, entry: StageEntry, spec: StageSpec)
 
 /**
  * A stage that removes personal data (`protectsPersonalData`, e.g. `anonymize`) protects only what passes
- * through it: the dead letters of a stage upstream of it carry the original line (`raw`), so each of their
- * readers must reach sinks only through such a stage. Warned at the input that goes around it.
+ * through it: every port of a stage upstream of it (its default port fanned out to a second reader, a named port
+ * such as threat_intel's `threats`, its dead letters, which carry the original line) holds the records as they
+ * were before it. Each path from such a port to a sink must pass through a protecting stage; one that does not is
+ * warned at the input where it leaves the stages leading to a protecting stage.
  */
-function checkDeadLetterBypass(pipeline: PipelineDocument, graph: Graph, first: ReadonlyMap<string, StageEntry>): void {
+function checkPersonalDataBypass(
+  pipeline: PipelineDocument,
+  graph: Graph,
+  first: ReadonlyMap<string, StageEntry>,
+): void {
   const protects = (id: string) => {
     const def = graph.stages.get(id)?.definition;
     return def?.kind === 'transform' && def.protectsPersonalData === true;
@@ -248,32 +254,44 @@ function checkDeadLetterBypass(pipeline: PipelineDocument, graph: Graph, first: 
     upstream.add(id);
     stack.push(...(upstreamOf.get(id) ?? []));
   }
-  // Whether records entering `id` may reach a sink without passing a protecting stage (the graph has no cycle).
-  const leaks = new Map<string, boolean>();
-  const reachesSink = (id: string): boolean => {
-    if (protects(id)) return false;
-    const known = leaks.get(id);
+  // Sinks that records entering `id` reach without passing a protecting stage (the graph has no cycle).
+  const reached = new Map<string, readonly string[]>();
+  const sinksFrom = (id: string): readonly string[] => {
+    if (protects(id)) return [];
+    const known = reached.get(id);
     if (known !== undefined) return known;
-    const result = graph.stages.get(id)?.kind === 'sink' || (downstream.get(id) ?? []).some(reachesSink);
-    leaks.set(id, result);
+    const own = graph.stages.get(id)?.kind === 'sink' ? [id] : [];
+    const result = [...new Set([...own, ...(downstream.get(id) ?? []).flatMap(sinksFrom)])];
+    reached.set(id, result);
     return result;
   };
+  const guardText = list(guards.map((g) => `\`${g}\``));
+  const guardTypes = list([...new Set(guards.map((g) => `\`${graph.stages.get(g)?.type}\``))]);
   for (const edge of graph.edges) {
-    if (edge.port !== DEAD_LETTER_PORT || !upstream.has(edge.from) || !reachesSink(edge.to)) continue;
+    // A path that leaks leaves the stages upstream of a protecting stage at exactly one edge: warn there, once.
+    // The reader itself is not upstream of one, so no path from it passes a protecting stage.
+    if (!upstream.has(edge.from) || protects(edge.from) || upstream.has(edge.to)) continue;
+    const sinks = sinksFrom(edge.to);
+    if (sinks.length === 0) continue;
     const entry = first.get(edge.to);
-    const index =
-      entry?.value?.inputs === undefined
-        ? -1
-        : (entry.value.inputs as unknown[]).indexOf(`${edge.from}.${DEAD_LETTER_PORT}`);
-    if (!entry || index < 0) continue;
+    const input = entry && (inputsOf(entry) ?? []).find((i) => i.ref.stage === edge.from && i.ref.port === edge.port);
+    if (!input) continue;
+    const port = input.ref.text;
+    const holds =
+      edge.port === DEAD_LETTER_PORT
+        ? 'whose dead letters hold the original lines'
+        : 'whose records still hold the personal data';
+    const via =
+      sinks.length === 1 && sinks[0] === edge.to ? '' : `, reaching ${list(sinks.map((k) => `sink \`${k}\``))}`;
     pipeline.report({
-      path: [...entry.path, 'inputs', index],
+      path: input.path,
       code: 'ETL_GRAPH_PERSONAL_DATA',
       severity: 'warning',
-      message:
-        `\`${edge.to}\` reads \`${edge.from}.dead_letter\`, whose dead letters hold the original lines, around ` +
-        `${list(guards.map((g) => `\`${g}\``))}`,
-      hint: `read \`${edge.from}.dead_letter\` in ${list(guards.map((g) => `\`${g}\``))} instead: it scrubs the dead letters it reads and sends them on its own \`dead_letter\` port`,
+      message: `\`${edge.to}\` reads \`${port}\`, ${holds}${via}, around ${guardText}`,
+      hint:
+        edge.port === DEAD_LETTER_PORT
+          ? `read \`${port}\` in ${guardText} instead: it scrubs the dead letters it reads and sends them on its own \`dead_letter\` port`
+          : `read \`${port}\` through ${guardText} (or a stage of its own of type ${guardTypes}) before it reaches a sink`,
     });
   }
 }

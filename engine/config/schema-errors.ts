@@ -92,7 +92,7 @@ function resolveComposite(errors: readonly AjvError[], index: number, consumed: 
     if (!consumed.has(j)) members.push(j);
   }
   const fitting = branches.map((b, i) => (typeFits(b, composite.data) ? i : -1)).filter((i) => i >= 0);
-  const only = fitting.length === 1 ? (fitting[0] as number) : -1;
+  const only = fitting.length === 1 ? (fitting[0] as number) : meantBranch(branches, fitting, composite.data);
   const onlyPrefix = `${prefix}${only}/`;
   const separable = only >= 0 && members.every((j) => (errors[j] as AjvError).schemaPath.startsWith(prefix));
   if (separable && composite.params.passingSchemas == null) {
@@ -101,6 +101,29 @@ function resolveComposite(errors: readonly AjvError[], index: number, consumed: 
   } else {
     for (const j of members) consumed.add(j);
   }
+}
+
+/**
+ * Among object forms told apart by a required key (a rule is `{ name, ip }` or `{ name, status }`), the one a map
+ * was meant as: the only one whose required keys it has, else the only one whose missing required keys it holds
+ * misspelt (`nonnegative` for `non_negative`), so that the error names that key instead of listing every form.
+ * -1 when no single form stands out.
+ */
+function meantBranch(branches: readonly SchemaObject[], fitting: readonly number[], value: unknown): number {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return -1;
+  const keys = Object.keys(value);
+  const score = (branch: SchemaObject): number => {
+    const required = (branch.required as string[] | undefined) ?? [];
+    const missing = required.filter((key) => !keys.includes(key));
+    if (missing.length === 0) return 2;
+    const known = new Set(Object.keys((branch.properties as object | undefined) ?? {}));
+    const unknown = keys.filter((key) => !known.has(key));
+    return missing.every((key) => unknown.some((u) => didYouMean(u, [key]) === key)) ? 1 : 0;
+  };
+  const scores = fitting.map((i) => score(branches[i] as SchemaObject));
+  const best = Math.max(0, ...scores);
+  const at = scores.flatMap((s, j) => (s === best ? [fitting[j] as number] : []));
+  return best > 0 && at.length === 1 ? (at[0] as number) : -1;
 }
 
 function within(path: string, parent: string): boolean {

@@ -5,6 +5,7 @@
  */
 import { _, Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { PERSONAL_DATA } from '../record-schema.ts';
 
 // ajv-formats is CommonJS; depending on the loader the default import is the plugin or its module object.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (
@@ -28,6 +29,7 @@ export function createAjv(options: { standalone?: boolean } = {}): Ajv {
     ...(options.standalone ? { code: { source: true, esm: true, formats: _`formats` } } : {}),
   });
   addFormats(ajv);
+  ajv.addVocabulary([PERSONAL_DATA]); // an annotation of record schemas (engine/record-schema.ts): checks nothing
   return ajv;
 }
 
@@ -38,5 +40,6 @@ export function createAjv(options: { standalone?: boolean } = {}): Ajv {
 export function createRecordAjv(): Ajv {
   const ajv = new Ajv({ strict: true, allErrors: true, allowUnionTypes: true, addUsedSchema: false });
   addFormats(ajv);
+  ajv.addVocabulary([PERSONAL_DATA]);
   return ajv;
 }

@@ -68,14 +68,20 @@ export function fitCheckpoint(record: CheckpointRecord, spec: PipelineSpec, opti
   }
   for (const kind of ['source', 'transform', 'sink'] as const) {
     const removed = Object.keys(then).filter((id) => kindOf(then[id]) === kind && now[id] === undefined);
-    const added = Object.keys(now).filter((id) => kindOf(now[id]) === kind && then[id] === undefined);
+    // A stage added since may be a removed one renamed only if it has the removed one's type (when the checkpoint
+    // says): stateless stages hold no state, so every one of them would otherwise look added.
+    const renamedFrom = (id: string) => removed.find((old) => sameType(then[old], now[id]));
+    const added = Object.keys(now).filter(
+      (id) => kindOf(now[id]) === kind && then[id] === undefined && renamedFrom(id) !== undefined,
+    );
     if (removed.length > 0 && added.length > 0) {
       const old = removed.map((id) => `\`${id}\``).join(', ');
       const fresh = added.map((id) => `\`${id}\``).join(', ');
+      const first = added[0] as string;
       throw mismatch(
         spec,
         `checkpoint ${fitted.id} holds state for ${kind} ${old}, which pipeline ${spec.name} no longer has, and ${kind} ` +
-          `${fresh} has none. If ${fresh} is ${old} renamed: --rename ${removed[0]}=${added[0]}; if ${old} is gone ` +
+          `${fresh} has none. If ${fresh} is ${old} renamed: --rename ${renamedFrom(first)}=${first}; if ${old} is gone ` +
           `for good: --forget ${removed.join(',')}` +
           (kind === 'source' ? ` (${fresh} then reads from the start)` : ''),
       );
@@ -87,6 +93,12 @@ export function fitCheckpoint(record: CheckpointRecord, spec: PipelineSpec, opti
     }
   }
   return { record: fitted, notes, changed };
+}
+
+/** Whether a stage recorded as `was` (`kind:type`, or `kind:?` in older checkpoints) can be one of type `is`. */
+function sameType(was: string | undefined, is: string | undefined): boolean {
+  if (was === undefined || is === undefined) return false;
+  return was.endsWith(':?') ? kindOf(was) === kindOf(is) : was === is;
 }
 
 /** Stage ids the record holds state for, with their `kind:type` when the record says (older ones do not). */

@@ -1,6 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these tests are about `${VAR}` interpolation
 /** Every kind of problem, with the exact line and column it is reported at. */
 import { describe, expect, it } from 'vitest';
+import { loadPipelinesFromString } from '../../engine/config/load.ts';
 import { formatDiagnostic } from '../../engine/diagnostics.ts';
 import { at, load, only, VALID } from './helpers.ts';
 
@@ -51,6 +52,32 @@ describe('loader diagnostics', () => {
     expect(asMap.diagnostics).toHaveLength(1);
     expect(at(asMap.diagnostics[0] as never)).toEqual([19, 22]);
     expect(asMap.diagnostics[0]?.message).toBe('unknown key `levle` — did you mean `level`?');
+  });
+
+  it('names the misspelt key of a map meant as one of several forms told apart by their keys', async () => {
+    // A validate rule is `{ name, <check> }` for one of a dozen checks: the error was a list of all of them.
+    const yaml = `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: rules }
+spec:
+  sources:
+    logs: { type: stdin }
+  operators:
+    parsed: { type: parse, inputs: [logs] }
+    checked:
+      type: validate
+      inputs: [parsed]
+      rules:
+        - { name: bytes, nonnegative: { field: bytes } }
+        - { name: status, status: { field: status, maximum: 3 } }
+  sinks:
+    out: { type: blackhole, inputs: [checked] }
+`;
+    const result = await loadPipelinesFromString(yaml, 'rules.yaml');
+    expect(result.diagnostics.map((d) => [at(d), d.message])).toEqual([
+      [[13, 26], 'unknown key `nonnegative` — did you mean `non_negative`?'],
+      [[14, 52], 'unknown key `maximum`'],
+    ]);
   });
 
   it('says a key has no value rather than quoting what coercion made of it', async () => {

@@ -4,7 +4,7 @@ import type { PipelineSpec } from '../../engine/config/types.ts';
 import { EtlError } from '../../engine/errors.ts';
 import { fitCheckpoint } from '../../engine/state/fit.ts';
 import type { CheckpointRecord } from '../../engine/state/store.ts';
-import { collectSink, countingSource, passThrough } from '../support/operators.ts';
+import { collectSink, countingSource, countingTransform, passThrough } from '../support/operators.ts';
 import { pipeline, stage } from '../support/spec.ts';
 
 const spec = (sourceId: string, sinkId = 'out'): PipelineSpec =>
@@ -48,6 +48,32 @@ describe('fitting a checkpoint to the pipeline', () => {
         'If `src` is `logs` renamed: --rename logs=src; if `logs` is gone for good: --forget logs (`src` then reads ' +
         'from the start); or start pipeline p over with --reset (sinks that append will hold the records twice)',
     );
+  });
+
+  it("names as a possible rename only an added stage of the removed one's type", () => {
+    // `a` (a stateless pass-through) holds no state and is new to the checkpoint, as a renamed stage would be.
+    const stateful = record({
+      transforms: { visits: { open: 1 } },
+      stages: { logs: 'source:test_counter', visits: 'transform:test_counting', out: 'sink:test_collect' },
+    });
+    const renamedSpec = pipeline('p', '/tmp/unused', [
+      stage({ id: 'logs', def: countingSource, options: { count: 1 } }),
+      stage({ id: 'a', def: passThrough, inputs: ['logs'] }),
+      stage({ id: 'sessions', def: countingTransform, inputs: ['a'] }),
+      stage({ id: 'out', def: collectSink, inputs: ['sessions'], options: { name: 'x' } }),
+    ]);
+    const error = refusal(() => fitCheckpoint(stateful, renamedSpec));
+    expect(error.message).toContain(
+      'and transform `sessions` has none. If `sessions` is `visits` renamed: --rename visits=sessions;',
+    );
+    // A removed stage with no stage of its type added is gone: its state is dropped, with a note.
+    const retyped = record({
+      transforms: { visits: { open: 1 } },
+      stages: { logs: 'source:test_counter', visits: 'transform:sessionize', out: 'sink:test_collect' },
+    });
+    const fitted = fitCheckpoint(retyped, spec('logs'));
+    expect(fitted.record.transforms).toEqual({});
+    expect(fitted.notes).toEqual(['transform `visits` is no longer in the pipeline: its checkpoint state is dropped']);
   });
 
   it('carries the state over with --rename, or drops it with --forget', () => {

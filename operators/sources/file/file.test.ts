@@ -6,6 +6,7 @@ import {
   renameSync,
   rmSync,
   truncateSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,8 @@ import type { FileSourceOptions } from './schema.ts';
 import { collectOutput, originOf, testContext } from './test-support.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'etl-file-source-'));
+/** A modification time (seconds) for files whose reading order a test fixes. */
+const T = Date.parse('2026-11-26T00:00:00Z') / 1000;
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 let dirs = 0;
@@ -63,7 +66,7 @@ async function readOnce(options: FileSourceOptions, restoredPosition?: unknown, 
 }
 
 describe('file source, reading to the end', () => {
-  it('reads the files globs match once each, in path order, leaving out excluded ones', async () => {
+  it('reads the files globs match once each, in path order when modified at once, leaving out excluded ones', async () => {
     const dir = workdir();
     mkdirSync(join(dir, 'sub'));
     writeFileSync(join(dir, 'b.log'), 'b1\nb2\n');
@@ -71,6 +74,7 @@ describe('file source, reading to the end', () => {
     writeFileSync(join(dir, 'sub', 'c.log'), 'c1\n');
     writeFileSync(join(dir, 'skip.log'), 'nope\n');
     writeFileSync(join(dir, 'notes.txt'), 'not a log\n');
+    for (const name of ['b.log', 'a.log', 'sub/c.log']) utimesSync(join(dir, name), T, T);
     const { out } = await readOnce(opts([join(dir, '*.log'), join(dir, '**/*.log')], { exclude: ['skip.log'] }));
     expect(out.messages).toEqual(['a1', 'b1', 'b2', 'c1']);
     const origins = out.records.map(originOf);
@@ -82,6 +86,23 @@ describe('file source, reading to the end', () => {
     ]);
     expect(origins.every((o) => o.source === 'src')).toBe(true);
     expect(out.batches.every((b) => b.records.every((r) => Object.keys(r).length === 1))).toBe(true);
+  });
+
+  it('reads a rotated set oldest modified first, whatever the names say', async () => {
+    // logrotate's numbering sorts newest first by path; gzip keeps the time the file was last written.
+    const dir = workdir();
+    writeFileSync(join(dir, 'access.log'), 'new1\nnew2\n');
+    writeFileSync(join(dir, 'access.log.1'), 'mid1\n');
+    writeFileSync(join(dir, 'access.log.2.gz'), gzipSync('old1\nold2\n'));
+    utimesSync(join(dir, 'access.log.2.gz'), T - 7200, T - 7200);
+    utimesSync(join(dir, 'access.log.1'), T - 3600, T - 3600);
+    utimesSync(join(dir, 'access.log'), T, T);
+    const { out } = await readOnce(opts([join(dir, 'access.log*')]));
+    expect(out.messages).toEqual(['old1', 'old2', 'mid1', 'new1', 'new2']);
+    // A file written later than one after it in path order is read after it.
+    utimesSync(join(dir, 'access.log.2.gz'), T + 60, T + 60);
+    const again = await readOnce(opts([join(dir, 'access.log*')]));
+    expect(again.out.messages).toEqual(['mid1', 'new1', 'new2', 'old1', 'old2']);
   });
 
   it('resolves relative globs against the working directory', async () => {

@@ -1,7 +1,7 @@
 /**
- * The file source: discovery, identity, reading and following. One loop reads the files in path order
- * into one shared buffer and one batch; a batch's position lists every known file with the offset of
- * its first line not yet emitted, so a rerun resumes exactly after the last acknowledged line.
+ * The file source: discovery, identity, reading and following. One loop reads the files oldest modified first
+ * (equal times in path order) into one shared buffer and one batch; a batch's position lists every known file
+ * with the offset of its first line not yet emitted, so a rerun resumes exactly after the last acknowledged line.
  *
  * Following many files: directory notifications say which files changed, so an idle file costs nothing;
  * a slow sweep and a paced full rescan catch what notifications miss. Only recently active (and rotated)
@@ -138,7 +138,7 @@ class FileSource implements Source {
 
   // ------------------------------------------------------------------------------------ reading
 
-  /** Without follow: every file once to its end, in path order, then the final position. */
+  /** Without follow: every file once to its end, oldest modified first, then the final position. */
   private async readAll(out: SourceOutput): Promise<void> {
     this.totalBytes = 0;
     for (const t of this.order) if (t.status === 'reading') this.totalBytes += await this.remainingBytes(t);
@@ -718,7 +718,9 @@ class FileSource implements Source {
     this.copyIndex = null;
     if (scope === null) this.kept = this.kept.filter((k) => k.afterScan >= scanNumber);
     if (this.orderChanged) {
-      this.order.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.seq - b.seq));
+      // Oldest modified first: a rotated set (`access.log.2.gz`, `access.log.1`, `access.log`) is read in the order
+      // it was written, which path order reverses; equal times (a fresh checkout) keep path order.
+      this.order.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.path < b.path ? -1 : a.path > b.path ? 1 : a.seq - b.seq));
       this.orderChanged = false;
     }
     if (this.options.follow) {

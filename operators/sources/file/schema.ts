@@ -6,7 +6,7 @@ export const schema = {
   additionalProperties: false,
   required: ['paths'],
   description:
-    'Reads lines from files matched by globs, plain or gzip-compressed, in path order; either once to the end or ' +
+    'Reads lines from files matched by globs, plain or gzip-compressed, oldest modified first; either once to the end or ' +
     'following them as they grow and rotate. Each line becomes `{ message }`. The checkpoint position records, per ' +
     'file, its identity (device, inode, fingerprint of its first bytes) and how far it was read, so a rerun resumes ' +
     'exactly after the last acknowledged line, even after a rename.',
@@ -17,7 +17,7 @@ export const schema = {
       items: { type: 'string', minLength: 1 },
       description:
         'Glob patterns of the files to read (`*`, `**`, `?`, `[a-z]`, `{a,b}`); relative ones resolve against the ' +
-        'working directory. Files are read in path order; a file matched twice is read once.',
+        'working directory. Files are read oldest modified first (equal times in path order); a file matched twice is read once.',
       examples: [['/var/log/nginx/access.log*'], ['logs/**/*.log', 'archive/*.gz']],
     },
     exclude: {

@@ -74,6 +74,8 @@ export function anonymizeAddress(text: string, rule: AddressRule): string | null
 }
 
 function anonymize(text: string, rule: AddressRule): string | null {
+  const slash = text.indexOf('/');
+  if (slash > 0 && (rule.mode === 'truncate' || rule.mode === 'pseudonymize')) return block(text, slash, rule);
   switch (rule.mode) {
     case 'keep':
       return text;
@@ -95,6 +97,35 @@ function anonymize(text: string, rule: AddressRule): string | null {
       return ipaddr.fromByteArray(bytes).toString();
     }
   }
+}
+
+/**
+ * A block `address/prefix` (threat_intel's `threat_range`), which may be one address (`/32`, `/128`): truncated
+ * to the shorter of its prefix and the rule's (`171.132.50.94/32` → `171.132.50.0/24`), or pseudonymized — a
+ * single address as the address itself, so that it matches the client address's pseudonym. Text that is no
+ * block is treated as an address that does not parse: dropped when truncating, pseudonymized whole otherwise.
+ */
+function block(text: string, slash: number, rule: AddressRule): string | null {
+  const address = text.slice(0, slash);
+  const length = text.slice(slash + 1);
+  const family = isIP(address);
+  const bits = /^\d{1,3}$/.test(length) ? Number(length) : Number.NaN;
+  const max = family === 4 ? 32 : 128;
+  if (family === 0 || !(bits <= max)) {
+    return rule.mode === 'truncate' ? null : (rule.pseudonymizer as Pseudonymizer).of('ip', text);
+  }
+  if (rule.mode === 'pseudonymize') {
+    if (bits === max) return anonymize(address, rule);
+    return (rule.pseudonymizer as Pseudonymizer).of('ip', `${ipaddr.parse(address).toNormalizedString()}/${bits}`);
+  }
+  if (family === 4) {
+    const prefix = Math.min(bits, rule.ipv4Prefix);
+    return `${truncateIPv4(address, prefix)}/${prefix}`;
+  }
+  const prefix = Math.min(bits, rule.ipv6Prefix);
+  const bytes = ipaddr.parse(address).toByteArray();
+  mask(bytes, prefix);
+  return `${ipaddr.fromByteArray(bytes).toString()}/${prefix}`;
 }
 
 const ZEROS = ['', '.0.0.0', '.0.0', '.0'];

@@ -1,8 +1,14 @@
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
+import type { PortRecords } from '../../../engine/operator.ts';
 import { deadLetter, type EtlRecord, ORIGIN } from '../../../engine/record.ts';
-import { DEAD_LETTER_SCHEMA, RAW_LINE_SCHEMA } from '../../../engine/record-schema.ts';
+import {
+  DEAD_LETTER_SCHEMA,
+  PERSONAL_DATA,
+  RAW_LINE_SCHEMA,
+  type RecordSchema,
+} from '../../../engine/record-schema.ts';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { recordingContext } from '../../../test/support/context.ts';
 import { accessRecordSchema, emptyAccessRecord, errorLogRecordSchema } from '../../shared/log-records.ts';
@@ -24,6 +30,7 @@ function options(patch: Record<string, unknown> = {}): AnonymizeOptions {
 }
 
 const access = (patch: Partial<Record<string, unknown>>): EtlRecord => ({ ...emptyAccessRecord(), ...patch });
+const out1 = (ports: PortRecords): EtlRecord | undefined => ports.default?.[0];
 
 describe('IP addresses', () => {
   const truncate = { mode: 'truncate', ipv4Prefix: 24, ipv6Prefix: 48 } as const;
@@ -73,6 +80,26 @@ describe('IP addresses', () => {
     expect(anonymizeAddress('2001:db8::1', rotated)?.slice(6)).not.toBe(a?.slice(6));
     // The key is not in the pseudonymizer's printed form.
     expect(JSON.stringify(rule.pseudonymizer)).not.toContain(KEY);
+  });
+
+  it('truncates a block `address/prefix` to the shorter prefix, and pseudonymizes a single address as itself', () => {
+    expect(anonymizeAddress('171.132.50.94/32', truncate)).toBe('171.132.50.0/24');
+    expect(anonymizeAddress('171.132.0.0/16', truncate)).toBe('171.132.0.0/16');
+    expect(anonymizeAddress('171.132.50.94/30', { ...truncate, ipv4Prefix: 20 })).toBe('171.132.48.0/20');
+    expect(anonymizeAddress('2001:db8:1:2::7/128', truncate)).toBe('2001:db8:1::/48');
+    expect(anonymizeAddress('2001:db8::/32', truncate)).toBe('2001:db8::/32');
+    // Not a block: dropped when truncating, as an address that does not parse.
+    for (const text of ['171.132.50.94/33', '171.132.50.94/', 'host/24', '1.2.3.4/x']) {
+      expect(anonymizeAddress(text, truncate), text).toBeNull();
+    }
+    const rule = { ...truncate, mode: 'pseudonymize', pseudonymizer: new Pseudonymizer(KEY, 'k1') } as const;
+    expect(anonymizeAddress('171.132.50.94/32', rule)).toBe(anonymizeAddress('171.132.50.94', rule));
+    expect(anonymizeAddress('2001:DB8::7/128', rule)).toBe(anonymizeAddress('2001:db8::7', rule));
+    const wide = anonymizeAddress('171.132.0.0/16', rule);
+    expect(wide).toMatch(/^k1:/);
+    expect(wide).not.toBe(anonymizeAddress('171.132.0.0', rule));
+    expect(anonymizeAddress('171.132.0.0/16', { ...truncate, mode: 'drop' })).toBeNull();
+    expect(anonymizeAddress('171.132.0.0/16', { ...truncate, mode: 'keep' })).toBe('171.132.0.0/16');
   });
 });
 
@@ -261,6 +288,28 @@ describe('definition', () => {
     expect(definition.outputSchemas?.(options(), errorLogRecordSchema).default?.properties?.client_ip).toEqual(
       errorLogRecordSchema.properties.client_ip,
     );
+  });
+
+  it('treats by default every field the input schema annotates as an address, and the records alike', () => {
+    const range = { type: ['string', 'null'], [PERSONAL_DATA]: 'ip' } as const;
+    const input = {
+      ...accessRecordSchema,
+      properties: { ...accessRecordSchema.properties, threat_range: range },
+    } as RecordSchema;
+    const keyed = options({ ip: { mode: 'pseudonymize' }, key: KEY, key_id: 'k1' });
+    const out = definition.outputSchemas?.(keyed, input).default;
+    expect(out?.properties?.threat_range?.description).toMatch(/^Pseudonym/);
+    // Named fields replace the defaults, the annotated ones too.
+    const named = definition.outputSchemas?.({ ...keyed, ip: { ...keyed.ip, fields: ['client_ip'] } }, input).default;
+    expect(named?.properties?.threat_range).toEqual(range);
+    const record = access({ client_ip: '171.132.50.94', threat_range: '171.132.50.94/32' });
+    const run = (opts: AnonymizeOptions) =>
+      out1(new AnonymizeTransform(opts, recordingContext({ inputSchema: input })).process([record]));
+    expect(run(options())).toMatchObject({ client_ip: '171.132.50.0', threat_range: '171.132.50.0/24' });
+    // Without the annotation (records from a stage that declares nothing), the field is not known to be one.
+    expect(
+      out1(new AnonymizeTransform(options(), recordingContext({ inputSchema: accessRecordSchema })).process([record])),
+    ).toMatchObject({ threat_range: '171.132.50.94/32' });
   });
 
   it('declares the records of its non-dead-letter inputs on default', () => {

@@ -9,6 +9,7 @@ import type { OperatorContext, PortRecords, Transform } from '../../../engine/op
 import { errorMessage } from '../../../engine/errors.ts';
 import { type DeadLetter, deadLetter, type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { type AddressRule, anonymizeAddress, Pseudonymizer } from './addresses.ts';
+import { ipFieldsFor } from './ip-fields.ts';
 import { type AnonymizeOptions, DEFAULT_IP_FIELDS, DEFAULT_TEXT_FIELDS, DEFAULT_USER_FIELDS } from './schema.ts';
 import { scrubText, type TextRule } from './text.ts';
 
@@ -40,9 +41,10 @@ export class Anonymizer {
   private readonly dropRaw: boolean;
   private readonly userMemo = new Map<string, string>();
 
-  constructor(options: AnonymizeOptions) {
+  /** `ipFields`: the address fields (index.ts `ipFieldsFor`); by default those `ip.fields` or its defaults name. */
+  constructor(options: AnonymizeOptions, ipFields: readonly string[] = options.ip.fields ?? DEFAULT_IP_FIELDS) {
     this.pseudonymizer = options.key === undefined ? undefined : new Pseudonymizer(options.key, options.key_id ?? 'k');
-    this.ipFields = options.ip.fields ?? DEFAULT_IP_FIELDS;
+    this.ipFields = ipFields;
     this.userFields = options.user.fields ?? DEFAULT_USER_FIELDS;
     this.textFields = options.scrub.fields ?? DEFAULT_TEXT_FIELDS;
     this.userMode = options.user.mode;
@@ -189,7 +191,7 @@ export class AnonymizeTransform implements Transform {
   private readonly ctx: OperatorContext;
 
   constructor(options: AnonymizeOptions, ctx: OperatorContext) {
-    this.anonymizer = new Anonymizer(options);
+    this.anonymizer = new Anonymizer(options, ipFieldsFor(options, ctx.inputSchema));
     this.ctx = ctx;
   }
 

@@ -104,9 +104,101 @@ describe('anonymize in a pipeline document', () => {
     expect((await load(through)).diagnostics).toEqual([]);
   });
 
+  it('warns for every port upstream of it that reaches a sink around it, at the input where it leaves', async () => {
+    // threat_intel's `threats` port to a file, the parsed records fanned out to a second sink, and `threats`
+    // again through a transform before its sink: each keeps the client address anonymize removes.
+    const around = pipeline(
+      `    intel: { type: threat_intel, inputs: [parsed] }
+    deduped: { type: dedupe, inputs: [intel.threats], fields: [client_ip], window_seconds: 60 }
+${ANON.replace('inputs: [parsed, parsed.dead_letter]', 'inputs: [intel, parsed.dead_letter]')}`,
+      `    out: { type: blackhole, inputs: [anon, anon.dead_letter] }
+    alerts: { type: file, inputs: [intel.threats], path: threats.jsonl }
+    copy: { type: blackhole, inputs: [parsed] }
+    later: { type: blackhole, inputs: [deduped] }`,
+    );
+    const { diagnostics, pipelines } = await load(around);
+    expect(diagnostics.map((d) => [d.line, d.column, d.severity, d.code, d.message])).toEqual([
+      [
+        10,
+        39,
+        'warning',
+        'ETL_GRAPH_PERSONAL_DATA',
+        '`deduped` reads `intel.threats`, whose records still hold the personal data, reaching sink `later`, around `anon`',
+      ],
+      [
+        19,
+        36,
+        'warning',
+        'ETL_GRAPH_PERSONAL_DATA',
+        '`alerts` reads `intel.threats`, whose records still hold the personal data, around `anon`',
+      ],
+      [
+        20,
+        39,
+        'warning',
+        'ETL_GRAPH_PERSONAL_DATA',
+        '`copy` reads `parsed`, whose records still hold the personal data, around `anon`',
+      ],
+    ]);
+    expect(pipelines).toHaveLength(1);
+    expect(diagnostics[1]?.hint).toBe(
+      'read `intel.threats` through `anon` (or a stage of its own of type `anonymize`) before it reaches a sink',
+    );
+    // The same ports read through anonymize stages reach their sinks with nothing to say.
+    const through = pipeline(
+      `    intel: { type: threat_intel, inputs: [parsed] }
+${ANON.replace('inputs: [parsed, parsed.dead_letter]', 'inputs: [intel, parsed.dead_letter]')}
+${ANON.replace('anon:', 'anon_threats:').replace('inputs: [parsed, parsed.dead_letter]', 'inputs: [intel.threats]')}`,
+      `    out: { type: blackhole, inputs: [anon, anon.dead_letter] }
+    alerts: { type: file, inputs: [anon_threats], path: threats.jsonl }
+    rejects: { type: blackhole, inputs: [anon_threats.dead_letter] }`,
+    );
+    expect((await load(through)).diagnostics).toEqual([]);
+  });
+
   describe('on the command line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'etl-anonymize-config-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("anonymizes threat_intel's matched range as an address, and warns for its threats port around it", async () => {
+      // The newcomer's pipeline: a listed client; its threats go to a file around anonymize, its records through it.
+      const at = join(dir, 'intel');
+      mkdirSync(join(at, 'logs'), { recursive: true });
+      writeFileSync(
+        join(at, 'logs', 'a.log'),
+        '171.132.50.94 - - [05/Dec/2026:10:00:00 +0000] "GET /x HTTP/1.1" 200 5 "-" "curl/8"\n' +
+          '2001:db8::7 - - [05/Dec/2026:10:00:01 +0000] "GET /y HTTP/1.1" 200 5 "-" "curl/8"\n',
+      );
+      writeFileSync(join(at, 'blocked.txt'), '171.132.50.94\n2001:db8::/32\n');
+      const yaml = pipeline(
+        `    intel:
+      type: threat_intel
+      inputs: [parsed]
+      lists: [{ name: blocked, path: blocked.txt }]
+      signatures: { builtin: false }
+    anon: { type: anonymize, inputs: [intel] }`,
+        `    out: { type: file, inputs: [anon], path: out.jsonl }
+    alerts: { type: file, inputs: [intel.threats], path: threats.jsonl }`,
+      );
+      writeFileSync(join(at, 'p.yaml'), yaml);
+      const checked = await etl(['validate', 'p.yaml'], { cwd: at });
+      expect(checked.code, checked.stderr).toBe(0);
+      expect(checked.stdout + checked.stderr).toContain(
+        '`alerts` reads `intel.threats`, whose records still hold the personal data, around `anon`',
+      );
+      const run = await etl(['apply', '--no-progress', 'p.yaml'], { cwd: at });
+      expect(run.code, run.stderr).toBe(0);
+      const out = readFileSync(join(at, 'out.jsonl'), 'utf8');
+      const records = out
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(records.map((r) => [r.client_ip, r.threat_lists, r.threat_range])).toEqual([
+        ['171.132.50.0', 'blocked', '171.132.50.0/24'],
+        ['2001:db8::', 'blocked', '2001:db8::/32'],
+      ]);
+      expect(out).not.toContain('171.132.50.94');
+    });
 
     it('prints the key in neither `etl graph`, `etl validate` nor a run, and stores it nowhere', async () => {
       writeFileSync(

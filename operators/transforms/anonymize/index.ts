@@ -1,9 +1,9 @@
 import type { FieldUse, OptionProblem } from '../../../engine/operator.ts';
 import { defineTransform } from '../../../engine/operator.ts';
 import { type FieldSchema, type JsonType, type RecordSchema, unionOf } from '../../../engine/record-schema.ts';
+import { ipFieldsFor } from './ip-fields.ts';
 import {
   type AnonymizeOptions,
-  DEFAULT_IP_FIELDS,
   DEFAULT_PARAM_PATTERNS,
   DEFAULT_PARAMS,
   DEFAULT_USER_FIELDS,
@@ -44,7 +44,7 @@ export function anonymizedSchema(options: AnonymizeOptions, input: RecordSchema)
   if (properties === undefined) return input;
   const changed: Record<string, FieldSchema> = { ...properties };
   const ipMode = options.ip.mode;
-  for (const name of options.ip.fields ?? DEFAULT_IP_FIELDS) {
+  for (const name of ipFieldsFor(options, input)) {
     const field = properties[name];
     if (field === undefined || ipMode === 'keep') continue;
     // A truncated address is still an address: the field keeps its schema (a postgres column stays inet).

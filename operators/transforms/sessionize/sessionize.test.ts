@@ -117,8 +117,31 @@ describe('sessionize', () => {
     expect(ctx.values.get('etl_sessionize_late_records_total')).toBe(1);
     expect(ctx.values.get('etl_sessionize_untimed_records_total')).toBe(1);
     expect(ctx.logs.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
-      expect.stringContaining('1 record(s) arrived more than max_out_of_order_seconds'),
+      expect.stringContaining('records began to arrive more than max_out_of_order_seconds behind'),
     ]);
+  });
+
+  it('gives the run totals of records without a session in its summary, not the first warning count', () => {
+    // Two files read one after the other whose times overlap: the second one is late nearly throughout.
+    const { transform, ctx } = make(options({ max_out_of_order_seconds: 60 }));
+    const file = (ip: string) => Array.from({ length: 10 }, (_, i) => hit(ip, T0 + minutes(i)));
+    transform.process(file('1.1.1.1'));
+    transform.process(file('2.2.2.2').slice(0, 5)); // the warning is logged here, with this batch's 5
+    transform.process([...file('2.2.2.2').slice(5), hit('2.2.2.2', T0, { timestamp: null })]);
+    expect(ctx.logs.filter((l) => l.level === 'warn')).toHaveLength(1);
+    expect(ctx.logs.find((l) => l.level === 'warn')?.message).toContain('(5 in this batch)');
+    // Late: 2.2.2.2 at T0 … T0 + 7 min are more than 60 s behind T0 + 9 min; 8 and 9 min are within the bound.
+    expect(ctx.values.get('etl_sessionize_late_records_total')).toBe(8);
+    const report = transform.summarize();
+    expect(report?.failure).toBeUndefined();
+    expect(report?.lines[0]).toBe('9 of 21 records (42.8%) got no session (null session fields)');
+    expect(report?.lines[1]).toMatch(
+      /^8 arrived more than max_out_of_order_seconds \(60\) behind the greatest event time seen: .*raise max_out_of_order_seconds .*or give each server's files their own source and sessionize stage$/,
+    );
+    expect(report?.lines[2]).toBe('1 had no event time in their time field');
+    const clean = make(options());
+    clean.transform.process(file('1.1.1.1'));
+    expect(clean.transform.summarize()).toEqual({ lines: ['every record placed in a session (10)'] });
   });
 
   it('reads epoch milliseconds, other key fields and dotted paths', () => {

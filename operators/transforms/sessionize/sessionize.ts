@@ -12,7 +12,7 @@
  *   sessions (by last event time, then key).
  */
 import { createHash } from 'node:crypto';
-import type { KeyedState, OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
+import type { KeyedState, OperatorContext, PortRecords, StageReport, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import { eventTimeOf, type FieldReader, fieldReader, keyOf } from '../../shared/fields.ts';
 import type { SessionizeOptions } from './schema.ts';
@@ -29,6 +29,9 @@ export function sessionId(key: string, start: number): string {
   return createHash('sha256').update(key).update('\n').update(String(start)).digest('hex').slice(0, 32);
 }
 
+const count = new Intl.NumberFormat('en-US');
+const share = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1, roundingMode: 'floor' });
+
 export class SessionizeTransform implements Transform {
   private readonly keys: readonly FieldReader[];
   private readonly time: FieldReader;
@@ -41,6 +44,11 @@ export class SessionizeTransform implements Transform {
   /** The clock at the last sweep of ended sessions. */
   private sweptAt = Number.NEGATIVE_INFINITY;
   private warnedLate = false;
+  /** This run's totals, for the summary (the counters hold the same, but are not read back). */
+  private seen = 0;
+  private lateTotal = 0;
+  private untimedTotal = 0;
+  private readonly boundSeconds: number;
   private readonly ctx: OperatorContext;
   private readonly late: { inc(value?: number): void };
   private readonly untimed: { inc(value?: number): void };
@@ -53,6 +61,7 @@ export class SessionizeTransform implements Transform {
     this.time = fieldReader(options.time_field);
     this.gapMs = options.gap_seconds * 1000;
     this.boundMs = options.max_out_of_order_seconds * 1000;
+    this.boundSeconds = options.max_out_of_order_seconds;
     this.max = options.max_sessions;
     this.sessions = ctx.keyed<Session>('sessions');
     this.late = ctx.metrics.counter(
@@ -101,8 +110,12 @@ export class SessionizeTransform implements Transform {
         session_start: new Date(session[0]).toISOString(),
       };
     }
+    this.seen += records.length;
     if (late > 0) this.noteLate(late);
-    if (untimed > 0) this.untimed.inc(untimed);
+    if (untimed > 0) {
+      this.untimed.inc(untimed);
+      this.untimedTotal += untimed;
+    }
     this.openGauge.set(this.sessions.size);
     return { default: out };
   }
@@ -157,13 +170,38 @@ export class SessionizeTransform implements Transform {
     });
   }
 
-  private noteLate(count: number): void {
-    this.late.inc(count);
+  /**
+   * The run's totals of records passed on without a session, and why: the warning while running is logged once,
+   * at the first late batch, so its count is not the total.
+   */
+  summarize(): StageReport | undefined {
+    const unplaced = this.lateTotal + this.untimedTotal;
+    if (this.seen === 0) return undefined;
+    if (unplaced === 0) return { lines: [`every record placed in a session (${count.format(this.seen)})`] };
+    const lines = [
+      `${count.format(unplaced)} of ${count.format(this.seen)} records (${share.format((unplaced / this.seen) * 100)}%) got no session (null session fields)`,
+    ];
+    if (this.lateTotal > 0) {
+      lines.push(
+        `${count.format(this.lateTotal)} arrived more than max_out_of_order_seconds (${this.boundSeconds}) behind ` +
+          'the greatest event time seen: the stage has one clock over all its input, so files read one after the ' +
+          'other whose times overlap (several servers, or rotated files read newest first) make most of them late; ' +
+          "raise max_out_of_order_seconds to cover the overlap, or give each server's files their own source and sessionize stage",
+      );
+    }
+    if (this.untimedTotal > 0) lines.push(`${count.format(this.untimedTotal)} had no event time in their time field`);
+    return { lines };
+  }
+
+  private noteLate(late: number): void {
+    this.late.inc(late);
+    this.lateTotal += late;
     if (this.warnedLate) return;
     this.warnedLate = true;
     this.ctx.logger.warn(
-      `${count} record(s) arrived more than max_out_of_order_seconds behind the greatest event time seen; they ` +
-        'pass on with null session fields (counted in etl_sessionize_late_records_total; warned once per run)',
+      `records began to arrive more than max_out_of_order_seconds behind the greatest event time seen (${late} in ` +
+        'this batch); they pass on with null session fields (counted in etl_sessionize_late_records_total; the ' +
+        'run summary gives the total; warned once per run)',
     );
   }
 }

@@ -1,6 +1,6 @@
 import type { FieldUse, OptionProblem } from '../../../engine/operator.ts';
 import { defineTransform } from '../../../engine/operator.ts';
-import { type FieldSchema, type RecordSchema, withFields } from '../../../engine/record-schema.ts';
+import { type FieldSchema, PERSONAL_DATA, type RecordSchema, withFields } from '../../../engine/record-schema.ts';
 import { type ThreatIntelOptions, schema } from './schema.ts';
 
 const THREATS_PORT = 'threats';
@@ -30,9 +30,14 @@ export function threatFields(options: ThreatIntelOptions): Record<string, FieldS
     fields.threat_lists = text(
       'The lists holding the client address, comma-separated (`firehol_level1,spamhaus_drop`); null: none.',
     );
-    fields.threat_range = text(
-      'The most specific listed block holding the client address (`192.0.2.0/24`); null: none.',
-    );
+    fields.threat_range = {
+      ...text(
+        'The most specific listed block holding the client address (`192.0.2.0/24`; the address itself, ' +
+          '`192.0.2.7/32`, when it is listed alone); null: none.',
+      ),
+      // It may hold the client address itself: anonymize treats it as an address field by default.
+      [PERSONAL_DATA]: 'ip',
+    };
     fields.threat_range_note = text('The comment listed with that block (a Spamhaus SBL id); null: none.');
   }
   if (options.signatures.builtin || options.signatures.files.length > 0) {
