@@ -592,6 +592,7 @@ const cases: Record<string, CaseMaker<unknown>> = {
             .map((ms) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString()),
           path: fc.option(fc.constantFrom('/', '/a', '/b?x=1'), { nil: null }),
           vhost: fc.option(fc.constantFrom('example.org', 'shop.example.org'), { nil: null }),
+          client_ip: fc.option(fc.constantFrom('203.0.113.7', '198.51.100.1', '2001:db8::1'), { nil: null }),
           status: fc.option(fc.integer({ min: 100, max: 599 }), { nil: null }),
           bytes: fc.option(fc.integer({ min: 0, max: 1e9 }), { nil: null }),
           request_time_ms: fc.option(fc.double({ min: 0, max: 1e6, noNaN: true }), { nil: null }),

@@ -5,6 +5,7 @@
  * batch boundaries nor on the order of records within the lateness.
  */
 import { DDSketch } from '@datadog/sketches-js';
+import { HyperLogLog, type HyperLogLogState } from './hyperloglog.ts';
 import type { AggregateFunction, AggregateSpec } from './schema.ts';
 
 /** DDSketch's relative accuracy: a quantile is within 1% of the value of that rank. */
@@ -32,7 +33,10 @@ export interface Plan {
   readonly outputs: ReadonlyArray<{
     readonly name: string;
     readonly fn: AggregateFunction;
-    /** Index of its counter (`count`), sum (`sum`, `avg`), extreme (`min`, `max`) or sketch (quantiles). */
+    /**
+     * Index of its counter (`count`), sum (`sum`, `avg`), extreme (`min`, `max`), sketch (quantiles) or distinct
+     * counter (`distinct`).
+     */
     readonly slot: number;
   }>;
   readonly counters: ReadonlyArray<{ readonly field?: string; readonly low: number; readonly high: number }>;
@@ -41,6 +45,8 @@ export interface Plan {
   readonly mins: readonly string[];
   readonly maxs: readonly string[];
   readonly sketches: readonly string[];
+  /** Fields counted distinct (HyperLogLog). */
+  readonly distincts: readonly string[];
 }
 
 export function planOf(aggregates: Readonly<Record<string, AggregateSpec>>): Plan {
@@ -49,6 +55,7 @@ export function planOf(aggregates: Readonly<Record<string, AggregateSpec>>): Pla
   const mins: string[] = [];
   const maxs: string[] = [];
   const sketches: string[] = [];
+  const distincts: string[] = [];
   const slotOf = (list: string[], field: string) => {
     const at = list.indexOf(field);
     if (at >= 0) return at;
@@ -65,10 +72,11 @@ export function planOf(aggregates: Readonly<Record<string, AggregateSpec>>): Pla
     } else if (spec.fn === 'sum' || spec.fn === 'avg') slot = slotOf(sums, field);
     else if (spec.fn === 'min') slot = slotOf(mins, field);
     else if (spec.fn === 'max') slot = slotOf(maxs, field);
+    else if (spec.fn === 'distinct') slot = slotOf(distincts, field);
     else slot = slotOf(sketches, field);
     return { name, fn: spec.fn, slot };
   });
-  return { outputs, counters, sums, mins, maxs, sketches };
+  return { outputs, counters, sums, mins, maxs, sketches, distincts };
 }
 
 /** A group's values in a window. */
@@ -84,6 +92,8 @@ export class Accumulator {
   readonly maxs: Array<number | null>;
   /** Per sketched field: nothing yet, the values themselves (up to EXACT_VALUES), or a sketch. */
   readonly sketches: Array<DDSketch | number[] | null>;
+  /** Per field counted distinct: its values' HyperLogLog, made at its first value. */
+  readonly distincts: Array<HyperLogLog | null>;
 
   constructor(plan: Plan) {
     this.counts = new Array(plan.counters.length).fill(0);
@@ -92,6 +102,7 @@ export class Accumulator {
     this.mins = new Array(plan.mins.length).fill(null);
     this.maxs = new Array(plan.maxs.length).fill(null);
     this.sketches = new Array(plan.sketches.length).fill(null);
+    this.distincts = new Array(plan.distincts.length).fill(null);
   }
 
   add(plan: Plan, record: Readonly<Record<string, unknown>>): void {
@@ -147,6 +158,16 @@ export class Accumulator {
         this.sketches[i] = sketch;
       }
     }
+    for (let i = 0; i < plan.distincts.length; i++) {
+      const value = record[plan.distincts[i] as string];
+      if (value === null || value === undefined) continue;
+      let distinct = this.distincts[i];
+      if (distinct === null || distinct === undefined) {
+        distinct = new HyperLogLog();
+        this.distincts[i] = distinct;
+      }
+      distinct.add(value);
+    }
   }
 
   /** The output fields, by aggregate name. */
@@ -170,6 +191,9 @@ export class Accumulator {
         case 'max':
           into[name] = this.maxs[slot];
           break;
+        case 'distinct':
+          into[name] = this.distincts[slot]?.count() ?? 0;
+          break;
         default: {
           const held = this.sketches[slot];
           const q = QUANTILES[fn] as number;
@@ -192,6 +216,8 @@ export class Accumulator {
       mn: this.mins.slice(),
       mx: this.maxs.slice(),
       q: this.sketches.map((s) => (s === null || Array.isArray(s) ? (s?.slice() ?? null) : encodeSketch(s))),
+      // Absent without distinct counts: the state of other rollups stays as it was.
+      ...(this.distincts.length === 0 ? {} : { d: this.distincts.map((d) => d?.toState() ?? null) }),
     };
   }
 
@@ -207,6 +233,12 @@ export class Accumulator {
       acc.sketches.length,
       ...state.q.map((held) => (held === null || Array.isArray(held) ? held : decodeSketch(held))),
     );
+    // State written before distinct counts existed has no `d` (and, by its options, no distinct aggregate).
+    acc.distincts.splice(
+      0,
+      acc.distincts.length,
+      ...(state.d ?? []).map((d) => (d === null ? null : HyperLogLog.fromState(d))),
+    );
     return acc;
   }
 }
@@ -219,6 +251,8 @@ export interface AccumulatorState {
   readonly mx: Array<number | null>;
   /** Per sketched field: null, the values, or a sketch's protobuf encoding in base64. */
   readonly q: Array<number[] | string | null>;
+  /** Per field counted distinct: null (no value yet), or its HyperLogLog's state. */
+  readonly d?: Array<HyperLogLogState | null>;
 }
 
 /** A sketch as its protobuf encoding (the library's own), in base64. */

@@ -1,8 +1,9 @@
 /**
  * Kill loop through the CLI: `etl apply` (file → parse → aggregate → postgres rollup) is SIGKILLed 20 times over
  * 200k lines, mostly shortly after it checkpointed, and rerun each time. In the end the rollup table equals, row
- * for row (quantiles to the bit), the one an uninterrupted run wrote, and holds the known totals of the file:
- * no record counted twice or lost, whatever state the aggregate restored.
+ * for row (quantiles to the bit, distinct counts exact or from HyperLogLog registers), the one an uninterrupted
+ * run wrote, and holds the known totals of the file: no record counted twice or lost, whatever state the
+ * aggregate restored.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -49,6 +50,7 @@ spec:
         status_5xx: { fn: count, field: status, between: [500, 599] }
         bytes_sum: { fn: sum, field: bytes }
         bytes_max: { fn: max, field: bytes }
+        clients: { fn: distinct, field: client_ip }
         latency_avg_ms: { fn: avg, field: request_time_ms }
         latency_min_ms: { fn: min, field: request_time_ms }
         latency_p50_ms: { fn: p50, field: request_time_ms }

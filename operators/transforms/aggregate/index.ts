@@ -35,7 +35,13 @@ function outputSchema(options: AggregateOptions, input: RecordSchema): RecordSch
     const integral = typesOf(source)?.every((t) => t === 'integer' || t === 'null') === true;
     const numeric: JsonType = integral ? 'integer' : 'number';
     if (spec.fn === 'count') properties[name] = { type: 'integer', minimum: 0 };
-    else if (spec.fn === 'sum') properties[name] = { type: numeric };
+    else if (spec.fn === 'distinct') {
+      properties[name] = {
+        type: 'integer',
+        minimum: 0,
+        description: `Distinct values of \`${spec.field}\`: exact up to 256, then within 0.8% (standard error).`,
+      };
+    } else if (spec.fn === 'sum') properties[name] = { type: numeric };
     else if (spec.fn === 'min' || spec.fn === 'max') properties[name] = { type: [numeric, 'null'] };
     else properties[name] = { type: ['number', 'null'] };
   }
@@ -48,7 +54,7 @@ function outputSchema(options: AggregateOptions, input: RecordSchema): RecordSch
 export default defineTransform<typeof schema, AggregateOptions>({
   type: 'aggregate',
   stability: 'beta',
-  summary: 'Windowed rollups on event time: counts, sums, min, max, averages and quantiles per group',
+  summary: 'Windowed rollups on event time: counts, distinct counts, sums, min, max, averages and quantiles per group',
   schema,
   accepts: ['any'],
   outputs: { default: 'any' },
@@ -72,6 +78,13 @@ export default defineTransform<typeof schema, AggregateOptions>({
       time_field: 'timestamp',
       group_by: ['geo_country'],
       aggregates: { requests: { fn: 'count' } },
+    },
+    {
+      window_seconds: 3600,
+      allowed_lateness_seconds: 600,
+      time_field: 'timestamp',
+      group_by: ['path'],
+      aggregates: { requests: { fn: 'count' }, clients: { fn: 'distinct', field: 'client_ip' } },
     },
     {
       window_seconds: 60,
@@ -154,7 +167,7 @@ export default defineTransform<typeof schema, AggregateOptions>({
       if ((low as number) > (high as number)) {
         problems.push({ path: ['aggregates', name, 'between'], message: `empty range [${low}, ${high}]` });
       }
-      const numericUse = spec.fn !== 'count' || spec.between !== undefined;
+      const numericUse = (spec.fn !== 'count' && spec.fn !== 'distinct') || spec.between !== undefined;
       const types = typesOf(spec.field === undefined ? undefined : inputSchema?.properties?.[spec.field]);
       if (numericUse && types !== undefined && !types.some((t) => t === 'number' || t === 'integer')) {
         problems.push({

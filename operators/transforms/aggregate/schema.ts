@@ -3,15 +3,15 @@ import type { FromSchema } from 'json-schema-to-ts';
 /** Output field names: they become PostgreSQL columns. */
 const IDENTIFIER = '^[a-z_][a-z0-9_]{0,62}$';
 
-export const FUNCTIONS = ['count', 'sum', 'min', 'max', 'avg', 'p50', 'p95', 'p99'] as const;
+export const FUNCTIONS = ['count', 'distinct', 'sum', 'min', 'max', 'avg', 'p50', 'p95', 'p99'] as const;
 export type AggregateFunction = (typeof FUNCTIONS)[number];
 
 export const schema = {
   $id: 'https://etl.dev/schemas/operators/transforms/aggregate.json',
   title: 'aggregate transform',
   description:
-    'Tumbling or sliding windows on event time, grouped by fields, with counts, sums, min, max, averages and ' +
-    'quantiles; a window is emitted when the watermark passes its end, and again when a late record changes it.',
+    'Tumbling or sliding windows on event time, grouped by fields, with counts, distinct counts, sums, min, max, ' +
+    'averages and quantiles; a window is emitted when the watermark passes its end, and again when a late record changes it.',
   type: 'object',
   additionalProperties: false,
   required: ['window_seconds', 'aggregates'],
@@ -76,7 +76,8 @@ export const schema = {
       minProperties: 1,
       propertyNames: { pattern: IDENTIFIER },
       description:
-        'Output field name to what it holds, e.g. `requests: { fn: count }`, `duration_p95: { fn: p95, field: duration }`.',
+        'Output field name to what it holds, e.g. `requests: { fn: count }`, `clients: { fn: distinct, field: ' +
+        'client_ip }`, `duration_p95: { fn: p95, field: duration }`.',
       additionalProperties: {
         type: 'object',
         additionalProperties: false,
@@ -86,8 +87,10 @@ export const schema = {
             type: 'string',
             enum: FUNCTIONS,
             description:
-              '`count` (records, or with `field` those where it is not null); `sum`, `min`, `max`, `avg` of a ' +
-              'numeric field; `p50`, `p95`, `p99`: quantiles within 1% relative error (DDSketch).',
+              '`count` (records, or with `field` those where it is not null); `distinct`: how many distinct ' +
+              'non-null values `field` takes (exact up to 256, then a HyperLogLog within 0.8% standard error); ' +
+              '`sum`, `min`, `max`, `avg` of a numeric field; `p50`, `p95`, `p99`: quantiles within 1% relative ' +
+              'error (DDSketch).',
           },
           field: { type: 'string', minLength: 1, description: 'The input field; required except for `count`.' },
           between: {
