@@ -42,14 +42,32 @@ export interface DeadLetter extends EtlRecord {
   raw_base64?: string;
 }
 
+/** The fields a raw line may carry (engine/record-schema.ts RAW_LINE_SCHEMA): `message` and what sources say of it. */
+const RAW_LINE_FIELDS = new Set([
+  'message',
+  'message_base64',
+  'truncated',
+  'line_bytes',
+  'line_bytes_at_least',
+  'max_line_bytes',
+]);
+
+/** Whether `record` is a line as a source emits it, and no more: its dead letter keeps the text, not JSON. */
+function isRawLine(record: EtlRecord): boolean {
+  if (typeof record.message !== 'string') return false;
+  for (const key in record) if (!RAW_LINE_FIELDS.has(key)) return false;
+  return true;
+}
+
 /**
  * Builds a dead letter for `record`, rejected by `stage` for `reason`. A raw line (`message`, with
- * `message_base64` when it is not UTF-8) is kept as its text, and its bytes in `raw_base64`.
+ * `message_base64` when it is not UTF-8, and what the source says of a line it cut) is kept as its text, and its
+ * bytes in `raw_base64`.
  */
 export function deadLetter(record: EtlRecord, stage: string, reason: string, now = Date.now()): DeadLetter {
   const origin = record[ORIGIN];
   const bytes = record.message_base64;
-  const line = typeof record.message === 'string' && Object.keys(record).length === (typeof bytes === 'string' ? 2 : 1);
+  const line = isRawLine(record);
   const raw = line
     ? (record.message as string)
     : typeof record.raw === 'string' && typeof record.reason === 'string'

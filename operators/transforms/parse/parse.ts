@@ -4,7 +4,7 @@
  * With `format: auto`, error-log records leave on their own port, `error_log`.
  */
 import type { Logger, OperatorContext, OperatorMetrics, PortRecords, Transform } from '../../../engine/operator.ts';
-import { deadLetter, type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
+import { deadLetter, type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { AutoDetector, type Candidate, type Decision } from './detect.ts';
 import {
   compileAccess,
@@ -148,13 +148,8 @@ export class ParseTransform implements Transform {
   }
 
   private reject(record: EtlRecord): EtlRecord {
-    // A truncated line carries `truncated: true` and its size; dead-letter its text (and its bytes when
-    // they are not UTF-8), not the record as JSON.
-    const source: EtlRecord =
-      typeof record.message === 'string' && Object.keys(record).length > 1
-        ? lineOf(record.message, record.message_base64, record[ORIGIN])
-        : record;
-    return deadLetter(source, this.id, this.reason);
+    // A line, truncated or not: its dead letter holds its text (and its bytes when they are not UTF-8).
+    return deadLetter(record, this.id, this.reason);
   }
 
   /** Logs and exposes what `format: auto` decided since the last batch. */
@@ -239,12 +234,6 @@ function autoCandidates(specs: readonly FormatSpec[], compile: CompileContext): 
     }
   }
   return [...strict, ...tolerant];
-}
-
-function lineOf(message: string, bytes: unknown, origin: Origin | undefined): EtlRecord {
-  const rec: EtlRecord = typeof bytes === 'string' ? { message, message_base64: bytes } : { message };
-  if (origin) rec[ORIGIN] = origin;
-  return rec;
 }
 
 /** How many bytes base64 text decodes to, without decoding it. */
