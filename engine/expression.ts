@@ -239,7 +239,7 @@ function compileRun(source: string, schema: RecordSchema): Run | { readonly prob
   const fields = typing.fields;
   if (fields === undefined || typing.view === undefined) {
     const openFields = used ?? typing.names;
-    return { type, fields: openFields, run: openRun(parsed) };
+    return { type, fields: openFields, run: openRun(parsed, used) };
   }
   const read = (used ?? [...fields.keys()]).filter((name) => fields.has(name));
   return { type, fields: read, run: typedRun(parsed, read, fields, typing.view) };
@@ -270,12 +270,21 @@ function typedRun(
   };
 }
 
-function openRun(parsed: ParseResult): (record: EtlRecord) => unknown {
+/** Over an open schema: the fields the expression reads when they are known, else every field of the record. */
+function openRun(parsed: ParseResult, used: readonly string[] | undefined): (record: EtlRecord) => unknown {
   return (record) => {
     const view: Record<string, unknown> = {};
-    for (const name in record) {
-      const value = record[name];
-      if (value !== null && value !== undefined) view[name] = value;
+    if (used === undefined) {
+      for (const name in record) {
+        const value = record[name];
+        if (value !== null && value !== undefined) view[name] = value;
+      }
+    } else {
+      for (let i = 0; i < used.length; i++) {
+        const name = used[i] as string;
+        const value = record[name];
+        if (value !== null && value !== undefined) view[name] = value;
+      }
     }
     return parsed({ [RECORD_VARIABLE]: view });
   };
