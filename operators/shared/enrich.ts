@@ -7,22 +7,6 @@ import type { EtlRecord } from '../../engine/record.ts';
 import type { OperatorMetrics } from '../../engine/operator.ts';
 
 /**
- * Reads `field` from records: a dotted name (`upstream.addr`) is the field literally named so, or else a path
- * into object fields, as `fields()` declarations mean it (engine/operator.ts `FieldUse`).
- */
-export function fieldReader(field: string): (record: EtlRecord) => unknown {
-  if (!field.includes('.')) return (record) => record[field];
-  const path = field.split('.');
-  return (record) => {
-    if (Object.hasOwn(record, field)) return record[field];
-    let value: unknown = record;
-    for (const key of path)
-      value = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
-    return value;
-  };
-}
-
-/**
  * Makes records of `record`'s fields and `keys` set to `values` (in order). Generated code, because an object
  * literal with the names written out (`{ ...record, "geo_city": values[4] }`) is built three times faster than
  * the same object filled by computed-key stores, which V8 cannot specialise. The keys are field names the options

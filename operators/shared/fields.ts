@@ -1,17 +1,21 @@
 /**
- * Reading the fields an operator's options name (key fields, a time field) from records: shared by the
- * stateful transforms (sessionize, anomalies).
+ * Reading the fields an operator's options name (key fields, a time field, an enrichment's source field) from
+ * records: shared by the transforms that name fields (sessionize, anomalies, geoip, user_agent).
  */
 import type { EtlRecord } from '../../engine/record.ts';
 
-/** Reads one named field: a key literally named so first, else a dotted path into object fields. */
+/** Reads one named field of records. */
 export type FieldReader = (record: EtlRecord) => unknown;
 
+/**
+ * Reads `field` from records: a dotted name (`upstream.addr`) is the field literally named so, or else a path
+ * into object fields, as `fields()` declarations mean it (engine/operator.ts `FieldUse`).
+ */
 export function fieldReader(field: string): FieldReader {
   const path = field.includes('.') ? field.split('.') : undefined;
   if (!path) return (record) => record[field];
   return (record) => {
-    if (field in record) return record[field];
+    if (Object.hasOwn(record, field)) return record[field];
     let value: unknown = record;
     for (const part of path) {
       if (value === null || typeof value !== 'object') return undefined;

@@ -8,7 +8,8 @@ import { UAParser } from 'ua-parser-js';
 import { Bots } from 'ua-parser-js/extensions';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
-import { AnswerCache, fieldReader, recordBuilder } from '../../shared/enrich.ts';
+import { AnswerCache, recordBuilder } from '../../shared/enrich.ts';
+import { fieldReader } from '../../shared/fields.ts';
 import { type BotKind, UA_FIELD_NAMES } from './fields.ts';
 import type { UserAgentOptions } from './schema.ts';
 
