@@ -1,6 +1,7 @@
 /**
  * What enrichments that add fields from one field's value share (geoip, user_agent): reading the source field,
- * and a cache of answers by value that counts its hits for the stage's metrics.
+ * a cache of answers by value that counts its hits for the stage's metrics, and making the enriched record
+ * (threat_intel too).
  */
 import { LRUCache } from 'lru-cache';
 import type { EtlRecord } from '../../engine/record.ts';

@@ -129,7 +129,10 @@ function remembering(test: (value: string) => string | undefined): (value: unkno
 
 function ipVerdict(value: string, version: string, publicOnly: boolean): string | undefined {
   // ipaddr.isValid takes forms no server writes (`0x7f.1`, `127.1`): IPv4 must be written as four decimal parts.
-  if (!(ipaddr.IPv4.isValidFourPartDecimal(value) || ipaddr.IPv6.isValid(value))) return 'is not an IP address';
+  // The four-part form has no `:`; asked of IPv6 text, ipaddr.js's IPv4 check throws and catches an error.
+  if (!(value.includes(':') ? ipaddr.IPv6.isValid(value) : ipaddr.IPv4.isValidFourPartDecimal(value))) {
+    return 'is not an IP address';
+  }
   // Any address passes: the family and range need not be computed (ipaddr.js's range() tests every block).
   if (version === 'any' && !publicOnly) return undefined;
   let address = ipaddr.parse(value);
