@@ -6,13 +6,14 @@
 import { LRUCache } from 'lru-cache';
 import type { EtlRecord } from '../../engine/record.ts';
 import type { OperatorMetrics } from '../../engine/operator.ts';
+import { fieldGetter } from './fields.ts';
 
 /**
  * Reads `field` from records: a dotted name (`upstream.addr`) is the field literally named so, or else a path
  * into object fields, as `fields()` declarations mean it (engine/operator.ts `FieldUse`).
  */
 export function fieldReader(field: string): (record: EtlRecord) => unknown {
-  if (!field.includes('.')) return (record) => record[field];
+  if (!field.includes('.')) return fieldGetter(field);
   const path = field.split('.');
   return (record) => {
     if (Object.hasOwn(record, field)) return record[field];

@@ -1,8 +1,18 @@
 /**
  * Reading the fields an operator's options name (key fields, a time field) from records: shared by the
- * stateful transforms (sessionize, anomalies).
+ * stateful transforms (sessionize, anomalies); `fieldGetter` by the per-record checks and enrichments.
  */
 import type { EtlRecord } from '../../engine/record.ts';
+
+/**
+ * Reads the field literally named `field`, by code generated for that name. `(record) => record[field]` is one
+ * load site shared by every field an operator reads, which V8 then handles as a megamorphic keyed load (a
+ * lookup in a global stub cache at best); a generated function has a site of its own, specialised to the
+ * shape of the records it sees. The name is written as a JSON string literal, so any name is safe.
+ */
+export function fieldGetter(field: string): FieldReader {
+  return new Function('record', `return record[${JSON.stringify(field)}];`) as FieldReader;
+}
 
 /** Reads one named field: a key literally named so first, else a dotted path into object fields. */
 export type FieldReader = (record: EtlRecord) => unknown;

@@ -9,6 +9,7 @@ import { EtlError } from '../../../engine/errors.ts';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import { recordBuilder } from '../../shared/enrich.ts';
+import { type FieldReader, fieldGetter } from '../../shared/fields.ts';
 import { AbuseIpdb, isPublic } from './abuseipdb.ts';
 import { addressBytes, WatchedList } from './lists.ts';
 import type { ThreatIntelOptions } from './schema.ts';
@@ -24,8 +25,10 @@ export class ThreatIntelTransform implements Transform {
   private readonly ctx: OperatorContext;
   private lists: WatchedList[] = [];
   private signatures: Signatures | undefined;
-  /** Record field read for each request part the signatures read. */
-  private readonly partFields: [Target, string][] = [];
+  /** Each request part the signatures read, and the reader of its record field. */
+  private readonly partTargets: Target[] = [];
+  private readonly partReads: FieldReader[] = [];
+  private readonly readIp: FieldReader;
   private readonly withLists: boolean;
   private readonly withSignatures: boolean;
   private readonly matches: Record<'list' | 'signature' | 'score' | 'any', { inc(value?: number): void }>;
@@ -43,6 +46,7 @@ export class ThreatIntelTransform implements Transform {
     this.ctx = ctx;
     this.withLists = options.lists.length > 0;
     this.withSignatures = signaturesOn(options);
+    this.readIp = fieldGetter(options.ip_field);
     // The fields in the order they were always set (threat_fields' order): threat_matched, lists, signatures.
     const keys = ['threat_matched'];
     if (this.withLists) keys.push('threat_lists', 'threat_range', 'threat_range_note');
@@ -80,7 +84,10 @@ export class ThreatIntelTransform implements Transform {
         ['referrer', options.referrer_field],
       ];
       for (const [target, field] of fields) {
-        if (field !== null && this.signatures.reads(target)) this.partFields.push([target, field]);
+        if (field !== null && this.signatures.reads(target)) {
+          this.partTargets.push(target);
+          this.partReads.push(fieldGetter(field));
+        }
       }
       ctx.logger.info(`threat_intel ${ctx.id}: ${this.signatures.size} signatures`);
     }
@@ -149,8 +156,7 @@ export class ThreatIntelTransform implements Transform {
 
   process(records: EtlRecord[]): PortRecords | Promise<PortRecords> {
     const out: EtlRecord[] = new Array(records.length);
-    const { build, values, parts, signatures, withLists, withSignatures } = this;
-    const ipField = this.options.ip_field;
+    const { build, values, parts, signatures, withLists, withSignatures, partTargets, partReads, readIp } = this;
     // Where the signature fields go among `values` (after the list fields when there are lists).
     const ruleSlot = withLists ? 4 : 1;
     let byList = 0;
@@ -158,14 +164,14 @@ export class ThreatIntelTransform implements Transform {
     for (let i = 0; i < records.length; i++) {
       const record = records[i] as EtlRecord;
       let matched = false;
-      if (withLists && this.lookUp(record[ipField], values)) {
+      if (withLists && this.lookUp(readIp(record), values)) {
         matched = true;
         byList++;
       }
       if (signatures) {
-        for (const [target, field] of this.partFields) {
-          const value = record[field];
-          parts[target] = typeof value === 'string' ? value : undefined;
+        for (let p = 0; p < partTargets.length; p++) {
+          const value = (partReads[p] as FieldReader)(record);
+          parts[partTargets[p] as Target] = typeof value === 'string' ? value : undefined;
         }
         const match = signatures.match(parts);
         values[ruleSlot] = match ? match.rules.join(',') : null;

@@ -7,6 +7,7 @@ import { compileCondition, expressionOptionProblem } from '../../../engine/expre
 import type { FieldUse, OptionProblem } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import type { RecordSchema } from '../../../engine/record-schema.ts';
+import { fieldGetter } from '../../shared/fields.ts';
 import { dottedQuad } from '../../shared/ip-address.ts';
 import type { CheckName, Rule } from './schema.ts';
 
@@ -89,8 +90,9 @@ function onField(
   allowNull: boolean | undefined,
   test: (value: unknown, now: number) => string | undefined,
 ): Check {
+  const read = fieldGetter(field);
   return (record, now) => {
-    const value = record[field];
+    const value = read(record);
     if (value === null || value === undefined) {
       return allowNull === false ? `\`${field}\` is ${value === null ? 'null' : 'absent'}` : undefined;
     }
@@ -196,9 +198,13 @@ export function compileRule(
   }
   if ('required' in rule) {
     const fields = rule.required.fields;
+    const reads = fields.map(fieldGetter);
     return made((record) => {
       let complete = true;
-      for (const f of fields) if (record[f] === null || record[f] === undefined) complete = false;
+      for (const read of reads) {
+        const value = read(record);
+        if (value === null || value === undefined) complete = false;
+      }
       if (complete) return undefined;
       const missing = fields.filter((f) => record[f] === null || record[f] === undefined);
       return `${missing.map((f) => `\`${f}\``).join(', ')} ${missing.length === 1 ? 'has' : 'have'} no value`;
