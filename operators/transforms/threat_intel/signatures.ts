@@ -197,12 +197,12 @@ export class Signatures {
       if (known !== undefined) return known;
     }
     const text = normalize(matcher.target, raw.length > MAX_CHARS ? raw.slice(0, MAX_CHARS) : raw);
-    let found: Rule[] | undefined;
+    const found: Rule[] = [];
     if (matcher.any?.test(text)) {
-      for (const c of matcher.joined) if (c.regex.test(text)) (found ??= []).push(c.rule);
+      for (const c of matcher.joined) if (c.regex.test(text)) found.push(c.rule);
     }
-    for (const c of matcher.alone) if (c.regex.test(text)) (found ??= []).push(c.rule);
-    const hits = found ?? NO_RULES;
+    for (const c of matcher.alone) if (c.regex.test(text)) found.push(c.rule);
+    const hits = found.length > 0 ? found : NO_RULES;
     if (kept) {
       if (matcher.verdicts.size >= VERDICTS_KEPT) matcher.verdicts.clear();
       matcher.verdicts.set(raw, hits);
