@@ -1,6 +1,7 @@
 /**
  * What enrichments that add fields from one field's value share (geoip, user_agent): reading the source field,
- * and a cache of answers by value that counts its hits for the stage's metrics.
+ * a cache of answers by value that counts its hits for the stage's metrics, and making the enriched record
+ * (threat_intel too).
  */
 import { LRUCache } from 'lru-cache';
 import type { EtlRecord } from '../../engine/record.ts';
@@ -22,7 +23,10 @@ export function recordBuilder(keys: readonly string[]): (record: EtlRecord, valu
 
 /**
  * Answers by key, least recently used evicted past `size` entries (none kept when `size` is 0), with the hit
- * ratio since the start published as `<metric>_cache_hit_ratio` and hits and misses as counters.
+ * ratio since the start published as `<metric>_cache_hit_ratio` and hits and misses as counters. Two
+ * generations of Maps (quick-lru's scheme) cost 3% fewer instructions in the enrichment chain, but its peak RSS
+ * at 1M lines was 353–480 MiB in five runs, against 282–329 MiB in nine of ten with lru-cache (460 in one;
+ * bench/enrich.ts full chain): lru-cache stays.
  */
 export class AnswerCache<V extends object> {
   private readonly lru: LRUCache<string, V> | undefined;

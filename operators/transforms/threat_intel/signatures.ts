@@ -2,7 +2,7 @@
  * Request signatures: rules read from YAML files (the bundled signatures.yaml, then the user's), compiled once
  * into a matcher per part of the request. Most requests match nothing, so each part is first tested against
  * one regular expression made of all its rules' patterns; only a request that matches it is tested rule by
- * rule, to name every rule it matches.
+ * rule, to name every rule it matches. Verdicts on recent texts are kept, as logs repeat their agents and paths.
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -109,12 +109,25 @@ interface Compiled {
 }
 
 interface TargetMatcher {
+  readonly target: Target;
   /** All the patterns that can be joined, as one alternation; undefined when there are none. */
   readonly any: RegExp | undefined;
   readonly joined: readonly Compiled[];
   /** Patterns that must run alone: case-sensitive ones, and those with back-references (numbering shifts). */
   readonly alone: readonly Compiled[];
+  /** The rules recent texts matched, by text (see VERDICTS_KEPT). */
+  readonly verdicts: Map<string, readonly Rule[]>;
 }
+
+/**
+ * Verdicts kept per part: logs repeat their user agents (a few thousand make most requests) and much of their
+ * paths, and a part's verdict is a function of its text, while testing the rules' alternation costs
+ * microseconds on a long agent. Emptied when full; texts longer than VERDICT_MAX_CHARS are not kept, so the
+ * cache holds at most a few MiB.
+ */
+const VERDICTS_KEPT = 10_000;
+const VERDICT_MAX_CHARS = 512;
+const NO_RULES: readonly Rule[] = Object.freeze([]);
 
 export interface SignatureMatch {
   readonly rules: string[];
@@ -122,7 +135,8 @@ export interface SignatureMatch {
 }
 
 export class Signatures {
-  private readonly byTarget = new Map<Target, TargetMatcher>();
+  /** In TARGETS order, the targets some rule reads. */
+  private readonly matchers: TargetMatcher[] = [];
   readonly size: number;
 
   constructor(rules: readonly Rule[]) {
@@ -143,34 +157,57 @@ export class Signatures {
           any = undefined;
         }
       }
-      this.byTarget.set(target, any ? { any, joined, alone } : { any: undefined, joined: [], alone: compiled });
+      const verdicts = new Map<string, readonly Rule[]>();
+      this.matchers.push(
+        any
+          ? { target, any, joined, alone, verdicts }
+          : { target, any: undefined, joined: [], alone: compiled, verdicts },
+      );
     }
   }
 
   /** Whether some rule reads `target`. */
   reads(target: Target): boolean {
-    return this.byTarget.has(target);
+    return this.matchers.some((m) => m.target === target);
   }
 
   /** The rules the request's parts match (each once, in the order found), or undefined for none. */
   match(parts: Partial<Record<Target, string>>): SignatureMatch | undefined {
     let rules: string[] | undefined;
     let categories: string[] | undefined;
-    for (const [target, matcher] of this.byTarget) {
-      const raw = parts[target];
+    for (const matcher of this.matchers) {
+      const raw = parts[matcher.target];
       if (raw === undefined || raw === '') continue;
-      const text = normalize(target, raw.length > MAX_CHARS ? raw.slice(0, MAX_CHARS) : raw);
-      const add = (c: Compiled) => {
-        if (!c.regex.test(text)) return;
+      const hits = this.hits(matcher, raw);
+      for (const rule of hits) {
         rules ??= [];
         categories ??= [];
-        if (!rules.includes(c.rule.id)) rules.push(c.rule.id);
-        if (!categories.includes(c.rule.category)) categories.push(c.rule.category);
-      };
-      if (matcher.any?.test(text)) for (const c of matcher.joined) add(c);
-      for (const c of matcher.alone) add(c);
+        if (!rules.includes(rule.id)) rules.push(rule.id);
+        if (!categories.includes(rule.category)) categories.push(rule.category);
+      }
     }
     return rules && categories ? { rules, categories } : undefined;
+  }
+
+  /** The rules of one target that `raw` matches, in the order they are tested. */
+  private hits(matcher: TargetMatcher, raw: string): readonly Rule[] {
+    const kept = raw.length <= VERDICT_MAX_CHARS;
+    if (kept) {
+      const known = matcher.verdicts.get(raw);
+      if (known !== undefined) return known;
+    }
+    const text = normalize(matcher.target, raw.length > MAX_CHARS ? raw.slice(0, MAX_CHARS) : raw);
+    const found: Rule[] = [];
+    if (matcher.any?.test(text)) {
+      for (const c of matcher.joined) if (c.regex.test(text)) found.push(c.rule);
+    }
+    for (const c of matcher.alone) if (c.regex.test(text)) found.push(c.rule);
+    const hits = found.length > 0 ? found : NO_RULES;
+    if (kept) {
+      if (matcher.verdicts.size >= VERDICTS_KEPT) matcher.verdicts.clear();
+      matcher.verdicts.set(raw, hits);
+    }
+    return hits;
   }
 }
 

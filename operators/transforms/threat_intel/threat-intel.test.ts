@@ -80,6 +80,8 @@ describe('threat_intel', () => {
     expect(out.default?.[0]).toMatchObject({ client_ip: '192.0.2.200', status: 200 });
     expect(records[0]).not.toHaveProperty('threat_matched');
     expect(out.threats).toEqual(out.default?.filter((r) => r.threat_matched));
+    // Again: addresses and request parts seen before are answered from what the stage kept, alike.
+    expect((await transform.process(records.map((r) => ({ ...r })))).default).toEqual(out.default);
     await transform.close?.();
   });
 

@@ -1,3 +1,6 @@
+import fc from 'fast-check';
+import { UAParser } from 'ua-parser-js';
+import { Bots } from 'ua-parser-js/extensions';
 import { describe, expect, it } from 'vitest';
 import { loadPipelinesFromString } from '../../../engine/config/load.ts';
 import { type EtlRecord, ORIGIN } from '../../../engine/record.ts';
@@ -102,6 +105,31 @@ describe('user_agent', () => {
   ])('flags %s as a bot named %s (%s)', async (agent, name, kind) => {
     const { t } = await transform();
     expect(run(t, [agent])[0]).toMatchObject({ ua_is_bot: true, ua_bot_name: name, ua_bot_kind: kind });
+  });
+
+  it('reads the parts ua-parser-js getResult() gives, asked one by one', () => {
+    // parseAgent asks browser, engine, OS and device alone (getResult() also parses the CPU): the same answers.
+    const parser = new UAParser(Bots);
+    const agent = fc.oneof(
+      fc.constantFrom(CHROME, IPHONE, 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)'),
+      fc
+        .tuple(fc.constantFrom('Mozilla/5.0 (', 'curl/', 'Chrome/', 'Android ', 'Windows NT '), fc.string())
+        .map(([a, b]) => a + b),
+      fc.string(),
+    );
+    fc.assert(
+      fc.property(agent, (ua) => {
+        const whole = new UAParser(Bots).setUA(ua).getResult();
+        parser.setUA(ua);
+        expect([parser.getBrowser(), parser.getEngine(), parser.getOS(), parser.getDevice()]).toEqual([
+          whole.browser,
+          whole.engine,
+          whole.os,
+          whole.device,
+        ]);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('builds new records, keeping where each came from and leaving the input as it was', async () => {

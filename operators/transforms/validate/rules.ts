@@ -7,6 +7,8 @@ import { compileCondition, expressionOptionProblem } from '../../../engine/expre
 import type { FieldUse, OptionProblem } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import type { RecordSchema } from '../../../engine/record-schema.ts';
+import { fieldGetter } from '../../shared/fields.ts';
+import { dottedQuad } from '../../shared/ip-address.ts';
 import type { CheckName, Rule } from './schema.ts';
 
 export type Check = (record: EtlRecord, now: number) => string | undefined;
@@ -88,8 +90,9 @@ function onField(
   allowNull: boolean | undefined,
   test: (value: unknown, now: number) => string | undefined,
 ): Check {
+  const read = fieldGetter(field);
   return (record, now) => {
-    const value = record[field];
+    const value = read(record);
     if (value === null || value === undefined) {
       return allowNull === false ? `\`${field}\` is ${value === null ? 'null' : 'absent'}` : undefined;
     }
@@ -128,7 +131,12 @@ function remembering(test: (value: string) => string | undefined): (value: unkno
 
 function ipVerdict(value: string, version: string, publicOnly: boolean): string | undefined {
   // ipaddr.isValid takes forms no server writes (`0x7f.1`, `127.1`): IPv4 must be written as four decimal parts.
-  if (!(ipaddr.IPv4.isValidFourPartDecimal(value) || ipaddr.IPv6.isValid(value))) return 'is not an IP address';
+  // The four-part form has no `:`; asked of IPv6 text, ipaddr.js's IPv4 check throws and catches an error.
+  if (!(value.includes(':') ? ipaddr.IPv6.isValid(value) : ipaddr.IPv4.isValidFourPartDecimal(value))) {
+    return 'is not an IP address';
+  }
+  // Any address passes: the family and range need not be computed (ipaddr.js's range() tests every block).
+  if (version === 'any' && !publicOnly) return undefined;
   let address = ipaddr.parse(value);
   if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
     address = (address as ipaddr.IPv6).toIPv4Address();
@@ -190,9 +198,13 @@ export function compileRule(
   }
   if ('required' in rule) {
     const fields = rule.required.fields;
+    const reads = fields.map(fieldGetter);
     return made((record) => {
       let complete = true;
-      for (const f of fields) if (record[f] === null || record[f] === undefined) complete = false;
+      for (const read of reads) {
+        const value = read(record);
+        if (value === null || value === undefined) complete = false;
+      }
       if (complete) return undefined;
       const missing = fields.filter((f) => record[f] === null || record[f] === undefined);
       return `${missing.map((f) => `\`${f}\``).join(', ')} ${missing.length === 1 ? 'has' : 'have'} no value`;
@@ -201,11 +213,15 @@ export function compileRule(
   if ('ip' in rule) {
     const { field, allow_null, version, public_only } = rule.ip;
     const kind = version ?? 'any';
+    const publicOnly = public_only ?? false;
+    const verdict = remembering((value) => ipVerdict(value, kind, publicOnly));
+    // Dotted IPv4, what most logs hold, is read by hand in a tenth of the time of a cache lookup plus, on a
+    // miss, ipaddr.js's two regular expressions: the same verdict as ipVerdict's (dottedQuad agrees with
+    // ipaddr.js's four-part form). A public_only check still goes through ipaddr.js's ranges, remembered.
+    const v4Verdict = kind === '6' ? 'is not an IPv6 address' : undefined;
     return made(
-      onField(
-        field,
-        allow_null,
-        remembering((value) => ipVerdict(value, kind, public_only ?? false)),
+      onField(field, allow_null, (value) =>
+        !publicOnly && typeof value === 'string' && dottedQuad(value) !== undefined ? v4Verdict : verdict(value),
       ),
     );
   }

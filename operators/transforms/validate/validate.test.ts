@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import { loadPipelinesFromString } from '../../../engine/config/load.ts';
 import type { PortRecords } from '../../../engine/operator.ts';
@@ -7,6 +8,7 @@ import type { RecordSchema } from '../../../engine/record-schema.ts';
 import { metricKey, recordingContext } from '../../../test/support/context.ts';
 import { accessRecordSchema, emptyAccessRecord } from '../../shared/log-records.ts';
 import definition from './index.ts';
+import { compileRule } from './rules.ts';
 import type { Rule, ValidateOptions } from './schema.ts';
 import type { ValidateTransform } from './validate.ts';
 
@@ -251,6 +253,58 @@ describe('validate never throws', () => {
       { numRuns: 300 },
     );
     expect(transform.summarize().lines.length).toBeGreaterThan(0);
+  });
+});
+
+describe('validate ip rule', () => {
+  /** The verdict as ipaddr.js alone gives it: what the rule meant before dotted IPv4 was read by hand. */
+  function oracle(value: string, version: string, publicOnly: boolean): boolean {
+    if (!(ipaddr.IPv4.isValidFourPartDecimal(value) || ipaddr.IPv6.isValid(value))) return false;
+    let address = ipaddr.parse(value);
+    if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
+      address = (address as ipaddr.IPv6).toIPv4Address();
+    }
+    if (version === '4' && address.kind() !== 'ipv4') return false;
+    if (version === '6' && address.kind() !== 'ipv6') return false;
+    return !publicOnly || address.range() === 'unicast';
+  }
+
+  it('passes exactly the addresses ipaddr.js reads, of the family and range asked', () => {
+    const octet = fc.oneof(
+      fc.constantFrom(0, 10, 127, 169, 172, 192, 224, 255).map(String),
+      fc.integer({ min: 0, max: 300 }).map(String),
+      fc.constantFrom('', '00', '01', 'x'),
+    );
+    const text = fc.oneof(
+      fc.array(octet, { minLength: 3, maxLength: 5 }).map((parts) => parts.join('.')),
+      fc.ipV6(),
+      fc.ipV4().map((v4) => `::ffff:${v4}`),
+      fc.string({ unit: fc.constantFrom('0', '1', 'f', ':', '.', ' '), maxLength: 12 }),
+    );
+    const versions = ['any', '4', '6'] as const;
+    const checks = versions.flatMap((version) =>
+      [false, true].map((publicOnly) => {
+        const ip =
+          version === 'any'
+            ? { field: 'a', public_only: publicOnly }
+            : { field: 'a', version, public_only: publicOnly };
+        const made = compileRule({ name: 'r', ip } as Rule, 0, access);
+        if (!('rule' in made)) throw new Error('rule did not compile');
+        return { version, publicOnly, check: made.rule.check };
+      }),
+    );
+    fc.assert(
+      fc.property(text, (value) => {
+        // Twice: the second answer may come from the rule's cache.
+        for (let round = 0; round < 2; round++)
+          for (const { version, publicOnly, check } of checks) {
+            expect(check({ a: value }, 0) === undefined, `${value} ${version} ${publicOnly}`).toBe(
+              oracle(value, version, publicOnly),
+            );
+          }
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
 
