@@ -255,8 +255,11 @@ describe('file source, checkpoints', () => {
     renameSync(join(dir, 'access.log'), join(dir, 'access.log.1'));
     appendFileSync(join(dir, 'access.log.1'), text(lines('r', 20, 22)));
     writeFileSync(join(dir, 'access.log'), text(lines('new', 0, 2)));
+    // Files are read oldest-modified first: the rotated one was written to before the new one.
+    utimesSync(join(dir, 'access.log.1'), 1_000, 1_000);
+    utimesSync(join(dir, 'access.log'), 2_000, 2_000);
     const second = await readOnce(opts([join(dir, 'access.log*')]), first.out.lastPosition);
-    expect(second.out.messages).toEqual([...lines('new', 0, 2), ...lines('r', 20, 22)]);
+    expect(second.out.messages).toEqual([...lines('r', 20, 22), ...lines('new', 0, 2)]);
   });
 
   it('knows a compressed copy of a file already read (rotated and gzipped)', async () => {
