@@ -29,23 +29,13 @@ import parseDefinition from '../operators/transforms/parse/index.ts';
 import type { ParseOptions } from '../operators/transforms/parse/schema.ts';
 import userAgentDefinition from '../operators/transforms/user_agent/index.ts';
 import type { UserAgentOptions } from '../operators/transforms/user_agent/schema.ts';
+import { random } from './_random.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : undefined;
 };
 const BATCH = 1000;
-
-/** Deterministic PRNG (mulberry32), so every case sees the same lines. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Picks among `n` ranks with probability ∝ 1/rank. */
 function zipf(n: number, rnd: () => number): () => number {

@@ -22,23 +22,13 @@ import { BUILTIN_TEMPLATES } from '../operators/transforms/parse/formats/builtin
 import parseDefinition from '../operators/transforms/parse/index.ts';
 import { type AccessRecord, emptyAccessRecord } from '../operators/shared/log-records.ts';
 import type { ParseOptions } from '../operators/transforms/parse/schema.ts';
+import { random } from './_random.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : undefined;
 };
 const BATCH = 1000;
-
-/** Deterministic PRNG (mulberry32), so every run parses the same file. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const AGENTS = [
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',

@@ -15,6 +15,7 @@ import { detachedState, noopMetrics, silentLogger } from '../engine/runtime/noop
 import { createAjv } from '../engine/schema/ajv.ts';
 import anomaliesDefinition from '../operators/transforms/anomalies/index.ts';
 import sessionizeDefinition from '../operators/transforms/sessionize/index.ts';
+import { random } from './_random.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -24,16 +25,6 @@ const RECORDS = Number(arg('records') ?? 2_000_000);
 const KEYS = Number(arg('keys') ?? 50_000);
 const BATCH = 1000;
 const CASES = ['sessionize', 'sessionize_bounded', 'anomalies'] as const;
-
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const AGENTS = [
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',

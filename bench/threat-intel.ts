@@ -20,22 +20,12 @@ import parseDefinition from '../operators/transforms/parse/index.ts';
 import type { ParseOptions } from '../operators/transforms/parse/schema.ts';
 import threatDefinition from '../operators/transforms/threat_intel/index.ts';
 import type { ThreatIntelOptions } from '../operators/transforms/threat_intel/schema.ts';
+import { random } from './_random.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : undefined;
 };
-
-/** Deterministic PRNG (mulberry32), so every run reads the same files. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const AGENTS = [
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sleep } from '../../engine/retry.ts';
 import { openDatabase } from '../../operators/sinks/postgres/driver.ts';
-import { apply, prng, writeLog, writePipeline } from './cli.ts';
+import { prng } from '../support/random.ts';
+import { apply, writeLog, writePipeline } from './cli.ts';
 import { PG_URL, serverQuery } from './helpers.ts';
 
 const SEQ_STATS =

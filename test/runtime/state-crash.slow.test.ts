@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
+import { prng } from '../support/random.ts';
 
 const RUNNER = fileURLToPath(new URL('../support/stateful-run.ts', import.meta.url));
 const COUNT = 200_000;
@@ -18,17 +19,6 @@ const KILLS = 20;
 
 const dir = mkdtempSync(join(tmpdir(), 'etl-state-crash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A small deterministic PRNG (mulberry32): the kill points are the same on every run of the test. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sizeOf = (path: string) => (existsSync(path) ? statSync(path).size : 0);
 

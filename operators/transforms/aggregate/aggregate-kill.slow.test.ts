@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../../engine/retry.ts';
-import { apply, prng } from '../../../test/postgres/cli.ts';
+import { apply } from '../../../test/postgres/cli.ts';
+import { prng } from '../../../test/support/random.ts';
 import { PG_URL, serverQuery } from '../../../test/postgres/helpers.ts';
 import { writeLogFile } from '../../sources/generator/write-file.ts';
 

@@ -7,19 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { etl } from '../../../test/support/cli.ts';
+import { prng } from '../../../test/support/random.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'etl-anomalies-e2e-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const T0 = Date.parse('2026-03-01T10:00:00Z');

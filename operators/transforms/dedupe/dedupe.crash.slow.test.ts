@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { afterAll, expect, it } from 'vitest';
 import { keyOf } from './crash-run.ts';
 import { REDIS_URL } from '../../../test/support/redis-url.ts';
+import { prng } from '../../../test/support/random.ts';
 
 const RUNNER = fileURLToPath(new URL('./crash-run.ts', import.meta.url));
 const COUNT = 150_000;
@@ -30,17 +31,6 @@ afterAll(async () => {
     redis.disconnect();
   }
 });
-
-/** A small deterministic PRNG (mulberry32): the kill points are the same on every run of the test. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sizeOf = (path: string) => (existsSync(path) ? statSync(path).size : 0);
 

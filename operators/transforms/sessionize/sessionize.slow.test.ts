@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { startEtl } from '../../../test/support/cli.ts';
 import { PG_URL, serverQuery } from '../../../test/postgres/helpers.ts';
+import { prng } from '../../../test/support/random.ts';
 
 const LINES = 120_000;
 const CLIENTS = 400;
@@ -21,17 +22,6 @@ afterAll(async () => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
   await serverQuery(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
 });
-
-/** mulberry32: the same input on every run of the test. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 function clf(ms: number): string {
