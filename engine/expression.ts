@@ -22,11 +22,23 @@
  * 970–1,630.
  * Its `matches()` uses JavaScript regular expressions, not RE2.
  */
-import { Environment, type ParseResult } from '@marcbachmann/cel-js';
+import { createRequire } from 'node:module';
+import type { Environment, ParseResult } from '@marcbachmann/cel-js';
 import { didYouMeanSuffix } from './config/suggest.ts';
 import type { OptionProblem } from './operator.ts';
 import type { EtlRecord } from './record.ts';
 import type { FieldSchema, JsonType, RecordSchema } from './record-schema.ts';
+
+/**
+ * The CEL library, loaded when the first expression is compiled: every `etl validate` loads the registry and
+ * with it this module, and most pipelines hold no expression (the library is ~60 ms of a 150 ms start).
+ * `require` of an ES module is synchronous since Node 22.12, as compiling at validate time must be.
+ */
+let cel: typeof import('@marcbachmann/cel-js') | undefined;
+function celLibrary(): typeof import('@marcbachmann/cel-js') {
+  cel ??= createRequire(import.meta.url)('@marcbachmann/cel-js') as typeof import('@marcbachmann/cel-js');
+  return cel;
+}
 
 /** What is wrong with an expression, and where: `offset` is a character offset into its text. */
 export interface ExpressionProblem {
@@ -133,7 +145,7 @@ class RecordView {}
 function buildTyping(schema: RecordSchema): Typing {
   const names = Object.keys(schema.properties ?? {});
   if (schema.additionalProperties !== false) {
-    const env = new Environment().registerVariable(RECORD_VARIABLE, 'map<string, dyn>');
+    const env = new (celLibrary().Environment)().registerVariable(RECORD_VARIABLE, 'map<string, dyn>');
     return { env, fields: undefined, names };
   }
   const fields = new Map<string, Convert>();
@@ -146,7 +158,7 @@ function buildTyping(schema: RecordSchema): Typing {
   }
   // A class of its own per schema: the library tells registered types apart by constructor.
   const View = class extends RecordView {};
-  const env = new Environment()
+  const env = new (celLibrary().Environment)()
     .registerType('Record', { ctor: View, fields: declared })
     .registerVariable(RECORD_VARIABLE, 'Record');
   return { env, fields, names, view: View as unknown as new () => Record<string, unknown> };
