@@ -4,11 +4,10 @@
  * that names the mismatch and the way out (`etl apply --reset`). A file that really shrank since the
  * checkpoint (it was modified after) is the one case read again from its start, with a warning.
  */
-import { mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { OperatorDefinition } from '../../../engine/operator.ts';
 import { runPipeline } from '../../../engine/runtime/run.ts';
 import { collected, collectSink } from '../../../test/support/operators.ts';
@@ -17,33 +16,11 @@ import { createFileSource } from './file.ts';
 import fileSource from './index.ts';
 import type { FileEntry, FilePosition } from './position.ts';
 import type { FileSourceOptions } from './schema.ts';
-import { collectOutput, testContext } from './test-support.ts';
+import { collectOutput, testContext, scratchDirs, sourceOptions } from './test-support.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'etl-file-checkpoint-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const workdir = scratchDirs('checkpoint');
 
-let dirs = 0;
-function workdir(): string {
-  const dir = join(root, `t${dirs++}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-function opts(paths: string[], extra: Partial<FileSourceOptions> = {}): FileSourceOptions {
-  return {
-    paths,
-    exclude: [],
-    follow: false,
-    start_at: 'beginning',
-    poll_interval_ms: 20,
-    max_line_bytes: 65536,
-    partial_line_timeout_ms: 300,
-    rotate_wait_ms: 150,
-    max_open_files: 256,
-    fingerprint_bytes: 256,
-    ...extra,
-  };
-}
+const opts = sourceOptions;
 
 const text = (prefix: string, from: number, to: number): string => {
   let out = '';

@@ -2,50 +2,26 @@ import {
   appendFileSync,
   chmodSync,
   mkdirSync,
-  mkdtempSync,
   renameSync,
   rmSync,
   truncateSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createFileSource } from './file.ts';
 import { READ_BUFFER_BYTES } from './lines.ts';
 import type { FilePosition } from './position.ts';
 import type { FileSourceOptions } from './schema.ts';
-import { collectOutput, originOf, testContext } from './test-support.ts';
+import { collectOutput, originOf, testContext, scratchDirs, sourceOptions } from './test-support.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'etl-file-source-'));
 /** A modification time (seconds) for files whose reading order a test fixes. */
 const T = Date.parse('2026-11-26T00:00:00Z') / 1000;
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const workdir = scratchDirs('source');
 
-let dirs = 0;
-function workdir(): string {
-  const dir = join(root, `t${dirs++}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-function opts(paths: string[], extra: Partial<FileSourceOptions> = {}): FileSourceOptions {
-  return {
-    paths,
-    exclude: [],
-    follow: false,
-    start_at: 'beginning',
-    poll_interval_ms: 20,
-    max_line_bytes: 65536,
-    partial_line_timeout_ms: 300,
-    rotate_wait_ms: 150,
-    max_open_files: 256,
-    fingerprint_bytes: 256,
-    ...extra,
-  };
-}
+const opts = sourceOptions;
 
 /** Lines `<prefix> <i>` padded so the file passes the fingerprint length quickly. */
 function lines(prefix: string, from: number, to: number): string[] {

@@ -4,42 +4,19 @@
  * input error (summary, exit code, metric) and keeps its position, so that a rerun reads it once it is whole.
  * In follow mode a cut file is taken for one still being written, and read once complete.
  */
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runApply } from '../../../engine/cli/commands/apply.ts';
 import { createFileSource } from './file.ts';
 import type { FileSourceOptions } from './schema.ts';
-import { collectOutput, testContext } from './test-support.ts';
+import { collectOutput, testContext, scratchDirs, sourceOptions } from './test-support.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'etl-file-gzip-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const workdir = scratchDirs('gzip');
 
-let dirs = 0;
-function workdir(): string {
-  const dir = join(root, `t${dirs++}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-function opts(paths: string[], extra: Partial<FileSourceOptions> = {}): FileSourceOptions {
-  return {
-    paths,
-    exclude: [],
-    follow: false,
-    start_at: 'beginning',
-    poll_interval_ms: 20,
-    max_line_bytes: 65536,
-    partial_line_timeout_ms: 300,
-    rotate_wait_ms: 150,
-    max_open_files: 256,
-    fingerprint_bytes: 256,
-    ...extra,
-  };
-}
+const opts = sourceOptions;
 
 /** Access-log-like lines whose text is checkable: `<prefix> <i> <i * 7>`. */
 function lines(prefix: string, from: number, to: number): string[] {

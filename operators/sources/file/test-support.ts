@@ -2,9 +2,14 @@
  * Test doubles for driving a source through its contract without the runtime: a context whose logger
  * and metrics record what they get, and an output that collects batches (optionally slowly).
  */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import type { SourceContext, SourceOutput } from '../../../engine/operator.ts';
 import { type RecordingContext, recordingContext } from '../../../test/support/context.ts';
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
+import type { FileSourceOptions } from './schema.ts';
 
 export interface ReportedInputError {
   reason: string;
@@ -120,4 +125,36 @@ export function originOf(record: EtlRecord): Origin {
   const origin = record[ORIGIN];
   if (!origin) throw new Error('record without origin');
   return origin;
+}
+
+/**
+ * A scratch directory per call, under one root made for the test file (`etl-file-<name>-`) and removed after
+ * its tests.
+ */
+export function scratchDirs(name: string): () => string {
+  const root = mkdtempSync(join(tmpdir(), `etl-file-${name}-`));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  let dirs = 0;
+  return () => {
+    const dir = join(root, `t${dirs++}`);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  };
+}
+
+/** The source's options with every default the tests rely on, short timers for following. */
+export function sourceOptions(paths: string[], extra: Partial<FileSourceOptions> = {}): FileSourceOptions {
+  return {
+    paths,
+    exclude: [],
+    follow: false,
+    start_at: 'beginning',
+    poll_interval_ms: 20,
+    max_line_bytes: 65536,
+    partial_line_timeout_ms: 300,
+    rotate_wait_ms: 150,
+    max_open_files: 256,
+    fingerprint_bytes: 256,
+    ...extra,
+  };
 }

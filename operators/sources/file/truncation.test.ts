@@ -8,49 +8,32 @@ import {
   appendFileSync,
   copyFileSync,
   existsSync,
-  mkdirSync,
-  mkdtempSync,
   openSync,
   closeSync,
   renameSync,
-  rmSync,
   truncateSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createFileSource } from './file.ts';
 import { READ_BUFFER_BYTES } from './lines.ts';
 import type { FileSourceOptions } from './schema.ts';
-import { type CollectingOutput, type CollectOptions, collectOutput, testContext } from './test-support.ts';
+import {
+  type CollectingOutput,
+  type CollectOptions,
+  collectOutput,
+  testContext,
+  scratchDirs,
+  sourceOptions,
+} from './test-support.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'etl-file-truncation-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const workdir = scratchDirs('truncation');
 
-let dirs = 0;
-function workdir(): string {
-  const dir = join(root, `t${dirs++}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-function opts(paths: string[], extra: Partial<FileSourceOptions> = {}): FileSourceOptions {
-  return {
-    paths,
-    exclude: [],
-    follow: true,
-    start_at: 'beginning',
-    poll_interval_ms: 20,
-    max_line_bytes: 65536,
-    partial_line_timeout_ms: 300,
-    rotate_wait_ms: 150,
-    max_open_files: 256,
-    fingerprint_bytes: 256,
-    ...extra,
-  };
-}
+/** Followed, unless a test says otherwise. */
+const opts = (paths: string[], extra: Partial<FileSourceOptions> = {}) =>
+  sourceOptions(paths, { follow: true, ...extra });
 
 function lines(prefix: string, from: number, to: number): string[] {
   const out: string[] = [];
