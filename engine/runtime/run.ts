@@ -877,6 +877,7 @@ class PipelineRun {
       return await fn();
     } catch (error) {
       stage.telemetry.error(phase);
+      this.stats.errors++; // the summary's count: a stage that could not open, flush or commit failed the run
       throw wrap(
         error,
         stage.spec.kind === 'sink' ? 'ETL_RUN_SINK_FAILED' : 'ETL_RUN_STAGE_FAILED',

@@ -40,6 +40,7 @@ spec:
     const result = await runPipeline(pipelines[0] as NonNullable<(typeof pipelines)[0]>);
     expect(result.ok).toBe(false);
     expect(result.error?.message).toContain('missing.txt');
+    expect(result.stats.errors).toBe(1); // the summary counts the stage that could not open
     expect(readFileSync(out, 'utf8')).toBe('written by another pipeline\n');
     expect(readFileSync(rolled, 'utf8')).toBe('rolled by another pipeline\n');
   });
