@@ -1,5 +1,4 @@
 import { defineSink } from '../../../engine/operator.ts';
-import { createBlackholeSink } from './blackhole.ts';
 import { type BlackholeSinkOptions, schema } from './schema.ts';
 
 export default defineSink<typeof schema, BlackholeSinkOptions>({
@@ -9,5 +8,5 @@ export default defineSink<typeof schema, BlackholeSinkOptions>({
   schema,
   accepts: ['any'],
   examples: [{}, { print_interval_seconds: 5 }],
-  create: createBlackholeSink,
+  create: async (options, ctx) => (await import('./blackhole.ts')).createBlackholeSink(options, ctx),
 });

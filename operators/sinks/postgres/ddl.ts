@@ -219,3 +219,8 @@ export function indexName(table: string, columns: readonly string[], suffix: str
   const hash = createHash('sha1').update(name).digest('hex').slice(0, 8);
   return `${name.slice(0, 54)}_${hash}`;
 }
+
+/** The target of a COPY: the table and its columns, quoted. */
+export function copyTarget(table: string, columns: readonly string[]): string {
+  return `${table} (${columns.map(ident).join(', ')})`;
+}

@@ -2,9 +2,9 @@
 import type { OptionProblem } from '../../../engine/operator.ts';
 import { isClosed, type RecordSchema, unknownField } from '../../../engine/record-schema.ts';
 import { type Column, deriveColumns } from './columns.ts';
-import { qualified, type TableLayout } from './ddl.ts';
+import { copyTarget, qualified, type TableLayout } from './ddl.ts';
 import { ident } from './driver.ts';
-import { copyTarget, type StagingSpec } from './loader.ts';
+import type { StagingSpec } from './loader.ts';
 import { tableRecordSchema } from './record-schemas.ts';
 import type { PostgresSinkOptions, SqlType } from './schema.ts';
 

@@ -19,7 +19,7 @@ import type {
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import { retry } from '../../../engine/retry.ts';
 import { CHECKPOINT_TABLE, qualified } from './ddl.ts';
-import { type CopyWriter, copyAll, type Database, ident, type Session } from './driver.ts';
+import { type CopyWriter, copyAll, type Database, type Session } from './driver.ts';
 import { isConnectionLoss, isDataError } from './faults.ts';
 import { type LockWaitTiming, LockWaitWatch } from './lock-wait.ts';
 import type { PartitionManager } from './partitions.ts';
@@ -655,6 +655,3 @@ function splitRows(bytes: Buffer): Buffer[] {
 }
 
 /** `"schema"."table" ("a", "b")` for COPY. */
-export function copyTarget(table: string, columns: readonly string[]): string {
-  return `${table} (${columns.map(ident).join(', ')})`;
-}

@@ -1,7 +1,6 @@
 import { defineSource } from '../../../engine/operator.ts';
 import { RAW_LINE_SCHEMA } from '../../../engine/record-schema.ts';
 import { type StdinSourceOptions, schema } from './schema.ts';
-import { createStdinSource } from './stdin.ts';
 
 export default defineSource<typeof schema, StdinSourceOptions>({
   type: 'stdin',
@@ -12,5 +11,5 @@ export default defineSource<typeof schema, StdinSourceOptions>({
   // Lines longer than max_line_bytes are cut and marked `truncated: true`.
   outputSchemas: () => ({ default: RAW_LINE_SCHEMA }),
   examples: [{ max_line_bytes: 65536 }, { max_line_bytes: 1048576 }],
-  create: (options, ctx) => createStdinSource(options, ctx),
+  create: async (options, ctx) => (await import('./stdin.ts')).createStdinSource(options, ctx),
 });
