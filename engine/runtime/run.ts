@@ -47,6 +47,10 @@ import { Watermark } from './watermark.ts';
 import { noopTelemetry, silentLogger } from './noop.ts';
 import { stageOperator } from './stage-operator.ts';
 import { emptyStats, notingWarnings, type RunStats } from './stats.ts';
+import { releaseMemoryWhenIdle } from './idle-memory.ts';
+
+/** How often a run checks whether records stopped arriving, to give back the memory a burst grew. */
+const IDLE_MEMORY_CHECK_MS = 5000;
 
 export interface RunOptions {
   telemetry?: Telemetry;
@@ -205,7 +209,9 @@ class PipelineRun {
       // Dead letters a crash kept from being delivered after the checkpoint that found them.
       if (resumeFrom) this.deliverLate(resumeFrom);
       checkpoints.start();
-      await Promise.race([done, aborted(this.hardAbort.signal)]);
+      // A followed input mostly waits: after each burst, the memory it grew is given back once it goes quiet.
+      const stopReleasing = releaseMemoryWhenIdle(() => this.stats.recordsIn, IDLE_MEMORY_CHECK_MS);
+      await Promise.race([done, aborted(this.hardAbort.signal)]).finally(stopReleasing);
       await checkpoints.stop();
       if (!this.failure) {
         await this.flushSinks();
