@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { loadPipelinesFromString } from '../../engine/config/load.ts';
 import { defineSource, defineTransform, type OperatorDefinition } from '../../engine/operator.ts';
 import { createAjv } from '../../engine/schema/ajv.ts';
@@ -41,6 +42,26 @@ describe('published schemas', () => {
     expect(await loadCompiledValidator(composePipelineSchema(registry, resources))).toBeTypeOf('function');
     // A schema it was not compiled from is refused: the loader then compiles at run time.
     expect(await loadCompiledValidator(composePipelineSchema(registry.slice(1), resources))).toBeUndefined();
+  });
+
+  it('the compiled validator declares its functions to be compiled with the module, and answers as Ajv does', async () => {
+    const source = renderCompiledValidator(registry, resources);
+    const declared = [...source.matchAll(/function (validate\d+)\(/g)].map((m) => m[1]);
+    expect(declared.length).toBeGreaterThan(1);
+    // Each a parenthesised function expression: V8 compiles those eagerly, so the compile cache holds them.
+    for (const name of declared) expect(source).toContain(`const ${name} = (function ${name}(`);
+    const compiled = await loadCompiledValidator(composePipelineSchema(registry, resources));
+    const live = createAjv().compile(composePipelineSchema(registry, resources));
+    const documents = [
+      parse(VALID),
+      parse(VALID.replace('      path: out.jsonl', '      path: out.jsonl\n      format: jsnl')),
+      parse(VALID.replace('paths: [logs/*.log]', 'pahts: [logs/*.log]')),
+      { apiVersion: 'etl/v1', kind: 'Pipeline' },
+    ];
+    for (const document of documents) {
+      expect(compiled?.(structuredClone(document))).toBe(live(structuredClone(document)));
+      expect(compiled?.errors ?? null).toEqual(live.errors ?? null);
+    }
   });
 
   it('every schema file compiles in Ajv strict mode', async () => {
