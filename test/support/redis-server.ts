@@ -37,9 +37,14 @@ export class ThrowawayRedis {
   }
 
   static async start(): Promise<ThrowawayRedis> {
-    const redis = new ThrowawayRedis(await freePort());
+    const redis = await ThrowawayRedis.unstarted();
     await redis.restart();
     return redis;
+  }
+
+  /** One on a free port, not started yet (`restart` starts it): for a client that comes first. */
+  static async unstarted(): Promise<ThrowawayRedis> {
+    return new ThrowawayRedis(await freePort());
   }
 
   /** Starts the server (again); resolves once it accepts connections. */

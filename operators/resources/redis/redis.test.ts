@@ -15,7 +15,11 @@ import { runPipeline } from '../../../engine/runtime/run.ts';
 import { collected, collectSink, countingSource } from '../../../test/support/operators.ts';
 import { pipeline, stage } from '../../../test/support/spec.ts';
 import redisResource from './index.ts';
+import { ThrowawayRedis } from '../../../test/support/redis-server.ts';
 import { REDIS_URL } from '../../../test/support/redis-url.ts';
+import { openRedis } from './redis.ts';
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
 const dir = mkdtempSync(join(tmpdir(), 'etl-redis-resource-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -85,7 +89,33 @@ describe('redis resource', () => {
     }
   });
 
-  it('fails the start at once, naming the server, when it cannot be reached', async () => {
+  it('waits for a server that is still starting, up to connect_timeout_seconds', async () => {
+    const server = await ThrowawayRedis.unstarted();
+    try {
+      const opening = openRedis(
+        { url: server.url, key_prefix: prefix, connect_timeout_seconds: 60 },
+        { pipeline: 'p', name: 'cache', logger: silent, baseDir: dir, signal: new AbortController().signal },
+      );
+      await server.restart(); // refused until now
+      const open = await opening;
+      expect(await open.client.ping()).toBe('PONG');
+      await open.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('fails the start once connect_timeout_seconds have passed, naming the server and the cause', async () => {
+    const server = await ThrowawayRedis.unstarted(); // a free port nobody listens on
+    await expect(
+      openRedis(
+        { url: server.url, key_prefix: prefix, connect_timeout_seconds: 1 },
+        { pipeline: 'p', name: 'cache', logger: silent, baseDir: dir, signal: new AbortController().signal },
+      ),
+    ).rejects.toThrow(`resource cache: cannot reach Redis at ${server.url} within 1 s: connect ECONNREFUSED`);
+  });
+
+  it('fails the start, naming the server, when it cannot be reached', async () => {
     const spec = {
       ...pipeline('unreachable', join(dir, 'b'), [
         stage({ id: 'src', def: countingSource, options: { count: 10 } }),
