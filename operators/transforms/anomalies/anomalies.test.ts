@@ -97,6 +97,37 @@ describe('anomalies', () => {
     expect(anomaly?.anomaly_score).toBeGreaterThanOrEqual(4);
   });
 
+  it('tells in the run summary what it counted and flagged, and when the data is too thin to judge', () => {
+    const { transform, clock } = make(options());
+    expect(transform.summarize()).toBeUndefined(); // nothing seen
+    for (let m = 0; m < 30; m++) {
+      transform.process([...minute('10.0.0.1', m, 10), ...minute('10.0.0.2', m, 50)]);
+      clock.watermark = T0 + (m + 1) * MINUTE;
+      transform.tick();
+    }
+    transform.process([...minute('10.0.0.1', 30, 90), { ...hit('10.0.0.3', T0), timestamp: null }]);
+    clock.watermark = T0 + 31 * MINUTE;
+    transform.tick();
+    transform.process([hit('10.0.0.1', T0 + 5 * MINUTE)]); // for a bucket closed long ago
+    expect(transform.summarize()?.lines).toEqual([
+      '1 anomaly flagged over 1,890 records counted in 60 s buckets, 2 keys held',
+      '1 record arrived for buckets already closed, not counted',
+      '1 record without a time in timestamp, not counted',
+    ]);
+
+    const thin = make(options({ min_count: 20 }));
+    for (let m = 0; m < 10; m++) {
+      thin.transform.process(minute('10.0.0.1', m, 3));
+      thin.clock.watermark = T0 + (m + 1) * MINUTE;
+      thin.transform.tick();
+    }
+    expect(thin.transform.summarize()?.lines).toEqual([
+      '0 anomalies flagged over 30 records counted in 60 s buckets, 1 key held',
+      'no closed bucket of a key reached min_count (20; the busiest held 3): too few requests per key and bucket ' +
+        'to judge; lengthen bucket_seconds or lower min_count',
+    ]);
+  });
+
   it('keys by status class: a burst of 5xx is its own key, flagged against its own (empty) past', () => {
     const { transform, clock } = make(options({ warmup_buckets: 5 }));
     const found: EtlRecord[] = [];

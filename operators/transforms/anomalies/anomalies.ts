@@ -10,7 +10,7 @@
  * next seen (they cannot be anomalous: a rise needs `min_count` records, a drop a baseline of `min_count`). So a
  * checkpoint writes the keys that had traffic, not every key held.
  */
-import type { KeyedState, OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
+import type { KeyedState, OperatorContext, PortRecords, StageReport, Transform } from '../../../engine/operator.ts';
 import { type EtlRecord, eventTimeOf } from '../../../engine/record.ts';
 import { type FieldReader, fieldReader, keyOf } from '../../shared/fields.ts';
 import { ANOMALIES_PORT, type AnomaliesOptions } from './schema.ts';
@@ -62,6 +62,8 @@ export class AnomaliesTransform implements Transform {
     held: { set(value: number): void };
   };
   private warnedLate = false;
+  /** This run's totals, for the summary. */
+  private readonly totals = { counted: 0, late: 0, untimed: 0, flagged: 0, busiest: 0 };
 
   constructor(options: AnomaliesOptions, ctx: OperatorContext) {
     this.ctx = ctx;
@@ -121,6 +123,9 @@ export class AnomaliesTransform implements Transform {
     }
     if (late > 0) this.noteLate(late);
     if (untimed > 0) this.counters.untimed.inc(untimed);
+    this.totals.counted += records.length - late - untimed;
+    this.totals.late += late;
+    this.totals.untimed += untimed;
     const anomalies = this.closeThrough(this.watermarkBucket());
     this.counters.held.set(this.keys.size);
     return this.ports(records, anomalies);
@@ -137,6 +142,27 @@ export class AnomaliesTransform implements Transform {
    */
   flush(): PortRecords {
     return this.ports([], this.closeThrough(Math.floor(this.latest / this.bucketMs) - 1));
+  }
+
+  /** What the run saw: records counted, keys held, anomalies flagged; and why none, when the data is too thin. */
+  summarize(): StageReport | undefined {
+    const t = this.totals;
+    if (t.counted + t.late + t.untimed === 0) return undefined;
+    const n = (value: number) => value.toLocaleString('en-US');
+    const records = (value: number) => `${n(value)} ${value === 1 ? 'record' : 'records'}`;
+    const lines = [
+      `${n(t.flagged)} ${t.flagged === 1 ? 'anomaly' : 'anomalies'} flagged over ${records(t.counted)} counted in ` +
+        `${this.options.bucket_seconds} s buckets, ${n(this.keys.size)} ${this.keys.size === 1 ? 'key' : 'keys'} held`,
+    ];
+    if (t.flagged === 0 && t.busiest < this.options.min_count) {
+      lines.push(
+        `no closed bucket of a key reached min_count (${this.options.min_count}; the busiest held ${n(t.busiest)}): ` +
+          'too few requests per key and bucket to judge; lengthen bucket_seconds or lower min_count',
+      );
+    }
+    if (t.late > 0) lines.push(`${records(t.late)} arrived for buckets already closed, not counted`);
+    if (t.untimed > 0) lines.push(`${records(t.untimed)} without a time in ${this.options.time_field}, not counted`);
+    return { lines };
   }
 
   snapshot(): Saved {
@@ -162,6 +188,7 @@ export class AnomaliesTransform implements Transform {
   private ports(records: EtlRecord[], anomalies: EtlRecord[]): PortRecords {
     if (anomalies.length === 0) return { default: records };
     this.counters.flagged.inc(anomalies.length);
+    this.totals.flagged += anomalies.length;
     if (this.portRead) return { default: records, [ANOMALIES_PORT]: anomalies };
     // Nobody reads the port: the findings would be discarded unseen, so they are logged.
     for (const anomaly of anomalies) {
@@ -216,6 +243,7 @@ export class AnomaliesTransform implements Transform {
         break;
       }
       const count = counts.get(bucket) ?? 0;
+      if (count > this.totals.busiest) this.totals.busiest = count;
       const anomaly = this.judge(key, bucket, count, mean, variance, buckets);
       if (anomaly) out.push(anomaly);
       if (buckets === 0) {
