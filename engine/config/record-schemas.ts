@@ -7,7 +7,7 @@
  * the checks needing it are skipped.
  */
 import { acceptedKinds, buildGraph, DEAD_LETTER_PORT, outputPorts } from '../graph/graph.ts';
-import type { InputSchema, OperatorDefinition, OptionProblem } from '../operator.ts';
+import type { FieldUse, InputSchema, OperatorDefinition, OptionProblem } from '../operator.ts';
 import type { RecordKind } from '../record.ts';
 import { DEAD_LETTER_SCHEMA, OPEN_RECORD_SCHEMA, type RecordSchema, unionOf, unknownField } from '../record-schema.ts';
 import type { PipelineDocument } from './document.ts';
@@ -23,9 +23,11 @@ export function checkRecordSchemas(
   const schemas = computeSchemas(pipeline, entries);
   for (const entry of entries) {
     const { definition, value } = entry;
-    if (!definition || !value || !entry.schemaValid) continue;
+    if (!definition || !value) continue;
     const inputSchema = schemas.get(entry)?.input;
-    validateOptions(pipeline, entry, definition, inputSchema);
+    if (entry.schemaValid) validateOptions(pipeline, entry, definition, inputSchema);
+    // Field names are checked in a stage whose other options are wrong too, so that `etl validate` says every
+    // problem at once; such options may be malformed anywhere, so only what reads as a field name counts.
     if (inputSchema !== undefined) checkFieldUses(pipeline, entry, definition, inputSchema);
   }
   return schemas;
@@ -166,7 +168,18 @@ function checkFieldUses(
   inputSchema: RecordSchema,
 ): void {
   if (definition.kind === 'source' || !definition.fields || !entry.value) return;
-  for (const use of definition.fields(optionsOf(entry.value))) {
+  let uses: readonly FieldUse[];
+  try {
+    uses = definition.fields(optionsOf(entry.value));
+  } catch (error) {
+    if (entry.schemaValid) throw error;
+    return; // options the schema refused, which `fields` could not read: their problems are reported already
+  }
+  for (const use of uses) {
+    if (typeof use.field !== 'string' || use.field === '') continue;
+    // In options the schema refused, a name counts only where the document writes it as such (not, say, one
+    // letter of a string given where a list of names belongs).
+    if (!entry.schemaValid && valueAt(entry.value, use.path) !== use.field) continue;
     const problem = unknownField(inputSchema, use.field);
     if (problem === undefined) continue;
     pipeline.report({
@@ -179,4 +192,14 @@ function checkFieldUses(
           : `the records reaching \`${entry.id}\` carry no fields`,
     });
   }
+}
+
+/** The value at `path` inside `value`; undefined where the path leads nowhere. */
+function valueAt(value: unknown, path: readonly (string | number)[]): unknown {
+  let at = value;
+  for (const key of path) {
+    if (at === null || typeof at !== 'object') return undefined;
+    at = (at as Record<string | number, unknown>)[key];
+  }
+  return at;
 }

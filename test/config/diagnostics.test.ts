@@ -80,6 +80,40 @@ spec:
     ]);
   });
 
+  it('checks the field names of a stage whose other options are wrong, in the same pass', async () => {
+    const yaml = `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: both }
+spec:
+  sources:
+    logs: { type: stdin }
+  operators:
+    parsed: { type: parse, inputs: [logs] }
+    checked:
+      type: validate
+      inputs: [parsed]
+      rules:
+        - { name: ip, action: dropp, ip: { field: clientip } }
+  sinks:
+    out: { type: blackhole, inputs: [checked] }
+`;
+    const result = await loadPipelinesFromString(yaml, 'both.yaml');
+    expect(result.diagnostics.map((d) => [at(d), d.code])).toEqual([
+      [[13, 31], 'ETL_CFG_INVALID'],
+      [[13, 51], 'ETL_GRAPH_UNKNOWN_FIELD'],
+    ]);
+    // Malformed options say nothing more than their own problem: no name made of a string where a list belongs.
+    const rollup = yaml.replace(
+      / {4}checked:[\s\S]*(?= {2}sinks:)/,
+      '    checked:\n      type: aggregate\n      inputs: [parsed]\n' +
+        '      window_seconds: 60\n      group_by: path\n      aggregates: { requests: { fn: count } }\n',
+    );
+    const malformed = await loadPipelinesFromString(rollup, 'rollup.yaml');
+    expect(malformed.diagnostics.map((d) => [d.code, d.message])).toEqual([
+      ['ETL_CFG_SCHEMA', '`group_by` must be a list; found the string "path"'],
+    ]);
+  });
+
   it('says a key has no value rather than quoting what coercion made of it', async () => {
     const result = await load(VALID.replace('      path: out.jsonl', '      path:'));
     const d = only(result, 'ETL_CFG_INVALID');
