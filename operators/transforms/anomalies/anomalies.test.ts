@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadPipelinesFromString } from '../../../engine/config/load.ts';
-import type { KeyedState, PortRecords } from '../../../engine/operator.ts';
+import type { PortRecords } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import { createAjv, createRecordAjv } from '../../../engine/schema/ajv.ts';
 import { recordingContext } from '../../../test/support/context.ts';
@@ -9,6 +9,7 @@ import { accessRecordSchema } from '../../shared/log-records.ts';
 import { AnomaliesTransform, statusClass } from './anomalies.ts';
 import definition from './index.ts';
 import { type AnomaliesOptions, schema } from './schema.ts';
+import { KeyedStore } from '../../../test/support/keyed-store.ts';
 
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
 const MINUTE = 60_000;
@@ -19,31 +20,13 @@ function options(overrides: Partial<AnomaliesOptions> = {}): AnomaliesOptions {
   return opts as AnomaliesOptions;
 }
 
-class Store {
-  maps = new Map<string, Map<string, unknown>>();
-  snapshot: unknown;
-  clone(): Store {
-    const copy = new Store();
-    for (const [name, map] of this.maps) copy.maps.set(name, new Map(structuredClone([...map])));
-    copy.snapshot = structuredClone(this.snapshot);
-    return copy;
-  }
-}
-
 /** A transform whose watermark the test sets (`clock.watermark`), with keyed state in `store`. */
-function make(opts: AnomaliesOptions, store = new Store(), readPorts = ['default', 'anomalies']) {
+function make(opts: AnomaliesOptions, store = new KeyedStore(), readPorts = ['default', 'anomalies']) {
   const clock: { watermark: number | undefined } = { watermark: undefined };
   const ctx = recordingContext({
     readPorts: new Set(readPorts),
     watermark: () => clock.watermark,
-    keyed: <V>(name: string) => {
-      let map = store.maps.get(name);
-      if (!map) {
-        map = new Map();
-        store.maps.set(name, map);
-      }
-      return map as unknown as KeyedState<V>;
-    },
+    keyed: <V>(name: string) => store.keyed<V>(name),
   });
   const transform = new AnomaliesTransform(opts, ctx);
   transform.restore(store.snapshot);
@@ -181,7 +164,7 @@ describe('anomalies', () => {
   });
 
   it('logs the anomalies when no stage reads the port, rather than dropping them unseen', () => {
-    const { transform, clock, ctx } = make(options({ warmup_buckets: 2, min_count: 5 }), new Store(), ['default']);
+    const { transform, clock, ctx } = make(options({ warmup_buckets: 2, min_count: 5 }), new KeyedStore(), ['default']);
     for (let m = 0; m < 5; m++) transform.process(minute('10.0.0.1', m, 2));
     transform.process(minute('10.0.0.1', 5, 60));
     clock.watermark = T0 + 6 * MINUTE;

@@ -1,13 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadPipelinesFromString } from '../../../engine/config/load.ts';
-import type { KeyedState, PortRecords } from '../../../engine/operator.ts';
+import type { PortRecords } from '../../../engine/operator.ts';
 import { type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { recordingContext } from '../../../test/support/context.ts';
 import definition from './index.ts';
 import { type SessionizeOptions, schema } from './schema.ts';
 import { SessionizeTransform, sessionId } from './sessionize.ts';
+import { KeyedStore } from '../../../test/support/keyed-store.ts';
 
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -19,29 +20,9 @@ function options(overrides: Partial<SessionizeOptions> = {}): SessionizeOptions 
   return opts as SessionizeOptions;
 }
 
-/** Keyed maps that outlive a transform instance, as the runtime restores them after a restart. */
-class Store {
-  maps = new Map<string, Map<string, unknown>>();
-  snapshot: unknown;
-  /** A copy of what a checkpoint holds now. */
-  clone(): Store {
-    const copy = new Store();
-    for (const [name, map] of this.maps) copy.maps.set(name, new Map(structuredClone([...map])));
-    copy.snapshot = structuredClone(this.snapshot);
-    return copy;
-  }
-}
-
-function make(opts: SessionizeOptions, store = new Store()) {
+function make(opts: SessionizeOptions, store = new KeyedStore()) {
   const ctx = recordingContext({
-    keyed: <V>(name: string) => {
-      let map = store.maps.get(name);
-      if (!map) {
-        map = new Map();
-        store.maps.set(name, map);
-      }
-      return map as unknown as KeyedState<V>;
-    },
+    keyed: <V>(name: string) => store.keyed<V>(name),
   });
   const transform = new SessionizeTransform(opts, ctx);
   transform.restore(store.snapshot);
