@@ -572,7 +572,7 @@ class PipelineRun {
       if (port === DEAD_LETTER_PORT) {
         // Dead letters a stage passes on (anonymize scrubs those it reads) were counted by the stage that made them.
         const own = records.filter((r) => r.stage === id);
-        this.stats.rejected += own.length;
+        this.countRejected(id, own.length);
         if (stage.spec.onError === 'fail' && own.length > 0) {
           const first = own[0] as { reason?: unknown };
           throw new EtlError(
@@ -723,6 +723,12 @@ class PipelineRun {
 
   // --------------------------------------------------------------------------- late dead letters
 
+  private countRejected(stageId: string, count: number): void {
+    this.stats.rejected += count;
+    const by = (this.stats.rejectedBy ??= {});
+    by[stageId] = (by[stageId] ?? 0) + count;
+  }
+
   /**
    * Sends the late dead letters `record` holds on their sinks' dead_letter ports, after a turn of the event
    * loop (the checkpoint that found them resumes credit first). A sink whose output is done already keeps
@@ -733,7 +739,7 @@ class PipelineRun {
       const records = letters.map(withOriginRestored);
       const stage = this.stages.get(sinkId);
       if (!stage || records.length === 0) continue;
-      this.stats.rejected += records.length;
+      this.countRejected(sinkId, records.length);
       const late = this.lateOutputs.get(sinkId);
       if (!late) {
         stage.telemetry.discarded(records.length, 'dead_letter_unread');
