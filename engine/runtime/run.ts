@@ -725,8 +725,9 @@ class PipelineRun {
 
   private countRejected(stageId: string, count: number): void {
     this.stats.rejected += count;
-    const by = (this.stats.rejectedBy ??= {});
+    const by = this.stats.rejectedBy ?? {};
     by[stageId] = (by[stageId] ?? 0) + count;
+    this.stats.rejectedBy = by;
   }
 
   /**
