@@ -3,6 +3,8 @@
  * pipelines/ write to `public`, as a user's would), and `etl apply` of a pipeline file through the CLI.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import pg from 'pg';
 import { PG_URL } from '../postgres/helpers.ts';
 import { type CliResult, etl } from '../support/cli.ts';
@@ -49,4 +51,20 @@ export async function applyPipeline(pipeline: string, env: NodeJS.ProcessEnv): P
   const checked = await etl(['validate', pipeline], { env });
   if (checked.code !== 0) return checked;
   return etl(['apply', '--no-progress', pipeline], { env });
+}
+
+/** The SQL blocks of the README's section `### <heading>` (each starts with a `-- title` comment line). */
+export function readmeQueries(heading: string): Map<string, string> {
+  const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8');
+  const start = readme.indexOf(`### ${heading}`);
+  if (start < 0) throw new Error(`README has no section "### ${heading}"`);
+  const end = readme.slice(start + 4).search(/\n##/);
+  const section = end < 0 ? readme.slice(start) : readme.slice(start, start + 4 + end);
+  const queries = new Map<string, string>();
+  for (const [, sql] of section.matchAll(/```sql\n([\s\S]*?)```/g)) {
+    const title = /^-- (.*)$/m.exec(sql as string)?.[1];
+    if (title === undefined) throw new Error(`a query of "${heading}" has no "-- title" line`);
+    queries.set(title, sql as string);
+  }
+  return queries;
 }

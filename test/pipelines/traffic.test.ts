@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prng } from '../support/random.ts';
-import { applyPipeline, freshDatabase, type TestDatabase } from './support.ts';
+import { applyPipeline, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
 
 const PIPELINE = resolve(import.meta.dirname, '../../pipelines/traffic.yaml');
 const LINES = 4000;
@@ -235,5 +235,11 @@ describe('pipelines/traffic.yaml', () => {
       const kept = new Set(got.map((r) => r.referrer));
       for (const [referrer, n] of perHour) if (!kept.has(referrer)) expect(n).toBeLessThanOrEqual(tenth);
     }
+  });
+
+  it("runs every query of the README's section", async () => {
+    const queries = readmeQueries('Web traffic — `pipelines/traffic.yaml`');
+    expect(queries.size).toBe(3);
+    for (const [title, sql] of queries) expect((await db.query(sql)).length, title).toBeGreaterThan(0);
   });
 });
