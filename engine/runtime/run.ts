@@ -44,6 +44,7 @@ import type { Envelope, PortEnvelope } from './envelope.ts';
 import { operatorContext } from './context.ts';
 import { CreditGate } from './gate.ts';
 import { Watermark } from './watermark.ts';
+import { appendAudit, auditRecord } from './audit.ts';
 import { noopTelemetry, silentLogger } from './noop.ts';
 import { stageOperator } from './stage-operator.ts';
 import { emptyStats, notingWarnings, type RunStats } from './stats.ts';
@@ -105,7 +106,22 @@ const detachedDelivery = (): Delivery => {
 const YIELD_EVERY_MS = 10;
 
 export async function runPipeline(spec: PipelineSpec, options: RunOptions = {}): Promise<RunResult> {
-  return new PipelineRun(spec, options).run();
+  const startedAt = new Date();
+  const result = await new PipelineRun(spec, options).run();
+  const auditLog = spec.settings.auditLog;
+  if (auditLog === undefined) return result;
+  try {
+    await appendAudit(auditLog, auditRecord(spec, startedAt, result), spec.secrets);
+    return result;
+  } catch (error) {
+    // A compliance record that could not be kept fails the run (exit 1), though its data is committed.
+    const failure = new EtlError(
+      'ETL_AUDIT_FAILED',
+      `could not append to the audit log ${auditLog}: ${errorMessage(error)}`,
+    );
+    options.logger?.(undefined).error(failure.message);
+    return { ...result, ok: false, error: result.error ?? failure };
+  }
 }
 
 class PipelineRun {
@@ -724,6 +740,7 @@ class PipelineRun {
   // --------------------------------------------------------------------------- late dead letters
 
   private countRejected(stageId: string, count: number): void {
+    if (count === 0) return;
     this.stats.rejected += count;
     const by = this.stats.rejectedBy ?? {};
     by[stageId] = (by[stageId] ?? 0) + count;
@@ -922,6 +939,7 @@ class PipelineRun {
         stage: id,
         lines: [...report.lines],
         ...(report.failure === undefined ? {} : { failure: report.failure }),
+        ...(report.counts === undefined ? {} : { counts: { ...report.counts } }),
       });
       if (report.failure !== undefined) {
         this.fail(new EtlError('ETL_RUN_CHECK_FAILED', `stage ${id}: ${report.failure}`));

@@ -72,6 +72,8 @@ export interface StageReportEntry {
   readonly lines: readonly string[];
   /** Set when the run failed because of it. */
   readonly failure?: string;
+  /** Figures for the run audit log (`StageReport.counts`). */
+  readonly counts?: Readonly<Record<string, number>>;
 }
 
 export interface SinkStats {
