@@ -80,7 +80,11 @@ describe('docker-compose.yml', () => {
     const job = prometheus.scrape_configs.find((c) => c.job_name === 'etl');
     expect(job?.static_configs[0]?.targets).toEqual(['etl:9464']);
     // web-traffic's port may be moved by ETL_METRICS_PORT (its test does); 9464 by default.
-    const ports = { 'pipelines/web-access.yaml': 9464, 'deploy/etl/web-traffic.yaml': '${ETL_METRICS_PORT:-9464}' };
+    // Split so that biome does not take the interpolation for a template placeholder.
+    const ports = {
+      'pipelines/web-access.yaml': 9464,
+      'deploy/etl/web-traffic.yaml': '$' + '{ETL_METRICS_PORT:-9464}',
+    };
     for (const [file, port] of Object.entries(ports)) {
       const pipeline = readYaml(join(ROOT, file)) as { spec: { telemetry: { metrics: { prometheus_port: unknown } } } };
       expect(pipeline.spec.telemetry.metrics.prometheus_port, file).toBe(port);
