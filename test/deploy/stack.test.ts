@@ -91,15 +91,16 @@ let loggen: Proc;
 let etl: Proc;
 let prometheus: Proc;
 
-const died = () =>
-  [
+/** Why the wait is over: a process of the stack exited early, with the end of what it said. */
+function died(): string | undefined {
+  const procs: Array<[string, Proc | undefined]> = [
     ['loggen', loggen],
     ['etl', etl],
     ['prometheus', prometheus],
-  ]
-    .map(([name, proc]) => proc as Proc)
-    .find((proc) => proc.code !== undefined)
-    ?.stderr.slice(-2000);
+  ];
+  const gone = procs.find(([, proc]) => proc !== undefined && proc.code !== undefined);
+  return gone && `${gone[0]} exited (${gone[1]?.code}): ${gone[1]?.stderr.slice(-2000)}`;
+}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'etl-stack-'));
