@@ -42,7 +42,9 @@ export interface Dashboard {
   readonly uid: string;
   readonly title: string;
   readonly panels: Panel[];
-  readonly templating: { readonly list: Array<{ readonly name: string; readonly type: string }> };
+  readonly templating: {
+    readonly list: Array<{ readonly name: string; readonly type: string; readonly definition?: string }>;
+  };
 }
 
 export function dashboards(): Array<{ file: string; dashboard: Dashboard }> {

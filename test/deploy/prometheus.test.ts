@@ -108,6 +108,7 @@ describe('metric names in alerts and dashboards', () => {
     for (const panel of queryPanels(dashboard)) {
       for (const target of panel.targets ?? []) collect(`${file}: ${panel.title}`, target.expr ?? '');
     }
+    for (const variable of dashboard.templating.list) collect(`${file}: $${variable.name}`, variable.definition ?? '');
   }
 
   it('are all metrics etl exports', () => {
