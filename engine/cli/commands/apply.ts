@@ -80,7 +80,10 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
   };
   for (const signal of STOP_SIGNALS) signals.on(signal, onSignal);
   // One telemetry for the process: pipelines share the exporter and the /metrics port, told apart by labels.
-  const telemetry = await createTelemetry(mergeTelemetrySettings(pipelines), { logger: rootLogger });
+  const telemetry = await createTelemetry(mergeTelemetrySettings(pipelines), {
+    logger: rootLogger,
+    pipelines: pipelines.map((p) => p.name),
+  });
   try {
     const results = await Promise.all(
       pipelines.map((spec) => runOne(spec, options, board, telemetry, stop.signal, abort.signal, secrets)),
@@ -125,13 +128,18 @@ function isUnbounded(spec: PipelineSpec): boolean {
   });
 }
 
-/** Traces are on if any pipeline asks for them; the first metrics port declared is served. */
+/**
+ * Traces are on if any pipeline asks for them; the first metrics port declared is served, the first sampling
+ * ratio set applies to the process.
+ */
 function mergeTelemetrySettings(pipelines: readonly PipelineSpec[]): TelemetrySettings {
   const otlp = pipelines.find((p) => p.telemetry.traces === 'otlp');
   const metrics = pipelines.find((p) => p.telemetry.prometheusPort !== undefined);
+  const sampled = pipelines.find((p) => p.telemetry.sampleRatio !== undefined);
   return {
     traces: otlp ? 'otlp' : 'none',
     ...(otlp?.telemetry.otlpEndpoint ? { otlpEndpoint: otlp.telemetry.otlpEndpoint } : {}),
+    ...(sampled?.telemetry.sampleRatio !== undefined ? { sampleRatio: sampled.telemetry.sampleRatio } : {}),
     ...(metrics ? { prometheusPort: metrics.telemetry.prometheusPort } : {}),
   };
 }
