@@ -15,7 +15,7 @@ export interface TelemetryOptions {
   serviceName?: string;
   /** Where OTEL_*, ETL_METRICS_HOST and ETL_LOG_LEVEL are read; default process.env. */
   env?: NodeJS.ProcessEnv;
-  /** For telemetry's own warnings (collector unreachable, slow flush); default: text on stderr. */
+  /** For telemetry's own warnings (collector unreachable, slow flush); default: pretty lines on stderr. */
   logger?: Logger;
   /** How long `shutdown` waits for buffered spans to be exported; default 5 s. */
   shutdownTimeoutMs?: number;
@@ -69,7 +69,7 @@ export async function createTelemetry(
   options: TelemetryOptions = {},
 ): Promise<EtlTelemetry> {
   const env = options.env ?? process.env;
-  const logger = options.logger ?? createLogger({ format: 'text', stream: process.stderr, env });
+  const logger = options.logger ?? createLogger({ format: 'pretty', stream: process.stderr, env });
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const metrics = new MetricsRegistry();
 
