@@ -97,7 +97,14 @@ export function startTracing(options: TracingOptions): Tracing {
         'etl.pipeline': options.pipelines.join(','),
       }),
     );
-  const processor = new BatchSpanProcessor({ exporter });
+  // The standard OTEL_BSP_* variables, which this SDK no longer reads itself: a run of many small batches
+  // sampled at 100% fills the default queue (2048 spans) faster than it is exported, and drops the rest.
+  const processor = new BatchSpanProcessor({
+    exporter,
+    ...positive('maxQueueSize', options.env.OTEL_BSP_MAX_QUEUE_SIZE),
+    ...positive('maxExportBatchSize', options.env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE),
+    ...positive('scheduledDelayMillis', options.env.OTEL_BSP_SCHEDULE_DELAY),
+  });
   const provider = new TracerProvider({
     resource,
     sampler: samplerFor(options.sampleRatio, options.env, options.logger),
@@ -185,6 +192,11 @@ export function samplerFor(ratio: number | undefined, env: NodeJS.ProcessEnv, lo
       logger.warn('OTEL_TRACES_SAMPLER names no sampler this process knows; sampling every trace', { name });
       return new ParentBasedSampler({ root: new AlwaysOnSampler() });
   }
+}
+
+function positive<K extends string>(key: K, text: string | undefined): Partial<Record<K, number>> {
+  const value = text?.trim() ? Number(text) : Number.NaN;
+  return Number.isInteger(value) && value > 0 ? ({ [key]: value } as Record<K, number>) : {};
 }
 
 function asContext(parent: TraceParent | undefined): Context {
