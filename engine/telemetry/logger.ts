@@ -45,7 +45,8 @@ export function createLogger(options: LoggerOptions): EtlLogger {
   const now = options.now ?? Date.now;
   const root = pino(
     {
-      level: options.level ?? parseLogLevel(env.ETL_LOG_LEVEL) ?? 'info',
+      // Checked again: the CLI's default is ETL_LOG_LEVEL as typed (`DEBUG`, `verbose`), which pino would refuse.
+      level: parseLogLevel(options.level) ?? parseLogLevel(env.ETL_LOG_LEVEL) ?? 'info',
       // Stable fields: `time` ISO 8601, `level` by name, `msg`; no pid or hostname (the collector knows the host).
       base: undefined,
       messageKey: 'msg',

@@ -94,7 +94,7 @@ export function startTracing(options: TracingOptions): Tracing {
       resourceFromAttributes({
         'service.name': options.serviceName,
         'service.version': packageJson.version,
-        'etl.pipeline': options.pipelines.join(','),
+        ...(options.pipelines.length > 0 ? { 'etl.pipeline': options.pipelines.join(',') } : {}),
       }),
     );
   // The standard OTEL_BSP_* variables, which this SDK no longer reads itself: a run of many small batches

@@ -147,7 +147,12 @@ describe('levels', () => {
     const explicit = capture({ level: 'error', env: { ETL_LOG_LEVEL: 'debug' } });
     explicit.logger.warn('hidden');
     expect(explicit.lines()).toHaveLength(0);
-    const invalid = capture({ env: { ETL_LOG_LEVEL: 'verbose' } });
+    // The CLI passes ETL_LOG_LEVEL on as typed.
+    const typed = capture({ level: 'WARN' as 'warn', env: {} });
+    typed.logger.info('hidden');
+    typed.logger.warn('shown');
+    expect(typed.lines()).toHaveLength(1);
+    const invalid = capture({ level: 'verbose' as 'info', env: { ETL_LOG_LEVEL: 'verbose' } });
     invalid.logger.debug('hidden');
     invalid.logger.info('shown');
     expect(invalid.lines()).toHaveLength(1);
