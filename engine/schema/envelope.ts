@@ -184,6 +184,14 @@ export const telemetrySchema: JsonSchema = {
           format: 'uri',
           examples: ['http://127.0.0.1:4318'],
         },
+        sample_ratio: {
+          type: 'number',
+          description:
+            'Share of the traces started here that are recorded, 0 to 1 (parent-based: a batch arriving with a W3C `traceparent` follows its parent). Wins over OTEL_TRACES_SAMPLER; default: that variable, else every trace.',
+          minimum: 0,
+          maximum: 1,
+          examples: [0.01],
+        },
       },
     },
     metrics: {
