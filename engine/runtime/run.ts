@@ -13,7 +13,14 @@ import { type Connectable, connectable, filter, map, merge, Observable, Subject 
 import type { PipelineSpec, StageSpec } from '../config/types.ts';
 import { join } from 'node:path';
 import { EtlError, errorMessage, isRetriable } from '../errors.ts';
-import { buildGraph, consumersByPort, DEAD_LETTER_PORT, DEFAULT_PORT, type Graph } from '../graph/graph.ts';
+import {
+  buildGraph,
+  consumersByPort,
+  DEAD_LETTER_PORT,
+  DEFAULT_PORT,
+  type Graph,
+  upstreamSources,
+} from '../graph/graph.ts';
 import { LockFile } from '../lock.ts';
 import type {
   BatchOptions,
@@ -380,6 +387,7 @@ class PipelineRun {
               idleMs: settings.idleSourceMs,
               // Sources' credit all back: no batch is held up on its way (a sink retrying, a slow stage).
               drained: () => [...this.gates.values()].every((gate) => gate.outstanding === 0),
+              expected: upstreamSources(this.graph, id),
             }),
           );
           this.tickGates.set(id, new CreditGate(1));
