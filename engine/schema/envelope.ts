@@ -144,8 +144,8 @@ export const settingsSchema: JsonSchema = {
       type: 'number',
       exclusiveMinimum: 0,
       description:
-        'A source whose records have not reached a stage for this long stops holding back its watermark, so ' +
-        'that windows close while an input is quiet.',
+        'A source whose records have not reached a stage for this long (or that has sent none since the start) ' +
+        'stops holding back its watermark, so that windows close while an input is quiet.',
       default: DEFAULT_SETTINGS.idle_source_seconds,
     },
     audit_log: {
