@@ -131,6 +131,56 @@ export async function main(argv: string[]): Promise<number> {
       exitCode = await runQuery(sql, { ...opts, out: process.stdout });
     });
 
+  const metricsUrl = `http://127.0.0.1:${process.env.ETL_METRICS_PORT ?? '9464'}`;
+  const positive = (what: string) => (value: string) => {
+    const n = Number(value);
+    if (!(n > 0)) throw new InvalidArgumentError(`expected ${what} above 0`);
+    return n;
+  };
+
+  program
+    .command('top')
+    .description('a live view of a running pipeline: rates, backlog, errors, freshness (reads its metrics endpoint)')
+    .option('--url <url>', 'the metrics server of the pipeline (telemetry.metrics.prometheus_port)', metricsUrl)
+    .option('--interval <seconds>', 'seconds between refreshes', positive('a number of seconds'), 1)
+    .option('--once', 'print one frame (two scrapes an interval apart) and exit', false)
+    .action(async (opts: { url: string; interval: number; once: boolean }) => {
+      const { runTop } = await import('./commands/top.ts');
+      exitCode = await runTop({
+        url: opts.url,
+        intervalMs: opts.interval * 1000,
+        once: opts.once,
+        out: process.stdout,
+        err: process.stderr,
+        input: process.stdin,
+      });
+    });
+
+  program
+    .command('tap')
+    .description("print live samples of the records on a stage's port of a running pipeline, as JSON lines")
+    .argument('<stage>', 'the stage, and its port after a dot when not `default` (`parsed.dead_letter`)')
+    .option('--url <url>', 'the metrics server of the pipeline (telemetry.metrics.prometheus_port)', metricsUrl)
+    .option('--pipeline <name>', 'the pipeline, when the process runs several with this stage id')
+    .option('--rate <n>', 'records per second at most', positive('a rate'), 10)
+    .option('--limit <n>', 'stop after this many records', positive('a count'))
+    .action(async (stage: string, opts: { url: string; pipeline?: string; rate: number; limit?: number }) => {
+      const { runTap } = await import('./commands/tap.ts');
+      const interrupted = new AbortController();
+      const onSignal = () => interrupted.abort();
+      process.once('SIGINT', onSignal);
+      try {
+        exitCode = await runTap(stage, {
+          ...opts,
+          out: process.stdout,
+          err: process.stderr,
+          signal: interrupted.signal,
+        });
+      } finally {
+        process.off('SIGINT', onSignal);
+      }
+    });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {

@@ -19,8 +19,10 @@ import {
   DEAD_LETTER_PORT,
   DEFAULT_PORT,
   type Graph,
+  outputPorts,
   upstreamSources,
 } from '../graph/graph.ts';
+import { taps } from '../telemetry/tap.ts';
 import { LockFile } from '../lock.ts';
 import type {
   BatchOptions,
@@ -212,6 +214,10 @@ class PipelineRun {
     this.options.stop?.addEventListener('abort', onStop, { once: true });
     this.options.abort?.addEventListener('abort', onAbort, { once: true });
     let locked = false;
+    const untap = taps.register(
+      this.spec.name,
+      new Map(this.spec.stages.map((stage) => [stage.id, Object.keys(outputPorts(stage))])),
+    );
     try {
       await this.lock.acquire({
         wait: this.options.waitForLock === true,
@@ -271,6 +277,7 @@ class PipelineRun {
       await this.closeAll();
       await this.closeResources();
       if (locked) await this.lock.release();
+      untap();
       this.stats.elapsedMs = Date.now() - this.startedAt;
       this.options.onStats?.(this.stats);
     }
@@ -552,6 +559,7 @@ class PipelineRun {
             return this.acks.emitted();
           }
           if (!(await gate.acquire(stopping))) return this.acks.notSent();
+          if (taps.active) taps.offer(this.spec.name, id, DEFAULT_PORT, records);
           const emitted = this.acks.emitted();
           this.positions.set(id, position);
           this.checkpoints?.markDirty();
@@ -611,6 +619,7 @@ class PipelineRun {
     for (const port in ports) {
       const records = ports[port] as EtlRecord[];
       if (records.length === 0) continue;
+      if (taps.active) taps.offer(this.spec.name, id, port, records);
       if (port === DEAD_LETTER_PORT) {
         // Dead letters a stage passes on (anonymize scrubs those it reads) were counted by the stage that made them.
         const own = records.filter((r) => r.stage === id);
