@@ -43,8 +43,7 @@ export async function applyToServer(
   const texts = await Promise.all(files.map(async (file) => ({ file, yaml: await readFile(file, 'utf8') })));
   const checked = await Promise.all(texts.map((t) => send(t.file, t.yaml, true, options)));
   let ok = true;
-  for (const [i, answer] of checked.entries())
-    ok = report(texts[i]?.file ?? '', answer, mode === 'diff', options) && ok;
+  for (const [i, answer] of checked.entries()) ok = report(texts[i]?.file ?? '', answer, mode, options) && ok;
   if (!ok) {
     if (mode === 'apply') options.err.write('nothing was applied: fix the errors above\n');
     return 1;
@@ -52,7 +51,7 @@ export async function applyToServer(
   if (mode === 'diff') return 0;
   for (const { file, yaml } of texts) {
     const answer = await send(file, yaml, false, options);
-    ok = report(file, answer, false, options) && ok;
+    ok = report(file, answer, 'applied', options) && ok;
   }
   return ok ? 0 : 1;
 }
@@ -71,7 +70,9 @@ async function send(file: string, yaml: string, dryRun: boolean, options: Client
   return { valid: body.valid === true, diagnostics: body.diagnostics ?? [], pipelines: body.pipelines };
 }
 
-function report(file: string, answer: Answer, dryRun: boolean, options: ClientOptions): boolean {
+/** `diff` prints the plan, `apply` (its dry run) only what stops it, `applied` what was done. */
+function report(file: string, answer: Answer, stage: 'diff' | 'apply' | 'applied', options: ClientOptions): boolean {
+  const dryRun = stage === 'diff';
   for (const d of answer.diagnostics) options.err.write(`${d.text}\n`);
   if (!answer.valid) return false;
   let ok = true;
@@ -84,7 +85,7 @@ function report(file: string, answer: Answer, dryRun: boolean, options: ClientOp
       options.err.write(`${file}: ${line}\n`);
       continue;
     }
-    options.out.write(`${line}\n`);
+    if (stage !== 'apply') options.out.write(`${line}\n`);
     if (dryRun) for (const c of p.changes) if (c.path) options.out.write(`  ${SIGN[c.change] ?? '~'} ${c.path}\n`);
   }
   return ok;

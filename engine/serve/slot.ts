@@ -143,6 +143,7 @@ export class PipelineSlot {
   /** Runs `version` (starting it, or reloading the one running); resolves once the slot has settled. */
   apply(version: Version): Promise<void> {
     if (this.desired?.fingerprint !== version.fingerprint) {
+      this.lastError = undefined;
       this.ended = undefined;
       this.outcome = undefined;
       this.restartDelay = this.options.restartDelayMs ?? 1000;
@@ -253,7 +254,6 @@ export class PipelineSlot {
     const result = await Promise.race([up.then(() => undefined), run.done]);
     if (result === undefined) {
       this.good = version;
-      this.lastError = undefined;
       this.restartDelay = this.options.restartDelayMs ?? 1000;
       void run.done.then((ended) => this.finish(run, ended));
       return;
