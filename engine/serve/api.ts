@@ -79,7 +79,10 @@ export async function registerRoutes(app: FastifyInstance, options: ApiOptions):
         .list()
         .filter((slot) => !['running', 'paused', 'stopped', 'completed'].includes(slot.status))
         .map((slot) => ({ name: slot.name, status: slot.status }));
-      return reply.code(waiting.length === 0 ? 200 : 503).send({ ready: waiting.length === 0, pipelines: waiting });
+      // Until the config directory was read once, its pipelines are not even known.
+      const scanned = !options.configDir || options.configDir.scans > 0;
+      const ready = scanned && waiting.length === 0;
+      return reply.code(ready ? 200 : 503).send({ ready, configScanned: scanned, pipelines: waiting });
     },
   );
 

@@ -203,6 +203,7 @@ export const readyAnswer = {
   type: 'object',
   properties: {
     ready: { type: 'boolean' },
+    configScanned: { type: 'boolean', description: 'The config directory (if any) was read once.' },
     pipelines: {
       type: 'array',
       items: { type: 'object', properties: { name: { type: 'string' }, status } },

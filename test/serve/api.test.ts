@@ -48,7 +48,10 @@ class Lines {
 describe('etl serve API', () => {
   it('has health, an OpenAPI document and its page', async () => {
     expect(await d.call('GET', '/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
-    expect(await d.call('GET', '/readyz')).toEqual({ status: 200, body: { ready: true, pipelines: [] } });
+    expect(await d.call('GET', '/readyz')).toEqual({
+      status: 200,
+      body: { ready: true, configScanned: true, pipelines: [] },
+    });
     const openapi = (await d.call('GET', '/docs/json')).body;
     expect(Object.keys(openapi.paths)).toEqual(
       expect.arrayContaining(['/pipelines', '/pipelines/{name}', '/pipelines/{name}/pause', '/readyz', '/metrics']),
@@ -139,7 +142,10 @@ describe('etl serve API', () => {
       rejected: 1,
       sinks: { rejects: 1 },
     });
-    expect(await d.call('GET', '/readyz')).toEqual({ status: 200, body: { ready: true, pipelines: [] } });
+    expect(await d.call('GET', '/readyz')).toEqual({
+      status: 200,
+      body: { ready: true, configScanned: true, pipelines: [] },
+    });
     expect((await d.call('POST', '/pipelines/paused/resume')).body.status).toBe('running');
     expect(await jsonLines(out)).toEqual({ lines: 600, distinct: 600 });
     await d.call('DELETE', '/pipelines/paused');
