@@ -151,6 +151,41 @@ describe('etl serve API', () => {
     await d.call('DELETE', '/pipelines/paused');
   });
 
+  it('refuses a version that cannot start, or whose checkpoint does not fit: the running one keeps running', async () => {
+    const log = join(dir, 'refused.log');
+    const out = join(dir, 'refused.jsonl');
+    await writeFile(log, '');
+    await appendLines(log, 0, 300);
+    const doc = (sink: string) =>
+      pipeline({ name: 'keep', dataDir: join(dir, '.etl'), log, sink: `type: file, path: ${sink}` });
+    const created = await d.call('POST', '/pipelines', doc(out));
+    expect(created.body.pipelines[0]).toMatchObject({ action: 'create', status: 'running' });
+    await until(async () => (await jsonLines(out)).lines === 300, '300 lines');
+    const good = (await d.call('GET', '/pipelines/keep')).body;
+
+    // The new sink cannot open (its directory is a file): the old version drained, so it is started again.
+    const broken = await d.call('POST', '/pipelines', doc(join(log, 'out.jsonl')));
+    expect(broken.status).toBe(409);
+    expect(broken.body.pipelines[0]).toMatchObject({ name: 'keep', action: 'refused', status: 'running' });
+    expect(broken.body.pipelines[0].message).toContain('stage out (open)');
+    const after = (await d.call('GET', '/pipelines/keep')).body;
+    expect(after).toMatchObject({ status: 'running', version: good.version, runningVersion: good.version, runs: 3 });
+    expect(after.lastRefusal.message).toContain('stage out (open)');
+
+    // A renamed source would read everything again: refused before the running version is touched.
+    const renamed = await d.call('POST', '/pipelines', doc(out).replaceAll('logs', 'lines'));
+    expect(renamed.status).toBe(409);
+    expect(renamed.body.pipelines[0].message).toContain('--rename logs=lines');
+    expect((await d.call('GET', '/pipelines/keep')).body).toMatchObject({ runs: 3, runningVersion: good.version });
+
+    const metrics = (await d.call('GET', '/metrics')).body as string;
+    expect(metrics).toContain('etl_config_reload_failures_total{pipeline="keep"} 2');
+    await appendLines(log, 300, 100);
+    await until(async () => (await jsonLines(out)).lines === 400, 'lines after the refusals');
+    expect(await jsonLines(out)).toEqual({ lines: 400, distinct: 400 });
+    await d.call('DELETE', '/pipelines/keep');
+  });
+
   it('etl apply --server twice changes nothing the second time; etl diff tells what would change', async () => {
     const files = join(dir, 'files');
     await import('node:fs/promises').then((fs) => fs.mkdir(files));
