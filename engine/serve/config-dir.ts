@@ -117,13 +117,17 @@ export class ConfigDir {
       }
     }
     // Removals first: a pipeline moved to another file stops here and starts from there, from its checkpoint.
+    let removed = false;
     for (const file of [...this.files.keys()]) {
       if (texts.has(file)) continue;
+      removed = true;
       this.files.delete(file);
       const names = this.options.supervisor.ownedBy(ownerOf(file));
       if (names.length > 0) this.options.logger.info(`${file} removed: stopping ${names.join(', ')}`);
       await Promise.all(names.map((name) => this.options.supervisor.remove(name)));
     }
+    // A file refused because another one held its pipeline's name is tried again once that one has gone.
+    if (removed) for (const [file, state] of this.files) if (!state.valid) this.files.set(file, { ...state, hash: '' });
     for (const [file, text] of texts) {
       const hash = createHash('sha256').update(text).digest('hex');
       if (this.files.get(file)?.hash === hash) continue;
