@@ -56,7 +56,7 @@ function toJson(value: unknown): Json {
 /** A short hash of the pipeline's content: equal for versions that run the same. */
 export function fingerprint(spec: PipelineSpec): string {
   return createHash('sha256')
-    .update(JSON.stringify(essence(spec)))
+    .update(JSON.stringify(toJson(essence(spec))))
     .digest('hex')
     .slice(0, 16);
 }

@@ -59,6 +59,17 @@ describe('etl serve API', () => {
     expect((await d.call('GET', '/docs/')).status).toBe(200);
   });
 
+  it('listens on loopback only without a security layer, and says so', async () => {
+    const open = await daemon({ host: '0.0.0.0' });
+    try {
+      expect(open.host).toBe('127.0.0.1');
+      expect(open.log()).toContain('no security layer (API keys, TLS) is configured: listening on 127.0.0.1');
+      expect((await open.call('GET', '/healthz')).status).toBe(200);
+    } finally {
+      await open.shutdown();
+    }
+  });
+
   it('refuses bad names and unknown pipelines', async () => {
     expect((await d.call('GET', '/pipelines/..%2F..%2Fetc')).status).toBe(400);
     expect((await d.call('POST', '/pipelines/a.b/pause')).status).toBe(400);

@@ -15,12 +15,12 @@ export interface Answer {
   readonly body: any;
 }
 
-export async function daemon(options: { configDir?: string } = {}): Promise<TestDaemon> {
+export async function daemon(options: { configDir?: string; host?: string } = {}): Promise<TestDaemon> {
   let log = '';
   const started = await startDaemon({
-    host: '127.0.0.1',
     port: 0,
     ...options,
+    host: options.host ?? '127.0.0.1',
     logStream: {
       write: (chunk: string) => {
         log += chunk;
