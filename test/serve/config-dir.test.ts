@@ -2,7 +2,7 @@
  * GitOps through the daemon: a config directory's files start, reload and stop pipelines; an invalid change
  * is refused while the running version keeps running; a file saved unchanged does nothing.
  */
-import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +35,7 @@ describe('etl serve --config-dir', () => {
       });
     await writeFile(log, '');
     await appendLines(log, 0, 1000);
-    await import('node:fs/promises').then((fs) => fs.mkdir(conf));
+    await mkdir(conf);
     await writeFile(file, doc(0.2));
     server = await daemon({ configDir: conf });
     const d = server;
@@ -86,5 +86,47 @@ describe('etl serve --config-dir', () => {
     await appendLines(log, 1700, 300);
     await until(async () => (await jsonLines(out)).lines >= 2000, 'lines after the restart');
     expect(await jsonLines(out)).toEqual({ lines: 2000, distinct: 2000 });
+  });
+
+  it('hands operator state to the reloaded version: a duplicate seen before the reload is still dropped after it', async () => {
+    const conf = join(dir, 'conf-state');
+    const log = join(dir, 'state.log');
+    const out = join(dir, 'state.jsonl');
+    await mkdir(conf);
+    const doc = (checkpointSeconds: number) =>
+      pipeline({
+        name: 'unique',
+        dataDir: join(dir, '.etl'),
+        log,
+        sink: `type: file, path: ${out}`,
+        checkpointSeconds,
+      })
+        .replace(
+          '    parsed: { type: parse, inputs: [logs], format: auto }\n',
+          '    parsed: { type: parse, inputs: [logs], format: auto }\n    once: { type: dedupe, inputs: [parsed], fields: [query] }\n',
+        )
+        .replace('inputs: [parsed], type: file', 'inputs: [once], type: file');
+    await writeFile(log, '');
+    await appendLines(log, 0, 400);
+    await writeFile(join(conf, 'unique.yaml'), doc(0.2));
+    const d = await daemon({ configDir: conf });
+    try {
+      await until(async () => (await jsonLines(out)).lines === 400, '400 lines');
+      await writeFile(join(conf, 'unique.yaml'), doc(0.4));
+      await d.configDir?.scan();
+      expect((await d.call('GET', '/pipelines/unique')).body).toMatchObject({ status: 'running', runs: 2 });
+      // The first 100 lines again (duplicates), then 100 new ones.
+      await appendLines(log, 0, 100);
+      await appendLines(log, 400, 100);
+      await until(async () => (await jsonLines(out)).lines >= 500, '500 lines');
+      await until(
+        async () => (await d.call('GET', '/pipelines/unique')).body.stats.recordsIn === 200,
+        'every line read',
+      );
+      expect((await d.call('GET', '/pipelines/unique')).body.stats.recordsOut).toBe(100);
+      expect(await jsonLines(out)).toEqual({ lines: 500, distinct: 500 });
+    } finally {
+      await d.shutdown();
+    }
   });
 });
