@@ -301,7 +301,8 @@ function summary(slot: PipelineSlot) {
             errors: stats.errors,
             bytesRead: stats.bytesRead,
             checkpoints: stats.checkpoints,
-            elapsedMs: stats.elapsedMs,
+            // A run's own figure is set when it ends; while it runs, the time since it started.
+            elapsedMs: slot.running && slot.startedAt !== undefined ? Date.now() - slot.startedAt : stats.elapsedMs,
           },
         }
       : {}),

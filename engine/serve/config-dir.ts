@@ -173,12 +173,6 @@ export class ConfigDir {
       diagnostics: outcome.diagnostics,
       appliedAt: new Date().toISOString(),
     });
-    for (const plan of outcome.pipelines) {
-      if (plan.action === 'unchanged' || plan.action === 'refused') continue;
-      this.options.logger.info(`${file}: pipeline ${plan.name} ${plan.action === 'create' ? 'started' : 'reloaded'}`, {
-        status: plan.status,
-      });
-    }
   }
 }
 

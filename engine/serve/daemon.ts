@@ -4,6 +4,7 @@
  * run (credit, checkpoints, failure domain); they share the process's telemetry, told apart by the
  * `pipeline` label.
  */
+import { stat } from 'node:fs/promises';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -60,6 +61,10 @@ export interface Daemon {
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  if (options.configDir) {
+    const info = await stat(options.configDir).catch(() => undefined);
+    if (!info?.isDirectory()) throw new Error(`--config-dir ${options.configDir}: no such directory`);
+  }
   const stream = options.logStream ?? process.stderr;
   const format = options.logFormat ?? 'text';
   const logger = createLogger({ level: options.logLevel, format, stream, bindings: { pipeline: 'serve' } });

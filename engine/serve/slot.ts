@@ -97,6 +97,8 @@ export class PipelineSlot {
   private counted: DeadLetterCounts = { rejected: 0, sinks: {} };
   stats: RunStats | undefined;
   runs = 0;
+  /** When the current (or last) run started, epoch ms. */
+  startedAt: number | undefined;
   lastError: string | undefined;
   /** Why the last version applied was refused, if it was. */
   lastRefusal: { fingerprint: string; message: string; time: string } | undefined;
@@ -189,6 +191,10 @@ export class PipelineSlot {
 
   private kick(): Promise<void> {
     this.pending = true;
+    // A run still starting (a sink waiting for its server, say) that is no longer wanted is asked to stop now,
+    // not once it is up.
+    const current = this.current;
+    if (current && !current.up && !this.wants(current.version)) current.stop.abort();
     this.driving ??= (async () => {
       try {
         while (this.pending) {
@@ -200,6 +206,10 @@ export class PipelineSlot {
       }
     })();
     return this.driving;
+  }
+
+  private wants(version: Version): boolean {
+    return this.intent === 'run' && this.desired?.fingerprint === version.fingerprint;
   }
 
   /** Steps until the run is what was asked: the old one stopped before a new one starts. */
@@ -231,6 +241,7 @@ export class PipelineSlot {
     this.counted = { rejected: 0, sinks: {} };
     this.stats = undefined;
     this.runs++;
+    this.startedAt = Date.now();
     const run: CurrentRun = {
       version,
       stop,

@@ -125,6 +125,11 @@ export class Supervisor {
 
     await Promise.all([...accepted.map((version) => this.run(version)), ...removed.map((name) => this.remove(name))]);
     const settled = plans.map((plan) => this.outcome(plan, accepted));
+    for (const plan of settled) {
+      if (plan.action !== 'create' && plan.action !== 'update') continue;
+      const what = plan.action === 'create' ? 'started' : 'reloaded';
+      this.options.logger.info(`pipeline ${plan.name} ${what} from ${file}`, { status: plan.status });
+    }
     return { valid: true, diagnostics, pipelines: settled, removed };
   }
 
