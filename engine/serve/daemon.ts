@@ -169,7 +169,13 @@ async function buildApp(parts: {
       ...(options.configDir ? { configDirPath: options.configDir } : {}),
     });
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+  await app.register(async (scope) => {
+    // The OpenAPI page and document carry a role like every route: anyone may read them.
+    scope.addHook('onRoute', (route) => {
+      route.config = { ...(route.config ?? {}), role: 'public' };
+    });
+    await scope.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+  });
   await app.ready();
   return app;
 }

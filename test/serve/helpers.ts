@@ -1,7 +1,7 @@
 /** The daemon in the test's process, on a loopback port of its own, and what its tests write and wait for. */
 import { appendFile, readFile } from 'node:fs/promises';
 import { writeLogFile } from '../../operators/sources/generator/write-file.ts';
-import { type Daemon, startDaemon } from '../../engine/serve/daemon.ts';
+import { type Daemon, type SecurityLayer, startDaemon } from '../../engine/serve/daemon.ts';
 
 export interface TestDaemon extends Daemon {
   /** Everything it logged. */
@@ -15,7 +15,9 @@ export interface Answer {
   readonly body: any;
 }
 
-export async function daemon(options: { configDir?: string; host?: string } = {}): Promise<TestDaemon> {
+export async function daemon(
+  options: { configDir?: string; host?: string; security?: SecurityLayer } = {},
+): Promise<TestDaemon> {
   let log = '';
   const started = await startDaemon({
     port: 0,
