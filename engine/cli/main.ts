@@ -72,9 +72,10 @@ export async function main(argv: string[]): Promise<number> {
         },
       ) => {
         if (opts.server) {
-          const { applyToServer } = await import('../serve/client.ts');
+          const { applyToServer, apiKeyHeaders } = await import('../serve/client.ts');
           exitCode = await applyToServer(paths, opts.dryRun ? 'diff' : 'apply', {
             server: opts.server,
+            headers: apiKeyHeaders(),
             out: process.stdout,
             err: process.stderr,
           });
@@ -98,8 +99,13 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
     .requiredOption('--server <url>', 'the daemon, e.g. http://127.0.0.1:8080')
     .action(async (paths: string[], opts: { server: string }) => {
-      const { applyToServer } = await import('../serve/client.ts');
-      exitCode = await applyToServer(paths, 'diff', { server: opts.server, out: process.stdout, err: process.stderr });
+      const { applyToServer, apiKeyHeaders } = await import('../serve/client.ts');
+      exitCode = await applyToServer(paths, 'diff', {
+        server: opts.server,
+        headers: apiKeyHeaders(),
+        out: process.stdout,
+        err: process.stderr,
+      });
     });
 
   program

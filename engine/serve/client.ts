@@ -17,6 +17,12 @@ export interface ClientOptions {
   readonly headers?: Record<string, string>;
 }
 
+/** `Authorization: Bearer $ETL_API_KEY` when that variable is set, for a daemon with a security layer. */
+export function apiKeyHeaders(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const key = env.ETL_API_KEY?.trim();
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
 interface Answer {
   valid: boolean;
   diagnostics: Array<{ text: string; severity: string }>;

@@ -2,8 +2,12 @@
  * The hook a security layer plugs into: registered before the routes, it sees every route with the role its
  * caller needs, and may answer first; with it, the daemon listens where it is told.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
+import { apiKeyHeaders, applyToServer } from '../../engine/serve/client.ts';
 import type { SecurityLayer } from '../../engine/serve/daemon.ts';
 import { daemon } from './helpers.ts';
 
@@ -27,7 +31,8 @@ function layer(routes: Route[]): SecurityLayer {
       app.addHook('onRequest', async (request, reply) => {
         const needed = request.routeOptions.config.role;
         if (needed === undefined) return reply.code(403).send({ message: 'route without a role' });
-        const held = String(request.headers['x-role'] ?? 'public');
+        const bearer = request.headers.authorization === 'Bearer operator-key' ? 'operator' : undefined;
+        const held = String(request.headers['x-role'] ?? bearer ?? 'public');
         if ((rank[held] ?? 0) < (rank[needed] ?? 99)) return reply.code(held === 'public' ? 401 : 403).send({});
       });
     },
@@ -56,8 +61,34 @@ describe('the security hook of etl serve', () => {
       expect((await d.call('GET', '/pipelines', undefined, { 'x-role': 'viewer' })).status).toBe(200);
       expect((await d.call('POST', '/pipelines/x/stop', undefined, { 'x-role': 'viewer' })).status).toBe(403);
       expect((await d.call('POST', '/pipelines/x/stop', undefined, { 'x-role': 'operator' })).status).toBe(404);
+
+      // `etl apply --server` sends ETL_API_KEY as a bearer token.
+      const files = await mkdtemp(join(tmpdir(), 'etl-serve-key-'));
+      try {
+        await writeFile(join(files, 'p.yaml'), pipelineIn(files));
+        const out = { text: '', write: (c: string) => (out.text += c) };
+        const refused = applyToServer([files], 'apply', { server: d.url, out, err: out });
+        await expect(refused).rejects.toThrow(/answered 401/);
+        const headers = apiKeyHeaders({ ETL_API_KEY: 'operator-key' });
+        expect(await applyToServer([files], 'apply', { server: d.url, out, err: out, headers })).toBe(0);
+        expect(out.text).toContain('keyed: created');
+        await d.call('DELETE', '/pipelines/keyed', undefined, { 'x-role': 'operator' });
+      } finally {
+        await rm(files, { recursive: true, force: true });
+      }
     } finally {
       await d.shutdown();
     }
   });
 });
+
+const pipelineIn = (dir: string) => `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: keyed }
+spec:
+  settings: { data_dir: ${join(dir, '.etl')} }
+  sources:
+    logs: { type: generator, count: 10 }
+  sinks:
+    out: { type: blackhole, inputs: [logs] }
+`;
