@@ -102,6 +102,10 @@ describe('etl serve with PostgreSQL', () => {
           'every line written',
         );
       }
+      // SIGHUP rescans the directory; the daemon lives on.
+      first.child.kill('SIGHUP');
+      expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
+      expect(first.child.exitCode).toBeNull();
       first.child.kill('SIGTERM');
       const ended = await first.done;
       expect(ended.code, first.stderr()).toBe(0);

@@ -1,6 +1,7 @@
 /**
  * `etl serve`: the daemon, until SIGINT/SIGTERM. The first signal drains every pipeline and writes its
  * checkpoint, as `etl apply` does; a second one (or the shutdown deadline) aborts the pipelines still draining.
+ * SIGHUP rescans the config directory at once.
  */
 import { startDaemon } from '../../serve/daemon.ts';
 import type { LogFormat, LogLevel } from '../../telemetry/logger.ts';
@@ -47,6 +48,8 @@ export async function runServe(options: ServeOptions): Promise<number> {
       daemon.shutdown().then(resolve, resolve);
     };
     for (const signal of ['SIGINT', 'SIGTERM'] as const) signals.on(signal, onSignal);
+    // SIGHUP, as daemons take it: read the config directory again now.
+    signals.on('SIGHUP', () => void daemon.configDir?.scan());
   });
   return 0;
 }
