@@ -148,6 +148,15 @@ export const settingsSchema: JsonSchema = {
         'that windows close while an input is quiet.',
       default: DEFAULT_SETTINGS.idle_source_seconds,
     },
+    audit_log: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'A file (JSON lines) that each run appends one line to, whatever its outcome: when it ran, what it read, ' +
+        'what each sink wrote, what each stage rejected, what stages counted of their work (fields anonymized…) ' +
+        "and the sinks' retention. Relative to the working directory.",
+      examples: ['.etl/audit/web.jsonl'],
+    },
   },
 };
 
@@ -174,6 +183,14 @@ export const telemetrySchema: JsonSchema = {
           description: 'OTLP/HTTP endpoint (with `exporter: otlp`).',
           format: 'uri',
           examples: ['http://127.0.0.1:4318'],
+        },
+        sample_ratio: {
+          type: 'number',
+          description:
+            'Share of the traces started here that are recorded, 0 to 1 (parent-based: a batch arriving with a W3C `traceparent` follows its parent). Wins over OTEL_TRACES_SAMPLER; default: that variable, else every trace.',
+          minimum: 0,
+          maximum: 1,
+          examples: [0.01],
         },
       },
     },

@@ -40,6 +40,8 @@ export interface DaemonOptions {
   readonly logLevel?: LogLevel;
   readonly logFormat?: LogFormat;
   readonly logStream?: { write(chunk: string): unknown };
+  /** Pretty format: colour the level (a terminal). */
+  readonly logColorize?: boolean;
   readonly rescanIntervalMs?: number;
   /** First wait before a failed pipeline is started again. */
   readonly restartDelayMs?: number;
@@ -66,8 +68,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     if (!info?.isDirectory()) throw new Error(`--config-dir ${options.configDir}: no such directory`);
   }
   const stream = options.logStream ?? process.stderr;
-  const format = options.logFormat ?? 'text';
-  const logger = createLogger({ level: options.logLevel, format, stream, bindings: { pipeline: 'serve' } });
+  const format = options.logFormat ?? 'pretty';
+  const colorize = options.logColorize === true;
+  const logger = createLogger({ level: options.logLevel, format, stream, colorize, bindings: { pipeline: 'serve' } });
   const telemetry = await createTelemetry({ traces: 'none' }, { logger });
   const registry = new Registry();
   const warnedPorts = new Set<string>();
@@ -77,7 +80,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       logger.warn(`pipeline ${spec.name}: telemetry.metrics.prometheus_port is not used by etl serve: see /metrics`);
     }
     const bindings = stage ? { pipeline: spec.name, stage } : { pipeline: spec.name };
-    return createLogger({ level: options.logLevel, format, stream, secrets: spec.secrets, bindings });
+    return createLogger({ level: options.logLevel, format, stream, colorize, secrets: spec.secrets, bindings });
   };
   const supervisor = new Supervisor({
     telemetry,

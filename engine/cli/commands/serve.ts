@@ -33,6 +33,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
     ...(options.logLevel ? { logLevel: options.logLevel } : {}),
     logFormat: options.logFormat,
     logStream: options.err,
+    logColorize: (options.err as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR,
   });
   const signals = options.signals ?? process;
   await new Promise<void>((resolve) => {
