@@ -3,11 +3,12 @@
  * writes its checkpoint, a rerun resumes from it and writes nothing twice; a storm of alternating applies
  * leaves exactly one running version, and every line arrives once.
  */
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../operators/sinks/postgres/driver.ts';
 import { PG_URL, serverQuery } from '../postgres/helpers.ts';
 import { startEtl } from '../support/cli.ts';
@@ -19,6 +20,12 @@ let dir: string;
 const schemas: string[] = [];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'etl-serve-pg-'));
+});
+/** Daemons started by a test: one still running when it ends (it failed) is killed, not left behind. */
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0))
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 afterAll(async () => {
   for (const schema of schemas) await serverQuery(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
@@ -36,6 +43,7 @@ async function serve(conf: string) {
   const run = startEtl(['serve', '--config-dir', conf, '--listen', '127.0.0.1:0', '--log-level', 'info'], {
     env: { DATABASE_URL: '' },
   });
+  children.push(run.child);
   let stderr = '';
   run.child.stderr?.on('data', (chunk: string) => {
     stderr += chunk;
