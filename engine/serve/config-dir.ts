@@ -19,6 +19,8 @@ const PIPELINE_MARK = /^\s*apiVersion:\s*["']?etl\//m;
 const YAML_FILE = /\.ya?ml$/i;
 /** Editors write a file in several steps: changes this close together are one. */
 const SETTLE_MS = 100;
+/** A file still changing after this many reads is taken as it is then (the next change brings another scan). */
+const MAX_SETTLE_TRIES = 20;
 
 export interface FileState {
   /** Relative to the directory. */
@@ -109,12 +111,10 @@ export class ConfigDir {
     const files = await yamlFiles(this.options.dir, '', dirs);
     this.watchDirectories(dirs);
     for (const file of files) {
-      try {
-        const text = await readFile(join(this.options.dir, file), 'utf8');
-        if (PIPELINE_MARK.test(text)) texts.set(file, text);
-      } catch {
-        // removed since it was listed: gone for this scan
-      }
+      const text = await this.read(file);
+      // A file of ours stays ours whatever it holds now (half written, emptied): its change is judged, and
+      // refused if it is no pipeline, rather than taken for a removal that would stop its pipelines.
+      if (text !== undefined && (this.files.has(file) || PIPELINE_MARK.test(text))) texts.set(file, text);
     }
     // Removals first: a pipeline moved to another file stops here and starts from there, from its checkpoint.
     let removed = false;
@@ -128,14 +128,38 @@ export class ConfigDir {
     }
     // A file refused because another one held its pipeline's name is tried again once that one has gone.
     if (removed) for (const [file, state] of this.files) if (!state.valid) this.files.set(file, { ...state, hash: '' });
-    for (const [file, text] of texts) {
-      const hash = createHash('sha256').update(text).digest('hex');
+    for (const [file, first] of texts) {
+      if (this.files.get(file)?.hash === hashOf(first)) continue;
+      // Changed: taken once it holds still, so that a file caught while an editor writes it is not judged half done.
+      const text = await this.settled(file, first);
+      if (text === undefined) continue; // gone meanwhile: the next scan removes it
+      const hash = hashOf(text);
       if (this.files.get(file)?.hash === hash) continue;
       const outcome = await this.options.supervisor.apply(text, join(this.options.dir, file), ownerOf(file), {
         prune: true,
       });
       this.record(file, hash, outcome);
     }
+  }
+
+  private async read(file: string): Promise<string | undefined> {
+    try {
+      return await readFile(join(this.options.dir, file), 'utf8');
+    } catch {
+      return undefined; // removed since it was listed
+    }
+  }
+
+  /** The file's text once two reads `SETTLE_MS` apart agree (at most a few tries), or undefined once it is gone. */
+  private async settled(file: string, text: string): Promise<string | undefined> {
+    let last: string | undefined = text;
+    for (let attempt = 0; attempt < MAX_SETTLE_TRIES && last !== undefined; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      const again = await this.read(file);
+      if (again === last) return again;
+      last = again;
+    }
+    return last;
   }
 
   /** Watches the directories found by the scan, and stops watching those gone. */
@@ -174,6 +198,10 @@ export class ConfigDir {
       appliedAt: new Date().toISOString(),
     });
   }
+}
+
+function hashOf(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 export function ownerOf(file: string): string {

@@ -71,6 +71,13 @@ describe('etl serve --config-dir', () => {
     const metrics = (await d.call('GET', '/metrics')).body as string;
     expect(metrics).toContain('etl_config_reload_failures_total{pipeline="web"} 1');
     expect((await d.call('GET', '/pipelines')).body[0]).toMatchObject({ status: 'running', runs: 2 });
+    // Emptied (as an editor may leave it for a moment): a change refused, not a removal.
+    await writeFile(file, '');
+    await until(async () => {
+      const config = (await d.call('GET', '/config')).body;
+      return /holds no pipeline document/.test(config.files[0]?.diagnostics[0]?.message ?? '');
+    }, 'the emptied file refused');
+    expect((await d.call('GET', '/pipelines')).body[0]).toMatchObject({ status: 'running', runs: 2 });
     await appendLines(log, 1500, 200);
     await until(async () => (await jsonLines(out)).lines >= 1700, 'lines after the refused change');
 
