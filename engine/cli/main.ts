@@ -36,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('validate, then run the pipelines in the given files or directories')
     .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
     .option('--dry-run', 'print what the sinks would change (e.g. DDL) and exit', false)
+    .option('--server <url>', 'send the pipelines to a running `etl serve` instead of running them here')
     .option('--no-progress', 'no live progress line, even on a terminal')
     .option('--wait', 'when another process runs one of these pipelines, wait for it instead of refusing', false)
     .option('--reset', 'start over: set the checkpoints aside and read every source from the start', false)
@@ -64,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
         paths: string[],
         opts: {
           dryRun: boolean;
+          server?: string;
           progress: boolean;
           wait: boolean;
           reset: boolean;
@@ -73,6 +75,16 @@ export async function main(argv: string[]): Promise<number> {
           logFormat: 'pretty' | 'json';
         },
       ) => {
+        if (opts.server) {
+          const { applyToServer, apiKeyHeaders } = await import('../serve/client.ts');
+          exitCode = await applyToServer(paths, opts.dryRun ? 'diff' : 'apply', {
+            server: opts.server,
+            headers: apiKeyHeaders(),
+            out: process.stdout,
+            err: process.stderr,
+          });
+          return;
+        }
         const { runApply } = await import('./commands/apply.ts');
         const { rename, ...rest } = opts;
         exitCode = await runApply(paths, {
@@ -82,6 +94,48 @@ export async function main(argv: string[]): Promise<number> {
           out: process.stdout,
           err: process.stderr,
         });
+      },
+    );
+
+  program
+    .command('diff')
+    .description('what applying these pipelines to a running `etl serve` would change (nothing is applied)')
+    .argument('<paths...>', 'pipeline files (.yaml) or directories of them')
+    .requiredOption('--server <url>', 'the daemon, e.g. http://127.0.0.1:8080')
+    .action(async (paths: string[], opts: { server: string }) => {
+      const { applyToServer, apiKeyHeaders } = await import('../serve/client.ts');
+      exitCode = await applyToServer(paths, 'diff', {
+        server: opts.server,
+        headers: apiKeyHeaders(),
+        out: process.stdout,
+        err: process.stderr,
+      });
+    });
+
+  program
+    .command('serve')
+    .description('run pipelines as a daemon with a REST API; --config-dir keeps them as a directory says')
+    .option('--config-dir <dir>', 'run the pipelines of this directory, following its changes')
+    .option('--listen <host:port>', 'address of the API (loopback only without a security layer)', '127.0.0.1:8080')
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .choices(['debug', 'info', 'warn', 'error'])
+        .default(process.env.ETL_LOG_LEVEL ?? 'info'),
+    )
+    .addOption(
+      new Option('--log-format <format>', 'pretty: a line per event for people; json: a JSON object per line')
+        .choices(['pretty', 'json'])
+        .default('pretty'),
+    )
+    .action(
+      async (opts: {
+        configDir?: string;
+        listen: string;
+        logLevel: 'debug' | 'info' | 'warn' | 'error';
+        logFormat: 'pretty' | 'json';
+      }) => {
+        const { runServe } = await import('./commands/serve.ts');
+        exitCode = await runServe({ ...opts, err: process.stderr });
       },
     );
 

@@ -83,6 +83,8 @@ export interface RunOptions {
   /** A checkpoint made before stages were renamed or removed: old id → new id, and ids whose state to drop. */
   renames?: Readonly<Record<string, string>>;
   forget?: readonly string[];
+  /** Called once every stage is open and the sources are reading: the run is up (a daemon's readiness). */
+  onRunning?: () => void;
 }
 
 export interface RunResult {
@@ -245,6 +247,9 @@ class PipelineRun {
         );
       }
       checkpoints.onCommitted((record) => this.acks.committed(record.id));
+      checkpoints.onCommitted(() => {
+        this.stats.checkpoints = checkpoints.committed;
+      });
       checkpoints.onCommitted((record) => this.deliverLate(record));
       checkpoints.onCommitted((record) => {
         this.keyed.committed(record.id).catch((error: unknown) => this.fail(error));
@@ -254,6 +259,7 @@ class PipelineRun {
       // Dead letters a crash kept from being delivered after the checkpoint that found them.
       if (resumeFrom) this.deliverLate(resumeFrom);
       checkpoints.start();
+      this.options.onRunning?.();
       // A followed input mostly waits: after each burst, the memory it grew is given back once it goes quiet.
       const stopReleasing = releaseMemoryWhenIdle(() => this.stats.recordsIn, IDLE_MEMORY_CHECK_MS);
       await Promise.race([done, aborted(this.hardAbort.signal)]).finally(stopReleasing);
