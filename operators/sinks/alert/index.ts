@@ -53,6 +53,7 @@ export default defineSink<typeof schema, AlertSinkOptions>({
           problems.push({
             path: ['channel'],
             message: `\`channel: email\` needs \`${key}\``,
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: shows the pipeline interpolation syntax
             hint: 'smtp_url: ${secret:SMTP_URL}, from: …, to: [ … ]',
           });
         }
@@ -61,6 +62,7 @@ export default defineSink<typeof schema, AlertSinkOptions>({
       problems.push({
         path: ['channel'],
         message: `\`channel: ${options.channel}\` needs \`url\``,
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: shows the pipeline interpolation syntax
         hint: 'url: ${secret:SLACK_WEBHOOK_URL}',
       });
     }
@@ -68,6 +70,7 @@ export default defineSink<typeof schema, AlertSinkOptions>({
       problems.push({
         path: ['channel'],
         message: '`channel: pagerduty` needs `routing_key`, the integration’s key',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: shows the pipeline interpolation syntax
         hint: 'routing_key: ${secret:PAGERDUTY_ROUTING_KEY}',
       });
     }

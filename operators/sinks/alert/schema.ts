@@ -25,8 +25,10 @@ export const schema = {
       format: 'uri',
       writeOnly: true,
       description:
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: shows the pipeline interpolation syntax
         'Where alerts are posted: the Slack incoming-webhook URL (a secret: read it from `${secret:…}`), the ' +
         'webhook, or another PagerDuty events endpoint (default: PagerDuty’s).',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shows the pipeline interpolation syntax
       examples: ['${secret:SLACK_WEBHOOK_URL}'],
     },
     routing_key: {
@@ -34,6 +36,7 @@ export const schema = {
       minLength: 1,
       writeOnly: true,
       description: 'PagerDuty: the integration’s routing key (a secret).',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shows the pipeline interpolation syntax
       examples: ['${secret:PAGERDUTY_ROUTING_KEY}'],
     },
     smtp_url: {
@@ -43,6 +46,7 @@ export const schema = {
       description:
         'email: the SMTP server, `smtp://user:password@host:587` (STARTTLS when the server offers it) or ' +
         '`smtps://…:465` (TLS from the start). A secret: it holds the password.',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shows the pipeline interpolation syntax
       examples: ['${secret:SMTP_URL}'],
     },
     from: {

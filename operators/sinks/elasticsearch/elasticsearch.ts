@@ -8,7 +8,6 @@
  */
 import { createHash } from 'node:crypto';
 import { Client } from '@elastic/elasticsearch';
-import { errorMessage } from '../../../engine/errors.ts';
 import type { OperatorContext, Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import { type EtlRecord, eventTimeOf, ORIGIN } from '../../../engine/record.ts';
 import { backoffDelay, sleep } from '../../../engine/retry.ts';

@@ -15,6 +15,7 @@ export const schema = {
       format: 'uri',
       writeOnly: true,
       description: 'The cluster, `https://user:password@es.example.com:9200` (a secret when it holds a password).',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shows the pipeline interpolation syntax
       examples: ['${secret:ELASTICSEARCH_URL}'],
     },
     api_key: {
@@ -22,6 +23,7 @@ export const schema = {
       minLength: 1,
       writeOnly: true,
       description: 'An API key (the base64 `id:key` Elasticsearch gives), instead of a password in the URL.',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shows the pipeline interpolation syntax
       examples: ['${secret:ELASTICSEARCH_API_KEY}'],
     },
     index: {
