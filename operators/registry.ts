@@ -11,6 +11,7 @@ import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
+import natsSource from './sources/nats/index.ts';
 import aggregateTransform from './transforms/aggregate/index.ts';
 import anomaliesTransform from './transforms/anomalies/index.ts';
 import anonymizeTransform from './transforms/anonymize/index.ts';
@@ -27,6 +28,7 @@ export const registry: readonly OperatorDefinition[] = [
   fileSource,
   stdinSource,
   generatorSource,
+  natsSource,
   parseTransform,
   geoipTransform,
   userAgentTransform,

@@ -62,6 +62,8 @@ class PostgresSink implements Sink {
   /** Where the rows of batches are encoded (`take` hands out each batch). */
   private readonly rows = new CopyBuffer();
   private readonly partitions: PartitionManager | undefined;
+  /** `origin_columns` as [column, origin property] pairs. */
+  private readonly originColumns: ReadonlyArray<readonly [string, keyof Origin]>;
   private database: Database | undefined;
   private loader: Loader | undefined;
   private closed = false;
@@ -77,6 +79,7 @@ class PostgresSink implements Sink {
     };
     this.target = resolveTarget(options.url, ctx.dataDir, deps.env);
     this.layout = buildLayout(options, ctx.inputSchema);
+    this.originColumns = Object.entries(options.origin_columns).map(([c, p]) => [c, p as keyof Origin] as const);
     this.encoder = new RowEncoder(this.layout.columns, options.extra_column, this.layout.timeColumn);
     const { granularity, timeColumn } = this.layout;
     this.partitions =
@@ -183,8 +186,10 @@ class PostgresSink implements Sink {
     const partitions = this.partitions;
     const out = this.rows;
     const origins: Array<Origin | undefined> = [];
+    const fromOrigin = this.originColumns;
     for (let i = 0; i < records.length; i++) {
-      const record = records[i] as EtlRecord;
+      const given = records[i] as EtlRecord;
+      const record = fromOrigin.length === 0 ? given : withOriginColumns(given, fromOrigin);
       if (!encoder.encodeInto(record, out)) {
         ctx.deadLetter(record, encoder.reason);
         continue;
@@ -268,6 +273,14 @@ function applicationName(pipeline: string, sink: string): string {
   return names.length + holder.length <= 63
     ? names + holder
     : `${names.slice(0, Math.max(16, 63 - holder.length))}${holder}`.slice(0, 63);
+}
+
+/** A copy of `record` with its origin columns filled (absent origin properties stay NULL). */
+function withOriginColumns(record: EtlRecord, columns: ReadonlyArray<readonly [string, keyof Origin]>): EtlRecord {
+  const origin = record[ORIGIN];
+  const out: EtlRecord = { ...record };
+  for (const [column, property] of columns) out[column] = origin?.[property] ?? null;
+  return out;
 }
 
 async function inTransaction(session: Session, fn: () => Promise<void>): Promise<void> {

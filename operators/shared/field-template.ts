@@ -1,8 +1,8 @@
 /**
- * Key templates: `web:{vhost}:{path}`. `{name}` is the value of field `name` (numbers and booleans as text,
+ * Field templates (redis keys, nats subjects): `web:{vhost}:{path}`. `{name}` is the value of field `name` (numbers and booleans as text,
  * other values as JSON), `{{` and `}}` are literal braces.
  */
-import type { EtlRecord } from '../../../engine/record.ts';
+import type { EtlRecord } from '../../engine/record.ts';
 
 export interface Template {
   readonly fields: readonly string[];

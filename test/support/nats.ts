@@ -1,0 +1,67 @@
+/** A throwaway JetStream stream on the test server (127.0.0.1:4222 unless ETL_TEST_NATS_URL), deleted after. */
+import { randomBytes } from 'node:crypto';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+export const NATS_URL = process.env.ETL_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+export class ThrowawayStream {
+  readonly name: string;
+  readonly subject: string;
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  private constructor(nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, name: string) {
+    this.nc = nc;
+    this.js = js;
+    this.jsm = jsm;
+    this.name = name;
+    this.subject = `etltest.${name}`;
+  }
+
+  /** A new stream holding `etltest.<name>.>`, with a de-duplication window. */
+  static async create(prefix = 'T'): Promise<ThrowawayStream> {
+    const nc = await connect({ servers: NATS_URL });
+    const jsm = await jetstreamManager(nc);
+    const name = `${prefix}_${randomBytes(5).toString('hex')}`.toUpperCase();
+    await jsm.streams.add({ name, subjects: [`etltest.${name}.>`], duplicate_window: 120e9 });
+    return new ThrowawayStream(nc, jetstream(nc), jsm, name);
+  }
+
+  /** Publishes `lines` on `<subject>.<suffix>` and waits for every publish ack. */
+  async publish(lines: readonly string[], suffix = 'access', window = 1000): Promise<void> {
+    const encoder = new TextEncoder();
+    for (let i = 0; i < lines.length; i += window) {
+      await Promise.all(
+        lines.slice(i, i + window).map((line) => this.js.publish(`${this.subject}.${suffix}`, encoder.encode(line))),
+      );
+    }
+  }
+
+  /** The consumer's counts; all -1 while it does not exist yet (the pipeline creates it). */
+  async consumer(durable: string): Promise<{ ackPending: number; pending: number; redelivered: number }> {
+    const info = await this.jsm.consumers.info(this.name, durable).catch(() => undefined);
+    if (info === undefined) return { ackPending: -1, pending: -1, redelivered: -1 };
+    return { ackPending: info.num_ack_pending, pending: info.num_pending, redelivered: info.num_redelivered };
+  }
+
+  async messages(): Promise<number> {
+    return (await this.jsm.streams.info(this.name)).state.messages;
+  }
+
+  async drop(): Promise<void> {
+    await this.jsm.streams.delete(this.name).catch(() => {});
+    await this.nc.close();
+  }
+}
+
+/** `n` common-log lines whose path carries their number (`/item?seq=<i>`). */
+export function accessLines(n: number, from = 0): string[] {
+  const lines: string[] = [];
+  for (let i = from; i < from + n; i++) {
+    lines.push(
+      `10.0.${(i >> 8) & 255}.${i & 255} - - [10/Oct/2026:13:55:36 +0000] "GET /item?seq=${i} HTTP/1.1" 200 ${i % 5000}`,
+    );
+  }
+  return lines;
+}
