@@ -7,6 +7,7 @@ import blackholeSink from './sinks/blackhole/index.ts';
 import fileSink from './sinks/file/index.ts';
 import postgresSink from './sinks/postgres/index.ts';
 import redisSink from './sinks/redis/index.ts';
+import natsSink from './sinks/nats/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
@@ -45,6 +46,7 @@ export const registry: readonly OperatorDefinition[] = [
   blackholeSink,
   postgresSink,
   redisSink,
+  natsSink,
 ];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {

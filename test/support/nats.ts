@@ -20,11 +20,11 @@ export class ThrowawayStream {
   }
 
   /** A new stream holding `etltest.<name>.>`, with a de-duplication window. */
-  static async create(prefix = 'T'): Promise<ThrowawayStream> {
+  static async create(prefix = 'T', config: { max_msg_size?: number } = {}): Promise<ThrowawayStream> {
     const nc = await connect({ servers: NATS_URL });
     const jsm = await jetstreamManager(nc);
     const name = `${prefix}_${randomBytes(5).toString('hex')}`.toUpperCase();
-    await jsm.streams.add({ name, subjects: [`etltest.${name}.>`], duplicate_window: 120e9 });
+    await jsm.streams.add({ name, subjects: [`etltest.${name}.>`], duplicate_window: 120e9, ...config });
     return new ThrowawayStream(nc, jetstream(nc), jsm, name);
   }
 
@@ -47,6 +47,21 @@ export class ThrowawayStream {
 
   async messages(): Promise<number> {
     return (await this.jsm.streams.info(this.name)).state.messages;
+  }
+
+  /** Every message the stream holds, in order: subject, payload as text, message id (through an ordered consumer). */
+  async read(): Promise<Array<{ subject: string; data: string; id: string | undefined }>> {
+    const total = (await this.jsm.streams.info(this.name)).state.messages;
+    const out: Array<{ subject: string; data: string; id: string | undefined }> = [];
+    if (total === 0) return out;
+    const consumer = await this.js.consumers.get(this.name);
+    while (out.length < total) {
+      const batch = await consumer.fetch({ max_messages: Math.min(total - out.length, 10_000), expires: 2000 });
+      for await (const msg of batch) {
+        out.push({ subject: msg.subject, data: msg.string(), id: msg.headers?.get('Nats-Msg-Id') || undefined });
+      }
+    }
+    return out;
   }
 
   async drop(): Promise<void> {
