@@ -316,6 +316,27 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
   });
 });
 
+describe('postgres sink instances opening one new table together', () => {
+  it('serialise its DDL: every one opens (scale-out instances start at once)', async () => {
+    const target = await Target.create('server');
+    try {
+      // Distinct pipelines (one per instance), one schema and table none of them has created yet.
+      const sinks = ['a', 'b', 'c', 'd'].map((instance) =>
+        target.sink(
+          target.options({ partition: 'day' }),
+          testContext(join(target.dataDir, instance), 'store', `loader-${instance}`),
+          now,
+        ),
+      );
+      const opened = await Promise.allSettled(sinks.map((sink) => sink.open?.()));
+      for (const sink of sinks) await sink.close?.();
+      expect(opened.filter((o) => o.status === 'rejected')).toEqual([]);
+    } finally {
+      await target.dispose();
+    }
+  });
+});
+
 describe('embedded PostgreSQL', () => {
   it('runs with fsync on (PGlite turns it off)', async () => {
     const target = await Target.create('embedded');

@@ -156,11 +156,21 @@ class PostgresSink implements Sink {
       lockWait: database.kind === 'server' && this.options.pool_max_connections >= 2 ? this.lockWait : undefined,
     });
     this.loader = loader;
+    // Several runs (scaled-out instances) may open the same new table at once: its DDL is serialised on the
+    // server, each planning from what the catalog holds once it has the lock.
+    const ddlLock = async (session: Session): Promise<void> => {
+      if (database.kind !== 'server') return;
+      await session.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`etl-ddl:${this.tableName()}`]);
+    };
     await loader.run(async (session) => {
-      const state = await inspect(session, this.options.schema, this.options.table);
-      const { statements, warnings } = planTable(this.layout, state);
-      for (const warning of warnings) this.ctx.logger.warn(warning, { table: this.tableName() });
+      let state = EMPTY_STATE;
+      let statements: string[] = [];
       await inTransaction(session, async () => {
+        await ddlLock(session);
+        state = await inspect(session, this.options.schema, this.options.table);
+        const plan = planTable(this.layout, state);
+        for (const warning of plan.warnings) this.ctx.logger.warn(warning, { table: this.tableName() });
+        statements = plan.statements;
         for (const sql of statements) await session.query(sql);
       });
       if (statements.length > 0) {
@@ -175,7 +185,10 @@ class PostgresSink implements Sink {
       partitions.rolledBack(); // a retry after a lost connection starts from what the catalog says
       const after = state.relkind === undefined ? EMPTY_STATE : state;
       partitions.load(after.partitions);
-      await inTransaction(session, () => partitions.maintain(session, this.now()));
+      await inTransaction(session, async () => {
+        await ddlLock(session);
+        await partitions.maintain(session, this.now());
+      });
       partitions.committed();
     });
   }

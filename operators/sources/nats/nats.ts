@@ -245,8 +245,20 @@ class NatsSource implements Source {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // The runtime has settled every batch's durability by now: wait for the acks and naks to be sent.
-    await Promise.allSettled([...this.settling]);
+    // The runtime has settled every batch's durability by now: wait for the acks and naks to be sent (unless
+    // the run is aborted: the server then delivers what was not acknowledged again).
+    const signal = this.ctx.signal;
+    if (!signal.aborted) {
+      let onAbort: () => void = () => {};
+      await Promise.race([
+        Promise.allSettled([...this.settling]),
+        new Promise<void>((resolve) => {
+          onAbort = resolve;
+          signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+      signal.removeEventListener('abort', onAbort);
+    }
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
     try {
