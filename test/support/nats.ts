@@ -1,5 +1,10 @@
 /** A throwaway JetStream stream on the test server (127.0.0.1:4222 unless ETL_TEST_NATS_URL), deleted after. */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
@@ -79,4 +84,68 @@ export function accessLines(n: number, from = 0): string[] {
     );
   }
   return lines;
+}
+
+/** A nats-server of the test's own (JetStream, its own port and store), that can be stopped and started again. */
+export class ThrowawayNatsServer {
+  readonly url: string;
+  private child: ChildProcess | undefined;
+  private readonly port: number;
+  private readonly dir: string;
+  private constructor(port: number, dir: string) {
+    this.port = port;
+    this.dir = dir;
+    this.url = `nats://127.0.0.1:${port}`;
+  }
+
+  static async start(): Promise<ThrowawayNatsServer> {
+    const dir = await mkdtemp(join(tmpdir(), 'etl-nats-server-'));
+    const server = new ThrowawayNatsServer(await freePort(), dir);
+    await server.resume();
+    return server;
+  }
+
+  /** Starts the server (again, on the same port and store) and waits until it takes connections. */
+  async resume(): Promise<void> {
+    this.child = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir], {
+      stdio: 'ignore',
+    });
+    for (;;) {
+      const nc = await connect({ servers: this.url, reconnect: false }).catch(() => undefined);
+      if (nc) {
+        await nc.close();
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Kills the server (SIGKILL) and waits for it to be gone. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+const NATS_SERVER = process.env.ETL_TEST_NATS_SERVER ?? 'nats-server';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
 }

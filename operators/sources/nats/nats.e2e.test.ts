@@ -119,14 +119,14 @@ describe('nats source → parse → postgres', () => {
 
   it('does not acknowledge before the checkpoint: a process killed before it leaves every message to be redelivered, stored once', async () => {
     // No checkpoint during the first run: the rows sit in the open transaction, the messages unacknowledged.
-    const { stream, schema, pipeline } = await setup('checkpoint_interval_seconds: 3600, batch_max_records: 100', 1);
+    const { stream, schema, pipeline } = await setup('checkpoint_interval_seconds: 3600, batch_max_records: 100', 2);
     const lines = accessLines(1000);
     await stream.publish(lines);
     const first = startEtl(['apply', '--no-progress', pipeline]);
     await until(async () => (await stream.consumer('loader')).ackPending === lines.length);
-    // Held past ack_wait (1 s) without redelivery: the source keeps them in progress while it waits.
+    // Held past twice ack_wait (2 s) without redelivery: the source keeps them in progress while it waits.
     const heldSince = Date.now();
-    await until(async () => Date.now() - heldSince > 2500);
+    await until(async () => Date.now() - heldSince > 4500);
     expect((await stream.consumer('loader')).redelivered).toBe(0);
     first.child.kill('SIGKILL');
     await first.done;

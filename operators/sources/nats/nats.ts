@@ -77,7 +77,7 @@ class NatsSource implements Source {
     const stop = () => messages.stop();
     if (out.stopping.aborted) stop();
     out.stopping.addEventListener('abort', stop, { once: true });
-    const keepAlive = setInterval(() => this.keepInProgress(ackWaitMs), Math.max(ackWaitMs / 3, 200));
+    const keepAlive = setInterval(() => this.keepInProgress(ackWaitMs), Math.max(ackWaitMs / 4, 200));
     keepAlive.unref();
     try {
       await this.pump(messages, out);
@@ -188,7 +188,7 @@ class NatsSource implements Source {
   private keepInProgress(ackWaitMs: number): void {
     const now = Date.now();
     for (const held of this.held) {
-      if (now - held.touchedAt < ackWaitMs / 3) continue;
+      if (now - held.touchedAt < ackWaitMs / 4) continue;
       for (const msg of held.messages) msg.working();
       held.touchedAt = now;
     }
