@@ -230,6 +230,15 @@ class NatsSource implements Source {
         `JetStream consumer ${name} on stream ${stream} is a push consumer; the nats source needs a pull consumer`,
       );
     }
+    const maxAckPending = info.config.max_ack_pending ?? -1;
+    if (maxAckPending > 0 && maxAckPending < 4 * this.ctx.batchMaxRecords) {
+      // Messages stay unacknowledged until their checkpoint: a small bound stalls the source between checkpoints.
+      this.ctx.logger.warn(
+        `JetStream consumer ${name} allows ${maxAckPending} unacknowledged messages (max_ack_pending); ` +
+          'messages are acknowledged once per checkpoint, so this bounds throughput to about that many per ' +
+          "checkpoint interval: raise it (nats consumer edit) to several checkpoints' worth of messages",
+      );
+    }
     return jetstream(nc).consumers.get(stream, name);
   }
 
