@@ -151,6 +151,7 @@ function options(patch: Partial<PostgresSinkOptions>): PostgresSinkOptions {
     table: 'access_logs',
     record_schema: 'access',
     columns: {},
+    origin_columns: {},
     extra_column: 'extra',
     time_column: 'timestamp',
     partition: 'day',

@@ -127,7 +127,9 @@ export const DEAD_LETTER_SCHEMA = {
     time: { type: 'string', format: 'date-time', description: 'When the record was rejected.' },
     origin: {
       type: ['object', 'null'],
-      description: 'Where the record entered the pipeline: `source`, `file`, `offset`, `line`.',
+      description:
+        'Where the record entered the pipeline: `source`, `file`, `offset`, `line`; for a queue source also ' +
+        '`sequence`, `subject` and `deliveries`.',
     },
     raw: { type: 'string', description: 'The original line, or the record as JSON.' },
     raw_base64: {

@@ -18,6 +18,12 @@ export interface Origin {
   readonly offset?: number;
   /** 1-based line number. */
   readonly line?: number;
+  /** A queue source's per-stream sequence number of the message (JetStream's stream sequence): unique per stream. */
+  readonly sequence?: number;
+  /** The subject (topic) a queue source's message was published to. */
+  readonly subject?: string;
+  /** How many times the broker has delivered the message; above 1, a redelivery (at-least-once sources). */
+  readonly deliveries?: number;
 }
 
 /** The record shape sources of raw text emit (`kind: raw`). */
@@ -35,7 +41,15 @@ export interface DeadLetter extends EtlRecord {
   reason: string;
   /** ISO-8601 time at which the record was rejected. */
   time: string;
-  origin: { source?: string; file?: string; offset?: number; line?: number } | null;
+  origin: {
+    source?: string;
+    file?: string;
+    offset?: number;
+    line?: number;
+    sequence?: number;
+    subject?: string;
+    deliveries?: number;
+  } | null;
   /** The original text when the record was a raw line, else the record serialised as JSON. */
   raw: string;
   /** A raw line's bytes, base64, when they are not valid UTF-8 (`raw` is then their U+FFFD decoding). */
@@ -77,7 +91,7 @@ export function deadLetter(record: EtlRecord, stage: string, reason: string, now
     stage,
     reason,
     time: new Date(now).toISOString(),
-    origin: origin ? { source: origin.source, file: origin.file, offset: origin.offset, line: origin.line } : null,
+    origin: origin ? originFields(origin) : null,
     raw,
   };
   if (line && typeof bytes === 'string') dl.raw_base64 = bytes;
@@ -85,6 +99,20 @@ export function deadLetter(record: EtlRecord, stage: string, reason: string, now
     dl.raw_base64 = record.raw_base64;
   if (origin) dl[ORIGIN] = origin;
   return dl;
+}
+
+/** The origin as a dead letter keeps it: file positions always, a queue message's fields when it has them. */
+function originFields(origin: Origin): NonNullable<DeadLetter['origin']> {
+  const out: NonNullable<DeadLetter['origin']> = {
+    source: origin.source,
+    file: origin.file,
+    offset: origin.offset,
+    line: origin.line,
+  };
+  if (origin.sequence !== undefined) out.sequence = origin.sequence;
+  if (origin.subject !== undefined) out.subject = origin.subject;
+  if (origin.deliveries !== undefined) out.deliveries = origin.deliveries;
+  return out;
 }
 
 function safeJson(value: unknown): string {

@@ -9,10 +9,12 @@ import elasticsearchSink from './sinks/elasticsearch/index.ts';
 import fileSink from './sinks/file/index.ts';
 import postgresSink from './sinks/postgres/index.ts';
 import redisSink from './sinks/redis/index.ts';
+import natsSink from './sinks/nats/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import stdinSource from './sources/stdin/index.ts';
+import natsSource from './sources/nats/index.ts';
 import aggregateTransform from './transforms/aggregate/index.ts';
 import anomaliesTransform from './transforms/anomalies/index.ts';
 import anonymizeTransform from './transforms/anonymize/index.ts';
@@ -29,6 +31,7 @@ export const registry: readonly OperatorDefinition[] = [
   fileSource,
   stdinSource,
   generatorSource,
+  natsSource,
   parseTransform,
   geoipTransform,
   userAgentTransform,
@@ -47,6 +50,7 @@ export const registry: readonly OperatorDefinition[] = [
   redisSink,
   alertSink,
   elasticsearchSink,
+  natsSink,
 ];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {

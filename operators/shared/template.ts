@@ -63,7 +63,7 @@ export function parseTemplate(text: string, escaping: 'none' | 'percent' = 'none
   };
 }
 
-/** A field's value as Redis text. */
+/** A field's value as text (numbers, booleans and dates as written; objects as JSON). */
 export function valueText(value: unknown): string {
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);

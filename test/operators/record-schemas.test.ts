@@ -35,7 +35,10 @@ import { createAjv, createRecordAjv } from '../../engine/schema/ajv.ts';
 import { stage } from '../support/spec.ts';
 import { registry } from '../../operators/registry.ts';
 import { accessRecordSchema, emptyAccessRecord } from '../../operators/shared/log-records.ts';
+import { createNatsSource } from '../../operators/sources/nats/nats.ts';
+import type { NatsSourceOptions } from '../../operators/sources/nats/schema.ts';
 import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
+import { ThrowawayStream } from '../support/nats.ts';
 import { asnRecord, buildMmdb, cityRecord } from '../../operators/transforms/geoip/test-support.ts';
 
 // ------------------------------------------------------------------------------------------ generic part
@@ -290,6 +293,50 @@ const cases: Record<string, CaseMaker<unknown>> = {
       create: (options, ctx) => createStdinSource(options as never, ctx, Readable.from([Buffer.from(value.text)])),
     }),
     runs: 25,
+  }),
+  'source nats': maker({
+    // Payloads as publishers send them: log lines, and bytes that are not UTF-8.
+    values: fc.array(
+      fc.oneof(
+        line.map((l) => Buffer.from(l)),
+        fc.uint8Array({ minLength: 1, maxLength: 40 }),
+      ),
+      {
+        minLength: 1,
+        maxLength: 30,
+      },
+    ),
+    make: (payloads: Uint8Array[]) => ({
+      options: withDefaults(definition('source', 'nats'), { stream: 'S', consumer: 'c', create_consumer: true }),
+      // A throwaway stream holding the payloads; the source is stopped once it has emitted them all.
+      create: (options, ctx): Source => ({
+        async run(out) {
+          const stream = await ThrowawayStream.create('SCHEMA');
+          try {
+            for (const payload of payloads) await stream.js.publish(`${stream.subject}.x`, payload);
+            const source = createNatsSource({ ...(options as NatsSourceOptions), stream: stream.name }, ctx);
+            const stop = new AbortController();
+            let emitted = 0;
+            try {
+              await source.run({
+                ...out,
+                stopping: stop.signal,
+                emit: (records, position, bytes) => {
+                  emitted += records.length;
+                  if (emitted >= payloads.length) stop.abort();
+                  return out.emit(records, position, bytes);
+                },
+              });
+            } finally {
+              await source.close?.();
+            }
+          } finally {
+            await stream.drop();
+          }
+        },
+      }),
+    }),
+    runs: 5,
   }),
   'transform parse': maker({
     values: fc.record({

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { EtlRecord } from '../../engine/record.ts';
+import { type EtlRecord, ORIGIN } from '../../engine/record.ts';
 import { restoreNul, restoreNulJson } from '../../operators/sinks/postgres/nul.ts';
 import { DeadLetters, type Mode, serverQuery, Target, testContext, accessRecord } from './helpers.ts';
 
@@ -172,6 +172,38 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     expect(row).toEqual({ n: 500, d: 500 });
   });
 
+  it("fills origin_columns from the records' origin: a queue sequence as unique key stores a redelivery once", async () => {
+    const options = target.options({
+      partition: 'none',
+      origin_columns: { nats_sequence: 'sequence', nats_subject: 'subject', nats_deliveries: 'deliveries' },
+      unique_key: ['nats_sequence'],
+    });
+    const sink = target.sink(options, testContext(target.dataDir), now);
+    await sink.open?.();
+    const dl = new DeadLetters();
+    const delivered = (from: number, count: number, deliveries = 1) =>
+      batch(from, count).map((r, i) => ({
+        ...r,
+        [ORIGIN]: { source: 'queue', file: 'nats:S', sequence: from + i + 1, subject: 'logs.a', deliveries },
+      }));
+    await sink.write(delivered(0, 100), dl);
+    await sink.commit?.({ id: 1, positions: {} });
+    // The broker delivers 50..99 again (their acks were lost), with 100..149 new.
+    await sink.write(delivered(50, 100, 2), dl);
+    // A record without an origin leaves the columns NULL.
+    await sink.write([accessRecord(1000, '2024-05-01T11:00:00Z')], dl);
+    await sink.commit?.({ id: 2, positions: {} });
+    await sink.close?.();
+    expect(dl.records).toEqual([]);
+    const rows = await target.query(
+      `SELECT count(*)::int AS n, count(DISTINCT nats_sequence)::int AS d, min(nats_sequence)::int AS lo,
+              max(nats_sequence)::int AS hi, count(*) FILTER (WHERE nats_deliveries = 2)::int AS again,
+              count(*) FILTER (WHERE nats_subject = 'logs.a')::int AS subjects
+         FROM "${target.schema}".access_logs`,
+    );
+    expect(rows[0]).toEqual({ n: 151, d: 150, lo: 1, hi: 150, again: 50, subjects: 150 });
+  });
+
   it('upserts rollup rows with on_conflict: update, the last row of a key winning', async () => {
     const options = target.options({
       table: 'hits_per_minute',
@@ -281,6 +313,27 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     const second = target.sink(target.options({ partition: 'month' }), testContext(target.dataDir), now);
     await expect(second.open?.()).rejects.toThrow(/partition=day.*cannot change/);
     await second.close?.();
+  });
+});
+
+describe('postgres sink instances opening one new table together', () => {
+  it('serialise its DDL: every one opens (scale-out instances start at once)', async () => {
+    const target = await Target.create('server');
+    try {
+      // Distinct pipelines (one per instance), one schema and table none of them has created yet.
+      const sinks = ['a', 'b', 'c', 'd'].map((instance) =>
+        target.sink(
+          target.options({ partition: 'day' }),
+          testContext(join(target.dataDir, instance), 'store', `loader-${instance}`),
+          now,
+        ),
+      );
+      const opened = await Promise.allSettled(sinks.map((sink) => sink.open?.()));
+      for (const sink of sinks) await sink.close?.();
+      expect(opened.filter((o) => o.status === 'rejected')).toEqual([]);
+    } finally {
+      await target.dispose();
+    }
   });
 });
 

@@ -6,7 +6,7 @@ import { copyTarget, qualified, type TableLayout } from './ddl.ts';
 import { ident } from './driver.ts';
 import type { StagingSpec } from './loader.ts';
 import { tableRecordSchema } from './record-schemas.ts';
-import type { PostgresSinkOptions, SqlType } from './schema.ts';
+import { ORIGIN_COLUMN_TYPES, type OriginProperty, type PostgresSinkOptions, type SqlType } from './schema.ts';
 
 /** The table for these options and `input`, the schema of the records reaching the sink (ctx.inputSchema). */
 export function buildLayout(options: PostgresSinkOptions, input: RecordSchema | undefined): TableLayout {
@@ -15,6 +15,13 @@ export function buildLayout(options: PostgresSinkOptions, input: RecordSchema | 
     options.columns as Readonly<Record<string, SqlType>>,
     options.extra_column,
   );
+  for (const [name, property] of Object.entries(options.origin_columns)) {
+    // Filled by the sink, never from a record field: a field of the same name is refused by `layoutProblems`.
+    const at = derived.findIndex((c) => c.name === name);
+    const column: Column = { name, type: ORIGIN_COLUMN_TYPES[property as OriginProperty], required: false };
+    if (at === -1) derived.push(column);
+    else derived[at] = column;
+  }
   const partitioned = options.partition !== 'none';
   const time = derived.find((c) => c.name === options.time_column && c.type === 'timestamptz');
   // The partition key decides where a row goes: a row without one is refused, not parked in the default partition.
@@ -98,8 +105,17 @@ function columnProblems(options: PostgresSinkOptions, input: RecordSchema | unde
       });
     }
   }
-  // A column no record carries stays empty: with a closed schema, that is a misspelt field.
   const records = tableRecordSchema(options.record_schema, input);
+  for (const name of Object.keys(options.origin_columns)) {
+    if (name === options.extra_column || name in (records.properties ?? {}) || name in options.columns) {
+      problems.push({
+        path: ['origin_columns', name],
+        message: `origin column \`${name}\` is also a field of the records or a column of \`columns\``,
+        hint: 'give the origin column another name',
+      });
+    }
+  }
+  // A column no record carries stays empty: with a closed schema, that is a misspelt field.
   for (const name of Object.keys(options.columns)) {
     const problem = name === options.extra_column || !isClosed(records) ? undefined : unknownField(records, name);
     if (problem === undefined) continue;

@@ -84,6 +84,22 @@ describe('postgres sink definition', () => {
     expect(type('status', other)).toMatchObject({ type: 'bigint', min: 0 });
   });
 
+  it("adds origin_columns of the origin property's type, and refuses one named like a field", () => {
+    const layout = buildLayout(
+      options({ origin_columns: { nats_sequence: 'sequence', src: 'file', n: 'deliveries' } }),
+      accessRecordSchema,
+    );
+    const typeOf = (name: string) => layout.columns.find((c) => c.name === name)?.type;
+    expect([typeOf('nats_sequence'), typeOf('src'), typeOf('n')]).toEqual(['bigint', 'text', 'integer']);
+    const problems = layoutProblems(
+      options({ partition: 'none', origin_columns: { path: 'line', seq: 'sequence' }, unique_key: ['seq'] }),
+      accessRecordSchema,
+    );
+    expect(problems.map((p) => [p.path, p.message])).toEqual([
+      [['origin_columns', 'path'], 'origin column `path` is also a field of the records or a column of `columns`'],
+    ]);
+  });
+
   it('warns of a column no record can fill, with the field meant', () => {
     const [warning] = layoutProblems(options({ columns: { user_agnt: 'text' } }), accessRecordSchema);
     expect(warning).toMatchObject({

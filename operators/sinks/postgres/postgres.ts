@@ -62,6 +62,8 @@ class PostgresSink implements Sink {
   /** Where the rows of batches are encoded (`take` hands out each batch). */
   private readonly rows = new CopyBuffer();
   private readonly partitions: PartitionManager | undefined;
+  /** `origin_columns` as [column, origin property] pairs. */
+  private readonly originColumns: ReadonlyArray<readonly [string, keyof Origin]>;
   private database: Database | undefined;
   private loader: Loader | undefined;
   private closed = false;
@@ -77,6 +79,7 @@ class PostgresSink implements Sink {
     };
     this.target = resolveTarget(options.url, ctx.dataDir, deps.env);
     this.layout = buildLayout(options, ctx.inputSchema);
+    this.originColumns = Object.entries(options.origin_columns).map(([c, p]) => [c, p as keyof Origin] as const);
     this.encoder = new RowEncoder(this.layout.columns, options.extra_column, this.layout.timeColumn);
     const { granularity, timeColumn } = this.layout;
     this.partitions =
@@ -153,11 +156,21 @@ class PostgresSink implements Sink {
       lockWait: database.kind === 'server' && this.options.pool_max_connections >= 2 ? this.lockWait : undefined,
     });
     this.loader = loader;
+    // Several runs (scaled-out instances) may open the same new table at once: its DDL is serialised on the
+    // server, each planning from what the catalog holds once it has the lock.
+    const ddlLock = async (session: Session): Promise<void> => {
+      if (database.kind !== 'server') return;
+      await session.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`etl-ddl:${this.tableName()}`]);
+    };
     await loader.run(async (session) => {
-      const state = await inspect(session, this.options.schema, this.options.table);
-      const { statements, warnings } = planTable(this.layout, state);
-      for (const warning of warnings) this.ctx.logger.warn(warning, { table: this.tableName() });
+      let state = EMPTY_STATE;
+      let statements: string[] = [];
       await inTransaction(session, async () => {
+        await ddlLock(session);
+        state = await inspect(session, this.options.schema, this.options.table);
+        const plan = planTable(this.layout, state);
+        for (const warning of plan.warnings) this.ctx.logger.warn(warning, { table: this.tableName() });
+        statements = plan.statements;
         for (const sql of statements) await session.query(sql);
       });
       if (statements.length > 0) {
@@ -172,7 +185,10 @@ class PostgresSink implements Sink {
       partitions.rolledBack(); // a retry after a lost connection starts from what the catalog says
       const after = state.relkind === undefined ? EMPTY_STATE : state;
       partitions.load(after.partitions);
-      await inTransaction(session, () => partitions.maintain(session, this.now()));
+      await inTransaction(session, async () => {
+        await ddlLock(session);
+        await partitions.maintain(session, this.now());
+      });
       partitions.committed();
     });
   }
@@ -183,8 +199,10 @@ class PostgresSink implements Sink {
     const partitions = this.partitions;
     const out = this.rows;
     const origins: Array<Origin | undefined> = [];
+    const fromOrigin = this.originColumns;
     for (let i = 0; i < records.length; i++) {
-      const record = records[i] as EtlRecord;
+      const given = records[i] as EtlRecord;
+      const record = fromOrigin.length === 0 ? given : withOriginColumns(given, fromOrigin);
       if (!encoder.encodeInto(record, out)) {
         ctx.deadLetter(record, encoder.reason);
         continue;
@@ -268,6 +286,14 @@ function applicationName(pipeline: string, sink: string): string {
   return names.length + holder.length <= 63
     ? names + holder
     : `${names.slice(0, Math.max(16, 63 - holder.length))}${holder}`.slice(0, 63);
+}
+
+/** A copy of `record` with its origin columns filled (absent origin properties stay NULL). */
+function withOriginColumns(record: EtlRecord, columns: ReadonlyArray<readonly [string, keyof Origin]>): EtlRecord {
+  const origin = record[ORIGIN];
+  const out: EtlRecord = { ...record };
+  for (const [column, property] of columns) out[column] = origin?.[property] ?? null;
+  return out;
 }
 
 async function inTransaction(session: Session, fn: () => Promise<void>): Promise<void> {

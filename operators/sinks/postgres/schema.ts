@@ -66,6 +66,21 @@ export const schema = {
       default: {},
       examples: [{ country: 'text', latitude: 'numeric' }],
     },
+    origin_columns: {
+      type: 'object',
+      description:
+        'Columns filled from where each record entered the pipeline (its origin) rather than from its fields: column ' +
+        'name to origin property: `source` (the source stage id), `file`, `offset`, `line`, and for a queue source ' +
+        '(nats) `sequence` (the stream sequence, unique per stream), `subject`, `deliveries`. With an at-least-once ' +
+        'source, a `unique_key` on the sequence column stores a redelivered message once.',
+      propertyNames: { pattern: IDENTIFIER },
+      additionalProperties: {
+        type: 'string',
+        enum: ['source', 'file', 'offset', 'line', 'sequence', 'subject', 'deliveries'],
+      },
+      default: {},
+      examples: [{ nats_sequence: 'sequence', nats_subject: 'subject' }],
+    },
     extra_column: {
       type: 'string',
       pattern: IDENTIFIER,
@@ -234,3 +249,15 @@ export const schema = {
 
 export type PostgresSinkOptions = FromSchema<typeof schema, { keepDefaultedPropertiesOptional: false }>;
 export type SqlType = (typeof SQL_TYPES)[number];
+export type OriginProperty = PostgresSinkOptions['origin_columns'][string];
+
+/** The column type of each origin property (engine/record.ts `Origin`). */
+export const ORIGIN_COLUMN_TYPES: Readonly<Record<OriginProperty, SqlType>> = {
+  source: 'text',
+  file: 'text',
+  offset: 'bigint',
+  line: 'bigint',
+  sequence: 'bigint',
+  subject: 'text',
+  deliveries: 'integer',
+};
