@@ -80,7 +80,7 @@ export function chartOf(
     labels: table.rows.map((row) =>
       table.columns[labelColumn]?.kind === 'time'
         ? timeLabel(row[labelColumn] ?? null)
-        : String(row[labelColumn] ?? '(none)'),
+        : String(row[labelColumn] ?? '\u2014'),
     ),
     series: valueColumns.map((column) => ({
       label: table.columns[column]?.label ?? '',
