@@ -184,6 +184,7 @@ h2 { font-size: 16px; margin: 0 0 2px; }
 .table { max-height: 320px; overflow: auto; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { padding: 4px 8px; border-bottom: 1px solid var(--grid); white-space: nowrap; }
+th { white-space: normal; vertical-align: bottom; }
 td.l { max-width: 260px; overflow: hidden; text-overflow: ellipsis; }
 th { position: sticky; top: 0; background: var(--card); color: var(--muted); font-weight: 600; font-size: 12px; }
 .l { text-align: left; } .r { text-align: right; }

@@ -278,8 +278,8 @@ async function endpointSection(sources: Sources, period: Period, sections: Secti
       { label: 'Endpoint', kind: 'text' },
       { label: 'Requests', kind: 'count' },
       ...(errors ? [{ label: '5xx', kind: 'count' as const }] : []),
-      { label: 'p95 latency (worst window)', kind: 'ms' },
-      { label: 'p95 latency (median window)', kind: 'ms' },
+      { label: 'p95, worst window', kind: 'ms' },
+      { label: 'p95, median window', kind: 'ms' },
     ],
     await rows(
       best.session,

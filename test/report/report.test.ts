@@ -18,6 +18,8 @@ import { prng } from '../support/random.ts';
 const PIPELINE = resolve(import.meta.dirname, '../../pipelines/traffic.yaml');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const LINES = 1500;
+/** The hostile request and the probes, after the ordinary lines. */
+const EXTRA = 6;
 const START = Date.parse('2026-12-01T00:00:00Z');
 const HOSTILE_PATH = '/<script>window.__xss=1</script>';
 const HOSTILE_REFERRER = 'https://evil.example/"><img src=x onerror="window.__xss=2">';
@@ -57,6 +59,12 @@ function generate(): string[] {
       `${ip} - - [${stamp(time)}] "GET ${path} HTTP/1.1" ${status} ${100 + Math.floor(random() * 20_000)} "${referrer}" "${agent}" ${seconds}`,
     );
   }
+  // Probes that the threats pipeline's signatures know, from two addresses.
+  const probes = ['/.git/config', '/.env', '/wp-login.php', '/phpmyadmin/index.php', '/.git/HEAD'];
+  probes.forEach((path, i) => {
+    const ip = i % 2 === 0 ? '185.220.101.66' : '200.160.2.77';
+    lines.push(`${ip} - - [${stamp(time + 100 * (i + 1))}] "GET ${path} HTTP/1.1" 404 150 "-" "curl/8.5.0" 0.001`);
+  });
   lines.push(
     `8.8.8.99 - - [${stamp(time + 1000)}] "GET ${HOSTILE_PATH} HTTP/1.1" 404 12 "${HOSTILE_REFERRER}" "${HOSTILE_AGENT}" 0.002`,
   );
@@ -189,7 +197,7 @@ describe('etl report', () => {
     const [totals] = await db.query<{ requests: number; visitors: number }>(
       'SELECT count(*)::int AS requests, count(DISTINCT client_ip)::int AS visitors FROM traffic_hits',
     );
-    expect(totals?.requests).toBe(LINES + 1);
+    expect(totals?.requests).toBe(LINES + EXTRA);
     const shown = await page.$$eval('.total .value[data-value]', (els) =>
       els.map((e) => Number(e.getAttribute('data-value'))),
     );
@@ -251,5 +259,54 @@ describe('etl report', () => {
     );
     const html = readFileSync(file, 'utf8');
     expect(html).toMatch(new RegExp(`<span class="label">Requests</span><span class="value" data-value="${hour?.n}">`));
+  });
+});
+
+describe('etl report of traffic, threats and performance together', () => {
+  const combined = join(dir, 'combined.html');
+  const pipelines = ['traffic', 'threats', 'performance'].map((name) =>
+    resolve(import.meta.dirname, `../../pipelines/${name}.yaml`),
+  );
+  let combinedPage: Page;
+
+  beforeAll(async () => {
+    for (const pipeline of pipelines.slice(1)) {
+      const run = await applyPipeline(pipeline, env);
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+    }
+    const args = pipelines.flatMap((p) => ['--pipeline', p]);
+    const run = await etl(['report', ...args, '--out', combined], { env });
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    combinedPage = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    combinedPage.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    combinedPage.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+    });
+    await combinedPage.goto(pathToFileURL(combined).href);
+    await combinedPage.waitForSelector('html[data-rendered="true"]');
+    const shot = process.env.ETL_REPORT_SCREENSHOT;
+    if (shot) await combinedPage.screenshot({ path: resolve(shot), fullPage: true });
+  });
+
+  it('has the threat and endpoint sections, with the numbers of their tables', async () => {
+    expect(problems).toEqual([]);
+    expect(await combinedPage.locator('#not-in-report').count()).toBe(0);
+    const charts = new Map((await readCharts(combinedPage)).map((c) => [c.section, c]));
+    const rules = await db.query<{ rule: string; n: number }>(
+      'SELECT threat_rules AS rule, count(*)::int AS n FROM threats GROUP BY 1',
+    );
+    expect(rules.length).toBeGreaterThan(0);
+    const threats = charts.get('threats');
+    expect(new Map(threats?.labels.map((l, i) => [l, threats.datasets[0]?.data[i]]))).toEqual(
+      new Map(rules.map((r) => [r.rule, r.n])),
+    );
+    const sources = charts.get('attackers');
+    expect(sources?.labels).toEqual(expect.arrayContaining(['185.220.101.66', '200.160.2.77']));
+    const endpoints = await db.query<{ endpoint: string; p95: number }>(
+      'SELECT endpoint, max(latency_p95_ms) AS p95 FROM endpoint_hour GROUP BY 1 ORDER BY sum(requests) DESC, 1 LIMIT 15',
+    );
+    const drawn = charts.get('endpoints');
+    expect(drawn?.labels).toEqual(endpoints.map((e) => e.endpoint));
+    expect(drawn?.datasets[0]?.data).toEqual(endpoints.map((e) => e.p95));
   });
 });
