@@ -181,6 +181,7 @@ h2 { font-size: 16px; margin: 0 0 2px; }
 .body.single { grid-template-columns: minmax(0, 1fr); }
 @media (max-width: 900px) { .body { grid-template-columns: minmax(0, 1fr); } }
 .chart { position: relative; height: 300px; }
+.chart-doughnut { height: 240px; }
 .table { max-height: 320px; overflow: auto; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { padding: 4px 8px; border-bottom: 1px solid var(--grid); white-space: nowrap; }

@@ -157,14 +157,14 @@ export async function buildReport(
       chart: chartOf(paths, 'bar', 0, [1]),
     });
 
-    const breakdown = async (id: string, title: string, column: string, what: string) => {
+    const breakdown = async (id: string, title: string, one: string, column: string, what: string) => {
       if (!has(raw, column)) {
         missing.push({ title, reason: `${raw.name} has no column ${column} (${what})` });
         return;
       }
       const data = table(
         [
-          { label: title.replace(/s$/, ''), kind: 'text' },
+          { label: one, kind: 'text' },
           { label: 'Requests', kind: 'count' },
           { label: 'Visitors', kind: 'count' },
           { label: 'Bytes', kind: 'bytes' },
@@ -183,10 +183,16 @@ export async function buildReport(
         chart: chartOf(data, 'bar', 0, [1]),
       });
     };
-    await breakdown('countries', 'Countries', 'geo_country', 'the geoip operator adds it');
-    await breakdown('browsers', 'Browsers', 'ua_browser', 'the user_agent operator adds it');
-    await breakdown('devices', 'Devices', 'ua_device_type', 'the user_agent operator adds it');
-    await breakdown('operating-systems', 'Operating systems', 'ua_os', 'the user_agent operator adds it');
+    await breakdown('countries', 'Countries', 'Country', 'geo_country', 'the geoip operator adds it');
+    await breakdown('browsers', 'Browsers', 'Browser', 'ua_browser', 'the user_agent operator adds it');
+    await breakdown('devices', 'Devices', 'Device type', 'ua_device_type', 'the user_agent operator adds it');
+    await breakdown(
+      'operating-systems',
+      'Operating systems',
+      'Operating system',
+      'ua_os',
+      'the user_agent operator adds it',
+    );
 
     if (bots) {
       const botTable = table(
