@@ -246,6 +246,12 @@ export async function buildReport(
     });
   }
 
+  if (sources.absent.length > 0) {
+    missing.push({
+      title: 'Tables not created yet',
+      reason: `${sources.absent.join(', ')}: \`etl apply\` on their pipeline creates them`,
+    });
+  }
   await endpointSection(sources, period, sections, missing);
   await threatSections(sources, period, sections, missing);
   sections.push(await deadLetterSection(sources.deadLetters, period));
