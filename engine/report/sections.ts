@@ -157,6 +157,26 @@ export async function buildReport(
       chart: chartOf(paths, 'bar', 0, [1]),
     });
 
+    const notFound = table(
+      [
+        { label: 'Path', kind: 'text' },
+        { label: 'Requests', kind: 'count' },
+        { label: 'Addresses', kind: 'count' },
+      ],
+      await rows(
+        s,
+        `SELECT path, count(*), count(DISTINCT client_ip) FROM ${t}
+          WHERE ${w} AND status = 404 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ${TOP}`,
+      ),
+    );
+    sections.push({
+      id: 'not-found',
+      title: 'Not found (404)',
+      note: `The ${TOP} paths most often answered 404: broken links, or someone probing, from ${raw.name}.`,
+      table: notFound,
+      chart: chartOf(notFound, 'bar', 0, [1]),
+    });
+
     const breakdown = async (id: string, title: string, one: string, column: string, what: string) => {
       if (!has(raw, column)) {
         missing.push({ title, reason: `${raw.name} has no column ${column} (${what})` });

@@ -168,6 +168,7 @@ describe('etl report', () => {
         'requests-over-time',
         'status-classes',
         'top-paths',
+        'not-found',
         'countries',
         'browsers',
         'devices',
@@ -218,6 +219,11 @@ describe('etl report', () => {
       `SELECT coalesce(geo_country, 'unknown') AS country, count(*)::int AS n FROM traffic_hits GROUP BY 1`,
     );
     expect(series('countries')).toEqual(new Map(countries.map((r) => [r.country, r.n])));
+
+    const notFound = await db.query<{ path: string; n: number }>(
+      'SELECT path, count(*)::int AS n FROM traffic_hits WHERE status = 404 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 15',
+    );
+    expect(series('not-found')).toEqual(new Map(notFound.map((r) => [r.path, r.n])));
 
     const bots = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM traffic_hits WHERE ua_is_bot');
     expect([...series('bots').values()].reduce((a, b) => (a ?? 0) + (b ?? 0), 0)).toBe(bots[0]?.n);
