@@ -107,7 +107,7 @@ export async function buildReport(
     sections.push({
       id: 'requests-over-time',
       title: 'Requests over time',
-      note: `Requests, distinct client addresses${bots ? ' and bot requests' : ''} per ${unit}, from ${raw.name}.`,
+      note: `Requests${bots ? ', distinct client addresses and bot requests' : ' and distinct client addresses'} per ${unit}, from ${raw.name}.`,
       table: overTime,
       chart: chartOf(overTime, 'line', 0, bots ? [1, 2, 3] : [1, 2]),
     });
