@@ -235,6 +235,29 @@ export async function main(argv: string[]): Promise<number> {
       }
     });
 
+  program
+    .command('report')
+    .description('write a self-contained HTML report (charts and tables) of what pipelines stored')
+    .requiredOption(
+      '--pipeline <file>',
+      'a pipeline whose tables to report on (repeatable: traffic + threats + performance)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option('--from <time>', 'start of the period (ISO 8601, inclusive)')
+    .option('--to <time>', 'end of the period (ISO 8601, exclusive)')
+    .option('--url <url>', "PostgreSQL URL instead of the pipelines' own database")
+    .option('--out <file>', 'where to write the HTML', 'report.html')
+    .action(async (opts: { pipeline: string[]; from?: string; to?: string; url?: string; out: string }) => {
+      const { runReport } = await import('./commands/report.ts');
+      exitCode = await runReport({
+        ...opts,
+        pipelines: opts.pipeline,
+        out: process.stdout,
+        err: process.stderr,
+        file: opts.out,
+      });
+    });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
