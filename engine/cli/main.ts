@@ -127,6 +127,35 @@ export async function main(argv: string[]): Promise<number> {
       exitCode = await runQuery(sql, { ...opts, out: process.stdout });
     });
 
+  const keys = program
+    .command('keys')
+    .description('create, list and revoke the API keys of `etl serve`')
+    .option('--data-dir <dir>', "the daemon's data directory (its embedded key store)", '.etl')
+    .option('--postgres-url <url>', 'the PostgreSQL server holding the keys, when the daemons share one')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'));
+  type KeysGlobal = { dataDir: string; postgresUrl?: string; format: 'text' | 'json' };
+  const runKeys = async (command: import('./commands/keys.ts').KeysCommand) => {
+    const { runKeys } = await import('./commands/keys.ts');
+    const opts = keys.opts<KeysGlobal>();
+    exitCode = await runKeys(command, { ...opts, out: process.stdout, err: process.stderr });
+  };
+  keys
+    .command('create')
+    .description('create a key and print it (shown only once)')
+    .requiredOption('--name <name>', 'who or what the key is for')
+    .requiredOption('--role <role>', 'viewer, operator or admin')
+    .action((opts: { name: string; role: string }) => runKeys({ action: 'create', ...opts }));
+  keys
+    .command('list')
+    .description('list the keys (never their secrets)')
+    .option('--all', 'include revoked keys', false)
+    .action((opts: { all: boolean }) => runKeys({ action: 'list', all: opts.all }));
+  keys
+    .command('revoke')
+    .description('revoke a key: the next request with it is refused')
+    .argument('<id>', 'the key id (the 16 hex digits after etl_)')
+    .action((id: string) => runKeys({ action: 'revoke', id }));
+
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {

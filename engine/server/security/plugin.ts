@@ -1,0 +1,318 @@
+/**
+ * The security layer of the daemon's API, one Fastify plugin: API keys checked on every request, roles
+ * checked on every route (deny by default), rate limits per key shared through Redis, an append-only audit
+ * log of every mutating call and every refused one, security headers, a nesting bound on JSON bodies, and
+ * secrets kept out of answers and errors. Register it before any route: it sees routes as they are added.
+ *
+ * Order within a request (all before the body is read):
+ *   onRequest, global:  plain-HTTP guard → authenticate (remembers the outcome, answers only for 404s)
+ *   onRequest, route:   rate limit, keyed by the authenticated key, else by the client address
+ *                       → authorize (401 / 403)
+ *   onSend, global:     audit → redact the answer
+ */
+import helmet, { type FastifyHelmetOptions } from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import { limitJsonDepth } from './json-body.ts';
+import { parseKey, type Role, roleAllows, secretDigest, verifySecret } from './keys.ts';
+import { redactText } from './redact-text.ts';
+import { registerSecurityRoutes } from './routes.ts';
+import { type AuditOutcome, SecurityStore, type StoreLocation } from './store.ts';
+import { DEFAULT_BODY_LIMIT_BYTES, isLoopback } from './transport.ts';
+
+/** Who made a request: the key it presented, once verified. */
+export interface Principal {
+  readonly keyId: string;
+  readonly keyName: string;
+  readonly role: Role;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The least role a route needs. Unmarked: `viewer` for GET/HEAD/OPTIONS, refused for other methods. */
+    role?: Role;
+    /** No key needed (liveness and readiness probes); not rate limited. */
+    public?: boolean;
+    /** The answer carries a new API key: it is not redacted. */
+    revealsKey?: boolean;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+    /** Why authentication failed, for the audit log (the client is told less). */
+    authFailure: string | null;
+  }
+}
+
+export interface RateLimitOptions {
+  /** Requests per key (or per client address, before authentication) per window. */
+  readonly max: number;
+  readonly timeWindowMs: number;
+  /**
+   * Redis shared by every daemon, so a key's limit holds across them: a URL (the plugin connects and
+   * disconnects) or a client (the caller's). Without it, counts stay in this process.
+   */
+  readonly redis?: string | Redis | undefined;
+  /** Prefix of the counters' keys in Redis. */
+  readonly namespace?: string | undefined;
+}
+
+export interface SecurityOptions {
+  /** An open store (the caller's to close), or where to open one (closed with the server). */
+  readonly store: SecurityStore | StoreLocation;
+  readonly rateLimit: RateLimitOptions;
+  /** Answer plain-HTTP requests that arrived on a non-loopback address (see transport.ts). */
+  readonly allowPlainHttp?: boolean | undefined;
+  readonly bodyLimitBytes?: number | undefined;
+  readonly maxJsonDepth?: number | undefined;
+  /** Values masked in answers and errors (the pipelines' `${secret:…}` values), read at each use. */
+  readonly secrets?: (() => readonly string[]) | undefined;
+  /** Where `/audit` and `/keys` are mounted (e.g. `/api/v1`). */
+  readonly prefix?: string | undefined;
+  readonly helmet?: FastifyHelmetOptions | undefined;
+}
+
+export const DEFAULT_MAX_JSON_DEPTH = 32;
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const UNAUTHENTICATED = 'a valid API key is required (Authorization: Bearer etl_…)';
+
+/** The least role `route` needs, or undefined when nobody may call it (an unmarked mutating route). */
+export function requiredRole(method: string, config: { role?: Role } | undefined): Role | undefined {
+  if (config?.role) return config.role;
+  return SAFE_METHODS.has(method.toUpperCase()) ? 'viewer' : undefined;
+}
+
+async function security(app: FastifyInstance, options: SecurityOptions): Promise<void> {
+  const store = options.store instanceof SecurityStore ? options.store : await SecurityStore.open(options.store);
+  if (!(options.store instanceof SecurityStore)) app.addHook('onClose', () => store.close());
+  const secrets = options.secrets ?? (() => []);
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const allowPlainHttp = options.allowPlainHttp === true;
+  const authenticate = authenticator(store);
+
+  app.decorateRequest('principal', null);
+  app.decorateRequest('authFailure', null);
+
+  await app.register(helmet, { global: true, ...options.helmet });
+  limitJsonDepth(app, options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);
+
+  app.addHook('onRoute', (route) => {
+    route.bodyLimit ??= bodyLimit;
+    route.config = { ...route.config };
+    if (route.config.public) route.config.rateLimit = false;
+    const methods = [route.method].flat();
+    if (!route.config.public && methods.some((m) => requiredRole(m, route.config) === undefined)) {
+      app.log.warn(
+        { route: route.url, method: methods.join(',') },
+        'route declares no role (config.role) and changes state: every call is refused',
+      );
+    }
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const socket = request.raw.socket as { encrypted?: boolean; localAddress?: string };
+    if (!allowPlainHttp && socket.encrypted !== true && !isLoopback(socket.localAddress ?? '')) {
+      request.authFailure = 'plain HTTP on a non-loopback address';
+      return reply.code(403).send(apiError(403, 'ETL_API_PLAIN_HTTP', 'plain HTTP is refused here: use HTTPS'));
+    }
+    if (request.routeOptions.config?.public) return;
+    await authenticate(request);
+    // A 404 gets no route hooks; without this, an unknown path would tell a stranger which paths exist.
+    if (request.is404 && !request.principal) return deny(reply, 401);
+  });
+
+  const rateLimitRedis =
+    typeof options.rateLimit.redis === 'string'
+      ? new Redis(options.rateLimit.redis, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: false })
+      : options.rateLimit.redis;
+  if (typeof options.rateLimit.redis === 'string' && rateLimitRedis) {
+    // Errors reach the requests (and skipOnError); without a listener ioredis would print each one.
+    rateLimitRedis.on('error', () => {});
+    app.addHook('onClose', async () => {
+      rateLimitRedis.disconnect();
+    });
+  }
+  await app.register(rateLimit, {
+    global: true,
+    max: options.rateLimit.max,
+    timeWindow: options.rateLimit.timeWindowMs,
+    ...(rateLimitRedis ? { redis: rateLimitRedis } : {}),
+    nameSpace: options.rateLimit.namespace ?? 'etl-rate-limit:',
+    keyGenerator: (request: FastifyRequest) =>
+      request.principal ? `key:${request.principal.keyId}` : `ip:${request.ip}`,
+    // Redis down: serve without limits rather than refuse every call (limits are abuse control, not access).
+    skipOnError: true,
+    errorResponseBuilder: (_request, context) =>
+      apiError(
+        context.statusCode,
+        'ETL_API_RATE_LIMITED',
+        `rate limit of ${context.max} requests exceeded, retry in ${context.after}`,
+      ),
+  });
+
+  // Added after the rate limiter's: route hooks run in the order added, so a refused key still counts.
+  app.addHook('onRoute', (route: RouteOptions) => {
+    if (route.config?.public) return;
+    route.onRequest = [route.onRequest ?? []].flat().concat(authorize);
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    await audit({ app, store, secrets }, request, reply);
+    reply.header('cache-control', reply.getHeader('cache-control') ?? 'no-store');
+    if (typeof payload !== 'string' || request.routeOptions.config?.revealsKey) return payload;
+    return redactText(payload, secrets());
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500;
+    if (status >= 500) {
+      request.log.error({ err: { message: redactText(error.message, secrets()), code: error.code } }, 'request failed');
+      return reply.code(status).send(apiError(status, 'ETL_API_INTERNAL', `internal error (request ${request.id})`));
+    }
+    return reply.code(status).send(apiError(status, error.code ?? 'ETL_API_BAD_REQUEST', error.message));
+  });
+
+  await app.register(registerSecurityRoutes, { store, prefix: options.prefix ?? '' });
+}
+
+/** Registers the security layer on the whole server (not only a child context). */
+export const registerSecurity: (app: FastifyInstance, options: SecurityOptions) => Promise<void> = async (
+  app,
+  options,
+) => {
+  await app.register(fp(security, { name: 'etl-security', fastify: '5.x' }), options);
+};
+
+function authenticator(store: SecurityStore): (request: FastifyRequest) => Promise<void> {
+  // Keys verified recently: id → the stored hash and a digest of the secret that matched it. The row is
+  // still read on every request, so a revoked key is refused at once; only scrypt is skipped.
+  const verified = new LRUCache<string, { hash: string; digest: Buffer }>({ max: 10_000 });
+  return async (request) => {
+    const presented = presentedKey(request);
+    if (presented === undefined) {
+      request.authFailure = 'no API key';
+      return;
+    }
+    const parsed = parseKey(presented);
+    if (!parsed) {
+      request.authFailure = 'malformed API key';
+      return;
+    }
+    // Ids are not secret (they are listed and logged): answering an unknown one at once tells nothing.
+    const row = await store.findKey(parsed.id);
+    if (!row) {
+      request.authFailure = `unknown key id ${parsed.id}`;
+      return;
+    }
+    if (row.revokedAt !== null) {
+      request.authFailure = `revoked key ${row.id}`;
+      return;
+    }
+    const digest = secretDigest(parsed.secret);
+    const cached = verified.get(row.id);
+    const ok =
+      cached !== undefined && cached.hash === row.hash
+        ? cached.digest.equals(digest)
+        : await verifySecret(parsed.secret, row.hash);
+    if (!ok) {
+      request.authFailure = `wrong secret for key ${row.id}`;
+      return;
+    }
+    verified.set(row.id, { hash: row.hash, digest });
+    request.principal = { keyId: row.id, keyName: row.name, role: row.role };
+  };
+}
+
+function presentedKey(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header === 'string') {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return match ? match[1] : header;
+  }
+  const apiKey = request.headers['x-api-key'];
+  return typeof apiKey === 'string' ? apiKey : undefined;
+}
+
+async function authorize(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  if (!request.principal) return deny(reply, 401);
+  const needed = requiredRole(request.method, request.routeOptions.config);
+  if (needed === undefined) {
+    return deny(reply, 403, 'this route declares no role and changes state: it is refused to every key');
+  }
+  if (!roleAllows(request.principal.role, needed)) {
+    return deny(
+      reply,
+      403,
+      `this route needs the ${needed} role; key ${request.principal.keyId} has ${request.principal.role}`,
+    );
+  }
+}
+
+function deny(reply: FastifyReply, status: 401 | 403, message?: string): FastifyReply {
+  if (status === 401) {
+    reply.header('www-authenticate', 'Bearer realm="etl"');
+    return reply.code(401).send(apiError(401, 'ETL_API_UNAUTHENTICATED', UNAUTHENTICATED));
+  }
+  if (message) reply.request.authFailure ??= message;
+  return reply.code(403).send(apiError(403, 'ETL_API_FORBIDDEN', message ?? 'forbidden'));
+}
+
+function apiError(statusCode: number, code: string, message: string) {
+  return { statusCode, code, error: STATUS_TEXT[statusCode] ?? 'Error', message };
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+};
+
+function outcomeOf(status: number): AuditOutcome {
+  if (status === 401) return 'unauthenticated';
+  if (status === 403) return 'forbidden';
+  if (status === 429) return 'rate_limited';
+  return status < 400 ? 'ok' : 'failed';
+}
+
+/** Mutating calls whatever their outcome, and every refused authentication or authorization. */
+interface AuditContext {
+  readonly app: FastifyInstance;
+  readonly store: SecurityStore;
+  readonly secrets: () => readonly string[];
+}
+
+async function audit({ app, store, secrets }: AuditContext, request: FastifyRequest, reply: FastifyReply) {
+  const status = reply.statusCode;
+  const refused = status === 401 || status === 403 || request.authFailure !== null;
+  if (SAFE_METHODS.has(request.method) && !refused) return;
+  const principal = request.principal;
+  const claimed = principal ? undefined : parseKey(presentedKey(request) ?? '')?.id;
+  const entry = {
+    keyId: principal?.keyId ?? claimed ?? null,
+    keyName: principal?.keyName ?? null,
+    role: principal?.role ?? null,
+    method: request.method,
+    // With its query string (`?dryRun=true` tells what the call did), secrets masked.
+    path: redactText(request.url, secrets()),
+    route: request.is404 ? null : (request.routeOptions.url ?? null),
+    ip: request.ip,
+    status,
+    outcome: outcomeOf(status),
+    reason: request.authFailure,
+    requestId: String(request.id),
+  };
+  try {
+    await store.appendAudit(entry);
+  } catch (error) {
+    // The call has happened; its record goes to the log rather than being lost silently.
+    app.log.error({ audit: entry, err: redactText(String(error)) }, 'audit log write failed');
+  }
+}
