@@ -1,0 +1,60 @@
+/** Rate limits per key, counted in Redis, so that two daemons together hold one limit. */
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { randomNamespace, REDIS_URL, scratchDatabase, testApi } from '../../../test/support/security-api.ts';
+import { SecurityStore } from './store.ts';
+
+const MAX = 6;
+let db: { url: string; drop(): Promise<void> };
+let store: SecurityStore;
+const apps: FastifyInstance[] = [];
+const bases: string[] = [];
+
+beforeAll(async () => {
+  db = await scratchDatabase();
+  store = await SecurityStore.open({ postgresUrl: db.url, dataDir: '.' });
+  // Two daemons: the same key store and the same Redis namespace, each its own process state.
+  const namespace = randomNamespace();
+  for (let i = 0; i < 2; i++) {
+    const app = await testApi({ store, rateLimit: { max: MAX, timeWindowMs: 60_000, redis: REDIS_URL, namespace } });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    apps.push(app);
+    bases.push(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+  }
+});
+
+afterAll(async () => {
+  for (const app of apps) await app.close();
+  await store?.close();
+  await db?.drop();
+});
+
+function get(i: number, path: string, key?: string): Promise<Response> {
+  return fetch(`${bases[i % 2]}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+}
+
+it('answers 429 with Retry-After once a key used its limit across both servers, other keys unaffected', async () => {
+  const busy = await store.createKey('busy', 'viewer');
+  const calm = await store.createKey('calm', 'viewer');
+  for (let i = 0; i < MAX; i++) expect((await get(i, '/pipelines', busy.key)).status, `call ${i}`).toBe(200);
+  for (const i of [0, 1]) {
+    const refused = await get(i, '/pipelines', busy.key);
+    expect(refused.status).toBe(429);
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(((await refused.json()) as { code: string }).code).toBe('ETL_API_RATE_LIMITED');
+  }
+  // The limit is the key's, not the route's: a forbidden route counts too and answers 429 first.
+  expect((await get(0, '/audit', busy.key)).status).toBe(429);
+  expect((await get(1, '/pipelines', calm.key)).status).toBe(200);
+  // Probes are never limited.
+  expect((await get(0, '/healthz')).status).toBe(200);
+});
+
+it('limits requests without a valid key by client address', async () => {
+  let last = 0;
+  for (let i = 0; i <= MAX; i++) last = (await get(i, '/pipelines', `etl_${'0'.repeat(16)}_${'A'.repeat(43)}`)).status;
+  expect(last).toBe(429);
+});
