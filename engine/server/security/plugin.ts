@@ -16,6 +16,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, Route
 import fp from 'fastify-plugin';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
+import { timingSafeEqual } from 'node:crypto';
 import { limitJsonDepth } from './json-body.ts';
 import { parseKey, type Role, roleAllows, secretDigest, verifySecret } from './keys.ts';
 import { redactText } from './redact-text.ts';
@@ -215,7 +216,7 @@ function authenticator(store: SecurityStore): (request: FastifyRequest) => Promi
     const cached = verified.get(row.id);
     const ok =
       cached !== undefined && cached.hash === row.hash
-        ? cached.digest.equals(digest)
+        ? timingSafeEqual(cached.digest, digest)
         : await verifySecret(parsed.secret, row.hash);
     if (!ok) {
       request.authFailure = `wrong secret for key ${row.id}`;
