@@ -100,6 +100,7 @@ export async function testApi(
     async (request) => ({ deleted: request.params.name }),
   );
   app.post('/unmarked', async () => ({ done: true }));
+  app.post('/ingest', { config: { role: 'operator', audit: false } }, async () => ({ accepted: true }));
   app.get('/config', async () => ({
     dsn: `postgres://etl:${options.secret ?? 'none'}@db/logs`,
     token: options.secret,

@@ -3,7 +3,7 @@
  * database under `<data-dir>/security/pgdata`, or `--postgres-url`). A key's secret is printed once, at
  * creation; only its scrypt hash is kept.
  */
-import { errorMessage } from '../../errors.ts';
+import { EtlError, errorMessage } from '../../errors.ts';
 import { isRole, ROLES, type Role } from '../../server/security/keys.ts';
 import { redactText } from '../../server/security/redact-text.ts';
 import { type KeyInfo, SecurityStore, type StoreLocation } from '../../server/security/store.ts';
@@ -29,6 +29,12 @@ export async function runKeys(command: KeysCommand, options: KeysOptions): Promi
     store = await SecurityStore.open(options, 'etl keys');
   } catch (error) {
     options.err.write(`etl keys: ${redactText(errorMessage(error))}\n`);
+    if (error instanceof EtlError && error.code === 'ETL_LOCKED') {
+      options.err.write(
+        'etl keys: while `etl serve` runs on this data directory, manage keys through its API ' +
+          '(POST, GET /keys, DELETE /keys/:id, as admin), or keep them on a shared server (--postgres-url)\n',
+      );
+    }
     return 1;
   }
   try {

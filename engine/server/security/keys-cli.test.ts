@@ -59,7 +59,12 @@ it('creates, lists and revokes keys in the embedded store of a data directory', 
   expect(listed.stdout).not.toContain(key.slice(21));
 
   // The daemon reads the same store (and holds it: the CLI runs while it does not).
-  expect(await withServer({ dataDir: join(dir, 'data') }, (status) => status(key))).toBe(200);
+  await withServer({ dataDir: join(dir, 'data') }, async (status) => {
+    expect(await status(key)).toBe(200);
+    const locked = await keysCli(['list'], location);
+    expect(locked.code).toBe(1);
+    expect(locked.stderr).toContain('manage keys through its API');
+  });
 
   const revoked = await keysCli(['revoke', id], location);
   expect(revoked.code, revoked.stderr).toBe(0);

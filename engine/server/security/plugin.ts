@@ -39,6 +39,13 @@ declare module 'fastify' {
     public?: boolean;
     /** The answer carries a new API key: it is not redacted. */
     revealsKey?: boolean;
+    /**
+     * `false`: calls that succeed are not audited (a data-plane route such as the HTTP push source, whose
+     * every POST would otherwise be a row); refused calls still are.
+     */
+    audit?: boolean;
+    /** Set by the plugin on every route it has seen: a route without it was declared before the plugin. */
+    etlSecured?: true;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -102,7 +109,7 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
 
   app.addHook('onRoute', (route) => {
     route.bodyLimit ??= bodyLimit;
-    route.config = { ...route.config };
+    route.config = { ...route.config, etlSecured: true };
     if (route.config.public) route.config.rateLimit = false;
     const methods = [route.method].flat();
     if (!route.config.public && methods.some((m) => requiredRole(m, route.config) === undefined)) {
@@ -115,11 +122,21 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
 
   app.addHook('onRequest', async (request, reply) => {
     const socket = request.raw.socket as { encrypted?: boolean; localAddress?: string };
-    if (!allowPlainHttp && socket.encrypted !== true && !isLoopback(socket.localAddress ?? '')) {
+    // No local address: not a network socket (a Unix socket, Fastify's inject), nothing crosses a wire.
+    const local = socket.localAddress;
+    if (!allowPlainHttp && socket.encrypted !== true && local !== undefined && !isLoopback(local)) {
       request.authFailure = 'plain HTTP on a non-loopback address';
       return reply.code(403).send(apiError(403, 'ETL_API_PLAIN_HTTP', 'plain HTTP is refused here: use HTTPS'));
     }
-    if (request.routeOptions.config?.public) return;
+    const config = request.routeOptions.config;
+    if (!request.is404 && config?.etlSecured !== true) {
+      // Declared before registerSecurity: it has no authorization hook, so nobody may call it.
+      request.log.error({ route: request.routeOptions.url }, 'route declared before the security layer: refused');
+      return reply
+        .code(500)
+        .send(apiError(500, 'ETL_API_UNSECURED_ROUTE', 'this route was declared before the security layer'));
+    }
+    if (config?.public) return;
     await authenticate(request);
     // A 404 gets no route hooks; without this, an unknown path would tell a stranger which paths exist.
     if (request.is404 && !request.principal) return deny(reply, 401);
@@ -293,7 +310,7 @@ interface AuditContext {
 async function audit({ app, store, secrets }: AuditContext, request: FastifyRequest, reply: FastifyReply) {
   const status = reply.statusCode;
   const refused = status === 401 || status === 403 || request.authFailure !== null;
-  if (SAFE_METHODS.has(request.method) && !refused) return;
+  if (!refused && (SAFE_METHODS.has(request.method) || request.routeOptions.config?.audit === false)) return;
   const principal = request.principal;
   const claimed = principal ? undefined : parseKey(presentedKey(request) ?? '')?.id;
   const entry = {

@@ -58,3 +58,17 @@ it('limits requests without a valid key by client address', async () => {
   for (let i = 0; i <= MAX; i++) last = (await get(i, '/pipelines', `etl_${'0'.repeat(16)}_${'A'.repeat(43)}`)).status;
   expect(last).toBe(429);
 });
+
+it('serves without limits when Redis cannot be reached, keys still checked', async () => {
+  const key = (await store.createKey('no-redis', 'viewer')).key;
+  const app = await testApi({ store, rateLimit: { max: 1, timeWindowMs: 60_000, redis: 'redis://127.0.0.1:1' } });
+  try {
+    const auth = { authorization: `Bearer ${key}` };
+    for (let i = 0; i < 3; i++) {
+      expect((await app.inject({ method: 'GET', url: '/pipelines', headers: auth })).statusCode).toBe(200);
+    }
+    expect((await app.inject({ method: 'GET', url: '/pipelines' })).statusCode).toBe(401);
+  } finally {
+    await app.close();
+  }
+});

@@ -3,10 +3,11 @@
  * (rate limits) of the test machine.
  */
 import type { AddressInfo } from 'node:net';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomNamespace, REDIS_URL, scratchDatabase, testApi } from '../../../test/support/security-api.ts';
+import { registerSecurity } from './plugin.ts';
 import { SecurityStore } from './store.ts';
 
 const SECRET = 's3cr3t-value-42';
@@ -109,6 +110,28 @@ describe('roles', () => {
       const response = await call(method, path, keys[role], method === 'POST' ? '{}' : undefined);
       expect(response.status, `${method} ${path} as ${role}`).toBe(status);
       if (status === 403) expect(((await response.json()) as { code: string }).code).toBe('ETL_API_FORBIDDEN');
+    }
+  });
+
+  it('answers HEAD like GET', async () => {
+    expect((await call('HEAD', '/pipelines', keys.viewer)).status).toBe(200);
+    expect((await call('HEAD', '/pipelines')).status).toBe(401);
+  });
+
+  it('refuses every call to a route declared before the security layer', async () => {
+    const early = Fastify();
+    early.get('/early', async () => ({ leaked: true }));
+    await registerSecurity(early, { store, rateLimit: { max: 100, timeWindowMs: 60_000 } });
+    try {
+      const response = await early.inject({
+        method: 'GET',
+        url: '/early',
+        headers: { authorization: `Bearer ${keys.admin}` },
+      });
+      expect(response.statusCode).toBe(500);
+      expect(response.json()).toMatchObject({ code: 'ETL_API_UNSECURED_ROUTE' });
+    } finally {
+      await early.close();
     }
   });
 
@@ -225,6 +248,15 @@ describe('audit', () => {
     // A reading of the audit log is not itself audited; the reads above add nothing.
     const again = (await (await call('GET', '/audit?limit=1', keys.admin)).json()) as { entries: unknown[] };
     expect(again.entries).toHaveLength(1);
+  });
+
+  it('leaves out successful calls of a route with audit: false, not its refused ones', async () => {
+    const before = await store.queryAudit({ limit: 1 });
+    expect((await call('POST', '/ingest', keys.operator, '{}')).status).toBe(200);
+    expect(await store.queryAudit({ limit: 1 })).toEqual(before);
+    expect((await call('POST', '/ingest', keys.viewer, '{}')).status).toBe(403);
+    const [last] = await store.queryAudit({ limit: 1 });
+    expect(last).toMatchObject({ path: '/ingest', status: 403, outcome: 'forbidden', keyName: 'viewer' });
   });
 
   it('refuses to change or remove audit rows, even to the database owner', async () => {

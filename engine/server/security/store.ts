@@ -218,7 +218,8 @@ export class SecurityStore {
     params.push(filter.limit);
     const { rows } = await this.with((s) =>
       s.query(
-        `SELECT seq::text AS seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at, key_id,
+        // seq is int8: a string from a server, a bigint from PGlite; Number() takes either.
+        `SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at, key_id,
                 key_name, role, method, path, route, ip, status, outcome, reason, request_id
          FROM etl_security.audit ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
          ORDER BY seq DESC LIMIT $${params.length}`,
