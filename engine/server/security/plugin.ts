@@ -138,8 +138,6 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
     }
     if (config?.public) return;
     await authenticate(request);
-    // A 404 gets no route hooks; without this, an unknown path would tell a stranger which paths exist.
-    if (request.is404 && !request.principal) return deny(reply, 401);
   });
 
   const rateLimitRedis =
@@ -176,6 +174,21 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
     if (route.config?.public) return;
     route.onRequest = [route.onRequest ?? []].flat().concat(authorize);
   });
+
+  // Unknown paths are limited and need a key too: a stranger cannot map the API by 401 versus 404. Fastify
+  // runs every lifecycle hook given here (four-oh-four.js); its types declare only preValidation and
+  // preHandler, which would come after the body is read.
+  const notFoundHooks = {
+    onRequest: [
+      app.rateLimit(),
+      async (request: FastifyRequest, reply: FastifyReply) => {
+        if (!request.principal) return deny(reply, 401);
+      },
+    ],
+  } as Parameters<FastifyInstance['setNotFoundHandler']>[0] & object;
+  app.setNotFoundHandler(notFoundHooks, (request, reply) =>
+    reply.code(404).send(apiError(404, 'ETL_API_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
 
   app.addHook('onSend', async (request, reply, payload) => {
     await audit({ app, store, secrets }, request, reply);

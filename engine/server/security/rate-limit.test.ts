@@ -53,10 +53,13 @@ it('answers 429 with Retry-After once a key used its limit across both servers, 
   expect((await get(0, '/healthz')).status).toBe(200);
 });
 
-it('limits requests without a valid key by client address', async () => {
-  let last = 0;
-  for (let i = 0; i <= MAX; i++) last = (await get(i, '/pipelines', `etl_${'0'.repeat(16)}_${'A'.repeat(43)}`)).status;
-  expect(last).toBe(429);
+it('limits requests without a valid key by client address, unknown paths included', async () => {
+  const statuses: number[] = [];
+  for (let i = 0; i <= MAX; i++) {
+    const path = i % 2 === 0 ? '/pipelines' : `/no-such-path-${i}`;
+    statuses.push((await get(i, path, `etl_${'0'.repeat(16)}_${'A'.repeat(43)}`)).status);
+  }
+  expect(statuses).toEqual([...Array(MAX).fill(401), 429]);
 });
 
 it('serves without limits when Redis cannot be reached, keys still checked', async () => {
