@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { pipelineNameSchema } from '../../engine/server/security/pipeline-name.ts';
-import { registerSecurity, type SecurityOptions } from '../../engine/server/security/plugin.ts';
-import { serverOptions, type TlsFiles } from '../../engine/server/security/transport.ts';
+import { type SecurityLayerOptions, securityLayer } from '../../engine/server/security/layer.ts';
+import type { TlsFiles } from '../../engine/server/security/transport.ts';
 
 const run = promisify(execFile);
 
@@ -76,12 +76,12 @@ export async function selfSignedCertificate(): Promise<TlsFiles & { dir: string 
  * An API like the daemon's: routes of each role, one without a role, a public probe, and routes that
  * answer or fail with a secret in them.
  */
-export async function testApi(
-  options: SecurityOptions & { tls?: TlsFiles | undefined; secret?: string },
-): Promise<FastifyInstance> {
-  const app = Fastify({ ...serverOptions({ tls: options.tls, bodyLimitBytes: options.bodyLimitBytes }) });
-  await registerSecurity(app, options);
-  app.get('/healthz', { config: { public: true } }, async () => ({ ok: true }));
+export async function testApi(options: SecurityLayerOptions & { secret?: string }): Promise<FastifyInstance> {
+  // As the daemon does it (engine/serve/daemon.ts).
+  const layer = securityLayer(options);
+  const app = Fastify({ logger: false, ...layer.serverOptions });
+  await layer.register(app);
+  app.get('/healthz', { config: { role: 'public' } }, async () => ({ ok: true }));
   app.get('/pipelines', async () => ({ pipelines: [] }));
   app.post<{ Params: { name: string }; Body: unknown }>(
     '/pipelines/:name',

@@ -1,5 +1,6 @@
 /** The security layer of `etl serve`: see README.md. */
 export { type Role, ROLES } from './keys.ts';
+export { type SecurityLayer, type SecurityLayerOptions, securityLayer } from './layer.ts';
 export {
   isPipelineName,
   PIPELINE_NAME_MAX_LENGTH,
@@ -13,6 +14,7 @@ export {
   type RateLimitOptions,
   registerSecurity,
   requiredRole,
+  type RouteRole,
   type SecurityOptions,
 } from './plugin.ts';
 export { redactText } from './redact-text.ts';

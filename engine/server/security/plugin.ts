@@ -18,11 +18,15 @@ import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { timingSafeEqual } from 'node:crypto';
 import { limitJsonDepth } from './json-body.ts';
+import type { Logger } from '../../operator.ts';
 import { parseKey, type Role, roleAllows, secretDigest, verifySecret } from './keys.ts';
 import { redactText } from './redact-text.ts';
 import { registerSecurityRoutes } from './routes.ts';
 import { type AuditOutcome, SecurityStore, type StoreLocation } from './store.ts';
 import { DEFAULT_BODY_LIMIT_BYTES, isLoopback } from './transport.ts';
+
+/** What a route may declare in `config.role`. */
+export type RouteRole = 'public' | Role;
 
 /** Who made a request: the key it presented, once verified. */
 export interface Principal {
@@ -33,10 +37,11 @@ export interface Principal {
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** The least role a route needs. Unmarked: `viewer` for GET/HEAD/OPTIONS, refused for other methods. */
-    role?: Role;
-    /** No key needed (liveness and readiness probes); not rate limited. */
-    public?: boolean;
+    /**
+     * Who may call the route: `public` (no key, not rate limited: liveness and readiness probes) or the
+     * least role a key needs. Unmarked: `viewer` for GET/HEAD/OPTIONS, nobody for other methods.
+     */
+    role?: RouteRole;
     /** The answer carries a new API key: it is not redacted. */
     revealsKey?: boolean;
     /**
@@ -80,6 +85,17 @@ export interface SecurityOptions {
   /** Where `/audit` and `/keys` are mounted (e.g. `/api/v1`). */
   readonly prefix?: string | undefined;
   readonly helmet?: FastifyHelmetOptions | undefined;
+  /** Where refusals of the layer's own making and failures go; default the server's logger. */
+  readonly logger?: Logger | undefined;
+}
+
+function fastifyLogger(app: FastifyInstance): Logger {
+  return {
+    debug: (message, fields) => app.log.debug(fields ?? {}, message),
+    info: (message, fields) => app.log.info(fields ?? {}, message),
+    warn: (message, fields) => app.log.warn(fields ?? {}, message),
+    error: (message, fields) => app.log.error(fields ?? {}, message),
+  };
 }
 
 export const DEFAULT_MAX_JSON_DEPTH = 32;
@@ -88,7 +104,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const UNAUTHENTICATED = 'a valid API key is required (Authorization: Bearer etl_…)';
 
 /** The least role `route` needs, or undefined when nobody may call it (an unmarked mutating route). */
-export function requiredRole(method: string, config: { role?: Role } | undefined): Role | undefined {
+export function requiredRole(method: string, config: { role?: RouteRole } | undefined): RouteRole | undefined {
   if (config?.role) return config.role;
   return SAFE_METHODS.has(method.toUpperCase()) ? 'viewer' : undefined;
 }
@@ -100,6 +116,7 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const allowPlainHttp = options.allowPlainHttp === true;
   const authenticate = authenticator(store);
+  const log = options.logger ?? fastifyLogger(app);
 
   app.decorateRequest('principal', null);
   app.decorateRequest('authFailure', null);
@@ -110,12 +127,11 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
   app.addHook('onRoute', (route) => {
     route.bodyLimit ??= bodyLimit;
     route.config = { ...route.config, etlSecured: true };
-    if (route.config.public) route.config.rateLimit = false;
+    if (route.config.role === 'public') route.config.rateLimit = false;
     const methods = [route.method].flat();
-    if (!route.config.public && methods.some((m) => requiredRole(m, route.config) === undefined)) {
-      app.log.warn(
-        { route: route.url, method: methods.join(',') },
-        'route declares no role (config.role) and changes state: every call is refused',
+    if (methods.some((m) => requiredRole(m, route.config) === undefined)) {
+      log.warn(
+        `route ${methods.join(',')} ${route.url} declares no role (config.role) and changes state: every call is refused`,
       );
     }
   });
@@ -131,12 +147,12 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
     const config = request.routeOptions.config;
     if (!request.is404 && config?.etlSecured !== true) {
       // Declared before registerSecurity: it has no authorization hook, so nobody may call it.
-      request.log.error({ route: request.routeOptions.url }, 'route declared before the security layer: refused');
+      log.error(`route ${request.method} ${request.routeOptions.url} was declared before the security layer: refused`);
       return reply
         .code(500)
         .send(apiError(500, 'ETL_API_UNSECURED_ROUTE', 'this route was declared before the security layer'));
     }
-    if (config?.public) return;
+    if (config?.role === 'public') return;
     await authenticate(request);
   });
 
@@ -171,7 +187,7 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
 
   // Added after the rate limiter's: route hooks run in the order added, so a refused key still counts.
   app.addHook('onRoute', (route: RouteOptions) => {
-    if (route.config?.public) return;
+    if (route.config?.role === 'public') return;
     route.onRequest = [route.onRequest ?? []].flat().concat(authorize);
   });
 
@@ -191,7 +207,7 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
   );
 
   app.addHook('onSend', async (request, reply, payload) => {
-    await audit({ app, store, secrets }, request, reply);
+    await audit({ log, store, secrets }, request, reply);
     reply.header('cache-control', reply.getHeader('cache-control') ?? 'no-store');
     if (typeof payload !== 'string' || request.routeOptions.config?.revealsKey) return payload;
     return redactText(payload, secrets());
@@ -200,7 +216,12 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) {
-      request.log.error({ err: { message: redactText(error.message, secrets()), code: error.code } }, 'request failed');
+      log.error('request failed', {
+        request_id: request.id,
+        route: request.routeOptions.url,
+        error: redactText(error.message, secrets()),
+        code: error.code,
+      });
       return reply.code(status).send(apiError(status, 'ETL_API_INTERNAL', `internal error (request ${request.id})`));
     }
     return reply.code(status).send(apiError(status, error.code ?? 'ETL_API_BAD_REQUEST', error.message));
@@ -273,7 +294,8 @@ async function authorize(request: FastifyRequest, reply: FastifyReply): Promise<
   if (needed === undefined) {
     return deny(reply, 403, 'this route declares no role and changes state: it is refused to every key');
   }
-  if (!roleAllows(request.principal.role, needed)) {
+  // authorize is not added to public routes; `public` here would mean a config changed after declaration.
+  if (needed !== 'public' && !roleAllows(request.principal.role, needed)) {
     return deny(
       reply,
       403,
@@ -315,12 +337,12 @@ function outcomeOf(status: number): AuditOutcome {
 
 /** Mutating calls whatever their outcome, and every refused authentication or authorization. */
 interface AuditContext {
-  readonly app: FastifyInstance;
+  readonly log: Logger;
   readonly store: SecurityStore;
   readonly secrets: () => readonly string[];
 }
 
-async function audit({ app, store, secrets }: AuditContext, request: FastifyRequest, reply: FastifyReply) {
+async function audit({ log, store, secrets }: AuditContext, request: FastifyRequest, reply: FastifyReply) {
   const status = reply.statusCode;
   const refused = status === 401 || status === 403 || request.authFailure !== null;
   if (!refused && (SAFE_METHODS.has(request.method) || request.routeOptions.config?.audit === false)) return;
@@ -344,6 +366,6 @@ async function audit({ app, store, secrets }: AuditContext, request: FastifyRequ
     await store.appendAudit(entry);
   } catch (error) {
     // The call has happened; its record goes to the log rather than being lost silently.
-    app.log.error({ audit: entry, err: redactText(String(error)) }, 'audit log write failed');
+    log.error('audit log write failed', { audit: entry, error: redactText(String(error)) });
   }
 }

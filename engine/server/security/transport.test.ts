@@ -14,6 +14,7 @@ import {
   selfSignedCertificate,
   testApi,
 } from '../../../test/support/security-api.ts';
+import { securityLayer } from './layer.ts';
 import { SecurityStore } from './store.ts';
 import { assertListenAllowed, isLoopback } from './transport.ts';
 
@@ -110,6 +111,18 @@ describe('plain HTTP', () => {
       expect(() => assertListenAllowed(host, { tls: true })).not.toThrow();
       expect(() => assertListenAllowed(host, { tls: false, allowPlainHttp: true })).not.toThrow();
     }
+  });
+
+  it('lets the daemon listen beyond loopback only with TLS or when plain HTTP is allowed', () => {
+    const base = { store, rateLimit: rateLimit() };
+    expect(securityLayer(base).allowsRemote).toBe(false);
+    expect(securityLayer({ ...base, allowPlainHttp: true }).allowsRemote).toBe(true);
+    const withTls = securityLayer({ ...base, tls: cert });
+    expect(withTls.allowsRemote).toBe(true);
+    expect(withTls.serverOptions.https?.minVersion).toBe('TLSv1.3');
+    expect(() => securityLayer({ ...base, tls: { certFile: '/nonexistent.pem', keyFile: cert.keyFile } })).toThrow(
+      /nonexistent/,
+    );
   });
 
   // Needs an address of this machine other than loopback (any container has one).
