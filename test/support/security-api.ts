@@ -83,6 +83,13 @@ export async function testApi(options: SecurityLayerOptions & { secret?: string 
   await layer.register(app);
   app.get('/healthz', { config: { role: 'public' } }, async () => ({ ok: true }));
   app.get('/pipelines', async () => ({ pipelines: [] }));
+  // Made public by a hook of a child scope, after the plugin's own (as engine/serve does for /docs).
+  await app.register(async (scope) => {
+    scope.addHook('onRoute', (route) => {
+      route.config = { ...route.config, role: 'public' };
+    });
+    scope.get('/docs/json', async () => ({ openapi: '3.0.0' }));
+  });
   app.post<{ Params: { name: string }; Body: unknown }>(
     '/pipelines/:name',
     {

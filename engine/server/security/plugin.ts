@@ -127,7 +127,6 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
   app.addHook('onRoute', (route) => {
     route.bodyLimit ??= bodyLimit;
     route.config = { ...route.config, etlSecured: true };
-    if (route.config.role === 'public') route.config.rateLimit = false;
     const methods = [route.method].flat();
     if (methods.some((m) => requiredRole(m, route.config) === undefined)) {
       log.warn(
@@ -175,6 +174,9 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
     nameSpace: options.rateLimit.namespace ?? 'etl-rate-limit:',
     keyGenerator: (request: FastifyRequest) =>
       request.principal ? `key:${request.principal.keyId}` : `ip:${request.ip}`,
+    // Decided per request: a hook added after this plugin's may still make a route public (engine/serve's
+    // docs routes).
+    allowList: (request: FastifyRequest) => request.routeOptions.config?.role === 'public',
     // Redis down: serve without limits rather than refuse every call (limits are abuse control, not access).
     skipOnError: true,
     errorResponseBuilder: (_request, context) =>
@@ -187,7 +189,6 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
 
   // Added after the rate limiter's: route hooks run in the order added, so a refused key still counts.
   app.addHook('onRoute', (route: RouteOptions) => {
-    if (route.config?.role === 'public') return;
     route.onRequest = [route.onRequest ?? []].flat().concat(authorize);
   });
 
@@ -289,13 +290,14 @@ function presentedKey(request: FastifyRequest): string | undefined {
 }
 
 async function authorize(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  if (!request.principal) return deny(reply, 401);
   const needed = requiredRole(request.method, request.routeOptions.config);
+  // Read at each request, not when the route was declared: a later onRoute hook may have set it.
+  if (needed === 'public') return;
+  if (!request.principal) return deny(reply, 401);
   if (needed === undefined) {
     return deny(reply, 403, 'this route declares no role and changes state: it is refused to every key');
   }
-  // authorize is not added to public routes; `public` here would mean a config changed after declaration.
-  if (needed !== 'public' && !roleAllows(request.principal.role, needed)) {
+  if (!roleAllows(request.principal.role, needed)) {
     return deny(
       reply,
       403,

@@ -82,6 +82,7 @@ describe('authentication', () => {
 
   it('lets public routes through without a key, and answers 401 rather than 404 to a stranger', async () => {
     expect((await call('GET', '/healthz')).status).toBe(200);
+    expect((await call('GET', '/docs/json')).status).toBe(200);
     expect((await call('GET', '/no/such/path')).status).toBe(401);
     expect((await call('GET', '/no/such/path', keys.viewer)).status).toBe(404);
   });
