@@ -127,7 +127,18 @@ export class SecurityStore {
     const database = await openDatabase(target, { poolMaxConnections: 4, connectTimeoutMs: 10_000, applicationName });
     const store = new SecurityStore(database, targetLabel(target));
     try {
-      await store.with((session) => session.script(`BEGIN;${SCHEMA}COMMIT;`));
+      await store.with(async (session) => {
+        // BEGIN and COMMIT as statements of their own: the embedded driver holds its one backend for this
+        // session from a statement that begins a transaction to one that ends it.
+        await session.query('BEGIN');
+        try {
+          await session.script(SCHEMA);
+          await session.query('COMMIT');
+        } catch (error) {
+          await session.query('ROLLBACK').catch(() => {});
+          throw error;
+        }
+      });
       return store;
     } catch (error) {
       await database.close().catch(() => {});
