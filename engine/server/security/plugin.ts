@@ -115,7 +115,9 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
   const secrets = options.secrets ?? (() => []);
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const allowPlainHttp = options.allowPlainHttp === true;
-  const authenticate = authenticator(store);
+  // Until the rate limiter is registered (below), nothing is over its limit.
+  let spent: (request: FastifyRequest) => Promise<boolean> = async () => false;
+  const authenticate = authenticator(store, (request) => spent(request));
   const log = options.logger ?? fastifyLogger(app);
 
   app.decorateRequest('principal', null);
@@ -187,6 +189,12 @@ async function security(app: FastifyInstance, options: SecurityOptions): Promise
       ),
   });
 
+  const peek = app.createRateLimit();
+  spent = async (request) => {
+    const state = await peek(request, { increment: false });
+    return !state.isAllowed && state.remaining === 0;
+  };
+
   // Added after the rate limiter's: route hooks run in the order added, so a refused key still counts.
   app.addHook('onRoute', (route: RouteOptions) => {
     route.onRequest = [route.onRequest ?? []].flat().concat(authorize);
@@ -239,7 +247,15 @@ export const registerSecurity: (app: FastifyInstance, options: SecurityOptions) 
   await app.register(fp(security, { name: 'etl-security', fastify: '5.x' }), options);
 };
 
-function authenticator(store: SecurityStore): (request: FastifyRequest) => Promise<void> {
+/**
+ * `spent(request)`: whether the client (not yet known by a key, so by its address) has used its whole rate
+ * limit. Its next wrong secret is then refused without scrypt, so a client that knows a key's id cannot
+ * make the server hash at will: it gets a hash per request of its limit, then 429s.
+ */
+function authenticator(
+  store: SecurityStore,
+  spent: (request: FastifyRequest) => Promise<boolean>,
+): (request: FastifyRequest) => Promise<void> {
   // Keys verified recently: id → the stored hash and a digest of the secret that matched it. The row is
   // still read on every request, so a revoked key is refused at once; only scrypt is skipped.
   const verified = new LRUCache<string, { hash: string; digest: Buffer }>({ max: 10_000 });
@@ -266,10 +282,12 @@ function authenticator(store: SecurityStore): (request: FastifyRequest) => Promi
     }
     const digest = secretDigest(parsed.secret);
     const cached = verified.get(row.id);
-    const ok =
-      cached !== undefined && cached.hash === row.hash
-        ? timingSafeEqual(cached.digest, digest)
-        : await verifySecret(parsed.secret, row.hash);
+    const known = cached !== undefined && cached.hash === row.hash;
+    if (!known && (await spent(request))) {
+      request.authFailure = `rate limit used up: the secret for key ${row.id} was not checked`;
+      return;
+    }
+    const ok = known ? timingSafeEqual(cached.digest, digest) : await verifySecret(parsed.secret, row.hash);
     if (!ok) {
       request.authFailure = `wrong secret for key ${row.id}`;
       return;

@@ -75,3 +75,26 @@ it('serves without limits when Redis cannot be reached, keys still checked', asy
     await app.close();
   }
 });
+
+it('stops hashing wrong secrets for a known key id once the client used its limit', async () => {
+  const target = await store.createKey('target', 'admin');
+  const app = await testApi({
+    store,
+    rateLimit: { max: 3, timeWindowMs: 60_000, redis: REDIS_URL, namespace: randomNamespace() },
+  });
+  try {
+    const wrong = `${target.key.slice(0, -1)}${target.key.endsWith('A') ? 'B' : 'A'}`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      statuses.push(
+        (await app.inject({ url: '/pipelines', headers: { authorization: `Bearer ${wrong}` } })).statusCode,
+      );
+    }
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    const [last] = await store.queryAudit({ keyId: target.id, limit: 1 });
+    expect(last).toMatchObject({ status: 429, outcome: 'rate_limited' });
+    expect(last?.reason).toMatch(/was not checked/);
+  } finally {
+    await app.close();
+  }
+});
