@@ -111,7 +111,9 @@ export async function registerSecurityRoutes(app: FastifyInstance, options: { st
     async (request, reply) => {
       const revoked = await store.revokeKey(request.params.id);
       if (!revoked)
-        return reply.code(404).send({ statusCode: 404, code: 'ETL_API_NO_SUCH_KEY', message: 'no such key' });
+        return reply
+          .code(404)
+          .send({ statusCode: 404, code: 'ETL_API_NO_SUCH_KEY', error: 'Not Found', message: 'no such key' });
       return revoked;
     },
   );

@@ -208,6 +208,8 @@ describe('keys through the API', () => {
     expect(list.map((k) => k.id)).toContain(made.id);
     expect(JSON.stringify(list)).not.toMatch(/etl_[0-9a-f]{16}_|scrypt/);
     expect((await call('DELETE', `/keys/${made.id}`, keys.admin)).status).toBe(200);
+    const missing = await call('DELETE', '/keys/ffffffffffffffff', keys.admin);
+    expect([missing.status, ((await missing.json()) as { code: string }).code]).toEqual([404, 'ETL_API_NO_SUCH_KEY']);
     expect((await call('POST', '/pipelines/web', made.key, '{}')).status).toBe(401);
     expect((await call('POST', '/keys', keys.operator, JSON.stringify({ name: 'x', role: 'admin' }))).status).toBe(403);
   });
