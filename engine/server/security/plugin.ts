@@ -5,9 +5,10 @@
  * secrets kept out of answers and errors. Register it before any route: it sees routes as they are added.
  *
  * Order within a request (all before the body is read):
- *   onRequest, global:  plain-HTTP guard → authenticate (remembers the outcome, answers only for 404s)
+ *   onRequest, global:  plain-HTTP guard → route declared after the plugin? → authenticate (remembers the
+ *                       outcome; answers nothing yet, so that a refused request is still counted)
  *   onRequest, route:   rate limit, keyed by the authenticated key, else by the client address
- *                       → authorize (401 / 403)
+ *   (or the 404 handler's) → authorize (401 / 403)
  *   onSend, global:     audit → redact the answer
  */
 import helmet, { type FastifyHelmetOptions } from '@fastify/helmet';
