@@ -8,6 +8,7 @@ import { renderGraph } from '../cli/commands/graph.ts';
 import { formatDiagnostic } from '../diagnostics.ts';
 import { buildGraph } from '../graph/graph.ts';
 import { redact } from '../redact.ts';
+import { serveTap } from '../telemetry/tap.ts';
 import type { Telemetry } from '../telemetry/types.ts';
 import type { ConfigDir } from './config-dir.ts';
 import {
@@ -95,6 +96,32 @@ export async function registerRoutes(app: FastifyInstance, options: ApiOptions):
     async (_request, reply) => {
       const text = (await options.telemetry.metricsText()) + (await options.registry.metrics());
       return reply.type(options.registry.contentType).send(text);
+    },
+  );
+
+  app.get(
+    '/tap',
+    {
+      // Records may hold personal data: more than a viewer's right.
+      config: role('operator'),
+      schema: {
+        summary: "Live samples of the records on a stage's port, as JSON lines (what `etl tap --url` reads)",
+        tags: ['health'],
+        querystring: {
+          type: 'object',
+          required: ['stage'],
+          properties: {
+            stage: { type: 'string', minLength: 1 },
+            port: { type: 'string', minLength: 1 },
+            pipeline: { type: 'string', minLength: 1 },
+            rate: { type: 'number', exclusiveMinimum: 0 },
+          },
+        },
+      },
+    },
+    (request, reply) => {
+      reply.hijack();
+      serveTap(request.raw, reply.raw);
     },
   );
 

@@ -27,9 +27,11 @@ class TapHub {
 
   /** A run starting: its stages and their ports. Returns the unregistration. */
   register(pipeline: string, stages: ReadonlyMap<string, readonly string[]>): () => void {
-    this.ports.set(pipeline, new Map(stages));
+    const mine = new Map(stages);
+    this.ports.set(pipeline, mine);
     return () => {
-      if (this.ports.get(pipeline) !== undefined) this.ports.delete(pipeline);
+      // A reload starts the new run before the old one has quite ended: only the old one's entry goes.
+      if (this.ports.get(pipeline) === mine) this.ports.delete(pipeline);
     };
   }
 

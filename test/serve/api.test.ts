@@ -122,6 +122,15 @@ describe('etl serve API', () => {
     const metrics = (await d.call('GET', '/metrics')).body as string;
     expect(metrics).toMatch(/etl_component_received_records_total\{pipeline="good",component_id="logs"/);
     expect(metrics).toMatch(/etl_component_received_records_total\{pipeline="bad",component_id="logs"/);
+    // `etl tap` reads the daemon's /tap as it reads a single run's metrics server.
+    const tapped = await etl(['tap', 'parsed', '--pipeline', 'good', '--url', d.url, '--limit', '2']);
+    expect(tapped.code, tapped.stderr).toBe(0);
+    expect(
+      tapped.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).pipeline),
+    ).toEqual(['good', 'good']);
 
     expect(await d.call('DELETE', '/pipelines/bad')).toMatchObject({ status: 200, body: { status: 'deleted' } });
     expect(await d.call('DELETE', '/pipelines/good')).toMatchObject({ status: 200 });
