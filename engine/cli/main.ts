@@ -117,6 +117,23 @@ export async function main(argv: string[]): Promise<number> {
     .description('run pipelines as a daemon with a REST API; --config-dir keeps them as a directory says')
     .option('--config-dir <dir>', 'run the pipelines of this directory, following its changes')
     .option('--listen <host:port>', 'address of the API (loopback only without a security layer)', '127.0.0.1:8080')
+    .option('--api-keys', 'require an API key (etl keys create) on every route but the probes; roles, audit log')
+    .option('--data-dir <dir>', 'where the embedded key store and audit log live', '.etl')
+    .option('--postgres-url <url>', 'keep keys and audit log on this PostgreSQL server (daemons that share them)')
+    .option('--tls-cert <file>', 'PEM certificate: serve HTTPS, TLS 1.3 only (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--allow-plain-http', 'allow plain HTTP on an address other than loopback', false)
+    .option('--redis-url <url>', 'Redis for rate-limit counters shared by several daemons')
+    .option(
+      '--rate-limit <n>',
+      'requests per key per minute',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number above 0');
+        return n;
+      },
+      600,
+    )
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['debug', 'info', 'warn', 'error'])
@@ -133,9 +150,25 @@ export async function main(argv: string[]): Promise<number> {
         listen: string;
         logLevel: 'debug' | 'info' | 'warn' | 'error';
         logFormat: 'pretty' | 'json';
+        apiKeys?: boolean;
+        dataDir: string;
+        postgresUrl?: string;
+        tlsCert?: string;
+        tlsKey?: string;
+        allowPlainHttp: boolean;
+        redisUrl?: string;
+        rateLimit: number;
       }) => {
         const { runServe } = await import('./commands/serve.ts');
-        exitCode = await runServe({ ...opts, err: process.stderr });
+        const { configDir, listen, logLevel, logFormat, apiKeys, ...security } = opts;
+        exitCode = await runServe({
+          ...(configDir ? { configDir } : {}),
+          listen,
+          logLevel,
+          logFormat,
+          security: { ...security, apiKeys: apiKeys === true },
+          err: process.stderr,
+        });
       },
     );
 
@@ -184,6 +217,35 @@ export async function main(argv: string[]): Promise<number> {
       const { runQuery } = await import('./commands/query.ts');
       exitCode = await runQuery(sql, { ...opts, out: process.stdout });
     });
+
+  const keys = program
+    .command('keys')
+    .description('create, list and revoke the API keys of `etl serve`')
+    .option('--data-dir <dir>', "the daemon's data directory (its embedded key store)", '.etl')
+    .option('--postgres-url <url>', 'the PostgreSQL server holding the keys, when the daemons share one')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'));
+  type KeysGlobal = { dataDir: string; postgresUrl?: string; format: 'text' | 'json' };
+  const runKeys = async (command: import('./commands/keys.ts').KeysCommand) => {
+    const { runKeys } = await import('./commands/keys.ts');
+    const opts = keys.opts<KeysGlobal>();
+    exitCode = await runKeys(command, { ...opts, out: process.stdout, err: process.stderr });
+  };
+  keys
+    .command('create')
+    .description('create a key and print it (shown only once)')
+    .requiredOption('--name <name>', 'who or what the key is for')
+    .requiredOption('--role <role>', 'viewer, operator or admin')
+    .action((opts: { name: string; role: string }) => runKeys({ action: 'create', ...opts }));
+  keys
+    .command('list')
+    .description('list the keys (never their secrets)')
+    .option('--all', 'include revoked keys', false)
+    .action((opts: { all: boolean }) => runKeys({ action: 'list', all: opts.all }));
+  keys
+    .command('revoke')
+    .description('revoke a key: the next request with it is refused')
+    .argument('<id>', 'the key id (the 16 hex digits after etl_)')
+    .action((id: string) => runKeys({ action: 'revoke', id }));
 
   const metricsUrl = `http://127.0.0.1:${process.env.ETL_METRICS_PORT ?? '9464'}`;
   const positive = (what: string) => (value: string) => {
