@@ -1,6 +1,6 @@
 /**
- * The cost of telemetry: `file → parse → blackhole` over a generated access log, with telemetry off (no metrics
- * server, no traces) against on (`/metrics` served and scraped every second over HTTP, traces exported over
+ * The cost of telemetry: `file → parse → blackhole` over a generated access log, with telemetry off (the runtime's
+ * no-op telemetry: no counters, no metrics server, no traces) against on (`/metrics` served and scraped every second over HTTP, traces exported over
  * OTLP/HTTP to a local receiver, sampled at 1% with the standard OTEL_TRACES_SAMPLER variables), in the same run:
  * rounds alternate off/on (the order flips every pair so neither always runs first), each in a fresh process.
  * A third case, `metrics`, has the metrics alone. Reports per case the median wall time and CPU time (user + system
@@ -36,7 +36,7 @@ type Case = 'off' | 'metrics' | 'on';
 const CASES: readonly Case[] = ['off', 'metrics', 'on'];
 
 /**
- * One round in this process: `metrics` serves `/metrics` and scrapes it every second; `on` also exports traces.
+ * One round in this process: `metrics` serves `/metrics` (the parent scrapes it every second); `on` also exports traces.
  * The clock starts once telemetry is set up: loading the OpenTelemetry SDK is paid once per process, not per record.
  */
 async function round(dir: string, which: Case): Promise<Round> {
@@ -58,32 +58,22 @@ spec:
   const loaded = await loadPipelinesFromString(yaml, 'bench.yaml');
   const spec = loaded.pipelines[0];
   if (!spec) throw new Error(loaded.diagnostics.map((d) => d.message).join('\n'));
-  // Port 0 (any free one), which a pipeline document cannot ask for.
-  const settings = on ? { ...spec.telemetry, prometheusPort: 0 } : spec.telemetry;
-  const telemetry = await createTelemetry(settings, { env: process.env });
+  // Off is no telemetry at all (the runtime's no-op one); on, the metrics server takes port 0 (any free one), which
+  // a pipeline document cannot ask for.
+  const telemetry = on
+    ? await createTelemetry({ ...spec.telemetry, prometheusPort: 0 }, { env: process.env })
+    : undefined;
+  // The parent scrapes, so that the HTTP client's cost is not counted as the pipeline's.
+  if (telemetry?.metricsAddress) process.stdout.write(`${JSON.stringify({ port: telemetry.metricsAddress.port })}\n`);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  let scrapes = 0;
-  const address = telemetry.metricsAddress;
-  const scraper =
-    address === undefined
-      ? undefined
-      : setInterval(() => {
-          fetch(`http://${address.host}:${address.port}/metrics`)
-            .then((r) => r.text())
-            .then(
-              () => scrapes++,
-              () => {},
-            );
-        }, 1000);
-  const result = await runPipeline(spec, { telemetry });
-  if (scraper) clearInterval(scraper);
-  await telemetry.shutdown();
+  const result = await runPipeline(spec, telemetry === undefined ? {} : { telemetry });
+  await telemetry?.shutdown();
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   if (!result.ok) throw result.error;
   rmSync(join(dir, `.etl-${process.pid}`), { recursive: true, force: true });
-  return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000, records: result.stats.recordsOut, scrapes };
+  return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000, records: result.stats.recordsOut, scrapes: 0 };
 }
 
 interface OtlpJson {
@@ -114,22 +104,41 @@ function receiver(): Promise<{ server: Server; url: string; spans: () => number 
   });
 }
 
-/** Runs one round in a fresh process; not spawnSync, which would block this process's OTLP receiver. */
+/**
+ * Runs one round in a fresh process (not spawnSync, which would block this process's OTLP receiver), scraping its
+ * `/metrics` every second from here once it tells its port.
+ */
 function spawnRound(
   args: string[],
   env: NodeJS.ProcessEnv,
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
+): Promise<{ status: number | null; stdout: string; stderr: string; scrapes: number }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    let scrapes = 0;
+    let scraper: NodeJS.Timeout | undefined;
     child.stdout.setEncoding('utf8').on('data', (c: string) => {
       stdout += c;
+      const told = /^\{"port":(\d+)\}$/m.exec(stdout);
+      if (told && scraper === undefined) {
+        scraper = setInterval(() => {
+          fetch(`http://127.0.0.1:${told[1]}/metrics`)
+            .then((r) => r.text())
+            .then(
+              () => scrapes++,
+              () => {},
+            );
+        }, 1000);
+      }
     });
     child.stderr.setEncoding('utf8').on('data', (c: string) => {
       stderr += c;
     });
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
+    child.on('close', (status) => {
+      clearInterval(scraper);
+      resolve({ status, stdout, stderr, scrapes });
+    });
   });
 }
 
@@ -170,7 +179,7 @@ async function main(): Promise<void> {
         if (child.status !== 0) throw new Error(`round ${which} failed: ${child.stderr}`);
         const figures = JSON.parse(child.stdout.trim().split('\n').at(-1) as string) as Round;
         if (figures.records !== lines) throw new Error(`round ${which} wrote ${figures.records} of ${lines} records`);
-        results[which].push(figures);
+        results[which].push({ ...figures, scrapes: child.scrapes });
       }
     }
   } finally {
