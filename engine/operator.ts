@@ -374,6 +374,8 @@ export interface StageReport {
   readonly lines: readonly string[];
   /** Why the run fails because of this stage, when it does: `99.62% valid, below min_valid_ratio 99.9%`. */
   readonly failure?: string;
+  /** The same figures for machines, by name (`addresses_anonymized: 9962`): the run audit log records them. */
+  readonly counts?: Readonly<Record<string, number>>;
 }
 
 export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O = unknown>

@@ -22,6 +22,7 @@ export function toSettings(spec: Record<string, unknown> | undefined): PipelineS
     eventTimeField: String(s.event_time_field ?? DEFAULT_SETTINGS.event_time_field),
     watermarkLatenessMs: seconds('watermark_lateness_seconds'),
     idleSourceMs: seconds('idle_source_seconds'),
+    ...(typeof s.audit_log === 'string' ? { auditLog: s.audit_log } : {}),
   };
 }
 

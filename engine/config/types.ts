@@ -63,6 +63,8 @@ export interface PipelineSettings {
   readonly eventTimeField: string;
   readonly watermarkLatenessMs: number;
   readonly idleSourceMs: number;
+  /** `audit_log`: the file a line per run is appended to (engine/runtime/audit.ts); none when undefined. */
+  readonly auditLog?: string;
 }
 
 export interface TelemetrySettings {

@@ -45,6 +45,7 @@ import type { Envelope, PortEnvelope } from './envelope.ts';
 import { operatorContext } from './context.ts';
 import { CreditGate } from './gate.ts';
 import { Watermark } from './watermark.ts';
+import { appendAudit, auditRecord } from './audit.ts';
 import { noopTelemetry, silentLogger } from './noop.ts';
 import { stageOperator } from './stage-operator.ts';
 import { emptyStats, notingWarnings, type RunStats } from './stats.ts';
@@ -108,7 +109,22 @@ const detachedDelivery = (): Delivery => {
 const YIELD_EVERY_MS = 10;
 
 export async function runPipeline(spec: PipelineSpec, options: RunOptions = {}): Promise<RunResult> {
-  return new PipelineRun(spec, options).run();
+  const startedAt = new Date();
+  const result = await new PipelineRun(spec, options).run();
+  const auditLog = spec.settings.auditLog;
+  if (auditLog === undefined) return result;
+  try {
+    await appendAudit(auditLog, auditRecord(spec, startedAt, result), spec.secrets);
+    return result;
+  } catch (error) {
+    // A compliance record that could not be kept fails the run (exit 1), though its data is committed.
+    const failure = new EtlError(
+      'ETL_AUDIT_FAILED',
+      `could not append to the audit log ${auditLog}: ${errorMessage(error)}`,
+    );
+    options.logger?.(undefined).error(failure.message);
+    return { ...result, ok: false, error: result.error ?? failure };
+  }
 }
 
 class PipelineRun {
@@ -594,7 +610,7 @@ class PipelineRun {
       if (port === DEAD_LETTER_PORT) {
         // Dead letters a stage passes on (anonymize scrubs those it reads) were counted by the stage that made them.
         const own = records.filter((r) => r.stage === id);
-        this.stats.rejected += own.length;
+        this.countRejected(id, own.length);
         stage.telemetry.deadLettered(own.length);
         if (stage.spec.onError === 'fail' && own.length > 0) {
           const first = own[0] as { reason?: unknown };
@@ -757,6 +773,14 @@ class PipelineRun {
 
   // --------------------------------------------------------------------------- late dead letters
 
+  private countRejected(stageId: string, count: number): void {
+    if (count === 0) return;
+    this.stats.rejected += count;
+    const by = this.stats.rejectedBy ?? {};
+    by[stageId] = (by[stageId] ?? 0) + count;
+    this.stats.rejectedBy = by;
+  }
+
   /**
    * Sends the late dead letters `record` holds on their sinks' dead_letter ports, after a turn of the event
    * loop (the checkpoint that found them resumes credit first). A sink whose output is done already keeps
@@ -767,7 +791,7 @@ class PipelineRun {
       const records = letters.map(withOriginRestored);
       const stage = this.stages.get(sinkId);
       if (!stage || records.length === 0) continue;
-      this.stats.rejected += records.length;
+      this.countRejected(sinkId, records.length);
       stage.telemetry.deadLettered(records.length);
       const late = this.lateOutputs.get(sinkId);
       if (!late) {
@@ -958,6 +982,7 @@ class PipelineRun {
         stage: id,
         lines: [...report.lines],
         ...(report.failure === undefined ? {} : { failure: report.failure }),
+        ...(report.counts === undefined ? {} : { counts: { ...report.counts } }),
       });
       if (report.failure !== undefined) {
         this.fail(new EtlError('ETL_RUN_CHECK_FAILED', `stage ${id}: ${report.failure}`));

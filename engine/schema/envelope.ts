@@ -148,6 +148,15 @@ export const settingsSchema: JsonSchema = {
         'that windows close while an input is quiet.',
       default: DEFAULT_SETTINGS.idle_source_seconds,
     },
+    audit_log: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'A file (JSON lines) that each run appends one line to, whatever its outcome: when it ran, what it read, ' +
+        'what each sink wrote, what each stage rejected, what stages counted of their work (fields anonymized…) ' +
+        "and the sinks' retention. Relative to the working directory.",
+      examples: ['.etl/audit/web.jsonl'],
+    },
   },
 };
 

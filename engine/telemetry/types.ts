@@ -95,6 +95,11 @@ export interface RunStats {
   sinks: Record<string, SinkStats>;
   /** Records routed to a dead_letter port. */
   rejected: number;
+  /**
+   * The same by the stage that rejected them, in the order first seen: a record several stages reject (a rollup
+   * that refuses a late record another stage stored) counts once per stage, so the total may exceed what was read.
+   */
+  rejectedBy?: Record<string, number>;
   /** Stage failures (whole batches), and inputs a source could not read completely. */
   errors: number;
   /** Inputs a source could not read completely (`SourceOutput.inputError`); `etl apply` then exits 1. */
@@ -113,6 +118,8 @@ export interface StageReportEntry {
   readonly lines: readonly string[];
   /** Set when the run failed because of it. */
   readonly failure?: string;
+  /** Figures for the run audit log (`StageReport.counts`). */
+  readonly counts?: Readonly<Record<string, number>>;
 }
 
 export interface SinkStats {
