@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLineMaker } from '../../operators/sources/generator/lines.ts';
+import { ETL_METRIC_NAMES } from '../deploy/metric-names.ts';
 import { startEtl } from '../support/cli.ts';
 import {
   freePort,
@@ -121,6 +122,9 @@ describe('/metrics of a running pipeline', () => {
     let families = first.families;
     // Prometheus's own parser and linter find nothing to say of the whole exposition.
     expect(await promtoolProblems(first.text)).toEqual([]);
+    // Every name the dashboards and alerts of deploy/ may use is exported.
+    const exported = new Set([...first.text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+    expect([...ETL_METRIC_NAMES].filter((name) => !exported.has(name))).toEqual([]);
 
     expect(seriesValue(families, 'etl_pipeline_up', { pipeline: PIPELINE })).toBe(1);
     expect(seriesValue(families, 'etl_source_read_lines_total', LOGS)).toBe(FIRST);
