@@ -728,7 +728,7 @@ class PipelineRun {
         try {
           await sink.write(records, { deadLetter: (record, reason) => rejected.push(deadLetter(record, id, reason)) });
         } finally {
-          stage.telemetry.write((performance.now() - t0) / 1000);
+          stage.telemetry.writeTime((performance.now() - t0) / 1000);
         }
       };
       try {
@@ -892,7 +892,7 @@ class PipelineRun {
         failed: () => this.failure !== undefined,
         fail: (error) => this.fail(error),
         abort: this.hardAbort.signal,
-        sinkCommitted: (sinkId, seconds) => byId(sinkId).telemetry.commit(seconds),
+        sinkCommitted: (sinkId, seconds) => byId(sinkId).telemetry.commitTime(seconds),
       },
       { lastCommitted: resumeFrom, nextId, intervalMs: this.spec.settings.checkpointIntervalMs },
     );

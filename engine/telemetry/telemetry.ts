@@ -206,11 +206,11 @@ class RuntimeStage implements StageTelemetry {
     if (source !== undefined) source.state = read;
   }
 
-  write(seconds: number): void {
+  writeTime(seconds: number): void {
     this.#counters.sink?.writeDuration.observe(seconds);
   }
 
-  commit(seconds: number): void {
+  commitTime(seconds: number): void {
     this.#counters.sink?.commitDuration.observe(seconds);
   }
 

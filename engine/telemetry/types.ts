@@ -37,9 +37,9 @@ export interface StageTelemetry {
   /** Sources: etl_source_lag_bytes and etl_source_open_files, read at scrape. */
   sourceState(read: () => SourceState): void;
   /** Sinks: etl_sink_write_duration_seconds, one call of `write`. */
-  write(seconds: number): void;
+  writeTime(seconds: number): void;
   /** Sinks: etl_sink_commit_duration_seconds, the sink's part of one checkpoint (both phases). */
-  commit(seconds: number): void;
+  commitTime(seconds: number): void;
   /** Sinks: etl_sink_retries_total. */
   retry(): void;
   /** Sinks: etl_sink_reconnects_total. */

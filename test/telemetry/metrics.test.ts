@@ -137,8 +137,8 @@ describe('stage, source, sink and pipeline series', () => {
     read.creditWait(0.5);
     read.sourceState(() => ({ lagBytes: 1234, openFiles: 3 }));
     db.read(100, 1);
-    db.write(0.02);
-    db.commit(0.1);
+    db.writeTime(0.02);
+    db.commitTime(0.1);
     db.retry();
     db.reconnected();
     db.circuit('open');
