@@ -3,6 +3,8 @@
  * no-op telemetry: no counters, no metrics server, no traces) against on (`/metrics` served and scraped every second over HTTP, traces exported over
  * OTLP/HTTP to a local receiver, sampled at 1% with the standard OTEL_TRACES_SAMPLER variables), in the same run:
  * rounds alternate off/on (the order flips every pair so neither always runs first), each in a fresh process.
+ * Each round also reports its steady state: from the first quarter of the lines read to the end of the run, leaving
+ * out what a process pays once (loading the SDK, the first and the final export).
  * A third case, `metrics`, has the metrics alone. Reports per case the median wall time and CPU time (user + system
  * of the round's process, all its threads: the steadier figure on a busy machine), and how many spans the receiver
  * got (about 1% of the batch traces when the sampler honours OTEL_TRACES_SAMPLER=traceidratio).
@@ -33,6 +35,9 @@ interface Round {
   readonly cpuMs: number;
   readonly records: number;
   readonly scrapes: number;
+  /** From the first quarter of the lines read to the end of the run: startup and the final flush left out. */
+  readonly steadyWallMs: number;
+  readonly steadyCpuMs: number;
 }
 
 type Case = 'off' | 'metrics' | 'on';
@@ -42,7 +47,7 @@ const CASES: readonly Case[] = ['off', 'metrics', 'on'];
  * One round in this process: `metrics` serves `/metrics` (the parent scrapes it every second); `on` also exports traces.
  * The clock starts once telemetry is set up: loading the OpenTelemetry SDK is paid once per process, not per record.
  */
-async function round(dir: string, which: Case): Promise<Round> {
+async function round(dir: string, which: Case, lines: number): Promise<Round> {
   const on = which !== 'off';
   const traces = which === 'on';
   const yaml = `apiVersion: etl/v1
@@ -70,13 +75,29 @@ spec:
   if (telemetry?.metricsAddress) process.stdout.write(`${JSON.stringify({ port: telemetry.metricsAddress.port })}\n`);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const result = await runPipeline(spec, telemetry === undefined ? {} : { telemetry });
+  let steady: { cpu: NodeJS.CpuUsage; at: number } | undefined;
+  const result = await runPipeline(spec, {
+    ...(telemetry === undefined ? {} : { telemetry }),
+    onStats: (stats) => {
+      if (steady === undefined && stats.recordsIn >= lines / 4)
+        steady = { cpu: process.cpuUsage(), at: performance.now() };
+    },
+  });
+  const ranMs = performance.now();
+  const ranCpu = process.cpuUsage(steady?.cpu);
   await telemetry?.shutdown();
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   if (!result.ok) throw result.error;
   rmSync(join(dir, `.etl-${process.pid}`), { recursive: true, force: true });
-  return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000, records: result.stats.recordsOut, scrapes: 0 };
+  return {
+    wallMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    records: result.stats.recordsOut,
+    scrapes: 0,
+    steadyWallMs: ranMs - (steady?.at ?? t0),
+    steadyCpuMs: (ranCpu.user + ranCpu.system) / 1000,
+  };
 }
 
 /**
@@ -205,7 +226,7 @@ const median = (values: readonly number[]): number => {
 async function main(): Promise<void> {
   const roundArg = arg('round');
   if (roundArg !== undefined) {
-    const figures = await round(arg('dir') as string, roundArg as Case);
+    const figures = await round(arg('dir') as string, roundArg as Case, Number(arg('lines')));
     process.stdout.write(`${JSON.stringify(figures)}\n`);
     return;
   }
@@ -230,7 +251,7 @@ async function main(): Promise<void> {
             OTEL_TRACES_SAMPLER_ARG: '0.01',
           });
         }
-        const child = await spawnRound([self, '--round', which, '--dir', dir], env);
+        const child = await spawnRound([self, '--round', which, '--dir', dir, '--lines', String(lines)], env);
         if (child.status !== 0) throw new Error(`round ${which} failed: ${child.stderr}`);
         const figures = JSON.parse(child.stdout.trim().split('\n').at(-1) as string) as Round;
         if (figures.records !== lines) throw new Error(`round ${which} wrote ${figures.records} of ${lines} records`);
@@ -245,7 +266,16 @@ async function main(): Promise<void> {
     const r = results[which];
     const wall = median(r.map((x) => x.wallMs));
     const cpu = median(r.map((x) => x.cpuMs));
-    return { wall, cpu, rate: lines / (wall / 1000), scrapes: r.reduce((n, x) => n + x.scrapes, 0) };
+    const steadyWall = median(r.map((x) => x.steadyWallMs));
+    const steadyCpu = median(r.map((x) => x.steadyCpuMs));
+    return {
+      wall,
+      cpu,
+      steadyWall,
+      steadyCpu,
+      rate: lines / (wall / 1000),
+      scrapes: r.reduce((n, x) => n + x.scrapes, 0),
+    };
   };
   const rows = Object.fromEntries(cases.map((c) => [c, row(c)])) as Record<Case, ReturnType<typeof row>>;
   const pct = (a: number, b: number) => `${(((b - a) / a) * 100).toFixed(1)}%`;
@@ -259,8 +289,10 @@ async function main(): Promise<void> {
     );
   }
   for (const c of (['metrics', 'on'] as const).filter((c) => rows[c] !== undefined && rows.off !== undefined)) {
+    const off = rows.off as ReturnType<typeof row>;
+    const r = rows[c] as ReturnType<typeof row>;
     console.log(
-      `${c === 'on' ? 'metrics + traces' : 'metrics only'} against off: ${pct(rows.off.wall, rows[c].wall)} wall, ${pct(rows.off.cpu, rows[c].cpu)} CPU (goal < 5%)`,
+      `${c === 'on' ? 'metrics + traces' : 'metrics only'} against off: whole run ${pct(off.wall, r.wall)} wall, ${pct(off.cpu, r.cpu)} CPU; steady state (the last three quarters of the lines) ${pct(off.steadyWall, r.steadyWall)} wall, ${pct(off.steadyCpu, r.steadyCpu)} CPU (goal < 5%)`,
     );
   }
   const batches = Math.ceil(lines / 1024);
