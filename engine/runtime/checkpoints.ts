@@ -86,6 +86,7 @@ export class Checkpoints {
   private committedCount = 0;
   private readonly listeners: Array<(record: CheckpointRecord, seconds: number) => void> = [];
   private readonly cutListeners: Array<(snapshot: Snapshot) => void> = [];
+  private readonly currentListeners: Array<() => void> = [];
 
   constructor(host: CheckpointHost, options: CheckpointOptions) {
     this.host = host;
@@ -119,6 +120,14 @@ export class Checkpoints {
   /** Called with each checkpoint once it is committed, and how long it took from its start. */
   onCommitted(listener: (record: CheckpointRecord, seconds: number) => void): void {
     this.listeners.push(listener);
+  }
+
+  /**
+   * Called when a checkpoint is due and nothing happened since the last one: the committed state is still
+   * current (an idle pipeline is not behind).
+   */
+  onCurrent(listener: () => void): void {
+    this.currentListeners.push(listener);
   }
 
   /** Called at each cut, while the pipeline is drained, with the snapshot taken. */
@@ -176,7 +185,11 @@ export class Checkpoints {
     this.lastAt = this.now();
     const startedAt = performance.now();
     const host = this.host;
-    if (host.failed() || !this.dirty) return;
+    if (host.failed()) return;
+    if (!this.dirty) {
+      for (const listener of this.currentListeners) listener();
+      return;
+    }
     const gates = host.gates;
     for (const gate of gates) gate.pause();
     let resumed = false;

@@ -26,6 +26,7 @@ const noopStage: StageTelemetry = {
 const noopPipeline: PipelineTelemetry = {
   up: nothing,
   checkpointCommitted: nothing,
+  checkpointCurrent: nothing,
   edge: () => ({ sent: 0, done: 0 }),
   configReloadFailed: nothing,
 };

@@ -223,6 +223,7 @@ class PipelineRun {
       checkpoints.onCut((snapshot) => this.acks.cut(snapshot.id));
       checkpoints.onCommitted((record) => this.acks.committed(record.id));
       checkpoints.onCommitted((record, seconds) => this.committedMetrics(record, seconds));
+      checkpoints.onCurrent(() => this.pipelineTelemetry.checkpointCurrent(Date.now()));
       checkpoints.onCommitted((record) => this.deliverLate(record));
       checkpoints.onCommitted((record) => {
         this.keyed.committed(record.id).catch((error: unknown) => this.fail(error));

@@ -63,6 +63,8 @@ export class PipelineCounters {
   readonly checkpointDuration = new Buckets(COMMIT_BUCKETS);
   /** Epoch ms of the last committed checkpoint, this run's or the one it resumed from. */
   lastCheckpointMs: number | undefined;
+  /** Epoch ms of the last checkpoint that found nothing new to commit (the committed state was current then). */
+  currentMs: number | undefined;
   /** When the pipeline started: the checkpoint age counts from here until one is committed. */
   startedMs = Date.now();
   reloadFailures = 0;
@@ -248,8 +250,11 @@ export class MetricsRegistry {
     );
     gauge(
       'etl_checkpoint_age_seconds',
-      'Seconds since the last committed checkpoint (since the start while none was), while the pipeline runs.',
-      (p) => (p.up === 1 ? (Date.now() - Math.max(p.lastCheckpointMs ?? p.startedMs, 0)) / 1000 : undefined),
+      'Seconds since the committed checkpoint state was last current (a commit, or a due checkpoint with nothing new).',
+      (p) =>
+        p.up === 1
+          ? (Date.now() - Math.max(p.lastCheckpointMs ?? p.startedMs, p.currentMs ?? Number.NEGATIVE_INFINITY)) / 1000
+          : undefined,
     );
     new HistogramFamily(
       registry,

@@ -261,6 +261,11 @@ class RuntimePipeline implements PipelineTelemetry {
     }
   }
 
+  checkpointCurrent(atMs: number): void {
+    const counters = this.#counters;
+    if (Number.isFinite(atMs) && atMs > (counters.currentMs ?? Number.NEGATIVE_INFINITY)) counters.currentMs = atMs;
+  }
+
   edge(from: string, to: string): EdgeTelemetry {
     const counters = this.#counters;
     const key = `${from}\u0000${to}`;

@@ -59,6 +59,8 @@ export interface PipelineTelemetry {
   up(running: boolean): void;
   /** A checkpoint committed at `atMs` (epoch ms) after `seconds` (undefined: one committed by an earlier run). */
   checkpointCommitted(atMs: number, seconds?: number): void;
+  /** A checkpoint was due and found nothing new to commit at `atMs`: the committed one is still current. */
+  checkpointCurrent(atMs: number): void;
   /** The counter of batches on the edge from `from` (`stage` or `stage.port`) to stage `to`. */
   edge(from: string, to: string): EdgeTelemetry;
   /** etl_config_reload_failures_total */

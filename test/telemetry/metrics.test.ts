@@ -187,6 +187,14 @@ describe('stage, source, sink and pipeline series', () => {
     expect(age).toBeLessThan(4 + (Date.now() - before) / 1000 + 0.01);
     expect(value(text, 'etl_checkpoint_duration_seconds_count', { pipeline: 'web' })).toBe(1);
 
+    // A checkpoint due with nothing new to commit: the committed state is current, its time stays.
+    web.checkpointCurrent(Date.now());
+    text = await t.metricsText();
+    expect(value(text, 'etl_checkpoint_age_seconds', { pipeline: 'web' })).toBeLessThan(1);
+    expect(value(text, 'etl_checkpoint_last_success_timestamp_seconds', { pipeline: 'web' })).toBe(
+      (before - 4000) / 1000,
+    );
+
     // An older checkpoint (the one a run resumed from, told late) does not move the time back.
     web.checkpointCommitted(before - 60_000);
     web.configReloadFailed();
