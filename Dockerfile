@@ -36,4 +36,4 @@ VOLUME ["/var/lib/etl"]
 # ETL_METRICS_HOST=0.0.0.0 so that they are reachable from outside the container.
 EXPOSE 9464
 ENTRYPOINT ["etl"]
-CMD ["apply", "pipelines/"]
+CMD ["apply", "pipelines/web-access.yaml"]

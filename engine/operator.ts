@@ -250,7 +250,7 @@ export interface SourceOutput {
    * this batch (JSON-serialisable); it is recorded by the first checkpoint whose cut follows the batch, once
    * every sink downstream has acknowledged it. An empty batch only moves the position.
    */
-  emit(records: EtlRecord[], position?: unknown, bytes?: number): Promise<Emitted>;
+  emit(records: EtlRecord[], position?: unknown, bytes?: number, batch?: BatchOptions): Promise<Emitted>;
   /** Aborted when the source must stop reading (shutdown requested, or the run is over). */
   readonly stopping: AbortSignal;
   /** Optional: progress of a finite source, for percent and ETA. */
@@ -268,6 +268,20 @@ export interface SourceOutput {
    * rerun reads it again, is the source's documented rule; the source does not log it again.
    */
   inputError(reason: string, where?: Omit<Origin, 'source'>): void;
+}
+
+/** What a source may tell of a batch besides its records (`emit`'s last argument). */
+export interface BatchOptions {
+  /**
+   * W3C Trace Context the batch arrived with: the `traceparent` header of an HTTP request, or of a queue
+   * message. The batch's trace continues it (the source's span becomes that parent's child, and the parent's
+   * sampling decision holds) instead of starting a new one; a malformed value is ignored. One parent per
+   * batch: a source whose records arrive with different parents emits them in separate batches. Costs
+   * nothing when tracing is off.
+   */
+  readonly traceparent?: string;
+  /** The `tracestate` header that came with `traceparent`, passed on unchanged. */
+  readonly tracestate?: string;
 }
 
 /** What became of one `emit`. */

@@ -32,9 +32,11 @@ export function toTelemetry(spec: Record<string, unknown> | undefined): Telemetr
   const metrics = asRecord(telemetry?.metrics);
   const endpoint = traces?.endpoint;
   const port = metrics?.prometheus_port;
+  const ratio = traces?.sample_ratio;
   return {
     traces: traces?.exporter === 'otlp' ? 'otlp' : 'none',
     ...(typeof endpoint === 'string' ? { otlpEndpoint: endpoint } : {}),
+    ...(typeof ratio === 'number' ? { sampleRatio: ratio } : {}),
     ...(typeof port === 'number' ? { prometheusPort: port } : {}),
   };
 }

@@ -28,7 +28,6 @@ const noopPipeline: PipelineTelemetry = {
   checkpointCommitted: nothing,
   checkpointCurrent: nothing,
   edge: () => ({ sent: 0, done: 0 }),
-  configReloadFailed: nothing,
 };
 
 const noopInstrument = { inc: () => {}, set: () => {} };

@@ -13,9 +13,19 @@ import { type Connectable, connectable, filter, map, merge, Observable, Subject 
 import type { PipelineSpec, StageSpec } from '../config/types.ts';
 import { join } from 'node:path';
 import { EtlError, errorMessage, isRetriable } from '../errors.ts';
-import { buildGraph, consumersByPort, DEAD_LETTER_PORT, DEFAULT_PORT, type Graph } from '../graph/graph.ts';
+import {
+  buildGraph,
+  consumersByPort,
+  DEAD_LETTER_PORT,
+  DEFAULT_PORT,
+  type Graph,
+  outputPorts,
+  upstreamSources,
+} from '../graph/graph.ts';
+import { taps } from '../telemetry/tap.ts';
 import { LockFile } from '../lock.ts';
 import type {
+  BatchOptions,
   Logger,
   CommittedCheckpoint,
   OpenResource,
@@ -36,7 +46,13 @@ import { fitCheckpoint, stageTypes } from '../state/fit.ts';
 import { KeyedStateBackend } from '../state/keyed.ts';
 import { decideResume } from '../state/resume.ts';
 import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
-import type { PipelineTelemetry, SinkStats, StageTelemetry, Telemetry } from '../telemetry/types.ts';
+import type {
+  PipelineTelemetry,
+  RemoteTraceContext,
+  SinkStats,
+  StageTelemetry,
+  Telemetry,
+} from '../telemetry/types.ts';
 import { Acknowledgements } from './acks.ts';
 import { Checkpoints } from './checkpoints.ts';
 import { Delivery } from './delivery.ts';
@@ -50,6 +66,7 @@ import { noopTelemetry, silentLogger } from './noop.ts';
 import { stageOperator } from './stage-operator.ts';
 import { emptyStats, notingWarnings, type RunStats } from './stats.ts';
 import { releaseMemoryWhenIdle } from './idle-memory.ts';
+import { CommitLinks, TraceLinks } from './trace-links.ts';
 
 /** How often a run checks whether records stopped arriving, to give back the memory a burst grew. */
 const IDLE_MEMORY_CHECK_MS = 5000;
@@ -73,6 +90,8 @@ export interface RunOptions {
   /** A checkpoint made before stages were renamed or removed: old id → new id, and ids whose state to drop. */
   renames?: Readonly<Record<string, string>>;
   forget?: readonly string[];
+  /** Called once every stage is open and the sources are reading: the run is up (a daemon's readiness). */
+  onRunning?: () => void;
 }
 
 export interface RunResult {
@@ -171,12 +190,17 @@ class PipelineRun {
   private firstSnapshotId = 1;
   private warnedUnread = new Set<string>();
   private reportsCollected = false;
+  /** With tracing on: the sampled batches each sink wrote, for the commit spans of checkpoints. */
+  private readonly commitLinks: CommitLinks | undefined;
+  /** With tracing on: the sampled batches each transform received since its last tick or flush output. */
+  private readonly fanIn = new Map<string, TraceLinks>();
 
   constructor(spec: PipelineSpec, options: RunOptions) {
     this.spec = spec;
     this.options = options;
     this.telemetry = options.telemetry ?? noopTelemetry;
     this.pipelineTelemetry = this.telemetry.pipeline(spec.name);
+    this.commitLinks = this.telemetry.tracing ? new CommitLinks() : undefined;
     this.stats = emptyStats(spec);
     this.log = notingWarnings(options.logger?.(undefined) ?? silentLogger, undefined, this.stats);
     this.graph = buildGraph(spec.stages);
@@ -203,6 +227,10 @@ class PipelineRun {
     this.options.stop?.addEventListener('abort', onStop, { once: true });
     this.options.abort?.addEventListener('abort', onAbort, { once: true });
     let locked = false;
+    const untap = taps.register(
+      this.spec.name,
+      new Map(this.spec.stages.map((stage) => [stage.id, Object.keys(outputPorts(stage))])),
+    );
     try {
       await this.lock.acquire({
         wait: this.options.waitForLock === true,
@@ -221,9 +249,21 @@ class PipelineRun {
       await this.instantiate('sources', resumeFrom);
       const checkpoints = this.createCheckpoints(resumeFrom, lastId + 1);
       checkpoints.onCut((snapshot) => this.acks.cut(snapshot.id));
+      const commitLinks = this.commitLinks;
+      if (commitLinks) {
+        checkpoints.onCut((snapshot) => commitLinks.cut(snapshot.id, Date.now()));
+        checkpoints.onCommitted((record) =>
+          commitLinks.committed(record.id, (sinkId, id, at, batches) =>
+            this.stages.get(sinkId)?.telemetry.commit?.(id, at, batches),
+          ),
+        );
+      }
       checkpoints.onCommitted((record) => this.acks.committed(record.id));
       checkpoints.onCommitted((record, seconds) => this.committedMetrics(record, seconds));
       checkpoints.onCurrent(() => this.pipelineTelemetry.checkpointCurrent(Date.now()));
+      checkpoints.onCommitted(() => {
+        this.stats.checkpoints = checkpoints.committed;
+      });
       checkpoints.onCommitted((record) => this.deliverLate(record));
       checkpoints.onCommitted((record) => {
         this.keyed.committed(record.id).catch((error: unknown) => this.fail(error));
@@ -234,6 +274,7 @@ class PipelineRun {
       if (resumeFrom) this.deliverLate(resumeFrom);
       if (resumeFrom) this.pipelineTelemetry.checkpointCommitted(Date.parse(resumeFrom.time));
       checkpoints.start();
+      this.options.onRunning?.();
       // A followed input mostly waits: after each burst, the memory it grew is given back once it goes quiet.
       const stopReleasing = releaseMemoryWhenIdle(() => this.stats.recordsIn, IDLE_MEMORY_CHECK_MS);
       await Promise.race([done, aborted(this.hardAbort.signal)]).finally(stopReleasing);
@@ -258,6 +299,7 @@ class PipelineRun {
       await this.closeResources();
       if (locked) await this.lock.release();
       this.pipelineTelemetry.up(false);
+      untap();
       this.stats.elapsedMs = Date.now() - this.startedAt;
       this.options.onStats?.(this.stats);
     }
@@ -374,6 +416,7 @@ class PipelineRun {
               idleMs: settings.idleSourceMs,
               // Sources' credit all back: no batch is held up on its way (a sink retrying, a slow stage).
               drained: () => [...this.gates.values()].every((gate) => gate.outstanding === 0),
+              expected: upstreamSources(this.graph, id),
             }),
           );
           this.tickGates.set(id, new CreditGate(1));
@@ -528,7 +571,7 @@ class PipelineRun {
       let lastYieldAt = performance.now();
       const output: SourceOutput = {
         stopping,
-        emit: async (records: EtlRecord[], position?: unknown, bytes?: number) => {
+        emit: async (records: EtlRecord[], position?: unknown, bytes?: number, batch?: BatchOptions) => {
           // A source whose batches are all handled synchronously (a generator into a blackhole) would run
           // on microtasks alone: timers, signals, I/O and the other pipelines of the process would wait for
           // its end. It gives the event loop a turn every few milliseconds.
@@ -549,6 +592,7 @@ class PipelineRun {
           if (!(await gate.acquire(stopping))) return this.acks.notSent();
           const readAt = Date.now();
           stage.telemetry.creditWait((performance.now() - waitFrom) / 1000);
+          if (taps.active) taps.offer(this.spec.name, id, DEFAULT_PORT, records);
           const emitted = this.acks.emitted();
           this.positions.set(id, position);
           this.checkpoints?.markDirty();
@@ -559,7 +603,9 @@ class PipelineRun {
           stage.telemetry.received(records.length, bytes);
           stage.telemetry.read(bytes ?? 0, linesOut ? records.length : 0);
           stage.telemetry.batch();
-          const span = stage.telemetry.startBatch(undefined, records.length, bytes);
+          const parent =
+            batch?.traceparent === undefined ? undefined : stage.telemetry.remoteParent?.(batch as RemoteTraceContext);
+          const span = stage.telemetry.startBatch(parent, records.length, bytes);
           span?.end(records.length);
           if (consumers === 0) {
             gate.release();
@@ -608,6 +654,7 @@ class PipelineRun {
     for (const port in ports) {
       const records = ports[port] as EtlRecord[];
       if (records.length === 0) continue;
+      if (taps.active) taps.offer(this.spec.name, id, port, records);
       if (port === DEAD_LETTER_PORT) {
         // Dead letters a stage passes on (anonymize scrubs those it reads) were counted by the stage that made them.
         const own = records.filter((r) => r.stage === id);
@@ -646,6 +693,8 @@ class PipelineRun {
   private transformHandler(stage: StageInstance, transform: Transform) {
     const policy = stage.spec;
     const watermark = this.watermarks.get(stage.spec.id);
+    const fanIn = this.commitLinks && (transform.tick || transform.flush) ? new TraceLinks() : undefined;
+    if (fanIn) this.fanIn.set(stage.spec.id, fanIn);
     return (envelope: Envelope): PortEnvelope[] | Promise<PortEnvelope[]> => {
       const records = envelope.records;
       if (envelope.tick) return this.tick(stage, transform, envelope);
@@ -653,14 +702,15 @@ class PipelineRun {
       stage.telemetry.received(records.length);
       const startedAt = performance.now();
       const span = stage.telemetry.startBatch(envelope.trace, records.length);
+      fanIn?.add(span);
       // The span ends once: with the records sent on, and the error when the batch failed.
       const done = (ports: PortRecords, error?: unknown): PortEnvelope[] => {
         stage.telemetry.batch((performance.now() - startedAt) / 1000);
         const outputs = this.route(stage, envelope, ports, span?.context ?? envelope.trace);
-        span?.end(
-          outputs.reduce((n, o) => n + o.envelope.records.length, 0),
-          error,
-        );
+        if (span !== undefined) {
+          const sent = outputs.reduce((n, o) => n + o.envelope.records.length, 0);
+          span.end(sent, error, span.sampled ? ownDeadLetters(ports, stage.spec.id) : 0);
+        }
         return outputs;
       };
       const onError = (error: unknown): PortEnvelope[] => {
@@ -698,7 +748,7 @@ class PipelineRun {
   private async tick(stage: StageInstance, transform: Transform, envelope: Envelope): Promise<PortEnvelope[]> {
     try {
       const ports = (await transform.tick?.(Date.now())) ?? {};
-      return this.route(stage, envelope, ports, undefined);
+      return this.route(stage, envelope, ports, this.outputSpan(stage, ports));
     } catch (error) {
       stage.telemetry.error('process');
       throw wrap(error, 'ETL_RUN_STAGE_FAILED', stage.spec.id);
@@ -707,7 +757,23 @@ class PipelineRun {
 
   private async finishTransform(stage: StageInstance): Promise<PortEnvelope[]> {
     const ports = (await stage.transform?.flush?.()) ?? {};
-    return this.route(stage, { records: [], delivery: detachedDelivery(), trace: undefined }, ports, undefined);
+    const trace = this.outputSpan(stage, ports);
+    return this.route(stage, { records: [], delivery: detachedDelivery(), trace: undefined }, ports, trace);
+  }
+
+  /**
+   * Fan-in: what a transform emits at a tick or a flush (a window closing) comes from many batches. It gets a
+   * span of its own, linked to the sampled batches the stage received since its last such output.
+   */
+  private outputSpan(stage: StageInstance, ports: PortRecords): unknown {
+    const fanIn = this.fanIn.get(stage.spec.id);
+    if (fanIn === undefined) return undefined;
+    let count = 0;
+    for (const port in ports) count += (ports[port] as EtlRecord[]).length;
+    if (count === 0) return undefined;
+    const span = stage.telemetry.startBatch(undefined, 0, undefined, fanIn.take());
+    span?.end(count, undefined, span.sampled ? ownDeadLetters(ports, stage.spec.id) : 0);
+    return span?.context;
   }
 
   private sinkHandler(stage: StageInstance, sink: Sink) {
@@ -766,7 +832,8 @@ class PipelineRun {
       const figures = this.stats.sinks[id] as SinkStats;
       figures.written += written;
       if (!figures.deadLetters) this.stats.recordsOut += written;
-      span?.end(written, failure);
+      span?.end(written, failure, rejected.length);
+      this.commitLinks?.written(id, span);
       this.options.onStats?.(this.stats);
       return rejected.length > 0 ? this.route(stage, envelope, { [DEAD_LETTER_PORT]: rejected }, span?.context) : [];
     };
@@ -1008,6 +1075,15 @@ function wrap(
 ): EtlError {
   if (error instanceof EtlError && error.message.startsWith('stage ')) return error;
   return new EtlError(code, `stage ${stage}${phase ? ` (${phase})` : ''}: ${errorMessage(error)}`, { cause: error });
+}
+
+/** Dead letters a stage made itself among those it sends (not those it passes on). */
+function ownDeadLetters(ports: PortRecords, stageId: string): number {
+  const letters = ports[DEAD_LETTER_PORT];
+  if (letters === undefined) return 0;
+  let own = 0;
+  for (const letter of letters) if (letter.stage === stageId) own++;
+  return own;
 }
 
 /** A sink's output with its late dead letters: `late` ends (and takes no more) when the sink's output ends. */

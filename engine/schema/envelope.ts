@@ -144,8 +144,8 @@ export const settingsSchema: JsonSchema = {
       type: 'number',
       exclusiveMinimum: 0,
       description:
-        'A source whose records have not reached a stage for this long stops holding back its watermark, so ' +
-        'that windows close while an input is quiet.',
+        'A source whose records have not reached a stage for this long (or that has sent none since the start) ' +
+        'stops holding back its watermark, so that windows close while an input is quiet.',
       default: DEFAULT_SETTINGS.idle_source_seconds,
     },
     audit_log: {
@@ -183,6 +183,14 @@ export const telemetrySchema: JsonSchema = {
           description: 'OTLP/HTTP endpoint (with `exporter: otlp`).',
           format: 'uri',
           examples: ['http://127.0.0.1:4318'],
+        },
+        sample_ratio: {
+          type: 'number',
+          description:
+            'Share of the traces started here that are recorded, 0 to 1 (parent-based: a batch arriving with a W3C `traceparent` follows its parent). Wins over OTEL_TRACES_SAMPLER; default: that variable, else every trace.',
+          minimum: 0,
+          maximum: 1,
+          examples: [0.01],
         },
       },
     },

@@ -67,7 +67,6 @@ export class PipelineCounters {
   currentMs: number | undefined;
   /** When the pipeline started: the checkpoint age counts from here until one is committed. */
   startedMs = Date.now();
-  reloadFailures = 0;
   readonly edges = new Map<string, EdgeCounters>();
 
   constructor(name: string) {
@@ -264,16 +263,6 @@ export class MetricsRegistry {
         for (const p of pipelines.values()) yield [{ pipeline: p.name }, p.checkpointDuration] as const;
       },
     );
-    new Counter({
-      name: 'etl_config_reload_failures_total',
-      help: 'Reloads of the pipeline definition that failed (the running version stays).',
-      labelNames: ['pipeline'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const p of pipelines.values()) this.inc({ pipeline: p.name }, p.reloadFailures);
-      },
-    });
     new Gauge({
       name: 'etl_edge_inflight_batches',
       help: 'Batches sent on the edge that the stage it leads to has not processed yet (backlog).',

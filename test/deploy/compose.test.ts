@@ -89,9 +89,9 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('runs pipelines/ and deploy/etl/ in the etl service, against the stack database, scraped and traced', () => {
+  it('runs pipelines/web-access.yaml and deploy/etl/ in the etl service, against the stack database, scraped and traced', () => {
     const etl = services.etl as Service;
-    expect(etl.command).toEqual(['apply', 'pipelines/', 'deploy/etl/']);
+    expect(etl.command).toEqual(['apply', 'pipelines/web-access.yaml', 'deploy/etl/']);
     expect(etl.environment?.DATABASE_URL).toBe('postgres://postgres@postgres:5432/etl');
     expect(etl.environment?.ETL_METRICS_HOST).toBe('0.0.0.0');
     expect(etl.environment?.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://jaeger:4318');

@@ -126,7 +126,10 @@ describe('the image layout', () => {
     const { stdout } = await etl(['validate', 'pipelines/', 'deploy/etl/', 'deploy/loggen/'], {
       DATABASE_URL: PG_URL,
     });
-    expect(stdout).toMatch(/3 pipelines in 3 files: valid/);
+    const carried = ['pipelines', 'deploy/etl', 'deploy/loggen'].flatMap((d) =>
+      readdirSync(join(ROOT, d)).filter((f) => f.endsWith('.yaml')),
+    ).length;
+    expect(stdout).toContain(`${carried} pipelines in ${carried} files: valid`);
   });
 
   it('runs a pipeline through the stack operators into PostgreSQL', async () => {
