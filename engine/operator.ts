@@ -79,6 +79,32 @@ export interface OperatorContext {
    * (a sink's lock on a shared server); aborted when the run is asked to stop while it waits.
    */
   readonly waitForLocks?: AbortSignal;
+  /**
+   * What only the operator sees, for the metrics the runtime keeps of every stage: a sink's reconnections and
+   * circuit breaker, a source's lag and open files. Set by the runtime; absent where an operator runs alone.
+   */
+  readonly signals?: StageSignals;
+}
+
+/** `OperatorContext.signals`. */
+export interface StageSignals {
+  /** The connection to the server was lost and made again (etl_sink_reconnects_total). */
+  reconnected(): void;
+  /** The stage's circuit breaker changed state (etl_sink_circuit_state). */
+  circuit(state: CircuitState): void;
+  /** How to read the source's state at scrape (etl_source_lag_bytes, etl_source_open_files); called once. */
+  sourceState(read: () => SourceState): void;
+}
+
+/** `open`: the server is given up on for now (loading waits); `half_open`: one attempt is let through. */
+export type CircuitState = 'closed' | 'half_open' | 'open';
+
+/** What a source tells of its input at scrape. */
+export interface SourceState {
+  /** Bytes behind the end of the input (the sum over files for a file source). */
+  readonly lagBytes?: number;
+  /** Files the source holds open. */
+  readonly openFiles?: number;
 }
 
 /** Keyed operator state (`ctx.keyed`): a Map whose changes are checkpointed incrementally. */

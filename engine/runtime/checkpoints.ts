@@ -53,6 +53,8 @@ export interface CheckpointHost {
   fail(error: unknown): void;
   /** Aborted when the run must stop now: a drain under way is given up. */
   readonly abort: AbortSignal;
+  /** A sink's part of a committed checkpoint (its `prepareCommit` and `commit`) took `seconds`. */
+  sinkCommitted?(sinkId: string, seconds: number): void;
 }
 
 export interface CheckpointOptions {
@@ -82,8 +84,9 @@ export class Checkpoints {
   private lastAt: number;
   private stopped = false;
   private committedCount = 0;
-  private readonly listeners: Array<(record: CheckpointRecord) => void> = [];
+  private readonly listeners: Array<(record: CheckpointRecord, seconds: number) => void> = [];
   private readonly cutListeners: Array<(snapshot: Snapshot) => void> = [];
+  private readonly currentListeners: Array<() => void> = [];
 
   constructor(host: CheckpointHost, options: CheckpointOptions) {
     this.host = host;
@@ -114,9 +117,17 @@ export class Checkpoints {
     this.dirty = true;
   }
 
-  /** Called with each checkpoint once it is committed. */
-  onCommitted(listener: (record: CheckpointRecord) => void): void {
+  /** Called with each checkpoint once it is committed, and how long it took from its start. */
+  onCommitted(listener: (record: CheckpointRecord, seconds: number) => void): void {
     this.listeners.push(listener);
+  }
+
+  /**
+   * Called when a checkpoint is due and nothing happened since the last one: the committed state is still
+   * current (an idle pipeline is not behind).
+   */
+  onCurrent(listener: () => void): void {
+    this.currentListeners.push(listener);
   }
 
   /** Called at each cut, while the pipeline is drained, with the snapshot taken. */
@@ -172,8 +183,13 @@ export class Checkpoints {
   private async checkpoint(): Promise<void> {
     this.queued = false;
     this.lastAt = this.now();
+    const startedAt = performance.now();
     const host = this.host;
-    if (host.failed() || !this.dirty) return;
+    if (host.failed()) return;
+    if (!this.dirty) {
+      for (const listener of this.currentListeners) listener();
+      return;
+    }
     const gates = host.gates;
     for (const gate of gates) gate.pause();
     let resumed = false;
@@ -204,6 +220,16 @@ export class Checkpoints {
       resume();
 
       const late: Record<string, DeadLetter[]> = {};
+      /** Seconds each sink spent in its two phases. */
+      const spent = new Map<string, number>();
+      const timed = async <T>(id: string, fn: () => T | Promise<T>): Promise<T> => {
+        const t0 = performance.now();
+        try {
+          return await host.guard(id, fn);
+        } finally {
+          spent.set(id, (spent.get(id) ?? 0) + (performance.now() - t0) / 1000);
+        }
+      };
       const prepare = async (): Promise<Record<string, unknown>> => {
         for (const { id, transform } of host.transforms) {
           if (transform.prepareCommit) await host.guard(id, () => transform.prepareCommit?.(snapshot));
@@ -217,7 +243,7 @@ export class Checkpoints {
               late[id].push(host.deadLetter(id, record, reason));
             },
           };
-          const state = await host.guard(id, () => sink.prepareCommit?.(snapshot, ctx));
+          const state = await timed(id, () => sink.prepareCommit?.(snapshot, ctx));
           if (state !== undefined) states[id] = state;
         }
         return states;
@@ -251,13 +277,15 @@ export class Checkpoints {
         if (transform.commit) await host.guard(id, () => transform.commit?.(snapshot));
       }
       for (const { id, sink } of committing) {
-        if (sink.commit) await host.guard(id, () => sink.commit?.(snapshot));
+        if (sink.commit) await timed(id, () => sink.commit?.(snapshot));
         held.get(id)?.();
       }
       this.last = pending;
       await host.save({ committed: pending });
       this.committedCount++;
-      for (const listener of this.listeners) listener(pending);
+      for (const [id, seconds] of spent) host.sinkCommitted?.(id, seconds);
+      const seconds = (performance.now() - startedAt) / 1000;
+      for (const listener of this.listeners) listener(pending, seconds);
     } catch (error) {
       host.fail(error);
     } finally {

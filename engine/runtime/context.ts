@@ -1,6 +1,6 @@
 import type { PipelineSpec, StageSpec } from '../config/types.ts';
-import type { KeyedState, Logger, OperatorContext } from '../operator.ts';
-import type { Telemetry } from '../telemetry/types.ts';
+import type { KeyedState, Logger, OperatorContext, StageSignals } from '../operator.ts';
+import type { StageTelemetry, Telemetry } from '../telemetry/types.ts';
 
 export interface ContextDeps {
   readonly telemetry: Telemetry;
@@ -37,6 +37,7 @@ export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: Cont
     dataDir: spec.settings.dataDir,
     baseDir: deps.baseDir,
     metrics: deps.telemetry.operatorMetrics(spec.name, stage.id),
+    signals: stageSignals(deps.telemetry.stage(spec.name, stage.id, stage.kind, stage.type)),
     requestCheckpoint: deps.requestCheckpoint,
     readPorts,
     snapshotId: deps.snapshotId,
@@ -45,5 +46,13 @@ export function operatorContext(spec: PipelineSpec, stage: StageSpec, deps: Cont
     resource: deps.resource,
     ...(stage.inputSchema === undefined ? {} : { inputSchema: stage.inputSchema }),
     ...(deps.waitForLocks === undefined ? {} : { waitForLocks: deps.waitForLocks }),
+  };
+}
+
+function stageSignals(telemetry: StageTelemetry): StageSignals {
+  return {
+    reconnected: () => telemetry.reconnected(),
+    circuit: (state) => telemetry.circuit(state),
+    sourceState: (read) => telemetry.sourceState(read),
   };
 }

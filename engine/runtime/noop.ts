@@ -1,13 +1,33 @@
 /** Telemetry and logging that do nothing: for tests and for embedding the runtime. */
 import type { Logger, OperatorContext, OperatorMetrics } from '../operator.ts';
-import type { StageTelemetry, Telemetry } from '../telemetry/types.ts';
+import type { PipelineTelemetry, StageTelemetry, Telemetry } from '../telemetry/types.ts';
+
+const nothing = (): void => {};
 
 const noopStage: StageTelemetry = {
   startBatch: () => undefined,
-  received: () => {},
-  sent: () => {},
-  error: () => {},
-  discarded: () => {},
+  received: nothing,
+  sent: nothing,
+  error: nothing,
+  discarded: nothing,
+  batch: nothing,
+  deadLettered: nothing,
+  read: nothing,
+  creditWait: nothing,
+  sourceState: nothing,
+  writeTime: nothing,
+  commitTime: nothing,
+  retry: nothing,
+  reconnected: nothing,
+  circuit: nothing,
+  committed: nothing,
+};
+
+const noopPipeline: PipelineTelemetry = {
+  up: nothing,
+  checkpointCommitted: nothing,
+  checkpointCurrent: nothing,
+  edge: () => ({ sent: 0, done: 0 }),
 };
 
 const noopInstrument = { inc: () => {}, set: () => {} };
@@ -20,6 +40,7 @@ export const noopMetrics: OperatorMetrics = {
 export const noopTelemetry: Telemetry = {
   tracing: false,
   stage: () => noopStage,
+  pipeline: () => noopPipeline,
   operatorMetrics: () => noopMetrics,
   metricsText: async () => '',
   shutdown: async () => {},

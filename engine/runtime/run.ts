@@ -46,10 +46,17 @@ import { fitCheckpoint, stageTypes } from '../state/fit.ts';
 import { KeyedStateBackend } from '../state/keyed.ts';
 import { decideResume } from '../state/resume.ts';
 import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
-import type { RemoteTraceContext, SinkStats, StageTelemetry, Telemetry } from '../telemetry/types.ts';
+import type {
+  PipelineTelemetry,
+  RemoteTraceContext,
+  SinkStats,
+  StageTelemetry,
+  Telemetry,
+} from '../telemetry/types.ts';
 import { Acknowledgements } from './acks.ts';
 import { Checkpoints } from './checkpoints.ts';
 import { Delivery } from './delivery.ts';
+import { PendingCommits } from './freshness.ts';
 import type { Envelope, PortEnvelope } from './envelope.ts';
 import { operatorContext } from './context.ts';
 import { CreditGate } from './gate.ts';
@@ -102,6 +109,8 @@ interface StageInstance {
   readonly source?: Source;
   readonly transform?: Transform;
   readonly sink?: Sink;
+  /** A sink's writes waiting for the checkpoint that commits them (committed records, freshness). */
+  readonly pending?: PendingCommits;
   output$?: Connectable<PortEnvelope>;
 }
 
@@ -141,6 +150,7 @@ class PipelineRun {
   private readonly spec: PipelineSpec;
   private readonly options: RunOptions;
   private readonly telemetry: Telemetry;
+  private readonly pipelineTelemetry: PipelineTelemetry;
   private readonly log: Logger;
   private readonly graph: Graph;
   private readonly consumers: Map<string, string[]>;
@@ -189,6 +199,7 @@ class PipelineRun {
     this.spec = spec;
     this.options = options;
     this.telemetry = options.telemetry ?? noopTelemetry;
+    this.pipelineTelemetry = this.telemetry.pipeline(spec.name);
     this.commitLinks = this.telemetry.tracing ? new CommitLinks() : undefined;
     this.stats = emptyStats(spec);
     this.log = notingWarnings(options.logger?.(undefined) ?? silentLogger, undefined, this.stats);
@@ -228,6 +239,7 @@ class PipelineRun {
           this.log.warn(`waiting for ${holder.what} (pid ${holder.pid} on ${holder.host}) to release the pipeline`),
       });
       locked = true;
+      this.pipelineTelemetry.up(true);
       const { state, lastId: stateLastId } = await this.loadState();
       this.firstSnapshotId = stateLastId + 1;
       await this.openResources();
@@ -247,6 +259,8 @@ class PipelineRun {
         );
       }
       checkpoints.onCommitted((record) => this.acks.committed(record.id));
+      checkpoints.onCommitted((record, seconds) => this.committedMetrics(record, seconds));
+      checkpoints.onCurrent(() => this.pipelineTelemetry.checkpointCurrent(Date.now()));
       checkpoints.onCommitted(() => {
         this.stats.checkpoints = checkpoints.committed;
       });
@@ -258,6 +272,7 @@ class PipelineRun {
       const done = this.wire();
       // Dead letters a crash kept from being delivered after the checkpoint that found them.
       if (resumeFrom) this.deliverLate(resumeFrom);
+      if (resumeFrom) this.pipelineTelemetry.checkpointCommitted(Date.parse(resumeFrom.time));
       checkpoints.start();
       this.options.onRunning?.();
       // A followed input mostly waits: after each burst, the memory it grew is given back once it goes quiet.
@@ -283,6 +298,7 @@ class PipelineRun {
       await this.closeAll();
       await this.closeResources();
       if (locked) await this.lock.release();
+      this.pipelineTelemetry.up(false);
       untap();
       this.stats.elapsedMs = Date.now() - this.startedAt;
       this.options.onStats?.(this.stats);
@@ -407,7 +423,8 @@ class PipelineRun {
         }
       } else {
         const sink = await (def as SinkDefinition).create(spec.options, ctx);
-        this.stages.set(id, { spec, telemetry, logger, sink });
+        const pending = new PendingCommits(this.spec.settings.eventTimeField, telemetry);
+        this.stages.set(id, { spec, telemetry, logger, sink, pending });
       }
     }
   }
@@ -472,12 +489,17 @@ class PipelineRun {
 
   // ------------------------------------------------------------------------------------- wiring
 
-  private portStream(ref: { stage: string; port: string }): Observable<Envelope> {
+  /** What stage `to` reads of `ref`, each batch counted on the edge until `to` has processed it. */
+  private portStream(ref: { stage: string; port: string }, to: string): Observable<Envelope> {
     const upstream = this.stages.get(ref.stage)?.output$;
     if (!upstream) throw new Error(`stage ${ref.stage} is not wired yet`);
+    const edge = this.pipelineTelemetry.edge(ref.port === DEFAULT_PORT ? ref.stage : `${ref.stage}.${ref.port}`, to);
     return upstream.pipe(
       filter((out) => out.port === ref.port),
-      map((out) => out.envelope),
+      map((out): Envelope => {
+        edge.sent++;
+        return { ...out.envelope, edge };
+      }),
     );
   }
 
@@ -491,7 +513,7 @@ class PipelineRun {
       if (stage.source) {
         stream = this.sourceStream(stage, stage.source);
       } else {
-        const inputs = stage.spec.inputs.map((ref) => this.portStream(ref));
+        const inputs = stage.spec.inputs.map((ref) => this.portStream(ref, id));
         const data$ = inputs.length === 1 ? (inputs[0] as Observable<Envelope>) : merge(...inputs);
         const ticks = this.tickGates.get(id);
         const input$ =
@@ -543,6 +565,8 @@ class PipelineRun {
     const gate = this.gates.get(id) as CreditGate;
     const consumers = this.consumers.get(`${id}.${DEFAULT_PORT}`)?.length ?? 0;
     const stopping = this.stopSources.signal;
+    // etl_source_read_lines_total counts the records of sources that emit one per line read.
+    const linesOut = stage.spec.definition.kind === 'source' && sourceEmitsLines(stage.spec);
     return new Observable<PortEnvelope>((subscriber) => {
       let lastYieldAt = performance.now();
       const output: SourceOutput = {
@@ -564,7 +588,10 @@ class PipelineRun {
             }
             return this.acks.emitted();
           }
+          const waitFrom = performance.now();
           if (!(await gate.acquire(stopping))) return this.acks.notSent();
+          const readAt = Date.now();
+          stage.telemetry.creditWait((performance.now() - waitFrom) / 1000);
           if (taps.active) taps.offer(this.spec.name, id, DEFAULT_PORT, records);
           const emitted = this.acks.emitted();
           this.positions.set(id, position);
@@ -574,6 +601,8 @@ class PipelineRun {
             this.stats.bytesRead += bytes;
           }
           stage.telemetry.received(records.length, bytes);
+          stage.telemetry.read(bytes ?? 0, linesOut ? records.length : 0);
+          stage.telemetry.batch();
           const parent =
             batch?.traceparent === undefined ? undefined : stage.telemetry.remoteParent?.(batch as RemoteTraceContext);
           const span = stage.telemetry.startBatch(parent, records.length, bytes);
@@ -586,7 +615,7 @@ class PipelineRun {
           delivery.retain(consumers);
           stage.telemetry.sent(records.length, DEFAULT_PORT);
           this.options.onStats?.(this.stats);
-          subscriber.next({ port: DEFAULT_PORT, envelope: { records, delivery, trace: span?.context } });
+          subscriber.next({ port: DEFAULT_PORT, envelope: { records, delivery, trace: span?.context, readAt } });
           return emitted;
         },
         onCommitted: (listener) => {
@@ -630,6 +659,7 @@ class PipelineRun {
         // Dead letters a stage passes on (anonymize scrubs those it reads) were counted by the stage that made them.
         const own = records.filter((r) => r.stage === id);
         this.countRejected(id, own.length);
+        stage.telemetry.deadLettered(own.length);
         if (stage.spec.onError === 'fail' && own.length > 0) {
           const first = own[0] as { reason?: unknown };
           throw new EtlError(
@@ -655,7 +685,7 @@ class PipelineRun {
       }
       input.delivery.retain(consumers);
       stage.telemetry.sent(records.length, port);
-      outputs.push({ port, envelope: { records, delivery: input.delivery, trace } });
+      outputs.push({ port, envelope: { records, delivery: input.delivery, trace, readAt: input.readAt } });
     }
     return outputs;
   }
@@ -670,10 +700,12 @@ class PipelineRun {
       if (envelope.tick) return this.tick(stage, transform, envelope);
       watermark?.observe(records);
       stage.telemetry.received(records.length);
+      const startedAt = performance.now();
       const span = stage.telemetry.startBatch(envelope.trace, records.length);
       fanIn?.add(span);
       // The span ends once: with the records sent on, and the error when the batch failed.
       const done = (ports: PortRecords, error?: unknown): PortEnvelope[] => {
+        stage.telemetry.batch((performance.now() - startedAt) / 1000);
         const outputs = this.route(stage, envelope, ports, span?.context ?? envelope.trace);
         if (span !== undefined) {
           const sent = outputs.reduce((n, o) => n + o.envelope.records.length, 0);
@@ -753,12 +785,18 @@ class PipelineRun {
       if (held) await held;
       const records = envelope.records;
       stage.telemetry.received(records.length);
+      const startedAt = performance.now();
       const span = stage.telemetry.startBatch(envelope.trace, records.length);
       let rejected: EtlRecord[] = [];
       let failure: unknown;
       const write = async () => {
         rejected = [];
-        await sink.write(records, { deadLetter: (record, reason) => rejected.push(deadLetter(record, id, reason)) });
+        const t0 = performance.now();
+        try {
+          await sink.write(records, { deadLetter: (record, reason) => rejected.push(deadLetter(record, id, reason)) });
+        } finally {
+          stage.telemetry.writeTime((performance.now() - t0) / 1000);
+        }
       };
       try {
         if (policy.onError === 'retry') {
@@ -768,6 +806,7 @@ class PipelineRun {
             onRetry: (error, attempt, delay) => {
               this.stats.errors++;
               stage.telemetry.error('write');
+              stage.telemetry.retry();
               stage.logger.warn(
                 `sink write failed (attempt ${attempt}), retrying in ${delay} ms: ${errorMessage(error)}`,
               );
@@ -787,6 +826,8 @@ class PipelineRun {
         rejected = records.map((r) => deadLetter(r, id, errorMessage(error)));
       }
       const written = records.length - rejected.length;
+      stage.telemetry.batch((performance.now() - startedAt) / 1000);
+      stage.pending?.wrote(this.checkpoints?.nextSnapshotId ?? this.firstSnapshotId, records, written, envelope.readAt);
       this.checkpoints?.markDirty();
       const figures = this.stats.sinks[id] as SinkStats;
       figures.written += written;
@@ -819,6 +860,7 @@ class PipelineRun {
       const stage = this.stages.get(sinkId);
       if (!stage || records.length === 0) continue;
       this.countRejected(sinkId, records.length);
+      stage.telemetry.deadLettered(records.length);
       const late = this.lateOutputs.get(sinkId);
       if (!late) {
         stage.telemetry.discarded(records.length, 'dead_letter_unread');
@@ -918,9 +960,17 @@ class PipelineRun {
         failed: () => this.failure !== undefined,
         fail: (error) => this.fail(error),
         abort: this.hardAbort.signal,
+        sinkCommitted: (sinkId, seconds) => byId(sinkId).telemetry.commitTime(seconds),
       },
       { lastCommitted: resumeFrom, nextId, intervalMs: this.spec.settings.checkpointIntervalMs },
     );
+  }
+
+  /** A checkpoint committed: its duration and time, and what each sink wrote for it is now durable. */
+  private committedMetrics(record: CheckpointRecord, seconds: number): void {
+    const at = Date.now();
+    this.pipelineTelemetry.checkpointCommitted(at, seconds);
+    for (const stage of this.stages.values()) stage.pending?.committed(record.id, at);
   }
 
   /** `kind:type` of the stages a checkpoint holds state for: sources, sinks, transforms with state. */
@@ -1092,6 +1142,13 @@ function withTicks(data$: Observable<Envelope>, gate: CreditGate, intervalMs: nu
       subscription.unsubscribe();
     };
   });
+}
+
+/** Whether the source's default port carries raw lines (`raw` records): then its records are the lines it read. */
+function sourceEmitsLines(spec: StageSpec): boolean {
+  const def = spec.definition as SourceDefinition;
+  const outputs = def.outputsFor?.(spec.options) ?? def.outputs;
+  return outputs[DEFAULT_PORT] === 'raw';
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

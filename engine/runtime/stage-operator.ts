@@ -45,6 +45,7 @@ export function stageOperator(
       const emit = (envelope: Envelope, outputs: PortEnvelope[]): boolean => {
         try {
           for (let i = 0; i < outputs.length; i++) subscriber.next(outputs[i] as PortEnvelope);
+          if (envelope.edge !== undefined) envelope.edge.done++;
           envelope.delivery.release();
           return true;
         } catch (error) {

@@ -5,7 +5,8 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { OperatorMetrics } from '../operator.ts';
-import type { StageTelemetry } from './types.ts';
+import { Buckets, COMMIT_BUCKETS, DURATION_BUCKETS, FRESHNESS_BUCKETS, HistogramFamily } from './histogram.ts';
+import type { CircuitState, EdgeTelemetry, SourceState, StageTelemetry } from './types.ts';
 
 type ErrorPhase = Parameters<StageTelemetry['error']>[0];
 
@@ -20,8 +21,65 @@ export class StageCounters {
   readonly sentRecords = new Map<string, number>();
   readonly errors = new Map<ErrorPhase, number>();
   readonly discardedRecords = new Map<string, number>();
+  batches = 0;
+  deadLettered = 0;
+  readonly batchDuration = new Buckets(DURATION_BUCKETS);
+  /** Set for sources only. */
+  readonly source: SourceCounters | undefined;
+  /** Set for sinks only. */
+  readonly sink: SinkCounters | undefined;
 
   constructor(labels: StageLabels) {
+    this.labels = labels;
+    this.source = labels.component_kind === 'source' ? new SourceCounters() : undefined;
+    this.sink = labels.component_kind === 'sink' ? new SinkCounters() : undefined;
+  }
+}
+
+export class SourceCounters {
+  readBytes = 0;
+  readLines = 0;
+  readonly creditWait = new Buckets(DURATION_BUCKETS);
+  state: (() => SourceState) | undefined;
+}
+
+export const CIRCUIT_VALUES: Record<CircuitState, number> = { closed: 0, half_open: 1, open: 2 };
+
+export class SinkCounters {
+  readonly writeDuration = new Buckets(DURATION_BUCKETS);
+  readonly commitDuration = new Buckets(COMMIT_BUCKETS);
+  retries = 0;
+  reconnects = 0;
+  circuit: CircuitState = 'closed';
+  committedRecords = 0;
+  readonly freshnessEvent = new Buckets(FRESHNESS_BUCKETS);
+  readonly freshnessRead = new Buckets(FRESHNESS_BUCKETS);
+}
+
+/** Pipeline-wide figures. */
+export class PipelineCounters {
+  readonly name: string;
+  up = 0;
+  readonly checkpointDuration = new Buckets(COMMIT_BUCKETS);
+  /** Epoch ms of the last committed checkpoint, this run's or the one it resumed from. */
+  lastCheckpointMs: number | undefined;
+  /** Epoch ms of the last checkpoint that found nothing new to commit (the committed state was current then). */
+  currentMs: number | undefined;
+  /** When the pipeline started: the checkpoint age counts from here until one is committed. */
+  startedMs = Date.now();
+  readonly edges = new Map<string, EdgeCounters>();
+
+  constructor(name: string) {
+    this.name = name;
+  }
+}
+
+export class EdgeCounters implements EdgeTelemetry {
+  readonly labels: { pipeline: string; from: string; to: string };
+  sent = 0;
+  done = 0;
+
+  constructor(labels: { pipeline: string; from: string; to: string }) {
     this.labels = labels;
   }
 }
@@ -29,11 +87,13 @@ export class StageCounters {
 export class MetricsRegistry {
   readonly registry = new Registry();
   readonly #stages = new Map<string, StageCounters>();
+  readonly #pipelines = new Map<string, PipelineCounters>();
   readonly #operatorMetrics: OperatorMetricsFactory;
 
   constructor() {
     const stages = this.#stages;
-    const scalar = (name: string, help: string, read: (stage: StageCounters) => number): void => {
+    /** A counter of every stage, or of the stages `read` answers for. */
+    const scalar = (name: string, help: string, read: (stage: StageCounters) => number | undefined): void => {
       new Counter({
         name,
         help,
@@ -41,7 +101,10 @@ export class MetricsRegistry {
         registers: [this.registry],
         collect() {
           this.reset();
-          for (const stage of stages.values()) this.inc(stage.labels, read(stage));
+          for (const stage of stages.values()) {
+            const value = read(stage);
+            if (value !== undefined) this.inc(stage.labels, value);
+          }
         },
       });
     };
@@ -74,13 +137,159 @@ export class MetricsRegistry {
       'reason',
       (s) => s.discardedRecords,
     );
+    scalar('etl_component_batches_total', 'Batches the stage processed.', (s) => s.batches);
+    scalar(
+      'etl_component_dead_lettered_records_total',
+      'Records the stage sent to dead letters.',
+      (s) => s.deadLettered,
+    );
+    const registry = this.registry;
+    const histogram = (name: string, help: string, read: (stage: StageCounters) => Buckets | undefined) =>
+      new HistogramFamily(registry, name, help, function* () {
+        for (const stage of stages.values()) {
+          const buckets = read(stage);
+          if (buckets !== undefined) yield [stage.labels, buckets] as const;
+        }
+      });
+    histogram(
+      'etl_component_batch_duration_seconds',
+      'Time the stage took to process one batch (transforms and sinks).',
+      (s) => (s.labels.component_kind === 'source' ? undefined : s.batchDuration),
+    );
+    const sourceScalar = (name: string, help: string, read: (source: SourceCounters) => number) =>
+      scalar(name, help, (s) => (s.source ? read(s.source) : undefined));
+    sourceScalar('etl_source_read_bytes_total', 'Bytes the source read.', (s) => s.readBytes);
+    sourceScalar('etl_source_read_lines_total', 'Lines the source read (sources of lines).', (s) => s.readLines);
+    histogram(
+      'etl_source_credit_wait_seconds',
+      'Time a source batch waited for a permit to be sent (backpressure).',
+      (s) => s.source?.creditWait,
+    );
+    const sourceGauge = (name: string, help: string, read: (state: SourceState) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: STAGE_LABELS,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const stage of stages.values()) {
+            const state = stage.source?.state?.();
+            const value = state === undefined ? undefined : read(state);
+            if (value !== undefined) this.set(stage.labels, value);
+          }
+        },
+      });
+    sourceGauge('etl_source_lag_bytes', 'Bytes behind the end of the input, summed over its files.', (s) => s.lagBytes);
+    sourceGauge('etl_source_open_files', 'Files the source holds open.', (s) => s.openFiles);
+    const sinkScalar = (name: string, help: string, read: (sink: SinkCounters) => number) =>
+      scalar(name, help, (s) => (s.sink ? read(s.sink) : undefined));
+    histogram('etl_sink_write_duration_seconds', "One call of the sink's write.", (s) => s.sink?.writeDuration);
+    histogram(
+      'etl_sink_commit_duration_seconds',
+      "The sink's part of one checkpoint: making its writes durable and committing them.",
+      (s) => s.sink?.commitDuration,
+    );
+    sinkScalar('etl_sink_retries_total', 'Sink writes tried again.', (s) => s.retries);
+    sinkScalar('etl_sink_reconnects_total', 'Connections the sink made again after losing one.', (s) => s.reconnects);
+    sinkScalar(
+      'etl_sink_committed_records_total',
+      'Records made durable by committed checkpoints.',
+      (s) => s.committedRecords,
+    );
+    new Gauge({
+      name: 'etl_sink_circuit_state',
+      help: 'Circuit breaker of the sink: 0 closed, 1 half-open, 2 open (the server is given up on for now).',
+      labelNames: STAGE_LABELS,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const stage of stages.values()) {
+          if (stage.sink) this.set(stage.labels, CIRCUIT_VALUES[stage.sink.circuit]);
+        }
+      },
+    });
+    histogram(
+      'etl_freshness_event_seconds',
+      'Commit time minus event time of each committed record (sampled once per batch).',
+      (s) => s.sink?.freshnessEvent,
+    );
+    histogram(
+      'etl_freshness_read_seconds',
+      'Commit time minus the time its source read each committed record.',
+      (s) => s.sink?.freshnessRead,
+    );
+    this.#pipelineMetrics();
     collectDefaultMetrics({ register: this.registry });
-    this.#operatorMetrics = new OperatorMetricsFactory(this.registry);
+    this.#operatorMetrics = new OperatorMetricsFactory(this.registry, (pipeline, stageId) =>
+      this.#stages.get(stageKey(pipeline, stageId)),
+    );
+  }
+
+  #pipelineMetrics(): void {
+    const pipelines = this.#pipelines;
+    const registry = this.registry;
+    const gauge = (name: string, help: string, read: (p: PipelineCounters) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pipeline'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const p of pipelines.values()) {
+            const value = read(p);
+            if (value !== undefined) this.set({ pipeline: p.name }, value);
+          }
+        },
+      });
+    gauge('etl_pipeline_up', '1 while the pipeline runs.', (p) => p.up);
+    gauge('etl_checkpoint_last_success_timestamp_seconds', 'Unix time of the last committed checkpoint.', (p) =>
+      p.lastCheckpointMs === undefined ? undefined : p.lastCheckpointMs / 1000,
+    );
+    gauge(
+      'etl_checkpoint_age_seconds',
+      'Seconds since the committed checkpoint state was last current (a commit, or a due checkpoint with nothing new).',
+      (p) =>
+        p.up === 1
+          ? (Date.now() - Math.max(p.lastCheckpointMs ?? p.startedMs, p.currentMs ?? Number.NEGATIVE_INFINITY)) / 1000
+          : undefined,
+    );
+    new HistogramFamily(
+      registry,
+      'etl_checkpoint_duration_seconds',
+      'One whole checkpoint, cut to commit.',
+      function* () {
+        for (const p of pipelines.values()) yield [{ pipeline: p.name }, p.checkpointDuration] as const;
+      },
+    );
+    new Gauge({
+      name: 'etl_edge_inflight_batches',
+      help: 'Batches sent on the edge that the stage it leads to has not processed yet (backlog).',
+      labelNames: ['pipeline', 'from', 'to'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of pipelines.values()) {
+          for (const edge of p.edges.values()) this.set(edge.labels, Math.max(0, edge.sent - edge.done));
+        }
+      },
+    });
+  }
+
+  /** The figures of one pipeline; the same object for the same name. */
+  pipeline(name: string): PipelineCounters {
+    let counters = this.#pipelines.get(name);
+    if (counters === undefined) {
+      counters = new PipelineCounters(name);
+      this.#pipelines.set(name, counters);
+    }
+    return counters;
   }
 
   /** The counters of one stage; the same object for the same pipeline and stage id. */
   stage(pipeline: string, stageId: string, kind: string, type: string): StageCounters {
-    const key = `${pipeline}\u0000${stageId}`;
+    const key = stageKey(pipeline, stageId);
     let counters = this.#stages.get(key);
     if (counters === undefined) {
       counters = new StageCounters({ pipeline, component_id: stageId, component_kind: kind, component_type: type });
@@ -98,10 +307,23 @@ export class MetricsRegistry {
   }
 }
 
+function stageKey(pipeline: string, stageId: string): string {
+  return `${pipeline}\u0000${stageId}`;
+}
+
 const METRIC_NAME = /^[a-z_][a-z0-9_]*$/;
 const LABEL_NAME = /^[a-z_][a-z0-9_]*$/;
-const RESERVED_PREFIXES = ['etl_component_', 'process_', 'nodejs_'];
-const OWN_LABELS = ['pipeline', 'component_id'];
+/** Names the runtime fills for every stage and pipeline (its `etl_source_*`, `etl_sink_*` are taken by name). */
+const RESERVED_PREFIXES = [
+  'etl_component_',
+  'etl_edge_',
+  'etl_checkpoint_',
+  'etl_freshness_',
+  'etl_pipeline_',
+  'process_',
+  'nodejs_',
+];
+const OWN_LABELS = ['pipeline', 'component_id', 'component_kind', 'component_type'];
 
 interface OperatorMetric {
   readonly kind: 'counter' | 'gauge';
@@ -111,26 +333,35 @@ interface OperatorMetric {
 
 /**
  * Metrics operators create for themselves. Stages of the same type share one metric per name; each gets
- * its own series through the `pipeline` and `component_id` labels. Misuse (bad name, a name reused with
+ * its own series through the stage labels (`pipeline`, `component_id`, `component_kind`, `component_type`). Misuse (bad name, a name reused with
  * another type or labels) throws when the instrument is created, i.e. in `create`/`open`, never per record.
  */
 class OperatorMetricsFactory {
   readonly #registry: Registry;
   readonly #metrics = new Map<string, OperatorMetric>();
+  readonly #stage: (pipeline: string, stageId: string) => StageCounters | undefined;
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, stage: (pipeline: string, stageId: string) => StageCounters | undefined) {
     this.#registry = registry;
+    this.#stage = stage;
   }
 
   forStage(pipeline: string, stageId: string): OperatorMetrics {
+    // The runtime registers the stage before it creates the operator; kind and type are empty for one it did not.
+    const own = this.#stage(pipeline, stageId)?.labels ?? {
+      pipeline,
+      component_id: stageId,
+      component_kind: '',
+      component_type: '',
+    };
     return {
       counter: (name, help, labels = {}) => {
         const metric = this.#metric('counter', name, help, labels) as Counter<string>;
-        return metric.labels({ ...labels, pipeline, component_id: stageId });
+        return metric.labels({ ...labels, ...own });
       },
       gauge: (name, help, labels = {}) => {
         const metric = this.#metric('gauge', name, help, labels) as Gauge<string>;
-        return metric.labels({ ...labels, pipeline, component_id: stageId });
+        return metric.labels({ ...labels, ...own });
       },
     };
   }

@@ -5,10 +5,20 @@
 import type { TelemetrySettings } from '../config/types.ts';
 import type { Logger, OperatorMetrics } from '../operator.ts';
 import { createLogger } from './logger.ts';
-import { MetricsRegistry, type StageCounters } from './metrics.ts';
+import { EdgeCounters, MetricsRegistry, type PipelineCounters, type StageCounters } from './metrics.ts';
 import { type MetricsServer, serveMetrics } from './server.ts';
 import type { Tracing, TracingStage } from './tracing.ts';
-import type { BatchSpan, RemoteTraceContext, StageTelemetry, Telemetry, TraceParent } from './types.ts';
+import type {
+  BatchSpan,
+  CircuitState,
+  EdgeTelemetry,
+  PipelineTelemetry,
+  RemoteTraceContext,
+  SourceState,
+  StageTelemetry,
+  Telemetry,
+  TraceParent,
+} from './types.ts';
 
 export interface TelemetryOptions {
   /** Default `etl`; OTEL_SERVICE_NAME wins over it. */
@@ -113,6 +123,9 @@ export async function createTelemetry(
       }
       return stage;
     },
+    pipeline(name) {
+      return new RuntimePipeline(metrics.pipeline(name));
+    },
     operatorMetrics(pipeline: string, stageId: string): OperatorMetrics {
       return metrics.operatorMetrics(pipeline, stageId);
     },
@@ -182,6 +195,103 @@ class RuntimeStage implements StageTelemetry {
 
   discarded(records: number, reason: string): void {
     if (records > 0) add(this.#counters.discardedRecords, reason, records);
+  }
+
+  batch(seconds?: number): void {
+    const counters = this.#counters;
+    counters.batches++;
+    if (seconds !== undefined) counters.batchDuration.observe(seconds);
+  }
+
+  deadLettered(records: number): void {
+    if (records > 0) this.#counters.deadLettered += records;
+  }
+
+  read(bytes: number, lines: number): void {
+    const source = this.#counters.source;
+    if (source === undefined) return;
+    if (bytes > 0) source.readBytes += bytes;
+    if (lines > 0) source.readLines += lines;
+  }
+
+  creditWait(seconds: number): void {
+    this.#counters.source?.creditWait.observe(seconds);
+  }
+
+  sourceState(read: () => SourceState): void {
+    const source = this.#counters.source;
+    if (source !== undefined) source.state = read;
+  }
+
+  writeTime(seconds: number): void {
+    this.#counters.sink?.writeDuration.observe(seconds);
+  }
+
+  commitTime(seconds: number): void {
+    this.#counters.sink?.commitDuration.observe(seconds);
+  }
+
+  retry(): void {
+    const sink = this.#counters.sink;
+    if (sink !== undefined) sink.retries++;
+  }
+
+  reconnected(): void {
+    const sink = this.#counters.sink;
+    if (sink !== undefined) sink.reconnects++;
+  }
+
+  circuit(state: CircuitState): void {
+    const sink = this.#counters.sink;
+    if (sink !== undefined) sink.circuit = state;
+  }
+
+  committed(records: number, eventAgeSeconds: number | undefined, readAgeSeconds: number | undefined): void {
+    const sink = this.#counters.sink;
+    if (sink === undefined || !(records > 0)) return;
+    sink.committedRecords += records;
+    if (eventAgeSeconds !== undefined) sink.freshnessEvent.observe(Math.max(0, eventAgeSeconds), records);
+    if (readAgeSeconds !== undefined) sink.freshnessRead.observe(Math.max(0, readAgeSeconds), records);
+  }
+}
+
+class RuntimePipeline implements PipelineTelemetry {
+  readonly #counters: PipelineCounters;
+
+  constructor(counters: PipelineCounters) {
+    this.#counters = counters;
+  }
+
+  up(running: boolean): void {
+    const counters = this.#counters;
+    if (running && counters.up === 0) counters.startedMs = Date.now();
+    // Batches a failed run left on its edges are no backlog of the next run.
+    if (!running) for (const edge of counters.edges.values()) edge.done = edge.sent;
+    counters.up = running ? 1 : 0;
+  }
+
+  checkpointCommitted(atMs: number, seconds?: number): void {
+    const counters = this.#counters;
+    if (seconds !== undefined) counters.checkpointDuration.observe(seconds);
+    if (Number.isFinite(atMs) && atMs > (counters.lastCheckpointMs ?? Number.NEGATIVE_INFINITY)) {
+      counters.lastCheckpointMs = atMs;
+    }
+  }
+
+  checkpointCurrent(atMs: number): void {
+    const counters = this.#counters;
+    if (Number.isFinite(atMs) && atMs > (counters.currentMs ?? Number.NEGATIVE_INFINITY)) counters.currentMs = atMs;
+  }
+
+  edge(from: string, to: string): EdgeTelemetry {
+    const counters = this.#counters;
+    const key = `${from}\u0000${to}`;
+    let edge = counters.edges.get(key);
+    if (edge === undefined) {
+      edge = new EdgeCounters({ pipeline: counters.name, from, to });
+      counters.edges.set(key, edge);
+    }
+    return edge;
   }
 }
 

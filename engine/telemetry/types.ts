@@ -2,7 +2,9 @@
  * What the runtime needs from telemetry. The runtime (never an operator) opens one span per batch per
  * stage and counts records with fixed metric names; operators get `OperatorMetrics` for their own figures.
  */
-import type { OperatorMetrics } from '../operator.ts';
+import type { CircuitState, OperatorMetrics, SourceState } from '../operator.ts';
+
+export type { CircuitState, SourceState };
 
 /** Opaque trace context carried on a batch so the next stage's span becomes its child. */
 export type TraceParent = unknown;
@@ -52,11 +54,55 @@ export interface StageTelemetry {
   error(phase: 'open' | 'read' | 'process' | 'write' | 'flush' | 'close' | 'commit', count?: number): void;
   /** etl_component_discarded_records_total{reason} */
   discarded(records: number, reason: string): void;
+  /** etl_component_batches_total, and etl_component_batch_duration_seconds when `seconds` is given. */
+  batch(seconds?: number): void;
+  /** etl_component_dead_lettered_records_total: records this stage made dead letters of. */
+  deadLettered(records: number): void;
+  /** Sources: etl_source_read_bytes_total, etl_source_read_lines_total (`lines` 0 for sources of other records). */
+  read(bytes: number, lines: number): void;
+  /** Sources: etl_source_credit_wait_seconds, how long a batch waited for a permit. */
+  creditWait(seconds: number): void;
+  /** Sources: etl_source_lag_bytes and etl_source_open_files, read at scrape. */
+  sourceState(read: () => SourceState): void;
+  /** Sinks: etl_sink_write_duration_seconds, one call of `write`. */
+  writeTime(seconds: number): void;
+  /** Sinks: etl_sink_commit_duration_seconds, the sink's part of one checkpoint (both phases). */
+  commitTime(seconds: number): void;
+  /** Sinks: etl_sink_retries_total. */
+  retry(): void;
+  /** Sinks: etl_sink_reconnects_total. */
+  reconnected(): void;
+  /** Sinks: etl_sink_circuit_state. */
+  circuit(state: CircuitState): void;
+  /**
+   * Sinks: `records` made durable by a committed checkpoint (etl_sink_committed_records_total), and their
+   * freshness: seconds from their event time and from their read time to the commit (undefined when unknown).
+   */
+  committed(records: number, eventAgeSeconds: number | undefined, readAgeSeconds: number | undefined): void;
+}
+
+/** Pipeline-wide series: etl_pipeline_up, the checkpoint series, the in-flight batches of every edge. */
+export interface PipelineTelemetry {
+  /** etl_pipeline_up */
+  up(running: boolean): void;
+  /** A checkpoint committed at `atMs` (epoch ms) after `seconds` (undefined: one committed by an earlier run). */
+  checkpointCommitted(atMs: number, seconds?: number): void;
+  /** A checkpoint was due and found nothing new to commit at `atMs`: the committed one is still current. */
+  checkpointCurrent(atMs: number): void;
+  /** The counter of batches on the edge from `from` (`stage` or `stage.port`) to stage `to`. */
+  edge(from: string, to: string): EdgeTelemetry;
+}
+
+/** etl_edge_inflight_batches: plain counts, read at scrape. */
+export interface EdgeTelemetry {
+  sent: number;
+  done: number;
 }
 
 export interface Telemetry {
   readonly tracing: boolean;
   stage(pipeline: string, stageId: string, kind: string, type: string): StageTelemetry;
+  pipeline(name: string): PipelineTelemetry;
   /** Metrics an operator may create for itself, labelled with pipeline and stage. */
   operatorMetrics(pipeline: string, stageId: string): OperatorMetrics;
   /** Prometheus text exposition of every metric. */

@@ -4,7 +4,7 @@
  * in hand) and every row arrives exactly once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OperatorMetrics } from '../../engine/operator.ts';
+import type { CircuitState, OperatorMetrics, StageSignals } from '../../engine/operator.ts';
 import type { EtlRecord } from '../../engine/record.ts';
 import { accessRecord, DeadLetters, sinkOptions, testContext } from './helpers.ts';
 import { ThrowawayPostgres } from './throwaway.ts';
@@ -54,7 +54,15 @@ describe('outage of the server (throwaway PostgreSQL)', () => {
 
   it('stalls writes while the server is down and loses or duplicates nothing', async () => {
     const reconnects = new Reconnects();
-    const ctx = { ...testContext('/tmp'), metrics: reconnects.metrics() };
+    // What the runtime's etl_sink_circuit_state and etl_sink_reconnects_total are told.
+    const circuit: CircuitState[] = [];
+    let reconnected = 0;
+    const signals: StageSignals = {
+      reconnected: () => reconnected++,
+      circuit: (state) => circuit.push(state),
+      sourceState: () => {},
+    };
+    const ctx = { ...testContext('/tmp'), metrics: reconnects.metrics(), signals };
     const sink = createPostgresSink(
       sinkOptions({ url: server.url, reconnect_initial_backoff_ms: 20, reconnect_max_backoff_ms: 200 }),
       ctx,
@@ -97,6 +105,8 @@ describe('outage of the server (throwaway PostgreSQL)', () => {
     const said = (text: string) => ctx.logs.filter((l) => l.message.includes(text)).length;
     expect(said('pausing until it is back')).toBe(2);
     expect(said('PostgreSQL is back')).toBe(2);
+    expect(circuit).toEqual(['open', 'closed', 'open', 'closed']);
+    expect(reconnected).toBe(reconnects.count);
 
     const client = new pg.Client({ connectionString: server.url });
     await client.connect();

@@ -174,6 +174,20 @@ describe('checkpoints', () => {
     expect(saves.filter((s) => s.pending).map((s) => s.pending?.id)).toEqual([42, 43, 44]);
   });
 
+  it('says the committed state is current when a checkpoint is due and nothing happened since', async () => {
+    const log: string[] = [];
+    const { h } = host([{ id: 'a', sink: loggingSink(log, 'a', { cut: true }) }]);
+    const checkpoints = new Checkpoints(h, { nextId: 1, intervalMs: 1000 });
+    const events: string[] = [];
+    checkpoints.onCurrent(() => events.push('current'));
+    checkpoints.onCommitted((record, seconds) => events.push(`committed ${record.id} ${seconds >= 0}`));
+    await checkpoints.take();
+    checkpoints.markDirty();
+    await checkpoints.take();
+    await checkpoints.take();
+    expect(events).toEqual(['current', 'committed 1 true', 'current']);
+  });
+
   it('a failing phase fails the run: the checkpoint stays pending, nothing later is taken', async () => {
     const failing: Sink = {
       write() {},

@@ -106,6 +106,111 @@ describe('stage metrics', () => {
   });
 });
 
+describe('stage, source, sink and pipeline series', () => {
+  const SINK = { pipeline: 'web', component_id: 'db', component_kind: 'sink', component_type: 'postgres' };
+
+  it('exposes histograms with cumulative buckets, their sum and count', async () => {
+    const t = await telemetry();
+    const parse = t.stage('web', 'parse', 'transform', 'parse_access');
+    parse.batch(0.003);
+    parse.batch(0.2);
+    parse.batch();
+    parse.deadLettered(4);
+    const text = await t.metricsText();
+    expect(text).toContain('# TYPE etl_component_batch_duration_seconds histogram');
+    expect(value(text, 'etl_component_batches_total', PARSE)).toBe(3);
+    expect(value(text, 'etl_component_dead_lettered_records_total', PARSE)).toBe(4);
+    const bucket = (le: string) => value(text, 'etl_component_batch_duration_seconds_bucket', { ...PARSE, le });
+    expect(bucket('0.0025')).toBe(0);
+    expect(bucket('0.005')).toBe(1);
+    expect(bucket('0.25')).toBe(2);
+    expect(bucket('+Inf')).toBe(2);
+    expect(value(text, 'etl_component_batch_duration_seconds_count', PARSE)).toBe(2);
+    expect(value(text, 'etl_component_batch_duration_seconds_sum', PARSE)).toBeCloseTo(0.203);
+  });
+
+  it('keeps source series for sources and sink series for sinks', async () => {
+    const t = await telemetry();
+    const read = t.stage('web', 'read', 'source', 'file');
+    const db = t.stage('web', 'db', 'sink', 'postgres');
+    read.read(500, 5);
+    read.creditWait(0.5);
+    read.sourceState(() => ({ lagBytes: 1234, openFiles: 3 }));
+    db.read(100, 1);
+    db.writeTime(0.02);
+    db.commitTime(0.1);
+    db.retry();
+    db.reconnected();
+    db.circuit('open');
+    db.committed(10, 7200, 1.5);
+    db.committed(Number.NaN, 1, 1);
+    const text = await t.metricsText();
+    expect(value(text, 'etl_source_read_bytes_total', READ)).toBe(500);
+    expect(value(text, 'etl_source_read_lines_total', READ)).toBe(5);
+    expect(value(text, 'etl_source_read_bytes_total', SINK)).toBeUndefined();
+    expect(value(text, 'etl_source_credit_wait_seconds_count', READ)).toBe(1);
+    expect(value(text, 'etl_source_lag_bytes', READ)).toBe(1234);
+    expect(value(text, 'etl_source_open_files', READ)).toBe(3);
+    expect(value(text, 'etl_sink_write_duration_seconds_count', SINK)).toBe(1);
+    expect(value(text, 'etl_sink_write_duration_seconds_count', READ)).toBeUndefined();
+    expect(value(text, 'etl_sink_commit_duration_seconds_sum', SINK)).toBe(0.1);
+    expect(value(text, 'etl_sink_retries_total', SINK)).toBe(1);
+    expect(value(text, 'etl_sink_reconnects_total', SINK)).toBe(1);
+    expect(value(text, 'etl_sink_circuit_state', SINK)).toBe(2);
+    expect(value(text, 'etl_sink_committed_records_total', SINK)).toBe(10);
+    // Two hours old: past the last bound (an hour) of the event freshness.
+    expect(value(text, 'etl_freshness_event_seconds_bucket', { ...SINK, le: '3600' })).toBe(0);
+    expect(value(text, 'etl_freshness_event_seconds_count', SINK)).toBe(10);
+    expect(value(text, 'etl_freshness_read_seconds_bucket', { ...SINK, le: '2' })).toBe(10);
+    expect(value(text, 'etl_freshness_read_seconds_bucket', { ...SINK, le: '1' })).toBe(0);
+  });
+
+  it('tells the backlog of each edge, whether the pipeline is up, and the age of its last checkpoint', async () => {
+    const t = await telemetry();
+    const web = t.pipeline('web');
+    web.up(true);
+    const edge = web.edge('parse.dead_letter', 'rejects');
+    edge.sent += 3;
+    edge.done += 1;
+    const before = Date.now();
+    web.checkpointCommitted(before - 4000, 0.25);
+    let text = await t.metricsText();
+    expect(
+      value(text, 'etl_edge_inflight_batches', { pipeline: 'web', from: 'parse.dead_letter', to: 'rejects' }),
+    ).toBe(2);
+    expect(value(text, 'etl_pipeline_up', { pipeline: 'web' })).toBe(1);
+    expect(value(text, 'etl_checkpoint_last_success_timestamp_seconds', { pipeline: 'web' })).toBe(
+      (before - 4000) / 1000,
+    );
+    const age = value(text, 'etl_checkpoint_age_seconds', { pipeline: 'web' }) ?? 0;
+    expect(age).toBeGreaterThanOrEqual(4);
+    expect(age).toBeLessThan(4 + (Date.now() - before) / 1000 + 0.01);
+    expect(value(text, 'etl_checkpoint_duration_seconds_count', { pipeline: 'web' })).toBe(1);
+
+    // A checkpoint due with nothing new to commit: the committed state is current, its time stays.
+    web.checkpointCurrent(Date.now());
+    text = await t.metricsText();
+    expect(value(text, 'etl_checkpoint_age_seconds', { pipeline: 'web' })).toBeLessThan(1);
+    expect(value(text, 'etl_checkpoint_last_success_timestamp_seconds', { pipeline: 'web' })).toBe(
+      (before - 4000) / 1000,
+    );
+
+    // An older checkpoint (the one a run resumed from, told late) does not move the time back.
+    web.checkpointCommitted(before - 60_000);
+    web.up(false);
+    text = await t.metricsText();
+    expect(value(text, 'etl_checkpoint_last_success_timestamp_seconds', { pipeline: 'web' })).toBe(
+      (before - 4000) / 1000,
+    );
+    expect(value(text, 'etl_pipeline_up', { pipeline: 'web' })).toBe(0);
+    expect(value(text, 'etl_checkpoint_age_seconds', { pipeline: 'web' })).toBeUndefined();
+    // A run that ended leaves no backlog behind.
+    expect(
+      value(text, 'etl_edge_inflight_batches', { pipeline: 'web', from: 'parse.dead_letter', to: 'rejects' }),
+    ).toBe(0);
+  });
+});
+
 describe('operator metrics', () => {
   it('adds pipeline and component_id, and lets stages of a type share a metric', async () => {
     const t = await telemetry();
@@ -121,6 +226,21 @@ describe('operator metrics', () => {
     expect(value(text, 'geoip_lookups_total', { ...hits, component_id: 'geo_b' })).toBe(5);
     expect(value(text, 'geoip_lookups_total', { component_id: 'geo_a', result: 'miss' })).toBe(1);
     expect(value(text, 'geoip_cache_entries', { pipeline: 'web', component_id: 'geo_a' })).toBe(42);
+  });
+
+  it('carries the kind and type of a stage the runtime registered', async () => {
+    const t = await telemetry();
+    t.stage('web', 'checked', 'transform', 'validate');
+    t.operatorMetrics('web', 'checked').counter('checks_total', 'Checks.').inc(2);
+    const text = await t.metricsText();
+    expect(
+      value(text, 'checks_total', {
+        pipeline: 'web',
+        component_id: 'checked',
+        component_kind: 'transform',
+        component_type: 'validate',
+      }),
+    ).toBe(2);
   });
 
   it('refuses bad or clashing names and labels', async () => {

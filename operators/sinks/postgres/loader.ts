@@ -13,6 +13,7 @@ import type {
   CommittedCheckpoint,
   Logger,
   OperatorMetrics,
+  StageSignals,
   SinkWriteContext,
   Snapshot,
 } from '../../../engine/operator.ts';
@@ -51,6 +52,8 @@ export interface LoaderConfig {
   readonly waitForServerMs: number;
   readonly logger: Logger;
   readonly metrics: OperatorMetrics;
+  /** The runtime's etl_sink_reconnects_total and etl_sink_circuit_state. */
+  readonly signals?: StageSignals | undefined;
   readonly signal: AbortSignal;
   readonly now: () => number;
   /** Asks the runtime for a checkpoint soon (the uncommitted payload is large). */
@@ -562,6 +565,7 @@ export class Loader {
             if (outageStart !== undefined) {
               this.cfg.logger.info('PostgreSQL is back; loading resumes', { down_ms: Date.now() - outageStart });
               this.outage.set(0);
+              this.cfg.signals?.circuit('closed');
             }
             return result;
           } catch (error) {
@@ -592,6 +596,7 @@ export class Loader {
             if (outageStart === undefined) {
               outageStart = now;
               this.outage.set(1);
+              this.cfg.signals?.circuit('open');
               this.cfg.logger.warn(`lost PostgreSQL (${this.cfg.database.label}); pausing until it is back`, {
                 error: errorMessage(error),
               });
@@ -602,7 +607,10 @@ export class Loader {
             }
             return true;
           },
-          onRetry: () => this.reconnects.inc(),
+          onRetry: () => {
+            this.reconnects.inc();
+            this.cfg.signals?.reconnected();
+          },
         },
       );
     } catch (error) {

@@ -133,6 +133,7 @@ class PostgresSink implements Sink {
       waitForServerMs: this.options.wait_for_server_seconds * 1000,
       logger: this.ctx.logger,
       metrics: this.ctx.metrics,
+      signals: this.ctx.signals,
       signal: this.ctx.signal,
       now: this.now,
       requestCheckpoint: () => this.ctx.requestCheckpoint(),

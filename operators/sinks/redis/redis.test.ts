@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadPipelinesFromString } from '../../../engine/config/load.ts';
-import type { OpenResource, Sink } from '../../../engine/operator.ts';
+import type { CircuitState, OpenResource, Sink, StageSignals } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import { silentLogger } from '../../../engine/runtime/noop.ts';
 import type { OperatorDefinition } from '../../../engine/operator.ts';
@@ -52,8 +52,9 @@ async function open(url: string, keyPrefix = prefix): Promise<Redis> {
 async function sink(
   client: Redis,
   options: Partial<RedisSinkOptions>,
+  signals?: StageSignals,
 ): Promise<{ sink: Sink; ctx: RecordingContext; write(records: EtlRecord[]): Promise<string[]> }> {
-  const ctx = recordingContext({ id: 'out', resource: <T>() => client as T });
+  const ctx = recordingContext({ id: 'out', resource: <T>() => client as T, ...(signals ? { signals } : {}) });
   const sink = await createRedisSink({ ...(definition.examples[0] as RedisSinkOptions), ...options }, ctx);
   await sink.open?.();
   return {
@@ -184,13 +185,23 @@ spec:
     const server = await ThrowawayRedis.start();
     try {
       const client = await open(server.url);
-      const out = await sink(client, { mode: 'stream', key: 'outage', warn_after_seconds: 0.1 });
+      // What the runtime's etl_sink_circuit_state and etl_sink_reconnects_total are told.
+      const circuit: CircuitState[] = [];
+      let reconnected = 0;
+      const signals: StageSignals = {
+        reconnected: () => reconnected++,
+        circuit: (state) => circuit.push(state),
+        sourceState: () => {},
+      };
+      const out = await sink(client, { mode: 'stream', key: 'outage', warn_after_seconds: 0.1 }, signals);
       await out.write([{ n: 0 }]);
       await server.stop();
       const held = out.write([{ n: 1 }, { n: 2 }]);
       await out.ctx.logged('Redis has not answered for 0.1 s; the pipeline waits');
       await server.restart();
       expect(await held).toEqual([]);
+      expect(circuit).toEqual(['open', 'closed']);
+      expect(reconnected).toBe(1);
       await out.write([{ n: 3 }]);
       const entries = await client.xrange('outage', '-', '+');
       expect(entries.map((e) => e[1])).toEqual([

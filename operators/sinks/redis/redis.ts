@@ -16,6 +16,7 @@ export function createRedisSink(options: RedisSinkOptions, ctx: OperatorContext)
   const member = options.member === undefined ? undefined : parseTemplate(options.member, options.key_escape);
   const ttlMs = options.ttl_seconds === undefined ? undefined : Math.max(1, Math.round(options.ttl_seconds * 1000));
   let client: Redis | undefined;
+  let unwatch: (() => void) | undefined;
   // Channels are no keys: ioredis does not prefix them, the sink does, so that key_prefix separates them too.
   let channelPrefix = '';
 
@@ -55,6 +56,11 @@ export function createRedisSink(options: RedisSinkOptions, ctx: OperatorContext)
     async open() {
       client = ctx.resource<Redis>(options.redis);
       channelPrefix = client.options.keyPrefix ?? '';
+      unwatch = watchConnection(client, ctx);
+    },
+    async close() {
+      unwatch?.();
+      unwatch = undefined;
     },
     async write(records: EtlRecord[], out: SinkWriteContext) {
       const multi = (client as Redis).multi();
@@ -106,6 +112,33 @@ export function createRedisSink(options: RedisSinkOptions, ctx: OperatorContext)
         }
       });
     },
+  };
+}
+
+/**
+ * The shared client's connection, for the runtime's etl_sink_reconnects_total and etl_sink_circuit_state: open
+ * while it is lost (commands wait), closed again once it is ready.
+ */
+function watchConnection(client: Redis, ctx: OperatorContext): () => void {
+  const signals = ctx.signals;
+  if (signals === undefined) return () => {};
+  let lost = false;
+  const onLost = () => {
+    if (lost) return;
+    lost = true;
+    signals.circuit('open');
+  };
+  const onReady = () => {
+    if (!lost) return;
+    lost = false;
+    signals.reconnected();
+    signals.circuit('closed');
+  };
+  client.on('close', onLost);
+  client.on('ready', onReady);
+  return () => {
+    client.off('close', onLost);
+    client.off('ready', onReady);
   };
 }
 

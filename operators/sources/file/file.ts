@@ -118,6 +118,20 @@ class FileSource implements Source {
     }
     this.claims = new Claims(restored.position?.files ?? []);
     this.firstStart = restored.position === undefined;
+    ctx.signals?.sourceState(() => ({ lagBytes: this.lagBytes(), openFiles: this.openFiles.size }));
+  }
+
+  /**
+   * Bytes between where reading is and the end of each plain file still read, as of the last look at its size
+   * (at scrape: no system call). Compressed files are left out: their end is known in compressed bytes only.
+   */
+  private lagBytes(): number {
+    let lag = 0;
+    for (const t of this.order) {
+      if (t.compressed || (t.status !== 'reading' && t.status !== 'rotated')) continue;
+      lag += Math.max(0, t.size - readPosition(t));
+    }
+    return lag;
   }
 
   async run(out: SourceOutput): Promise<void> {
