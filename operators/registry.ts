@@ -10,6 +10,7 @@ import redisSink from './sinks/redis/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
+import httpSource from './sources/http/index.ts';
 import stdinSource from './sources/stdin/index.ts';
 import aggregateTransform from './transforms/aggregate/index.ts';
 import anomaliesTransform from './transforms/anomalies/index.ts';
@@ -27,6 +28,7 @@ export const registry: readonly OperatorDefinition[] = [
   fileSource,
   stdinSource,
   generatorSource,
+  httpSource,
   parseTransform,
   geoipTransform,
   userAgentTransform,

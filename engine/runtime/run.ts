@@ -18,6 +18,7 @@ import { LockFile } from '../lock.ts';
 import type {
   Logger,
   CommittedCheckpoint,
+  EmitOptions,
   OpenResource,
   OperatorContext,
   PortRecords,
@@ -494,7 +495,7 @@ class PipelineRun {
       let lastYieldAt = performance.now();
       const output: SourceOutput = {
         stopping,
-        emit: async (records: EtlRecord[], position?: unknown, bytes?: number) => {
+        emit: async (records: EtlRecord[], position?: unknown, bytes?: number, options?: EmitOptions) => {
           // A source whose batches are all handled synchronously (a generator into a blackhole) would run
           // on microtasks alone: timers, signals, I/O and the other pipelines of the process would wait for
           // its end. It gives the event loop a turn every few milliseconds.
@@ -502,7 +503,8 @@ class PipelineRun {
             await new Promise((resolve) => setImmediate(resolve));
             lastYieldAt = performance.now();
           }
-          if (records.length === 0) {
+          const deadLetters = options?.deadLetters ?? [];
+          if (records.length === 0 && deadLetters.length === 0) {
             // Nothing to deliver; checkpoints drain before they read positions, so it can move now.
             if (stopping.aborted) return this.acks.notSent();
             if (position !== undefined) {
@@ -515,22 +517,34 @@ class PipelineRun {
           const emitted = this.acks.emitted();
           this.positions.set(id, position);
           this.checkpoints?.markDirty();
-          this.stats.recordsIn += records.length;
+          this.stats.recordsIn += records.length + deadLetters.length;
           if (bytes !== undefined) {
             this.stats.bytesRead += bytes;
           }
-          stage.telemetry.received(records.length, bytes);
+          stage.telemetry.received(records.length + deadLetters.length, bytes);
           const span = stage.telemetry.startBatch(undefined, records.length, bytes);
           span?.end(records.length);
-          if (consumers === 0) {
-            gate.release();
+          if (deadLetters.length === 0) {
+            if (consumers === 0) {
+              gate.release();
+              return emitted;
+            }
+            const delivery = new Delivery(() => gate.release());
+            delivery.retain(consumers);
+            stage.telemetry.sent(records.length, DEFAULT_PORT);
+            this.options.onStats?.(this.stats);
+            subscriber.next({ port: DEFAULT_PORT, envelope: { records, delivery, trace: span?.context } });
             return emitted;
           }
+          // Records the source could not read leave on its `dead_letter` port, in the same delivery: the batch is
+          // acknowledged (and durable) only once both are.
           const delivery = new Delivery(() => gate.release());
-          delivery.retain(consumers);
-          stage.telemetry.sent(records.length, DEFAULT_PORT);
+          delivery.retain(1);
+          const envelope = { records, delivery, trace: span?.context };
+          const ports = { [DEFAULT_PORT]: records, [DEAD_LETTER_PORT]: deadLetters as EtlRecord[] };
+          for (const out of this.route(stage, envelope, ports, span?.context)) subscriber.next(out);
           this.options.onStats?.(this.stats);
-          subscriber.next({ port: DEFAULT_PORT, envelope: { records, delivery, trace: span?.context } });
+          delivery.release();
           return emitted;
         },
         onCommitted: (listener) => {
@@ -573,7 +587,8 @@ class PipelineRun {
         // Dead letters a stage passes on (anonymize scrubs those it reads) were counted by the stage that made them.
         const own = records.filter((r) => r.stage === id);
         this.stats.rejected += own.length;
-        if (stage.spec.onError === 'fail' && own.length > 0) {
+        // A source has no on_error (it is `fail`): its dead letters are input it refuses, not a failure.
+        if (stage.spec.onError === 'fail' && !stage.source && own.length > 0) {
           const first = own[0] as { reason?: unknown };
           throw new EtlError(
             'ETL_RUN_STAGE_FAILED',

@@ -140,6 +140,7 @@ describe('YAML examples in the READMEs', () => {
           DATABASE_URL: 'postgres://etl@127.0.0.1:5432/logs',
           ABUSEIPDB_KEY: 'readme-example-key',
           ANONYMIZE_KEY: 'readme-example-key-0123456789',
+          INGEST_KEY: 'readme-example-ingest-key',
         },
       });
       const errors = diagnostics.filter((d) => d.severity === 'error');

@@ -35,6 +35,7 @@ import { createAjv, createRecordAjv } from '../../engine/schema/ajv.ts';
 import { stage } from '../support/spec.ts';
 import { registry } from '../../operators/registry.ts';
 import { accessRecordSchema, emptyAccessRecord } from '../../operators/shared/log-records.ts';
+import { createHttpSource } from '../../operators/sources/http/http.ts';
 import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
 import { asnRecord, buildMmdb, cityRecord } from '../../operators/transforms/geoip/test-support.ts';
 
@@ -109,6 +110,40 @@ async function runSource(def: SourceDefinition, c: Case): Promise<PortRecords> {
     await source.close?.();
   }
   return { default: records };
+}
+
+/** An http source that takes one POST of `lines` (as text, NDJSON strings or a JSON array), then stops. */
+function pushOnce(
+  options: Record<string, unknown>,
+  ctx: SourceContext,
+  value: { lines: string[]; as: 'text' | 'ndjson' | 'json'; gzip: boolean },
+): Source {
+  return {
+    async run(out) {
+      const source = await createHttpSource(options as never, ctx);
+      const stop = new AbortController();
+      const running = source.run({ ...out, stopping: stop.signal });
+      try {
+        const text =
+          value.as === 'text'
+            ? value.lines.join('\n')
+            : value.as === 'ndjson'
+              ? value.lines.map((l) => JSON.stringify(l)).join('\n')
+              : JSON.stringify(value.lines);
+        const type = { text: 'text/plain', ndjson: 'application/x-ndjson', json: 'application/json' }[value.as];
+        const res = await fetch(`http://127.0.0.1:${source.address.port}/ingest`, {
+          method: 'POST',
+          headers: { 'content-type': type, ...(value.gzip ? { 'content-encoding': 'gzip' } : {}) },
+          body: value.gzip ? gzipSync(text) : text,
+        });
+        if (res.status !== 200) throw new Error(`http source answered ${res.status}: ${await res.text()}`);
+      } finally {
+        stop.abort();
+        await running;
+        await source.close();
+      }
+    },
+  };
 }
 
 /** What a transform emits on each port for the input records, in batches, then at flush. */
@@ -288,6 +323,18 @@ const cases: Record<string, CaseMaker<unknown>> = {
     make: (value: { text: string; max_line_bytes: number }) => ({
       options: withDefaults(definition('source', 'stdin'), { max_line_bytes: value.max_line_bytes }),
       create: (options, ctx) => createStdinSource(options as never, ctx, Readable.from([Buffer.from(value.text)])),
+    }),
+    runs: 25,
+  }),
+  'source http': maker({
+    values: fc.record({
+      lines: fc.array(line, { maxLength: 40 }),
+      as: fc.constantFrom('text', 'ndjson', 'json'),
+      gzip: fc.boolean(),
+    }),
+    make: (value: { lines: string[]; as: 'text' | 'ndjson' | 'json'; gzip: boolean }) => ({
+      options: withDefaults(definition('source', 'http'), { listen: '127.0.0.1:0' }),
+      create: (options, ctx) => pushOnce(options, ctx, value),
     }),
     runs: 25,
   }),
