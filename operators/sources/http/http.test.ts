@@ -293,6 +293,78 @@ describe('http source', () => {
     for (const res of await Promise.all([first, ...rest])) expect(res.status).toBe(200);
     expect(out.batches.map((b) => b.records.map((r) => r.message))).toEqual([['a'], ['b', 'c', 'd'], ['e', 'f']]);
   });
+
+  it('refuses with 429 past max_waiting_requests and 503 past max_wait_ms, with Retry-After, keeping nothing', async () => {
+    const url = await start({ max_waiting_requests: 1, max_wait_ms: 200, retry_after_seconds: 7 });
+    const credit = deferred<void>();
+    out.hold = credit.promise;
+    const taken = post(url, 'a', { 'content-type': 'text/plain' });
+    await out.nextEmit();
+    const waits = post(url, 'b', { 'content-type': 'text/plain' });
+    await until(() => (source as HttpSource).waiting === 1);
+    const refused = await post(url, 'c', { 'content-type': 'text/plain' });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('7');
+    expect(((await refused.json()) as { error: string }).error).toMatch(/max_waiting_requests/);
+    // Nobody gives credit: the waiting request times out.
+    const late = await waits;
+    expect(late.status).toBe(503);
+    expect(late.headers.get('retry-after')).toBe('7');
+    expect(((await late.json()) as { error: string }).error).toMatch(/within 200 ms \(max_wait_ms\)/);
+    out.hold = undefined;
+    credit.resolve();
+    await out.sent(1);
+    out.commitAll();
+    expect((await taken).status).toBe(200);
+    expect(out.batches.map((b) => b.records.map((r) => r.message))).toEqual([['a']]);
+  });
+
+  it('on stop refuses new and waiting requests with 503 and answers those sent once durable', async () => {
+    const url = await start({ max_wait_ms: 60_000 });
+    const credit = deferred<void>();
+    const sent = post(url, 'a', { 'content-type': 'text/plain' });
+    await out.sent(1);
+    out.hold = credit.promise;
+    const held = post(url, 'b', { 'content-type': 'text/plain' });
+    await out.nextEmit();
+    const waiting = post(url, 'c', { 'content-type': 'text/plain' });
+    await until(() => (source as HttpSource).waiting === 1);
+    out.controller.abort();
+    credit.resolve();
+    await running;
+    for (const res of await Promise.all([held, waiting])) {
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+    }
+    const after = await post(url, 'd', { 'content-type': 'text/plain' });
+    expect(after.status).toBe(503);
+    const closed = (source as HttpSource).close();
+    out.commitAll();
+    expect((await sent).status).toBe(200);
+    await closed;
+    await expect(post(url, 'e', { 'content-type': 'text/plain' })).rejects.toThrow();
+  });
+
+  it('keeps requests of different traceparents in different batches, and ignores an invalid one', async () => {
+    const url = await start();
+    const credit = deferred<void>();
+    out.hold = credit.promise;
+    const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const first = post(url, 'a', { 'content-type': 'text/plain' });
+    await out.nextEmit();
+    const rest = [
+      post(url, 'b', { 'content-type': 'text/plain', traceparent: parent }),
+      post(url, 'c', { 'content-type': 'text/plain', traceparent: parent }),
+      post(url, 'd', { 'content-type': 'text/plain', traceparent: '00-zz-00f067aa0ba902b7-01' }),
+    ];
+    await until(() => (source as HttpSource).waiting === 3);
+    out.hold = undefined;
+    credit.resolve();
+    await out.sent(3);
+    out.commitAll();
+    for (const res of await Promise.all([first, ...rest])) expect(res.status).toBe(200);
+    expect(out.batches.map((b) => b.records.map((r) => r.message))).toEqual([['a'], ['b', 'c'], ['d']]);
+  });
 });
 
 /** Resolves once `condition` holds, checked at every turn of the event loop (requests arrive on I/O). */
