@@ -131,7 +131,8 @@ function pushOnce(
               ? value.lines.map((l) => JSON.stringify(l)).join('\n')
               : JSON.stringify(value.lines);
         const type = { text: 'text/plain', ndjson: 'application/x-ndjson', json: 'application/json' }[value.as];
-        const res = await fetch(`http://127.0.0.1:${source.address.port}/ingest`, {
+        const { port } = await source.listening;
+        const res = await fetch(`http://127.0.0.1:${port}/ingest`, {
           method: 'POST',
           headers: { 'content-type': type, ...(value.gzip ? { 'content-encoding': 'gzip' } : {}) },
           body: value.gzip ? gzipSync(text) : text,

@@ -93,7 +93,8 @@ async function start(patch: Partial<HttpSourceOptions> = {}, batchMaxRecords = 1
   source = await createHttpSource(options(patch), ctx);
   out = new Output();
   running = source.run(out);
-  return `http://127.0.0.1:${source.address.port}${patch.path ?? '/ingest'}`;
+  const { port } = await source.listening;
+  return `http://127.0.0.1:${port}${patch.path ?? '/ingest'}`;
 }
 
 afterEach(async () => {
@@ -364,6 +365,19 @@ describe('http source', () => {
     out.commitAll();
     for (const res of await Promise.all([first, ...rest])) expect(res.status).toBe(200);
     expect(out.batches.map((b) => b.records.map((r) => r.message))).toEqual([['a'], ['b', 'c'], ['d']]);
+  });
+
+  it('fails its run with a clear message when the port is taken, and binds nothing at create', async () => {
+    const url = await start();
+    const port = new URL(url).port;
+    const other = await createHttpSource(options({ listen: `127.0.0.1:${port}` }), ctx);
+    const otherOut = new Output();
+    await expect(other.run(otherOut)).rejects.toThrow(`cannot listen on 127.0.0.1:${port}: `);
+    await expect(other.listening).rejects.toThrow(/cannot listen/);
+    await other.close();
+    // The first source still answers.
+    const { res } = await postDurable(url, 'a', { 'content-type': 'text/plain' });
+    expect(res.status).toBe(200);
   });
 });
 

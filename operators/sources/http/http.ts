@@ -1,7 +1,7 @@
 /**
  * The http source: its own Fastify server with the ingest route (route.ts), feeding the pipeline through the
- * intake (intake.ts). It listens from `create`, so a port already taken fails the start; requests that arrive
- * before the run starts wait in the intake like any other.
+ * intake (intake.ts). It listens when `run` starts (downstream is wired by then; `create` binds nothing, so
+ * `etl validate` and a definition's checks never take a port); a port already taken fails the run at once.
  *
  * Stopping: new requests are answered 503 with Retry-After, waiting ones too; requests already sent downstream
  * are answered once the final checkpoint has committed (200) or the run has ended without it (500); `close`
@@ -20,8 +20,8 @@ import type { HttpSourceOptions } from './schema.ts';
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface HttpSource extends Source {
-  /** The address the server listens on (the port chosen when `listen` asked for port 0). */
-  readonly address: AddressInfo;
+  /** Resolves with the address once the server listens (the port chosen when `listen` asked for port 0). */
+  readonly listening: Promise<AddressInfo>;
   /** Requests read and waiting for credit. */
   readonly waiting: number;
   close(): Promise<void>;
@@ -68,17 +68,34 @@ export async function createHttpSource(options: HttpSourceOptions, ctx: SourceCo
     },
   });
   const { host, port } = splitListen(options.listen);
-  await app.listen({ host, port });
-  const address = app.server.address() as AddressInfo;
-  ctx.logger.info(`listening on http://${formatHost(address)}${options.path}`);
+  let listened!: (address: AddressInfo) => void;
+  let notListening!: (error: Error) => void;
+  const listening = new Promise<AddressInfo>((resolve, reject) => {
+    listened = resolve;
+    notListening = reject;
+  });
+  // Nobody may be waiting for it; the run reports the failure.
+  listening.catch(() => {});
 
   let closing: Promise<void> | undefined;
   return {
-    address,
+    listening,
     get waiting() {
       return intake.waiting;
     },
-    run: (out: SourceOutput) => intake.run(out),
+    async run(out: SourceOutput): Promise<void> {
+      try {
+        await app.listen({ host, port });
+      } catch (error) {
+        const failure = new Error(`cannot listen on ${options.listen}: ${(error as Error).message}`);
+        notListening(failure);
+        throw failure;
+      }
+      const address = app.server.address() as AddressInfo;
+      ctx.logger.info(`listening on http://${formatHost(address)}${options.path}`);
+      listened(address);
+      await intake.run(out);
+    },
     close(): Promise<void> {
       closing ??= (async () => {
         intake.close('the source is stopping');
