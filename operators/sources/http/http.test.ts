@@ -318,6 +318,10 @@ describe('http source', () => {
     out.commitAll();
     expect((await taken).status).toBe(200);
     expect(out.batches.map((b) => b.records.map((r) => r.message))).toEqual([['a']]);
+    expect(ctx.values.get('etl_http_source_requests_total{status=429}')).toBe(1);
+    expect(ctx.values.get('etl_http_source_requests_total{status=503}')).toBe(1);
+    expect(ctx.values.get('etl_http_source_requests_total{status=200}')).toBe(1);
+    expect(ctx.values.get('etl_http_source_waiting_requests')).toBe(0);
   });
 
   it('on stop refuses new and waiting requests with 503 and answers those sent once durable', async () => {

@@ -28,13 +28,14 @@ export interface HttpSource extends Source {
 }
 
 export async function createHttpSource(options: HttpSourceOptions, ctx: SourceContext): Promise<HttpSource> {
+  const waiting = ctx.metrics.gauge('etl_http_source_waiting_requests', 'Requests read and waiting for credit');
   const intake = new Intake({
     maxWaiting: options.max_waiting_requests,
     maxWaitMs: options.max_wait_ms,
     batchMaxRecords: ctx.batchMaxRecords,
+    onWaiting: (n) => waiting.set(n),
   });
   const answers = new Map<number, { inc(value?: number): void }>();
-  const waiting = ctx.metrics.gauge('etl_http_source_waiting_requests', 'Requests read and waiting for credit');
   const app = Fastify({
     logger: false,
     requestIdHeader: false,
@@ -64,7 +65,6 @@ export async function createHttpSource(options: HttpSourceOptions, ctx: SourceCo
         answers.set(status, counter);
       }
       counter.inc();
-      waiting.set(intake.waiting);
     },
   });
   const { host, port } = splitListen(options.listen);

@@ -15,6 +15,8 @@ export interface IntakeLimits {
   readonly maxWaitMs: number;
   /** Records per batch sent downstream. */
   readonly batchMaxRecords: number;
+  /** Told the number of waiting requests each time it changes (a gauge). */
+  readonly onWaiting?: (waiting: number) => void;
 }
 
 /** What the client is answered. */
@@ -100,6 +102,7 @@ export class Intake {
       pending.timer = setTimeout(() => {
         if (pending.taken) return;
         this.queue.splice(this.queue.indexOf(pending), 1);
+        this.limits.onWaiting?.(this.queue.length);
         pending.answer({
           status: 503,
           retry: true,
@@ -107,6 +110,7 @@ export class Intake {
         });
       }, this.limits.maxWaitMs);
       this.queue.push(pending);
+      this.limits.onWaiting?.(this.queue.length);
       this.wake?.();
     });
   }
@@ -148,6 +152,7 @@ export class Intake {
     for (const pending of this.queue.splice(0)) {
       pending.answer({ status: 503, retry: true, reason: this.closedReason });
     }
+    this.limits.onWaiting?.(0);
   }
 
   /** Resolves once every request taken has been answered. */
@@ -188,6 +193,7 @@ export class Intake {
       if (pending.next < decoded.records.length) break;
       this.queue.shift();
     }
+    this.limits.onWaiting?.(this.queue.length);
     return { records, deadLetters, bytes, traceparent, parts };
   }
 
