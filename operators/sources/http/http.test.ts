@@ -383,6 +383,37 @@ describe('http source', () => {
     const { res } = await postDurable(url, 'a', { 'content-type': 'text/plain' });
     expect(res.status).toBe(200);
   });
+
+  it('counts a request whose body is still arriving against max_waiting_requests, and frees its place after', async () => {
+    const url = await start({ max_waiting_requests: 1, max_body_bytes: 4096 });
+    let push!: ReadableStreamDefaultController<Uint8Array>;
+    const slowBody = new ReadableStream<Uint8Array>({
+      start(controller) {
+        push = controller;
+      },
+    });
+    const slow = fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: slowBody,
+      duplex: 'half',
+    } as RequestInit);
+    push.enqueue(new TextEncoder().encode('first '));
+    await until(() => (source as HttpSource).beingRead === 1);
+    const refused = await post(url, 'x', { 'content-type': 'text/plain' });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    push.enqueue(new TextEncoder().encode('line'));
+    push.close();
+    await out.sent(1);
+    out.commitAll();
+    expect((await slow).status).toBe(200);
+    expect(out.batches[0]?.records.map((r) => r.message)).toEqual(['first line']);
+    // A body refused (413) gives its place back too.
+    expect((await post(url, 'y'.repeat(5000), { 'content-type': 'text/plain' })).status).toBe(413);
+    const { res } = await postDurable(url, 'again', { 'content-type': 'text/plain' }, 2);
+    expect(res.status).toBe(200);
+  });
 });
 
 /** Resolves once `condition` holds, checked at every turn of the event loop (requests arrive on I/O). */

@@ -24,6 +24,8 @@ export interface HttpSource extends Source {
   readonly listening: Promise<AddressInfo>;
   /** Requests read and waiting for credit. */
   readonly waiting: number;
+  /** Requests admitted whose body is being read. */
+  readonly beingRead: number;
   close(): Promise<void>;
 }
 
@@ -82,6 +84,9 @@ export async function createHttpSource(options: HttpSourceOptions, ctx: SourceCo
     listening,
     get waiting() {
       return intake.waiting;
+    },
+    get beingRead() {
+      return intake.beingRead;
     },
     async run(out: SourceOutput): Promise<void> {
       try {

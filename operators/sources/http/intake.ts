@@ -2,14 +2,14 @@
  * Between requests and the pipeline: a bounded queue of decoded requests that one loop sends downstream, several
  * small requests to a batch, a large one over several batches. A request is answered from its batches' `durable()`:
  * only once every record (and dead letter) of it is in a committed checkpoint. Waiting is bounded twice: by the
- * number of requests waiting (past it, 429 at once) and by how long one waits for credit (past it, 503).
+ * number of requests being read or waiting (past it, 429 at once) and by how long one waits for credit (past it, 503).
  */
 import type { Emitted, EmitOptions, SourceOutput } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import type { Decoded } from './body.ts';
 
 export interface IntakeLimits {
-  /** Requests waiting to be sent downstream; one more is refused (429). */
+  /** Requests being read or waiting to be sent downstream; one more is refused (429). */
   readonly maxWaiting: number;
   /** How long a request waits to be sent downstream before it is refused (503). */
   readonly maxWaitMs: number;
@@ -52,6 +52,8 @@ export class Intake {
   private readonly queue: Pending[] = [];
   /** Answers not given yet (waiting, sending, or waiting for durability). */
   private unanswered = 0;
+  /** Requests admitted whose body is being read. */
+  private reading = 0;
   private settledWaiters: Array<() => void> = [];
   private wake: (() => void) | undefined;
   private closedReason: string | undefined;
@@ -60,27 +62,42 @@ export class Intake {
     this.limits = limits;
   }
 
-  /** Whether a request arriving now would be refused at once (before its body is read). */
-  refusal(): Outcome | undefined {
+  /**
+   * Admits a request before its body is read, or says why not: requests being read count with the waiting ones
+   * against `maxWaiting`, so memory stays bounded by about that many bodies however many clients connect. An
+   * admitted request is `release`d once, when its body is decoded or it ends otherwise.
+   */
+  admit(): Outcome | undefined {
     if (this.closedReason !== undefined) return { status: 503, retry: true, reason: this.closedReason };
-    if (this.queue.length >= this.limits.maxWaiting) {
+    if (this.queue.length + this.reading >= this.limits.maxWaiting) {
       return {
         status: 429,
         retry: true,
-        reason: `${this.queue.length} requests are waiting for the pipeline (max_waiting_requests)`,
+        reason: `${this.queue.length + this.reading} requests are being read or wait for the pipeline (max_waiting_requests)`,
       };
     }
+    this.reading++;
     return undefined;
+  }
+
+  release(): void {
+    this.reading--;
   }
 
   get waiting(): number {
     return this.queue.length;
   }
 
-  /** Queues a decoded request; resolves with the answer to give. */
+  /** Requests admitted whose body is being read. */
+  get beingRead(): number {
+    return this.reading;
+  }
+
+  /** Queues the decoded body of an admitted (and released) request; resolves with the answer to give. */
   submit(decoded: Decoded, traceparent: string | undefined): Promise<Outcome> {
-    const refused = this.refusal();
-    if (refused) return Promise.resolve(refused);
+    if (this.closedReason !== undefined) {
+      return Promise.resolve({ status: 503, retry: true, reason: this.closedReason });
+    }
     if (decoded.records.length === 0 && decoded.deadLetters.length === 0) {
       return Promise.resolve({ status: 200, records: 0, deadLetters: 0 });
     }

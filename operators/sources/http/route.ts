@@ -66,16 +66,24 @@ export function registerIngestRoute(app: FastifyInstance, intake: Intake, option
     );
 
     const expectedKey = options.apiKey === undefined ? undefined : digest(options.apiKey);
+    const admitted = new WeakSet<FastifyRequest>();
+    const release = (request: FastifyRequest): void => {
+      if (admitted.delete(request)) intake.release();
+    };
     scope.addHook('onRequest', async (request, reply) => {
       if (expectedKey && !authorized(request.headers, expectedKey)) {
         reply.header('www-authenticate', 'Bearer realm="etl"');
         return answer(reply, 401, { error: 'a valid API key is required (Authorization: Bearer or X-API-Key)' });
       }
       // Refused before its body is read: saturation costs no memory.
-      const refused = intake.refusal();
+      const refused = intake.admit();
       if (refused) return answer(reply.header('connection', 'close'), refused.status, body(refused, request.id));
+      admitted.add(request);
       return undefined;
     });
+    // A request that ends before its body is decoded (400, 413, a client gone) gives its place back.
+    scope.addHook('onResponse', async (request) => release(request));
+    scope.addHook('onRequestAbort', async (request) => release(request));
     scope.addHook('preParsing', async (request, _reply, payload) => gunzipped(request, payload));
     scope.setErrorHandler((error: FastifyError, request, reply) => {
       const zlibError = typeof error.code === 'string' && error.code.startsWith('Z_');
@@ -85,6 +93,7 @@ export function registerIngestRoute(app: FastifyInstance, intake: Intake, option
     });
 
     scope.post(options.path, { bodyLimit: options.maxBodyBytes }, async (request, reply) => {
+      release(request);
       const decoded = decode(request.body as Body | undefined, request, options);
       if (typeof decoded === 'string') return answer(reply, 400, { error: decoded, request_id: request.id });
       const outcome = await intake.submit(decoded, parseTraceparent(request.headers.traceparent));

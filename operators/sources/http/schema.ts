@@ -63,8 +63,9 @@ export const schema = {
       maximum: 100000,
       default: 64,
       description:
-        'Requests read and waiting for the pipeline to take them (not yet sent downstream). Past this, a request ' +
-        'is answered 429 with `Retry-After` at once: memory stays bounded by about this many bodies.',
+        'Requests being read or waiting for the pipeline to take them (not yet sent downstream). Past this, a ' +
+        'request is answered 429 with `Retry-After` before its body is read: memory stays bounded by about this ' +
+        'many bodies, however many clients connect.',
       examples: [64, 16],
     },
     max_wait_ms: {
