@@ -188,6 +188,22 @@ describe('http source into PostgreSQL', () => {
     expect(await rowCount(run.schema)).toBe(accepted * 1000);
   });
 
+  it('on stop refuses new requests with 503 and answers those in flight once the final checkpoint commits', async () => {
+    const run = await start(', retry_after_seconds: 3');
+    const lock = await lockTable(run.schema);
+    const inFlight = push(run.url, lines(0, 300));
+    await sinkBlocked(run.schema);
+    run.stop.abort();
+    const refused = await push(run.url, lines(300, 10));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('3');
+    await lock.release();
+    const answered = await inFlight;
+    expect(answered.status).toBe(200);
+    expect(await rowCount(run.schema)).toBe(300);
+    expect((await run.done).ok).toBe(true);
+  });
+
   it('answers no 2xx and leaves no rows when the run is aborted before the commit', async () => {
     const run = await start('');
     const lock = await lockTable(run.schema);
