@@ -7,7 +7,7 @@
  * `--lines-per-request` generated nginx lines (default 1000), `--requests` requests in all (default 400). Every
  * answer is a 200 only once its rows are committed, so the rate is lines durable in PostgreSQL per second.
  * Prints `name: value unit` lines: lines/s end to end, p50/p99 request latency, the answers that were not 200,
- * the child's peak RSS, and the rows counted in the table afterwards. Load generator and pipeline share the
+ * the child's CPU seconds per million lines (includes its start) and peak RSS, and the rows counted in the table afterwards. Load generator and pipeline share the
  * machine.
  */
 import { spawn } from 'node:child_process';
@@ -40,6 +40,8 @@ const BODIES = 16;
 const URL = process.env.ETL_BENCH_PG_URL ?? process.env.ETL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SCHEMA = `etl_bench_${randomBytes(4).toString('hex')}`;
 const ETL = resolve(import.meta.dirname, '../bin/etl.js');
+/** USER_HZ, the unit of utime and stime in /proc/<pid>/stat (100 on Linux). */
+const CLOCK_TICKS = 100;
 
 function report(name: string, value: number, unit: string): void {
   process.stdout.write(`${name}: ${value} ${unit}\n`);
@@ -126,6 +128,10 @@ spec:
     report('http_push_latency_p50', result.latency.p50, 'ms');
     report('http_push_latency_p99', result.latency.p99, 'ms');
     report('http_push_answers_not_200', result.non2xx + result.errors + result.timeouts, 'requests');
+    // CPU time of the pipeline process (user + system): less noisy than rates on a shared machine.
+    const stat = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+    const cpuSeconds = (Number(stat[11]) + Number(stat[12])) / CLOCK_TICKS;
+    report('http_push_cpu_seconds_per_million_lines', Number(((cpuSeconds * 1e6) / (ok * LINES)).toFixed(1)), 's');
     child.kill('SIGINT');
     await once(child, 'exit');
     clearInterval(poll);
