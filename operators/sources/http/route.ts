@@ -88,7 +88,12 @@ export function registerIngestRoute(app: FastifyInstance, intake: Intake, option
     scope.setErrorHandler((error: FastifyError, request, reply) => {
       const zlibError = typeof error.code === 'string' && error.code.startsWith('Z_');
       const status = zlibError ? 400 : (error.statusCode ?? 500);
-      const message = zlibError ? `the body is not valid gzip: ${error.message}` : error.message;
+      // A server-side failure says nothing of the server's insides to the client.
+      const message = zlibError
+        ? `the body is not valid gzip: ${error.message}`
+        : status >= 500
+          ? 'internal error'
+          : error.message;
       return answer(reply, status, { error: message, request_id: request.id });
     });
 
