@@ -224,7 +224,7 @@ export interface SourceOutput {
    * this batch (JSON-serialisable); it is recorded by the first checkpoint whose cut follows the batch, once
    * every sink downstream has acknowledged it. An empty batch (no records, no dead letters) only moves the position.
    */
-  emit(records: EtlRecord[], position?: unknown, bytes?: number, options?: EmitOptions): Promise<Emitted>;
+  emit(records: EtlRecord[], position?: unknown, bytes?: number, batch?: BatchOptions): Promise<Emitted>;
   /** Aborted when the source must stop reading (shutdown requested, or the run is over). */
   readonly stopping: AbortSignal;
   /** Optional: progress of a finite source, for percent and ETA. */
@@ -244,8 +244,18 @@ export interface SourceOutput {
   inputError(reason: string, where?: Omit<Origin, 'source'>): void;
 }
 
-/** What a source sends with a batch besides its records. */
-export interface EmitOptions {
+/** What a source may tell of a batch besides its records (`emit`'s last argument). */
+export interface BatchOptions {
+  /**
+   * W3C Trace Context the batch arrived with: the `traceparent` header of an HTTP request, or of a queue
+   * message. The batch's trace continues it (the source's span becomes that parent's child, and the parent's
+   * sampling decision holds) instead of starting a new one; a malformed value is ignored. One parent per
+   * batch: a source whose records arrive with different parents emits them in separate batches. Costs
+   * nothing when tracing is off.
+   */
+  readonly traceparent?: string;
+  /** The `tracestate` header that came with `traceparent`, passed on unchanged. */
+  readonly tracestate?: string;
   /**
    * Input the source could not turn into records (a malformed JSON line in a pushed body), as dead letters built
    * with `deadLetter(record, ctx.id, reason)`: they leave on the source's `dead_letter` port (which the source
@@ -358,6 +368,8 @@ export interface StageReport {
   readonly lines: readonly string[];
   /** Why the run fails because of this stage, when it does: `99.62% valid, below min_valid_ratio 99.9%`. */
   readonly failure?: string;
+  /** The same figures for machines, by name (`addresses_anonymized: 9962`): the run audit log records them. */
+  readonly counts?: Readonly<Record<string, number>>;
 }
 
 export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O = unknown>

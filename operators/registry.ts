@@ -3,6 +3,7 @@
  */
 import type { OperatorDefinition, ResourceDefinition } from '../engine/operator.ts';
 import redisResource from './resources/redis/index.ts';
+import alertSink from './sinks/alert/index.ts';
 import blackholeSink from './sinks/blackhole/index.ts';
 import fileSink from './sinks/file/index.ts';
 import postgresSink from './sinks/postgres/index.ts';
@@ -45,6 +46,7 @@ export const registry: readonly OperatorDefinition[] = [
   blackholeSink,
   postgresSink,
   redisSink,
+  alertSink,
 ];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {

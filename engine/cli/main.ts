@@ -54,7 +54,11 @@ export async function main(argv: string[]): Promise<number> {
         .choices(['debug', 'info', 'warn', 'error'])
         .default(process.env.ETL_LOG_LEVEL ?? 'info'),
     )
-    .addOption(new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'))
+    .addOption(
+      new Option('--log-format <format>', 'pretty: a line per event for people; json: a JSON object per line')
+        .choices(['pretty', 'json'])
+        .default('pretty'),
+    )
     .action(
       async (
         paths: string[],
@@ -66,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
           rename?: Record<string, string>;
           forget?: string[];
           logLevel: 'debug' | 'info' | 'warn' | 'error';
-          logFormat: 'text' | 'json';
+          logFormat: 'pretty' | 'json';
         },
       ) => {
         const { runApply } = await import('./commands/apply.ts');

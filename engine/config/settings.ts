@@ -22,6 +22,7 @@ export function toSettings(spec: Record<string, unknown> | undefined): PipelineS
     eventTimeField: String(s.event_time_field ?? DEFAULT_SETTINGS.event_time_field),
     watermarkLatenessMs: seconds('watermark_lateness_seconds'),
     idleSourceMs: seconds('idle_source_seconds'),
+    ...(typeof s.audit_log === 'string' ? { auditLog: s.audit_log } : {}),
   };
 }
 
@@ -31,9 +32,11 @@ export function toTelemetry(spec: Record<string, unknown> | undefined): Telemetr
   const metrics = asRecord(telemetry?.metrics);
   const endpoint = traces?.endpoint;
   const port = metrics?.prometheus_port;
+  const ratio = traces?.sample_ratio;
   return {
     traces: traces?.exporter === 'otlp' ? 'otlp' : 'none',
     ...(typeof endpoint === 'string' ? { otlpEndpoint: endpoint } : {}),
+    ...(typeof ratio === 'number' ? { sampleRatio: ratio } : {}),
     ...(typeof port === 'number' ? { prometheusPort: port } : {}),
   };
 }

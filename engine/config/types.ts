@@ -63,12 +63,16 @@ export interface PipelineSettings {
   readonly eventTimeField: string;
   readonly watermarkLatenessMs: number;
   readonly idleSourceMs: number;
+  /** `audit_log`: the file a line per run is appended to (engine/runtime/audit.ts); none when undefined. */
+  readonly auditLog?: string;
 }
 
 export interface TelemetrySettings {
   /** `otlp` exports spans with the standard OTEL_EXPORTER_OTLP_* variables; `none` costs next to nothing. */
   readonly traces: 'otlp' | 'none';
   readonly otlpEndpoint?: string;
+  /** Share of the traces started here that are recorded (0..1); undefined: OTEL_TRACES_SAMPLER, else all. */
+  readonly sampleRatio?: number;
   /** Serve Prometheus metrics on this port during `apply`; undefined: do not serve. */
   readonly prometheusPort?: number;
 }

@@ -122,3 +122,20 @@ export function consumersByPort(graph: Graph): Map<string, string[]> {
   }
   return out;
 }
+
+/** The sources whose records can reach stage `id`, in no particular order. */
+export function upstreamSources(graph: Graph, id: string): string[] {
+  const found = new Set<string>();
+  const seen = new Set<string>([id]);
+  const queue = [id];
+  while (queue.length > 0) {
+    const at = queue.pop() as string;
+    for (const edge of graph.edges) {
+      if (edge.to !== at || seen.has(edge.from)) continue;
+      seen.add(edge.from);
+      if (graph.stages.get(edge.from)?.kind === 'source') found.add(edge.from);
+      else queue.push(edge.from);
+    }
+  }
+  return [...found];
+}

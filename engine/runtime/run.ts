@@ -13,12 +13,19 @@ import { type Connectable, connectable, filter, map, merge, Observable, Subject 
 import type { PipelineSpec, StageSpec } from '../config/types.ts';
 import { join } from 'node:path';
 import { EtlError, errorMessage, isRetriable } from '../errors.ts';
-import { buildGraph, consumersByPort, DEAD_LETTER_PORT, DEFAULT_PORT, type Graph } from '../graph/graph.ts';
+import {
+  buildGraph,
+  consumersByPort,
+  DEAD_LETTER_PORT,
+  DEFAULT_PORT,
+  type Graph,
+  upstreamSources,
+} from '../graph/graph.ts';
 import { LockFile } from '../lock.ts';
 import type {
+  BatchOptions,
   Logger,
   CommittedCheckpoint,
-  EmitOptions,
   OpenResource,
   OperatorContext,
   PortRecords,
@@ -37,7 +44,7 @@ import { fitCheckpoint, stageTypes } from '../state/fit.ts';
 import { KeyedStateBackend } from '../state/keyed.ts';
 import { decideResume } from '../state/resume.ts';
 import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
-import type { SinkStats, StageTelemetry, Telemetry } from '../telemetry/types.ts';
+import type { RemoteTraceContext, SinkStats, StageTelemetry, Telemetry } from '../telemetry/types.ts';
 import { Acknowledgements } from './acks.ts';
 import { Checkpoints } from './checkpoints.ts';
 import { Delivery } from './delivery.ts';
@@ -45,10 +52,12 @@ import type { Envelope, PortEnvelope } from './envelope.ts';
 import { operatorContext } from './context.ts';
 import { CreditGate } from './gate.ts';
 import { Watermark } from './watermark.ts';
+import { appendAudit, auditRecord } from './audit.ts';
 import { noopTelemetry, silentLogger } from './noop.ts';
 import { stageOperator } from './stage-operator.ts';
 import { emptyStats, notingWarnings, type RunStats } from './stats.ts';
 import { releaseMemoryWhenIdle } from './idle-memory.ts';
+import { CommitLinks, TraceLinks } from './trace-links.ts';
 
 /** How often a run checks whether records stopped arriving, to give back the memory a burst grew. */
 const IDLE_MEMORY_CHECK_MS = 5000;
@@ -106,7 +115,22 @@ const detachedDelivery = (): Delivery => {
 const YIELD_EVERY_MS = 10;
 
 export async function runPipeline(spec: PipelineSpec, options: RunOptions = {}): Promise<RunResult> {
-  return new PipelineRun(spec, options).run();
+  const startedAt = new Date();
+  const result = await new PipelineRun(spec, options).run();
+  const auditLog = spec.settings.auditLog;
+  if (auditLog === undefined) return result;
+  try {
+    await appendAudit(auditLog, auditRecord(spec, startedAt, result), spec.secrets);
+    return result;
+  } catch (error) {
+    // A compliance record that could not be kept fails the run (exit 1), though its data is committed.
+    const failure = new EtlError(
+      'ETL_AUDIT_FAILED',
+      `could not append to the audit log ${auditLog}: ${errorMessage(error)}`,
+    );
+    options.logger?.(undefined).error(failure.message);
+    return { ...result, ok: false, error: result.error ?? failure };
+  }
 }
 
 class PipelineRun {
@@ -152,11 +176,16 @@ class PipelineRun {
   private firstSnapshotId = 1;
   private warnedUnread = new Set<string>();
   private reportsCollected = false;
+  /** With tracing on: the sampled batches each sink wrote, for the commit spans of checkpoints. */
+  private readonly commitLinks: CommitLinks | undefined;
+  /** With tracing on: the sampled batches each transform received since its last tick or flush output. */
+  private readonly fanIn = new Map<string, TraceLinks>();
 
   constructor(spec: PipelineSpec, options: RunOptions) {
     this.spec = spec;
     this.options = options;
     this.telemetry = options.telemetry ?? noopTelemetry;
+    this.commitLinks = this.telemetry.tracing ? new CommitLinks() : undefined;
     this.stats = emptyStats(spec);
     this.log = notingWarnings(options.logger?.(undefined) ?? silentLogger, undefined, this.stats);
     this.graph = buildGraph(spec.stages);
@@ -200,6 +229,15 @@ class PipelineRun {
       await this.instantiate('sources', resumeFrom);
       const checkpoints = this.createCheckpoints(resumeFrom, lastId + 1);
       checkpoints.onCut((snapshot) => this.acks.cut(snapshot.id));
+      const commitLinks = this.commitLinks;
+      if (commitLinks) {
+        checkpoints.onCut((snapshot) => commitLinks.cut(snapshot.id, Date.now()));
+        checkpoints.onCommitted((record) =>
+          commitLinks.committed(record.id, (sinkId, id, at, batches) =>
+            this.stages.get(sinkId)?.telemetry.commit?.(id, at, batches),
+          ),
+        );
+      }
       checkpoints.onCommitted((record) => this.acks.committed(record.id));
       checkpoints.onCommitted((record) => this.deliverLate(record));
       checkpoints.onCommitted((record) => {
@@ -349,6 +387,7 @@ class PipelineRun {
               idleMs: settings.idleSourceMs,
               // Sources' credit all back: no batch is held up on its way (a sink retrying, a slow stage).
               drained: () => [...this.gates.values()].every((gate) => gate.outstanding === 0),
+              expected: upstreamSources(this.graph, id),
             }),
           );
           this.tickGates.set(id, new CreditGate(1));
@@ -495,7 +534,7 @@ class PipelineRun {
       let lastYieldAt = performance.now();
       const output: SourceOutput = {
         stopping,
-        emit: async (records: EtlRecord[], position?: unknown, bytes?: number, options?: EmitOptions) => {
+        emit: async (records: EtlRecord[], position?: unknown, bytes?: number, batch?: BatchOptions) => {
           // A source whose batches are all handled synchronously (a generator into a blackhole) would run
           // on microtasks alone: timers, signals, I/O and the other pipelines of the process would wait for
           // its end. It gives the event loop a turn every few milliseconds.
@@ -503,7 +542,7 @@ class PipelineRun {
             await new Promise((resolve) => setImmediate(resolve));
             lastYieldAt = performance.now();
           }
-          const deadLetters = options?.deadLetters ?? [];
+          const deadLetters = batch?.deadLetters ?? [];
           if (records.length === 0 && deadLetters.length === 0) {
             // Nothing to deliver; checkpoints drain before they read positions, so it can move now.
             if (stopping.aborted) return this.acks.notSent();
@@ -522,7 +561,9 @@ class PipelineRun {
             this.stats.bytesRead += bytes;
           }
           stage.telemetry.received(records.length + deadLetters.length, bytes);
-          const span = stage.telemetry.startBatch(undefined, records.length, bytes);
+          const parent =
+            batch?.traceparent === undefined ? undefined : stage.telemetry.remoteParent?.(batch as RemoteTraceContext);
+          const span = stage.telemetry.startBatch(parent, records.length, bytes);
           span?.end(records.length);
           if (deadLetters.length === 0) {
             if (consumers === 0) {
@@ -586,7 +627,7 @@ class PipelineRun {
       if (port === DEAD_LETTER_PORT) {
         // Dead letters a stage passes on (anonymize scrubs those it reads) were counted by the stage that made them.
         const own = records.filter((r) => r.stage === id);
-        this.stats.rejected += own.length;
+        this.countRejected(id, own.length);
         // A source has no on_error (it is `fail`): its dead letters are input it refuses, not a failure.
         if (stage.spec.onError === 'fail' && !stage.source && own.length > 0) {
           const first = own[0] as { reason?: unknown };
@@ -621,19 +662,22 @@ class PipelineRun {
   private transformHandler(stage: StageInstance, transform: Transform) {
     const policy = stage.spec;
     const watermark = this.watermarks.get(stage.spec.id);
+    const fanIn = this.commitLinks && (transform.tick || transform.flush) ? new TraceLinks() : undefined;
+    if (fanIn) this.fanIn.set(stage.spec.id, fanIn);
     return (envelope: Envelope): PortEnvelope[] | Promise<PortEnvelope[]> => {
       const records = envelope.records;
       if (envelope.tick) return this.tick(stage, transform, envelope);
       watermark?.observe(records);
       stage.telemetry.received(records.length);
       const span = stage.telemetry.startBatch(envelope.trace, records.length);
+      fanIn?.add(span);
       // The span ends once: with the records sent on, and the error when the batch failed.
       const done = (ports: PortRecords, error?: unknown): PortEnvelope[] => {
         const outputs = this.route(stage, envelope, ports, span?.context ?? envelope.trace);
-        span?.end(
-          outputs.reduce((n, o) => n + o.envelope.records.length, 0),
-          error,
-        );
+        if (span !== undefined) {
+          const sent = outputs.reduce((n, o) => n + o.envelope.records.length, 0);
+          span.end(sent, error, span.sampled ? ownDeadLetters(ports, stage.spec.id) : 0);
+        }
         return outputs;
       };
       const onError = (error: unknown): PortEnvelope[] => {
@@ -671,7 +715,7 @@ class PipelineRun {
   private async tick(stage: StageInstance, transform: Transform, envelope: Envelope): Promise<PortEnvelope[]> {
     try {
       const ports = (await transform.tick?.(Date.now())) ?? {};
-      return this.route(stage, envelope, ports, undefined);
+      return this.route(stage, envelope, ports, this.outputSpan(stage, ports));
     } catch (error) {
       stage.telemetry.error('process');
       throw wrap(error, 'ETL_RUN_STAGE_FAILED', stage.spec.id);
@@ -680,7 +724,23 @@ class PipelineRun {
 
   private async finishTransform(stage: StageInstance): Promise<PortEnvelope[]> {
     const ports = (await stage.transform?.flush?.()) ?? {};
-    return this.route(stage, { records: [], delivery: detachedDelivery(), trace: undefined }, ports, undefined);
+    const trace = this.outputSpan(stage, ports);
+    return this.route(stage, { records: [], delivery: detachedDelivery(), trace: undefined }, ports, trace);
+  }
+
+  /**
+   * Fan-in: what a transform emits at a tick or a flush (a window closing) comes from many batches. It gets a
+   * span of its own, linked to the sampled batches the stage received since its last such output.
+   */
+  private outputSpan(stage: StageInstance, ports: PortRecords): unknown {
+    const fanIn = this.fanIn.get(stage.spec.id);
+    if (fanIn === undefined) return undefined;
+    let count = 0;
+    for (const port in ports) count += (ports[port] as EtlRecord[]).length;
+    if (count === 0) return undefined;
+    const span = stage.telemetry.startBatch(undefined, 0, undefined, fanIn.take());
+    span?.end(count, undefined, span.sampled ? ownDeadLetters(ports, stage.spec.id) : 0);
+    return span?.context;
   }
 
   private sinkHandler(stage: StageInstance, sink: Sink) {
@@ -730,13 +790,22 @@ class PipelineRun {
       const figures = this.stats.sinks[id] as SinkStats;
       figures.written += written;
       if (!figures.deadLetters) this.stats.recordsOut += written;
-      span?.end(written, failure);
+      span?.end(written, failure, rejected.length);
+      this.commitLinks?.written(id, span);
       this.options.onStats?.(this.stats);
       return rejected.length > 0 ? this.route(stage, envelope, { [DEAD_LETTER_PORT]: rejected }, span?.context) : [];
     };
   }
 
   // --------------------------------------------------------------------------- late dead letters
+
+  private countRejected(stageId: string, count: number): void {
+    if (count === 0) return;
+    this.stats.rejected += count;
+    const by = this.stats.rejectedBy ?? {};
+    by[stageId] = (by[stageId] ?? 0) + count;
+    this.stats.rejectedBy = by;
+  }
 
   /**
    * Sends the late dead letters `record` holds on their sinks' dead_letter ports, after a turn of the event
@@ -748,7 +817,7 @@ class PipelineRun {
       const records = letters.map(withOriginRestored);
       const stage = this.stages.get(sinkId);
       if (!stage || records.length === 0) continue;
-      this.stats.rejected += records.length;
+      this.countRejected(sinkId, records.length);
       const late = this.lateOutputs.get(sinkId);
       if (!late) {
         stage.telemetry.discarded(records.length, 'dead_letter_unread');
@@ -930,6 +999,7 @@ class PipelineRun {
         stage: id,
         lines: [...report.lines],
         ...(report.failure === undefined ? {} : { failure: report.failure }),
+        ...(report.counts === undefined ? {} : { counts: { ...report.counts } }),
       });
       if (report.failure !== undefined) {
         this.fail(new EtlError('ETL_RUN_CHECK_FAILED', `stage ${id}: ${report.failure}`));
@@ -954,6 +1024,15 @@ function wrap(
 ): EtlError {
   if (error instanceof EtlError && error.message.startsWith('stage ')) return error;
   return new EtlError(code, `stage ${stage}${phase ? ` (${phase})` : ''}: ${errorMessage(error)}`, { cause: error });
+}
+
+/** Dead letters a stage made itself among those it sends (not those it passes on). */
+function ownDeadLetters(ports: PortRecords, stageId: string): number {
+  const letters = ports[DEAD_LETTER_PORT];
+  if (letters === undefined) return 0;
+  let own = 0;
+  for (const letter of letters) if (letter.stage === stageId) own++;
+  return own;
 }
 
 /** A sink's output with its late dead letters: `late` ends (and takes no more) when the sink's output ends. */

@@ -9,6 +9,12 @@
  * arrived, minus the lateness, so that the last windows of a followed input close while no line arrives. That
  * assumes lines reach the source within the lateness of their event time (a server buffering its log for longer
  * needs a larger `watermark_lateness_seconds`).
+ *
+ * A source upstream of the stage that has not been seen yet holds the watermark back too (as if its event time were
+ * −∞), until it has been quiet for `idleMs` from the stage's start: otherwise the first source to send would move
+ * the watermark on alone, and the first records of the others (logs of servers read side by side, a queue that
+ * connects later) would arrive as late. Records with no source in their origin (made by a stage, not read) count
+ * as every source seen.
  */
 import { type EtlRecord, eventTimeOf, ORIGIN } from '../record.ts';
 
@@ -26,6 +32,9 @@ export class Watermark {
   private readonly now: () => number;
   private readonly drained: () => boolean;
   private readonly sources = new Map<string, SourceTime>();
+  /** Sources upstream of the stage not seen yet; emptied once every one has sent, or has been idle since start. */
+  private unseen: Set<string>;
+  private readonly startedAt: number;
 
   constructor(options: {
     field: string;
@@ -34,12 +43,16 @@ export class Watermark {
     now?: () => number;
     /** Whether every record the sources emitted has been acknowledged (none is on its way to the stage). */
     drained?: () => boolean;
+    /** The ids of the sources upstream of the stage. */
+    expected?: readonly string[];
   }) {
     this.field = options.field;
     this.latenessMs = options.latenessMs;
     this.idleMs = options.idleMs;
     this.now = options.now ?? Date.now;
     this.drained = options.drained ?? (() => true);
+    this.unseen = new Set(options.expected ?? []);
+    this.startedAt = this.now();
   }
 
   /** Takes note of the event times of records arriving at the stage. */
@@ -62,6 +75,10 @@ export class Watermark {
       const source = record[ORIGIN]?.source ?? '';
       if (source !== lastSource) {
         lastSource = source;
+        if (this.unseen.size > 0) {
+          if (source === '') this.unseen.clear();
+          else this.unseen.delete(source);
+        }
         last = this.sources.get(source);
         if (!last) {
           last = { max: time, seenAt: now };
@@ -78,6 +95,10 @@ export class Watermark {
   value(): number | undefined {
     if (this.sources.size === 0) return undefined;
     const now = this.now();
+    if (this.unseen.size > 0) {
+      if (now - this.startedAt < this.idleMs) return undefined;
+      this.unseen.clear();
+    }
     let active = Number.POSITIVE_INFINITY;
     let latest = Number.NEGATIVE_INFINITY;
     let lastSeen = Number.NEGATIVE_INFINITY;

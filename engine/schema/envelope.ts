@@ -144,9 +144,18 @@ export const settingsSchema: JsonSchema = {
       type: 'number',
       exclusiveMinimum: 0,
       description:
-        'A source whose records have not reached a stage for this long stops holding back its watermark, so ' +
-        'that windows close while an input is quiet.',
+        'A source whose records have not reached a stage for this long (or that has sent none since the start) ' +
+        'stops holding back its watermark, so that windows close while an input is quiet.',
       default: DEFAULT_SETTINGS.idle_source_seconds,
+    },
+    audit_log: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'A file (JSON lines) that each run appends one line to, whatever its outcome: when it ran, what it read, ' +
+        'what each sink wrote, what each stage rejected, what stages counted of their work (fields anonymized…) ' +
+        "and the sinks' retention. Relative to the working directory.",
+      examples: ['.etl/audit/web.jsonl'],
     },
   },
 };
@@ -174,6 +183,14 @@ export const telemetrySchema: JsonSchema = {
           description: 'OTLP/HTTP endpoint (with `exporter: otlp`).',
           format: 'uri',
           examples: ['http://127.0.0.1:4318'],
+        },
+        sample_ratio: {
+          type: 'number',
+          description:
+            'Share of the traces started here that are recorded, 0 to 1 (parent-based: a batch arriving with a W3C `traceparent` follows its parent). Wins over OTEL_TRACES_SAMPLER; default: that variable, else every trace.',
+          minimum: 0,
+          maximum: 1,
+          examples: [0.01],
         },
       },
     },

@@ -1,15 +1,18 @@
 /**
- * The structured logger handed to the runtime and to every operator. One line per event, as text for
- * people (`<time> INFO  [pipeline/stage] message key=value`) or JSON for machines, every line redacted.
+ * The structured logger handed to the runtime and to every operator: pino, one event per line, as JSON for
+ * machines or pretty-printed for people (pino-pretty, loaded only then), every line redacted of secrets.
  */
+import { createRequire } from 'node:module';
+import { type DestinationStream, type Logger as PinoLogger, pino } from 'pino';
+import type { PrettyOptions } from 'pino-pretty';
 import type { Logger } from '../operator.ts';
 import { redact } from '../redact.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-export type LogFormat = 'text' | 'json';
+export type LogFormat = 'pretty' | 'json';
 
 export interface EtlLogger extends Logger {
-  /** A logger whose lines carry these bindings too (`pipeline` and `stage` form the text prefix). */
+  /** A logger whose lines carry these bindings too (`pipeline` and `stage` lead a pretty line). */
   child(bindings: Record<string, unknown>): EtlLogger;
 }
 
@@ -18,6 +21,8 @@ export interface LoggerOptions {
   level?: LogLevel;
   format: LogFormat;
   stream: { write(chunk: string): unknown };
+  /** Pretty format: colour the level (a terminal). Default false. */
+  colorize?: boolean;
   /** Values never to print. */
   secrets?: readonly string[];
   bindings?: Record<string, unknown>;
@@ -26,83 +31,112 @@ export interface LoggerOptions {
   now?: () => number;
 }
 
-const SEVERITY: Readonly<Record<LogLevel, number>> = { debug: 10, info: 20, warn: 30, error: 40 };
-const TEXT_LABEL: Readonly<Record<LogLevel, string>> = {
-  debug: 'DEBUG',
-  info: 'INFO ',
-  warn: 'WARN ',
-  error: 'ERROR',
-};
-const BARE_VALUE = /^[^\s"=\\]+$/;
+const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+/** Names every event has; a field of the same name would shadow them, so it is left out. */
+const RESERVED = ['time', 'level', 'msg'] as const;
 
 export function parseLogLevel(value: string | undefined): LogLevel | undefined {
   const level = value?.trim().toLowerCase();
-  return level !== undefined && Object.hasOwn(SEVERITY, level) ? (level as LogLevel) : undefined;
+  return (LEVELS as readonly string[]).includes(level ?? '') ? (level as LogLevel) : undefined;
 }
 
 export function createLogger(options: LoggerOptions): EtlLogger {
   const env = options.env ?? process.env;
-  const level = options.level ?? parseLogLevel(env.ETL_LOG_LEVEL) ?? 'info';
-  const shared: Shared = {
-    threshold: SEVERITY[level],
-    json: options.format === 'json',
-    stream: options.stream,
-    secrets: secretForms(options.secrets ?? []),
-    now: options.now ?? Date.now,
+  const now = options.now ?? Date.now;
+  const root = pino(
+    {
+      // Checked again: the CLI's default is ETL_LOG_LEVEL as typed (`DEBUG`, `verbose`), which pino would refuse.
+      level: parseLogLevel(options.level) ?? parseLogLevel(env.ETL_LOG_LEVEL) ?? 'info',
+      // Stable fields: `time` ISO 8601, `level` by name, `msg`; no pid or hostname (the collector knows the host).
+      base: undefined,
+      messageKey: 'msg',
+      timestamp: () => `,"time":"${new Date(now()).toISOString()}"`,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination(options),
+  );
+  const logger = new PinoEtlLogger(root);
+  return options.bindings === undefined ? logger : logger.child(options.bindings);
+}
+
+/** Redacts each JSON line, then writes it as it is or pretty-printed. */
+function destination(options: LoggerOptions): DestinationStream {
+  const secrets = secretForms(options.secrets ?? []);
+  const out = options.stream;
+  if (options.format === 'json') return { write: (line: string) => out.write(redact(line, secrets)) };
+  const pretty = prettyPrinter(options.colorize === true);
+  return { write: (line: string) => out.write(pretty(redact(line, secrets))) };
+}
+
+/** pino-pretty, required on first use only: a JSON-only process never loads it. */
+function prettyPrinter(colorize: boolean): (line: string) => string {
+  const require = createRequire(import.meta.url);
+  const { prettyFactory } = require('pino-pretty') as typeof import('pino-pretty');
+  const options: PrettyOptions = {
+    colorize,
+    singleLine: true,
+    translateTime: 'UTC:yyyy-mm-dd"T"HH:MM:ss.l"Z"',
+    ignore: 'pipeline,stage',
+    // One event, one line: pino-pretty would spread `error` objects over several.
+    errorLikeObjectKeys: [],
+    messageFormat: (log, messageKey) => {
+      const scope = [log.pipeline, log.stage].filter((part) => typeof part === 'string' && part !== '').join('/');
+      return scope === '' ? String(log[messageKey]) : `[${scope}] ${String(log[messageKey])}`;
+    },
   };
-  return new LineLogger(shared, { ...options.bindings });
+  return prettyFactory(options);
 }
 
-interface Shared {
-  readonly threshold: number;
-  readonly json: boolean;
-  readonly stream: { write(chunk: string): unknown };
-  readonly secrets: readonly string[];
-  readonly now: () => number;
-}
+class PinoEtlLogger implements EtlLogger {
+  readonly #pino: PinoLogger;
 
-class LineLogger implements EtlLogger {
-  readonly #shared: Shared;
-  readonly #bindings: Record<string, unknown>;
-  /** Text format: `[pipeline/stage] ` and ` key=value` of the bindings, computed once per logger. */
-  readonly #prefix: string;
-  readonly #suffix: string;
-
-  constructor(shared: Shared, bindings: Record<string, unknown>) {
-    this.#shared = shared;
-    this.#bindings = bindings;
-    const { pipeline, stage, ...rest } = bindings;
-    const scope = [pipeline, stage].filter((part) => part !== undefined && part !== '').join('/');
-    this.#prefix = scope === '' ? '' : `[${scope}] `;
-    this.#suffix = shared.json ? '' : formatFields(rest);
+  constructor(logger: PinoLogger) {
+    this.#pino = logger;
   }
 
   debug(message: string, fields?: Record<string, unknown>): void {
-    this.#log('debug', message, fields);
+    if (this.#pino.isLevelEnabled('debug')) this.#pino.debug(plain(fields), message);
   }
   info(message: string, fields?: Record<string, unknown>): void {
-    this.#log('info', message, fields);
+    if (this.#pino.isLevelEnabled('info')) this.#pino.info(plain(fields), message);
   }
   warn(message: string, fields?: Record<string, unknown>): void {
-    this.#log('warn', message, fields);
+    if (this.#pino.isLevelEnabled('warn')) this.#pino.warn(plain(fields), message);
   }
   error(message: string, fields?: Record<string, unknown>): void {
-    this.#log('error', message, fields);
+    if (this.#pino.isLevelEnabled('error')) this.#pino.error(plain(fields), message);
   }
 
   child(bindings: Record<string, unknown>): EtlLogger {
-    return new LineLogger(this.#shared, { ...this.#bindings, ...bindings });
+    return new PinoEtlLogger(this.#pino.child(plain(bindings) ?? {}));
   }
+}
 
-  #log(level: LogLevel, message: string, fields: Record<string, unknown> | undefined): void {
-    const shared = this.#shared;
-    if (SEVERITY[level] < shared.threshold) return;
-    const time = new Date(shared.now()).toISOString();
-    const line = shared.json
-      ? jsonLine(time, level, message, this.#bindings, fields)
-      : `${time} ${TEXT_LABEL[level]} ${this.#prefix}${message}${this.#suffix}${fields ? formatFields(fields) : ''}`;
-    shared.stream.write(`${redact(line, shared.secrets)}\n`);
+/**
+ * Fields as pino should print them: errors as `{ name, message, code }` (pino prints an Error anywhere but
+ * under `err` as `{}`), undefined values and reserved names left out.
+ */
+function plain(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (fields === undefined) return undefined;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of RESERVED) {
+    if (key in fields) {
+      copy ??= { ...fields };
+      delete copy[key];
+    }
   }
+  for (const key in fields) {
+    const value = fields[key];
+    if (value instanceof Error) {
+      copy ??= { ...fields };
+      const code = (value as { code?: unknown }).code;
+      copy[key] =
+        code === undefined
+          ? { name: value.name, message: value.message }
+          : { name: value.name, message: value.message, code };
+    }
+  }
+  return copy ?? fields;
 }
 
 /** Each secret as printed raw, inside a JSON string, and percent-encoded in a URL. */
@@ -115,59 +149,4 @@ export function secretForms(secrets: readonly string[]): string[] {
     forms.add(encodeURIComponent(secret));
   }
   return [...forms];
-}
-
-function formatFields(fields: Record<string, unknown>): string {
-  let text = '';
-  for (const key in fields) {
-    const value = fields[key];
-    if (value !== undefined) text += ` ${key}=${formatValue(value)}`;
-  }
-  return text;
-}
-
-function formatValue(value: unknown): string {
-  if (typeof value === 'string') return BARE_VALUE.test(value) ? value : JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  if (value === null) return 'null';
-  if (value instanceof Error) return formatValue(value.message);
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'InvalidDate' : value.toISOString();
-  return safeStringify(value) ?? JSON.stringify(String(value));
-}
-
-function jsonLine(
-  time: string,
-  level: LogLevel,
-  message: string,
-  bindings: Record<string, unknown>,
-  fields: Record<string, unknown> | undefined,
-): string {
-  // Fixed keys first in the line, and fields cannot overwrite them.
-  const event: Record<string, unknown> = Object.assign({ time, level, msg: message }, bindings, fields);
-  event.time = time;
-  event.level = level;
-  event.msg = message;
-  return (
-    safeStringify(event) ?? JSON.stringify({ time, level, msg: message, log_error: 'fields are not serialisable' })
-  );
-}
-
-function safeStringify(value: unknown): string | undefined {
-  try {
-    return JSON.stringify(value, jsonReplacer);
-  } catch {
-    // Circular structures: the line is still written, without the offending fields.
-    return undefined;
-  }
-}
-
-function jsonReplacer(_key: string, value: unknown): unknown {
-  if (typeof value === 'bigint') return value.toString();
-  if (value instanceof Error) {
-    const code = (value as { code?: unknown }).code;
-    return code === undefined
-      ? { name: value.name, message: value.message }
-      : { name: value.name, message: value.message, code };
-  }
-  return value;
 }

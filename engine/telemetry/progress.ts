@@ -222,10 +222,7 @@ export function summary(stats: RunStats, outcome: RunOutcome): string {
       integer.format(stats.recordsIn) + (stats.bytesRead > 0 ? ` (${formatBytes(stats.bytesRead)})` : ''),
     ],
     ...Object.entries(stats.sinks).map(([id, sink]): [string, string] => [`to ${id}`, sinkFigure(sink)]),
-    [
-      'rejected',
-      `${integer.format(stats.rejected)} (${twoDecimals.format(percent(stats.rejected, stats.recordsIn))}% of read)`,
-    ],
+    ...rejectedRows(stats),
     ['errors', integer.format(stats.errors)],
   ];
   if (stats.warnings.length > 0) {
@@ -248,8 +245,25 @@ export function summary(stats: RunStats, outcome: RunOutcome): string {
     ['average rate', seconds > 0 ? `${integer.format(stats.recordsIn / seconds)} records/s` : '--'],
     ['outcome', outcomeText(stats, outcome)],
   );
-  const lines = [`pipeline ${stats.pipeline}`, ...rows.map(([label, value]) => `  ${label.padEnd(17)}${value}`)];
+  // Labels hold sink and stage ids: the column is as wide as the longest, and at least what it always was.
+  const width = Math.max(17, ...rows.map(([label]) => label.length + 2));
+  const lines = [`pipeline ${stats.pipeline}`, ...rows.map(([label, value]) => `  ${label.padEnd(width)}${value}`)];
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The records rejected, as a share of those read. When more than one stage rejected, each stage's own share on a
+ * line of its own: a record can be rejected by several stages (stored raw, refused by a rollup as too late), so
+ * their sum is not a share of what was read.
+ */
+function rejectedRows(stats: RunStats): [string, string][] {
+  const share = (count: number) => `${twoDecimals.format(percent(count, stats.recordsIn))}% of read`;
+  const by = Object.entries(stats.rejectedBy ?? {}).filter(([, count]) => count > 0);
+  if (by.length <= 1) return [['rejected', `${integer.format(stats.rejected)} (${share(stats.rejected)})`]];
+  return [
+    ['rejected', `${integer.format(stats.rejected)} by ${by.length} stages`],
+    ...by.map(([stage, count]): [string, string] => ['', `${stage}: ${integer.format(count)} (${share(count)})`]),
+  ];
 }
 
 function outcomeText(stats: RunStats, outcome: RunOutcome): string {

@@ -7,18 +7,20 @@ import type { Logger, OperatorMetrics } from '../operator.ts';
 import { createLogger } from './logger.ts';
 import { MetricsRegistry, type StageCounters } from './metrics.ts';
 import { type MetricsServer, serveMetrics } from './server.ts';
-import type { StartBatch, Tracing } from './tracing.ts';
-import type { BatchSpan, StageTelemetry, Telemetry, TraceParent } from './types.ts';
+import type { Tracing, TracingStage } from './tracing.ts';
+import type { BatchSpan, RemoteTraceContext, StageTelemetry, Telemetry, TraceParent } from './types.ts';
 
 export interface TelemetryOptions {
   /** Default `etl`; OTEL_SERVICE_NAME wins over it. */
   serviceName?: string;
   /** Where OTEL_*, ETL_METRICS_HOST and ETL_LOG_LEVEL are read; default process.env. */
   env?: NodeJS.ProcessEnv;
-  /** For telemetry's own warnings (collector unreachable, slow flush); default: text on stderr. */
+  /** For telemetry's own warnings (collector unreachable, slow flush); default: pretty lines on stderr. */
   logger?: Logger;
   /** How long `shutdown` waits for buffered spans to be exported; default 5 s. */
   shutdownTimeoutMs?: number;
+  /** Pipelines this process runs, for the traces' resource (`etl.pipeline`). */
+  pipelines?: readonly string[];
 }
 
 export interface EtlTelemetry extends Telemetry {
@@ -67,7 +69,7 @@ export async function createTelemetry(
   options: TelemetryOptions = {},
 ): Promise<EtlTelemetry> {
   const env = options.env ?? process.env;
-  const logger = options.logger ?? createLogger({ format: 'text', stream: process.stderr, env });
+  const logger = options.logger ?? createLogger({ format: 'pretty', stream: process.stderr, env });
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const metrics = new MetricsRegistry();
 
@@ -77,6 +79,9 @@ export async function createTelemetry(
     tracing = startTracing({
       url: tracesUrl(settings, env),
       serviceName: env.OTEL_SERVICE_NAME?.trim() || options.serviceName || 'etl',
+      pipelines: options.pipelines ?? [],
+      sampleRatio: settings.sampleRatio,
+      env,
       exportTimeoutMs: Math.min(shutdownTimeoutMs, exportTimeoutFromEnv(env) ?? Number.POSITIVE_INFINITY),
       logger,
     });
@@ -141,12 +146,23 @@ const noSpan = (): undefined => undefined;
 
 /** What the runtime calls per batch: plain additions to the stage's totals, and a span when tracing. */
 class RuntimeStage implements StageTelemetry {
-  readonly startBatch: (parent: TraceParent | undefined, recordsIn: number, bytes?: number) => BatchSpan | undefined;
+  readonly startBatch: (
+    parent: TraceParent | undefined,
+    recordsIn: number,
+    bytes?: number,
+    links?: readonly TraceParent[],
+  ) => BatchSpan | undefined;
+  readonly remoteParent?: (carrier: RemoteTraceContext) => TraceParent | undefined;
+  readonly commit?: (checkpointId: number, startedAt: number, batches: readonly TraceParent[]) => void;
   readonly #counters: StageCounters;
 
-  constructor(counters: StageCounters, startBatch: StartBatch | undefined) {
+  constructor(counters: StageCounters, tracing: TracingStage | undefined) {
     this.#counters = counters;
-    this.startBatch = startBatch ?? noSpan;
+    this.startBatch = tracing?.startBatch ?? noSpan;
+    if (tracing) {
+      this.remoteParent = tracing.remoteParent;
+      this.commit = tracing.commit;
+    }
   }
 
   received(records: number, bytes?: number): void {

@@ -7,15 +7,43 @@ import type { OperatorMetrics } from '../operator.ts';
 /** Opaque trace context carried on a batch so the next stage's span becomes its child. */
 export type TraceParent = unknown;
 
+/** W3C Trace Context a batch arrived with (HTTP headers, queue message headers): its trace is continued. */
+export interface RemoteTraceContext {
+  /** `00-<trace id>-<parent span id>-<flags>`; a malformed one is ignored (the batch starts a trace). */
+  readonly traceparent: string;
+  readonly tracestate?: string;
+}
+
 export interface BatchSpan {
   /** Context to hand to the next stage's span. */
   readonly context: TraceParent;
-  end(recordsOut: number, error?: unknown): void;
+  /** Recorded and exported: only such spans are worth linking to (a commit, a window's output). */
+  readonly sampled: boolean;
+  /**
+   * Ends the span. `deadLettered`: records of the batch this stage sent to its dead_letter port, set as
+   * `etl.records.dead_lettered`; an error marks the span ERROR with an `exception` event.
+   */
+  end(recordsOut: number, error?: unknown, deadLettered?: number): void;
 }
 
 export interface StageTelemetry {
-  /** Starts the span for one batch in this stage; undefined when tracing is off (then it costs nothing). */
-  startBatch(parent: TraceParent | undefined, recordsIn: number, bytes?: number): BatchSpan | undefined;
+  /**
+   * Starts the span for one batch in this stage; undefined when tracing is off (then it costs nothing).
+   * `links`: contexts of other batches the span stands for (a window emitted at a tick).
+   */
+  startBatch(
+    parent: TraceParent | undefined,
+    recordsIn: number,
+    bytes?: number,
+    links?: readonly TraceParent[],
+  ): BatchSpan | undefined;
+  /** The parent for a source's batch that arrived with W3C Trace Context; undefined when tracing is off. */
+  remoteParent?(carrier: RemoteTraceContext): TraceParent | undefined;
+  /**
+   * Records the span of a sink's commit at a checkpoint: from `startedAt` (epoch ms, the cut) to now, linked
+   * to the sampled batch spans it made durable. Nothing is recorded without links.
+   */
+  commit?(checkpointId: number, startedAt: number, batches: readonly TraceParent[]): void;
   /** etl_component_received_records_total / _received_bytes_total */
   received(records: number, bytes?: number): void;
   /** etl_component_sent_records_total{port} */
@@ -49,6 +77,11 @@ export interface RunStats {
   sinks: Record<string, SinkStats>;
   /** Records routed to a dead_letter port. */
   rejected: number;
+  /**
+   * The same by the stage that rejected them, in the order first seen: a record several stages reject (a rollup
+   * that refuses a late record another stage stored) counts once per stage, so the total may exceed what was read.
+   */
+  rejectedBy?: Record<string, number>;
   /** Stage failures (whole batches), and inputs a source could not read completely. */
   errors: number;
   /** Inputs a source could not read completely (`SourceOutput.inputError`); `etl apply` then exits 1. */
@@ -67,6 +100,8 @@ export interface StageReportEntry {
   readonly lines: readonly string[];
   /** Set when the run failed because of it. */
   readonly failure?: string;
+  /** Figures for the run audit log (`StageReport.counts`). */
+  readonly counts?: Readonly<Record<string, number>>;
 }
 
 export interface SinkStats {

@@ -60,7 +60,7 @@ async function stopWithTwoSignals(
     dryRun: false,
     progress: false,
     logLevel: 'warn',
-    logFormat: 'text',
+    logFormat: 'pretty',
     out: out.stream,
     err: err.stream,
     signals,

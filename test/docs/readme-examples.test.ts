@@ -140,6 +140,8 @@ describe('YAML examples in the READMEs', () => {
           DATABASE_URL: 'postgres://etl@127.0.0.1:5432/logs',
           ABUSEIPDB_KEY: 'readme-example-key',
           ANONYMIZE_KEY: 'readme-example-key-0123456789',
+          SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T000/B000/XXXX',
+          PAGERDUTY_ROUTING_KEY: 'readme-example-routing-key',
           INGEST_KEY: 'readme-example-ingest-key',
         },
       });

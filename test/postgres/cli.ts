@@ -18,6 +18,8 @@ export interface PipelineFile {
   readonly sink: string;
   readonly name?: string;
   readonly checkpointIntervalSeconds?: number;
+  /** A second postgres sink of the same records, its options as flow-mapping entries. */
+  readonly secondSink?: string;
 }
 
 export async function writePipeline(p: PipelineFile): Promise<string> {
@@ -39,7 +41,7 @@ spec:
     parsed: { type: parse, inputs: [logs], format: auto }
   sinks:
     store: { type: postgres, inputs: [parsed], ${p.sink} }
-`,
+${p.secondSink ? `    copy: { type: postgres, inputs: [parsed], ${p.secondSink} }\n` : ''}`,
   );
   return file;
 }

@@ -1,7 +1,8 @@
 /**
  * Crash loop through the CLI: `etl apply` (file → parse → postgres) is SIGKILLed at random points, shortly
  * mostly shortly after it checkpointed, and rerun each time; in the end the table holds every line of the file exactly
- * once. Against the server and the embedded database, 20 kills over 200k lines each.
+ * once. Against the server and the embedded database, 20 kills over 200k lines each; and with two postgres sinks
+ * sharing the one embedded database (each holds it only to commit), 10 kills over 50k lines.
  */
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -109,16 +110,42 @@ describe('crash loop through etl apply', () => {
     const loop = await crashLoop(pipeline, join(dir, '.etl', 'state', 'crashloop.json'), 20, 7);
     expect(loop.kills).toBe(20);
     expect(loop.midLoad).toBeGreaterThanOrEqual(10);
-    const db = await openDatabase(
-      { kind: 'embedded', dir: join(dir, '.etl', 'pgdata') },
-      { poolMaxConnections: 1, connectTimeoutMs: 5000, applicationName: 'test' },
-    );
-    try {
-      const session = await db.session();
-      const { rows } = await session.query(SEQ_STATS);
-      expect(rows[0]).toEqual({ n: LINES, d: LINES, top: LINES - 1 });
-    } finally {
-      await db.close();
-    }
+    expect(await embeddedStats(dir, ['access_logs'])).toEqual([{ n: LINES, d: LINES, top: LINES - 1 }]);
+  });
+
+  it('SIGKILLed 10 times over 50k lines, two sinks sharing the embedded database each hold every line once', async () => {
+    const LINES = 50_000;
+    dir = await mkdtemp(join(tmpdir(), 'etl-crash-shared-'));
+    const log = join(dir, 'access.log');
+    await writeLog(log, LINES, 13);
+    const pipeline = await writePipeline({
+      dir,
+      log,
+      sink: 'table: access_logs, partition: day',
+      secondSink: 'table: access_copy, partition: none',
+      checkpointIntervalSeconds: 0.05,
+    });
+    const loop = await crashLoop(pipeline, join(dir, '.etl', 'state', 'crashloop.json'), 10, 5);
+    expect(loop.kills).toBe(10);
+    expect(loop.midLoad).toBeGreaterThanOrEqual(5);
+    const once = { n: LINES, d: LINES, top: LINES - 1 };
+    expect(await embeddedStats(dir, ['access_logs', 'access_copy'])).toEqual([once, once]);
   });
 });
+
+/** SEQ_STATS of each table in the embedded database under `dir`. */
+async function embeddedStats(dir: string, tables: string[]): Promise<unknown[]> {
+  const db = await openDatabase(
+    { kind: 'embedded', dir: join(dir, '.etl', 'pgdata') },
+    { poolMaxConnections: 1, connectTimeoutMs: 5000, applicationName: 'test' },
+  );
+  try {
+    const session = await db.session();
+    const stats: unknown[] = [];
+    for (const table of tables) stats.push((await session.query(SEQ_STATS.replace('access_logs', table))).rows[0]);
+    session.release();
+    return stats;
+  } finally {
+    await db.close();
+  }
+}

@@ -1,5 +1,5 @@
 /**
- * `EmitOptions.deadLetters`: a source sends input it could not turn into records (a malformed line in a pushed
+ * `BatchOptions.deadLetters`: a source sends input it could not turn into records (a malformed line in a pushed
  * body) on its `dead_letter` port, in the same delivery as the batch's records, so `durable()` covers both. An
  * unread port counts them as discarded and warns once, as for any stage.
  */

@@ -2,10 +2,11 @@
  * `Transform.summarize`: what a stage tells of its run lands in the summary, and a report's failure fails the
  * run once everything was delivered and checkpointed (a rerun finds nothing left to do).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { PipelineSettings } from '../../engine/config/types.ts';
 import { EtlError } from '../../engine/errors.ts';
 import { defineTransform, type OperatorDefinition } from '../../engine/operator.ts';
 import { runPipeline } from '../../engine/runtime/run.ts';
@@ -34,18 +35,24 @@ const reporting = defineTransform({
       },
       summarize: () => ({
         lines: [`${seen} records seen`, 'second line'],
+        counts: { seen },
         ...(seen < options.min ? { failure: `saw ${seen}, fewer than ${options.min}` } : {}),
       }),
     };
   },
 });
 
-function spec(name: string, min: number) {
-  return pipeline(name, join(dir, name), [
-    stage({ id: 'src', def: countingSource as OperatorDefinition, options: { count: 250 } }),
-    stage({ id: 'counted', def: reporting as OperatorDefinition, inputs: ['src'], options: { min } }),
-    stage({ id: 'out', def: collectSink as OperatorDefinition, inputs: ['counted'], options: { name } }),
-  ]);
+function spec(name: string, min: number, settings: Partial<PipelineSettings> = {}) {
+  return pipeline(
+    name,
+    join(dir, name),
+    [
+      stage({ id: 'src', def: countingSource as OperatorDefinition, options: { count: 250 } }),
+      stage({ id: 'counted', def: reporting as OperatorDefinition, inputs: ['src'], options: { min } }),
+      stage({ id: 'out', def: collectSink as OperatorDefinition, inputs: ['counted'], options: { name } }),
+    ],
+    settings,
+  );
 }
 
 describe('stage reports', () => {
@@ -53,7 +60,9 @@ describe('stage reports', () => {
     collected.set('reports-ok', []);
     const result = await runPipeline(spec('reports-ok', 100));
     expect(result.ok).toBe(true);
-    expect(result.stats.reports).toEqual([{ stage: 'counted', lines: ['250 records seen', 'second line'] }]);
+    expect(result.stats.reports).toEqual([
+      { stage: 'counted', lines: ['250 records seen', 'second line'], counts: { seen: 250 } },
+    ]);
     expect(summary(result.stats, { ok: true, stopped: false })).toContain(
       '  counted          250 records seen\n                   second line\n',
     );
@@ -73,5 +82,36 @@ describe('stage reports', () => {
     expect(rerun.ok).toBe(true);
     expect(rerun.stats.recordsIn).toBe(0);
     expect(collected.get('reports-fail')).toHaveLength(250);
+  });
+
+  it('are recorded in the audit log, a line per run, failed runs too', async () => {
+    const auditLog = join(dir, 'audit', 'reports.jsonl');
+    collected.set('reports-audit', []);
+    expect((await runPipeline(spec('reports-audit', 1000, { auditLog }))).ok).toBe(false);
+    expect((await runPipeline(spec('reports-audit', 0, { auditLog }))).ok).toBe(true);
+    const lines = readFileSync(auditLog, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toMatchObject([
+      {
+        pipeline: 'reports-audit',
+        outcome: 'failed',
+        error: 'stage counted: saw 250, fewer than 1000',
+        records_read: 250,
+        written: { out: 250 },
+        stages: { counted: { seen: 250 } },
+      },
+      { pipeline: 'reports-audit', outcome: 'succeeded', records_read: 0, stages: { counted: { seen: 0 } } },
+    ]);
+  });
+
+  it('fail the run when its audit log cannot be appended to', async () => {
+    collected.set('reports-no-audit', []);
+    // A directory where the file should be.
+    const result = await runPipeline(spec('reports-no-audit', 0, { auditLog: dir }));
+    expect(result.ok).toBe(false);
+    expect((result.error as EtlError).code).toBe('ETL_AUDIT_FAILED');
+    expect(collected.get('reports-no-audit')).toHaveLength(250);
   });
 });

@@ -125,6 +125,38 @@ describe('watermark', () => {
     [ORIGIN]: { source },
   });
 
+  it('waits for every source upstream to send, or to be idle since the start, before it moves', () => {
+    let now = 0;
+    const watermark = new Watermark({
+      field: 'timestamp',
+      latenessMs: 0,
+      idleMs: 100,
+      now: () => now,
+      expected: ['a', 'b'],
+    });
+    watermark.observe([record('a', T0 + 5000)]);
+    expect(watermark.value()).toBeUndefined(); // b has not sent yet: its first records may be older
+    watermark.observe([record('b', T0 + 1000)]);
+    expect(watermark.value()).toBe(T0 + 1000);
+    // A source that never sends holds it back only until it has been idle since the start.
+    const other = new Watermark({
+      field: 'timestamp',
+      latenessMs: 0,
+      idleMs: 100,
+      now: () => now,
+      expected: ['a', 'c'],
+    });
+    other.observe([record('a', T0 + 5000)]);
+    expect(other.value()).toBeUndefined();
+    now = 100;
+    other.observe([record('a', T0 + 6000)]);
+    expect(other.value()).toBe(T0 + 6000);
+    // Records made by a stage (no source in their origin) count as every source seen.
+    const made = new Watermark({ field: 'timestamp', latenessMs: 0, idleMs: 100, now: () => 0, expected: ['a', 'b'] });
+    made.observe([{ timestamp: new Date(T0).toISOString() }]);
+    expect(made.value()).toBe(T0);
+  });
+
   it('is the greatest event time seen minus the lateness, the least over sources, idle ones aside', () => {
     let now = 0;
     const watermark = new Watermark({ field: 'timestamp', latenessMs: 1000, idleMs: 100, now: () => now });

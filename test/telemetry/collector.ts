@@ -48,3 +48,51 @@ function readBody(request: IncomingMessage): Promise<Buffer> {
     request.on('error', reject);
   });
 }
+
+export interface OtlpAttribute {
+  key: string;
+  value: { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean };
+}
+
+/** A span as OTLP/JSON carries it, with the attributes of its resource. */
+export interface ReceivedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  flags?: number;
+  attributes: OtlpAttribute[];
+  links?: { traceId: string; spanId: string }[];
+  status?: { code?: number; message?: string };
+  events?: { name: string; attributes: OtlpAttribute[] }[];
+  resource: OtlpAttribute[];
+}
+
+/** Every span the collector received, decoded from OTLP/JSON. */
+export function receivedSpans(collector: FakeCollector): ReceivedSpan[] {
+  return collector.exports.flatMap((e) => {
+    const body = JSON.parse(e.body.toString('utf8')) as {
+      resourceSpans: {
+        resource: { attributes: OtlpAttribute[] };
+        scopeSpans: { spans: Omit<ReceivedSpan, 'resource'>[] }[];
+      }[];
+    };
+    return body.resourceSpans.flatMap((r) =>
+      r.scopeSpans.flatMap((s) => s.spans.map((span) => ({ ...span, resource: r.resource.attributes }))),
+    );
+  });
+}
+
+/** Attributes as a plain object: strings, numbers (ints come as strings in OTLP/JSON) and booleans. */
+export function attributeValues(list: readonly OtlpAttribute[]): Record<string, string | number | boolean | undefined> {
+  return Object.fromEntries(
+    list.map((a) => [
+      a.key,
+      a.value.stringValue ??
+        a.value.boolValue ??
+        a.value.doubleValue ??
+        (a.value.intValue === undefined ? undefined : Number(a.value.intValue)),
+    ]),
+  );
+}

@@ -7,7 +7,7 @@ const NOW = Date.parse('2026-11-28T12:00:00.000Z');
 function capture(options: Partial<LoggerOptions> = {}) {
   const chunks: string[] = [];
   const logger = createLogger({
-    format: 'text',
+    format: 'json',
     env: {},
     now: () => NOW,
     ...options,
@@ -16,67 +16,78 @@ function capture(options: Partial<LoggerOptions> = {}) {
   return { logger, lines: () => chunks.join('').split('\n').slice(0, -1), chunks };
 }
 
-describe('text format', () => {
-  it('prints time, padded level, [pipeline/stage], message and fields', () => {
-    const { logger, lines } = capture();
-    const stage = logger.child({ pipeline: 'web' }).child({ stage: 'parse' });
-    stage.info('batch done', { records: 3, file: 'access log.1', ok: true, skipped: undefined });
-    stage.warn('slow sink', { delay_ms: 1500.5 });
-    logger.error('cannot open', { error: new Error('ENOENT: no such file') });
-    logger.child({ pipeline: 'web', attempt: 2 }).debug('hidden at info');
-    logger.child({ pipeline: 'web', attempt: 2 }).info('retrying');
-    expect(lines()).toEqual([
-      '2026-11-28T12:00:00.000Z INFO  [web/parse] batch done records=3 file="access log.1" ok=true',
-      '2026-11-28T12:00:00.000Z WARN  [web/parse] slow sink delay_ms=1500.5',
-      '2026-11-28T12:00:00.000Z ERROR cannot open error="ENOENT: no such file"',
-      '2026-11-28T12:00:00.000Z INFO  [web] retrying attempt=2',
+function events(lines: string[]): Record<string, unknown>[] {
+  return lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe('json format', () => {
+  it('writes one object per line: time, level, msg, bindings and fields; fixed keys cannot be overwritten', () => {
+    const { logger, lines, chunks } = capture({ bindings: { pipeline: 'web' } });
+    logger
+      .child({ stage: 'store' })
+      .warn('retrying', { attempt: 2, level: 'fake', msg: 'fake', error: new Error('reset') });
+    logger.info('plain');
+    expect(chunks).toHaveLength(2);
+    expect(events(lines())).toEqual([
+      {
+        time: '2026-11-28T12:00:00.000Z',
+        level: 'warn',
+        msg: 'retrying',
+        pipeline: 'web',
+        stage: 'store',
+        attempt: 2,
+        error: { name: 'Error', message: 'reset' },
+      },
+      { time: '2026-11-28T12:00:00.000Z', level: 'info', msg: 'plain', pipeline: 'web' },
     ]);
   });
 
-  it('prints objects as JSON and survives circular ones', () => {
+  it('keeps an error code, writes bigints and dates, and survives circular fields', () => {
     const { logger, lines } = capture();
     const circular: Record<string, unknown> = { a: 1 };
     circular.self = circular;
-    logger.info('values', { list: [1, 2], when: new Date(NOW), n: null, big: 10n });
-    logger.info('circular', { circular });
-    expect(lines()).toEqual([
-      '2026-11-28T12:00:00.000Z INFO  values list=[1,2] when=2026-11-28T12:00:00.000Z n=null big=10',
-      '2026-11-28T12:00:00.000Z INFO  circular circular="[object Object]"',
-    ]);
+    const gone = Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
+    logger.error('boom', { circular, gone, big: 10n, when: new Date(NOW), skipped: undefined });
+    const [event] = events(lines());
+    expect(event).toMatchObject({
+      level: 'error',
+      msg: 'boom',
+      circular: { a: 1, self: '[Circular]' },
+      gone: { name: 'Error', message: 'ENOENT: no such file', code: 'ENOENT' },
+      big: 10,
+      when: '2026-11-28T12:00:00.000Z',
+    });
+    expect(event).not.toHaveProperty('skipped');
   });
 });
 
-describe('json format', () => {
-  it('writes one object per line with bindings and fields; fixed keys cannot be overwritten', () => {
-    const { logger, lines, chunks } = capture({ format: 'json', bindings: { pipeline: 'web' } });
-    logger.child({ stage: 'store' }).warn('retrying', { attempt: 2, level: 'fake', error: new Error('reset') });
-    expect(chunks).toHaveLength(1);
-    const [line] = lines();
-    const event = JSON.parse(line ?? '') as Record<string, unknown>;
-    expect(event).toEqual({
-      time: '2026-11-28T12:00:00.000Z',
-      level: 'warn',
-      msg: 'retrying',
-      pipeline: 'web',
-      stage: 'store',
-      attempt: 2,
-      error: { name: 'Error', message: 'reset' },
-    });
-    expect(Object.keys(event).slice(0, 3)).toEqual(['time', 'level', 'msg']);
+describe('pretty format', () => {
+  it('writes one line per event: time, level, [pipeline/stage], message and fields', () => {
+    const { logger, lines } = capture({ format: 'pretty' });
+    const stage = logger.child({ pipeline: 'web' }).child({ stage: 'parse' });
+    stage.info('batch done', { records: 3, file: 'access log.1' });
+    logger.error('cannot open', { error: new Error('ENOENT: no such file') });
+    logger.child({ pipeline: 'web', attempt: 2 }).info('retrying');
+    expect(lines()).toEqual([
+      '[2026-11-28T12:00:00.000Z] INFO: [web/parse] batch done {"records":3,"file":"access log.1"}',
+      '[2026-11-28T12:00:00.000Z] ERROR: cannot open {"error":{"name":"Error","message":"ENOENT: no such file"}}',
+      '[2026-11-28T12:00:00.000Z] INFO: [web] retrying {"attempt":2}',
+    ]);
   });
 
-  it('still writes the line when fields cannot be serialised', () => {
-    const { logger, lines } = capture({ format: 'json' });
-    const circular: Record<string, unknown> = {};
-    circular.self = circular;
-    logger.error('boom', { circular });
-    expect(JSON.parse(lines()[0] ?? '')).toMatchObject({ level: 'error', msg: 'boom', log_error: expect.any(String) });
+  it('colours the level only when asked (a terminal)', () => {
+    const plain = capture({ format: 'pretty' });
+    plain.logger.warn('w');
+    expect(plain.lines()[0]).not.toContain('\u001b[');
+    const coloured = capture({ format: 'pretty', colorize: true });
+    coloured.logger.warn('w');
+    expect(coloured.lines()[0]).toContain('\u001b[');
   });
 });
 
 describe('redaction', () => {
   it('hides secret values and URL passwords on every line, in both formats', () => {
-    for (const format of ['text', 'json'] as const) {
+    for (const format of ['pretty', 'json'] as const) {
       const { logger, lines } = capture({ format, secrets: ['s3cr3t-token', 'pa"ss'] });
       logger
         .child({ pipeline: 'web', target: 'redis://:hunter2@127.0.0.1:6379' })
@@ -100,7 +111,7 @@ describe('redaction', () => {
       fc.property(
         secret,
         fc.array(fc.string({ maxLength: 8 }), { maxLength: 5 }),
-        fc.constantFrom('text' as const, 'json' as const),
+        fc.constantFrom('pretty' as const, 'json' as const),
         (s, pieces, format) => {
           const { logger, chunks } = capture({ format, secrets: [s] });
           logger.info(pieces.join(s), { value: s, url: `postgres://u:${encodeURIComponent(s)}@h/db` });
@@ -123,9 +134,10 @@ describe('levels', () => {
     const { logger, lines } = capture({ level: 'warn' });
     logger.debug('d');
     logger.info('i');
+    logger.child({ stage: 'x' }).info('i');
     logger.warn('w');
     logger.error('e');
-    expect(lines().map((l) => l.slice(25))).toEqual(['WARN  w', 'ERROR e']);
+    expect(events(lines()).map((e) => `${String(e.level)} ${String(e.msg)}`)).toEqual(['warn w', 'error e']);
   });
 
   it('takes ETL_LOG_LEVEL when the caller sets none, and the caller wins over it', () => {
@@ -135,7 +147,12 @@ describe('levels', () => {
     const explicit = capture({ level: 'error', env: { ETL_LOG_LEVEL: 'debug' } });
     explicit.logger.warn('hidden');
     expect(explicit.lines()).toHaveLength(0);
-    const invalid = capture({ env: { ETL_LOG_LEVEL: 'verbose' } });
+    // The CLI passes ETL_LOG_LEVEL on as typed.
+    const typed = capture({ level: 'WARN' as 'warn', env: {} });
+    typed.logger.info('hidden');
+    typed.logger.warn('shown');
+    expect(typed.lines()).toHaveLength(1);
+    const invalid = capture({ level: 'verbose' as 'info', env: { ETL_LOG_LEVEL: 'verbose' } });
     invalid.logger.debug('hidden');
     invalid.logger.info('shown');
     expect(invalid.lines()).toHaveLength(1);

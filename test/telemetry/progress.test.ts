@@ -230,6 +230,24 @@ describe('summary', () => {
     expect(text).toContain('outcome          failed: sink store: connection refused');
   });
 
+  it('widens the label column for long sink ids, and gives each rejecting stage its own share', () => {
+    const text = summary(
+      stats({
+        recordsIn: 14_000,
+        sinks: { country_hourly: { written: 1_234, deadLetters: false }, rejects: { written: 250, deadLetters: true } },
+        rejected: 9_770,
+        rejectedBy: { parsed: 250, by_country: 9_520 },
+      }),
+      { ok: true },
+    );
+    const lines = text.split('\n');
+    expect(lines).toContain('  to country_hourly  1,234 records written');
+    expect(lines).toContain('  to rejects         250 dead letters written');
+    expect(lines).toContain('  rejected           9,770 by 2 stages');
+    expect(lines).toContain('                     parsed: 250 (1.79% of read)');
+    expect(lines).toContain('                     by_country: 9,520 (68.00% of read)');
+  });
+
   it('formats durations and sizes', () => {
     expect([850, 12_340, 65_000, 7_384_000].map(duration)).toEqual(['850ms', '12.3s', '1m 05s', '2h 03m 04s']);
     expect([512, 1536, 5 * 1024 ** 3].map(formatBytes)).toEqual(['512 B', '1.5 KiB', '5.0 GiB']);

@@ -17,6 +17,7 @@ interface Span {
   spanId: string;
   parentSpanId?: string;
   name: string;
+  links?: { traceId: string; spanId: string }[];
 }
 
 let collector: FakeCollector | undefined;
@@ -44,8 +45,16 @@ it('traces each batch from source to sink and counts it', async () => {
     };
     return body.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
   });
-  const traces = Map.groupBy(spans, (s) => s.traceId);
+  const commits = spans.filter((s) => s.name === 'commit out');
+  const traces = Map.groupBy(
+    spans.filter((s) => !commits.includes(s)),
+    (s) => s.traceId,
+  );
   expect(traces.size).toBe(3);
+  // The final checkpoint made all three batches durable in `out`.
+  expect(commits).toHaveLength(1);
+  const outSpans = spans.filter((s) => s.name === 'out').map((s) => `${s.traceId}/${s.spanId}`);
+  expect(commits[0]?.links?.map((l) => `${l.traceId}/${l.spanId}`).sort()).toEqual(outSpans.sort());
   for (const trace of traces.values()) {
     const byName = new Map(trace.map((s) => [s.name, s]));
     expect([...byName.keys()].sort()).toEqual(['out', 'pass', 'src']);
@@ -74,8 +83,8 @@ const failingTransform = defineTransform({
   }),
 });
 
-it('ends every batch span once, with the error, when a stage dead-letters a failed batch', async () => {
-  const ends: Array<{ stage: string; out: number; error: boolean }> = [];
+it('ends every batch span once, with the error and its dead-letter count, when a stage dead-letters a failed batch', async () => {
+  const ends: Array<{ stage: string; out: number; error: boolean; deadLettered: number | undefined }> = [];
   const telemetry: Telemetry = {
     ...noopTelemetry,
     tracing: true,
@@ -83,7 +92,8 @@ it('ends every batch span once, with the error, when a stage dead-letters a fail
       ...noopTelemetry.stage('', stageId, '', ''),
       startBatch: () => ({
         context: undefined,
-        end: (out, error) => ends.push({ stage: stageId, out, error: !!error }),
+        sampled: true,
+        end: (out, error, deadLettered) => ends.push({ stage: stageId, out, error: !!error, deadLettered }),
       }),
     }),
   };
@@ -97,8 +107,8 @@ it('ends every batch span once, with the error, when a stage dead-letters a fail
   expect(result.ok).toBe(true);
   const boom = ends.filter((e) => e.stage === 'boom');
   expect(boom).toEqual([
-    { stage: 'boom', out: 10, error: true },
-    { stage: 'boom', out: 10, error: true },
-    { stage: 'boom', out: 10, error: true },
+    { stage: 'boom', out: 10, error: true, deadLettered: 10 },
+    { stage: 'boom', out: 10, error: true, deadLettered: 10 },
+    { stage: 'boom', out: 10, error: true, deadLettered: 10 },
   ]);
 });

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { Logger } from '../../engine/operator.ts';
 import { createTelemetry, tracesEnabled, tracesUrl } from '../../engine/telemetry/telemetry.ts';
+import { samplerFor } from '../../engine/telemetry/tracing.ts';
 import type { BatchSpan } from '../../engine/telemetry/types.ts';
 import { type FakeCollector, startCollector } from './collector.ts';
 
@@ -238,5 +239,93 @@ describe('trace settings from the environment', () => {
       'http://c:3/otlp/v1/traces',
     );
     expect(tracesUrl({ traces: 'otlp' }, {})).toBeUndefined();
+  });
+});
+
+describe('sampling', () => {
+  it('takes the ratio, else OTEL_TRACES_SAMPLER and its argument, else every trace; always parent-based by default', () => {
+    const logger = recordingLogger();
+    const name = (ratio: number | undefined, env: NodeJS.ProcessEnv) => String(samplerFor(ratio, env, logger));
+    expect(name(0.25, { OTEL_TRACES_SAMPLER: 'always_off' })).toMatch(/^ParentBased\{root=TraceIdRatioBased\{0\.25\}/);
+    expect(name(undefined, {})).toMatch(/^ParentBased\{root=AlwaysOnSampler/);
+    expect(name(undefined, { OTEL_TRACES_SAMPLER: 'always_off' })).toBe('AlwaysOffSampler');
+    expect(name(undefined, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' })).toBe(
+      'TraceIdRatioBased{0.5}',
+    );
+    expect(
+      name(undefined, { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' }),
+    ).toMatch(/^ParentBased\{root=TraceIdRatioBased\{0\.1\}/);
+    expect(logger.lines).toEqual([]);
+    expect(name(undefined, { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' })).toMatch(
+      /^ParentBased\{root=TraceIdRatioBased\{1\}/,
+    );
+    expect(name(undefined, { OTEL_TRACES_SAMPLER: 'jaeger_remote' })).toMatch(/^ParentBased\{root=AlwaysOnSampler/);
+    expect(logger.lines).toHaveLength(2);
+    expect(logger.lines.every((l) => l.startsWith('warn OTEL_TRACES_SAMPLER'))).toBe(true);
+  });
+
+  it('an unsampled batch shares one span object through every stage: nothing is allocated past its source', async () => {
+    const c = await collector();
+    const telemetry = await createTelemetry({ traces: 'otlp', otlpEndpoint: c.url, sampleRatio: 0 }, { env: {} });
+    const source = telemetry.stage('web', 'read', 'source', 'file');
+    const parse = telemetry.stage('web', 'parse', 'transform', 'parse');
+    const root = source.startBatch(undefined, 10) as BatchSpan;
+    expect(root.sampled).toBe(false);
+    const child = parse.startBatch(root.context, 10);
+    expect(child).toBe(root);
+    const started = performance.now();
+    for (let i = 0; i < 100_000; i++) parse.startBatch(root.context, i)?.end(i, undefined, 1);
+    // A hundred thousand later-stage spans of unsampled batches: no SDK call at all.
+    expect(performance.now() - started).toBeLessThan(250);
+    await telemetry.shutdown();
+    expect(c.exports).toHaveLength(0);
+  });
+});
+
+describe('commit spans and remote parents', () => {
+  it('records a commit span only when it links sampled batches, from the cut to now', async () => {
+    const c = await collector();
+    const telemetry = await createTelemetry({ traces: 'otlp', otlpEndpoint: c.url }, { env: {} });
+    const sink = telemetry.stage('web', 'store', 'sink', 'postgres');
+    sink.commit?.(1, Date.now(), []);
+    const batches = [sink.startBatch(undefined, 3), sink.startBatch(undefined, 4)] as BatchSpan[];
+    for (const b of batches) b.end(3);
+    const cutAt = Date.now() - 1000;
+    sink.commit?.(
+      2,
+      cutAt,
+      batches.map((b) => b.context),
+    );
+    await telemetry.shutdown();
+
+    const spans = spansOf(decode(c));
+    const commits = spans.filter((s) => s.name === 'commit store');
+    expect(commits).toHaveLength(1);
+    const commit = commits[0] as OtlpSpan & { links?: { spanId: string }[]; startTimeUnixNano: string };
+    expect(attributes(commit.attributes)).toMatchObject({
+      'etl.checkpoint.id': 2,
+      'etl.batches': 2,
+      'etl.stage': 'store',
+    });
+    expect(commit.links?.map((l) => l.spanId).sort()).toEqual(
+      spans
+        .filter((s) => s.name === 'store')
+        .map((s) => s.spanId)
+        .sort(),
+    );
+    expect(Math.abs(Number(BigInt(commit.startTimeUnixNano) / 1_000_000n) - cutAt)).toBeLessThan(5);
+  });
+
+  it('reads a W3C traceparent, and ignores a malformed one', async () => {
+    const telemetry = await createTelemetry({ traces: 'otlp', otlpEndpoint: 'http://127.0.0.1:9' }, { env: {} });
+    const stage = telemetry.stage('web', 'push', 'source', 'http');
+    expect(
+      stage.remoteParent?.({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }),
+    ).toBeDefined();
+    expect(
+      stage.remoteParent?.({ traceparent: '00-00000000000000000000000000000000-00f067aa0ba902b7-01' }),
+    ).toBeUndefined();
+    expect(stage.remoteParent?.({ traceparent: 'garbage' })).toBeUndefined();
+    await telemetry.shutdown();
   });
 });

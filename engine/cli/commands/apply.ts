@@ -10,7 +10,7 @@ import { errorMessage } from '../../errors.ts';
 import { redact } from '../../redact.ts';
 import { planPipeline } from '../../runtime/plan.ts';
 import { type RunResult, runPipeline } from '../../runtime/run.ts';
-import { createLogger } from '../../telemetry/logger.ts';
+import { createLogger, type EtlLogger } from '../../telemetry/logger.ts';
 import { createProgressBoard, type ProgressBoard } from '../../telemetry/progress.ts';
 import { createTelemetry } from '../../telemetry/telemetry.ts';
 import type { Telemetry } from '../../telemetry/types.ts';
@@ -27,7 +27,8 @@ export interface ApplyOptions {
   forget?: readonly string[];
   /** Undefined: ETL_LOG_LEVEL, else info. */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
-  logFormat: 'text' | 'json';
+  /** `pretty`: one human-readable line per event (coloured on a terminal); `json`: one JSON object per line. */
+  logFormat: 'pretty' | 'json';
   out: NodeJS.WriteStream;
   err: NodeJS.WriteStream;
   /** Process signals to honour; tests pass an emitter of their own. */
@@ -54,7 +55,14 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
   const abort = new AbortController();
   const signals = options.signals ?? process;
   const board = createProgressBoard({ stream: options.err, tty: liveProgress(pipelines, options) });
-  const rootLogger = createLogger({ level: options.logLevel, format: options.logFormat, stream: board.log, secrets });
+  const colorize = options.err.isTTY === true && !process.env.NO_COLOR;
+  const rootLogger = createLogger({
+    level: options.logLevel,
+    format: options.logFormat,
+    colorize,
+    stream: board.log,
+    secrets,
+  });
   let deadline: NodeJS.Timeout | undefined;
   let over = false;
   let stopSignal: StopSignal | undefined;
@@ -80,10 +88,15 @@ export async function runApply(paths: string[], options: ApplyOptions): Promise<
   };
   for (const signal of STOP_SIGNALS) signals.on(signal, onSignal);
   // One telemetry for the process: pipelines share the exporter and the /metrics port, told apart by labels.
-  const telemetry = await createTelemetry(mergeTelemetrySettings(pipelines), { logger: rootLogger });
+  const telemetry = await createTelemetry(mergeTelemetrySettings(pipelines), {
+    logger: rootLogger,
+    pipelines: pipelines.map((p) => p.name),
+  });
   try {
     const results = await Promise.all(
-      pipelines.map((spec) => runOne(spec, options, board, telemetry, stop.signal, abort.signal, secrets)),
+      pipelines.map((spec) =>
+        runOne(spec, options, { rootLogger, board, telemetry, stop: stop.signal, abort: abort.signal, secrets }),
+      ),
     );
     return exitCode(pipelines, results, stopSignal);
   } finally {
@@ -125,13 +138,18 @@ function isUnbounded(spec: PipelineSpec): boolean {
   });
 }
 
-/** Traces are on if any pipeline asks for them; the first metrics port declared is served. */
+/**
+ * Traces are on if any pipeline asks for them; the first metrics port declared is served, the first sampling
+ * ratio set applies to the process.
+ */
 function mergeTelemetrySettings(pipelines: readonly PipelineSpec[]): TelemetrySettings {
   const otlp = pipelines.find((p) => p.telemetry.traces === 'otlp');
   const metrics = pipelines.find((p) => p.telemetry.prometheusPort !== undefined);
+  const sampled = pipelines.find((p) => p.telemetry.sampleRatio !== undefined);
   return {
     traces: otlp ? 'otlp' : 'none',
     ...(otlp?.telemetry.otlpEndpoint ? { otlpEndpoint: otlp.telemetry.otlpEndpoint } : {}),
+    ...(sampled?.telemetry.sampleRatio !== undefined ? { sampleRatio: sampled.telemetry.sampleRatio } : {}),
     ...(metrics ? { prometheusPort: metrics.telemetry.prometheusPort } : {}),
   };
 }
@@ -147,22 +165,19 @@ function liveProgress(pipelines: readonly PipelineSpec[], options: ApplyOptions)
   return !recordsOnTerminal;
 }
 
-async function runOne(
-  spec: PipelineSpec,
-  options: ApplyOptions,
-  board: ProgressBoard,
-  telemetry: Telemetry,
-  stop: AbortSignal,
-  abort: AbortSignal,
-  secrets: readonly string[],
-): Promise<RunResult> {
-  const logger = createLogger({
-    level: options.logLevel,
-    format: options.logFormat,
-    stream: board.log,
-    secrets,
-    bindings: { pipeline: spec.name },
-  });
+/** What the pipelines of one `etl apply` share. */
+interface Shared {
+  readonly rootLogger: EtlLogger;
+  readonly board: ProgressBoard;
+  readonly telemetry: Telemetry;
+  readonly stop: AbortSignal;
+  readonly abort: AbortSignal;
+  readonly secrets: readonly string[];
+}
+
+async function runOne(spec: PipelineSpec, options: ApplyOptions, shared: Shared): Promise<RunResult> {
+  const { board, telemetry, stop, abort, secrets } = shared;
+  const logger = shared.rootLogger.child({ pipeline: spec.name });
   const progress = board.track(spec.name);
   const result = await runPipeline(spec, {
     telemetry,

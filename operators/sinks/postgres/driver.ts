@@ -61,6 +61,11 @@ export interface Database {
   readonly kind: 'server' | 'embedded';
   /** For messages: the URL with its password masked, or the data directory. */
   readonly label: string;
+  /**
+   * True while other users in this process share the database's one backend (an embedded database that
+   * several sinks write to): a user then holds the backend only to commit, never between checkpoints.
+   */
+  readonly shared?: boolean;
   session(): Promise<Session>;
   /** Idempotent. */
   close(): Promise<void>;

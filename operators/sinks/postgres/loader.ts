@@ -172,6 +172,16 @@ export class Loader {
   }
 
   private async loadNow(chunk: Chunk, ctx: SinkWriteContext | undefined): Promise<void> {
+    if (this.cfg.database.shared && this.txn === 'none') {
+      // Other sinks share the one backend: a transaction open until the checkpoint would hold it from them,
+      // and their writes (which the checkpoint waits for) behind it. The rows wait here, as they would for a
+      // replay, and go in with the commit.
+      this.uncommitted.push(chunk);
+      this.uncommittedBytes += chunk.bytes.length;
+      this.pendingBytes.set(this.uncommittedBytes);
+      if (this.uncommittedBytes >= this.cfg.maxUncommittedBytes) this.cfg.requestCheckpoint();
+      return;
+    }
     // Partitions are created by DDL, which cannot run while a COPY is open on the connection.
     if (this.cfg.partitions?.pending) await this.endCopy(ctx);
     const writer = await this.openCopy(ctx);
@@ -403,9 +413,13 @@ export class Loader {
     if (partitions) {
       await partitions.maintain(session, this.cfg.now());
       await partitions.recreate(session, this.lostPartitions);
+      // Rows held for the commit (a shared database) may need partitions no transaction has made yet.
+      if (partitions.pending && this.uncommitted.length > 0) await partitions.createNeeded(session);
     }
     if (replay && this.uncommitted.length > 0) {
-      this.cfg.logger.info('replaying rows not yet committed', { bytes: this.uncommittedBytes });
+      if (!this.cfg.database.shared) {
+        this.cfg.logger.info('replaying rows not yet committed', { bytes: this.uncommittedBytes });
+      }
       await this.copyChunks(
         session,
         this.uncommitted.map((c) => c.bytes),

@@ -45,8 +45,8 @@ export class EmbeddedLock {
     if (local && holder.pid === process.pid) {
       return new EtlError(
         'ETL_LOCKED',
-        `the embedded database ${this.dir} is already open in this process: two postgres sinks cannot share one ` +
-          'embedded database; give one of them a `url:` or its pipeline another data_dir',
+        `the embedded database ${this.dir} is already locked by this process (its sinks share one opening of it: ` +
+          'a second lock means the database was opened outside it)',
         { cause },
       );
     }

@@ -14,8 +14,33 @@ import { EmbeddedLock } from './lock.ts';
 import type { WasmModule } from './pglite-open.ts';
 import type { Reply, Request, WireError, WorkerInput } from './pglite-worker.ts';
 
+/**
+ * Databases open in this process, by data directory. Several postgres sinks (of one pipeline, or of pipelines
+ * that `etl serve` runs side by side) may name the same embedded database: they share its one thread and
+ * backend (`Backend` below), and the pid lock is taken once.
+ */
+const openDatabases = new Map<string, { database: Promise<EmbeddedDatabase>; users: number }>();
+
 /** `holder` names this process in the refusal another process gets (`etl quickstart/store`). */
 export async function openEmbedded(dir: string, holder: string): Promise<Database> {
+  let entry = openDatabases.get(dir);
+  if (!entry) {
+    const opening = openFirst(dir, holder);
+    entry = { database: opening, users: 0 };
+    openDatabases.set(dir, entry);
+    opening.catch(() => openDatabases.delete(dir));
+  }
+  entry.users++;
+  const shared = entry;
+  try {
+    return new DatabaseUse(await shared.database, shared);
+  } catch (error) {
+    shared.users--;
+    throw error;
+  }
+}
+
+async function openFirst(dir: string, holder: string): Promise<EmbeddedDatabase> {
   const lock = new EmbeddedLock(dir, holder);
   await mkdir(dirname(dir), { recursive: true });
   await lock.acquire();
@@ -24,6 +49,38 @@ export async function openEmbedded(dir: string, holder: string): Promise<Databas
   } catch (error) {
     await lock.release();
     throw error;
+  }
+}
+
+/** One user's handle on a shared embedded database: closing it closes the database once no user is left. */
+class DatabaseUse implements Database {
+  readonly kind = 'embedded' as const;
+  readonly label: string;
+  private readonly database: EmbeddedDatabase;
+  private readonly entry: { users: number };
+  private closed = false;
+
+  constructor(database: EmbeddedDatabase, entry: { users: number }) {
+    this.database = database;
+    this.entry = entry;
+    this.label = database.label;
+  }
+
+  get shared(): boolean {
+    return this.entry.users > 1;
+  }
+
+  session(): Promise<Session> {
+    if (this.closed) return Promise.reject(new Error(`database ${this.label} is closed`));
+    return this.database.session();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (--this.entry.users > 0) return;
+    openDatabases.delete(this.database.dir);
+    await this.database.close();
   }
 }
 
@@ -163,12 +220,15 @@ function fromWire(wire: WireError): Error {
 class EmbeddedDatabase implements Database {
   readonly kind = 'embedded' as const;
   readonly label: string;
+  readonly dir: string;
   private readonly thread: DatabaseThread;
+  private readonly backend = new Backend();
   private readonly lock: EmbeddedLock;
   private copies = 0;
   private closing: Promise<void> | undefined;
 
   constructor(dir: string, thread: DatabaseThread, lock: EmbeddedLock) {
+    this.dir = dir;
     this.label = `embedded ${dir}`;
     this.thread = thread;
     this.lock = lock;
@@ -176,7 +236,7 @@ class EmbeddedDatabase implements Database {
 
   async session(): Promise<Session> {
     if (this.closing) throw new Error(`database ${this.label} is closed`);
-    return new EmbeddedSession(this.thread, () => ++this.copies);
+    return new EmbeddedSession(this.thread, this.backend, () => ++this.copies);
   }
 
   close(): Promise<void> {
@@ -191,13 +251,55 @@ class EmbeddedDatabase implements Database {
   }
 }
 
-/** Every session is the one PGlite backend: callers that need a transaction of their own hold one session. */
+/**
+ * PGlite is one PostgreSQL backend: a statement of one session sent while another session is inside a
+ * transaction would run in that transaction. So a session holds the backend from BEGIN to COMMIT or ROLLBACK,
+ * and for the length of each statement outside a transaction; other sessions queue, first come first served.
+ * Holding it across a transaction is what the postgres sink's commit-only mode (`Database.shared`) keeps short.
+ */
+class Backend {
+  private holder: object | undefined;
+  private readonly queue: Array<{ who: object; resolve(): void }> = [];
+
+  acquire(who: object): Promise<void> {
+    if (this.holder === undefined) {
+      this.holder = who;
+      return Promise.resolve();
+    }
+    if (this.holder === who) return Promise.resolve();
+    return new Promise((resolve) => this.queue.push({ who, resolve }));
+  }
+
+  release(who: object): void {
+    if (this.holder !== who) return;
+    const next = this.queue.shift();
+    this.holder = next?.who;
+    next?.resolve();
+  }
+}
+
+/** How a COPY takes and gives back the backend for its session. */
+interface BackendHold {
+  acquire(): Promise<void>;
+  release(): void;
+}
+
+const BEGINS = /^\s*(BEGIN|START\s+TRANSACTION)\b/i;
+const ENDS = /^\s*(COMMIT|END|ABORT|ROLLBACK(?!\s+TO\b))\b/i;
+
+/**
+ * A session on the one backend: it holds the backend (`Backend`) while it is inside a transaction it began,
+ * and for each statement or COPY outside one.
+ */
 class EmbeddedSession implements Session {
   private readonly thread: DatabaseThread;
+  private readonly backend: Backend;
   private readonly copyId: () => number;
+  private inTransaction = false;
 
-  constructor(thread: DatabaseThread, copyId: () => number) {
+  constructor(thread: DatabaseThread, backend: Backend, copyId: () => number) {
     this.thread = thread;
+    this.backend = backend;
     this.copyId = copyId;
   }
 
@@ -205,19 +307,43 @@ class EmbeddedSession implements Session {
     return this.thread.broken;
   }
 
-  async query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    return (await this.thread.request({ op: 'query', sql, params })) as QueryResult;
+  query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
+    return this.holding(sql, () => this.thread.request({ op: 'query', sql, params }) as Promise<QueryResult>);
   }
 
-  async script(sql: string): Promise<ScriptResult[]> {
-    return (await this.thread.request({ op: 'script', sql })) as ScriptResult[];
+  script(sql: string): Promise<ScriptResult[]> {
+    return this.holding(sql, () => this.thread.request({ op: 'script', sql }) as Promise<ScriptResult[]>);
   }
 
   copyIn(target: string): CopyWriter {
-    return new EmbeddedCopy(this.thread, target, this.copyId());
+    return new EmbeddedCopy(this.thread, target, this.copyId(), {
+      acquire: () => (this.inTransaction ? Promise.resolve() : this.backend.acquire(this)),
+      release: () => {
+        if (!this.inTransaction) this.backend.release(this);
+      },
+    });
   }
 
-  release(): void {}
+  release(): void {
+    if (this.inTransaction) return;
+    this.backend.release(this);
+  }
+
+  /** Runs `statement` holding the backend; a BEGIN keeps holding it until the transaction ends. */
+  private async holding<T>(sql: string, statement: () => Promise<T>): Promise<T> {
+    await this.backend.acquire(this);
+    const begins = BEGINS.test(sql);
+    const ends = ENDS.test(sql);
+    try {
+      const result = await statement();
+      if (begins) this.inTransaction = true;
+      return result;
+    } finally {
+      // A failed COMMIT ends the transaction too; a failed statement inside one leaves it to be rolled back.
+      if (ends) this.inTransaction = false;
+      if (!this.inTransaction) this.backend.release(this);
+    }
+  }
 }
 
 /**
@@ -244,11 +370,16 @@ class EmbeddedCopy implements CopyWriter {
   private rows = 0;
   private failure: unknown;
   private ending: Promise<number> | undefined;
+  private readonly hold: BackendHold;
+  /** Resolves once this COPY holds the backend (at once inside the session's transaction). */
+  private held: Promise<void> | undefined;
+  private letGo = false;
 
-  constructor(thread: DatabaseThread, target: string, id: number) {
+  constructor(thread: DatabaseThread, target: string, id: number, hold: BackendHold) {
     this.thread = thread;
     this.target = target;
     this.id = id;
+    this.hold = hold;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -265,10 +396,17 @@ class EmbeddedCopy implements CopyWriter {
     this.ending ??= (async () => {
       this.send();
       while (this.inFlight.size > 0) await Promise.race(this.inFlight);
+      this.releaseBackend();
       if (this.failure !== undefined) throw this.failure;
       return this.rows;
     })();
     return this.ending;
+  }
+
+  private releaseBackend(): void {
+    if (this.letGo || this.held === undefined) return;
+    this.letGo = true;
+    this.hold.release();
   }
 
   /** Sends the pending rows as one slice, copied into a buffer of their own that is transferred. */
@@ -284,14 +422,17 @@ class EmbeddedCopy implements CopyWriter {
     }
     this.pending = [];
     this.pendingBytes = 0;
-    const sent: Promise<void> = this.thread
-      .request({ op: 'copy', copy: this.id, target: this.target, rows }, [rows])
+    this.held ??= this.hold.acquire();
+    const sent: Promise<void> = this.held
+      .then(() => this.thread.request({ op: 'copy', copy: this.id, target: this.target, rows }, [rows]))
       .then(
         (copied) => {
           this.rows += copied as number;
         },
         (error: unknown) => {
           this.failure ??= error;
+          // A COPY outside a transaction that failed is over: a caller may never call `end`.
+          this.releaseBackend();
         },
       )
       .finally(() => this.inFlight.delete(sent));

@@ -1,7 +1,7 @@
 import type { FieldUse, OptionProblem } from '../../../engine/operator.ts';
 import { defineSink } from '../../../engine/operator.ts';
 import { type RedisSinkOptions, schema } from './schema.ts';
-import { parseTemplate } from './template.ts';
+import { parseTemplate } from '../../shared/template.ts';
 
 const defaults = {
   key_escape: schema.properties.key_escape.default,

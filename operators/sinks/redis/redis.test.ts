@@ -25,7 +25,7 @@ import { openRedis } from '../../resources/redis/redis.ts';
 import definition from './index.ts';
 import { createRedisSink } from './redis.ts';
 import type { RedisSinkOptions } from './schema.ts';
-import { parseTemplate } from './template.ts';
+import { parseTemplate } from '../../shared/template.ts';
 import { REDIS_URL } from '../../../test/support/redis-url.ts';
 
 const prefix = `etl-test-redis-sink-${process.pid}-${Date.now()}:`;

@@ -9,7 +9,7 @@ import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { OperatorContext, Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import type { RedisSinkOptions } from './schema.ts';
-import { parseTemplate, type Template, valueText } from './template.ts';
+import { parseTemplate, type Template, valueText } from '../../shared/template.ts';
 
 export function createRedisSink(options: RedisSinkOptions, ctx: OperatorContext): Sink {
   const key = parseTemplate(options.key, options.key_escape);

@@ -64,7 +64,7 @@ describe('file source, reading to the end', () => {
     expect(out.batches.every((b) => b.records.every((r) => Object.keys(r).length === 1))).toBe(true);
   });
 
-  it('reads a rotated set oldest modified first, whatever the names say', async () => {
+  it('reads a rotated set in the order it was written: by its numbers, whatever times the files were given', async () => {
     // logrotate's numbering sorts newest first by path; gzip keeps the time the file was last written.
     const dir = workdir();
     writeFileSync(join(dir, 'access.log'), 'new1\nnew2\n');
@@ -75,10 +75,16 @@ describe('file source, reading to the end', () => {
     utimesSync(join(dir, 'access.log'), T, T);
     const { out } = await readOnce(opts([join(dir, 'access.log*')]));
     expect(out.messages).toEqual(['old1', 'old2', 'mid1', 'new1', 'new2']);
-    // A file written later than one after it in path order is read after it.
+    // A checkout or a copy gives the files times of its own: the numbers still tell the order.
     utimesSync(join(dir, 'access.log.2.gz'), T + 60, T + 60);
+    utimesSync(join(dir, 'access.log'), T - 60, T - 60);
     const again = await readOnce(opts([join(dir, 'access.log*')]));
-    expect(again.out.messages).toEqual(['mid1', 'new1', 'new2', 'old1', 'old2']);
+    expect(again.out.messages).toEqual(['old1', 'old2', 'mid1', 'new1', 'new2']);
+    // Another file is read after the set when it is newer than the set's oldest member, before it when older.
+    writeFileSync(join(dir, 'access.log.other'), 'other\n');
+    utimesSync(join(dir, 'access.log.other'), T - 9000, T - 9000);
+    const third = await readOnce(opts([join(dir, 'access.log*')]));
+    expect(third.out.messages).toEqual(['other', 'old1', 'old2', 'mid1', 'new1', 'new2']);
   });
 
   it('resolves relative globs against the working directory', async () => {

@@ -17,6 +17,7 @@ import { type Fingerprint, fingerprint, hashBytes, identify, sameContent } from 
 import { allocateReadBuffer, Batch, newCursor, READ_BUFFER_BYTES, takeLines } from './lines.ts';
 import { type FileEntry, type FilePosition, parsePosition } from './position.ts';
 import { IDLE_FLUSH_MS, pump } from './pump.ts';
+import { sortForReading } from './rotation.ts';
 import type { FileSourceOptions } from './schema.ts';
 import { entryOf, keyOf, readPosition, type Tracked } from './tracked.ts';
 import { OpenFiles } from './open-files.ts';
@@ -718,9 +719,9 @@ class FileSource implements Source {
     this.copyIndex = null;
     if (scope === null) this.kept = this.kept.filter((k) => k.afterScan >= scanNumber);
     if (this.orderChanged) {
-      // Oldest modified first: a rotated set (`access.log.2.gz`, `access.log.1`, `access.log`) is read in the order
-      // it was written, which path order reverses; equal times (a fresh checkout) keep path order.
-      this.order.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.path < b.path ? -1 : a.path > b.path ? 1 : a.seq - b.seq));
+      // A rotated set (`access.log.2.gz`, `access.log.1`, `access.log`) in the order it was written, which path
+      // order reverses; otherwise oldest modified first.
+      sortForReading(this.order);
       this.orderChanged = false;
     }
     if (this.options.follow) {

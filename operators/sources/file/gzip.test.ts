@@ -147,7 +147,7 @@ spec:
       dryRun: false,
       progress: false,
       logLevel: 'warn',
-      logFormat: 'text',
+      logFormat: 'pretty',
       out: new PassThrough() as unknown as NodeJS.WriteStream,
       err: err as unknown as NodeJS.WriteStream,
     });

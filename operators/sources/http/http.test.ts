@@ -4,7 +4,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EmitOptions, Emitted, SourceOutput } from '../../../engine/operator.ts';
+import type { BatchOptions, Emitted, SourceOutput } from '../../../engine/operator.ts';
 import { type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { type RecordingContext, recordingContext } from '../../../test/support/context.ts';
@@ -39,6 +39,8 @@ interface Batch {
   records: EtlRecord[];
   deadLetters: readonly EtlRecord[];
   bytes: number | undefined;
+  traceparent: string | undefined;
+  tracestate: string | undefined;
   durable: ReturnType<typeof deferred<void>>;
 }
 
@@ -53,8 +55,15 @@ class Output implements SourceOutput {
   private emitting = deferred<Batch>();
   private batchWaiters: Array<() => void> = [];
 
-  async emit(records: EtlRecord[], _position?: unknown, bytes?: number, opts?: EmitOptions): Promise<Emitted> {
-    const batch: Batch = { records, deadLetters: opts?.deadLetters ?? [], bytes, durable: deferred<void>() };
+  async emit(records: EtlRecord[], _position?: unknown, bytes?: number, opts?: BatchOptions): Promise<Emitted> {
+    const batch: Batch = {
+      records,
+      deadLetters: opts?.deadLetters ?? [],
+      bytes,
+      traceparent: opts?.traceparent,
+      tracestate: opts?.tracestate,
+      durable: deferred<void>(),
+    };
     batch.durable.promise.catch(() => {});
     this.emitting.resolve(batch);
     this.emitting = deferred<Batch>();
@@ -350,7 +359,7 @@ describe('http source', () => {
     await expect(post(url, 'e', { 'content-type': 'text/plain' })).rejects.toThrow();
   });
 
-  it('keeps requests of different traceparents in different batches, and ignores an invalid one', async () => {
+  it('passes a valid traceparent and its tracestate with the batch, never mixing parents, and ignores an invalid one', async () => {
     const url = await start();
     const credit = deferred<void>();
     out.hold = credit.promise;
@@ -358,8 +367,8 @@ describe('http source', () => {
     const first = post(url, 'a', { 'content-type': 'text/plain' });
     await out.nextEmit();
     const rest = [
-      post(url, 'b', { 'content-type': 'text/plain', traceparent: parent }),
-      post(url, 'c', { 'content-type': 'text/plain', traceparent: parent }),
+      post(url, 'b', { 'content-type': 'text/plain', traceparent: parent, tracestate: 'vendor=1' }),
+      post(url, 'c', { 'content-type': 'text/plain', traceparent: parent, tracestate: 'vendor=1' }),
       post(url, 'd', { 'content-type': 'text/plain', traceparent: '00-zz-00f067aa0ba902b7-01' }),
     ];
     await until(() => (source as HttpSource).waiting === 3);
@@ -369,6 +378,12 @@ describe('http source', () => {
     out.commitAll();
     for (const res of await Promise.all([first, ...rest])) expect(res.status).toBe(200);
     expect(out.batches.map((b) => b.records.map((r) => r.message))).toEqual([['a'], ['b', 'c'], ['d']]);
+    // The engine continues the client's trace from these (BatchOptions); an invalid header is not passed on.
+    expect(out.batches.map((b) => [b.traceparent, b.tracestate])).toEqual([
+      [undefined, undefined],
+      [parent, 'vendor=1'],
+      [undefined, undefined],
+    ]);
   });
 
   it('fails its run with a clear message when the port is taken, and binds nothing at create', async () => {

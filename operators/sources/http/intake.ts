@@ -4,7 +4,7 @@
  * only once every record (and dead letter) of it is in a committed checkpoint. Waiting is bounded twice: by the
  * number of requests being read or waiting (past it, 429 at once) and by how long one waits for credit (past it, 503).
  */
-import type { Emitted, EmitOptions, SourceOutput } from '../../../engine/operator.ts';
+import type { BatchOptions, Emitted, SourceOutput } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import type { Decoded } from './body.ts';
 
@@ -19,6 +19,12 @@ export interface IntakeLimits {
   readonly onWaiting?: (waiting: number) => void;
 }
 
+/** The W3C Trace Context a request came with (`traceparent` valid, `tracestate` only with it). */
+export interface TraceContext {
+  readonly traceparent: string;
+  readonly tracestate?: string;
+}
+
 /** What the client is answered. */
 export type Outcome =
   | { readonly status: 200; readonly records: number; readonly deadLetters: number }
@@ -27,8 +33,8 @@ export type Outcome =
 
 interface Pending {
   readonly decoded: Decoded;
-  /** A valid W3C `traceparent` of the request; batches never mix requests of different trace parents. */
-  readonly traceparent: string | undefined;
+  /** The request's trace context; batches never mix requests of different ones. */
+  readonly trace: TraceContext | undefined;
   /** Records sent downstream so far. */
   next: number;
   /** Taken by the sending loop: the wait timer no longer applies. */
@@ -43,7 +49,7 @@ interface Assembled {
   readonly records: EtlRecord[];
   readonly deadLetters: EtlRecord[];
   readonly bytes: number;
-  readonly traceparent: string | undefined;
+  readonly trace: TraceContext | undefined;
   readonly parts: Pending[];
 }
 
@@ -94,7 +100,7 @@ export class Intake {
   }
 
   /** Queues the decoded body of an admitted (and released) request; resolves with the answer to give. */
-  submit(decoded: Decoded, traceparent: string | undefined): Promise<Outcome> {
+  submit(decoded: Decoded, trace: TraceContext | undefined): Promise<Outcome> {
     if (this.closedReason !== undefined) {
       return Promise.resolve({ status: 503, retry: true, reason: this.closedReason });
     }
@@ -105,7 +111,7 @@ export class Intake {
     return new Promise<Outcome>((resolve) => {
       const pending: Pending = {
         decoded,
-        traceparent,
+        trace,
         next: 0,
         taken: false,
         batches: [],
@@ -147,10 +153,9 @@ export class Intake {
           continue;
         }
         const batch = this.assemble();
-        const options: EmitOptions = batch.deadLetters.length > 0 ? { deadLetters: batch.deadLetters } : {};
         let emitted: Emitted;
         try {
-          emitted = await out.emit(batch.records, undefined, batch.bytes, withTraceParent(options, batch));
+          emitted = await out.emit(batch.records, undefined, batch.bytes, batchOptions(batch));
         } catch (error) {
           this.failed(batch, error);
           throw error;
@@ -190,11 +195,11 @@ export class Intake {
     const records: EtlRecord[] = [];
     const deadLetters: EtlRecord[] = [];
     const parts: Pending[] = [];
-    const traceparent = (this.queue[0] as Pending).traceparent;
+    const trace = (this.queue[0] as Pending).trace;
     let bytes = 0;
     while (this.queue.length > 0 && records.length < max) {
       const pending = this.queue[0] as Pending;
-      if (parts.length > 0 && pending.traceparent !== traceparent) break;
+      if (parts.length > 0 && !sameTrace(pending.trace, trace)) break;
       const { decoded } = pending;
       if (!pending.taken) {
         pending.taken = true;
@@ -211,7 +216,7 @@ export class Intake {
       this.queue.shift();
     }
     this.limits.onWaiting?.(this.queue.length);
-    return { records, deadLetters, bytes, traceparent, parts };
+    return { records, deadLetters, bytes, trace, parts };
   }
 
   /** The run failed while sending `batch`: its requests are answered 500 (the others, 503, by `close`). */
@@ -247,13 +252,16 @@ export class Intake {
   }
 }
 
-/**
- * The seam for trace continuation: a batch's W3C `traceparent` (validated, one per batch) is to be handed to the
- * engine with the batch so the source stage's span becomes a child of the client's. The engine's `EmitOptions`
- * has no field for a parent trace context yet (branch `traces` adds one); until then the options go unchanged.
- */
-function withTraceParent(options: EmitOptions, _batch: Assembled): EmitOptions {
-  return options;
+/** The dead letters and the trace context that go with a batch. */
+function batchOptions(batch: Assembled): BatchOptions {
+  return {
+    ...(batch.deadLetters.length > 0 ? { deadLetters: batch.deadLetters } : {}),
+    ...(batch.trace === undefined ? {} : batch.trace),
+  };
+}
+
+function sameTrace(a: TraceContext | undefined, b: TraceContext | undefined): boolean {
+  return a?.traceparent === b?.traceparent && a?.tracestate === b?.tracestate;
 }
 
 function errorMessage(error: unknown): string {

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Decoded, decodeJson, decodeLines, decodeNdjson, type RecordsMode, requestLocator } from './body.ts';
-import type { Intake, Outcome } from './intake.ts';
+import type { Intake, Outcome, TraceContext } from './intake.ts';
 import { parseTraceparent } from './traceparent.ts';
 
 export interface IngestRouteOptions {
@@ -101,7 +101,7 @@ export function registerIngestRoute(app: FastifyInstance, intake: Intake, option
       release(request);
       const decoded = decode(request.body as Body | undefined, request, options);
       if (typeof decoded === 'string') return answer(reply, 400, { error: decoded, request_id: request.id });
-      const outcome = await intake.submit(decoded, parseTraceparent(request.headers.traceparent));
+      const outcome = await intake.submit(decoded, traceOf(request.headers));
       return answer(reply, outcome.status, body(outcome, request.id));
     });
   });
@@ -145,6 +145,14 @@ function gunzipped(request: FastifyRequest, payload: Readable): Readable {
   });
   payload.on('error', (error) => gunzip.destroy(error));
   return payload.pipe(gunzip);
+}
+
+/** The request's W3C Trace Context: a valid `traceparent`, and `tracestate` only with one (as the specification says). */
+function traceOf(headers: IncomingHttpHeaders): TraceContext | undefined {
+  const traceparent = parseTraceparent(headers.traceparent);
+  if (traceparent === undefined) return undefined;
+  const tracestate = headers.tracestate;
+  return typeof tracestate === 'string' && tracestate !== '' ? { traceparent, tracestate } : { traceparent };
 }
 
 function digest(key: string): Buffer {

@@ -5,7 +5,7 @@
  * any record: a transform that threw would have the engine dead-letter the batch as it came, personal data and
  * all (engine/runtime/run.ts, `on_error: dead_letter`).
  */
-import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
+import type { OperatorContext, PortRecords, StageReport, Transform } from '../../../engine/operator.ts';
 import { errorMessage } from '../../../engine/errors.ts';
 import { type DeadLetter, deadLetter, type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { type AddressRule, anonymizeAddress, Pseudonymizer } from './addresses.ts';
@@ -40,6 +40,8 @@ export class Anonymizer {
   private readonly pseudonymizer: Pseudonymizer | undefined;
   private readonly dropRaw: boolean;
   private readonly userMemo = new Map<string, string>();
+  /** What was changed, for the run's report and audit log. */
+  readonly counts = { records: 0, addresses: 0, users: 0, texts: 0, dead_letters: 0 };
 
   /** `ipFields`: the address fields (index.ts `ipFieldsFor`); by default those `ip.fields` or its defaults name. */
   constructor(options: AnonymizeOptions, ipFields: readonly string[] = options.ip.fields ?? DEFAULT_IP_FIELDS) {
@@ -80,14 +82,26 @@ export class Anonymizer {
 
   record(record: EtlRecord): EtlRecord {
     const out: EtlRecord = { ...record };
+    const counts = this.counts;
+    counts.records++;
     for (const field of this.ipFields) {
-      if (field in out) out[field] = this.addressValue(out[field]);
+      if (!(field in out)) continue;
+      const value = out[field];
+      out[field] = this.addressValue(value);
+      if (out[field] !== value && value !== null) counts.addresses++;
     }
     for (const field of this.userFields) {
-      if (field in out) out[field] = this.userValue(out[field]);
+      if (!(field in out)) continue;
+      const value = out[field];
+      out[field] = this.userValue(value);
+      if (out[field] !== value) counts.users++;
     }
     for (const field of this.textFields) {
-      if (field in out) out[field] = this.textValue(out[field]);
+      if (!(field in out)) continue;
+      const value = out[field];
+      out[field] = this.textValue(value);
+      // Objects are rebuilt whatever they hold: only a changed string counts as scrubbed.
+      if (typeof value === 'string' && out[field] !== value) counts.texts++;
     }
     // A line's original bytes when they are not UTF-8 (engine/record.ts) cannot be scrubbed as text is: they are
     // left out, null where the schema has the field (parse's records), absent where it is optional (raw lines).
@@ -97,6 +111,7 @@ export class Anonymizer {
   }
 
   deadLetter(letter: DeadLetter): DeadLetter {
+    this.counts.dead_letters++;
     const out: DeadLetter = {
       ...letter,
       reason: scrubText(letter.reason, this.text),
@@ -213,5 +228,23 @@ export class AnonymizeTransform implements Transform {
     const ports: PortRecords = { default: out };
     if (letters.length > 0) ports.dead_letter = letters;
     return ports;
+  }
+
+  summarize(): StageReport {
+    const c = this.anonymizer.counts;
+    const n = (value: number) => value.toLocaleString('en-US');
+    return {
+      lines: [
+        `${n(c.records)} records: ${n(c.addresses)} addresses anonymized, ${n(c.users)} user names removed or ` +
+          `pseudonymized, ${n(c.texts)} texts scrubbed; ${n(c.dead_letters)} dead letters scrubbed`,
+      ],
+      counts: {
+        records: c.records,
+        addresses_anonymized: c.addresses,
+        users_anonymized: c.users,
+        texts_scrubbed: c.texts,
+        dead_letters_scrubbed: c.dead_letters,
+      },
+    };
   }
 }

@@ -9,21 +9,26 @@
  *   committed (a crash, a failed attempt at the same batch) counts as not seen: a replay passes the first
  *   occurrence again instead of dropping it.
  */
-import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { KeyedState, OperatorContext, PortRecords, StageReport, Transform } from '../../../engine/operator.ts';
 import { deadLetter, type EtlRecord, eventTimeOf } from '../../../engine/record.ts';
 import { retry, sleep } from '../../../engine/retry.ts';
+import {
+  type EpochRecord,
+  Epochs,
+  formatMarker,
+  instanceId,
+  type Marker,
+  parseMarker,
+} from '../../shared/run-marker.ts';
 import { type KeyOf, keyFunction } from './key.ts';
 import type { DedupeOptions } from './schema.ts';
 
 /** What the stage checkpoints inline (small): for the Redis store, the snapshots each run of it committed. */
 interface DedupeState {
   /** Run epoch → the last snapshot it committed and when (epoch ms), for runs whose keys may still live. */
-  epochs?: Record<string, { snapshot: number; at: number }>;
+  epochs?: EpochRecord;
 }
 
 export function createDedupe(options: DedupeOptions, ctx: OperatorContext): Transform {
@@ -235,27 +240,15 @@ class MemoryDedupe extends DedupeBase {
 
 // -------------------------------------------------------------------------------------------- redis
 
-/**
- * The value of a dedupe key in Redis: `instance|epoch|snapshot|batch`. `instance` names this pipeline's stage
- * on this machine (kept in the data directory), `epoch` one run of it, `snapshot` the snapshot the write
- * belongs to, `batch` the batch's number within the run (a retried batch keeps its number).
- */
-interface Marker {
-  instance: string;
-  epoch: string;
-  snapshot: number;
-  batch: number;
-}
-
+/** The value of a dedupe key in Redis: who wrote it (operators/shared/run-marker.ts). */
 class RedisDedupe extends DedupeBase {
   private client: Redis | undefined;
-  private readonly epoch = randomBytes(6).toString('base64url');
   private instance = '';
   private batch = 0;
   /** Why the last batch passed unchecked. */
   private unavailable = '';
-  /** Earlier runs of this stage on this instance: the last snapshot each committed. */
-  private epochs: Record<string, { snapshot: number; at: number }> = {};
+  /** This run and the earlier runs of this stage on this instance: the last snapshot each committed. */
+  private readonly epochs = new Epochs();
   private readonly prefix: string;
 
   constructor(options: DedupeOptions, ctx: OperatorContext) {
@@ -267,30 +260,16 @@ class RedisDedupe extends DedupeBase {
     this.client = this.ctx.resource<Redis>(this.options.redis as string);
     // One id per pipeline stage and data directory, so that keys this instance wrote in runs that crashed are
     // told from keys other instances sharing the server wrote.
-    const file = join(this.ctx.dataDir, `dedupe-${this.ctx.id}.instance`);
-    try {
-      this.instance = readFileSync(file, 'utf8').trim();
-    } catch {
-      this.instance = randomBytes(6).toString('base64url');
-      writeFileSync(file, `${this.instance}\n`, { flush: true });
-    }
+    this.instance = instanceId(this.ctx.dataDir, 'dedupe', this.ctx.id);
   }
 
   restore(state: unknown): void {
-    this.epochs = { ...((state as DedupeState | undefined)?.epochs ?? {}) };
+    this.epochs.restore((state as DedupeState | undefined)?.epochs);
   }
 
   snapshot(snapshot: { id: number }): DedupeState {
-    const now = Date.now();
-    const epochs: Record<string, { snapshot: number; at: number }> = {};
     // A run whose last commit is more than a window old has no key left (with a margin for clock skew).
-    for (const [epoch, entry] of Object.entries(this.epochs)) {
-      if (entry.at + 2 * this.windowMs + 60_000 > now) epochs[epoch] = entry;
-    }
-    epochs[this.epoch] = { snapshot: snapshot.id, at: now };
-    this.epochs = { ...epochs };
-    delete this.epochs[this.epoch];
-    return { epochs };
+    return { epochs: this.epochs.snapshot(snapshot.id, 2 * this.windowMs + 60_000) };
   }
 
   async process(records: EtlRecord[]): Promise<PortRecords> {
@@ -303,7 +282,12 @@ class RedisDedupe extends DedupeBase {
       else firsts.set(key, record);
     }
     const keys = [...firsts.keys()];
-    const marker = `${this.instance}|${this.epoch}|${this.ctx.snapshotId()}|${this.batch}`;
+    const marker = formatMarker({
+      instance: this.instance,
+      epoch: this.epochs.current,
+      snapshot: this.ctx.snapshotId(),
+      batch: this.batch,
+    });
     const seen = await this.ask(keys, marker);
     const out: EtlRecord[] = [];
     if (seen === undefined) {
@@ -390,11 +374,11 @@ class RedisDedupe extends DedupeBase {
     // Another instance's key (or a value not of ours) counts: that instance passed the record.
     if (marker === undefined || marker.instance !== this.instance) return true;
     // This run's: seen unless written by an earlier attempt at this very batch.
-    if (marker.epoch === this.epoch) return marker.batch !== this.batch;
+    if (marker.epoch === this.epochs.current) return marker.batch !== this.batch;
     // An earlier run's: seen if its snapshot committed; a run that crashed before committing it wrote it for
     // records that are being replayed now.
-    const committed = this.epochs[marker.epoch];
-    return committed !== undefined && marker.snapshot <= committed.snapshot;
+    const committed = this.epochs.lastCommitted(marker.epoch);
+    return committed !== undefined && marker.snapshot <= committed;
   }
 }
 
@@ -407,15 +391,6 @@ for i, key in ipairs(KEYS) do
   previous[i] = redis.call('SET', key, ARGV[1], 'PX', ARGV[2], 'NX', 'GET')
 end
 return previous`;
-
-function parseMarker(value: string): Marker | undefined {
-  const parts = value.split('|');
-  if (parts.length !== 4) return undefined;
-  const snapshot = Number(parts[2]);
-  const batch = Number(parts[3]);
-  if (!Number.isInteger(snapshot) || !Number.isInteger(batch)) return undefined;
-  return { instance: parts[0] as string, epoch: parts[1] as string, snapshot, batch };
-}
 
 /** Runs a pipeline; fails if any command failed. */
 async function execute(pipeline: ChainableCommander): Promise<unknown[]> {

@@ -37,9 +37,9 @@ spec:
     );
     const result = await etl(['apply', '--no-progress', 'pipeline.yaml'], { cwd: dir, env: { ETL_LOG_LEVEL: 'info' } });
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stderr).toMatch(/parse: detected format .*nginx-json\.log.*format=json/);
+    expect(result.stderr).toMatch(/parse: detected format .*nginx-json\.log.*"format":"json"/);
     expect(result.stderr).toMatch(
-      /parse: detected format .*nginx-request-time\.log.*format=nginx_combined_request_time/,
+      /parse: detected format .*nginx-request-time\.log.*"format":"nginx_combined_request_time"/,
     );
 
     const parsed = readJsonl(join(dir, 'out', 'parsed.jsonl'));
@@ -109,8 +109,8 @@ spec:
     );
     const result = await etl(['apply', '--no-progress', 'issue7.yaml'], { cwd: dir, env: { ETL_LOG_LEVEL: 'info' } });
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stderr).toMatch(/parse: detected format .*other_vhosts_access\.log.*format=vhost_combined/);
-    expect(result.stderr).toMatch(/parse: detected format .*error\.log.*output=parsed\.error_log/);
+    expect(result.stderr).toMatch(/parse: detected format .*other_vhosts_access\.log.*"format":"vhost_combined"/);
+    expect(result.stderr).toMatch(/parse: detected format .*error\.log.*"output":"parsed\.error_log"/);
 
     const access = readJsonl(join(dir, 'out7', 'access.jsonl'));
     const byPath = new Map(access.map((r) => [r.path, r]));

@@ -1,4 +1,4 @@
-import { defineTransform, type OptionProblem } from '../../../engine/operator.ts';
+import { defineTransform, type OptionProblem, type ResourceUse } from '../../../engine/operator.ts';
 import { type RecordSchema, withFields } from '../../../engine/record-schema.ts';
 import { type SessionizeOptions, schema } from './schema.ts';
 
@@ -8,6 +8,7 @@ const defaults = {
   gap_seconds: schema.properties.gap_seconds.default,
   max_out_of_order_seconds: schema.properties.max_out_of_order_seconds.default,
   max_sessions: schema.properties.max_sessions.default,
+  store: schema.properties.store.default,
 };
 
 /** The fields sessionize adds; null on records it could not place (no time, or later than the bound). */
@@ -50,7 +51,13 @@ export default defineTransform<typeof schema, SessionizeOptions>({
   examples: [
     defaults,
     { ...defaults, key_fields: ['user'], gap_seconds: 900, max_out_of_order_seconds: 300, max_sessions: 100000 },
+    { ...defaults, store: 'redis', redis: 'sessions' },
   ],
+  uses(options): ResourceUse[] {
+    return options.store === 'redis' && options.redis !== undefined
+      ? [{ path: ['redis'], name: options.redis, type: 'redis' }]
+      : [];
+  },
   validate(options) {
     const problems: OptionProblem[] = [];
     if (options.max_out_of_order_seconds > options.gap_seconds) {
@@ -59,6 +66,16 @@ export default defineTransform<typeof schema, SessionizeOptions>({
         message: `max_out_of_order_seconds (${options.max_out_of_order_seconds}) is more than gap_seconds (${options.gap_seconds})`,
         hint: 'a record may arrive at most one gap out of order; raise gap_seconds or lower this',
       });
+    }
+    if (options.store === 'redis' && options.redis === undefined) {
+      problems.push({
+        path: ['store'],
+        message: '`store: redis` needs `redis`, the name of a redis resource under spec.resources',
+        hint: 'add `redis: sessions` and declare `sessions: { type: redis, url: … }` under spec.resources',
+      });
+    }
+    if (options.store === 'memory' && options.redis !== undefined) {
+      problems.push({ path: ['redis'], message: '`redis` is used with `store: redis` only', severity: 'warning' });
     }
     return problems;
   },

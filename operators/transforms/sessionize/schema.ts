@@ -56,6 +56,22 @@ export const schema = {
         'returns starts a new session.',
       examples: [500000],
     },
+    store: {
+      type: 'string',
+      enum: ['memory', 'redis'],
+      default: 'memory',
+      description:
+        "`memory`: sessions in the stage's checkpointed state, one instance. `redis`: sessions in Redis, shared by " +
+        "every instance of the pipeline that uses the same server (a visitor's session goes on whichever instance " +
+        'sees its next request); keys expire gap_seconds + max_out_of_order_seconds after their last record.',
+      examples: ['memory', 'redis'],
+    },
+    redis: {
+      type: 'string',
+      minLength: 1,
+      description: 'With `store: redis`: the name of a `redis` resource under spec.resources.',
+      examples: ['sessions'],
+    },
   },
 } as const;
 

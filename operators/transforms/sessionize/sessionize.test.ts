@@ -37,7 +37,11 @@ const hit = (ip: string, at: number, extra: Record<string, unknown> = {}): EtlRe
   ...extra,
 });
 
-const out = (ports: PortRecords) => ports.default ?? [];
+/** The memory store answers at once: `process` returns the ports themselves. */
+const out = (ports: PortRecords | Promise<PortRecords>) => {
+  if (ports instanceof Promise) throw new Error('the memory store answered with a promise');
+  return ports.default ?? [];
+};
 const fieldsOf = (r: EtlRecord) => [r.session_id, r.session_seq, r.session_start];
 
 describe('sessionize', () => {
@@ -171,7 +175,7 @@ describe('sessionize', () => {
   it('resumes from its snapshot and keyed state with the same sessions', () => {
     const first = make(options());
     first.transform.process([hit('1.1.1.1', T0), hit('1.1.1.1', T0 + 1000)]);
-    first.store.snapshot = first.transform.snapshot();
+    first.store.snapshot = first.transform.snapshot({ id: 1, positions: {} });
     const again = make(options(), first.store.clone());
     const [record] = out(again.transform.process([hit('1.1.1.1', T0 + 2000)]));
     expect(fieldsOf(record as EtlRecord)).toEqual([sessionId(JSON.stringify(['1.1.1.1', 'UA']), T0), 3, iso(T0)]);
@@ -225,7 +229,7 @@ describe('sessionize', () => {
             if (point.action === 'tick') run.transform.tick();
             if (point.action === 'restart') {
               seen.restarts++;
-              run.store.snapshot = run.transform.snapshot();
+              run.store.snapshot = run.transform.snapshot({ id: 1, positions: {} });
               run = make(o, run.store.clone());
             }
           }

@@ -12,9 +12,19 @@
  *   sessions (by last event time, then key).
  */
 import { createHash } from 'node:crypto';
-import type { KeyedState, OperatorContext, PortRecords, StageReport, Transform } from '../../../engine/operator.ts';
+import type { Redis } from 'ioredis';
+import type {
+  KeyedState,
+  OperatorContext,
+  PortRecords,
+  Snapshot,
+  StageReport,
+  Transform,
+} from '../../../engine/operator.ts';
 import { type EtlRecord, eventTimeOf } from '../../../engine/record.ts';
 import { type FieldReader, fieldReader, keyOf } from '../../shared/fields.ts';
+import { type EpochRecord, Epochs, instanceId } from '../../shared/run-marker.ts';
+import { type Placement, RedisSessions } from './redis-sessions.ts';
 import type { SessionizeOptions } from './schema.ts';
 
 /** A key's current session: start and last event time (epoch ms), and the records it has had. */
@@ -22,6 +32,8 @@ type Session = [start: number, last: number, seq: number];
 
 interface Saved {
   readonly clock: number | null;
+  /** With `store: redis`: the runs of this stage instance and what each committed. */
+  readonly epochs?: EpochRecord;
 }
 
 /** The session's id: 128 bits of SHA-256 over the key and the start time, hex. */
@@ -54,9 +66,20 @@ export class SessionizeTransform implements Transform {
   private readonly untimed: { inc(value?: number): void };
   private readonly evicted: { inc(value?: number): void };
   private readonly openGauge: { set(value: number): void };
+  private readonly options: SessionizeOptions;
+  /** With `store: redis`: the shared store, made at `open`, and this instance's runs. */
+  private redis: RedisSessions | undefined;
+  private readonly epochs = new Epochs();
+  private batch = 0;
+  /** The two-phase hook: with `store: redis` the stage must know which of its snapshots committed. */
+  commit?: (snapshot: Snapshot) => Promise<void>;
 
   constructor(options: SessionizeOptions, ctx: OperatorContext) {
     this.ctx = ctx;
+    this.options = options;
+    if (options.store === 'redis') {
+      this.commit = async (snapshot) => this.epochs.committed(snapshot.id);
+    }
     this.keys = options.key_fields.map(fieldReader);
     this.time = fieldReader(options.time_field);
     this.gapMs = options.gap_seconds * 1000;
@@ -79,7 +102,60 @@ export class SessionizeTransform implements Transform {
     this.openGauge = ctx.metrics.gauge('etl_sessionize_open_sessions', 'Sessions held in state');
   }
 
-  process(records: EtlRecord[]): PortRecords {
+  async open(): Promise<void> {
+    if (this.options.store !== 'redis') return;
+    this.redis = new RedisSessions({
+      client: this.ctx.resource<Redis>(this.options.redis as string),
+      prefix: `session:${this.ctx.pipeline}/${this.ctx.id}:`,
+      gapMs: this.gapMs,
+      boundMs: this.boundMs,
+      instance: instanceId(this.ctx.dataDir, 'sessionize', this.ctx.id),
+      epochs: this.epochs,
+      logger: this.ctx.logger,
+      signal: this.ctx.signal,
+    });
+  }
+
+  process(records: EtlRecord[]): PortRecords | Promise<PortRecords> {
+    return this.redis ? this.processShared(records, this.redis) : this.processInMemory(records);
+  }
+
+  /** As in memory, but each key's session is read and written in Redis, for the whole batch in one round trip. */
+  private async processShared(records: EtlRecord[], redis: RedisSessions): Promise<PortRecords> {
+    const out = new Array<EtlRecord>(records.length);
+    const placements: Placement[] = [];
+    const indices: number[] = [];
+    let late = 0;
+    let untimed = 0;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as EtlRecord;
+      const t = eventTimeOf(this.time(record));
+      if (Number.isNaN(t) || t < this.clock - this.boundMs) {
+        if (Number.isNaN(t)) untimed++;
+        else late++;
+        out[i] = { ...record, session_id: null, session_seq: null, session_start: null };
+        continue;
+      }
+      if (t > this.clock) this.clock = t;
+      placements.push({ key: keyOf(this.keys, record), time: t });
+      indices.push(i);
+    }
+    const batch = this.batch++;
+    const placed = placements.length > 0 ? await redis.place(placements, this.ctx.snapshotId(), batch) : [];
+    placed.forEach(([start, seq], j) => {
+      const i = indices[j] as number;
+      out[i] = {
+        ...(records[i] as EtlRecord),
+        session_id: sessionId((placements[j] as Placement).key, start),
+        session_seq: seq,
+        session_start: new Date(start).toISOString(),
+      };
+    });
+    this.counted(records.length, late, untimed);
+    return { default: out };
+  }
+
+  private processInMemory(records: EtlRecord[]): PortRecords {
     const out = new Array<EtlRecord>(records.length);
     let late = 0;
     let untimed = 0;
@@ -110,14 +186,18 @@ export class SessionizeTransform implements Transform {
         session_start: new Date(session[0]).toISOString(),
       };
     }
-    this.seen += records.length;
+    this.counted(records.length, late, untimed);
+    this.openGauge.set(this.sessions.size);
+    return { default: out };
+  }
+
+  private counted(seen: number, late: number, untimed: number): void {
+    this.seen += seen;
     if (late > 0) this.noteLate(late);
     if (untimed > 0) {
       this.untimed.inc(untimed);
       this.untimedTotal += untimed;
     }
-    this.openGauge.set(this.sessions.size);
-    return { default: out };
   }
 
   /** Drops ended sessions once the clock has moved on by a tenth of the gap since the last sweep. */
@@ -129,12 +209,16 @@ export class SessionizeTransform implements Transform {
     return {};
   }
 
-  snapshot(): Saved {
-    return { clock: Number.isFinite(this.clock) ? this.clock : null };
+  snapshot(snapshot: Snapshot): Saved {
+    const clock = Number.isFinite(this.clock) ? this.clock : null;
+    if (!this.redis) return { clock };
+    // A run's keys live at most a TTL after its last write: older runs need not be remembered.
+    return { clock, epochs: this.epochs.snapshot(snapshot.id, 2 * (this.gapMs + this.boundMs) + 120_000) };
   }
 
   restore(state: unknown): void {
     const saved = state as Saved | undefined;
+    this.epochs.restore(saved?.epochs);
     this.clock = saved?.clock ?? Number.NEGATIVE_INFINITY;
     this.sweptAt = Number.NEGATIVE_INFINITY;
     this.openGauge.set(this.sessions.size);

@@ -1,13 +1,15 @@
 /**
- * Key templates: `web:{vhost}:{path}`. `{name}` is the value of field `name` (numbers and booleans as text,
- * other values as JSON), `{{` and `}}` are literal braces.
+ * Text made from record fields: Redis keys (`web:{vhost}:{path}`), alert messages. `{name}` is the value of field
+ * `name` (numbers and booleans as text, other values as JSON), `{{` and `}}` are literal braces.
  */
-import type { EtlRecord } from '../../../engine/record.ts';
+import type { EtlRecord } from '../../engine/record.ts';
 
 export interface Template {
   readonly fields: readonly string[];
   /** The key for `record`, or the name of the first field it lacks (missing or null). */
   render(record: EtlRecord): { key: string } | { missing: string };
+  /** The text for `record`, with `absent` where a field is missing or null. */
+  fill(record: EtlRecord, absent: string): string;
 }
 
 export function parseTemplate(text: string, escaping: 'none' | 'percent' = 'none'): Template {
@@ -48,6 +50,15 @@ export function parseTemplate(text: string, escaping: 'none' | 'percent' = 'none
         key += encode(valueText(value)) + (literals[i + 1] as string);
       }
       return { key };
+    },
+    fill(record, absent) {
+      let text = literals[0] as string;
+      for (let i = 0; i < fields.length; i++) {
+        const value = record[fields[i] as string];
+        text +=
+          (value === undefined || value === null ? absent : encode(valueText(value))) + (literals[i + 1] as string);
+      }
+      return text;
     },
   };
 }

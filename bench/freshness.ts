@@ -1,0 +1,156 @@
+/**
+ * Live freshness: `node bench/freshness.ts [--rates 20000,50000] [--seconds 20] [--checkpoint S]`.
+ *
+ * A writer appends realistic combined lines to a log at a steady rate (in 10 ms steps), renaming it away and
+ * starting a new one half-way (a rotation), while `etl apply` follows it with the traffic use case's enrichment
+ * chain (file → parse → geoip → user_agent → postgres, the shipped defaults unless --checkpoint is given) into the
+ * PostgreSQL server. Each line carries the time it was written (`w=<epoch ms>` in its query); a poller reads the
+ * rows as they become visible (every 20 ms) and takes, per row, the time it was first seen minus the time it was
+ * written: freshness, from a line written to it being queryable (the poll's own granularity included). Prints
+ * p50/p95/p99 per rate, the lines the pipeline kept up with, and etl's peak RSS.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+
+const { values } = parseArgs({
+  options: {
+    rates: { type: 'string', default: '20000,50000' },
+    seconds: { type: 'string', default: '20' },
+    checkpoint: { type: 'string' },
+  },
+});
+const RATES = String(values.rates).split(',').map(Number);
+const SECONDS = Number(values.seconds);
+const URL = process.env.ETL_BENCH_PG_URL ?? process.env.ETL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const ETL = resolve(import.meta.dirname, '../bin/etl.js');
+
+const AGENTS = [
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1',
+  'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36',
+  'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
+];
+const REFERRERS = ['https://www.google.com/search?q=shoes&hl=en', '-', 'https://example.com/category/shoes?page=2'];
+
+function line(n: number, now: number): string {
+  const d = new Date(now);
+  const month = d.toLocaleString('en', { month: 'short', timeZone: 'UTC' });
+  const pad = (x: number) => String(x).padStart(2, '0');
+  const stamp = `${pad(d.getUTCDate())}/${month}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+  const ip = n % 10 === 0 ? `2001:db8::${(n & 0xffff).toString(16)}` : `81.2.${(n >> 8) & 255}.${n & 255}`;
+  return `${ip} - - [${stamp}] "GET /products/${n % 5000}?w=${now}&n=${n} HTTP/1.1" 200 ${n % 40_000} "${REFERRERS[n % 3]}" "${AGENTS[n % 4]}"`;
+}
+
+function pipelineYaml(dir: string, schema: string): string {
+  const settings = values.checkpoint ? `\n    checkpoint_interval_seconds: ${values.checkpoint}` : '';
+  return `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: freshness }
+spec:
+  settings:
+    data_dir: ${join(dir, '.etl')}${settings}
+  sources:
+    logs: { type: file, paths: ["${join(dir, 'access.log*')}"], follow: true }
+  operators:
+    parsed: { type: parse, inputs: [logs], format: combined }
+    located: { type: geoip, inputs: [parsed] }
+    agents: { type: user_agent, inputs: [located] }
+  sinks:
+    store: { type: postgres, inputs: [agents], url: "${URL}", schema: ${schema}, table: hits, partition: day }
+`;
+}
+
+const quantile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+
+async function measure(rate: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'etl-freshness-'));
+  const schema = `etl_fresh_${randomBytes(4).toString('hex')}`;
+  const log = join(dir, 'access.log');
+  writeFileSync(log, '');
+  writeFileSync(join(dir, 'pipeline.yaml'), pipelineYaml(dir, schema));
+  const client = new pg.Client({ connectionString: URL });
+  await client.connect();
+  const child = spawn(process.execPath, [ETL, 'apply', '--no-progress', join(dir, 'pipeline.yaml')], {
+    env: { ...process.env, ETL_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  let peak = 0;
+  const rss = setInterval(() => {
+    try {
+      peak = Math.max(
+        peak,
+        Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
+      );
+    } catch {}
+  }, 200);
+  // Wait until the table exists (etl started and opened its sink).
+  for (;;) {
+    const { rows } = await client.query('SELECT to_regclass($1) AS t', [`${schema}.hits`]);
+    if (rows[0]?.t) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // The poll finds new rows by their number through an index, not by scanning what it has seen again.
+  await client.query(`CREATE INDEX ON "${schema}".hits (((regexp_match(query, 'n=(\\d+)'))[1]::int))`);
+  const freshness: number[] = [];
+  let written = 0;
+  let seenUpTo = -1;
+  const started = Date.now();
+  let rotated = false;
+  const writer = setInterval(() => {
+    const now = Date.now();
+    const due = Math.min(rate * SECONDS, Math.floor(((now - started) / 1000) * rate));
+    if (!rotated && due >= (rate * SECONDS) / 2) {
+      renameSync(log, `${log}.1`);
+      writeFileSync(log, '');
+      rotated = true;
+    }
+    if (due > written) {
+      const lines: string[] = [];
+      for (; written < due; written++) lines.push(line(written, now));
+      appendFileSync(log, `${lines.join('\n')}\n`);
+    }
+  }, 10);
+  // Poll: rows not seen before, by their sequence number.
+  const total = rate * SECONDS;
+  const deadline = started + SECONDS * 1000 + 30_000;
+  while (seenUpTo + 1 < total && Date.now() < deadline) {
+    const { rows } = await client.query(
+      `SELECT (regexp_match(query, 'w=(\\d+)'))[1]::bigint AS w, (regexp_match(query, 'n=(\\d+)'))[1]::int AS n
+         FROM "${schema}".hits WHERE (regexp_match(query, 'n=(\\d+)'))[1]::int > $1`,
+      [seenUpTo],
+    );
+    const now = Date.now();
+    for (const row of rows) {
+      freshness.push(now - Number(row.w));
+      if (row.n > seenUpTo) seenUpTo = row.n;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  clearInterval(writer);
+  clearInterval(rss);
+  child.kill('SIGINT');
+  const code = await new Promise((r) => child.once('exit', r));
+  if (code !== 0) process.stderr.write(stderr);
+  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await client.end();
+  rmSync(dir, { recursive: true, force: true });
+  freshness.sort((a, b) => a - b);
+  const label = `freshness_${rate}`;
+  console.log(`${label}_lines: ${freshness.length} of ${total}`);
+  console.log(`${label}_p50: ${quantile(freshness, 0.5)} ms`);
+  console.log(`${label}_p95: ${quantile(freshness, 0.95)} ms`);
+  console.log(`${label}_p99: ${quantile(freshness, 0.99)} ms`);
+  console.log(`${label}_peak_rss: ${Math.round(peak)} MiB`);
+}
+
+for (const rate of RATES) await measure(rate);

@@ -1,0 +1,70 @@
+/**
+ * What the use-case suites share: a PostgreSQL database of their own on the test server (the pipelines in
+ * pipelines/ write to `public`, as a user's would), and `etl apply` of a pipeline file through the CLI.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import pg from 'pg';
+import { PG_URL } from '../postgres/helpers.ts';
+import { type CliResult, etl } from '../support/cli.ts';
+
+export interface TestDatabase {
+  readonly url: string;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  drop(): Promise<void>;
+}
+
+/** A new, empty database on the test server; `drop` removes it. */
+export async function freshDatabase(prefix: string): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  return {
+    url: url.toString(),
+    async query<T>(sql: string, params: unknown[] = []) {
+      return (await pool.query(sql, params)).rows as T[];
+    },
+    async drop() {
+      await pool.end();
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+/** `etl apply` of `pipeline` with `env` added, as a user runs it; `etl validate` first. */
+export async function applyPipeline(pipeline: string, env: NodeJS.ProcessEnv): Promise<CliResult> {
+  const checked = await etl(['validate', pipeline], { env });
+  if (checked.code !== 0) return checked;
+  return etl(['apply', '--no-progress', pipeline], { env });
+}
+
+/** The SQL blocks of the README's section `### <heading>` (each starts with a `-- title` comment line). */
+export function readmeQueries(heading: string): Map<string, string> {
+  const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8');
+  const start = readme.indexOf(`### ${heading}`);
+  if (start < 0) throw new Error(`README has no section "### ${heading}"`);
+  const end = readme.slice(start + 4).search(/\n##/);
+  const section = end < 0 ? readme.slice(start) : readme.slice(start, start + 4 + end);
+  const queries = new Map<string, string>();
+  for (const [, sql] of section.matchAll(/```sql\n([\s\S]*?)```/g)) {
+    const title = /^-- (.*)$/m.exec(sql as string)?.[1];
+    if (title === undefined) throw new Error(`a query of "${heading}" has no "-- title" line`);
+    queries.set(title, sql as string);
+  }
+  return queries;
+}
