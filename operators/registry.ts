@@ -5,6 +5,7 @@ import type { OperatorDefinition, ResourceDefinition } from '../engine/operator.
 import redisResource from './resources/redis/index.ts';
 import alertSink from './sinks/alert/index.ts';
 import blackholeSink from './sinks/blackhole/index.ts';
+import elasticsearchSink from './sinks/elasticsearch/index.ts';
 import fileSink from './sinks/file/index.ts';
 import postgresSink from './sinks/postgres/index.ts';
 import redisSink from './sinks/redis/index.ts';
@@ -47,6 +48,7 @@ export const registry: readonly OperatorDefinition[] = [
   postgresSink,
   redisSink,
   alertSink,
+  elasticsearchSink,
 ];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {

@@ -19,8 +19,10 @@ import {
   DEAD_LETTER_PORT,
   DEFAULT_PORT,
   type Graph,
+  outputPorts,
   upstreamSources,
 } from '../graph/graph.ts';
+import { taps } from '../telemetry/tap.ts';
 import { LockFile } from '../lock.ts';
 import type {
   BatchOptions,
@@ -81,6 +83,8 @@ export interface RunOptions {
   /** A checkpoint made before stages were renamed or removed: old id → new id, and ids whose state to drop. */
   renames?: Readonly<Record<string, string>>;
   forget?: readonly string[];
+  /** Called once every stage is open and the sources are reading: the run is up (a daemon's readiness). */
+  onRunning?: () => void;
 }
 
 export interface RunResult {
@@ -212,6 +216,10 @@ class PipelineRun {
     this.options.stop?.addEventListener('abort', onStop, { once: true });
     this.options.abort?.addEventListener('abort', onAbort, { once: true });
     let locked = false;
+    const untap = taps.register(
+      this.spec.name,
+      new Map(this.spec.stages.map((stage) => [stage.id, Object.keys(outputPorts(stage))])),
+    );
     try {
       await this.lock.acquire({
         wait: this.options.waitForLock === true,
@@ -239,6 +247,9 @@ class PipelineRun {
         );
       }
       checkpoints.onCommitted((record) => this.acks.committed(record.id));
+      checkpoints.onCommitted(() => {
+        this.stats.checkpoints = checkpoints.committed;
+      });
       checkpoints.onCommitted((record) => this.deliverLate(record));
       checkpoints.onCommitted((record) => {
         this.keyed.committed(record.id).catch((error: unknown) => this.fail(error));
@@ -248,6 +259,7 @@ class PipelineRun {
       // Dead letters a crash kept from being delivered after the checkpoint that found them.
       if (resumeFrom) this.deliverLate(resumeFrom);
       checkpoints.start();
+      this.options.onRunning?.();
       // A followed input mostly waits: after each burst, the memory it grew is given back once it goes quiet.
       const stopReleasing = releaseMemoryWhenIdle(() => this.stats.recordsIn, IDLE_MEMORY_CHECK_MS);
       await Promise.race([done, aborted(this.hardAbort.signal)]).finally(stopReleasing);
@@ -271,6 +283,7 @@ class PipelineRun {
       await this.closeAll();
       await this.closeResources();
       if (locked) await this.lock.release();
+      untap();
       this.stats.elapsedMs = Date.now() - this.startedAt;
       this.options.onStats?.(this.stats);
     }
@@ -553,6 +566,7 @@ class PipelineRun {
             return this.acks.emitted();
           }
           if (!(await gate.acquire(stopping))) return this.acks.notSent();
+          if (taps.active) taps.offer(this.spec.name, id, DEFAULT_PORT, records);
           const emitted = this.acks.emitted();
           this.positions.set(id, position);
           this.checkpoints?.markDirty();
@@ -624,6 +638,7 @@ class PipelineRun {
     for (const port in ports) {
       const records = ports[port] as EtlRecord[];
       if (records.length === 0) continue;
+      if (taps.active) taps.offer(this.spec.name, id, port, records);
       if (port === DEAD_LETTER_PORT) {
         // Dead letters a stage passes on (anonymize scrubs those it reads) were counted by the stage that made them.
         const own = records.filter((r) => r.stage === id);

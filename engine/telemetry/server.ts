@@ -1,7 +1,8 @@
-/** `GET /metrics` for Prometheus, served only while a run is in progress. */
+/** `GET /metrics` for Prometheus and `GET /tap` for `etl tap`, served only while a run is in progress. */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { serveTap } from './tap.ts';
 
 export interface MetricsServer {
   readonly host: string;
@@ -13,8 +14,14 @@ export interface MetricsServer {
 export async function serveMetrics(registry: Registry, host: string, port: number): Promise<MetricsServer> {
   const server = createServer((request, response) => {
     const path = request.url?.split('?', 1)[0];
+    if (path === '/tap' && request.method === 'GET') {
+      serveTap(request, response);
+      return;
+    }
     if (path !== '/metrics') {
-      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found; metrics are at /metrics\n');
+      response
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('not found; metrics are at /metrics, taps at /tap\n');
       return;
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {

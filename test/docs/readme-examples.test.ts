@@ -142,6 +142,8 @@ describe('YAML examples in the READMEs', () => {
           ANONYMIZE_KEY: 'readme-example-key-0123456789',
           SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T000/B000/XXXX',
           PAGERDUTY_ROUTING_KEY: 'readme-example-routing-key',
+          SMTP_URL: 'smtp://alerts:password@mail.example.com:587',
+          ELASTICSEARCH_URL: 'https://etl:password@es.example.com:9200',
           INGEST_KEY: 'readme-example-ingest-key',
         },
       });

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
@@ -169,6 +170,76 @@ describe('alert sink', () => {
     await slow.sink.close();
   });
 
+  it('sends e-mail through an SMTP server, with the login, and dead-letters a permanent refusal', async () => {
+    const mails: Array<{ from: string; to: string[]; data: string; user: string | undefined }> = [];
+    let refuse = false;
+    const smtp = new SMTPServer({
+      authOptional: false,
+      allowInsecureAuth: true,
+      disabledCommands: ['STARTTLS'],
+      onAuth(auth, _session, callback) {
+        if (auth.username === 'alerts' && auth.password === 's3cret') callback(null, { user: auth.username });
+        else callback(new Error('bad login'));
+      },
+      onRcptTo(_address, _session, callback) {
+        if (refuse) {
+          const error = new Error('mailbox unavailable') as Error & { responseCode: number };
+          error.responseCode = 550;
+          callback(error);
+        } else callback();
+      },
+      onData(stream, session, callback) {
+        let data = '';
+        stream.on('data', (c: Buffer) => {
+          data += c.toString();
+        });
+        stream.on('end', () => {
+          mails.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            data,
+            user: session.user as string | undefined,
+          });
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+    const smtpPort = (smtp.server.address() as AddressInfo).port;
+    try {
+      const { sink } = make({
+        channel: 'email',
+        url: undefined,
+        smtp_url: `smtp://alerts:s3cret@127.0.0.1:${smtpPort}`,
+        from: 'etl <alerts@example.com>',
+        to: ['oncall@example.com', 'sec@example.com'],
+        group_by: ['client_ip'],
+        severity: 'critical',
+        max_attempts: 2,
+      });
+      sink.write([hit('9.9.9.9'), hit('9.9.9.9'), hit('9.9.9.9')]);
+      await sink.flush();
+      expect(mails).toHaveLength(1);
+      expect(mails[0]).toMatchObject({
+        from: 'alerts@example.com',
+        to: ['oncall@example.com', 'sec@example.com'],
+        user: 'alerts',
+      });
+      expect(mails[0]?.data).toContain('Subject: [critical] 3 events for client_ip=9.9.9.9');
+      expect(mails[0]?.data).toContain('3 records from 2026-12-05T10:00:00.000Z');
+      refuse = true;
+      sink.write([hit('8.8.4.4')]);
+      await sink.flush();
+      const letters: string[] = [];
+      await sink.prepareCommit({ id: 1, positions: {} }, { deadLetter: (_r, reason) => letters.push(reason) });
+      expect(letters).toHaveLength(1);
+      expect(letters[0]).toMatch(/^alert not delivered to email: SMTP 550/);
+      await sink.close();
+    } finally {
+      await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    }
+  });
+
   it('is refused by etl validate without its url or routing key, or with a broken title', () => {
     const paths = (o: Partial<AlertSinkOptions>) =>
       definition
@@ -177,5 +248,6 @@ describe('alert sink', () => {
     expect(paths({ channel: 'slack' })).toEqual(['channel']);
     expect(paths({ channel: 'pagerduty' })).toEqual(['channel']);
     expect(paths({ channel: 'pagerduty', routing_key: 'k', title: 'a {b' })).toEqual(['title']);
+    expect(paths({ channel: 'email', to: ['a@b.c'] })).toEqual(['channel', 'channel']);
   });
 });

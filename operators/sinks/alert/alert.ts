@@ -1,5 +1,5 @@
 /**
- * The alert sink. Records are folded into alerts as they are written: one open alert per key (`group_by`), counting
+ * The alert sink (Slack, PagerDuty, e-mail, webhook). Records are folded into alerts as they are written: one open alert per key (`group_by`), counting
  * its records and keeping the first and last, until `window_seconds` after its first record; then it is sent (a
  * timer looks every second; the end of the run sends what is open). An attack of thousands of requests is one
  * alert per window that says how many it covers.
@@ -10,6 +10,7 @@
  * alert that cannot be delivered (after `max_attempts`, or refused outright) is dead-lettered, as its last record
  * with the reason, at the next checkpoint.
  */
+import type { Transporter } from 'nodemailer';
 import { errorMessage } from '../../../engine/errors.ts';
 import type { OperatorContext, Sink, SinkWriteContext, Snapshot } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
@@ -58,6 +59,8 @@ export class AlertSink implements Sink {
   /** Alerts on their way: a checkpoint keeps them until they are delivered or dead-lettered. */
   private readonly inFlight = new Set<[key: string, alert: OpenAlert]>();
   private stopTimer: (() => void) | undefined;
+  /** The SMTP transport, made at the first e-mail. */
+  private mailer: Transporter | undefined;
   private readonly sent: { inc(value?: number): void };
   private readonly folded: { inc(value?: number): void };
   private readonly undelivered: { inc(value?: number): void };
@@ -134,6 +137,7 @@ export class AlertSink implements Sink {
   async close(): Promise<void> {
     this.stopTimer?.();
     await this.idle();
+    this.mailer?.close();
   }
 
   /** Resolves once no alert is being sent. */
@@ -165,8 +169,14 @@ export class AlertSink implements Sink {
   }
 
   private deliver(key: string, alert: OpenAlert): Promise<void> {
-    const { url, body } = this.request(key, alert);
-    return retry(() => this.post(url, body), {
+    const send =
+      this.options.channel === 'email'
+        ? () => this.mail(alert)
+        : () => {
+            const { url, body } = this.request(key, alert);
+            return this.post(url, body);
+          };
+    return retry(send, {
       policy: { max_attempts: this.options.max_attempts, initial_backoff_ms: 200, max_backoff_ms: 10_000 },
       signal: this.ctx.signal,
       retriable: (error) => !(error instanceof Refused),
@@ -190,8 +200,28 @@ export class AlertSink implements Sink {
     throw new Refused(message);
   }
 
-  /** The request of `alert` on this channel. */
-  private request(key: string, alert: OpenAlert): { url: string; body: unknown } {
+  /** Sends `alert` as an e-mail; a permanent SMTP refusal (5xx) is not retried, anything else is. */
+  private async mail(alert: OpenAlert): Promise<void> {
+    const { title, covers } = this.texts(alert);
+    this.mailer ??= (await import('nodemailer')).createTransport(this.options.smtp_url as string);
+    try {
+      await this.mailer.sendMail({
+        from: this.options.from,
+        to: this.options.to,
+        subject: `[${this.options.severity}] ${title}`,
+        text:
+          `${title}\n\n${covers}\npipeline ${this.ctx.pipeline}, stage ${this.ctx.id}\n\n` +
+          `group: ${JSON.stringify(alert.group)}\nlast record:\n${JSON.stringify(alert.record, null, 2)}\n`,
+      });
+    } catch (error) {
+      const code = (error as { responseCode?: number }).responseCode;
+      if (code !== undefined && code >= 500) throw new Refused(`SMTP ${code}: ${errorMessage(error)}`);
+      throw error;
+    }
+  }
+
+  /** The alert's title and what it covers, as every channel says them. */
+  private texts(alert: OpenAlert): { title: string; covers: string; first: string; last: string } {
     const first = new Date(alert.first).toISOString();
     const last = new Date(alert.last).toISOString();
     const group = Object.entries(alert.group)
@@ -201,9 +231,15 @@ export class AlertSink implements Sink {
       { ...alert.record, $count: alert.count, $group: group || 'all records', $first: first, $last: last },
       '-',
     );
+    const covers = `${alert.count} record${alert.count === 1 ? '' : 's'} from ${first} to ${last}`;
+    return { title, covers, first, last };
+  }
+
+  /** The request of `alert` on this channel. */
+  private request(key: string, alert: OpenAlert): { url: string; body: unknown } {
+    const { title, covers, first, last } = this.texts(alert);
     const { channel, severity } = this.options;
     if (channel === 'slack') {
-      const covers = `${alert.count} record${alert.count === 1 ? '' : 's'} from ${first} to ${last}`;
       return {
         url: this.options.url as string,
         body: {

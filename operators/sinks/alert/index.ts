@@ -23,13 +23,21 @@ function titleFields(title: string): string[] {
 export default defineSink<typeof schema, AlertSinkOptions>({
   type: 'alert',
   stability: 'alpha',
-  summary: 'Grouped, throttled alerts to Slack, PagerDuty or a webhook: one per key and window, with its count',
+  summary: 'Grouped, throttled alerts to Slack, PagerDuty, e-mail or a webhook: one per key and window, with its count',
   schema,
   accepts: ['any'],
   examples: [
     { ...defaults, channel: 'slack', url: 'https://hooks.slack.com/services/T000/B000/XXXX', group_by: ['client_ip'] },
     { ...defaults, group_by: [], channel: 'pagerduty', routing_key: 'R0UT1NGKEY', severity: 'critical' },
     { ...defaults, group_by: [], channel: 'webhook', url: 'https://alerts.example.com/etl', window_seconds: 60 },
+    {
+      ...defaults,
+      group_by: [],
+      channel: 'email',
+      smtp_url: 'smtp://alerts:password@mail.example.com:587',
+      from: 'etl <alerts@example.com>',
+      to: ['oncall@example.com'],
+    },
   ],
   fields(options): FieldUse[] {
     return [
@@ -39,7 +47,17 @@ export default defineSink<typeof schema, AlertSinkOptions>({
   },
   validate(options): OptionProblem[] {
     const problems: OptionProblem[] = [];
-    if (options.channel !== 'pagerduty' && options.url === undefined) {
+    if (options.channel === 'email') {
+      for (const key of ['smtp_url', 'from', 'to'] as const) {
+        if (options[key] === undefined) {
+          problems.push({
+            path: ['channel'],
+            message: `\`channel: email\` needs \`${key}\``,
+            hint: 'smtp_url: ${secret:SMTP_URL}, from: …, to: [ … ]',
+          });
+        }
+      }
+    } else if (options.channel !== 'pagerduty' && options.url === undefined) {
       problems.push({
         path: ['channel'],
         message: `\`channel: ${options.channel}\` needs \`url\``,

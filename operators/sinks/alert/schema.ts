@@ -8,15 +8,16 @@ export const schema = {
   additionalProperties: false,
   required: ['channel'],
   description:
-    'Sends alerts to Slack, PagerDuty or a webhook, grouped: the records of one key (`group_by`) within a window ' +
+    'Sends alerts to Slack, PagerDuty, e-mail or a webhook, grouped: the records of one key (`group_by`) within a window ' +
     'make one alert that says how many they are, sent when the window ends.',
   properties: {
     channel: {
       type: 'string',
-      enum: ['slack', 'pagerduty', 'webhook'],
+      enum: ['slack', 'pagerduty', 'email', 'webhook'],
       description:
         '`slack`: an incoming webhook. `pagerduty`: the Events API v2 (a `trigger` per alert, deduplicated by ' +
-        'key and window). `webhook`: a JSON POST of the alert to `url`.',
+        'key and window). `email`: a message through an SMTP server (`smtp_url`, `from`, `to`). `webhook`: a JSON ' +
+        'POST of the alert to `url`.',
       examples: ['slack'],
     },
     url: {
@@ -34,6 +35,28 @@ export const schema = {
       writeOnly: true,
       description: 'PagerDuty: the integration’s routing key (a secret).',
       examples: ['${secret:PAGERDUTY_ROUTING_KEY}'],
+    },
+    smtp_url: {
+      type: 'string',
+      pattern: '^smtps?://',
+      writeOnly: true,
+      description:
+        'email: the SMTP server, `smtp://user:password@host:587` (STARTTLS when the server offers it) or ' +
+        '`smtps://…:465` (TLS from the start). A secret: it holds the password.',
+      examples: ['${secret:SMTP_URL}'],
+    },
+    from: {
+      type: 'string',
+      minLength: 3,
+      description: 'email: the sender, `etl <alerts@example.com>`.',
+      examples: ['etl <alerts@example.com>'],
+    },
+    to: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', minLength: 3 },
+      description: 'email: the recipients.',
+      examples: [['oncall@example.com']],
     },
     group_by: {
       type: 'array',
