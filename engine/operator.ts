@@ -248,7 +248,7 @@ export interface SourceOutput {
    * Sends a batch downstream: waits for credit (a permit for this batch; awaiting it is what makes a slow
    * sink slow the source), hands the batch on, and resolves. `position` is where a rerun must resume after
    * this batch (JSON-serialisable); it is recorded by the first checkpoint whose cut follows the batch, once
-   * every sink downstream has acknowledged it. An empty batch only moves the position.
+   * every sink downstream has acknowledged it. An empty batch (no records, no dead letters) only moves the position.
    */
   emit(records: EtlRecord[], position?: unknown, bytes?: number, batch?: BatchOptions): Promise<Emitted>;
   /** Aborted when the source must stop reading (shutdown requested, or the run is over). */
@@ -282,6 +282,12 @@ export interface BatchOptions {
   readonly traceparent?: string;
   /** The `tracestate` header that came with `traceparent`, passed on unchanged. */
   readonly tracestate?: string;
+  /**
+   * Input the source could not turn into records (a malformed JSON line in a pushed body), as dead letters built
+   * with `deadLetter(record, ctx.id, reason)`: they leave on the source's `dead_letter` port (which the source
+   * declares in `outputs`) in the same delivery as the records, so `durable()` covers both.
+   */
+  readonly deadLetters?: readonly EtlRecord[];
 }
 
 /** What became of one `emit`. */

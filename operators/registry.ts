@@ -13,6 +13,7 @@ import natsSink from './sinks/nats/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
+import httpSource from './sources/http/index.ts';
 import stdinSource from './sources/stdin/index.ts';
 import natsSource from './sources/nats/index.ts';
 import aggregateTransform from './transforms/aggregate/index.ts';
@@ -32,6 +33,7 @@ export const registry: readonly OperatorDefinition[] = [
   stdinSource,
   generatorSource,
   natsSource,
+  httpSource,
   parseTransform,
   geoipTransform,
   userAgentTransform,

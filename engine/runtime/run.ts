@@ -579,7 +579,8 @@ class PipelineRun {
             await new Promise((resolve) => setImmediate(resolve));
             lastYieldAt = performance.now();
           }
-          if (records.length === 0) {
+          const deadLetters = batch?.deadLetters ?? [];
+          if (records.length === 0 && deadLetters.length === 0) {
             // Nothing to deliver; checkpoints drain before they read positions, so it can move now.
             if (stopping.aborted) return this.acks.notSent();
             if (position !== undefined) {
@@ -592,30 +593,43 @@ class PipelineRun {
           if (!(await gate.acquire(stopping))) return this.acks.notSent();
           const readAt = Date.now();
           stage.telemetry.creditWait((performance.now() - waitFrom) / 1000);
-          if (taps.active) taps.offer(this.spec.name, id, DEFAULT_PORT, records);
+          // With dead letters, the batch goes through `route`, which offers each port to the taps.
+          if (taps.active && deadLetters.length === 0) taps.offer(this.spec.name, id, DEFAULT_PORT, records);
           const emitted = this.acks.emitted();
           this.positions.set(id, position);
           this.checkpoints?.markDirty();
-          this.stats.recordsIn += records.length;
+          this.stats.recordsIn += records.length + deadLetters.length;
           if (bytes !== undefined) {
             this.stats.bytesRead += bytes;
           }
-          stage.telemetry.received(records.length, bytes);
+          stage.telemetry.received(records.length + deadLetters.length, bytes);
           stage.telemetry.read(bytes ?? 0, linesOut ? records.length : 0);
           stage.telemetry.batch();
           const parent =
             batch?.traceparent === undefined ? undefined : stage.telemetry.remoteParent?.(batch as RemoteTraceContext);
           const span = stage.telemetry.startBatch(parent, records.length, bytes);
           span?.end(records.length);
-          if (consumers === 0) {
-            gate.release();
+          if (deadLetters.length === 0) {
+            if (consumers === 0) {
+              gate.release();
+              return emitted;
+            }
+            const delivery = new Delivery(() => gate.release());
+            delivery.retain(consumers);
+            stage.telemetry.sent(records.length, DEFAULT_PORT);
+            this.options.onStats?.(this.stats);
+            subscriber.next({ port: DEFAULT_PORT, envelope: { records, delivery, trace: span?.context, readAt } });
             return emitted;
           }
+          // Records the source could not read leave on its `dead_letter` port, in the same delivery: the batch is
+          // acknowledged (and durable) only once both are.
           const delivery = new Delivery(() => gate.release());
-          delivery.retain(consumers);
-          stage.telemetry.sent(records.length, DEFAULT_PORT);
+          delivery.retain(1);
+          const envelope = { records, delivery, trace: span?.context, readAt };
+          const ports = { [DEFAULT_PORT]: records, [DEAD_LETTER_PORT]: deadLetters as EtlRecord[] };
+          for (const out of this.route(stage, envelope, ports, span?.context)) subscriber.next(out);
           this.options.onStats?.(this.stats);
-          subscriber.next({ port: DEFAULT_PORT, envelope: { records, delivery, trace: span?.context, readAt } });
+          delivery.release();
           return emitted;
         },
         onCommitted: (listener) => {
@@ -660,7 +674,8 @@ class PipelineRun {
         const own = records.filter((r) => r.stage === id);
         this.countRejected(id, own.length);
         stage.telemetry.deadLettered(own.length);
-        if (stage.spec.onError === 'fail' && own.length > 0) {
+        // A source has no on_error (it is `fail`): its dead letters are input it refuses, not a failure.
+        if (stage.spec.onError === 'fail' && !stage.source && own.length > 0) {
           const first = own[0] as { reason?: unknown };
           throw new EtlError(
             'ETL_RUN_STAGE_FAILED',

@@ -144,6 +144,7 @@ describe('YAML examples in the READMEs', () => {
           PAGERDUTY_ROUTING_KEY: 'readme-example-routing-key',
           SMTP_URL: 'smtp://alerts:password@mail.example.com:587',
           ELASTICSEARCH_URL: 'https://etl:password@es.example.com:9200',
+          INGEST_KEY: 'readme-example-ingest-key',
         },
       });
       const errors = diagnostics.filter((d) => d.severity === 'error');

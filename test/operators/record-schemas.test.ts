@@ -37,6 +37,7 @@ import { registry } from '../../operators/registry.ts';
 import { accessRecordSchema, emptyAccessRecord } from '../../operators/shared/log-records.ts';
 import { createNatsSource } from '../../operators/sources/nats/nats.ts';
 import type { NatsSourceOptions } from '../../operators/sources/nats/schema.ts';
+import { createHttpSource } from '../../operators/sources/http/http.ts';
 import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
 import { ThrowawayStream } from '../support/nats.ts';
 import { asnRecord, buildMmdb, cityRecord } from '../../operators/transforms/geoip/test-support.ts';
@@ -112,6 +113,41 @@ async function runSource(def: SourceDefinition, c: Case): Promise<PortRecords> {
     await source.close?.();
   }
   return { default: records };
+}
+
+/** An http source that takes one POST of `lines` (as text, NDJSON strings or a JSON array), then stops. */
+function pushOnce(
+  options: Record<string, unknown>,
+  ctx: SourceContext,
+  value: { lines: string[]; as: 'text' | 'ndjson' | 'json'; gzip: boolean },
+): Source {
+  return {
+    async run(out) {
+      const source = await createHttpSource(options as never, ctx);
+      const stop = new AbortController();
+      const running = source.run({ ...out, stopping: stop.signal });
+      try {
+        const text =
+          value.as === 'text'
+            ? value.lines.join('\n')
+            : value.as === 'ndjson'
+              ? value.lines.map((l) => JSON.stringify(l)).join('\n')
+              : JSON.stringify(value.lines);
+        const type = { text: 'text/plain', ndjson: 'application/x-ndjson', json: 'application/json' }[value.as];
+        const { port } = await source.listening;
+        const res = await fetch(`http://127.0.0.1:${port}/ingest`, {
+          method: 'POST',
+          headers: { 'content-type': type, ...(value.gzip ? { 'content-encoding': 'gzip' } : {}) },
+          body: value.gzip ? gzipSync(text) : text,
+        });
+        if (res.status !== 200) throw new Error(`http source answered ${res.status}: ${await res.text()}`);
+      } finally {
+        stop.abort();
+        await running;
+        await source.close();
+      }
+    },
+  };
 }
 
 /** What a transform emits on each port for the input records, in batches, then at flush. */
@@ -337,6 +373,18 @@ const cases: Record<string, CaseMaker<unknown>> = {
       }),
     }),
     runs: 5,
+  }),
+  'source http': maker({
+    values: fc.record({
+      lines: fc.array(line, { maxLength: 40 }),
+      as: fc.constantFrom('text', 'ndjson', 'json'),
+      gzip: fc.boolean(),
+    }),
+    make: (value: { lines: string[]; as: 'text' | 'ndjson' | 'json'; gzip: boolean }) => ({
+      options: withDefaults(definition('source', 'http'), { listen: '127.0.0.1:0' }),
+      create: (options, ctx) => pushOnce(options, ctx, value),
+    }),
+    runs: 25,
   }),
   'transform parse': maker({
     values: fc.record({
