@@ -87,6 +87,11 @@ export interface RunOptions {
   forget?: readonly string[];
   /** Called once every stage is open and the sources are reading: the run is up (a daemon's readiness). */
   onRunning?: () => void;
+  /**
+   * Modules (file URLs) exporting operator definitions that are not in the registry (an embedding application's
+   * own): stages on worker threads (`workers`) are created from the registry or from these.
+   */
+  operatorModules?: readonly string[];
 }
 
 export interface RunResult {
@@ -437,7 +442,13 @@ class PipelineRun {
           ...(stage.inputSchema === undefined ? {} : { inputSchema: stage.inputSchema }),
         };
       });
-      const init = { pipeline: this.spec.name, dataDir: ctx.dataDir, baseDir: ctx.baseDir, stages };
+      const init = {
+        pipeline: this.spec.name,
+        dataDir: ctx.dataDir,
+        baseDir: ctx.baseDir,
+        operatorModules: this.options.operatorModules ?? [],
+        stages,
+      };
       chain = new WorkerChain(init, plan.workers);
       this.workerChains.set(plan, chain);
     }

@@ -15,6 +15,8 @@ export interface WorkerInit {
   readonly pipeline: string;
   readonly dataDir: string;
   readonly baseDir: string;
+  /** Modules (URLs) whose exports include operator definitions the registry lacks (`RunOptions.operatorModules`). */
+  readonly operatorModules: readonly string[];
   /** In order: each stage after the first takes the `default` records of the one before. */
   readonly stages: readonly ChainStage[];
 }

@@ -5,7 +5,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { EtlError, errorMessage, isRetriable } from '../../errors.ts';
-import type { Logger, OperatorContext, OperatorMetrics, PortRecords, Transform } from '../../operator.ts';
+import type {
+  Logger,
+  OperatorContext,
+  OperatorMetrics,
+  PortRecords,
+  Transform,
+  TransformDefinition,
+} from '../../operator.ts';
 import { deadLetter, type EtlRecord } from '../../record.ts';
 import { decodeBatch, type EncodedBatch, encodePorts, portsTransferList } from './codec.ts';
 import type { ErrorInfo, Note, Reply, Request, StageOutcome, WorkerInit } from './protocol.ts';
@@ -74,12 +81,27 @@ function refuse(id: string, what: string): never {
   );
 }
 
-async function createStages(abort: AbortSignal): Promise<Transform[]> {
+/** The transform definition of `type`: from the registry, or from the modules the run was given. */
+async function findTransform(type: string): Promise<TransformDefinition> {
   const { findOperator } = await import('../../../operators/registry.ts');
+  const registered = findOperator('transform', type);
+  if (registered?.kind === 'transform') return registered;
+  for (const url of init.operatorModules) {
+    const module = (await import(url)) as Record<string, unknown>;
+    for (const value of Object.values(module)) {
+      const def = value as Partial<TransformDefinition> | null;
+      if (def && typeof def === 'object' && def.kind === 'transform' && def.type === type) {
+        return def as TransformDefinition;
+      }
+    }
+  }
+  throw new Error(`no transform of type ${type} is registered, nor exported by the run's operator modules`);
+}
+
+async function createStages(abort: AbortSignal): Promise<Transform[]> {
   const transforms: Transform[] = [];
   for (const [index, stage] of init.stages.entries()) {
-    const definition = findOperator('transform', stage.type);
-    if (definition?.kind !== 'transform') throw new Error(`no transform of type ${stage.type} is registered`);
+    const definition = await findTransform(stage.type);
     const ctx: OperatorContext = {
       pipeline: init.pipeline,
       id: stage.id,
