@@ -93,7 +93,7 @@ export function encodeRecords(records: readonly EtlRecord[]): EncodedRecords | u
     }
     if (!same) {
       const own = Object.keys(record);
-      const signature = own.join('\u0000');
+      const signature = JSON.stringify(own);
       let index = signatures.get(signature);
       if (index === undefined) {
         if (shapes.length >= MAX_SHAPES) return undefined;
@@ -161,7 +161,7 @@ const factories = new Map<string, Factory>();
  * `__proto__` would set the prototype in a literal: a shape with it is built by assignment instead.
  */
 function shapeFactory(keys: readonly string[]): Factory {
-  const signature = keys.join('\u0000');
+  const signature = JSON.stringify(keys);
   let factory = factories.get(signature);
   if (factory === undefined) {
     if (keys.includes('__proto__')) {

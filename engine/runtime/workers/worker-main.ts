@@ -4,7 +4,7 @@
  * made of it. Logs and metric changes go back with the answers, for the main thread to replay on the stage's own.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { EtlError, errorMessage, isRetriable } from '../../errors.ts';
+import { errorMessage, isRetriable } from '../../errors.ts';
 import type {
   Logger,
   OperatorContext,
@@ -16,9 +16,8 @@ import type {
 import { deadLetter, type EtlRecord } from '../../record.ts';
 import { decodeBatch, type EncodedBatch, encodePorts, portsTransferList } from './codec.ts';
 import type { ErrorInfo, Note, Reply, Request, StageOutcome, WorkerInit } from './protocol.ts';
+import { assertNoStatefulMethods, statelessContext } from './stateless.ts';
 
-/** What a stateless transform must not have: each of these holds or hands on state between batches. */
-const STATEFUL_METHODS = ['tick', 'flush', 'snapshot', 'restore', 'prepareCommit', 'commit', 'summarize'] as const;
 /** Notes waiting for the next answer are sent on their own after this long (a reload logged between batches). */
 const NOTES_FLUSH_MS = 200;
 
@@ -74,13 +73,6 @@ function stageMetrics(stage: number): OperatorMetrics {
   };
 }
 
-function refuse(id: string, what: string): never {
-  throw new EtlError(
-    'ETL_RUN_STAGE_FAILED',
-    `stage ${id} runs on worker threads, where a stateless operator has no ${what}; declare it stateful or remove \`workers\``,
-  );
-}
-
 /** The transform definition of `type`: from the registry, or from the modules the run was given. */
 async function findTransform(type: string): Promise<TransformDefinition> {
   const { findOperator } = await import('../../../operators/registry.ts');
@@ -111,16 +103,11 @@ async function createStages(abort: AbortSignal): Promise<Transform[]> {
       baseDir: init.baseDir,
       metrics: stageMetrics(index),
       readPorts: new Set(stage.readPorts),
-      requestCheckpoint: () => refuse(stage.id, 'checkpoint to request'),
-      snapshotId: () => refuse(stage.id, 'snapshot'),
-      keyed: () => refuse(stage.id, 'keyed state'),
-      watermark: () => refuse(stage.id, 'watermark'),
-      resource: () => refuse(stage.id, 'shared resource'),
+      ...statelessContext(stage.id),
       ...(stage.inputSchema === undefined ? {} : { inputSchema: stage.inputSchema }),
     };
     const transform = await definition.create(stage.options, ctx);
-    const stateful = STATEFUL_METHODS.find((method) => typeof transform[method] === 'function');
-    if (stateful) refuse(stage.id, `\`${stateful}\``);
+    assertNoStatefulMethods(stage.id, transform);
     transforms.push(transform);
     await transform.open?.();
   }
