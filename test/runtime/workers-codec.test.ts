@@ -96,7 +96,9 @@ describe('batches and ports', () => {
           const input = withOrigins(records as EtlRecord[], origins);
           const back = decodeBatch(cross(encodeBatch(input)));
           expect(back).toEqual(input);
-          back.forEach((r, i) => expect(r[ORIGIN]).toEqual((input[i] as EtlRecord)[ORIGIN]));
+          back.forEach((r, i) => {
+            expect(r[ORIGIN]).toEqual((input[i] as EtlRecord)[ORIGIN]);
+          });
         },
       ),
       { numRuns: 200 },
