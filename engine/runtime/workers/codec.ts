@@ -51,8 +51,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 function isPlainLine(record: EtlRecord): boolean {
-  const message = record.message;
-  if (typeof message !== 'string' || !message.isWellFormed()) return false;
+  if (typeof record.message !== 'string') return false;
   for (const key in record) if (key !== 'message') return false;
   return true;
 }
@@ -125,26 +124,20 @@ function decodeOrigin(origins: EncodedOrigins, i: number): Origin | undefined {
 /** A batch ready to post; `transferList(encoded)` names the buffers to move rather than copy. */
 export function encodeBatch(records: readonly EtlRecord[]): EncodedBatch {
   const origins = encodeOrigins(records);
-  let lines = true;
-  let chars = 0;
-  for (let i = 0; i < records.length; i++) {
+  const n = records.length;
+  const messages: string[] = new Array(n);
+  const lengths = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
     const record = records[i] as EtlRecord;
-    if (!isPlainLine(record)) {
-      lines = false;
-      break;
-    }
-    chars += (record.message as string).length;
-  }
-  if (!lines || records.length === 0) return { kind: 'records', records: payload(records), origins };
-  const lengths = new Uint32Array(records.length);
-  const text = new Uint8Array(chars * 3);
-  let at = 0;
-  for (let i = 0; i < records.length; i++) {
-    const message = (records[i] as EtlRecord).message as string;
+    if (!isPlainLine(record)) return { kind: 'records', records: payload(records), origins };
+    const message = record.message as string;
+    messages[i] = message;
     lengths[i] = message.length;
-    at += encoder.encodeInto(message, text.subarray(at)).written;
   }
-  return { kind: 'lines', text: text.subarray(0, at), lengths, origins };
+  // One text and one native encode for the batch; lengths stay those of UTF-16, which a well-formed text keeps.
+  const all = messages.join('');
+  if (n === 0 || !all.isWellFormed()) return { kind: 'records', records: payload(records), origins };
+  return { kind: 'lines', text: encoder.encode(all), lengths, origins };
 }
 
 export function decodeBatch(encoded: EncodedBatch): EtlRecord[] {

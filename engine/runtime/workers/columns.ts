@@ -26,9 +26,8 @@ export interface EncodedRecords {
   readonly shape: Uint16Array;
   /** One tag per value, record after record, field after field. */
   readonly tags: Uint8Array;
-  readonly text: string;
-  /** UTF-16 length of each string value, in order. */
-  readonly lengths: Uint32Array;
+  /** Every string value, in order (each is copied flat by the structured clone, no rope to build or flatten). */
+  readonly strings: string[];
   readonly numbers: Float64Array;
   readonly others: unknown[];
 }
@@ -70,9 +69,8 @@ export function encodeRecords(records: readonly EtlRecord[]): EncodedRecords | u
   const signatures = new Map<string, number>();
   const shape = new Uint16Array(n);
   const tags = new Growing(new Uint8Array(n * 16));
-  const lengths = new Growing(new Uint32Array(n * 8));
   const numbers = new Growing(new Float64Array(n * 4));
-  let text = '';
+  const strings: string[] = [];
   const others: unknown[] = [];
   let keys: string[] | undefined;
   let shapeIndex = -1;
@@ -111,8 +109,7 @@ export function encodeRecords(records: readonly EtlRecord[]): EncodedRecords | u
       switch (typeof value) {
         case 'string':
           t[tags.length++] = STRING;
-          lengths.ensure(1)[lengths.length++] = value.length;
-          text += value;
+          strings.push(value);
           break;
         case 'number':
           t[tags.length++] = NUMBER;
@@ -139,15 +136,14 @@ export function encodeRecords(records: readonly EtlRecord[]): EncodedRecords | u
     shapes,
     shape,
     tags: tags.take(),
-    text,
-    lengths: lengths.take(),
+    strings,
     numbers: numbers.take(),
     others,
   };
 }
 
 export function recordsTransferList(encoded: EncodedRecords): ArrayBuffer[] {
-  return [encoded.shape.buffer, encoded.tags.buffer, encoded.lengths.buffer, encoded.numbers.buffer] as ArrayBuffer[];
+  return [encoded.shape.buffer, encoded.tags.buffer, encoded.numbers.buffer] as ArrayBuffer[];
 }
 
 type Factory = (values: unknown[]) => EtlRecord;
@@ -186,13 +182,12 @@ function shapeFactory(keys: readonly string[]): Factory {
 }
 
 export function decodeRecords(encoded: EncodedRecords): EtlRecord[] {
-  const { shapes, shape, tags, text, lengths, numbers, others } = encoded;
+  const { shapes, shape, tags, strings, numbers, others } = encoded;
   const build = shapes.map(shapeFactory);
   const out: EtlRecord[] = new Array(encoded.count);
   const values: unknown[] = [];
   let t = 0;
   let s = 0;
-  let at = 0;
   let x = 0;
   let o = 0;
   for (let r = 0; r < encoded.count; r++) {
@@ -200,12 +195,9 @@ export function decodeRecords(encoded: EncodedRecords): EtlRecord[] {
     const width = (shapes[index] as string[]).length;
     for (let k = 0; k < width; k++) {
       switch (tags[t++]) {
-        case STRING: {
-          const end = at + (lengths[s++] as number);
-          values[k] = text.slice(at, end);
-          at = end;
+        case STRING:
+          values[k] = strings[s++];
           break;
-        }
         case NUMBER:
           values[k] = numbers[x++];
           break;
