@@ -145,8 +145,6 @@ export default defineTransform<typeof schema, AnonymizeOptions>({
     });
     return problems;
   },
-  // Keyed pseudonyms depend on the key and the value only.
-  stateless: true,
   async create(options, ctx) {
     const { AnonymizeTransform } = await import('./anonymize.ts');
     return new AnonymizeTransform(options, ctx);
