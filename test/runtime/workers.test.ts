@@ -72,6 +72,7 @@ describe('workers', () => {
                 workers: fc.integer({ min: 1, max: 2 }),
                 reject: fc.constantFrom(0, 3, 7),
                 split: fc.boolean(),
+                throws: fc.boolean(),
               }),
             ),
           ),
@@ -99,7 +100,12 @@ describe('workers', () => {
                 id: `t${i}`,
                 def: statelessTag,
                 inputs: t.inputs.map(ref),
-                options: { field: `f${i}`, reject_every: t.reject, split: t.split },
+                options: {
+                  field: `f${i}`,
+                  reject_every: t.reject,
+                  split: t.split,
+                  ...(t.throws ? { throw_on: 's0-13' } : {}),
+                },
                 workers: useWorkers ? t.workers : 1,
               }),
             );
@@ -169,6 +175,27 @@ spec:
     expect(one.bad[0]).toMatchObject({ stage: 'parsed', origin: { file: join(dir, 'access.log'), line: 6 } });
     expect(two).toEqual(one);
   }, 60_000);
+
+  it('applies the on_error of a stage that throws inside a chain on the main thread, as without workers', async () => {
+    const run = async (workers: number) => {
+      collected.clear();
+      const spec = pipeline(`throws${workers}`, tempDir(), [
+        stage({ id: 'src', def: countingSource, options: { count: 1000, batch: 50 } }),
+        stage({ id: 'a', def: statelessTag, inputs: ['src'], options: { field: 'f0', reject_every: 7 }, workers }),
+        stage({ id: 'b', def: statelessTag, inputs: ['a'], options: { field: 'f1', throw_on: 'src-421' }, workers }),
+        stage({ id: 'out', def: collectSink, inputs: ['b'], options: { name: 'out' } }),
+        stage({ id: 'bad', def: collectSink, inputs: ['a.dead_letter', 'b.dead_letter'], options: { name: 'bad' } }),
+      ]);
+      const result = await runPipeline(spec, options);
+      expect(result.error).toBeUndefined();
+      const letters = (collected.get('bad') ?? []).map((r) => ({ ...r, time: undefined, origin: r[ORIGIN] }));
+      return { out: byPath(collected.get('out') ?? []), letters: byPath(letters), errors: result.stats.errors };
+    };
+    const main = await run(1);
+    expect(main.errors).toBe(1);
+    expect([...main.letters.values()].flat().filter((l) => l.includes('a batch holding src-421'))).toHaveLength(50 - 7);
+    expect(await run(2)).toEqual(main);
+  }, 30_000);
 
   it('replaces a worker that dies and runs its batches again: nothing lost, nothing repeated, order kept', async () => {
     const dir = tempDir();

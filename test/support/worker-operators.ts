@@ -16,6 +16,8 @@ export interface TagOptions {
   reject_every?: number;
   /** Records with an odd number leave on `odd` too. */
   split?: boolean;
+  /** `process` throws on a batch holding a record of this id (the whole batch fails). */
+  throw_on?: string;
 }
 
 const numberOf = (record: EtlRecord): number => Number(/(\d+)$/.exec(String(record.id))?.[1] ?? -1);
@@ -33,6 +35,9 @@ export const statelessTag = defineTransform({
   create(options: TagOptions, ctx) {
     return {
       process(records: EtlRecord[]) {
+        if (options.throw_on !== undefined && records.some((r) => r.id === options.throw_on)) {
+          throw new Error(`a batch holding ${options.throw_on}`);
+        }
         const out: EtlRecord[] = [];
         const odd: EtlRecord[] = [];
         const rejected: EtlRecord[] = [];

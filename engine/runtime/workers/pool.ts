@@ -220,14 +220,27 @@ export class WorkerChain {
 
 /** On the array a chain stage passes to the next one: what the workers made of the batch, for the next stages. */
 const CARRIED: unique symbol = Symbol('etl.workers.carried');
-type Carried = EtlRecord[] & { [CARRIED]?: { outcomes: StageOutcome[]; input: EtlRecord[] } };
+interface CarriedState {
+  readonly outcomes: StageOutcome[];
+  readonly input: EtlRecord[];
+  /** The next stage threw on this array's records (then real ones, not a count). */
+  readonly error?: ErrorInfo;
+}
+type Carried = EtlRecord[] & { [CARRIED]?: CarriedState };
 
-/** The ports of stage `index` of the chain, and for the next stage the count of records it passes on. */
+/**
+ * The ports of stage `index` of the chain. Its `default` records stay in the worker when the next stage took them:
+ * the array handed on holds only their count. When the next stage threw, they come back, with its error.
+ */
 function portsOf(chainLength: number, index: number, outcomes: StageOutcome[], input: EtlRecord[]): PortRecords {
   const outcome = outcomes[index];
   if (!outcome) return {};
   const ports = decodePorts(outcome.ports, input);
-  if (index < chainLength - 1 && outcome.passed > 0) {
+  if (outcome.failed) {
+    const passed: Carried = decodePorts(outcome.failed.input, input).default ?? [];
+    passed[CARRIED] = { outcomes, input, error: outcome.failed.error };
+    ports.default = passed;
+  } else if (index < chainLength - 1 && outcome.passed > 0) {
     const passed: Carried = new Array(outcome.passed);
     passed[CARRIED] = { outcomes, input };
     ports.default = passed;
@@ -269,9 +282,11 @@ export class ChainLink implements Transform {
     this.id = id;
   }
 
+  /** Throws the error the stage met in the worker: the runtime then applies its `on_error` to these records. */
   process(records: EtlRecord[]): PortRecords {
     const carried = (records as Carried)[CARRIED];
     if (!carried) throw new Error(`stage ${this.id} runs in the workers of its chain and got a batch from elsewhere`);
+    if (carried.error) throw toError(carried.error);
     return portsOf(this.length, this.index, carried.outcomes, carried.input);
   }
 }

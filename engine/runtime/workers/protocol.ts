@@ -47,8 +47,11 @@ export interface StageOutcome {
   readonly ports: EncodedPorts;
   /** Records the stage passed on to the next one (its `default` port); 0 ends the chain for this batch. */
   readonly passed: number;
-  /** The stage threw: its whole input became its dead letters (`on_error: dead_letter`). */
-  readonly error?: string;
+  /**
+   * The next stage threw: the records it was given (on `default`) and the error, for the main thread to apply that
+   * stage's `on_error` to them.
+   */
+  readonly failed?: { readonly input: EncodedPorts; readonly error: ErrorInfo };
 }
 
 export interface ErrorInfo {

@@ -13,7 +13,7 @@ import type {
   Transform,
   TransformDefinition,
 } from '../../operator.ts';
-import { deadLetter, type EtlRecord } from '../../record.ts';
+import type { EtlRecord } from '../../record.ts';
 import { decodeBatch, type EncodedBatch, encodePorts, portsTransferList } from './codec.ts';
 import type { ErrorInfo, Note, Reply, Request, StageOutcome, WorkerInit } from './protocol.ts';
 import { assertNoStatefulMethods, statelessContext } from './stateless.ts';
@@ -114,23 +114,27 @@ async function createStages(abort: AbortSignal): Promise<Transform[]> {
   return transforms;
 }
 
-/** Runs one batch through the chain; a stage that throws sends its whole input to its dead letters. */
+/**
+ * Runs one batch through the chain. When a later stage throws, the chain stops there and the records it was given go
+ * back with the error: the main thread then applies that stage's `on_error` to them, as it would have.
+ */
 async function runBatch(transforms: readonly Transform[], batch: EncodedBatch): Promise<StageOutcome[]> {
   const records = decodeBatch(batch);
   const outcomes: StageOutcome[] = [];
   let input: EtlRecord[] = records;
   const last = transforms.length - 1;
   for (let i = 0; i <= last && input.length > 0; i++) {
-    const transform = transforms[i] as Transform;
-    const stage = init.stages[i] as WorkerInit['stages'][number];
     let ports: PortRecords;
-    let error: string | undefined;
     try {
-      ports = await transform.process(input);
+      ports = await (transforms[i] as Transform).process(input);
     } catch (thrown) {
       if (i === 0) throw thrown; // the first stage's own policy applies, on the main thread
-      error = errorMessage(thrown);
-      ports = { dead_letter: input.map((r) => deadLetter(r, stage.id, error as string)) };
+      const previous = outcomes[i - 1] as StageOutcome;
+      outcomes[i - 1] = {
+        ...previous,
+        failed: { input: encodePorts({ default: input }, records), error: errorInfo(thrown) },
+      };
+      break;
     }
     let passed: EtlRecord[] = [];
     if (i < last) {
@@ -138,11 +142,7 @@ async function runBatch(transforms: readonly Transform[], batch: EncodedBatch): 
       passed = next ?? [];
       ports = rest;
     }
-    outcomes.push({
-      ports: encodePorts(ports, records),
-      passed: passed.length,
-      ...(error === undefined ? {} : { error }),
-    });
+    outcomes.push({ ports: encodePorts(ports, records), passed: passed.length });
     input = passed;
   }
   return outcomes;
@@ -176,7 +176,10 @@ async function main(): Promise<void> {
     }
     runBatch(transforms, request.batch).then(
       (stages) => {
-        const transfer = stages.flatMap((s) => portsTransferList(s.ports));
+        const transfer = stages.flatMap((s) => [
+          ...portsTransferList(s.ports),
+          ...(s.failed ? portsTransferList(s.failed.input) : []),
+        ]);
         post({ type: 'result', id: request.id, stages, notes: takeNotes() }, transfer);
       },
       (error: unknown) => post({ type: 'failed', id: request.id, error: errorInfo(error), notes: takeNotes() }),
