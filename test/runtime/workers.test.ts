@@ -224,6 +224,20 @@ spec:
     expect(errors.some((m) => /a worker thread died .*replaced/.test(m))).toBe(true);
   }, 30_000);
 
+  it('fails the run at open when a stage cannot be made in its workers, naming it, without replacing them', async () => {
+    const errors: string[] = [];
+    const logger = (): Logger => ({ debug: () => {}, info: () => {}, warn: () => {}, error: (m) => errors.push(m) });
+    const spec = pipeline('unmade', tempDir(), [
+      stage({ id: 'src', def: countingSource, options: { count: 10 } }),
+      stage({ id: 'tag', def: { ...statelessTag, type: 'test_missing' }, inputs: ['src'], options: {}, workers: 2 }),
+      stage({ id: 'out', def: collectSink, inputs: ['tag'], options: { name: 'out' } }),
+    ]);
+    const result = await runPipeline(spec, { ...options, logger });
+    expect(result.ok).toBe(false);
+    expect(result.error?.message).toMatch(/stage tag \(open\): no transform of type test_missing is registered/);
+    expect(errors.some((m) => m.includes('worker thread died'))).toBe(false);
+  }, 30_000);
+
   it('refuses a stage that keeps state, in a pipeline built without the loader', async () => {
     const spec = pipeline('stateful', tempDir(), [
       stage({ id: 'src', def: countingSource, options: { count: 10 } }),

@@ -117,6 +117,8 @@ export class WorkerChain {
             resolve();
             return;
           case 'open-failed':
+            // Its stages cannot be made: a replacement would fail alike, and the run fails at open.
+            thread.dead = true;
             reject(toError(reply.error));
             return;
           case 'result': {
