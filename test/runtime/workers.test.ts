@@ -40,7 +40,9 @@ function byPath(records: readonly EtlRecord[]): Map<string, string[]> {
     const tags = Object.keys(record).filter((k) => /^f\d+$/.test(k));
     const path = `${origin?.source ?? '?'} ${tags.join(',')} ${String(record.stage ?? '')}`;
     const list = out.get(path) ?? [];
-    list.push(JSON.stringify({ record, origin }));
+    // A dead letter's time is when it was made: the only field two runs may not share.
+    const kept = typeof record.stage === 'string' ? { ...record, time: undefined } : record;
+    list.push(JSON.stringify({ record: kept, origin }));
     out.set(path, list);
   }
   return out;
