@@ -59,6 +59,7 @@ function stage(
     onError: def.kind === 'sink' ? 'retry' : 'dead_letter',
     retry: DEFAULT_RETRY,
     maxInFlight: 1,
+    workers: 1,
     position: { file: 'bench', line: 0, column: 0 },
   };
 }

@@ -64,6 +64,7 @@ function stage(id: string, def: OperatorDefinition, inputs: string[]): StageSpec
     onError: def.kind === 'sink' ? 'retry' : 'dead_letter',
     retry: DEFAULT_RETRY,
     maxInFlight: 1,
+    workers: 1,
     position: { file: 'bench', line: 0, column: 0 },
   };
 }

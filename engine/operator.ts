@@ -410,6 +410,17 @@ export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O 
    * lookup over the network). Records still leave in the order batches came in. Default: one at a time.
    */
   readonly concurrent?: boolean;
+  /**
+   * What `process` returns depends only on the options and the batch: the transform keeps no state a batch
+   * leaves for the next (caches that only save time aside), uses no keyed state, no shared resource and no
+   * checkpoint, and has no `tick`, `flush`, `snapshot`, `restore`, `prepareCommit`, `commit` or `summarize`.
+   * Such a stage may run on worker threads (the stage key `workers`, engine/runtime/workers/README.md): each
+   * worker creates its own instance with the same options, and batches go to whichever is free. `etl validate`
+   * refuses `workers` on a transform that does not declare it. Default: false.
+   */
+  readonly stateless?: boolean;
+  /** When it depends on the options (a lookup over the network with a shared cache is not), for these options. */
+  statelessFor?(options: O): boolean;
   /** Output ports (besides the implicit `dead_letter`) and their record kinds. */
   readonly outputs: Readonly<Record<string, RecordKind>>;
   /** When the kinds depend on the options (e.g. parse of error logs), the ports for these options. */

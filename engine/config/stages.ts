@@ -2,6 +2,7 @@
  * The stages of one pipeline document: found in the YAML (in file order, duplicates included), checked
  * for a known `type`, cross-checked by their operator's `validate`, and finally turned into StageSpecs.
  */
+import { availableParallelism } from 'node:os';
 import { isMap, isScalar } from 'yaml';
 import { parseInputRef } from '../graph/graph.ts';
 import type { OperatorDefinition } from '../operator.ts';
@@ -142,7 +143,27 @@ export function validateStageOptions(pipeline: PipelineDocument, entries: readon
         hint: 'remove `max_in_flight`',
       });
     }
+    if (definition.kind === 'transform' && value.workers !== undefined && workerCount(value.workers) > 1) {
+      const stateless = definition.statelessFor?.(optionsOf(value)) ?? definition.stateless === true;
+      if (!stateless) {
+        pipeline.report({
+          path: [...entry.path, 'workers'],
+          code: 'ETL_CFG_INVALID',
+          message:
+            definition.stateless === true || definition.statelessFor
+              ? `the \`${definition.type}\` transform keeps state or uses shared resources with these options; it runs on the main thread only`
+              : `the \`${definition.type}\` transform keeps state across batches; only stateless transforms run on worker threads`,
+          hint: 'remove `workers`',
+        });
+      }
+    }
   }
+}
+
+/** `workers` as written (a count or `auto`: one per core the process may use), as a count. */
+export function workerCount(value: unknown): number {
+  if (value === 'auto') return availableParallelism();
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 ? value : 1;
 }
 
 /** The well-formed entries of a stage's `inputs` (malformed ones are schema errors). */
@@ -184,6 +205,7 @@ export function toStageSpec(
     onError: kind === 'source' ? 'fail' : ((value.on_error as OnError | undefined) ?? DEFAULT_ON_ERROR[kind]),
     retry: retryPolicy(asRecord(value.retry)),
     maxInFlight: kind === 'source' ? 1 : Number(value.max_in_flight ?? 1),
+    workers: kind === 'transform' ? workerCount(value.workers) : 1,
     position: { file: pipeline.file, line: position.line, column: position.column },
     ...(schemas?.input === undefined ? {} : { inputSchema: schemas.input }),
     ...(schemas === undefined ? {} : { outputSchemas: knownSchemas(schemas.outputs) }),

@@ -32,6 +32,8 @@ export interface StageSpec {
   readonly retry: RetryPolicy;
   /** Batches handled at once (`max_in_flight`); 1 for sources and for operators that are not `concurrent`. */
   readonly maxInFlight: number;
+  /** Worker threads of a stateless transform (`workers`, `auto` resolved to the cores); 1 for every other stage. */
+  readonly workers: number;
   /** Where the stage is declared, for messages. */
   readonly position: SourcePosition;
   /** The schema of the records reaching the stage (the union over its inputs); undefined for sources. */

@@ -67,6 +67,8 @@ import { stageOperator } from './stage-operator.ts';
 import { emptyStats, notingWarnings, type RunStats } from './stats.ts';
 import { releaseMemoryWhenIdle } from './idle-memory.ts';
 import { CommitLinks, TraceLinks } from './trace-links.ts';
+import { type ChainPlan, planChains } from './workers/chains.ts';
+import type { WorkerChain } from './workers/pool.ts';
 
 /** How often a run checks whether records stopped arriving, to give back the memory a burst grew. */
 const IDLE_MEMORY_CHECK_MS = 5000;
@@ -92,6 +94,11 @@ export interface RunOptions {
   forget?: readonly string[];
   /** Called once every stage is open and the sources are reading: the run is up (a daemon's readiness). */
   onRunning?: () => void;
+  /**
+   * Modules (file URLs) exporting operator definitions that are not in the registry (an embedding application's
+   * own): stages on worker threads (`workers`) are created from the registry or from these.
+   */
+  operatorModules?: readonly string[];
 }
 
 export interface RunResult {
@@ -194,6 +201,9 @@ class PipelineRun {
   private readonly commitLinks: CommitLinks | undefined;
   /** With tracing on: the sampled batches each transform received since its last tick or flush output. */
   private readonly fanIn = new Map<string, TraceLinks>();
+  /** Stateless stages on worker threads (`workers`), by stage id, and the workers of each chain. */
+  private readonly chains: Map<string, ChainPlan>;
+  private readonly workerChains = new Map<ChainPlan, WorkerChain>();
 
   constructor(spec: PipelineSpec, options: RunOptions) {
     this.spec = spec;
@@ -208,6 +218,7 @@ class PipelineRun {
       throw new EtlError('ETL_GRAPH_CYCLE', `pipeline ${spec.name} has a cycle: ${this.graph.cycle?.join(' -> ')}`);
     }
     this.consumers = consumersByPort(this.graph);
+    this.chains = planChains(spec, this.consumers);
     this.store = new StateStore(spec.settings.dataDir, spec.name);
     this.keyed = new KeyedStateBackend(spec.settings.dataDir, spec.name);
     // One run per pipeline at a time: two would interleave their sinks' writes and their checkpoints.
@@ -404,7 +415,8 @@ class PipelineRun {
         this.stages.set(id, { spec, telemetry, logger, source });
         this.gates.set(id, new CreditGate(this.spec.settings.maxBatchesInFlight));
       } else if (def.kind === 'transform') {
-        const transform = await (def as TransformDefinition).create(spec.options, ctx);
+        const transform =
+          (await this.workerTransform(spec, ctx)) ?? (await (def as TransformDefinition).create(spec.options, ctx));
         this.stages.set(id, { spec, telemetry, logger, transform });
         if (transform.tick) {
           const settings = this.spec.settings;
@@ -427,6 +439,45 @@ class PipelineRun {
         this.stages.set(id, { spec, telemetry, logger, sink, pending });
       }
     }
+  }
+
+  /** For a stage on worker threads, its transform on the main thread: the head or a link of its chain. */
+  private async workerTransform(spec: StageSpec, ctx: OperatorContext): Promise<Transform | undefined> {
+    const plan = this.chains.get(spec.id);
+    if (!plan) return undefined;
+    const { ChainHead, ChainLink, WorkerChain } = await import('./workers/pool.ts');
+    const index = plan.stages.indexOf(spec.id);
+    let chain = this.workerChains.get(plan);
+    if (!chain) {
+      const stages = plan.stages.map((id) => {
+        const stage = this.graph.stages.get(id) as StageSpec;
+        return {
+          id,
+          type: stage.type,
+          options: stage.options,
+          readPorts: [...this.readPortsOf(id)],
+          ...(stage.inputSchema === undefined ? {} : { inputSchema: stage.inputSchema }),
+        };
+      });
+      const init = {
+        pipeline: this.spec.name,
+        dataDir: ctx.dataDir,
+        baseDir: ctx.baseDir,
+        operatorModules: this.options.operatorModules ?? [],
+        stages,
+      };
+      chain = new WorkerChain(init, plan.workers);
+      this.workerChains.set(plan, chain);
+    }
+    chain.attach(index, { logger: ctx.logger, metrics: ctx.metrics });
+    return index === 0 ? new ChainHead(chain) : new ChainLink(chain, index, spec.id);
+  }
+
+  private readPortsOf(id: string): Set<string> {
+    const ports = new Set<string>();
+    for (const other of this.spec.stages)
+      for (const input of other.inputs) if (input.stage === id) ports.add(input.port);
+    return ports;
   }
 
   /**
@@ -518,7 +569,10 @@ class PipelineRun {
         const ticks = this.tickGates.get(id);
         const input$ =
           ticks && stage.transform ? withTicks(data$, ticks, stage.transform.tickIntervalMs ?? 1000) : data$;
-        const concurrency = stage.spec.maxInFlight;
+        // The first stage of a chain on worker threads keeps each worker busy with a batch and one waiting.
+        const chain = this.chains.get(id);
+        const concurrency =
+          chain?.stages[0] === id ? Math.max(stage.spec.maxInFlight, chain.workers * 2) : stage.spec.maxInFlight;
         stream = input$.pipe(
           stage.transform
             ? stageOperator(

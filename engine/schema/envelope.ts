@@ -17,7 +17,7 @@ export const STAGE_ID_PATTERN = '^[A-Za-z][A-Za-z0-9_-]*$';
 export const INPUT_PATTERN = '^[A-Za-z][A-Za-z0-9_-]*(\\.[A-Za-z][A-Za-z0-9_-]*)?$';
 export const PIPELINE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]*$';
 
-export const COMMON_STAGE_KEYS = ['type', 'inputs', 'on_error', 'retry', 'max_in_flight'] as const;
+export const COMMON_STAGE_KEYS = ['type', 'inputs', 'on_error', 'retry', 'max_in_flight', 'workers'] as const;
 
 export interface StageSection {
   /** Key under `spec`. */
@@ -269,5 +269,19 @@ export function commonStageProperties(kind: StageKind, type: string): Record<str
         ? 'Batches written at once (for sinks that support it, e.g. bulk HTTP APIs); acknowledged in order.'
         : 'Batches processed at once (for transforms that support it, e.g. lookups over the network); records leave in order.',
   };
+  if (kind === 'transform') {
+    props.workers = {
+      anyOf: [
+        { type: 'integer', minimum: 1, maximum: 256 },
+        { type: 'string', const: 'auto' },
+      ],
+      default: 1,
+      description:
+        'Worker threads the stage runs on (for stateless transforms: parse, geoip, user_agent…); `auto`: one per core. ' +
+        'Consecutive stages with the same `workers` run together in each worker, so records cross threads once. ' +
+        'Records leave in order; 1 runs on the main thread.',
+      examples: [2, 'auto'],
+    };
+  }
   return props;
 }

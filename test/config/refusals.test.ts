@@ -210,3 +210,49 @@ describe('max_in_flight', () => {
     expect(at(d)).toEqual([10, 74]);
   });
 });
+
+describe('workers', () => {
+  it('is refused on a transform that keeps state across batches, at the key', async () => {
+    const result = await load(
+      pipeline(
+        '    out: { type: blackhole, inputs: [seen] }\n',
+        `parsed: { type: parse, inputs: [logs], workers: 2 }
+    seen: { type: dedupe, inputs: [parsed], fields: [client_ip], workers: 2 }`,
+      ),
+    );
+    const d = only(result, 'ETL_CFG_INVALID');
+    expect(d.message).toBe(
+      'the `dedupe` transform keeps state across batches; only stateless transforms run on worker threads',
+    );
+    expect(at(d)).toEqual([9, 75]);
+  });
+
+  it('is refused on threat_intel when it looks addresses up in AbuseIPDB through a shared cache', async () => {
+    const result = await load(
+      pipeline(
+        '    out: { type: blackhole, inputs: [intel] }\n',
+        `parsed: { type: parse, inputs: [logs], workers: auto }
+    intel: { type: threat_intel, inputs: [parsed], workers: 2, abuseipdb: { api_key: k, cache: cache } }`,
+      ).replace('spec:\n', 'spec:\n  resources:\n    cache: { type: redis }\n'),
+    );
+    const d = errors(result).find((x) => x.path?.includes('workers'));
+    expect(d?.message).toBe(
+      'the `threat_intel` transform keeps state or uses shared resources with these options; it runs on the main thread only',
+    );
+  });
+
+  it('is taken on stateless transforms, as a count or `auto`', async () => {
+    const result = await load(
+      pipeline(
+        '    out: { type: blackhole, inputs: [agents] }\n',
+        `parsed: { type: parse, inputs: [logs], workers: auto }
+    agents: { type: user_agent, inputs: [parsed], workers: 3 }`,
+      ),
+    );
+    expect(errors(result)).toEqual([]);
+    const stages = result.pipelines[0]?.stages ?? [];
+    expect(stages.find((s) => s.id === 'agents')?.workers).toBe(3);
+    expect(stages.find((s) => s.id === 'parsed')?.workers).toBeGreaterThanOrEqual(1);
+    expect(stages.find((s) => s.id === 'out')?.workers).toBe(1);
+  });
+});

@@ -113,7 +113,15 @@ describe('composePipelineSchema', () => {
       additionalProperties: unknown;
       $id?: string;
     };
-    expect(Object.keys(parse.properties)).toEqual(['type', 'inputs', 'on_error', 'retry', 'max_in_flight', 'format']);
+    expect(Object.keys(parse.properties)).toEqual([
+      'type',
+      'inputs',
+      'on_error',
+      'retry',
+      'max_in_flight',
+      'workers',
+      'format',
+    ]);
     expect(parse.additionalProperties).toBe(false);
     // Embedded definitions carry no $id: the pipeline schema is one self-contained document.
     expect(parse.$id).toBeUndefined();

@@ -63,6 +63,25 @@ describe.each(registry.map((def) => [`${def.kind} ${def.type}`, def] as const))(
     }
   });
 
+  const transform = def.kind === 'transform' ? (def as TransformDefinition) : undefined;
+  it.runIf(transform?.stateless === true || transform?.statelessFor !== undefined)(
+    'keeps no state as it declares: builds every example it calls stateless without keyed state, resources or checkpoints',
+    async () => {
+      const { assertNoStatefulMethods, statelessContext } = await import('../../engine/runtime/workers/stateless.ts');
+      const t = transform as TransformDefinition;
+      const examples = def.examples.filter((o) => t.statelessFor?.(o) ?? t.stateless === true);
+      expect(examples.length).toBeGreaterThan(0);
+      for (const options of examples) {
+        const instance = await t.create(structuredClone(options), {
+          ...context(def.type),
+          ...statelessContext(def.type),
+        });
+        expect(() => assertNoStatefulMethods(def.type, instance)).not.toThrow();
+        await instance.close?.();
+      }
+    },
+  );
+
   it('lives in its own folder with schema, definition, README and tests', () => {
     const folder = join(operatorsDir, folderOf[def.kind], def.type);
     for (const file of ['schema.ts', 'index.ts', 'README.md']) expect(existsSync(join(folder, file)), file).toBe(true);

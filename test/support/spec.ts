@@ -12,6 +12,7 @@ export interface StageInit {
   options?: Record<string, unknown>;
   onError?: OnError;
   maxInFlight?: number;
+  workers?: number;
 }
 
 export function stage(init: StageInit): StageSpec {
@@ -25,6 +26,7 @@ export function stage(init: StageInit): StageSpec {
     onError: init.onError ?? (init.def.kind === 'sink' ? 'retry' : 'dead_letter'),
     retry: { ...DEFAULT_RETRY, initial_backoff_ms: 1, max_backoff_ms: 5 },
     maxInFlight: init.maxInFlight ?? 1,
+    workers: init.workers ?? 1,
     position: { file: 'test.yaml', line: 1, column: 1 },
   };
 }

@@ -49,5 +49,7 @@ export default defineTransform<typeof schema, GeoipOptions>({
     { ...defaults, prefix: 'client_geo_', cache_size: 0 },
     { ...defaults, database: ['GeoLite2-City.mmdb', 'GeoLite2-ASN.mmdb'], language: 'fr' },
   ],
+  // Lookups in a database each instance opens (and reopens when it changes); the cache only saves time.
+  stateless: true,
   create: async (options, ctx) => new (await import('./geoip.ts')).GeoipTransform(options, ctx),
 });

@@ -52,5 +52,6 @@ export default defineTransform<typeof schema, NormalizeOptions>({
   validate(options, context) {
     return walkSteps(options.steps, context.inputSchema ?? OPEN_RECORD_SCHEMA).problems;
   },
+  stateless: true,
   create: async (options, ctx) => new (await import('./normalize.ts')).NormalizeTransform(options, ctx),
 });

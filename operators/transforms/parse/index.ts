@@ -97,6 +97,9 @@ export default defineTransform<typeof schema, ParseOptions>({
     });
     return problems;
   },
+  // Each line is parsed on its own. With `format: auto` each instance samples the first lines of a file it sees:
+  // on worker threads every worker decides per file from the lines it gets (the same format for a file of one format).
+  stateless: true,
   create(options, ctx) {
     return new ParseTransform(options, ctx);
   },

@@ -145,6 +145,8 @@ export default defineTransform<typeof schema, ThreatIntelOptions>({
   uses(options) {
     return options.abuseipdb ? [{ path: ['abuseipdb', 'cache'], name: options.abuseipdb.cache, type: 'redis' }] : [];
   },
+  // Lists and signatures each instance loads; AbuseIPDB lookups share a Redis cache and a daily quota.
+  statelessFor: (options) => !options.abuseipdb,
   concurrent: true,
   create: async (options, ctx) => new (await import('./threat-intel.ts')).ThreatIntelTransform(options, ctx),
 });

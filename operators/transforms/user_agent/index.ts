@@ -25,5 +25,7 @@ export default defineTransform<typeof schema, UserAgentOptions>({
   validate: (options, context) => replacedFields(Object.keys(prefixedFields(options.prefix ?? 'ua_')), context),
   fields: (options) => [{ path: ['source_field'], field: options.source_field ?? 'user_agent' }],
   examples: [{ ...defaults }, { ...defaults, prefix: 'agent_', cache_size: 0 }],
+  // Each agent is parsed on its own; the cache only saves time.
+  stateless: true,
   create: async (options, ctx) => new (await import('./user-agent.ts')).UserAgentTransform(options, ctx),
 });
