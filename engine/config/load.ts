@@ -351,6 +351,8 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
   const name = typeof metadata?.name === 'string' ? metadata.name : undefined;
   if (document.hasErrors || name === undefined) return { document, name, spec: undefined, entries };
   const description = metadata?.description;
+  const stages = entries.map((e) => toStageSpec(document, e, e.definition as OperatorDefinition, schemas.get(e)));
+  const live = stages.some((s) => s.definition.kind === 'source' && s.definition.unbounded?.(s.options) === true);
   return {
     document,
     name,
@@ -358,9 +360,9 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
       name,
       file: document.file,
       ...(typeof description === 'string' ? { description } : {}),
-      settings: toSettings(spec),
+      settings: toSettings(spec, live),
       telemetry: toTelemetry(spec),
-      stages: entries.map((e) => toStageSpec(document, e, e.definition as OperatorDefinition, schemas.get(e))),
+      stages,
       resources,
       secrets: [...new Set(document.secrets)],
     },

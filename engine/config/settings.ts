@@ -1,10 +1,16 @@
 /** `spec.settings` and `spec.telemetry` (validated, defaults applied) → what the runtime reads. */
-import { DEFAULT_SETTINGS } from '../schema/envelope.ts';
+import { DEFAULT_SETTINGS, LIVE_CHECKPOINT_INTERVAL_SECONDS } from '../schema/envelope.ts';
 import type { PipelineDocument } from './document.ts';
 import { asRecord } from './stages.ts';
 import type { PipelineSettings, TelemetrySettings } from './types.ts';
 
-export function toSettings(spec: Record<string, unknown> | undefined): PipelineSettings {
+/**
+ * `live`: a source follows its input. Its rows are then meant to be queryable soon after they are written, and a
+ * checkpoint is when sinks commit: the default interval is shorter (bench/freshness.ts: p95 from line written to
+ * row queryable 375 ms instead of 1,056 ms at 20k lines/s through the enrichment chain), at no cost a finite load
+ * would pay.
+ */
+export function toSettings(spec: Record<string, unknown> | undefined, live = false): PipelineSettings {
   const s = asRecord(spec?.settings) ?? {};
   const seconds = (
     key:
@@ -15,7 +21,10 @@ export function toSettings(spec: Record<string, unknown> | undefined): PipelineS
   ): number => Math.round(Number(s[key] ?? DEFAULT_SETTINGS[key]) * 1000);
   return {
     dataDir: String(s.data_dir ?? DEFAULT_SETTINGS.data_dir),
-    checkpointIntervalMs: seconds('checkpoint_interval_seconds'),
+    checkpointIntervalMs:
+      s.checkpoint_interval_seconds === undefined && live
+        ? LIVE_CHECKPOINT_INTERVAL_SECONDS * 1000
+        : seconds('checkpoint_interval_seconds'),
     batchMaxRecords: Number(s.batch_max_records ?? DEFAULT_SETTINGS.batch_max_records),
     maxBatchesInFlight: Number(s.max_batches_in_flight ?? DEFAULT_SETTINGS.max_batches_in_flight),
     shutdownTimeoutMs: seconds('shutdown_timeout_seconds'),

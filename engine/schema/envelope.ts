@@ -52,6 +52,9 @@ export function sectionOf(kind: StageKind): StageSection {
 
 export const DEFAULT_ON_ERROR = { transform: 'dead_letter', sink: 'retry' } as const;
 
+/** The checkpoint interval of a pipeline with a source that follows its input, unless the pipeline sets one. */
+export const LIVE_CHECKPOINT_INTERVAL_SECONDS = 0.25;
+
 export const DEFAULT_SETTINGS = {
   data_dir: '.etl',
   checkpoint_interval_seconds: 1,
@@ -100,9 +103,13 @@ export const settingsSchema: JsonSchema = {
     },
     checkpoint_interval_seconds: {
       type: 'number',
-      description: 'How often source positions and sink states are checkpointed.',
+      description:
+        'How often source positions and sink states are checkpointed, which is when sinks commit: rows become ' +
+        `queryable at each checkpoint. Default: ${LIVE_CHECKPOINT_INTERVAL_SECONDS} s when a source follows its ` +
+        `input (live: rows queryable within about half a second), ${DEFAULT_SETTINGS.checkpoint_interval_seconds} s ` +
+        'otherwise (a finite load, where fewer commits leave more time to loading).',
       exclusiveMinimum: 0,
-      default: DEFAULT_SETTINGS.checkpoint_interval_seconds,
+      examples: [1, LIVE_CHECKPOINT_INTERVAL_SECONDS],
     },
     batch_max_records: {
       type: 'integer',

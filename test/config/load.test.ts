@@ -33,6 +33,15 @@ describe('loadPipelines', () => {
     });
     expect(p?.telemetry).toEqual({ traces: 'none' });
     expect(p?.secrets).toEqual([]);
+    // A source that follows its input makes the default checkpoint interval the live one; a set one stays.
+    const follows = VALID.replace('      paths: [logs/*.log]', '      paths: [logs/*.log]\n      follow: true');
+    const real = (yaml: string) => loadPipelinesFromString(yaml, 'pipeline.yaml', { registry: realRegistry, env: {} });
+    const live = await real(follows);
+    expect(live.diagnostics).toEqual([]);
+    expect(live.pipelines[0]?.settings.checkpointIntervalMs).toBe(250);
+    const set = await real(follows.replace('spec:', 'spec:\n  settings: { checkpoint_interval_seconds: 2 }'));
+    expect(set.diagnostics).toEqual([]);
+    expect(set.pipelines[0]?.settings.checkpointIntervalMs).toBe(2000);
     const nginx = stageOf(p, 'nginx');
     expect(nginx.options).toEqual({ paths: ['logs/*.log'], follow: false, max_line_bytes: 65536 });
     expect(nginx.position).toEqual({ file: 'pipeline.yaml', line: 7, column: 5 });
