@@ -140,7 +140,7 @@ describe('etl serve with PostgreSQL', () => {
     },
   );
 
-  it('a storm of 50 alternating applies leaves exactly one running version, and every line arrives once', async () => {
+  it('a storm of 100 alternating applies leaves exactly one running version, and every line arrives once', async () => {
     const base = join(dir, 'storm');
     await mkdir(base, { recursive: true });
     const log = join(base, 'access.log');
@@ -158,10 +158,10 @@ describe('etl serve with PostgreSQL', () => {
     const d = await daemon();
     try {
       expect((await d.call('POST', '/pipelines', version(1))).status).toBe(200);
-      // Ten waves of five concurrent applies: each wave a reload at least, requests racing within it.
+      // Twenty waves of five concurrent applies: each wave a reload at least, requests racing within it.
       const storm = (async () => {
         const answers: Array<{ status: number }> = [];
-        for (let wave = 0; wave < 10; wave++) {
+        for (let wave = 0; wave < 20; wave++) {
           const calls = Array.from({ length: 5 }, (_, i) => d.call('POST', '/pipelines', version(wave * 5 + i)));
           answers.push(...(await Promise.all(calls)));
         }
@@ -173,13 +173,13 @@ describe('etl serve with PostgreSQL', () => {
       })();
       const answers = await storm;
       await appended;
-      expect(answers).toHaveLength(50);
+      expect(answers).toHaveLength(100);
       expect(answers.every((a) => a.status === 200)).toBe(true);
       const [only, ...others] = (await d.call('GET', '/pipelines')).body;
       expect(others).toEqual([]);
       expect(only).toMatchObject({ name: 'storm', status: 'running' });
       expect(only.runningVersion).toBe(only.version);
-      expect(only.runs).toBeGreaterThanOrEqual(10);
+      expect(only.runs).toBeGreaterThanOrEqual(20);
       const lock = JSON.parse(await readFile(join(base, '.etl', 'state', 'storm.lock'), 'utf8'));
       expect(lock.pid).toBe(process.pid);
       await until(async () => (await serverCount(`"${schema}".access_logs`)).n >= 3000, '3000 rows');
