@@ -47,8 +47,16 @@ export interface StageRow {
   readonly outPerSecond: number;
   readonly errors: number;
   readonly deadLetters: number;
-  /** Sinks: p95 of (commit time − event time) over the interval, seconds. */
-  readonly freshnessP95?: number;
+  /** Sinks: p95 of (commit time − event time) over the interval. */
+  readonly freshnessP95?: Quantile;
+  /** Sinks: p95 of (commit time − read time) over the interval: the pipeline's own share of it. */
+  readonly commitLagP95?: Quantile;
+}
+
+/** Seconds; `over`: past the histogram's last finite bound, which `seconds` then is. */
+export interface Quantile {
+  readonly seconds: number;
+  readonly over: boolean;
 }
 
 export interface Frame {
@@ -77,7 +85,8 @@ export function bucketQuantile(buckets: Array<[le: number, count: number]>, q: n
   let lowerCount = 0;
   for (const [le, count] of sorted) {
     if (count >= rank) {
-      if (!Number.isFinite(le)) return lowerBound;
+      // Past the last finite bound: more than it, by how much the histogram cannot tell.
+      if (!Number.isFinite(le)) return Number.POSITIVE_INFINITY;
       return lowerBound + ((le - lowerBound) * (rank - lowerCount)) / Math.max(1, count - lowerCount);
     }
     lowerBound = le;
@@ -105,7 +114,8 @@ export function frame(before: Scrape, after: Scrape, seconds: number): Frame {
       seen.add(key);
       const rate = (a: Map<string, number>, b: Map<string, number>) =>
         seconds > 0 ? Math.max(0, ((a.get(key) ?? 0) - (b.get(key) ?? 0)) / seconds) : 0;
-      const freshness = freshnessP95(before, after, labels);
+      const freshness = histogramP95(before, after, labels, 'etl_freshness_event_seconds_bucket');
+      const lag = histogramP95(before, after, labels, 'etl_freshness_read_seconds_bucket');
       stages.push({
         pipeline: labels.pipeline ?? '',
         stage: labels.component_id ?? '',
@@ -116,6 +126,7 @@ export function frame(before: Scrape, after: Scrape, seconds: number): Frame {
         errors: errors.get(key) ?? 0,
         deadLetters: dead.get(key) ?? 0,
         ...(freshness === undefined ? {} : { freshnessP95: freshness }),
+        ...(lag === undefined ? {} : { commitLagP95: lag }),
       });
     }
   }
@@ -144,9 +155,13 @@ export function frame(before: Scrape, after: Scrape, seconds: number): Frame {
   };
 }
 
-/** p95 of the freshness observed between the scrapes (all of it on the first frame). */
-function freshnessP95(before: Scrape, after: Scrape, labels: Readonly<Record<string, string>>): number | undefined {
-  const name = 'etl_freshness_event_seconds_bucket';
+/** p95 of a stage's histogram `name` between the scrapes (all of it on the first frame). */
+function histogramP95(
+  before: Scrape,
+  after: Scrape,
+  labels: Readonly<Record<string, string>>,
+  name: string,
+): Quantile | undefined {
   const mine = (s: { labels: Readonly<Record<string, string>> }) => stageKey(s.labels) === stageKey(labels);
   const earlier = new Map((before.get(name) ?? []).filter(mine).map((s) => [s.labels.le, s.value]));
   const buckets: Array<[number, number]> = (after.get(name) ?? [])
@@ -155,7 +170,11 @@ function freshnessP95(before: Scrape, after: Scrape, labels: Readonly<Record<str
       s.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(s.labels.le),
       s.value - (earlier.get(s.labels.le) ?? 0),
     ]);
-  return buckets.length === 0 ? undefined : bucketQuantile(buckets, 0.95);
+  if (buckets.length === 0) return undefined;
+  const value = bucketQuantile(buckets, 0.95);
+  if (value === undefined) return undefined;
+  const lastBound = Math.max(0, ...buckets.map(([le]) => le).filter(Number.isFinite));
+  return Number.isFinite(value) ? { seconds: value, over: false } : { seconds: lastBound, over: true };
 }
 
 const count = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
@@ -167,7 +186,20 @@ export function render(f: Frame, url: string, width = 100): string {
   if (f.rssBytes !== undefined) header.push(`RSS ${Math.round(f.rssBytes / 1048576)} MiB`);
   if (f.cpuPercent !== undefined) header.push(`CPU ${Math.round(f.cpuPercent)}%`);
   lines.push(header.join('   '), '');
-  const columns = ['PIPELINE', 'STAGE', 'KIND', 'TYPE', 'IN/S', 'OUT/S', 'ERRORS', 'DEAD LETTERS', 'FRESHNESS P95'];
+  const columns = [
+    'PIPELINE',
+    'STAGE',
+    'KIND',
+    'TYPE',
+    'IN/S',
+    'OUT/S',
+    'ERRORS',
+    'DEAD LETTERS',
+    'FRESHNESS P95',
+    'READ→COMMIT P95',
+  ];
+  const seconds = (q: Quantile | undefined) =>
+    q === undefined ? '' : q.over ? `> ${q.seconds} s` : `${q.seconds.toFixed(2)} s`;
   const rows = f.stages.map((s) => [
     s.pipeline,
     s.stage,
@@ -177,7 +209,8 @@ export function render(f: Frame, url: string, width = 100): string {
     count.format(s.outPerSecond),
     count.format(s.errors),
     count.format(s.deadLetters),
-    s.freshnessP95 === undefined ? '' : `${s.freshnessP95.toFixed(2)} s`,
+    seconds(s.freshnessP95),
+    seconds(s.commitLagP95),
   ]);
   lines.push(...table(columns, rows));
   if (f.edges.length > 0) {
