@@ -9,6 +9,7 @@
  * it was first seen minus the time it was written: freshness, from a line written to it being queryable (the poll's
  * own granularity included). Prints
  * p50/p95/p99 per rate, the lines the pipeline kept up with, and etl's peak RSS.
+ * `ETL_BENCH_NO_ROTATION=1` writes one file throughout; `ETL_BENCH_VERBOSE=1` prints etl's own output after a run.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
