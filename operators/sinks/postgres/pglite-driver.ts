@@ -324,9 +324,21 @@ class EmbeddedSession implements Session {
     });
   }
 
+  /**
+   * A session given up inside its transaction (a load that failed mid-COPY) cannot close a connection of its own
+   * to roll it back, as a server's would: the transaction is rolled back on the one backend, after whatever this
+   * session has queued there, so that the other users of a shared database are not left waiting behind it.
+   */
   release(): void {
-    if (this.inTransaction) return;
-    this.backend.release(this);
+    if (!this.inTransaction) {
+      this.backend.release(this);
+      return;
+    }
+    this.inTransaction = false;
+    void this.thread
+      .request({ op: 'query', sql: 'ROLLBACK', params: undefined })
+      .catch(() => {})
+      .finally(() => this.backend.release(this));
   }
 
   /** Runs `statement` holding the backend; a BEGIN keeps holding it until the transaction ends. */
