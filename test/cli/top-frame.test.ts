@@ -1,6 +1,6 @@
 /** `etl top`'s arithmetic on two scrapes: rates, dead letters, and p95 from histogram buckets. */
 import { describe, expect, it } from 'vitest';
-import { bucketQuantile, frame, parseScrape, render } from '../../engine/cli/commands/top.ts';
+import { baseUrl, bucketQuantile, frame, parseScrape, render } from '../../engine/cli/commands/top.ts';
 
 const labels = 'pipeline="web",component_id="store",component_kind="sink",component_type="postgres"';
 const scrape = (received: number, buckets: Record<string, number>, lag: Record<string, number>) =>
@@ -68,7 +68,9 @@ describe('etl top frames', () => {
         commitLagP95: { seconds: 0.95, over: false },
       },
     ]);
-    expect(render(f, 'http://127.0.0.1:9464')).toMatch(
+    expect(baseUrl('http://127.0.0.1:9464/metrics/')).toBe('http://127.0.0.1:9464');
+    expect(render(f, 'http://127.0.0.1:9464', 200, false)).not.toContain('q: quit');
+    expect(render(f, 'http://127.0.0.1:9464', 200)).toMatch(
       /web\s+store\s+sink\s+postgres\s+1,000\s+0\s+0\s+3\s+> 3600 s\s+0.95 s/,
     );
   });

@@ -118,7 +118,8 @@ describe('etl top', () => {
       'the stages with a rate above 0',
     );
     expect(text).toContain('etl top — http://127.0.0.1:');
-    expect(text).toMatch(/PIPELINE\s+STAGE\s+KIND\s+TYPE\s+IN\/S\s+OUT\/S\s+ERRORS\s+DEAD LETTERS/);
+    expect(text).toMatch(/PIPELINE\s+STAGE\s+KIND\s+TYPE\s+IN\/S\s+OUT\/S\s+ERRORS \(TOTAL\)\s+DEAD LETTERS \(TOTAL\)/);
+    expect(text).toContain('q: quit');
     expect(text).toMatch(/live\s+out\s+sink\s+blackhole/);
     expect(text).toMatch(/RSS \d+ MiB/);
     tmux('send-keys', '-t', `${session}:top`, 'q');
@@ -136,7 +137,8 @@ describe('etl tap', () => {
       session,
       '-n',
       'tap',
-      command('tap', 'parsed', '--url', `http://127.0.0.1:${port}`, '--rate', '5', '--limit', '3'),
+      // The address as copied from /metrics works too.
+      command('tap', 'parsed', '--url', `http://127.0.0.1:${port}/metrics`, '--rate', '5', '--limit', '3'),
     );
     expect(await ended(`${session}:tap`)).toBe('0');
     // Long lines wrap on the screen: read them as the pane printed them, joined.

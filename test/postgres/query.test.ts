@@ -69,6 +69,17 @@ describe('etl query', () => {
     const json = capture();
     expect(await runQuery(sql, { url, format: 'json', out: json.stream })).toBe(0);
     expect(JSON.parse(json.text())[0]).toEqual({ status: 200, requests: 2 });
+    // Several statements with rows: a table each, in order; CSV and JSON show the last and say so.
+    const both = capture();
+    expect(await runQuery('SELECT 1 AS a; SELECT 2 AS b', { url, format: 'table', out: both.stream })).toBe(0);
+    expect(both.text()).toBe([' a', '---', ' 1', '(1 row)', '', ' b', '---', ' 2', '(1 row)', ''].join('\n'));
+    const last = capture();
+    const said = capture();
+    expect(
+      await runQuery('SELECT 1 AS a; SELECT 2 AS b', { url, format: 'json', out: last.stream, err: said.stream }),
+    ).toBe(0);
+    expect(JSON.parse(last.text())).toEqual([{ b: 2 }]);
+    expect(said.text()).toBe("etl query: 2 statements returned rows; --format json shows the last one's\n");
   });
 
   it.each(['server', 'embedded'] as const)(

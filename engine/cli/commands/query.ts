@@ -49,8 +49,18 @@ export async function runQuery(sql: string, options: QueryOptions): Promise<numb
   }
   try {
     const results = await session.script(sql);
-    const shown = [...results].reverse().find((r) => r.fields.length > 0) ?? results.at(-1);
-    options.out.write(render(shown, options.format));
+    const withRows = results.filter((r) => r.fields.length > 0);
+    if (options.format === 'table' && withRows.length > 1) {
+      // Several statements: a table each, in order.
+      options.out.write(withRows.map((r) => render(r, 'table')).join('\n'));
+      return 0;
+    }
+    if (withRows.length > 1) {
+      err.write(
+        `etl query: ${withRows.length} statements returned rows; --format ${options.format} shows the last one's\n`,
+      );
+    }
+    options.out.write(render(withRows.at(-1) ?? results.at(-1), options.format));
     return 0;
   } catch (error) {
     err.write(`etl query (${mask(session.label)}): ${mask(errorMessage(error))}\n`);

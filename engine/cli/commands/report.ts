@@ -80,6 +80,10 @@ export async function runReport(options: ReportOptions): Promise<number> {
         (report.missing.length > 0 ? `, ${report.missing.length} left out (see the end of the page)` : '') +
         '\n',
     );
+    const requests = report.totals.find((t) => t.label === 'Requests');
+    if (requests?.value === 0 && (options.from !== undefined || options.to !== undefined)) {
+      err.write('etl report: no request falls between --from and --to: the traffic sections are empty\n');
+    }
     return 0;
   } catch (error) {
     err.write(`etl report: ${redact(errorMessage(error), secrets)}\n`);

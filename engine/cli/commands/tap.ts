@@ -19,7 +19,8 @@ export async function runTap(target: string, options: TapOptions): Promise<numbe
   const port = dot < 0 ? 'default' : target.slice(dot + 1);
   const query = new URLSearchParams({ stage, port, rate: String(options.rate) });
   if (options.pipeline) query.set('pipeline', options.pipeline);
-  const url = `${options.url.replace(/\/+$/, '')}/tap?${query}`;
+  // A URL copied with its `/metrics` (or `/tap`) is the same server.
+  const url = `${options.url.replace(/\/+$/, '').replace(/\/(metrics|tap)$/, '')}/tap?${query}`;
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   let response: Response;

@@ -179,7 +179,12 @@ function histogramP95(
 
 const count = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
-export function render(f: Frame, url: string, width = 100): string {
+/** The server's address: what the user gave, without a trailing `/metrics` or `/tap` they may have copied. */
+export function baseUrl(url: string): string {
+  return url.replace(/\/+$/, '').replace(/\/(metrics|tap)$/, '');
+}
+
+export function render(f: Frame, url: string, width = 100, live = true): string {
   const lines: string[] = [];
   const header = [`etl top — ${url}`];
   for (const c of f.checkpointAge) header.push(`${c.pipeline}: checkpoint ${c.seconds.toFixed(1)} s ago`);
@@ -193,8 +198,8 @@ export function render(f: Frame, url: string, width = 100): string {
     'TYPE',
     'IN/S',
     'OUT/S',
-    'ERRORS',
-    'DEAD LETTERS',
+    'ERRORS (TOTAL)',
+    'DEAD LETTERS (TOTAL)',
     'FRESHNESS P95',
     'READ→COMMIT P95',
   ];
@@ -222,7 +227,7 @@ export function render(f: Frame, url: string, width = 100): string {
       ),
     );
   }
-  lines.push('', 'q: quit');
+  if (live) lines.push('', 'q: quit');
   return lines.map((l) => l.slice(0, Math.max(20, width))).join('\n');
 }
 
@@ -235,7 +240,7 @@ function table(columns: string[], rows: string[][]): string[] {
 }
 
 async function scrape(url: string, signal: AbortSignal): Promise<Scrape> {
-  const response = await fetch(`${url.replace(/\/+$/, '')}/metrics`, { signal });
+  const response = await fetch(`${baseUrl(url)}/metrics`, { signal });
   if (!response.ok) throw new Error(`HTTP ${response.status} from ${url}/metrics`);
   return parseScrape(await response.text());
 }
@@ -290,7 +295,12 @@ export async function runTop(options: TopOptions): Promise<number> {
         return 1;
       }
       const at = performance.now();
-      const text = render(frame(previous.scrape, current, (at - previous.at) / 1000), options.url, out.columns ?? 120);
+      const text = render(
+        frame(previous.scrape, current, (at - previous.at) / 1000),
+        baseUrl(options.url),
+        out.columns ?? 120,
+        live,
+      );
       previous = { scrape: current, at };
       if (live) out.write(`\x1b[H\x1b[2J${text}\n`);
       else out.write(`${text}\n`);
