@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prng } from '../support/random.ts';
-import { applyPipeline, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
+import { applyPipeline, clfTime, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const PIPELINE = join(ROOT, 'pipelines/performance.yaml');
@@ -62,10 +62,7 @@ function generate(): Hit[] {
 }
 
 function line(hit: Hit): string {
-  const d = new Date(hit.time);
-  const month = d.toLocaleString('en', { month: 'short', timeZone: 'UTC' });
-  const pad = (n: number) => String(n).padStart(2, '0');
-  const stamp = `${pad(d.getUTCDate())}/${month}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+  const stamp = clfTime(hit.time);
   return `10.1.2.3 - - [${stamp}] "GET ${hit.path} HTTP/1.1" ${hit.status} 512 "-" "curl/8.5.0" ${(hit.ms / 1000).toFixed(3)}`;
 }
 

@@ -70,3 +70,11 @@ export function readmeQueries(heading: string): Map<string, string> {
   }
   return queries;
 }
+
+/** `time` (epoch ms) as Common Log Format writes it: `01/Dec/2026:10:00:00 +0000`. */
+export function clfTime(time: number): string {
+  const d = new Date(time);
+  const month = d.toLocaleString('en', { month: 'short', timeZone: 'UTC' });
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${pad(d.getUTCDate())}/${month}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+}

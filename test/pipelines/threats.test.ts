@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prng } from '../support/random.ts';
-import { applyPipeline, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
+import { applyPipeline, clfTime, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
 
 const PIPELINE = resolve(import.meta.dirname, '../../pipelines/threats.yaml');
 const START = Date.parse('2026-12-01T10:00:00Z');
@@ -115,10 +115,7 @@ function ordinary(): Hit[] {
 }
 
 function line(hit: Hit): string {
-  const d = new Date(hit.time);
-  const month = d.toLocaleString('en', { month: 'short', timeZone: 'UTC' });
-  const pad = (n: number) => String(n).padStart(2, '0');
-  const stamp = `${pad(d.getUTCDate())}/${month}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+  const stamp = clfTime(hit.time);
   return `${hit.ip} - - [${stamp}] "${hit.method} ${hit.target} HTTP/1.1" ${hit.status} 512 "-" "${hit.agent}"`;
 }
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prng } from '../support/random.ts';
-import { applyPipeline, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
+import { applyPipeline, clfTime, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
 
 const PIPELINE = resolve(import.meta.dirname, '../../pipelines/traffic.yaml');
 const LINES = 4000;
@@ -102,10 +102,7 @@ function generate(): Hit[] {
 }
 
 function line(hit: Hit): string {
-  const d = new Date(hit.time);
-  const month = d.toLocaleString('en', { month: 'short', timeZone: 'UTC' });
-  const pad = (n: number) => String(n).padStart(2, '0');
-  const stamp = `${pad(d.getUTCDate())}/${month}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+  const stamp = clfTime(hit.time);
   return `${hit.ip} - - [${stamp}] "GET /products/${hit.bytes % 97} HTTP/1.1" 200 ${hit.bytes} "${hit.referrer ?? '-'}" "${hit.agent.text}"`;
 }
 
