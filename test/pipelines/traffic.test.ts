@@ -234,6 +234,21 @@ describe('pipelines/traffic.yaml', () => {
     }
   });
 
+  it('writes nothing on a rerun that finds nothing new: the rollups were emitted as they stand', async () => {
+    const [before] = await db.query<{ n: number }>('SELECT sum(requests)::int AS n FROM traffic_hour');
+    const again = await applyPipeline(PIPELINE, {
+      ACCESS_LOG_GLOB: join(dir, 'access.log'),
+      DATABASE_URL: db.url,
+      ETL_DATA_DIR: join(dir, '.etl'),
+    });
+    expect(again.code, again.stderr).toBe(0);
+    for (const sink of ['hits', 'country_hourly', 'device_hourly', 'hourly', 'referrers_hourly']) {
+      expect(again.stderr).toMatch(new RegExp(`to ${sink}\\s+0 records written`));
+    }
+    const [after] = await db.query<{ n: number }>('SELECT sum(requests)::int AS n FROM traffic_hour');
+    expect(after).toEqual(before);
+  });
+
   it("runs every query of the README's section", async () => {
     const queries = readmeQueries('Web traffic — `pipelines/traffic.yaml`');
     expect(queries.size).toBe(3);

@@ -41,6 +41,11 @@ interface StoredGroup {
   /** The group-by values. */
   readonly g: readonly unknown[];
   readonly a: AccumulatorState;
+  /**
+   * Emitted as it stands (not changed since): a rerun emits it again only if a record changes it. Absent in state
+   * written before it existed: then a group counts as emitted when its window ended before `closed`.
+   */
+  readonly e?: boolean;
 }
 
 interface InlineState {
@@ -114,8 +119,8 @@ export class AggregateTransform implements Transform {
         key: groupKey,
         values: stored.g,
         acc: Accumulator.fromState(this.plan, stored.a),
-        // A window not emitted yet is emitted whole when it closes.
-        dirty: stored.w + this.sizeMs > this.closed,
+        // A group not emitted as it stands is emitted when its window closes (again, if it had been).
+        dirty: stored.e === undefined ? stored.w + this.sizeMs > this.closed : !stored.e,
         pending: false,
       });
     }
@@ -125,7 +130,12 @@ export class AggregateTransform implements Transform {
     for (const key of this.removed) this.state.delete(key);
     for (const group of this.pending) {
       if (!group.pending) continue; // dropped since
-      this.state.set(`${group.start}|${group.key}`, { w: group.start, g: group.values, a: group.acc.toState() });
+      this.state.set(`${group.start}|${group.key}`, {
+        w: group.start,
+        g: group.values,
+        a: group.acc.toState(),
+        e: !group.dirty,
+      });
       group.pending = false;
     }
     this.pending = [];
@@ -260,7 +270,7 @@ export class AggregateTransform implements Transform {
       if (this.top === undefined) {
         for (const group of groupsOf(window)) {
           if (!group.dirty) continue;
-          group.dirty = false;
+          this.emitted(group);
           out.push(this.output(window, group));
         }
       } else this.emitTop(window, out);
@@ -287,7 +297,7 @@ export class AggregateTransform implements Transform {
     const rows: Array<{ key: string; row: EtlRecord }> = [];
     for (const group of groupsOf(window)) {
       if (group.dirty) changed = true;
-      group.dirty = false;
+      if (group.dirty) this.emitted(group);
       rows.push({ key: group.key, row: this.output(window, group) });
     }
     if (!changed) return;
@@ -302,6 +312,15 @@ export class AggregateTransform implements Transform {
       const row = rows[i]?.row as EtlRecord;
       row.rank = i + 1;
       out.push(row);
+    }
+  }
+
+  /** `group` was emitted as it stands; the next cut records that, so that a rerun does not emit it again. */
+  private emitted(group: Group): void {
+    group.dirty = false;
+    if (!group.pending) {
+      group.pending = true;
+      this.pending.push(group);
     }
   }
 
