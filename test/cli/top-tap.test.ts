@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep } from '../../engine/retry.ts';
+import { until } from '../support/until.ts';
 import { ETL_BIN, startEtl } from '../support/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'etl-top-'));
@@ -34,15 +34,16 @@ function freePort(): Promise<number> {
 const tmux = (...args: string[]) => execFileSync('tmux', ['-L', session, ...args], { encoding: 'utf8' });
 const screen = (target: string) => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', target);
 
-/** Waits until the pane shows what `test` accepts (polling the screen: a terminal has no event for it). */
-async function until(target: string, test: (text: string) => boolean, what: string): Promise<string> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const text = screen(target);
-    if (test(text)) return text;
-    if (Date.now() > deadline) throw new Error(`the screen never showed ${what}:\n${text}`);
-    await sleep(100);
-  }
+/** Waits until the pane shows what `test` accepts (a terminal has no event for it). */
+function shows(target: string, test: (text: string) => boolean, what: string): Promise<string> {
+  return until(
+    () => {
+      const text = screen(target);
+      return test(text) ? text : '';
+    },
+    `the screen to show ${what}`,
+    30_000,
+  );
 }
 
 /**
@@ -50,7 +51,7 @@ async function until(target: string, test: (text: string) => boolean, what: stri
  * `exit=<status>` after it (tmux's own pane status is not always set when the pane is seen dead).
  */
 async function ended(target: string): Promise<string> {
-  const text = await until(target, (t) => /exit=\d+/.test(t), 'the command ending');
+  const text = await shows(target, (t) => /exit=\d+/.test(t), 'the command ending');
   return /exit=(\d+)/.exec(text)?.[1] as string;
 }
 
@@ -74,16 +75,15 @@ spec:
   );
   run = startEtl(['apply', '--no-progress', join(dir, 'live.yaml')]);
   // Serving metrics once the run is up.
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/metrics`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error('the pipeline never served metrics');
-    await sleep(50);
-  }
+  await until(
+    () =>
+      fetch(`http://127.0.0.1:${port}/metrics`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    'the pipeline to serve metrics',
+    30_000,
+  );
   tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '40');
   // A pane whose command ended stays, with its screen and exit status, for the test to read.
   tmux('set-option', '-g', 'remain-on-exit', 'on');
@@ -112,7 +112,7 @@ describe('etl top', () => {
       'top',
       command('top', '--url', `http://127.0.0.1:${port}`, '--interval', '0.5'),
     );
-    const text = await until(
+    const text = await shows(
       `${session}:top`,
       (t) => /live\s+parsed\s+transform\s+parse\s+[1-9]/.test(t) && /live\s+gen\s+source\s+generator\s+[1-9]/.test(t),
       'the stages with a rate above 0',

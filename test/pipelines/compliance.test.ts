@@ -7,12 +7,10 @@
  * logging on. None may hold one. The audit log has one line per run with what was read, stored, rejected and
  * anonymized, and the retention.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliResult } from '../support/cli.ts';
-import { applyPipeline, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
+import { describe, expect, it } from 'vitest';
+import { applyPipeline, readmeQueries, runUseCase } from './support.ts';
 
 const PIPELINE = resolve(import.meta.dirname, '../../pipelines/compliance.yaml');
 
@@ -47,26 +45,7 @@ const LINES = [
   'garbage 2a01:e0a:1f2:3b40::1 bob_smith +33612345678',
 ];
 
-const dir = mkdtempSync(join(tmpdir(), 'etl-compliance-'));
-const dataDir = join(dir, '.etl');
-let db: TestDatabase;
-let run: CliResult;
-
-beforeAll(async () => {
-  writeFileSync(join(dir, 'access.log'), `${LINES.join('\n')}\n`);
-  db = await freshDatabase('compliance');
-  run = await applyPipeline(PIPELINE, {
-    ACCESS_LOG_GLOB: join(dir, 'access.log'),
-    DATABASE_URL: db.url,
-    ETL_DATA_DIR: dataDir,
-    ETL_LOG_LEVEL: 'debug',
-  });
-  expect(run.code, run.stdout + run.stderr).toBe(0);
-});
-afterAll(async () => {
-  await db?.drop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const use = runUseCase('compliance', () => LINES, { ETL_LOG_LEVEL: 'debug' });
 
 function filesUnder(root: string): string[] {
   return readdirSync(root, { recursive: true, encoding: 'utf8' })
@@ -79,38 +58,38 @@ const found = (text: string) => PERSONAL.filter((value) => text.includes(value))
 
 describe('pipelines/compliance.yaml', () => {
   it('stores every line, parsed or not, and keeps no personal value in any table', async () => {
-    const tables = await db.query<{ name: string }>(
+    const tables = await use.db.query<{ name: string }>(
       `SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables
         WHERE schemaname NOT IN ('pg_catalog', 'information_schema')`,
     );
     expect(tables.map((t) => t.name)).toContain('public.access_logs_anonymized');
     let rows = 0;
     for (const { name } of tables) {
-      const dump = await db.query<{ row: string }>(`SELECT t::text AS row FROM ${name} t`);
+      const dump = await use.db.query<{ row: string }>(`SELECT t::text AS row FROM ${name} t`);
       rows += name === 'public.access_logs_anonymized' ? dump.length : 0;
       expect({ table: name, found: found(dump.map((r) => r.row).join('\n')) }).toEqual({ table: name, found: [] });
     }
     expect(rows).toBe(6);
-    const [first] = await db.query<{ ip: string; user: string | null; request: string }>(
+    const [first] = await use.db.query<{ ip: string; user: string | null; request: string }>(
       "SELECT host(client_ip) AS ip, \"user\", request FROM access_logs_anonymized WHERE request LIKE '/reset%' OR request LIKE 'GET /reset%'",
     );
     expect(first).toEqual({ ip: '203.0.113.0', user: null, request: 'GET /reset?email=[redacted]&page=2 HTTP/1.1' });
   });
 
   it('keeps no personal value in the dead letters, the audit log, the state, or what the run printed', () => {
-    const files = filesUnder(dataDir);
+    const files = filesUnder(use.dataDir);
     const rejects = files.find((f) => f.endsWith('compliance.jsonl') && f.includes('rejects')) as string;
     expect(readFileSync(rejects, 'utf8').trim().split('\n')).toHaveLength(2);
     for (const file of files) {
       expect({ file, found: found(readFileSync(file, 'latin1')) }).toEqual({ file, found: [] });
     }
-    expect(run.stderr).toContain('[compliance/'); // debug logging was on, and said things
-    expect(found(run.stdout + run.stderr)).toEqual([]);
+    expect(use.result.stderr).toContain('[compliance/'); // debug logging was on, and said things
+    expect(found(use.result.stdout + use.result.stderr)).toEqual([]);
   });
 
   it('appends one audit line per run: read, stored, rejected, anonymized, retention', async () => {
     const audit = () =>
-      readFileSync(join(dataDir, 'audit', 'compliance.jsonl'), 'utf8')
+      readFileSync(join(use.dataDir, 'audit', 'compliance.jsonl'), 'utf8')
         .trim()
         .split('\n')
         .map((line) => JSON.parse(line));
@@ -134,11 +113,7 @@ describe('pipelines/compliance.yaml', () => {
     expect(line.stages.anonymized.texts_scrubbed).toBeGreaterThanOrEqual(6);
     expect(Date.parse(line.ended_at)).toBeGreaterThanOrEqual(Date.parse(line.started_at));
     // A second run finds nothing new, and says so in a line of its own; the first is left as it was.
-    const again = await applyPipeline(PIPELINE, {
-      ACCESS_LOG_GLOB: join(dir, 'access.log'),
-      DATABASE_URL: db.url,
-      ETL_DATA_DIR: dataDir,
-    });
+    const again = await applyPipeline(PIPELINE, { ...use.env, ETL_LOG_LEVEL: 'info' });
     expect(again.code, again.stderr).toBe(0);
     const lines = audit();
     expect(lines).toHaveLength(2);
@@ -150,6 +125,6 @@ describe('pipelines/compliance.yaml', () => {
   it("runs every query of the README's section", async () => {
     const queries = readmeQueries('Compliance and audit — `pipelines/compliance.yaml`');
     expect(queries.size).toBe(3);
-    for (const [title, sql] of queries) expect((await db.query(sql)).length, title).toBeGreaterThan(0);
+    for (const [title, sql] of queries) expect((await use.db.query(sql)).length, title).toBeGreaterThan(0);
   });
 });

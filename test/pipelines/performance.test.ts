@@ -1,19 +1,7 @@
-/**
- * Use case 3, endpoint performance, end to end: `etl apply pipelines/performance.yaml` over a generated log with
- * request times, into the PostgreSQL server. Per endpoint template and minute, requests and errors are exact and
- * p50/p95/p99 are checked against the exact values of the generated times, within the documented error (exact up
- * to 64 values in a group, then within 1% of the value of that rank). The README's regression query finds the one
- * endpoint made slower in the last hour, and only it.
- */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { prng } from '../support/random.ts';
-import { applyPipeline, clfTime, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
+import { clfTime, readmeQueries, runUseCase } from './support.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const PIPELINE = join(ROOT, 'pipelines/performance.yaml');
 const START = Date.parse('2026-12-01T00:00:00Z');
 const MINUTE = 60_000;
 const HOURS = 4;
@@ -79,23 +67,7 @@ const readmeQuery = (title: string): string => {
 };
 
 const hits = generate();
-const dir = mkdtempSync(join(tmpdir(), 'etl-performance-'));
-let db: TestDatabase;
-
-beforeAll(async () => {
-  writeFileSync(join(dir, 'access.log'), `${hits.map(line).join('\n')}\n`);
-  db = await freshDatabase('performance');
-  const run = await applyPipeline(PIPELINE, {
-    ACCESS_LOG_GLOB: join(dir, 'access.log'),
-    DATABASE_URL: db.url,
-    ETL_DATA_DIR: join(dir, '.etl'),
-  });
-  expect(run.code, run.stdout + run.stderr).toBe(0);
-});
-afterAll(async () => {
-  await db?.drop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const use = runUseCase('performance', () => hits.map(line));
 
 describe('pipelines/performance.yaml', () => {
   it('gives each endpoint template per minute its requests, errors and latency percentiles', async () => {
@@ -104,7 +76,7 @@ describe('pipelines/performance.yaml', () => {
       const key = `${new Date(Math.floor(h.time / MINUTE) * MINUTE).toISOString()} ${h.endpoint.template}`;
       groups.set(key, [...(groups.get(key) ?? []), h]);
     }
-    const rows = await db.query<{
+    const rows = await use.db.query<{
       minute: Date;
       endpoint: string;
       requests: number;
@@ -149,7 +121,7 @@ describe('pipelines/performance.yaml', () => {
   });
 
   it('gives per hour percentiles within 1% (sketched: hundreds of values per group)', async () => {
-    const rows = await db.query<{ hour: Date; endpoint: string; requests: number; p95: number; p99: number }>(
+    const rows = await use.db.query<{ hour: Date; endpoint: string; requests: number; p95: number; p99: number }>(
       'SELECT window_start AS hour, endpoint, requests::int, latency_p95_ms AS p95, latency_p99_ms AS p99 FROM endpoint_hour',
     );
     expect(rows.length).toBe(HOURS * ENDPOINTS.length);
@@ -167,12 +139,12 @@ describe('pipelines/performance.yaml', () => {
   });
 
   it("finds the endpoint whose p95 got worse than its own baseline, and no other (the README's query)", async () => {
-    const rows = await db.query<{ endpoint: string }>(readmeQuery('endpoints slower than their baseline'));
+    const rows = await use.db.query<{ endpoint: string }>(readmeQuery('endpoints slower than their baseline'));
     expect(rows.map((r) => r.endpoint)).toEqual([REGRESSED]);
   });
 
   it("ranks the slowest endpoints by p95 (the README's query)", async () => {
-    const rows = await db.query<{ endpoint: string }>(readmeQuery('slowest endpoints over the last day'));
+    const rows = await use.db.query<{ endpoint: string }>(readmeQuery('slowest endpoints over the last day'));
     expect(rows[0]?.endpoint).toBe('/search');
     expect(rows.at(-1)?.endpoint).toBe('/health');
   });
@@ -180,7 +152,7 @@ describe('pipelines/performance.yaml', () => {
   it("runs every query of the README's section", async () => {
     expect(QUERIES.size).toBe(3);
     for (const [title, sql] of QUERIES) {
-      const rows = await db.query(sql.replace("'/products/:id'", "'/api/users/:id'"));
+      const rows = await use.db.query(sql.replace("'/products/:id'", "'/api/users/:id'"));
       expect(rows.length, title).toBeGreaterThan(0);
     }
   });

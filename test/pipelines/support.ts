@@ -3,9 +3,11 @@
  * pipelines/ write to `public`, as a user's would), and `etl apply` of a pipeline file through the CLI.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { PG_URL } from '../postgres/helpers.ts';
 import { type CliResult, etl } from '../support/cli.ts';
 
@@ -77,4 +79,53 @@ export function clfTime(time: number): string {
   const month = d.toLocaleString('en', { month: 'short', timeZone: 'UTC' });
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${pad(d.getUTCDate())}/${month}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+}
+
+/** What a use-case suite runs against: the log it wrote, the database and data directory the pipeline used. */
+export interface PipelineRun {
+  readonly dir: string;
+  readonly dataDir: string;
+  /** The environment the pipeline ran with: apply it again with this to rerun it. */
+  readonly env: NodeJS.ProcessEnv;
+  readonly db: TestDatabase;
+  /** What the first `etl apply` printed. */
+  readonly result: CliResult;
+}
+
+/**
+ * Before the suite: writes `lines()` to `access.log` in a directory of its own, makes a fresh database, and runs
+ * `etl apply` of `pipelines/<name>.yaml` on them (it must succeed); after it, drops both.
+ */
+export function runUseCase(name: string, lines: () => readonly string[], env: NodeJS.ProcessEnv = {}): PipelineRun {
+  const dir = mkdtempSync(join(tmpdir(), `etl-${name}-`));
+  const dataDir = join(dir, '.etl');
+  const state: { db?: TestDatabase; result?: CliResult; env?: NodeJS.ProcessEnv } = {};
+  beforeAll(async () => {
+    writeFileSync(join(dir, 'access.log'), `${lines().join('\n')}\n`);
+    state.db = await freshDatabase(name);
+    state.env = { ACCESS_LOG_GLOB: join(dir, 'access.log'), DATABASE_URL: state.db.url, ETL_DATA_DIR: dataDir, ...env };
+    state.result = await applyPipeline(resolve(import.meta.dirname, `../../pipelines/${name}.yaml`), state.env);
+    expect(state.result.code, state.result.stdout + state.result.stderr).toBe(0);
+  });
+  afterAll(async () => {
+    await state.db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error(`the ${name} pipeline has not run yet`);
+    return value;
+  };
+  return {
+    dir,
+    dataDir,
+    get env() {
+      return ready(state.env);
+    },
+    get db() {
+      return ready(state.db);
+    },
+    get result() {
+      return ready(state.result);
+    },
+  };
 }

@@ -5,14 +5,12 @@
  * one per attack window, each saying how many requests it covers; no ordinary request is a threat; the rate
  * anomalies fall in attack minutes only.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { prng } from '../support/random.ts';
-import { applyPipeline, clfTime, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
+import { clfTime, readmeQueries, runUseCase } from './support.ts';
 
-const PIPELINE = resolve(import.meta.dirname, '../../pipelines/threats.yaml');
 const START = Date.parse('2026-12-01T10:00:00Z');
 const AGENT =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
@@ -121,32 +119,16 @@ function line(hit: Hit): string {
 
 const ATTACKS = attacks();
 const ORDINARY = ordinary();
-const dir = mkdtempSync(join(tmpdir(), 'etl-threats-'));
-const dataDir = join(dir, '.etl');
-let db: TestDatabase;
-
-beforeAll(async () => {
-  const all = [...ORDINARY, ...ATTACKS.flatMap((a) => a.hits)].sort((a, b) => a.time - b.time);
-  writeFileSync(join(dir, 'access.log'), `${all.map(line).join('\n')}\n`);
-  db = await freshDatabase('threats');
-  const run = await applyPipeline(PIPELINE, {
-    ACCESS_LOG_GLOB: join(dir, 'access.log'),
-    DATABASE_URL: db.url,
-    ETL_DATA_DIR: dataDir,
-  });
-  expect(run.code, run.stdout + run.stderr).toBe(0);
-});
-afterAll(async () => {
-  await db?.drop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const use = runUseCase('threats', () =>
+  [...ORDINARY, ...ATTACKS.flatMap((a) => a.hits)].sort((a, b) => a.time - b.time).map(line),
+);
 
 const WINDOW = 300_000;
 const windowOf = (time: number) => new Date(Math.floor(time / WINDOW) * WINDOW).toISOString();
 
 describe('pipelines/threats.yaml', () => {
   it('raises exactly one alert per attack window, with the requests it covers, and none for ordinary traffic', async () => {
-    const rows = await db.query<{ window_start: Date; ip: string; requests: number; lists: string | null }>(
+    const rows = await use.db.query<{ window_start: Date; ip: string; requests: number; lists: string | null }>(
       'SELECT window_start, host(client_ip) AS ip, requests::int, threat_lists AS lists FROM threat_alerts ORDER BY 1',
     );
     expect(
@@ -160,14 +142,14 @@ describe('pipelines/threats.yaml', () => {
       })),
     );
     // The alert channel got the same alerts, once each.
-    const feed = readFileSync(join(dataDir, 'alerts', 'threats.jsonl'), 'utf8')
+    const feed = readFileSync(join(use.dataDir, 'alerts', 'threats.jsonl'), 'utf8')
       .trim()
       .split('\n');
     expect(feed.map((l) => JSON.parse(l).client_ip)).toEqual(ATTACKS.map((a) => a.ip));
   });
 
   it('stores each attacking request in `threats`, named by its rule or list, and no ordinary request', async () => {
-    const rows = await db.query<{ ip: string; n: number; categories: string[] }>(
+    const rows = await use.db.query<{ ip: string; n: number; categories: string[] }>(
       `SELECT host(client_ip) AS ip, count(*)::int AS n,
               array_agg(DISTINCT coalesce(threat_categories, 'list:' || threat_lists)) AS categories
          FROM threats GROUP BY 1 ORDER BY 1`,
@@ -180,12 +162,12 @@ describe('pipelines/threats.yaml', () => {
         { ip: '89.248.165.5', n: 120, categories: ['traversal'] },
       ].sort((a, b) => (a.ip < b.ip ? -1 : 1)),
     );
-    const [all] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM requests');
+    const [all] = await use.db.query<{ n: number }>('SELECT count(*)::int AS n FROM requests');
     expect(all?.n).toBe(ORDINARY.length + ATTACKS.reduce((n, a) => n + a.hits.length, 0));
   });
 
   it('flags rate anomalies only in attack minutes, and flags the brute force and the scan', async () => {
-    const rows = await db.query<{ minute: Date; method: string; status_class: string }>(
+    const rows = await use.db.query<{ minute: Date; method: string; status_class: string }>(
       'SELECT anomaly_bucket_start AS minute, method, status_class FROM traffic_anomalies ORDER BY 1',
     );
     const attackMinutes = new Set(ATTACKS.flatMap((a) => a.hits.map((h) => Math.floor(h.time / 60_000) * 60_000)));
@@ -198,6 +180,6 @@ describe('pipelines/threats.yaml', () => {
   it("runs every query of the README's section", async () => {
     const queries = readmeQueries('Threat detection — `pipelines/threats.yaml`');
     expect(queries.size).toBe(3);
-    for (const [title, sql] of queries) expect((await db.query(sql)).length, title).toBeGreaterThan(0);
+    for (const [title, sql] of queries) expect((await use.db.query(sql)).length, title).toBeGreaterThan(0);
   });
 });

@@ -1,15 +1,7 @@
-/**
- * Use case 1, web traffic analysis, end to end: `etl apply pipelines/traffic.yaml` over a generated log whose
- * answers are known, into the PostgreSQL server. Every rollup is checked against counts computed here from the
- * generated lines: requests, unique visitors and bytes by country per hour; by device, browser and OS; visits
- * (sessions, found here independently with the same 30-minute gap); bots; the top referrers.
- */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { prng } from '../support/random.ts';
-import { applyPipeline, clfTime, freshDatabase, readmeQueries, type TestDatabase } from './support.ts';
+import { applyPipeline, clfTime, readmeQueries, runUseCase } from './support.ts';
 
 const PIPELINE = resolve(import.meta.dirname, '../../pipelines/traffic.yaml');
 const LINES = 4000;
@@ -123,38 +115,28 @@ function rollup(hits: Hit[], key: (hit: Hit) => string) {
 }
 
 const hits = generate();
-const dir = mkdtempSync(join(tmpdir(), 'etl-traffic-'));
-let db: TestDatabase;
-
-beforeAll(async () => {
-  writeFileSync(join(dir, 'access.log'), `${hits.map(line).join('\n')}\n`);
-  db = await freshDatabase('traffic');
-  const run = await applyPipeline(PIPELINE, {
-    ACCESS_LOG_GLOB: join(dir, 'access.log'),
-    DATABASE_URL: db.url,
-    ETL_DATA_DIR: join(dir, '.etl'),
-  });
-  expect(run.code, run.stdout + run.stderr).toBe(0);
-});
-afterAll(async () => {
-  await db?.drop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const use = runUseCase('traffic', () => hits.map(line));
 
 describe('pipelines/traffic.yaml', () => {
   it('stores every line in the raw table, partitioned by day, located and with its agent read', async () => {
-    const [raw] = await db.query<{ n: number; bots: number }>(
+    const [raw] = await use.db.query<{ n: number; bots: number }>(
       'SELECT count(*)::int AS n, count(*) FILTER (WHERE ua_is_bot)::int AS bots FROM traffic_hits',
     );
     expect(raw).toEqual({ n: LINES, bots: hits.filter((h) => h.agent.bot).length });
-    const partitions = await db.query(
+    const partitions = await use.db.query(
       "SELECT inhrelid::regclass::text AS name FROM pg_inherits WHERE inhparent = 'traffic_hits'::regclass",
     );
     expect(partitions.length).toBeGreaterThan(0);
   });
 
   it('rolls up requests, unique visitors and bytes by country and hour', async () => {
-    const rows = await db.query<{ hour: string; country: string; requests: number; visitors: number; bytes: number }>(
+    const rows = await use.db.query<{
+      hour: string;
+      country: string;
+      requests: number;
+      visitors: number;
+      bytes: number;
+    }>(
       `SELECT window_start AS hour, geo_country_code AS country, requests::int, visitors::int, bytes::bigint::float8 AS bytes
          FROM traffic_by_country_hour`,
     );
@@ -168,7 +150,7 @@ describe('pipelines/traffic.yaml', () => {
   });
 
   it('rolls up by device type, browser and OS', async () => {
-    const rows = await db.query<{ device: string | null; browser: string; os: string | null; requests: number }>(
+    const rows = await use.db.query<{ device: string | null; browser: string; os: string | null; requests: number }>(
       `SELECT ua_device_type AS device, ua_browser AS browser, ua_os AS os, sum(requests)::int AS requests
          FROM traffic_by_device_hour GROUP BY 1, 2, 3`,
     );
@@ -207,14 +189,14 @@ describe('pipelines/traffic.yaml', () => {
       e.visits = visitsPerHour.get(hour)?.size ?? 0;
       e.visitors = visitorsPerHour.get(hour)?.size ?? 0;
     }
-    const rows = await db.query<{ hour: string; requests: number; visitors: number; visits: number; bots: number }>(
+    const rows = await use.db.query<{ hour: string; requests: number; visitors: number; visits: number; bots: number }>(
       'SELECT window_start AS hour, requests::int, visitors::int, visits::int, bots::int FROM traffic_hour',
     );
     expect(new Map(rows.map(({ hour, ...r }) => [new Date(hour).toISOString(), r]))).toEqual(expected);
   });
 
   it('keeps the ten top referrers of each hour with their counts', async () => {
-    const rows = await db.query<{ hour: string; rank: number; referrer: string | null; requests: number }>(
+    const rows = await use.db.query<{ hour: string; rank: number; referrer: string | null; requests: number }>(
       'SELECT window_start AS hour, rank::int, referrer, requests::int FROM traffic_top_referrers_hour ORDER BY 1, 2',
     );
     const counts = new Map<string, Map<string | null, number>>();
@@ -235,23 +217,19 @@ describe('pipelines/traffic.yaml', () => {
   });
 
   it('writes nothing on a rerun that finds nothing new: the rollups were emitted as they stand', async () => {
-    const [before] = await db.query<{ n: number }>('SELECT sum(requests)::int AS n FROM traffic_hour');
-    const again = await applyPipeline(PIPELINE, {
-      ACCESS_LOG_GLOB: join(dir, 'access.log'),
-      DATABASE_URL: db.url,
-      ETL_DATA_DIR: join(dir, '.etl'),
-    });
+    const [before] = await use.db.query<{ n: number }>('SELECT sum(requests)::int AS n FROM traffic_hour');
+    const again = await applyPipeline(PIPELINE, use.env);
     expect(again.code, again.stderr).toBe(0);
     for (const sink of ['hits', 'country_hourly', 'device_hourly', 'hourly', 'referrers_hourly']) {
       expect(again.stderr).toMatch(new RegExp(`to ${sink}\\s+0 records written`));
     }
-    const [after] = await db.query<{ n: number }>('SELECT sum(requests)::int AS n FROM traffic_hour');
+    const [after] = await use.db.query<{ n: number }>('SELECT sum(requests)::int AS n FROM traffic_hour');
     expect(after).toEqual(before);
   });
 
   it("runs every query of the README's section", async () => {
     const queries = readmeQueries('Web traffic — `pipelines/traffic.yaml`');
     expect(queries.size).toBe(3);
-    for (const [title, sql] of queries) expect((await db.query(sql)).length, title).toBeGreaterThan(0);
+    for (const [title, sql] of queries) expect((await use.db.query(sql)).length, title).toBeGreaterThan(0);
   });
 });

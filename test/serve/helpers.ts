@@ -48,22 +48,7 @@ export async function daemon(
   });
 }
 
-/** Waits for `check` to hold, looking again every few milliseconds (the daemon tells no event to a test). */
-export async function until<T>(check: () => T | Promise<T>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-      last = value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${String(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+export { until } from '../support/until.ts';
 
 /** `count` nginx lines numbered `seq=from…`, appended to `path`. */
 export async function appendLines(path: string, from: number, count: number): Promise<void> {
