@@ -1,6 +1,7 @@
 /** `etl top`'s arithmetic on two scrapes: rates, dead letters, and p95 from histogram buckets. */
 import { describe, expect, it } from 'vitest';
-import { baseUrl, bucketQuantile, frame, parseScrape, render } from '../../engine/cli/commands/top.ts';
+import { bucketQuantile, frame, parseScrape, render } from '../../engine/cli/commands/top.ts';
+import { baseUrl } from '../../engine/cli/metrics-url.ts';
 
 const labels = 'pipeline="web",component_id="store",component_kind="sink",component_type="postgres"';
 const scrape = (received: number, buckets: Record<string, number>, lag: Record<string, number>) =>

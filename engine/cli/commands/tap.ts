@@ -2,6 +2,8 @@
  * `etl tap <stage>[.port]`: prints live samples of the records on a port of a running pipeline, one JSON object per
  * line (`{pipeline, stage, port, record, origin}`), from its metrics server's `/tap` (engine/telemetry/tap.ts).
  */
+import { baseUrl } from '../metrics-url.ts';
+
 export interface TapOptions {
   readonly url: string;
   readonly pipeline?: string;
@@ -19,8 +21,7 @@ export async function runTap(target: string, options: TapOptions): Promise<numbe
   const port = dot < 0 ? 'default' : target.slice(dot + 1);
   const query = new URLSearchParams({ stage, port, rate: String(options.rate) });
   if (options.pipeline) query.set('pipeline', options.pipeline);
-  // A URL copied with its `/metrics` (or `/tap`) is the same server.
-  const url = `${options.url.replace(/\/+$/, '').replace(/\/(metrics|tap)$/, '')}/tap?${query}`;
+  const url = `${baseUrl(options.url)}/tap?${query}`;
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   let response: Response;

@@ -4,6 +4,7 @@
  * age of the last checkpoint and the process's memory. Redrawn every `--interval` seconds on the terminal's
  * alternate screen; `q` or Ctrl-C quits. `--once` prints one frame (two scrapes apart) and exits.
  */
+import { baseUrl } from '../metrics-url.ts';
 import parsePrometheusTextFormat, { type PromFamily } from 'parse-prometheus-text-format';
 
 export interface TopOptions {
@@ -178,11 +179,6 @@ function histogramP95(
 }
 
 const count = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
-
-/** The server's address: what the user gave, without a trailing `/metrics` or `/tap` they may have copied. */
-export function baseUrl(url: string): string {
-  return url.replace(/\/+$/, '').replace(/\/(metrics|tap)$/, '');
-}
 
 export function render(f: Frame, url: string, width = 100, live = true): string {
   const lines: string[] = [];

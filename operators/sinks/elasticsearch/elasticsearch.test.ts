@@ -175,6 +175,15 @@ describe('elasticsearch sink', () => {
       { n: 2, request_id: 'r-2', [ORIGIN]: { source: 'push' } },
     ]);
     expect(requests.flat().map((r) => r.id)).toEqual([undefined, undefined]);
+    // A queue message delivered again has the same id: its delivery count is not where it was read.
+    const queued = (deliveries: number): EtlRecord => ({
+      n: 9,
+      [ORIGIN]: { source: 'queue', file: 'LOGS', sequence: 41, deliveries } as EtlRecord[typeof ORIGIN],
+    });
+    await write(sink, [queued(1), queued(2)]);
+    const [first, second] = requests.flat().slice(-2);
+    expect(first?.id).toEqual(expect.any(String));
+    expect(second?.id).toBe(first?.id);
     await sink.close();
     const byField = make({ index: 'plain', id: 'request_id' });
     await byField.sink.open();

@@ -11,6 +11,7 @@ import { Client } from '@elastic/elasticsearch';
 import type { OperatorContext, Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import { type EtlRecord, eventTimeOf, ORIGIN } from '../../../engine/record.ts';
 import { backoffDelay, sleep } from '../../../engine/retry.ts';
+import { originKey } from '../../shared/origin-key.ts';
 import { parseTemplate, type Template } from '../../shared/template.ts';
 import type { ElasticsearchSinkOptions } from './schema.ts';
 
@@ -128,13 +129,10 @@ export class ElasticsearchSink implements Sink {
       const value = record[id];
       return value === undefined || value === null ? undefined : String(value);
     }
-    const origin = record[ORIGIN];
     // Without a locator (a line, an offset, a queue sequence) the origin does not tell records apart: the cluster
-    // picks ids then (a replay adds duplicates), rather than records overwriting one another.
-    if (!origin || !Object.keys(origin).some((key) => key !== 'source' && key !== 'file')) return undefined;
-    return createHash('sha256')
-      .update(`${this.ctx.pipeline}\n${JSON.stringify(origin)}`)
-      .digest('base64url')
-      .slice(0, 32);
+    // picks ids then (a replay adds duplicates), rather than records overwriting one another. Hashed: a file path
+    // may be longer than an id may be.
+    const key = originKey(this.ctx.pipeline, record[ORIGIN]);
+    return key === undefined ? undefined : createHash('sha256').update(key).digest('base64url').slice(0, 32);
   }
 }

@@ -11,6 +11,7 @@ import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { OperatorContext, Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import { type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { backoffDelay, sleep } from '../../../engine/retry.ts';
+import { originKey } from '../../shared/origin-key.ts';
 import { parseTemplate, type Template, valueText } from '../../shared/template.ts';
 import { connectNats } from '../../shared/nats-connect.ts';
 import type { NatsSinkOptions } from './schema.ts';
@@ -186,11 +187,8 @@ class NatsSink implements Sink {
 
   /** An id the same each time the same input is read again: where in the input the record came from. */
   private originId(record: EtlRecord): string | undefined {
-    const origin = record[ORIGIN];
-    if (
-      origin === undefined ||
-      (origin.offset === undefined && origin.sequence === undefined && origin.line === undefined)
-    ) {
+    const key = originKey(this.ctx.pipeline, record[ORIGIN]);
+    if (key === undefined) {
       this.withoutId.inc();
       if (!this.warnedNoId) {
         this.warnedNoId = true;
@@ -198,10 +196,8 @@ class NatsSink implements Sink {
           'records without an origin are published without a message id, so a rerun may publish them again; set message_id',
         );
       }
-      return undefined;
     }
-    const at = origin.sequence ?? origin.offset ?? '';
-    return `${this.ctx.pipeline}/${origin.source}/${origin.file ?? ''}/${at}/${origin.line ?? ''}`;
+    return key;
   }
 
   async close(): Promise<void> {
