@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { createFileSource } from './file.ts';
-import { READ_BUFFER_BYTES } from './lines.ts';
+import { READ_BUFFER_BYTES } from '../../shared/line-reader/lines.ts';
 import type { FilePosition } from './position.ts';
 import type { FileSourceOptions } from './schema.ts';
 import { collectOutput, originOf, testContext, scratchDirs, sourceOptions } from './test-support.ts';

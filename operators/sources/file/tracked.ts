@@ -1,10 +1,10 @@
 /** One file the source knows: its identity, reading state and open descriptor. */
 import type { FileHandle } from 'node:fs/promises';
-import type { ChunkReader, GzipCheck, StreamReader } from './chunks.ts';
+import type { ChunkReader, GzipCheck, StreamReader } from '../../shared/line-reader/chunks.ts';
 import type { Fingerprint } from './fingerprint.ts';
-import type { LineCursor } from './lines.ts';
+import type { LineCursor } from '../../shared/line-reader/lines.ts';
 import type { FileEntry } from './position.ts';
-import type { PumpState } from './pump.ts';
+import type { PumpState } from '../../shared/line-reader/pump.ts';
 
 /**
  * `reading`: visible under a matching path, read as it grows. `rotated`: no matching path leads to it
