@@ -19,7 +19,7 @@ import { type FileEntry, type FilePosition, parsePosition } from './position.ts'
 import { IDLE_FLUSH_MS, pump } from '../../shared/line-reader/pump.ts';
 import { sortForReading } from './rotation.ts';
 import type { FileSourceOptions } from './schema.ts';
-import { entryOf, keyOf, readPosition, type Tracked } from './tracked.ts';
+import { entryOf, inputOf, keyOf, readPosition, type Tracked } from './tracked.ts';
 import { OpenFiles } from './open-files.ts';
 import {
   brokenGzip,
@@ -880,7 +880,7 @@ class FileSource implements Source {
       }
       const { compressed, fingerprint: fp } = await identify(handle, this.options.fingerprint_bytes);
       const t: Tracked = {
-        cursor: newCursor(this.ctx.id, c.path),
+        cursor: newCursor(this.ctx.id, c.path, inputOf(st)),
         carry: null,
         seq: this.seq++,
         dev: st.dev,

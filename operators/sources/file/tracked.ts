@@ -110,3 +110,12 @@ export async function closeTracked(t: Tracked): Promise<void> {
   t.handle = null;
   await handle?.close().catch(() => {});
 }
+
+/**
+ * The records' `input` origin for a file: device and inode, which a rotation's rename keeps, and the creation time
+ * where the file system has one, so that a file made later on a reused inode is another input.
+ */
+export function inputOf(st: { readonly dev: number; readonly ino: number; readonly birthtimeMs: number }): string {
+  const born = Math.trunc(st.birthtimeMs);
+  return born > 0 ? `${st.dev}:${st.ino}:${born}` : `${st.dev}:${st.ino}`;
+}
