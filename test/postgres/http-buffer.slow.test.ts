@@ -141,7 +141,7 @@ spec:
     pushed:
       type: http
       listen: 127.0.0.1:${port}
-      buffer: { path: ${wal}, max_bytes: 16777216, segment_bytes: 262144 }
+      buffer: { path: ${wal}, max_bytes: 33554432, segment_bytes: 262144 }
   operators:
     parsed: { type: parse, inputs: [pushed], format: common }
   sinks:

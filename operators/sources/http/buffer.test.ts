@@ -16,6 +16,7 @@ import { createAjv } from '../../../engine/schema/ajv.ts';
 import { recordingContext } from '../../../test/support/context.ts';
 import { type BufferPosition, parsePosition } from './buffered-intake.ts';
 import { createHttpSource, type HttpSource } from './http.ts';
+import definition from './index.ts';
 import { type HttpSourceOptions, schema } from './schema.ts';
 
 interface Batch {
@@ -160,7 +161,8 @@ describe('http source with a write-ahead buffer', () => {
     const body = `${Array.from({ length: 25 }, (_, i) => JSON.stringify(`big ${i}`)).join('\n')}\n[1]\n`;
     const big = await fetch(first.url, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
     expect(big.status).toBe(200);
-    expect((await post(first.url, lines(100, 5))).status).toBe(200);
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    expect((await post(first.url, lines(100, 5), { traceparent })).status).toBe(200);
     await first.out.sent(30);
     const positions = first.out.batches.map((b) => b.position);
     expect(positions.map((p) => p.record)).toEqual([10, 20, 0, 0]);
@@ -175,6 +177,12 @@ describe('http source with a write-ahead buffer', () => {
       ...lines(100, 5).split('\n'),
     ]);
     expect(second.out.batches.flatMap((b) => b.deadLetters)).toEqual([]);
+    // Read back from the log, the last request still carries its trace context (and so has a batch of its own).
+    expect(second.out.batches.map((b) => [b.records.length, b.traceparent])).toEqual([
+      [10, undefined],
+      [5, undefined],
+      [5, traceparent],
+    ]);
     expect(replayed[0]?.[ORIGIN]).toMatchObject({ source: 'pushed', line: 11 });
     // A new request goes after the replayed ones.
     expect((await post(second.url, lines(200, 1))).status).toBe(200);
@@ -225,6 +233,19 @@ describe('http source with a write-ahead buffer', () => {
     const run = await start(dir, { buffer: { max_bytes: 65536, segment_bytes: 8192 } });
     const res = await post(run.url, lines(0, 5000));
     expect(res.status).toBe(413);
+  });
+
+  it('checks that segments are small enough for the log to drain, and warns of a log smaller than two bodies', () => {
+    const problems = (buffer: Record<string, unknown>) =>
+      (definition.validate?.(options('/tmp', buffer), { inputSchema: undefined }) ?? []).map((p) => [
+        p.path.join('.'),
+        p.severity ?? 'error',
+      ]);
+    expect(problems({ max_bytes: 1 << 30, segment_bytes: 1 << 24 })).toEqual([]);
+    expect(problems({ max_bytes: 1 << 22, segment_bytes: 1 << 21 })).toEqual([
+      ['buffer.segment_bytes', 'error'],
+      ['buffer.max_bytes', 'warning'],
+    ]);
   });
 
   it('refuses to run on a directory another source holds', async () => {

@@ -10,7 +10,7 @@ import type { BatchOptions, SourceOutput } from '../../../engine/operator.ts';
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import type { Decoded } from './body.ts';
 import type { Outcome, SourceIntake, TraceContext } from './intake.ts';
-import { SegmentLog, type SegmentLogOptions } from './wal.ts';
+import { HEADER_BYTES, SegmentLog, type SegmentLogOptions } from './wal.ts';
 
 /** Entries appended in this run are kept decoded until sent, up to this many bytes (as encoded); past it they are read back. */
 const DECODED_CACHE_BYTES = 32 * 1024 * 1024;
@@ -253,7 +253,7 @@ export class BufferedIntake implements SourceIntake {
   private async cursorAt(log: SegmentLog, offset: number, skip: number): Promise<Cursor | undefined> {
     const kept = this.decoded.get(offset);
     if (kept) {
-      return { entry: kept.entry, offset, next: offset + 8 + kept.size, sent: skip, started: skip > 0 };
+      return { entry: kept.entry, offset, next: offset + HEADER_BYTES + kept.size, sent: skip, started: skip > 0 };
     }
     const read = await log.read(offset);
     if (!read) return undefined;

@@ -24,7 +24,8 @@ import { crc32 } from 'node:zlib';
 import { EtlError } from '../../../engine/errors.ts';
 import { LockFile } from '../../../engine/lock.ts';
 
-const HEADER_BYTES = 8;
+/** Length and checksum before each payload. */
+export const HEADER_BYTES = 8;
 const SEGMENT_SUFFIX = '.wal';
 const SEGMENT_NAME = /^(\d{20})\.wal$/;
 
