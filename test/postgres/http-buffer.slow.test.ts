@@ -4,6 +4,7 @@
  * shortly after answering a few requests 200; each rerun replays what was answered but not committed. In the end
  * every line answered 200 is in the table exactly once, no line answered otherwise than 200 and unanswered ones at
  * most once, and no line twice. The buffer does not wait for commits, so kills land between an answer and its commit.
+ * A second `etl apply` given the same buffer directory while the first runs is refused.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -130,9 +131,7 @@ describe('http source with a write-ahead buffer through etl apply', () => {
     const port = await freePort();
     const pipeline = join(dir, 'pipeline.yaml');
     const wal = join(dir, 'wal');
-    await writeFile(
-      pipeline,
-      `apiVersion: etl/v1
+    const document = `apiVersion: etl/v1
 kind: Pipeline
 metadata: { name: walcrash }
 spec:
@@ -146,8 +145,8 @@ spec:
     parsed: { type: parse, inputs: [pushed], format: common }
   sinks:
     store: { type: postgres, inputs: [parsed], url: "${PG_URL}", schema: ${schema}, table: access_logs }
-`,
-    );
+`;
+    await writeFile(pipeline, document);
     const url = `http://127.0.0.1:${port}/ingest`;
     const outcomes: Outcomes = { acked: new Set(), refused: new Set(), unanswered: new Set() };
     const table = `"${schema}".access_logs`;
@@ -162,6 +161,21 @@ spec:
         run.listening,
         run.exited.then((code) => Promise.reject(new Error(`exited ${code}: ${run.stderr()}`))),
       ]);
+      if (kill === 0) {
+        // Another process (its own pipeline, data directory, port and table) given the same buffer directory is refused.
+        const other = join(dir, 'other.yaml');
+        await writeFile(
+          other,
+          document
+            .replace('name: walcrash', 'name: walother')
+            .replace(join(dir, '.etl'), join(dir, '.etl-other'))
+            .replace('table: access_logs', 'table: other_logs')
+            .replace(`127.0.0.1:${port}`, `127.0.0.1:${await freePort()}`),
+        );
+        const refused = apply(other);
+        expect(await refused.exited).not.toBe(0);
+        expect(refused.stderr()).toContain(join(wal, 'lock'));
+      }
       // Killed once a random number of requests (2 to 12) have been answered 200 in this run.
       const target = 2 + Math.floor(random() * 11);
       let acks = 0;
