@@ -6,6 +6,9 @@
  * Stopping: new requests are answered 503 with Retry-After, waiting ones too; requests already sent downstream
  * are answered once the final checkpoint has committed (200) or the run has ended without it (500); `close`
  * waits for those answers, then closes the server.
+ *
+ * With `buffer` the intake is buffered-intake.ts: a request is answered once in the write-ahead log (wal.ts),
+ * opened (and locked) before the server listens; stopping answers the appends under way, then closes the log.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
