@@ -5,7 +5,7 @@
  * from the middle of a large request), a full log answers 503 with Retry-After until a commit frees segments,
  * and two sources cannot share a directory (test/postgres/http-buffer.slow.test.ts crashes the real CLI).
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BatchOptions, Emitted, SourceOutput } from '../../../engine/operator.ts';
 import { type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { createAjv } from '../../../engine/schema/ajv.ts';
-import { recordingContext } from '../../../test/support/context.ts';
+import { type RecordingContext, recordingContext } from '../../../test/support/context.ts';
 import { type BufferPosition, parsePosition } from './buffered-intake.ts';
 import { createHttpSource, type HttpSource } from './http.ts';
 import definition from './index.ts';
@@ -66,6 +66,7 @@ interface Running {
   readonly url: string;
   readonly source: HttpSource;
   readonly out: Output;
+  readonly ctx: RecordingContext;
   stop(): Promise<void>;
 }
 
@@ -110,7 +111,7 @@ async function start(
   };
   cleanups.push(stop);
   const { port } = await source.listening;
-  return { url: `http://127.0.0.1:${port}/ingest`, source, out, stop };
+  return { url: `http://127.0.0.1:${port}/ingest`, source, out, ctx, stop };
 }
 
 function lines(from: number, count: number): string {
@@ -226,6 +227,27 @@ describe('http source with a write-ahead buffer', () => {
     run.out.committed?.(run.out.batches.at(-1)?.position);
     await expect.poll(segments).toBeLessThan(before);
     expect((await post(run.url, lines(0, 50))).status).toBe(200);
+  });
+
+  it('cuts a torn tail on start with a warning, and sends on only the entries that check out', async () => {
+    const dir = await tempDir();
+    const first = await start(dir);
+    expect((await post(first.url, lines(0, 2))).status).toBe(200);
+    expect((await post(first.url, lines(2, 2))).status).toBe(200);
+    await first.out.sent(4);
+    await first.stop();
+    // A third entry cut short by a crash: its header and part of its payload.
+    const [segment] = (await readdir(join(dir, 'wal'))).filter((n) => n.endsWith('.wal'));
+    const header = Buffer.alloc(8);
+    header.writeUInt32BE(500, 0);
+    await appendFile(join(dir, 'wal', segment as string), Buffer.concat([header, Buffer.from('{"b":12,"r":[[{"mess')]));
+
+    const second = await start(dir);
+    const warning = await second.ctx.logged('truncated');
+    expect(warning.level).toBe('warn');
+    expect(warning.fields).toMatchObject({ dropped_bytes: 28 });
+    expect((await post(second.url, lines(4, 1))).status).toBe(200);
+    expect((await second.out.sent(5)).map((r) => r.message)).toEqual(lines(0, 5).split('\n'));
   });
 
   it('answers 413 for a request that would not fit in the whole log', async () => {
