@@ -13,9 +13,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
 import Fastify from 'fastify';
 import type { Source, SourceContext, SourceOutput } from '../../../engine/operator.ts';
-import { join, resolve } from 'node:path';
 import { BufferedIntake } from './buffered-intake.ts';
 import { Intake, type SourceIntake } from './intake.ts';
 import { registerIngestRoute } from './route.ts';
