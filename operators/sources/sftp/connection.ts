@@ -23,7 +23,10 @@ export async function readCredentials(options: SftpSourceOptions, baseDir: strin
   try {
     return { privateKey: await readFile(path) };
   } catch (error) {
-    throw new EtlError('ETL_CFG_INVALID', `cannot read the private key ${path} (private_key_path): ${errorMessage(error)}`);
+    throw new EtlError(
+      'ETL_CFG_INVALID',
+      `cannot read the private key ${path} (private_key_path): ${errorMessage(error)}`,
+    );
   }
 }
 
@@ -103,9 +106,12 @@ export class Session {
           { cause: error },
         );
       }
-      throw Object.assign(new Error(`cannot connect to the SFTP server at ${where}: ${errorMessage(error)}`, { cause: error }), {
-        retriable: true,
-      });
+      throw Object.assign(
+        new Error(`cannot connect to the SFTP server at ${where}: ${errorMessage(error)}`, { cause: error }),
+        {
+          retriable: true,
+        },
+      );
     }
     return session;
   }

@@ -81,11 +81,20 @@ export default defineSource<typeof schema, SftpSourceOptions>({
       problems.push({
         path: [],
         message: 'no way to log in: give private_key_path, private_key or password',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the hint shows the interpolation syntax
         hint: 'private_key_path: /path/to/id_ed25519, or private_key: ${secret:SFTP_PRIVATE_KEY}',
       });
     }
-    if (options.passphrase !== undefined && options.private_key_path === undefined && options.private_key === undefined) {
-      problems.push({ path: ['passphrase'], message: 'passphrase without a private key', hint: 'add private_key_path' });
+    if (
+      options.passphrase !== undefined &&
+      options.private_key_path === undefined &&
+      options.private_key === undefined
+    ) {
+      problems.push({
+        path: ['passphrase'],
+        message: 'passphrase without a private key',
+        hint: 'add private_key_path',
+      });
     }
     if (!options.follow && options.poll_interval_seconds !== defaults.poll_interval_seconds) {
       problems.push({

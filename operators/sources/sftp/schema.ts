@@ -43,22 +43,25 @@ export const schema = {
       type: 'string',
       minLength: 1,
       writeOnly: true,
-      description:
-        'The private key itself (the text of the key file), read from an environment variable: ' +
-        '`${secret:SFTP_PRIVATE_KEY}`. Give this or `private_key_path`.',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the description shows the interpolation syntax
+      description: 'The text of the private key, from a secret: `${secret:SFTP_PRIVATE_KEY}`. Or `private_key_path`.',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the example shows the interpolation syntax
       examples: ['${secret:SFTP_PRIVATE_KEY}'],
     },
     passphrase: {
       type: 'string',
       writeOnly: true,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the description shows the interpolation syntax
       description: 'Passphrase of an encrypted private key, from a secret: `${secret:SFTP_KEY_PASSPHRASE}`.',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the example shows the interpolation syntax
       examples: ['${secret:SFTP_KEY_PASSPHRASE}'],
     },
     password: {
       type: 'string',
       writeOnly: true,
-      description:
-        'Password, from a secret (`${secret:SFTP_PASSWORD}`): tried when there is no key, or after the key was refused.',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the description shows the interpolation syntax
+      description: 'Password, from a secret (`${secret:SFTP_PASSWORD}`): tried without a key, or when it is refused.',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the example shows the interpolation syntax
       examples: ['${secret:SFTP_PASSWORD}'],
     },
     host_key_fingerprint: {
