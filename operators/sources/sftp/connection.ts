@@ -99,19 +99,17 @@ export class Session {
         );
       }
       const level = (error as { level?: unknown }).level;
-      if (level === 'client-authentication' || /authentication methods failed/i.test(errorMessage(error))) {
+      // The library prefixes the step it was at (`getConnection: …`), which says nothing to a user.
+      const reason = errorMessage(error).replace(/^(getConnection|connect)(: |->)/, '');
+      if (level === 'client-authentication' || /authentication methods failed/i.test(reason)) {
         throw new EtlError(
           'ETL_RUN_SOURCE_FAILED',
-          `the SFTP server at ${where} refused the login of ${options.username}: ${errorMessage(error)}`,
+          `the SFTP server at ${where} refused the login of ${options.username}: ${reason}`,
           { cause: error },
         );
       }
-      throw Object.assign(
-        new Error(`cannot connect to the SFTP server at ${where}: ${errorMessage(error)}`, { cause: error }),
-        {
-          retriable: true,
-        },
-      );
+      const failure = new Error(`cannot connect to the SFTP server at ${where}: ${reason}`, { cause: error });
+      throw Object.assign(failure, { retriable: true });
     }
     return session;
   }

@@ -176,6 +176,32 @@ describe.skipIf(missing !== undefined)(`sftp source against OpenSSH${missing ? `
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  it('refuses a login the server refuses, at once and naming the user', async () => {
+    // The host key is a valid key the server does not accept for logins.
+    const opts = options(remoteDir(), { private_key_path: join(sshd.userKeyPath, '..', 'host_key') });
+    await expect(readOnce(opts)).rejects.toThrow(
+      `the SFTP server at 127.0.0.1:${sshd.port} refused the login of ${sshd.user}: All configured authentication methods failed`,
+    );
+  });
+
+  it('reports a corrupt gzip file as an input error and reads the other files', async () => {
+    const dir = remoteDir();
+    const zipped = gzipSync(`${lines('z', 2000).join('\n')}\n`);
+    // Damage in the middle of the deflate data (after the 10-byte header, before the trailer).
+    zipped.fill(0xff, Math.floor(zipped.length / 2), Math.floor(zipped.length / 2) + 16);
+    writeFileSync(join(dir, 'a.log.gz'), zipped);
+    writeFileSync(join(dir, 'b.log'), 'fine\n');
+    const first = await readOnce(options(dir));
+    expect(first.inputErrors).toHaveLength(1);
+    expect(first.inputErrors[0]?.reason).toMatch(/^gzip data is corrupt: .*; the lines before that point were emitted/);
+    expect(first.inputErrors[0]?.where).toMatchObject({ file: join(dir, 'a.log.gz') });
+    expect(first.messages).toContain('fine');
+    // Not read again while it stays as it is.
+    const second = await readOnce(options(dir), first.lastPosition);
+    expect(second.inputErrors).toEqual([]);
+    expect(second.messages).toEqual([]);
+  });
+
   it('says when the directory does not exist', async () => {
     await expect(readOnce(options(join(sshd.root, 'no-such-dir')))).rejects.toThrow(
       `cannot list directory ${join(sshd.root, 'no-such-dir')} on the SFTP server`,
