@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { Logger } from '../../../engine/operator.ts';
@@ -37,6 +38,8 @@ export function fingerprintOf(hostKey: Buffer): string {
 
 export class Session {
   readonly client: SftpClient;
+  /** The SFTP channel itself, for the pipelined range reads (range-reader.ts); set once connected. */
+  sftp: SFTPWrapper | undefined;
   private closedAt: number | undefined;
 
   private constructor(client: SftpClient) {
@@ -68,7 +71,7 @@ export class Session {
     const expected = options.insecure_accept_any_host_key ? undefined : options.host_key_fingerprint;
     let refusedKey: string | undefined;
     try {
-      await client.connect({
+      session.sftp = await client.connect({
         host: options.host,
         port: options.port,
         username: options.username,

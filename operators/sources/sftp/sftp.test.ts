@@ -3,13 +3,15 @@
  * new, grown and gzip files, resuming from a position, a wrong host key, a connection cut mid-file.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectOutput, originOf, testContext } from '../file/test-support.ts';
+import SftpClient from 'ssh2-sftp-client';
 import definition from './index.ts';
+import { RemoteRangeReader } from './range-reader.ts';
 import type { SftpSourceOptions } from './schema.ts';
 import { createSftpSource } from './sftp.ts';
 import { type Relay, type Sshd, sshdMissing, startRelay, startSshd } from './test-sshd.ts';
@@ -202,6 +204,33 @@ describe.skipIf(missing !== undefined)(`sftp source against OpenSSH${missing ? `
     expect(second.messages).toEqual([]);
   });
 
+  it('reads byte ranges with requests in flight, in order, ending early where the file ends', async () => {
+    const dir = remoteDir();
+    const content = randomBytes(700 * 1024);
+    writeFileSync(join(dir, 'blob'), content);
+    const client = new SftpClient();
+    const sftp = await client.connect({
+      host: '127.0.0.1',
+      port: sshd.port,
+      username: sshd.user,
+      privateKey: readFileSync(sshd.userKeyPath),
+    });
+    const read = async (start: number, end: number) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of new RemoteRangeReader(sftp, join(dir, 'blob'), start, end)) chunks.push(chunk);
+      return Buffer.concat(chunks);
+    };
+    try {
+      expect((await read(0, content.length)).equals(content)).toBe(true);
+      expect((await read(1000, 300_000)).equals(content.subarray(1000, 300_000))).toBe(true);
+      // A range past the end (the file shrank since it was listed) ends with the file.
+      expect((await read(650_000, 2_000_000)).equals(content.subarray(650_000))).toBe(true);
+      expect((await read(5, 5)).length).toBe(0);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('says when the directory does not exist', async () => {
     await expect(readOnce(options(join(sshd.root, 'no-such-dir')))).rejects.toThrow(
       `cannot list directory ${join(sshd.root, 'no-such-dir')} on the SFTP server`,
@@ -210,10 +239,11 @@ describe.skipIf(missing !== undefined)(`sftp source against OpenSSH${missing ? `
 
   it('reconnects when the connection is lost in the middle of a file, and reads every line once', async () => {
     const dir = remoteDir();
-    // Random payloads, so that neither file (the gzip one included) arrives whole before the cut.
+    // Random payloads, so that neither file (the gzip one included, about 2 MB) arrives whole before the cut: the
+    // source has 1 MiB of reads in flight.
     const noisy = (prefix: string, count: number) => lines(prefix, count).map((l) => `${l} ${randomHex()}`);
-    const all = noisy('x', 20000);
-    const zipped = noisy('z', 20000);
+    const all = noisy('x', 40000);
+    const zipped = noisy('z', 60000);
     writeFileSync(join(dir, 'big.log'), `${all.join('\n')}\n`);
     writeFileSync(join(dir, 'big.log.gz'), gzipSync(`${zipped.join('\n')}\n`));
     let relay: Relay | undefined;

@@ -11,6 +11,7 @@ import { Transform, type TransformCallback, pipeline, type Readable } from 'node
 import { posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import picomatch from 'picomatch';
+import type { SFTPWrapper } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
 import { EtlError, errorMessage, isRetriable } from '../../../engine/errors.ts';
 import type { Source, SourceContext, SourceOutput } from '../../../engine/operator.ts';
@@ -20,6 +21,7 @@ import { StreamReader } from '../file/chunks.ts';
 import { allocateReadBuffer, Batch, type LineCursor, newCursor } from '../file/lines.ts';
 import { IDLE_FLUSH_MS, type PumpState, pump } from '../file/pump.ts';
 import { type Credentials, readCredentials, Session } from './connection.ts';
+import { RemoteRangeReader } from './range-reader.ts';
 import type { SftpSourceOptions } from './schema.ts';
 
 /** A matching file as the listing showed it. */
@@ -213,7 +215,7 @@ class SftpSource implements Source {
     if (!file.gzip && start >= file.size) return this.finish(file, cursor, out, new Batch(1));
     let remote: Readable;
     try {
-      remote = session.client.createReadStream(file.path, file.gzip ? { start: 0 } : { start, end: file.size - 1 });
+      remote = new RemoteRangeReader(session.sftp as SFTPWrapper, file.path, file.gzip ? 0 : start, file.size);
       await opened(remote);
     } catch (error) {
       if (!session.alive) throw error;
