@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collectOutput, originOf, testContext } from '../file/test-support.ts';
+import { collectOutput, originOf, testContext } from '../../../test/support/source-output.ts';
 import SftpClient from 'ssh2-sftp-client';
 import definition from './index.ts';
 import { RemoteRangeReader } from './range-reader.ts';

@@ -5,7 +5,7 @@
  * each file is one step: a step that fails because the connection was lost reconnects (the engine's retrier)
  * and resumes after the last line emitted, so nothing is read twice or lost.
  *
- * The line splitting and read loop are the file source's (as the stdin source uses them).
+ * The line splitting and read loop are the ones the file and stdin sources use (operators/shared/line-reader).
  */
 import { Transform, type TransformCallback, pipeline, type Readable } from 'node:stream';
 import { posix } from 'node:path';
@@ -17,9 +17,9 @@ import { EtlError, errorMessage, isRetriable } from '../../../engine/errors.ts';
 import type { Source, SourceContext, SourceOutput } from '../../../engine/operator.ts';
 import { retry, sleep } from '../../../engine/retry.ts';
 import { parseRemoteInputsPosition, type RemoteInput, type RemoteInputsPosition } from '../../shared/remote-inputs.ts';
-import { StreamReader } from '../file/chunks.ts';
-import { allocateReadBuffer, Batch, type LineCursor, newCursor } from '../file/lines.ts';
-import { IDLE_FLUSH_MS, type PumpState, pump } from '../file/pump.ts';
+import { StreamReader } from '../../shared/line-reader/chunks.ts';
+import { allocateReadBuffer, Batch, type LineCursor, newCursor } from '../../shared/line-reader/lines.ts';
+import { IDLE_FLUSH_MS, type PumpState, pump } from '../../shared/line-reader/pump.ts';
 import { type Credentials, readCredentials, Session } from './connection.ts';
 import { RemoteRangeReader } from './range-reader.ts';
 import type { SftpSourceOptions } from './schema.ts';
@@ -208,7 +208,15 @@ class SftpSource implements Source {
   /** Reads `file` from where its entry says, to the size it was listed with. Run again after a lost connection. */
   private async read(session: Session, file: Listed, out: SourceOutput): Promise<void> {
     const known = this.inputs.get(file.path);
-    const cursor = newCursor(this.ctx.id, file.path, known?.offset ?? 0, known?.line ?? 0, known?.skipping === true);
+    // No `input` identity: a remote file is known by its path only (a renamed file is a new file).
+    const cursor = newCursor(
+      this.ctx.id,
+      file.path,
+      undefined,
+      known?.offset ?? 0,
+      known?.line ?? 0,
+      known?.skipping === true,
+    );
     const state: PumpState = { cursor, carry: null };
     const start = cursor.offset;
     // A plain file is read from the end of its last complete line; an empty range has nothing to read.
