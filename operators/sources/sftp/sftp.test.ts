@@ -56,6 +56,29 @@ describe('sftp source definition', () => {
   });
 });
 
+describe('sftp source position', () => {
+  const opts = {
+    host: 'h',
+    username: 'u',
+    directory: 'd',
+    private_key_path: 'k',
+    insecure_accept_any_host_key: true,
+  };
+  it('refuses, before any connection, a checkpoint position that is not one of its own', () => {
+    if (!validateOptions(opts)) throw new Error(ajv.errorsText(validateOptions.errors));
+    const create = (restoredPosition: unknown) =>
+      createSftpSource(opts as SftpSourceOptions, testContext({ restoredPosition }));
+    expect(() => create({ files: [] })).toThrow(
+      'the checkpoint\'s position for source src is not a position of the sftp source: {"files":[]} has no list of inputs',
+    );
+    expect(() => create({ inputs: [{ path: '/a', size: -1, mtime_ms: 0, offset: 0, line: 0 }] })).toThrow(
+      'is not a remote input',
+    );
+    const entry = { path: '/a', size: 10, mtime_ms: 1, offset: 4, line: 1, complete: true };
+    expect(() => create({ inputs: [entry] })).not.toThrow();
+  });
+});
+
 describe.skipIf(missing !== undefined)(`sftp source against OpenSSH${missing ? ` (skipped: ${missing})` : ''}`, () => {
   let sshd: Sshd;
   let dirs = 0;

@@ -16,7 +16,7 @@ import type SftpClient from 'ssh2-sftp-client';
 import { EtlError, errorMessage, isRetriable } from '../../../engine/errors.ts';
 import type { Source, SourceContext, SourceOutput } from '../../../engine/operator.ts';
 import { retry, sleep } from '../../../engine/retry.ts';
-import { parseRemoteInputsPosition, type RemoteInput, type RemoteInputsPosition } from '../../shared/remote-inputs.ts';
+import { parseRemoteInputsPosition, type RemoteInput, type RemoteInputsPosition } from './position.ts';
 import { StreamReader } from '../../shared/line-reader/chunks.ts';
 import { allocateReadBuffer, Batch, type LineCursor, newCursor } from '../../shared/line-reader/lines.ts';
 import { IDLE_FLUSH_MS, type PumpState, pump } from '../../shared/line-reader/pump.ts';

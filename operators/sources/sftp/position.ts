@@ -1,7 +1,7 @@
 /**
- * The checkpoint position of a source that reads files it lists on a remote server (an SFTP directory, an S3
- * prefix): which inputs it has read, how far, and what each looked like then, so that a rerun reads only what is
- * new: the grown tail of a plain file, a file that appeared, or one replaced under the same name.
+ * The sftp source's checkpoint position: which remote files it has read, how far, and what each looked like then,
+ * so that a rerun reads only what is new: the grown tail of a plain file, a file that appeared, or one replaced
+ * under the same name. (The s3 source, built alongside, keeps its own ledger: object keys never grow.)
  */
 
 export interface RemoteInput {
