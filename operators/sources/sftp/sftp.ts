@@ -142,7 +142,9 @@ class SftpSource implements Source {
 
   private async connected(): Promise<Session> {
     if (this.session?.alive) return this.session;
-    await this.session?.close();
+    const dead = this.session;
+    this.session = undefined;
+    await dead?.close();
     this.session = await Session.open(this.options, this.credentials ?? {}, this.ctx.logger);
     return this.session;
   }
