@@ -145,6 +145,8 @@ describe('YAML examples in the READMEs', () => {
           SMTP_URL: 'smtp://alerts:password@mail.example.com:587',
           ELASTICSEARCH_URL: 'https://etl:password@es.example.com:9200',
           INGEST_KEY: 'readme-example-ingest-key',
+          S3_ACCESS_KEY_ID: 'readme-example-access-key',
+          S3_SECRET_ACCESS_KEY: 'readme-example-secret-key',
         },
       });
       const errors = diagnostics.filter((d) => d.severity === 'error');
