@@ -10,6 +10,8 @@ const defaults = {
   compression: 'gzip',
   time_field: 'timestamp',
   partition: 'hour',
+  roll_interval_seconds: 300,
+  roll_max_mib: 128,
   part_size_mib: 8,
   upload_concurrency: 4,
 } as const satisfies Omit<S3SinkOptions, 'bucket'>;

@@ -35,7 +35,7 @@ function lines(from: number, count: number): string {
   return out;
 }
 
-async function setup(checkpointSeconds: number) {
+async function setup(checkpointSeconds: number, rollSeconds = 300) {
   const logs = await server.bucket();
   const archive = await server.bucket();
   const dir = mkdtempSync(join(tmpdir(), 'etl-s3-e2e-'));
@@ -57,7 +57,7 @@ spec:
   operators:
     parsed: { type: parse, inputs: [logs], format: combined }
   sinks:
-    archive: { type: s3, inputs: [parsed], ${connection(archive)}, prefix: "parsed/" }
+    archive: { type: s3, inputs: [parsed], ${connection(archive)}, prefix: "parsed/", roll_interval_seconds: ${rollSeconds} }
 `,
   );
   const client = server.client(logs);
@@ -121,7 +121,8 @@ describe('s3 → parse → s3 through etl apply', () => {
   });
 
   it('stores every line exactly once after a process killed mid-run is run again', async () => {
-    const run = await setup(0.2);
+    // Objects gather over several checkpoints: the kill finds some uploaded, some open, maybe one sealed.
+    const run = await setup(0.2, 1);
     await run.put('nginx/big-1.log.gz', gzipSync(lines(0, 30_000)));
     await run.put('nginx/big-2.log', Buffer.from(lines(30_000, 30_000)));
     const { child, done } = run.start();

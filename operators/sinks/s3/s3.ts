@@ -1,11 +1,14 @@
 /**
  * The `s3` sink. Records are encoded (JSON lines or CSV), grouped by the partition their time falls in, and
  * staged on the local disk, one file per partition, under `<data_dir>/s3-sink/<stage>/open/`. At a checkpoint,
- * `prepareCommit` syncs the files and renames the folder after the snapshot id; once the engine has recorded
- * the snapshot, `commit` uploads each file (multipart when large) under a key made of the pipeline, the stage,
- * the lineage (made on a run without a checkpoint, kept by every rerun) and the snapshot id, and removes the
- * folder. A rerun's `restore` uploads again what a crash left staged for a recorded snapshot (the same keys, the
- * same bytes: nothing twice) and drops what was staged for a snapshot never recorded (the sources read it again).
+ * `prepareCommit` syncs the files and records their lengths (the file sink's way: a rerun truncates them back),
+ * and moves those old or large enough (all of them at the end of a run) into a folder named after the snapshot
+ * id: sealed. Once the engine has recorded the snapshot, `commit` uploads each sealed file (multipart when
+ * large) under a key made of the pipeline, the stage, the lineage (made on a run without a checkpoint, kept by
+ * every rerun) and the snapshot id, and removes the folder. A rerun's `restore` uploads again what a crash left
+ * sealed for a recorded snapshot (the same keys, the same bytes: nothing twice), takes back the open files at
+ * their recorded lengths (from a folder sealed for a snapshot never recorded, if need be), and drops the rest:
+ * the sources read it again.
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -27,23 +30,35 @@ const gzipAsync = promisify(gzip);
 /** Staged text is compressed and written out past this many bytes: few large writes, bounded memory. */
 const WRITE_THRESHOLD_BYTES = 1 << 20;
 const HOUR_MS = 3_600_000;
-/** The staging folder of the writes not yet cut into a snapshot. */
+/** The staging folder of the objects still gathering records. */
 const OPEN_DIR = 'open';
+/** Where `restore` gathers the open files it takes back, before they become `open/` again. */
+const RESTORING_DIR = 'restoring';
 
 /** What a checkpoint records. */
 export interface S3SinkState {
   /** Part of every key: tells this lineage of runs from an earlier one that started over without a checkpoint. */
   readonly lineage: string;
   readonly snapshot: number;
-  /** The keys of the objects the snapshot holds. */
+  /** The keys of the objects the snapshot sealed (uploaded at its commit). */
   readonly keys: readonly string[];
+  /** The objects still gathering records: their staged bytes at the checkpoint. */
+  readonly open: readonly OpenObject[];
   /** CSV columns in use, so that a rerun writes the same ones. */
   readonly fields?: readonly string[];
+}
+
+export interface OpenObject {
+  readonly partition: string;
+  readonly bytes: number;
+  /** When its first record was staged, epoch ms. */
+  readonly started_at: number;
 }
 
 /** One partition's staged file. */
 interface Staged {
   readonly partition: string;
+  startedAt: number;
   handle: FileHandle | undefined;
   /** Bytes on disk. */
   bytes: number;
@@ -71,6 +86,8 @@ class S3Sink implements Sink {
   private readonly uploadedObjects: { inc(value?: number): void };
   private readonly uploadedBytes: { inc(value?: number): void };
   private closed = false;
+  /** Set by `flush`: the run's last checkpoint seals every open object. */
+  private sealAll = false;
 
   constructor(options: S3SinkOptions, ctx: OperatorContext) {
     this.options = options;
@@ -101,14 +118,61 @@ class S3Sink implements Sink {
     const saved = isState(state) ? state : undefined;
     this.lineage = saved?.lineage ?? randomBytes(4).toString('hex');
     if (saved?.fields && !this.options.fields && this.csv) this.csv.restoreFields(saved.fields);
+    const recorded = saved !== undefined && snapshotId !== undefined ? snapshotId : undefined;
+    const unrecorded: number[] = [];
     for (const entry of await readdir(this.stagingDir)) {
       const id = Number(entry);
-      if (saved !== undefined && snapshotId !== undefined && Number.isSafeInteger(id) && id <= snapshotId) {
+      if (!Number.isSafeInteger(id) || String(id) !== entry) continue;
+      if (recorded !== undefined && id <= recorded) {
         // Recorded, and its upload did not finish: upload it (again) under the same keys.
-        this.ctx.logger.info('uploading what a previous run staged for a recorded checkpoint', { snapshot: id });
+        this.ctx.logger.info('uploading what a previous run sealed for a recorded checkpoint', { snapshot: id });
         await this.upload(id);
-      } else await rm(join(this.stagingDir, entry), { recursive: true, force: true });
+      } else unrecorded.push(id);
     }
+    // The files open at the checkpoint: still in open/, or sealed since by a snapshot never recorded (the
+    // first such folder holding the partition; open/ then holds a newer file of it, started after the seal).
+    const wanted = new Map((saved?.open ?? []).map((object) => [object.partition, object]));
+    const found = new Map<string, string>();
+    for (const folder of [...unrecorded.sort((a, b) => a - b).map(String), OPEN_DIR]) {
+      let names: string[] = [];
+      try {
+        names = await readdir(join(this.stagingDir, folder));
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const partition = partitionOfStaged(name);
+        if (wanted.has(partition) && !found.has(partition)) found.set(partition, join(this.stagingDir, folder, name));
+      }
+    }
+    const restoring = join(this.stagingDir, RESTORING_DIR);
+    await rm(restoring, { recursive: true, force: true });
+    await mkdir(restoring);
+    for (const [partition, path] of found) await rename(path, join(restoring, stagedName(partition)));
+    for (const entry of await readdir(this.stagingDir)) {
+      if (entry !== RESTORING_DIR) await rm(join(this.stagingDir, entry), { recursive: true, force: true });
+    }
+    await rename(restoring, join(this.stagingDir, OPEN_DIR));
+    for (const [partition, object] of wanted) {
+      if (!found.has(partition)) {
+        throw new EtlError(
+          'ETL_STATE_MISMATCH',
+          `the checkpoint holds ${object.bytes} staged bytes of partition ${partition} that ${this.stagingDir} no ` +
+            'longer has (was the data directory changed?)',
+        );
+      }
+      const handle = await open(join(this.stagingDir, OPEN_DIR, stagedName(partition)), 'r+');
+      await handle.truncate(object.bytes);
+      this.staged.set(partition, {
+        partition,
+        startedAt: object.started_at,
+        handle,
+        bytes: object.bytes,
+        pending: '',
+        pendingBytes: 0,
+      });
+    }
+    await syncDir(this.stagingDir);
   }
 
   async write(records: EtlRecord[], ctx: SinkWriteContext): Promise<void> {
@@ -131,7 +195,7 @@ class S3Sink implements Sink {
     for (const [partition, group] of groups) {
       const text = this.encoder.encode(group, ctx);
       if (text === '') continue;
-      const staged = this.staged.get(partition) ?? newStaged(partition);
+      const staged = this.staged.get(partition) ?? newStaged(partition, Date.now());
       const header = staged.bytes === 0 && staged.pending === '' ? this.encoder.header() : '';
       texts.push({ staged, text: header + text });
     }
@@ -161,29 +225,50 @@ class S3Sink implements Sink {
   }
 
   async prepareCommit(snapshot: { readonly id: number }): Promise<S3SinkState> {
-    const keys: string[] = [];
+    const now = Date.now();
+    const rollMs = this.options.roll_interval_seconds * 1000;
+    const rollBytes = this.options.roll_max_mib * 1024 * 1024;
+    const sealed: Staged[] = [];
+    const open: OpenObject[] = [];
     for (const staged of this.staged.values()) {
       if (staged.pending !== '') await this.writeOut(staged, staged.pending);
       staged.pending = '';
       staged.pendingBytes = 0;
       await staged.handle?.sync();
-      await staged.handle?.close();
-      staged.handle = undefined;
-      keys.push(this.keyOf(staged.partition, snapshot.id));
+      if (this.sealAll || now - staged.startedAt >= rollMs || staged.bytes >= rollBytes) sealed.push(staged);
+      else open.push({ partition: staged.partition, bytes: staged.bytes, started_at: staged.startedAt });
     }
-    if (this.staged.size > 0) {
+    if (sealed.length > 0) {
       const target = join(this.stagingDir, String(snapshot.id));
       await rm(target, { recursive: true, force: true });
-      await rename(join(this.stagingDir, OPEN_DIR), target);
+      await mkdir(target);
+      for (const staged of sealed) {
+        await staged.handle?.close();
+        staged.handle = undefined;
+        const name = stagedName(staged.partition);
+        await rename(join(this.stagingDir, OPEN_DIR, name), join(target, name));
+        this.staged.delete(staged.partition);
+      }
+      await syncDir(target);
+      await syncDir(join(this.stagingDir, OPEN_DIR));
       await syncDir(this.stagingDir);
-      this.staged.clear();
     }
     return {
       lineage: this.lineage,
       snapshot: snapshot.id,
-      keys,
+      keys: sealed.map((staged) => this.keyOf(staged.partition, snapshot.id)),
+      open,
       ...(this.csv?.fields ? { fields: this.csv.fields } : {}),
     };
+  }
+
+  /**
+   * The run's last batch is in: its last checkpoint uploads every object, however young; asked for, since
+   * checkpoints are skipped when nothing was written since the previous one, which left these objects open.
+   */
+  async flush(): Promise<void> {
+    this.sealAll = true;
+    if (this.staged.size > 0) this.ctx.requestCheckpoint();
   }
 
   async commit(snapshot: { readonly id: number }): Promise<void> {
@@ -280,8 +365,8 @@ class S3Sink implements Sink {
   }
 }
 
-function newStaged(partition: string): Staged {
-  return { partition, handle: undefined, bytes: 0, pending: '', pendingBytes: 0 };
+function newStaged(partition: string, startedAt: number): Staged {
+  return { partition, startedAt, handle: undefined, bytes: 0, pending: '', pendingBytes: 0 };
 }
 
 /** A partition's staged file name: its key path with `/` as `~` (a partition name never holds `~`). */
@@ -315,6 +400,15 @@ function isState(value: unknown): value is S3SinkState {
     typeof s.lineage === 'string' &&
     Number.isSafeInteger(s.snapshot) &&
     Array.isArray(s.keys) &&
+    Array.isArray(s.open) &&
+    s.open.every(
+      (o: unknown) =>
+        o !== null &&
+        typeof o === 'object' &&
+        typeof (o as OpenObject).partition === 'string' &&
+        Number.isSafeInteger((o as OpenObject).bytes) &&
+        typeof (o as OpenObject).started_at === 'number',
+    ) &&
     (s.fields === undefined || (Array.isArray(s.fields) && s.fields.every((f) => typeof f === 'string')))
   );
 }

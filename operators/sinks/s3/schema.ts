@@ -9,9 +9,9 @@ export const schema = {
   description:
     'Writes records to an S3 bucket (or an S3-compatible store) as JSON lines or CSV objects, gzip by default, ' +
     'partitioned by the hour (or day) of each record’s time in the key (`dt=2026-12-05/hour=13/`). Records are ' +
-    'staged under the data directory and uploaded at each checkpoint, one object per partition, under a key ' +
-    'made of the pipeline, the stage, the run lineage and the snapshot id: a rerun after a crash uploads the same ' +
-    'objects again under the same keys, so nothing is stored twice.',
+    'staged under the data directory, covered by every checkpoint, and uploaded once old or large enough under a ' +
+    'key made of the pipeline, the stage, the run lineage and the id of the checkpoint that sealed it: a rerun ' +
+    'after a crash uploads the same objects again under the same keys, so nothing is stored twice.',
   properties: {
     ...s3ConnectionProperties,
     prefix: {
@@ -58,6 +58,25 @@ export const schema = {
       default: 'hour',
       description: '`hour`: keys under `dt=YYYY-MM-DD/hour=HH/`; `day`: under `dt=YYYY-MM-DD/`.',
       examples: ['hour'],
+    },
+    roll_interval_seconds: {
+      type: 'number',
+      minimum: 0,
+      default: 300,
+      description:
+        'How long a partition’s object gathers records over checkpoints before it is uploaded (checked at each ' +
+        'checkpoint; the last checkpoint of a run uploads everything). 0: one object per partition per ' +
+        'checkpoint. What gathers is staged on the local disk and covered by the checkpoints, so a crash loses ' +
+        'none of it.',
+      examples: [300],
+    },
+    roll_max_mib: {
+      type: 'integer',
+      minimum: 1,
+      default: 128,
+      description:
+        'An object is uploaded at the first checkpoint that finds it this large (compressed), whatever its age.',
+      examples: [128],
     },
     part_size_mib: {
       type: 'integer',
