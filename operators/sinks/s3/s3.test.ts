@@ -242,6 +242,26 @@ describe('s3 sink', () => {
     expect(numbers(contents)).toEqual([1, 2, 3]);
   });
 
+  it('asks for a checkpoint once an object is due, as an idle pipeline takes none', async () => {
+    const connection = await server.bucket();
+    let asked: () => void = () => {};
+    const requested = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    const sink = createS3Sink(
+      options(connection, { roll_interval_seconds: 0.5 }),
+      recordingContext({ pipeline: 'web', id: 'archive', dataDir: dataDir(), requestCheckpoint: () => asked() }),
+    );
+    await sink.open?.();
+    await sink.restore?.(undefined, undefined);
+    await sink.write([request(1, '2026-12-05T13:00:00Z')], collector());
+    await requested;
+    const state = await checkpoint(sink, 1);
+    await sink.close?.();
+    expect(state.keys).toHaveLength(1);
+    expect(numbers(await objects(connection))).toEqual([1]);
+  });
+
   it('takes back an open object at its checkpointed length after a crash, from a seal never recorded too', async () => {
     for (const sealedBeforeCrash of [false, true]) {
       const connection = await server.bucket();

@@ -88,6 +88,8 @@ class S3Sink implements Sink {
   private closed = false;
   /** Set by `flush`: the run's last checkpoint seals every open object. */
   private sealAll = false;
+  /** Asks for a checkpoint when an object is due while nothing is written (checkpoints are skipped then). */
+  private rollTimer: NodeJS.Timeout | undefined;
 
   constructor(options: S3SinkOptions, ctx: OperatorContext) {
     this.options = options;
@@ -112,6 +114,21 @@ class S3Sink implements Sink {
       });
     }
     await mkdir(this.stagingDir, { recursive: true });
+    const rollMs = this.options.roll_interval_seconds * 1000;
+    if (rollMs > 0) {
+      this.rollTimer = setInterval(() => this.requestDueCheckpoint(rollMs), Math.max(1000, rollMs / 4));
+      this.rollTimer.unref();
+    }
+  }
+
+  private requestDueCheckpoint(rollMs: number): void {
+    const now = Date.now();
+    for (const staged of this.staged.values()) {
+      if (now - staged.startedAt >= rollMs) {
+        this.ctx.requestCheckpoint();
+        return;
+      }
+    }
   }
 
   async restore(state: unknown, snapshotId: number | undefined): Promise<void> {
@@ -278,6 +295,7 @@ class S3Sink implements Sink {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.rollTimer);
     for (const staged of this.staged.values()) await staged.handle?.close().catch(() => undefined);
     this.client?.destroy();
   }
