@@ -550,6 +550,11 @@ export interface CommittedCheckpoint {
 export interface SinkWriteContext {
   /** Routes one record to this sink's `dead_letter` port instead of failing the batch. */
   deadLetter(record: EtlRecord, reason: string): void;
+  /**
+   * With tracing on and the batch sampled: the W3C `traceparent` of this sink's span for the batch, for a sink
+   * that carries the trace on to what it writes (a queue's message headers). Undefined otherwise.
+   */
+  readonly traceparent?: string;
 }
 
 export interface Sink {

@@ -9,12 +9,14 @@ import elasticsearchSink from './sinks/elasticsearch/index.ts';
 import fileSink from './sinks/file/index.ts';
 import postgresSink from './sinks/postgres/index.ts';
 import redisSink from './sinks/redis/index.ts';
+import kafkaSink from './sinks/kafka/index.ts';
 import natsSink from './sinks/nats/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import httpSource from './sources/http/index.ts';
 import stdinSource from './sources/stdin/index.ts';
+import kafkaSource from './sources/kafka/index.ts';
 import natsSource from './sources/nats/index.ts';
 import aggregateTransform from './transforms/aggregate/index.ts';
 import anomaliesTransform from './transforms/anomalies/index.ts';
@@ -33,6 +35,7 @@ export const registry: readonly OperatorDefinition[] = [
   stdinSource,
   generatorSource,
   natsSource,
+  kafkaSource,
   httpSource,
   parseTransform,
   geoipTransform,
@@ -53,6 +56,7 @@ export const registry: readonly OperatorDefinition[] = [
   alertSink,
   elasticsearchSink,
   natsSink,
+  kafkaSink,
 ];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {

@@ -891,7 +891,11 @@ class PipelineRun {
         rejected = [];
         const t0 = performance.now();
         try {
-          await sink.write(records, { deadLetter: (record, reason) => rejected.push(deadLetter(record, id, reason)) });
+          const traceparent = span?.traceparent;
+          await sink.write(records, {
+            deadLetter: (record, reason) => rejected.push(deadLetter(record, id, reason)),
+            ...(traceparent === undefined ? {} : { traceparent }),
+          });
         } finally {
           stage.telemetry.writeTime((performance.now() - t0) / 1000);
         }
