@@ -6,7 +6,7 @@
  * are dead-lettered with the broker's reason. Anything else (no broker, no leader, a timeout) fails the write as
  * retriable: the runtime retries the batch with backoff.
  */
-import { CompressionTypes, type Message, type Producer } from 'kafkajs';
+import { CompressionTypes, type Message, Partitioners, type Producer } from 'kafkajs';
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { OperatorContext, Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import { type EtlRecord, ORIGIN } from '../../../engine/record.ts';
@@ -97,6 +97,8 @@ class KafkaSink implements Sink {
       // The idempotent producer keeps order with up to 5 requests in flight; kafkajs allows only 1 with it.
       ...(this.options.idempotent ? { maxInFlightRequests: 1 } : {}),
       allowAutoTopicCreation: false,
+      // Named, so kafkajs does not warn that its default changed in 2.0: keys map to partitions as the Java client does.
+      createPartitioner: Partitioners.DefaultPartitioner,
     });
     await producer.connect();
     this.producer = producer;
