@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   ETL_STATE_IO: 'checkpoint state could not be written',
   ETL_STATE_MISMATCH: 'the checkpoint does not fit the pipeline',
   ETL_LOCKED: 'another process holds the lock',
+  ETL_PARTITION_FENCED: 'a newer owner has claimed a partition this run was committing',
   ETL_RESOURCE_UNAVAILABLE: 'a shared resource cannot be reached',
   ETL_GRAPH_UNKNOWN_RESOURCE: 'an option names no shared resource of its type',
   ETL_GRAPH_UNKNOWN_FIELD: 'an option names a field the records reaching the stage do not carry',

@@ -243,6 +243,77 @@ export interface SourceContext extends OperatorContext {
   readonly restoredPosition: unknown;
   /** Records per batch the source should aim for (pipeline setting). */
   readonly batchMaxRecords: number;
+  /**
+   * Where the partitions this source reads have their positions stored with the data (see "Partitioned
+   * positions" below): set when exactly one sink downstream stores them (`Sink.claimPartitions`), undefined
+   * otherwise (the source then resumes from what it knows itself: `restoredPosition`, or its broker).
+   */
+  readonly partitions?: PartitionStore;
+}
+
+// --------------------------------------------------------------------------- partitioned positions
+//
+// Several `etl` instances (each its own pipeline name and state directory) may share one partitioned input (a
+// Kafka consumer group): the broker moves partitions between them. For exactly once into a sink that commits
+// with its data, a partition's position must travel with the partition, not with the instance: it is stored per
+// partition key, shared by every instance, in the data's own transaction, and read back by whichever instance is
+// assigned the partition next.
+// - On assignment the source claims its partitions (`SourceContext.partitions.claim`): the store gives each key
+//   a new epoch, above every epoch handed out for it before, and returns the position committed with the data.
+// - The source emits a `PartitionedPosition`: per key, the epoch it claimed and where to resume.
+// - A committing sink's `commit` stores each key's position in the data's transaction, only if the key's stored
+//   epoch is still the one in the position. Otherwise a newer owner has claimed it (the partition was revoked
+//   from this instance): the transaction fails with ETL_PARTITION_FENCED, nothing of it is committed, and the run
+//   fails; a restart claims again and resumes from the stored positions. So a revoked owner's late commit can
+//   never write rows or positions of a partition a newer owner reads.
+// - The source drops a revoked partition from its position once its last batch is durable (or abandoned).
+
+/** A source position made of partitions (`SourceOutput.emit`'s position for a source that claims them). */
+export interface PartitionedPosition {
+  /** By partition key, as claimed: e.g. `kafka/<group>/<topic>/<partition>`, the same for every instance. */
+  readonly partitions: Readonly<Record<string, PartitionPosition>>;
+}
+
+export interface PartitionPosition {
+  /** The epoch the claim returned: the fencing token. */
+  readonly epoch: number;
+  /** Where a new owner resumes (JSON): a Kafka partition's next offset. */
+  readonly position: unknown;
+}
+
+/** What a claim returns for one key. */
+export interface PartitionClaim {
+  readonly key: string;
+  readonly epoch: number;
+  /** The position committed with the data, or undefined when none was yet. */
+  readonly position: unknown;
+}
+
+/** `SourceContext.partitions`. */
+export interface PartitionStore {
+  /** Claims `keys` for this instance, fencing off their previous owners. */
+  claim(keys: readonly string[]): Promise<PartitionClaim[]>;
+}
+
+/** Whether a source's position is a `PartitionedPosition`. */
+export function isPartitionedPosition(position: unknown): position is PartitionedPosition {
+  if (typeof position !== 'object' || position === null) return false;
+  const partitions = (position as { partitions?: unknown }).partitions;
+  return typeof partitions === 'object' && partitions !== null && !Array.isArray(partitions);
+}
+
+/** Every partition entry of a snapshot's positions, over all its sources: what a committing sink stores. */
+export function partitionEntries(
+  positions: Readonly<Record<string, unknown>>,
+): Array<{ readonly key: string } & PartitionPosition> {
+  const entries: Array<{ readonly key: string } & PartitionPosition> = [];
+  for (const position of Object.values(positions)) {
+    if (!isPartitionedPosition(position)) continue;
+    for (const [key, entry] of Object.entries(position.partitions)) {
+      entries.push({ key, epoch: entry.epoch, position: entry.position });
+    }
+  }
+  return entries;
 }
 
 export interface SourceOutput {
@@ -481,6 +552,11 @@ export interface CommittedCheckpoint {
 export interface SinkWriteContext {
   /** Routes one record to this sink's `dead_letter` port instead of failing the batch. */
   deadLetter(record: EtlRecord, reason: string): void;
+  /**
+   * With tracing on and the batch sampled: the W3C `traceparent` of this sink's span for the batch, for a sink
+   * that carries the trace on to what it writes (a queue's message headers). Undefined otherwise.
+   */
+  readonly traceparent?: string;
 }
 
 export interface Sink {
@@ -535,6 +611,12 @@ export interface Sink {
    * positions when the sinks agree (state/resume.ts).
    */
   committedCheckpoint?(): Promise<CommittedCheckpoint | undefined>;
+  /**
+   * For a sink that stores partitioned positions with its data (see "Partitioned positions"): claims `keys` in
+   * a transaction of its own, committed before it returns, and returns each key's new epoch and stored
+   * position. Such a sink's `commit` stores `partitionEntries(snapshot.positions)` fenced by their epochs.
+   */
+  claimPartitions?(keys: readonly string[]): Promise<PartitionClaim[]>;
   /** Called after the last batch; flush buffers. */
   flush?(): Promise<void>;
   /** Releases resources; idempotent and safe without `open`. */

@@ -10,6 +10,7 @@ import fileSink from './sinks/file/index.ts';
 import postgresSink from './sinks/postgres/index.ts';
 import redisSink from './sinks/redis/index.ts';
 import s3Sink from './sinks/s3/index.ts';
+import kafkaSink from './sinks/kafka/index.ts';
 import natsSink from './sinks/nats/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
@@ -17,6 +18,7 @@ import generatorSource from './sources/generator/index.ts';
 import httpSource from './sources/http/index.ts';
 import s3Source from './sources/s3/index.ts';
 import stdinSource from './sources/stdin/index.ts';
+import kafkaSource from './sources/kafka/index.ts';
 import natsSource from './sources/nats/index.ts';
 import sftpSource from './sources/sftp/index.ts';
 import aggregateTransform from './transforms/aggregate/index.ts';
@@ -36,6 +38,7 @@ export const registry: readonly OperatorDefinition[] = [
   stdinSource,
   generatorSource,
   natsSource,
+  kafkaSource,
   httpSource,
   sftpSource,
   s3Source,
@@ -59,6 +62,7 @@ export const registry: readonly OperatorDefinition[] = [
   elasticsearchSink,
   natsSink,
   s3Sink,
+  kafkaSink,
 ];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {

@@ -124,6 +124,23 @@ export function consumersByPort(graph: Graph): Map<string, string[]> {
 }
 
 /** The sources whose records can reach stage `id`, in no particular order. */
+/** The sinks the records of stage `id` reach, through any path. */
+export function downstreamSinks(graph: Graph, id: string): string[] {
+  const found = new Set<string>();
+  const seen = new Set<string>([id]);
+  const queue = [id];
+  while (queue.length > 0) {
+    const at = queue.pop() as string;
+    for (const edge of graph.edges) {
+      if (edge.from !== at || seen.has(edge.to)) continue;
+      seen.add(edge.to);
+      if (graph.stages.get(edge.to)?.kind === 'sink') found.add(edge.to);
+      else queue.push(edge.to);
+    }
+  }
+  return [...found];
+}
+
 export function upstreamSources(graph: Graph, id: string): string[] {
   const found = new Set<string>();
   const seen = new Set<string>([id]);

@@ -18,6 +18,7 @@ import {
   consumersByPort,
   DEAD_LETTER_PORT,
   DEFAULT_PORT,
+  downstreamSinks,
   type Graph,
   outputPorts,
   upstreamSources,
@@ -30,6 +31,7 @@ import type {
   CommittedCheckpoint,
   OpenResource,
   OperatorContext,
+  PartitionStore,
   PortRecords,
   Sink,
   SinkDefinition,
@@ -411,10 +413,12 @@ class PipelineRun {
       if (def.kind === 'source') {
         const restoredPosition = resumeFrom?.positions[id];
         if (restoredPosition !== undefined) this.positions.set(id, restoredPosition);
+        const partitions = this.partitionStore(id);
         const source = await (def as SourceDefinition).create(spec.options, {
           ...ctx,
           restoredPosition,
           batchMaxRecords: this.spec.settings.batchMaxRecords,
+          ...(partitions === undefined ? {} : { partitions }),
         });
         this.stages.set(id, { spec, telemetry, logger, source });
         this.gates.set(id, new CreditGate(this.spec.settings.maxBatchesInFlight));
@@ -482,6 +486,31 @@ class PipelineRun {
     for (const other of this.spec.stages)
       for (const input of other.inputs) if (input.stage === id) ports.add(input.port);
     return ports;
+  }
+
+  /**
+   * Where source `id` claims its partitions: the one sink downstream that stores partitioned positions with its
+   * data (engine/operator.ts, "Partitioned positions"). Two such sinks would each hand out epochs of their own
+   * and could disagree on where a partition resumes: refused at the first claim, naming them.
+   */
+  private partitionStore(id: string): PartitionStore | undefined {
+    const storing = downstreamSinks(this.graph, id).filter((sinkId) => this.stages.get(sinkId)?.sink?.claimPartitions);
+    if (storing.length === 0) return undefined;
+    if (storing.length > 1) {
+      return {
+        claim: () =>
+          Promise.reject(
+            new EtlError(
+              'ETL_STATE_MISMATCH',
+              `source ${id} reaches ${storing.length} sinks that store partition positions (${storing.join(', ')}); ` +
+                'only one may: split the pipeline, one per sink',
+            ),
+          ),
+      };
+    }
+    const sinkId = storing[0] as string;
+    const sink = this.stages.get(sinkId)?.sink as Sink;
+    return { claim: (keys) => (sink.claimPartitions as NonNullable<Sink['claimPartitions']>).call(sink, keys) };
   }
 
   /**
@@ -866,7 +895,11 @@ class PipelineRun {
         rejected = [];
         const t0 = performance.now();
         try {
-          await sink.write(records, { deadLetter: (record, reason) => rejected.push(deadLetter(record, id, reason)) });
+          const traceparent = span?.traceparent;
+          await sink.write(records, {
+            deadLetter: (record, reason) => rejected.push(deadLetter(record, id, reason)),
+            ...(traceparent === undefined ? {} : { traceparent }),
+          });
         } finally {
           stage.telemetry.writeTime((performance.now() - t0) / 1000);
         }

@@ -241,6 +241,11 @@ class SdkBatchSpan implements BatchSpan {
     this.context = trace.setSpan(ROOT_CONTEXT, span);
   }
 
+  get traceparent(): string {
+    const { traceId, spanId, traceFlags } = this.#span.spanContext();
+    return `00-${traceId}-${spanId}-${(traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+  }
+
   end(recordsOut: number, error?: unknown, deadLettered?: number): void {
     const span = this.#span;
     span.setAttribute('etl.records.out', recordsOut);

@@ -21,6 +21,8 @@ export interface BatchSpan {
   readonly context: TraceParent;
   /** Recorded and exported: only such spans are worth linking to (a commit, a window's output). */
   readonly sampled: boolean;
+  /** The span as a W3C `traceparent` header, for a sink that carries the trace on (message headers). */
+  readonly traceparent?: string;
   /**
    * Ends the span. `deadLettered`: records of the batch this stage sent to its dead_letter port, set as
    * `etl.records.dead_lettered`; an error marks the span ERROR with an `exception` event.

@@ -4,6 +4,7 @@
  * the schema of its input. The generic part is here: running a source or a transform and checking what comes
  * out. Each declaring operator needs a case below (what input to give it); a test fails until it has one.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +43,10 @@ import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
 import type { SftpSourceOptions } from '../../operators/sources/sftp/schema.ts';
 import { createSftpSource } from '../../operators/sources/sftp/sftp.ts';
 import { type Sshd, sshdMissing, startSshd } from '../../operators/sources/sftp/test-sshd.ts';
+import { createKafkaSource } from '../../operators/sources/kafka/kafka.ts';
+import type { KafkaSourceOptions } from '../../operators/sources/kafka/schema.ts';
 import { createS3Source } from '../../operators/sources/s3/s3.ts';
+import { Kafka, logLevel } from 'kafkajs';
 import type { S3SourceOptions } from '../../operators/sources/s3/schema.ts';
 import { ThrowawayStream } from '../support/nats.ts';
 import { TestS3Server } from '../support/s3-server.ts';
@@ -447,6 +451,65 @@ const cases: Record<string, CaseMaker<unknown>> = {
       }),
     }),
     runs: 5,
+  }),
+  'source kafka': maker({
+    // Payloads as producers send them: log lines, and bytes that are not UTF-8.
+    values: fc.array(
+      fc.oneof(
+        line.map((l) => Buffer.from(l)),
+        fc.uint8Array({ minLength: 1, maxLength: 40 }).map((b) => Buffer.from(b)),
+      ),
+      { minLength: 1, maxLength: 30 },
+    ),
+    make: (payloads: Buffer[]) => ({
+      options: withDefaults(definition('source', 'kafka'), {
+        brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
+        topics: ['etl-schema'],
+        group_id: 'etl-schema',
+        from_beginning: true,
+      }),
+      // A topic of its own holding the payloads; the source is stopped once it has emitted them all.
+      create: (options, ctx): Source => ({
+        async run(out) {
+          const suffix = randomBytes(4).toString('hex');
+          const topic = `etl-schema-${suffix}`;
+          const kafka = new Kafka({
+            brokers: [...(options as KafkaSourceOptions).brokers],
+            logLevel: logLevel.NOTHING,
+          });
+          const producer = kafka.producer();
+          await producer.connect();
+          try {
+            await producer.send({ topic, messages: payloads.map((value) => ({ value })) });
+          } finally {
+            await producer.disconnect();
+          }
+          const source = createKafkaSource(
+            { ...(options as KafkaSourceOptions), topics: [topic], group_id: `etl-schema-${suffix}` },
+            ctx,
+          );
+          const stop = new AbortController();
+          let emitted = 0;
+          try {
+            await source.run({
+              ...out,
+              stopping: stop.signal,
+              emit: (records, position, bytes, batch) => {
+                emitted += records.length;
+                if (emitted >= payloads.length) stop.abort();
+                return out.emit(records, position, bytes, batch);
+              },
+            });
+          } finally {
+            await source.close?.();
+          }
+        },
+      }),
+    }),
+    runs: 3,
+    ...(process.env.KAFKA_BROKERS
+      ? {}
+      : { unavailable: 'needs a Kafka broker: set KAFKA_BROKERS (docker compose up -d kafka)' }),
   }),
   'source s3': maker({
     values: fc.record({ lines: fc.array(line, { minLength: 1, maxLength: 40 }), gzip: fc.boolean() }),

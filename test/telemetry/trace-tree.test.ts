@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import packageJson from '../../package.json' with { type: 'json' };
 import { loadPipelines } from '../../engine/config/load.ts';
-import { defineSource, defineTransform } from '../../engine/operator.ts';
+import { defineSink, defineSource, defineTransform } from '../../engine/operator.ts';
 import type { EtlRecord } from '../../engine/record.ts';
 import { runPipeline } from '../../engine/runtime/run.ts';
 import { createTelemetry } from '../../engine/telemetry/telemetry.ts';
@@ -190,6 +190,50 @@ describe('W3C trace context arriving with a batch', () => {
     expect(traced.map((s) => s.name).sort()).toEqual(['out', 'push']);
     const commit = spans.find((s) => s.name === 'commit out');
     expect(commit?.links?.map(key)).toEqual(spans.filter((s) => s.name === 'out').map(key));
+  });
+});
+
+/** Records the `traceparent` each write is given (what a sink carries on in message headers). */
+const traceparentsSeen: Array<string | undefined> = [];
+const traceparentSink = defineSink({
+  type: 'test_traceparent',
+  stability: 'alpha',
+  summary: 'records the traceparent of each write',
+  schema: { $id: 'test_traceparent', type: 'object' } as const,
+  examples: [],
+  accepts: ['any'],
+  create: () => ({
+    write(_records, ctx) {
+      traceparentsSeen.push(ctx.traceparent);
+    },
+  }),
+});
+
+describe('a sink carrying the trace on', () => {
+  it("is given its own span of the batch as a traceparent, in the batch's trace", async () => {
+    collector = await startCollector();
+    const telemetry = await createTelemetry({ traces: 'otlp', otlpEndpoint: collector.url }, { env: {} });
+    const spec = pipeline('carried', mkdtempSync(join(tmpdir(), 'etl-traceparent-sink-')), [
+      stage({ id: 'push', def: tracedSource, options: { parents: [`00-${TRACE_ID}-${PARENT_ID}-01`] } }),
+      stage({ id: 'out', def: traceparentSink, inputs: ['push'], options: {} }),
+    ]);
+    traceparentsSeen.length = 0;
+    const result = await runPipeline(spec, { telemetry });
+    await telemetry.shutdown();
+    expect(result.ok).toBe(true);
+    const out = receivedSpans(collector).find((s) => s.name === 'out') as ReceivedSpan;
+    expect(out.traceId).toBe(TRACE_ID);
+    expect(traceparentsSeen).toEqual([`00-${TRACE_ID}-${out.spanId}-01`]);
+  });
+
+  it('is given none when tracing is off', async () => {
+    const spec = pipeline('untraced', mkdtempSync(join(tmpdir(), 'etl-traceparent-off-')), [
+      stage({ id: 'push', def: tracedSource, options: { parents: [`00-${TRACE_ID}-${PARENT_ID}-01`] } }),
+      stage({ id: 'out', def: traceparentSink, inputs: ['push'], options: {} }),
+    ]);
+    traceparentsSeen.length = 0;
+    expect((await runPipeline(spec, {})).ok).toBe(true);
+    expect(traceparentsSeen).toEqual([undefined]);
   });
 });
 

@@ -64,6 +64,8 @@ export interface LoaderConfig {
   readonly lock?: SessionLock;
   /** When to say what a call waits for when it waits on a lock (lock-wait.ts); undefined: never. */
   readonly lockWait?: LockWaitTiming;
+  /** Runs in the load transaction before the checkpoint row and COMMIT (partition positions, fenced). */
+  readonly beforeCommit?: (session: Session, snapshot: Snapshot) => Promise<void>;
 }
 
 /** A lock held by the loading session: taken when it connects, let go of at close. */
@@ -255,6 +257,7 @@ export class Loader {
           this.cfg.logger.warn('commit was lost with the connection; replaying it', { snapshot: snapshot.id });
         }
         const session = await this.begin();
+        await this.cfg.beforeCommit?.(session, snapshot);
         await session.query(this.checkpointUpsert, params);
         commitSent = true;
         const result = await session.query('COMMIT');

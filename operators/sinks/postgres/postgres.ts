@@ -4,11 +4,13 @@ import { hostname } from 'node:os';
 import type {
   CommittedCheckpoint,
   OperatorContext,
+  PartitionClaim,
   Sink,
   SinkWriteContext,
   Snapshot,
 } from '../../../engine/operator.ts';
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
+import { EtlError } from '../../../engine/errors.ts';
 import { EMPTY_STATE, inspect, planTable, type TableLayout, type TableState } from './ddl.ts';
 import {
   type ConnectOptions,
@@ -26,6 +28,7 @@ import { buildLayout, copyTargetOf, stagingOf } from './layout.ts';
 import { LOCK_WAIT_TIMING, type LockWaitTiming } from './lock-wait.ts';
 import { Loader } from './loader.ts';
 import { PartitionManager } from './partitions.ts';
+import { PartitionPositions } from './partition-positions.ts';
 import type { PostgresSinkOptions } from './schema.ts';
 import { parseRetention } from './time.ts';
 
@@ -66,6 +69,8 @@ class PostgresSink implements Sink {
   private readonly originColumns: ReadonlyArray<readonly [string, keyof Origin]>;
   private database: Database | undefined;
   private loader: Loader | undefined;
+  /** Positions of the input partitions this sink claimed, stored with the rows (engine/operator.ts). */
+  private partitionPositions: PartitionPositions | undefined;
   private closed = false;
 
   constructor(options: PostgresSinkOptions, ctx: OperatorContext, deps: PostgresSinkDeps) {
@@ -118,6 +123,8 @@ class PostgresSink implements Sink {
   async open(): Promise<void> {
     const database = await this.openDatabase(this.target, this.connectOptions());
     this.database = database;
+    const partitionPositions = new PartitionPositions(database, this.options.schema);
+    this.partitionPositions = partitionPositions;
     const loader = new Loader({
       database,
       schema: this.options.schema,
@@ -155,6 +162,7 @@ class PostgresSink implements Sink {
           : undefined,
       // The lookup needs a connection besides the loading one; the embedded database has no other sessions.
       lockWait: database.kind === 'server' && this.options.pool_max_connections >= 2 ? this.lockWait : undefined,
+      beforeCommit: (session, snapshot) => partitionPositions.store(session, snapshot),
     });
     this.loader = loader;
     // Several runs (scaled-out instances) may open the same new table at once: its DDL is serialised on the
@@ -236,6 +244,19 @@ class PostgresSink implements Sink {
 
   committedCheckpoint(): Promise<CommittedCheckpoint | undefined> {
     return this.requireLoader().committedCheckpoint();
+  }
+
+  claimPartitions(keys: readonly string[]): Promise<PartitionClaim[]> {
+    const positions = this.partitionPositions;
+    if (!positions) throw new Error(`postgres sink ${this.ctx.id} used before open (${targetLabel(this.target)})`);
+    if (this.database?.kind === 'server' && this.options.pool_max_connections < 2) {
+      // The load transaction keeps its connection: a claim needs a second one, committed on its own.
+      throw new EtlError(
+        'ETL_CFG_INVALID',
+        `postgres sink ${this.ctx.id}: storing partition positions needs pool_max_connections of 2 or more`,
+      );
+    }
+    return positions.claim(keys);
   }
 
   async close(): Promise<void> {
