@@ -161,6 +161,7 @@ function options(patch: Partial<PostgresSinkOptions>): PostgresSinkOptions {
     indexes: [],
     on_conflict: 'ignore',
     pool_max_connections: 2,
+    copy_format: 'auto',
     max_uncommitted_bytes: 64 * 1024 * 1024,
     connect_timeout_seconds: 10,
     reconnect_initial_backoff_ms: 100,

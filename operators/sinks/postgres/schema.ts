@@ -192,6 +192,16 @@ export const schema = {
         'Upper bound of the connection pool to a server (one connection carries the load transaction; a second looks up what a load waiting on a lock waits for).',
       examples: [2],
     },
+    copy_format: {
+      type: 'string',
+      enum: ['auto', 'binary', 'text'],
+      default: 'auto',
+      description:
+        'Format rows are sent in: `binary` (COPY binary: the server parses less), `text` (COPY text), or `auto`: ' +
+        'binary to a server, text to the embedded database (which takes text only). Both refuse the same bad ' +
+        'values, record by record, before COPY.',
+      examples: ['auto', 'text'],
+    },
     max_uncommitted_bytes: {
       type: 'integer',
       minimum: 65536,

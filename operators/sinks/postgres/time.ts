@@ -13,9 +13,10 @@ const MS_PER_DAY = 86_400_000;
 /**
  * Epoch milliseconds of `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z|±HH[:MM]]` (no offset: UTC, the session time
  * zone the sink sets), or NaN when the text is not such a timestamp or names a day that does not exist.
- * Years 0001-9999 only: every one of them is in PostgreSQL's range.
+ * Years 0001-9999 only: every one of them is in PostgreSQL's range. With `parts`, its `micros` is set to the
+ * microseconds within the millisecond (what binary COPY sends besides the milliseconds).
  */
-export function parseTimestamp(s: string): number {
+export function parseTimestamp(s: string, parts?: { micros: number }): number {
   const n = s.length;
   if (n < 19) return Number.NaN;
   const year = digits(s, 0, 4);
@@ -84,6 +85,7 @@ export function parseTimestamp(s: string): number {
     } else return Number.NaN;
   }
   if (i !== n) return Number.NaN;
+  if (parts !== undefined) parts.micros = micros % 1000;
   return (
     daysFromCivil(year, month, day) * MS_PER_DAY +
     hour * MS_PER_HOUR +
