@@ -178,15 +178,15 @@ export class BinaryCopyBuffer {
       this.end = at + 12;
       return;
     }
-    const bytes = ipaddr.IPv6.parse(address).toByteArray();
     this.reserve(24);
+    const buf = this.buf;
     const at = this.end;
-    this.buf.writeInt32BE(20, at);
-    this.buf[at + 4] = PGSQL_AF_INET6;
-    this.buf[at + 5] = 128;
-    this.buf[at + 6] = 0;
-    this.buf[at + 7] = 16;
-    for (let i = 0; i < 16; i++) this.buf[at + 8 + i] = bytes[i] as number;
+    buf.writeInt32BE(20, at);
+    buf[at + 4] = PGSQL_AF_INET6;
+    buf[at + 5] = 128;
+    buf[at + 6] = 0;
+    buf[at + 7] = 16;
+    writeIpv6(address, buf, at + 8);
     this.end = at + 24;
   }
 
@@ -238,6 +238,38 @@ export class BinaryCopyBuffer {
     this.buf = slab;
     this.start = 0;
     this.end = pending;
+  }
+}
+
+/**
+ * The 16 bytes of a valid IPv6 address (net.isIP said 6) at `at`. By hand: ipaddr.js reads `::a.b.c.d` as
+ * `::ffff:a.b.c.d`, another address than the one PostgreSQL stores for that text.
+ */
+function writeIpv6(address: string, buf: Buffer, at: number): void {
+  buf.fill(0, at, at + 16);
+  const gap = address.indexOf('::');
+  const head = gap < 0 ? address : address.slice(0, gap);
+  const tail = gap < 0 ? '' : address.slice(gap + 2);
+  writeGroups(head, buf, at);
+  if (tail !== '') writeGroups(tail, buf, at + 16 - groupBytes(tail));
+}
+
+/** Bytes of `a:b:…` groups, a dotted IPv4 tail counting 4. */
+function groupBytes(groups: string): number {
+  const parts = groups.split(':');
+  return 2 * parts.length + ((parts.at(-1) as string).includes('.') ? 2 : 0);
+}
+
+function writeGroups(groups: string, buf: Buffer, at: number): void {
+  if (groups === '') return;
+  let pos = at;
+  for (const part of groups.split(':')) {
+    if (part.includes('.')) {
+      for (const octet of part.split('.')) buf[pos++] = Number(octet);
+    } else {
+      buf.writeUInt16BE(Number.parseInt(part, 16), pos);
+      pos += 2;
+    }
   }
 }
 
