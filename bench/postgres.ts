@@ -37,7 +37,7 @@ const { values } = parseArgs({
     'embedded-lines': { type: 'string' },
     rounds: { type: 'string', default: '3' },
     'embedded-only': { type: 'boolean', default: false },
-    'copy-formats': { type: 'string', default: 'auto' },
+    'copy-formats': { type: 'string', default: 'text' },
     'server-only': { type: 'boolean', default: false },
   },
 });
@@ -46,7 +46,7 @@ const EMBEDDED_LINES = Number(values['embedded-lines'] ?? Math.min(LINES, 200_00
 /** End to end and `psql \copy` in turn, this many times each. */
 const ROUNDS = Math.max(1, Number(values.rounds));
 /** The sink's copy_format values the end-to-end rounds run, each in every round. */
-const COPY_FORMATS = (values['copy-formats'] ?? 'auto').split(',');
+const COPY_FORMATS = (values['copy-formats'] ?? 'text').split(',');
 const URL = process.env.ETL_BENCH_PG_URL ?? process.env.ETL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BATCH = 1000;
 const COMMIT_EVERY = 100;
@@ -214,7 +214,7 @@ function options(patch: Partial<PostgresSinkOptions>): PostgresSinkOptions {
     indexes: [],
     on_conflict: 'ignore',
     pool_max_connections: 2,
-    copy_format: 'auto',
+    copy_format: 'text',
     max_uncommitted_bytes: 64 * 1024 * 1024,
     connect_timeout_seconds: 10,
     reconnect_initial_backoff_ms: 100,

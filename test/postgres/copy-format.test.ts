@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sink } from '../../engine/operator.ts';
 import type { EtlRecord } from '../../engine/record.ts';
 import type { RecordSchema } from '../../engine/record-schema.ts';
-import { DeadLetters, serverQuery, Target, testContext } from './helpers.ts';
+import { accessRecord, DeadLetters, serverQuery, Target, testContext } from './helpers.ts';
 
 const RECORDS: RecordSchema = {
   type: 'object',
@@ -118,6 +118,47 @@ async function rowsOf(schema: string, table: string, from: number, to: number): 
   );
   return rows.map((r) => r.row as string);
 }
+
+describe('copy_format: binary', () => {
+  it('is refused for the embedded database, before anything runs', async () => {
+    const target = await Target.create('embedded');
+    try {
+      expect(() => target.sink(target.options({ copy_format: 'binary' }), testContext(target.dataDir))).toThrow(
+        /copy_format: binary needs a PostgreSQL server/,
+      );
+    } finally {
+      await target.dispose();
+    }
+  });
+
+  it('sends text to a table with a column of another type than the layout, and stores every row', async () => {
+    const target = await Target.create('server');
+    try {
+      const now = () => Date.parse('2024-05-01T12:00:00Z');
+      const first = target.sink(target.options(), testContext(target.dataDir), now);
+      await first.open?.();
+      await first.commit?.({ id: 1, positions: {} });
+      await first.close?.();
+      // status is smallint in the table; an int4 in a binary COPY would be refused for it.
+      const ctx = testContext(target.dataDir);
+      const second = target.sink(target.options({ copy_format: 'binary', columns: { status: 'integer' } }), ctx, now);
+      await second.open?.();
+      const dl = new DeadLetters();
+      await second.write(
+        Array.from({ length: 20 }, (_, i) => accessRecord(i, '2024-05-01T11:00:00Z')),
+        dl,
+      );
+      await second.commit?.({ id: 2, positions: {} });
+      await second.close?.();
+      expect(dl.records).toEqual([]);
+      expect(ctx.logs.some((l) => l.message.includes('(status): COPY in text format'))).toBe(true);
+      const [row] = await serverQuery(`SELECT count(*)::int AS n FROM "${target.schema}".access_logs`);
+      expect(row?.n).toBe(20);
+    } finally {
+      await target.dispose();
+    }
+  });
+});
 
 describe('COPY binary against COPY text (server)', () => {
   let target: Target;

@@ -313,20 +313,17 @@ function applicationName(pipeline: string, sink: string): string {
 }
 
 /**
- * The COPY format of a run: binary to a server unless told otherwise; text to the embedded database, whose
- * COPY slices are split and counted by newline (pglite-worker.ts).
+ * The COPY format of a run: as asked; binary only to a server (the embedded database's COPY slices are split
+ * and counted by newline, pglite-worker.ts).
  */
 function copyFormat(option: PostgresSinkOptions['copy_format'], target: DatabaseTarget): CopyFormat {
-  if (target.kind === 'embedded') {
-    if (option === 'binary') {
-      throw new EtlError(
-        'ETL_CFG_INVALID',
-        `copy_format: binary needs a PostgreSQL server (url or DATABASE_URL); the embedded database (${targetLabel(target)}) takes text`,
-      );
-    }
-    return 'text';
+  if (target.kind === 'embedded' && option === 'binary') {
+    throw new EtlError(
+      'ETL_CFG_INVALID',
+      `copy_format: binary needs a PostgreSQL server (url or DATABASE_URL); the embedded database (${targetLabel(target)}) takes text`,
+    );
   }
-  return option === 'text' ? 'text' : 'binary';
+  return option;
 }
 
 /** A copy of `record` with its origin columns filled (absent origin properties stay NULL). */
