@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sink } from '../../engine/operator.ts';
-import type { EtlRecord } from '../../engine/record.ts';
+import { type EtlRecord, ORIGIN } from '../../engine/record.ts';
 import type { RecordSchema } from '../../engine/record-schema.ts';
 import { accessRecord, DeadLetters, serverQuery, Target, testContext } from './helpers.ts';
 
@@ -154,6 +154,45 @@ describe('copy_format: binary', () => {
       expect(ctx.logs.some((l) => l.message.includes('(status): COPY in text format'))).toBe(true);
       const [row] = await serverQuery(`SELECT count(*)::int AS n FROM "${target.schema}".access_logs`);
       expect(row?.n).toBe(20);
+    } finally {
+      await target.dispose();
+    }
+  });
+});
+
+describe('COPY binary rows the server refuses (server)', () => {
+  it('dead-letters them decoded from their binary row, with their origin, and keeps the rest', async () => {
+    const target = await Target.create('server');
+    try {
+      const now = () => Date.parse('2024-05-01T12:00:00Z');
+      const sink = target.sink(target.options({ copy_format: 'binary' }), testContext(target.dataDir), now);
+      await sink.open?.();
+      // A rule the encoder cannot know about: a user's CHECK constraint.
+      await serverQuery(`ALTER TABLE "${target.schema}".access_logs ADD CONSTRAINT no_teapots CHECK (status <> 203)`);
+      const records = Array.from(
+        { length: 50 },
+        (_, i): EtlRecord => ({
+          ...accessRecord(i, '2024-05-01T13:00:00.123456+02:00', { extra: { note: 'a\0b' } }),
+          [ORIGIN]: { source: 'logs', line: i + 1 },
+        }),
+      );
+      const dl = new DeadLetters();
+      await sink.write(records, dl);
+      await sink.prepareCommit?.({ id: 1, positions: {} }, dl);
+      await sink.commit?.({ id: 1, positions: {} });
+      await sink.close?.();
+      const refused = records.filter((r) => r.status === 203);
+      // As stored: NULLs left out, the instant in UTC (the text it came as is not sent), the origin kept.
+      const asStored = (r: EtlRecord) => ({
+        ...Object.fromEntries(Object.entries(r).filter(([k, v]) => v !== null && k !== 'extra')),
+        note: 'a\0b',
+        timestamp: '2024-05-01T11:00:00.123456Z',
+        [ORIGIN]: r[ORIGIN],
+      });
+      expect(dl.records.map((d) => d.record)).toEqual(refused.map(asStored));
+      expect(dl.records[0]?.reason).toMatch(/refused by PostgreSQL: .*no_teapots/);
+      const [row] = await serverQuery(`SELECT count(*)::int AS n FROM "${target.schema}".access_logs`);
+      expect(row?.n).toBe(40);
     } finally {
       await target.dispose();
     }
