@@ -49,7 +49,9 @@ export interface OperatorContext {
   readonly readPorts: ReadonlySet<string>;
   /**
    * Asks the runtime to take a checkpoint soon (e.g. a sink whose uncommitted buffer grows large).
-   * The runtime coalesces requests; checkpoints still happen on the pipeline's interval.
+   * The runtime coalesces requests; checkpoints still happen on the pipeline's interval. The next checkpoint
+   * is taken even when nothing was read or written since the last one, the run's final one included: a sink's
+   * `flush` that leaves work for the last checkpoint (uploading what it staged) asks for it so.
    */
   requestCheckpoint(): void;
   /** The id of the snapshot the records being processed now will be part of (the next cut's). */

@@ -9,11 +9,13 @@ import elasticsearchSink from './sinks/elasticsearch/index.ts';
 import fileSink from './sinks/file/index.ts';
 import postgresSink from './sinks/postgres/index.ts';
 import redisSink from './sinks/redis/index.ts';
+import s3Sink from './sinks/s3/index.ts';
 import natsSink from './sinks/nats/index.ts';
 import stdoutSink from './sinks/stdout/index.ts';
 import fileSource from './sources/file/index.ts';
 import generatorSource from './sources/generator/index.ts';
 import httpSource from './sources/http/index.ts';
+import s3Source from './sources/s3/index.ts';
 import stdinSource from './sources/stdin/index.ts';
 import natsSource from './sources/nats/index.ts';
 import sftpSource from './sources/sftp/index.ts';
@@ -36,6 +38,7 @@ export const registry: readonly OperatorDefinition[] = [
   natsSource,
   httpSource,
   sftpSource,
+  s3Source,
   parseTransform,
   geoipTransform,
   userAgentTransform,
@@ -55,6 +58,7 @@ export const registry: readonly OperatorDefinition[] = [
   alertSink,
   elasticsearchSink,
   natsSink,
+  s3Sink,
 ];
 
 export function findOperator(kind: OperatorDefinition['kind'], type: string): OperatorDefinition | undefined {

@@ -379,7 +379,11 @@ class PipelineRun {
       logger,
       signal: this.hardAbort.signal,
       baseDir: this.options.cwd ?? process.cwd(),
-      requestCheckpoint: () => this.checkpoints?.request(0),
+      // Taken even when nothing moved since the last one: the stage has something for it to finish.
+      requestCheckpoint: () => {
+        this.checkpoints?.markDirty();
+        this.checkpoints?.request(0);
+      },
       snapshotId: () => this.checkpoints?.nextSnapshotId ?? this.firstSnapshotId,
       keyed: <V>(name: string) => this.keyed.map<V>(stage.id, name),
       watermark: () => this.watermarks.get(stage.id)?.value(),

@@ -148,6 +148,8 @@ describe('YAML examples in the READMEs', () => {
           SFTP_PRIVATE_KEY: '-----BEGIN OPENSSH PRIVATE KEY-----\nreadme-example\n-----END OPENSSH PRIVATE KEY-----\n',
           SFTP_KEY_PASSPHRASE: 'readme-example-passphrase',
           SFTP_PASSWORD: 'readme-example-password',
+          S3_ACCESS_KEY_ID: 'readme-example-access-key',
+          S3_SECRET_ACCESS_KEY: 'readme-example-secret-key',
         },
       });
       const errors = diagnostics.filter((d) => d.severity === 'error');

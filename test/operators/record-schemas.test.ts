@@ -42,7 +42,11 @@ import { createStdinSource } from '../../operators/sources/stdin/stdin.ts';
 import type { SftpSourceOptions } from '../../operators/sources/sftp/schema.ts';
 import { createSftpSource } from '../../operators/sources/sftp/sftp.ts';
 import { type Sshd, sshdMissing, startSshd } from '../../operators/sources/sftp/test-sshd.ts';
+import { createS3Source } from '../../operators/sources/s3/s3.ts';
+import type { S3SourceOptions } from '../../operators/sources/s3/schema.ts';
 import { ThrowawayStream } from '../support/nats.ts';
+import { TestS3Server } from '../support/s3-server.ts';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { asnRecord, buildMmdb, cityRecord } from '../../operators/transforms/geoip/test-support.ts';
 
 // ------------------------------------------------------------------------------------------ generic part
@@ -78,6 +82,12 @@ function validatorOf(schema: RecordSchema): ValidateFunction {
 
 const scratch = mkdtempSync(join(tmpdir(), 'etl-record-schemas-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** The S3-compatible server of the `s3` source's case, started when that case first runs. */
+let s3Server: Promise<TestS3Server> | undefined;
+afterAll(async () => {
+  await (await s3Server)?.stop();
+});
 
 function context(def: OperatorDefinition, options: Record<string, unknown>, input?: RecordSchema): OperatorContext {
   const ports = Object.keys(outputPorts(stage({ id: 'stage', def, options })));
@@ -432,6 +442,37 @@ const cases: Record<string, CaseMaker<unknown>> = {
             }
           } finally {
             await stream.drop();
+          }
+        },
+      }),
+    }),
+    runs: 5,
+  }),
+  'source s3': maker({
+    values: fc.record({ lines: fc.array(line, { minLength: 1, maxLength: 40 }), gzip: fc.boolean() }),
+    make: (value: { lines: string[]; gzip: boolean }) => ({
+      options: withDefaults(definition('source', 's3'), { bucket: 'placeholder' }),
+      // A fresh bucket holding the lines as one object, plain or gzip; the source reads it and ends.
+      create: (options, ctx): Source => ({
+        async run(out) {
+          s3Server ??= TestS3Server.start();
+          const server = await s3Server;
+          const connection = await server.bucket();
+          const client = server.client(connection);
+          const text = `${value.lines.join('\n')}\n`;
+          await client.send(
+            new PutObjectCommand({
+              Bucket: connection.bucket,
+              Key: value.gzip ? 'access.log.gz' : 'access.log',
+              Body: value.gzip ? gzipSync(text) : text,
+            }),
+          );
+          client.destroy();
+          const source = createS3Source({ ...(options as S3SourceOptions), ...connection }, ctx);
+          try {
+            await source.run(out);
+          } finally {
+            await source.close?.();
           }
         },
       }),

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { OperatorContext, Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
-import { CsvEncoder, type Encoder, JsonlEncoder, schemaColumns } from './encode.ts';
+import { CsvEncoder, type Encoder, JsonlEncoder, schemaColumns } from '../../shared/record-encoders.ts';
 import { rolledName, rolledSequence } from './naming.ts';
 import type { FileSinkOptions } from './schema.ts';
 

@@ -1,8 +1,8 @@
-/** Turns a batch into the text the file sink writes; a record that cannot be encoded is dead-lettered alone. */
+/** Turns a batch into JSON lines or CSV text (the file and s3 sinks); a record that cannot be encoded is dead-lettered alone. */
 import { stringify } from 'csv-stringify/sync';
-import type { SinkWriteContext } from '../../../engine/operator.ts';
-import type { EtlRecord } from '../../../engine/record.ts';
-import { fieldNames, isClosed, type RecordSchema } from '../../../engine/record-schema.ts';
+import type { SinkWriteContext } from '../../engine/operator.ts';
+import type { EtlRecord } from '../../engine/record.ts';
+import { fieldNames, isClosed, type RecordSchema } from '../../engine/record-schema.ts';
 
 export interface Encoder {
   /** The batch as text; records that cannot be encoded go to `ctx.deadLetter` and are left out. */
