@@ -10,6 +10,8 @@
  * Prints each side's median rows per CPU-second per case and the median of the pairs' ratios.
  * Usage: node bench/postgres-encoder-ab.ts --base <path of the other checkout> [--rows N] [--rounds R]
  * [--processes P] [--cases a,b]. Without --base it prints that it was skipped (so `npm run bench` can run it).
+ * With `--formats` it compares this checkout's COPY text encoder (`base`) with its COPY binary one (`this`)
+ * instead, the same way.
  */
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -71,17 +73,21 @@ interface Side {
   readonly rates: number[];
 }
 
-async function side(name: string, root: string): Promise<Side> {
+async function side(name: string, root: string, format?: string): Promise<Side> {
   const load = (path: string) => import(pathToFileURL(resolve(root, 'operators/sinks/postgres', path)).href);
   const { default: def } = await load('index.ts');
   const { buildLayout } = await load('layout.ts');
   const { RowEncoder } = await load('encoder.ts');
   const { CopyBuffer } = await load('copy-buffer.ts');
   const layout = buildLayout(def.examples[0]);
+  const encoder =
+    format === undefined
+      ? new RowEncoder(layout.columns, 'extra', layout.timeColumn)
+      : new RowEncoder(layout.columns, 'extra', layout.timeColumn, format);
   return {
     name,
-    encoder: new RowEncoder(layout.columns, 'extra', layout.timeColumn),
-    out: new CopyBuffer(),
+    encoder,
+    out: format === undefined ? new CopyBuffer() : encoder.buffer(),
     rates: [],
   };
 }
@@ -107,7 +113,9 @@ function encode(s: Side, input: readonly EtlRecord[]): number {
  * process's state fall on both alike; prints JSON of each side's rates.
  */
 async function child(base: string, here: string, kind: string, rows: number, rounds: number): Promise<void> {
-  const sides = [await side('base', base), await side('this', here)];
+  const sides = process.argv.includes('--formats')
+    ? [await side('text', here, 'text'), await side('binary', here, 'binary')]
+    : [await side('base', base), await side('this', here)];
   const input = records(rows, kind);
   for (const s of sides) encode(s, input);
   for (let r = 0; r < rounds; r++) {
@@ -126,7 +134,8 @@ async function main(): Promise<void> {
     await child(base as string, here, arg('case') as string, rows, rounds);
     return;
   }
-  if (base === undefined) {
+  const formats = process.argv.includes('--formats');
+  if (base === undefined && !formats) {
     console.log('postgres-encoder-ab: skipped (give --base <other checkout>)');
     return;
   }
@@ -138,7 +147,19 @@ async function main(): Promise<void> {
     for (let p = 0; p < processes; p++) {
       const run = spawnSync(
         process.execPath,
-        [self, '--child', '--base', resolve(base), '--case', kind, '--rows', String(rows), '--rounds', String(rounds)],
+        [
+          self,
+          '--child',
+          '--base',
+          resolve(base ?? here),
+          '--case',
+          kind,
+          '--rows',
+          String(rows),
+          '--rounds',
+          String(rounds),
+          ...(formats ? ['--formats'] : []),
+        ],
         { encoding: 'utf8' },
       );
       if (run.status !== 0) throw new Error(`${kind}: ${run.stderr}`);

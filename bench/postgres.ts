@@ -1,11 +1,14 @@
 /**
  * PostgreSQL load benchmark:
- * `node bench/postgres.ts [--lines N] [--embedded-lines N] [--rounds N] [--embedded-only]`.
+ * `node bench/postgres.ts [--lines N] [--embedded-lines N] [--rounds N] [--embedded-only] [--server-only]
+ * [--copy-formats a,b]`.
  *
  * Measures, in one run against the server at ETL_BENCH_PG_URL (default the test server):
  * - end to end: `etl apply` of file → parse → postgres over N generated nginx lines, lines/s and the
  *   child's peak RSS; and `psql \copy` of the same rows as CSV into an identical table (the reference
- *   rate), in turn, --rounds times: medians, and the range of the per-round ratio;
+ *   rate), in turn, --rounds times: medians, and the range of the per-round ratio; with --copy-formats
+ *   (e.g. `text,binary`), the etl run once per `copy_format` in each round, in alternating order, each
+ *   reported on its own (`postgres_e2e_<format>_rate`) with the median of its per-round ratio to the first;
  * - server-side COPY of the same rows in text and in binary format;
  * - the sink alone through its contract (pre-parsed records);
  * - end to end on the embedded database, each round into a fresh data directory (a first run), --rounds
@@ -34,17 +37,23 @@ const { values } = parseArgs({
     'embedded-lines': { type: 'string' },
     rounds: { type: 'string', default: '3' },
     'embedded-only': { type: 'boolean', default: false },
+    'copy-formats': { type: 'string', default: 'text' },
+    'server-only': { type: 'boolean', default: false },
   },
 });
 const LINES = Number(values.lines);
 const EMBEDDED_LINES = Number(values['embedded-lines'] ?? Math.min(LINES, 200_000));
 /** End to end and `psql \copy` in turn, this many times each. */
 const ROUNDS = Math.max(1, Number(values.rounds));
+/** The sink's copy_format values the end-to-end rounds run, each in every round. */
+const COPY_FORMATS = (values['copy-formats'] ?? 'text').split(',');
 const URL = process.env.ETL_BENCH_PG_URL ?? process.env.ETL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BATCH = 1000;
 const COMMIT_EVERY = 100;
 const SCHEMA = `etl_bench_${randomBytes(4).toString('hex')}`;
 const ETL = resolve(import.meta.dirname, '../bin/etl.js');
+/** Linux's USER_HZ: the unit of CPU times in /proc/<pid>/stat. */
+const CLOCK_TICKS = 100;
 
 const PATHS = ['/', '/index.html', '/api/v1/items', '/static/app.js', '/login', '/search'];
 const AGENTS = [
@@ -85,8 +94,35 @@ function writeLog(path: string, lines: number): Promise<void> {
   return writeLogFile(path, lines, { format: 'nginx_combined', seed: 1, malformed_ratio: 0 });
 }
 
-/** Runs `etl apply` on file → parse → postgres; seconds and the child's peak RSS (MiB). */
-async function applyPipeline(work: string, name: string, log: string, sink: string): Promise<[number, number]> {
+/** CPU seconds (user + system) a process has used so far, from /proc; 0 once it is gone. */
+async function cpuSeconds(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds of one `etl apply`: its process, and the server backends of its sink (robust under load). */
+interface CpuUse {
+  etl: number;
+  server: number;
+}
+
+/**
+ * Runs `etl apply` on file → parse → postgres; seconds and the child's peak RSS (MiB). With `client`, `cpu`
+ * gets the CPU time of the process and of its sink's backends (found by application_name), polled while it runs.
+ */
+async function applyPipeline(
+  work: string,
+  name: string,
+  log: string,
+  sink: string,
+  client?: pg.Client,
+  cpu?: CpuUse,
+): Promise<[number, number]> {
   const file = join(work, `${name}.yaml`);
   await writeFile(
     file,
@@ -109,6 +145,8 @@ spec:
     env: { ...process.env, DATABASE_URL: '' },
   });
   let peak = 0;
+  const backends = new Map<number, number>();
+  let looking = false;
   const poll = setInterval(() => {
     readFile(`/proc/${child.pid}/status`, 'utf8').then(
       (status) => {
@@ -116,9 +154,24 @@ spec:
       },
       () => {},
     );
+    if (!cpu || !client || looking) return;
+    looking = true;
+    (async () => {
+      cpu.etl = Math.max(cpu.etl, await cpuSeconds(child.pid as number));
+      const found = await client.query('SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1', [
+        `etl ${name}/%`,
+      ]);
+      for (const { pid } of found.rows as Array<{ pid: number }>) backends.set(pid, backends.get(pid) ?? 0);
+      for (const [pid, seen] of backends) backends.set(pid, Math.max(seen, await cpuSeconds(pid)));
+    })()
+      .catch(() => {})
+      .finally(() => {
+        looking = false;
+      });
   }, 20);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearInterval(poll);
+  if (cpu) cpu.server = [...backends.values()].reduce((a, b) => a + b, 0);
   if (code !== 0) throw new Error(`etl apply exited with ${code}`);
   return [(performance.now() - started) / 1000, Math.round(peak)];
 }
@@ -161,6 +214,7 @@ function options(patch: Partial<PostgresSinkOptions>): PostgresSinkOptions {
     indexes: [],
     on_conflict: 'ignore',
     pool_max_connections: 2,
+    copy_format: 'text',
     max_uncommitted_bytes: 64 * 1024 * 1024,
     connect_timeout_seconds: 10,
     reconnect_initial_backoff_ms: 100,
@@ -215,7 +269,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'etl-bench-pg-'));
   try {
     if (!values['embedded-only']) await serverBench(work);
-    await embeddedBench(work);
+    if (!values['server-only']) await embeddedBench(work);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -282,18 +336,49 @@ async function serverBench(work: string): Promise<void> {
     // and BRIN index). In turn, ROUNDS times: this machine is shared, the medians are what to quote.
     const e2eRates: number[] = [];
     const e2eRss: number[] = [];
+    const formatRates = new Map<string, number[]>(COPY_FORMATS.map((f) => [f, []]));
+    const formatRatios = new Map<string, number[]>(COPY_FORMATS.map((f) => [f, []]));
+    const formatCpu = new Map<string, CpuUse[]>(COPY_FORMATS.map((f) => [f, []]));
     const copyRates: number[] = [];
     const ratios: number[] = [];
     let cols = '';
     const csv = join(work, 'rows.csv');
     for (let round = 1; round <= ROUNDS; round++) {
-      if (round > 1) {
-        await client.query(`DROP TABLE ${SCHEMA}.access_logs CASCADE; DELETE FROM ${SCHEMA}.etl_checkpoints`);
+      // Formats in alternating order from round to round, so that load that comes and goes falls on each alike.
+      const order = round % 2 === 1 ? COPY_FORMATS : [...COPY_FORMATS].reverse();
+      let seconds = 0;
+      let rss = 0;
+      let peak = 0;
+      const roundSeconds = new Map<string, number>();
+      for (const [i, format] of order.entries()) {
+        if (round > 1 || i > 0) {
+          await client.query(`DROP TABLE ${SCHEMA}.access_logs CASCADE; DELETE FROM ${SCHEMA}.etl_checkpoints`);
+        }
+        await settle();
+        const cpu: CpuUse = { etl: 0, server: 0 };
+        [seconds, rss] = await applyPipeline(
+          work,
+          `e2e${round}${format}`,
+          log,
+          `url: "${URL}", schema: ${SCHEMA}, copy_format: ${format}`,
+          client,
+          cpu,
+        );
+        formatCpu.get(format)?.push(cpu);
+        const [{ n: loaded }] = (await client.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.access_logs`)).rows;
+        if (loaded !== LINES) throw new Error(`loaded ${loaded} rows of ${LINES}`);
+        roundSeconds.set(format, seconds);
+        peak = Math.max(peak, rss);
+        formatRates.get(format)?.push(LINES / seconds);
+        console.log(
+          `# round ${round}: etl apply copy_format ${format} ${seconds.toFixed(2)} s (${rss} MiB), CPU ` +
+            `etl ${cpu.etl.toFixed(2)} s, server backend ${cpu.server.toFixed(2)} s`,
+        );
       }
-      await settle();
-      const [seconds, rss] = await applyPipeline(work, `e2e${round}`, log, `url: "${URL}", schema: ${SCHEMA}`);
-      const [{ n: loaded }] = (await client.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.access_logs`)).rows;
-      if (loaded !== LINES) throw new Error(`loaded ${loaded} rows of ${LINES}`);
+      const first = roundSeconds.get(COPY_FORMATS[0] as string) as number;
+      for (const format of COPY_FORMATS) formatRatios.get(format)?.push(first / (roundSeconds.get(format) as number));
+      // The figures below are of the first format.
+      seconds = first;
       if (round === 1) {
         await client.query(`
           CREATE TABLE ${SCHEMA}.copy_ref (LIKE ${SCHEMA}.access_logs INCLUDING DEFAULTS) PARTITION BY RANGE ("timestamp");
@@ -317,13 +402,43 @@ async function serverBench(work: string): Promise<void> {
       await settle();
       const copySeconds = await psql(`\\copy ${SCHEMA}.copy_ref (${cols}) FROM '${csv}' CSV`);
       e2eRates.push(LINES / seconds);
-      e2eRss.push(rss);
+      e2eRss.push(peak);
       copyRates.push(LINES / copySeconds);
       ratios.push(seconds === 0 ? 0 : copySeconds / seconds);
       console.log(
         `# round ${round}: etl apply ${seconds.toFixed(2)} s (${rss} MiB), psql \\copy ${copySeconds.toFixed(2)} s, ` +
           `${pct(copySeconds / seconds)} %`,
       );
+    }
+    if (COPY_FORMATS.length > 1) {
+      for (const format of COPY_FORMATS) {
+        const rates = formatRates.get(format) as number[];
+        report(`postgres_e2e_${format}_rate`, Math.round(median(rates)), 'lines/s');
+        report(
+          `postgres_e2e_${format}_rate_range`,
+          `${Math.round(Math.min(...rates))}-${Math.round(Math.max(...rates))}`,
+          'lines/s',
+        );
+        const ratio = median(formatRatios.get(format) as number[]).toFixed(3);
+        const cpus = formatCpu.get(format) as CpuUse[];
+        const perRow = (pick: (c: CpuUse) => number) => (1e6 * median(cpus.map(pick))) / LINES;
+        report(
+          `postgres_e2e_${format}_etl_cpu_per_row`,
+          perRow((c) => c.etl),
+          'µs',
+        );
+        report(
+          `postgres_e2e_${format}_server_cpu_per_row`,
+          perRow((c) => c.server),
+          'µs',
+        );
+        report(
+          `postgres_e2e_${format}_total_cpu_per_row`,
+          perRow((c) => c.etl + c.server),
+          'µs',
+        );
+        report(`postgres_e2e_${format}_over_${COPY_FORMATS[0]}`, ratio, 'x (median of per-round ratios)');
+      }
     }
     report('postgres_e2e_rate', Math.round(median(e2eRates)), 'lines/s');
     report('postgres_e2e_seconds', LINES / median(e2eRates), 's');

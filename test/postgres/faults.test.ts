@@ -36,7 +36,7 @@ function faulty(state: { fault: Fault | undefined }) {
             return broken || inner.broken;
           },
           script: (sql) => inner.script(sql),
-          copyIn: (t) => inner.copyIn(t),
+          copyIn: (t, format) => inner.copyIn(t, format),
           release: (destroy) => inner.release(destroy),
           async query(sql, params) {
             const fault = state.fault;

@@ -181,7 +181,7 @@ describe('two runs of one postgres sink on one server', () => {
               return lost || inner.broken;
             },
             script: (sql) => inner.script(sql),
-            copyIn: (to) => inner.copyIn(to),
+            copyIn: (to, format) => inner.copyIn(to, format),
             release: (destroy) => {
               if (!lost) inner.release(destroy);
             },

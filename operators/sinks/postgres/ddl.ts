@@ -108,12 +108,15 @@ export interface TablePlan {
   readonly statements: string[];
   /** Differences left alone (never destructive), for the log. */
   readonly warnings: string[];
+  /** Columns the table has with another type than the layout's (left as they are). */
+  readonly retyped: string[];
 }
 
 /** The DDL that brings `state` to `layout`; throws when the existing table cannot be adopted. */
 export function planTable(layout: TableLayout, state: TableState): TablePlan {
   const statements: string[] = [];
   const warnings: string[] = [];
+  const retyped: string[] = [];
   const { schema, table, granularity, timeColumn } = layout;
   const target = qualified(schema, table);
   if (!state.schemaExists) statements.push(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
@@ -132,6 +135,7 @@ export function planTable(layout: TableLayout, state: TableState): TablePlan {
         statements.push(`ALTER TABLE ${target} ADD COLUMN IF NOT EXISTS ${ident(column.name)} ${column.type}`);
       } else if (!sameType(existing, column.type)) {
         warnings.push(`column ${column.name} is ${existing}, the record schema asks for ${column.type}; left as it is`);
+        retyped.push(column.name);
       }
     }
     if (granularity && !state.partitions.has(defaultPartitionName(table))) {
@@ -148,7 +152,7 @@ export function planTable(layout: TableLayout, state: TableState): TablePlan {
     );
   }
   if (!state.checkpointTable) statements.push(checkpointTableDdl(schema));
-  return { statements, warnings };
+  return { statements, warnings, retyped };
 }
 
 export function checkpointTableDdl(schema: string): string {

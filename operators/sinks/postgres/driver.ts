@@ -5,6 +5,9 @@
  */
 import { join, resolve } from 'node:path';
 
+/** COPY's text format, or its binary one (the server parses less; a server's connections only). */
+export type CopyFormat = 'text' | 'binary';
+
 export interface QueryResult {
   readonly rows: Record<string, unknown>[];
   readonly fields: readonly string[];
@@ -27,10 +30,10 @@ export interface Session {
   /** Runs several statements in one go (no parameters); the result of each. */
   script(sql: string): Promise<ScriptResult[]>;
   /**
-   * Starts `COPY <target> FROM STDIN` (text format). Until the writer has ended, nothing else can run on
-   * this session.
+   * Starts `COPY <target> FROM STDIN` in `format` (default text; the writer sends binary's header and
+   * trailer itself, chunks are whole rows). Until the writer has ended, nothing else can run on this session.
    */
-  copyIn(target: string): CopyWriter;
+  copyIn(target: string, format?: CopyFormat): CopyWriter;
   /** True once the connection is known to be unusable (it will be discarded on release). */
   readonly broken: boolean;
   /** The server process of this session (pg_stat_activity.pid); undefined for the embedded database. */
@@ -51,8 +54,13 @@ export interface CopyWriter {
 }
 
 /** Sends `chunks` in one COPY; the number of rows copied. */
-export async function copyAll(session: Session, target: string, chunks: readonly Uint8Array[]): Promise<number> {
-  const writer = session.copyIn(target);
+export async function copyAll(
+  session: Session,
+  target: string,
+  chunks: readonly Uint8Array[],
+  format: CopyFormat = 'text',
+): Promise<number> {
+  const writer = session.copyIn(target, format);
   for (const chunk of chunks) await writer.write(chunk);
   return writer.end();
 }

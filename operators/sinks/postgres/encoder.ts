@@ -1,14 +1,17 @@
 /**
- * Record → one row of COPY text format, validating every value against its column first: a value
- * PostgreSQL would reject would abort the whole load transaction, so it is caught here and the record is
- * dead-lettered on its own with the reason. U+0000, which text and jsonb cannot hold, is stored as `\x00`
- * (nul.ts). Rows are written straight into a CopyBuffer: one encoder per
- * sink, no string built per row.
+ * Record → one row of COPY text or binary format, validating every value against its column first: a
+ * value PostgreSQL would reject would abort the whole load transaction (and a binary COPY cannot even
+ * say which row), so it is caught here and the record is dead-lettered on its own with the reason; both
+ * formats refuse exactly the same values. U+0000, which text and jsonb cannot hold, is stored as `\x00`
+ * (nul.ts). Rows are written straight into a CopyBuffer or BinaryCopyBuffer: one encoder per sink, no
+ * string built per row.
  */
 import { isIP } from 'node:net';
 import type { EtlRecord } from '../../../engine/record.ts';
+import { BinaryCopyBuffer, binaryFields, readInet, readNumeric, readTimestamp } from './binary-buffer.ts';
 import type { Column } from './columns.ts';
 import { CopyBuffer, unescapeCopyText } from './copy-buffer.ts';
+import type { CopyFormat } from './driver.ts';
 import { restoreNul, restoreNulJson, storeNulJson } from './nul.ts';
 import type { SqlType } from './schema.ts';
 import { parseTimestamp } from './time.ts';
@@ -69,13 +72,51 @@ function decodeValue(code: number, text: string): unknown {
   }
 }
 
+/** The value a field of COPY binary stands for, as `decodeValue` gives it for the text of the same value. */
+function decodeBinaryValue(type: SqlType, field: Buffer): unknown {
+  switch (type) {
+    case 'smallint':
+      return field.readInt16BE(0);
+    case 'integer':
+      return field.readInt32BE(0);
+    case 'bigint': {
+      const n = field.readBigInt64BE(0);
+      return Number.isSafeInteger(Number(n)) ? Number(n) : n.toString();
+    }
+    case 'double precision':
+      return field.readDoubleBE(0);
+    case 'numeric': {
+      const text = readNumeric(field);
+      return Number.isFinite(Number(text)) ? Number(text) : text;
+    }
+    case 'boolean':
+      return field[0] === 1;
+    case 'timestamptz': {
+      // The instant in UTC, RFC 3339 with the fraction it needs (the text it was written as is not sent).
+      const { ms, micros } = readTimestamp(field);
+      const iso = new Date(ms).toISOString();
+      const fraction = `${iso.slice(20, 23)}${String(micros).padStart(3, '0')}`.replace(/0+$/, '');
+      return `${iso.slice(0, 19)}${fraction === '' ? '' : `.${fraction}`}Z`;
+    }
+    case 'inet':
+      return readInet(field);
+    case 'jsonb':
+      return decodeValue(T_JSON, field.toString('utf8', 1));
+    default:
+      return decodeValue(T_TEXT, field.toString('utf8'));
+  }
+}
+
 function isEmptyPlainObject(value: unknown): boolean {
   if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return false;
   for (const _ in value) return false;
   return true;
 }
 
-type CompiledEncoder = (record: EtlRecord, out: CopyBuffer, encoder: RowEncoder) => boolean;
+/** The buffer rows of a format are written into. */
+export type RowBuffer = CopyBuffer | BinaryCopyBuffer;
+
+type CompiledEncoder = (record: EtlRecord, out: RowBuffer, encoder: RowEncoder) => boolean;
 
 /**
  * The row encoder for one column layout, generated once: fields read by name (monomorphic property
@@ -106,6 +147,43 @@ function compileEncoder(columns: readonly Column[], codes: Uint8Array, extraInde
   return new Function('record', 'out', 'encoder', lines.join('\n')) as CompiledEncoder;
 }
 
+const BINARY_INT_WRITER: Partial<Record<SqlType, string>> = { smallint: 'int2', integer: 'int4', bigint: 'int8' };
+
+/** `compileEncoder` for COPY binary: a field count, then each field's length and value, no separators. */
+function compileBinaryEncoder(columns: readonly Column[], codes: Uint8Array, extraIndex: number): CompiledEncoder {
+  const lines: string[] = ['const start = out.length;', 'encoder.time = NaN;', 'let v;', `out.row(${columns.length});`];
+  const fail = '{ out.truncate(start); return false; }';
+  columns.forEach((column, i) => {
+    lines.push(`v = record[${JSON.stringify(column.name)}];`);
+    if (i === extraIndex) lines.push('v = encoder.extraValue(record, v);');
+    const missing = column.required ? `{ encoder.missing(${i}); ${fail} }` : 'out.nul();';
+    let common = '';
+    if (codes[i] === T_TEXT) common = `if (typeof v === 'string') out.text(v); else `;
+    else if (codes[i] === T_INT) {
+      const lo = Math.max(column.min ?? -0x80000000, -0x80000000);
+      const hi = Math.min(column.max ?? 0x7fffffff, 0x7fffffff);
+      const writer = BINARY_INT_WRITER[column.type];
+      if (writer !== undefined && column.minExclusive !== true && column.maxExclusive !== true) {
+        common = `if (typeof v === 'number' && (v | 0) === v && v >= ${lo} && v <= ${hi}) out.${writer}(v); else `;
+      }
+    }
+    lines.push(
+      `if (v === undefined || v === null) ${missing} else ${common}if (!encoder.binaryValue(out, ${i}, v)) ${fail}`,
+    );
+  });
+  lines.push('return true;');
+  return new Function('record', 'out', 'encoder', lines.join('\n')) as CompiledEncoder;
+}
+
+/** Text a text column stores for `value`, or undefined when it takes no such value. */
+function textOf(value: unknown): string | undefined {
+  return typeof value === 'string'
+    ? value
+    : typeof value === 'number' || typeof value === 'boolean'
+      ? String(value)
+      : undefined;
+}
+
 function show(value: unknown): string {
   let text: string;
   try {
@@ -118,6 +196,7 @@ function show(value: unknown): string {
 
 export class RowEncoder {
   readonly columns: readonly Column[];
+  readonly format: CopyFormat;
   /** Why the last `encode` returned undefined. */
   reason = '';
   /** Event time (epoch ms) of the last encoded row; NaN when the time column is null. */
@@ -130,15 +209,81 @@ export class RowEncoder {
   private readonly compiled: CompiledEncoder;
   private lastTimeText = '';
   private lastTimeMs = Number.NaN;
+  /** Microseconds within the millisecond of the last timestamp parsed (binary COPY sends them). */
+  private readonly timeParts = { micros: 0 };
+  private lastTimeMicros = 0;
 
-  constructor(columns: readonly Column[], extraColumn: string, timeColumn: string | undefined) {
+  constructor(
+    columns: readonly Column[],
+    extraColumn: string,
+    timeColumn: string | undefined,
+    format: CopyFormat = 'text',
+  ) {
     this.columns = columns;
+    this.format = format;
     this.codes = Uint8Array.from(columns, (c) => TYPE_CODES[c.type]);
     this.names = columns.map((c) => c.name);
     this.known = new Set(this.names);
     this.extraIndex = columns.findIndex((c) => c.name === extraColumn);
     this.timeIndex = timeColumn === undefined ? -1 : columns.findIndex((c) => c.name === timeColumn);
-    this.compiled = compileEncoder(columns, this.codes, this.extraIndex);
+    this.compiled = (format === 'binary' ? compileBinaryEncoder : compileEncoder)(columns, this.codes, this.extraIndex);
+  }
+
+  /** A buffer for rows of this encoder's format. */
+  buffer(): RowBuffer {
+    return this.format === 'binary' ? new BinaryCopyBuffer() : new CopyBuffer();
+  }
+
+  /** `value` for COPY binary. */
+  binaryValue(out: BinaryCopyBuffer, index: number, value: unknown): boolean {
+    const column = this.columns[index] as Column;
+    switch (this.codes[index]) {
+      case T_TEXT: {
+        const text = textOf(value);
+        if (text === undefined) return this.reject(column, value, 'expected text');
+        out.text(text);
+        return true;
+      }
+      case T_INT:
+        if (typeof value === 'bigint') {
+          if (!this.bigintFits(column, value)) return false;
+          out.int8Big(value);
+          return true;
+        }
+        if (!this.isInteger(column, value)) return false;
+        if (column.type === 'smallint') out.int2(value);
+        else if (column.type === 'integer') out.int4(value);
+        else out.int8(value);
+        return true;
+      case T_FLOAT:
+        if (!this.isFiniteInRange(column, value)) return false;
+        if (column.type === 'numeric') out.numeric(String(value));
+        else out.float8(value);
+        return true;
+      case T_BOOL:
+        if (typeof value !== 'boolean') return this.reject(column, value, 'expected a boolean');
+        out.bool(value);
+        return true;
+      case T_TIME: {
+        const ms = this.timeOf(column, value);
+        if (Number.isNaN(ms)) return false;
+        out.timestamp(ms, typeof value === 'string' ? this.lastTimeMicros : 0);
+        if (index === this.timeIndex) this.time = ms;
+        return true;
+      }
+      case T_INET: {
+        const family = this.ipFamily(column, value);
+        if (family === 0) return false;
+        out.inet(value as string, family);
+        return true;
+      }
+      default: {
+        const json = this.jsonOf(column, value);
+        if (json === undefined) return false;
+        out.jsonb(json);
+        return true;
+      }
+    }
   }
 
   /** Encodes column `index` of a row (the compiled encoder's path for all but the commonest values). */
@@ -162,7 +307,7 @@ export class RowEncoder {
    * Appends the COPY row (with its newline) for `record` to `out`; false, with `out` as it was and
    * `reason` set, when a value is refused.
    */
-  encodeInto(record: EtlRecord, out: CopyBuffer): boolean {
+  encodeInto(record: EtlRecord, out: RowBuffer): boolean {
     return this.compiled(record, out, this);
   }
 
@@ -191,10 +336,31 @@ export class RowEncoder {
     return true;
   }
 
-  /** The COPY line (with its newline) for `record`, or undefined with `reason` set. */
+  /** The COPY line (with its newline) for `record`, or undefined with `reason` set (text format). */
   encode(record: EtlRecord): string | undefined {
     const out = new CopyBuffer(1024);
     return this.encodeInto(record, out) ? out.toString() : undefined;
+  }
+
+  /** The record a row of this encoder's format stands for (`decode`, `decodeBinary`). */
+  decodeRow(row: Buffer): EtlRecord {
+    return this.format === 'binary' ? this.decodeBinary(row) : this.decode(row.toString('utf8'));
+  }
+
+  /** `decode` for a row of COPY binary. */
+  decodeBinary(row: Buffer): EtlRecord {
+    const record: EtlRecord = {};
+    const fields = binaryFields(row);
+    for (let i = 0; i < this.columns.length && i < fields.length; i++) {
+      const field = fields[i];
+      if (field === undefined) continue;
+      const column = this.columns[i] as Column;
+      const value = decodeBinaryValue(column.type, field);
+      if (i === this.extraIndex && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        Object.assign(record, value);
+      } else record[column.name] = value;
+    }
+    return record;
   }
 
   /**
@@ -241,99 +407,133 @@ export class RowEncoder {
   private encodeValue(out: CopyBuffer, column: Column, code: number, value: unknown, isTime: boolean): boolean {
     switch (code) {
       case T_TEXT: {
-        const text =
-          typeof value === 'string'
-            ? value
-            : typeof value === 'number' || typeof value === 'boolean'
-              ? String(value)
-              : undefined;
+        const text = textOf(value);
         if (text === undefined) return this.reject(column, value, 'expected text');
         out.text(text);
         return true;
       }
-      case T_INT: {
+      case T_INT:
         if (typeof value === 'bigint') {
-          if (column.type === 'bigint' && value >= -9223372036854775808n && value <= 9223372036854775807n) {
-            if (
-              (column.min === undefined || value >= BigInt(column.min)) &&
-              (column.max === undefined || value <= BigInt(column.max))
-            ) {
-              out.ascii(value.toString());
-              return true;
-            }
-          }
-          return this.reject(column, value, this.rangeText(column));
+          if (!this.bigintFits(column, value)) return false;
+          out.ascii(value.toString());
+          return true;
         }
-        if (typeof value !== 'number' || !Number.isInteger(value))
-          return this.reject(column, value, 'expected an integer');
-        if (!this.inRange(column, value)) return this.reject(column, value, this.rangeText(column));
+        if (!this.isInteger(column, value)) return false;
         out.integer(value);
         return true;
-      }
       case T_FLOAT:
-        if (typeof value !== 'number' || !Number.isFinite(value))
-          return this.reject(column, value, 'expected a finite number');
-        if (!this.inRange(column, value)) return this.reject(column, value, this.rangeText(column));
+        if (!this.isFiniteInRange(column, value)) return false;
         out.ascii(String(value));
         return true;
       case T_BOOL:
         if (typeof value !== 'boolean') return this.reject(column, value, 'expected a boolean');
         out.byte(value ? 0x74 : 0x66); // t, f
         return true;
-      case T_TIME:
-        return this.encodeTime(out, column, value, isTime);
-      case T_INET:
-        if (typeof value !== 'string' || value.includes('%') || isIP(value) === 0) {
-          return this.reject(column, value, 'invalid IP address');
-        }
-        out.ascii(value);
+      case T_TIME: {
+        const ms = this.timeOf(column, value);
+        if (Number.isNaN(ms)) return false;
+        out.ascii(typeof value === 'string' ? value : new Date(ms).toISOString());
+        if (isTime) this.time = ms;
         return true;
-      default:
-        return this.encodeJson(out, column, value);
+      }
+      case T_INET:
+        if (this.ipFamily(column, value) === 0) return false;
+        out.ascii(value as string);
+        return true;
+      default: {
+        const json = this.jsonOf(column, value);
+        if (json === undefined) return false;
+        if (json === '{}') out.ascii(json);
+        else out.json(json);
+        return true;
+      }
     }
   }
 
-  private encodeTime(out: CopyBuffer, column: Column, value: unknown, isTime: boolean): boolean {
-    let ms: number;
-    if (typeof value === 'string') {
-      // Rows of a log come in time order, many to the second: the last text parsed is often the next.
-      if (value === this.lastTimeText) ms = this.lastTimeMs;
-      else {
-        ms = parseTimestamp(value);
-        if (Number.isNaN(ms))
-          return this.reject(column, value, 'invalid or out-of-range timestamp (RFC 3339, years 0001-9999)');
-        this.lastTimeText = value;
-        this.lastTimeMs = ms;
-      }
-      out.ascii(value);
-    } else {
-      ms = value instanceof Date ? value.getTime() : typeof value === 'number' ? value : Number.NaN;
-      if (!(ms >= MIN_TIME && ms <= MAX_TIME)) return this.reject(column, value, 'timestamp out of range');
-      out.ascii(new Date(ms).toISOString());
+  private bigintFits(column: Column, value: bigint): boolean {
+    if (
+      column.type === 'bigint' &&
+      value >= -9223372036854775808n &&
+      value <= 9223372036854775807n &&
+      (column.min === undefined || value >= BigInt(column.min)) &&
+      (column.max === undefined || value <= BigInt(column.max))
+    ) {
+      return true;
     }
-    if (isTime) this.time = ms;
+    return this.reject(column, value, this.rangeText(column));
+  }
+
+  private isInteger(column: Column, value: unknown): value is number {
+    if (typeof value !== 'number' || !Number.isInteger(value)) return this.reject(column, value, 'expected an integer');
+    if (!this.inRange(column, value)) return this.reject(column, value, this.rangeText(column));
     return true;
   }
 
-  private encodeJson(out: CopyBuffer, column: Column, value: unknown): boolean {
-    // Parsed access records carry an empty `extra`: the common case, without JSON.stringify.
-    if (isEmptyPlainObject(value)) {
-      out.ascii('{}');
-      return true;
+  private isFiniteInRange(column: Column, value: unknown): value is number {
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      return this.reject(column, value, 'expected a finite number');
     }
+    if (!this.inRange(column, value)) return this.reject(column, value, this.rangeText(column));
+    return true;
+  }
+
+  /** 4 or 6 for an address inet takes; 0, with `reason` set, otherwise. */
+  private ipFamily(column: Column, value: unknown): number {
+    const family = typeof value !== 'string' || value.includes('%') ? 0 : isIP(value);
+    if (family === 0) this.reject(column, value, 'invalid IP address');
+    return family;
+  }
+
+  /**
+   * Epoch milliseconds of a timestamptz value (its sub-millisecond microseconds in `lastTimeMicros` for
+   * text); NaN, with `reason` set, when it is not one PostgreSQL takes.
+   */
+  private timeOf(column: Column, value: unknown): number {
+    if (typeof value === 'string') {
+      // Rows of a log come in time order, many to the second: the last text parsed is often the next.
+      if (value === this.lastTimeText) return this.lastTimeMs;
+      const ms = parseTimestamp(value, this.timeParts);
+      if (Number.isNaN(ms)) {
+        this.reject(column, value, 'invalid or out-of-range timestamp (RFC 3339, years 0001-9999)');
+        return ms;
+      }
+      this.lastTimeText = value;
+      this.lastTimeMs = ms;
+      this.lastTimeMicros = this.timeParts.micros;
+      return ms;
+    }
+    // A number of milliseconds is cut to a whole one, as `new Date` does (the text format writes its ISO text).
+    const ms = value instanceof Date ? value.getTime() : typeof value === 'number' ? Math.trunc(value) : Number.NaN;
+    if (!(ms >= MIN_TIME && ms <= MAX_TIME)) {
+      this.reject(column, value, 'timestamp out of range');
+      return Number.NaN;
+    }
+    return ms;
+  }
+
+  /** JSON text of a jsonb value with its strings as stored (nul.ts); undefined, with `reason` set, if none. */
+  private jsonOf(column: Column, value: unknown): string | undefined {
+    // Parsed access records carry an empty `extra`: the common case, without JSON.stringify.
+    if (isEmptyPlainObject(value)) return '{}';
     let json: string | undefined;
     try {
       json = JSON.stringify(value);
     } catch (error) {
-      return this.reject(column, '[value]', `not JSON-serialisable (${(error as Error).message})`);
+      this.reject(column, '[value]', `not JSON-serialisable (${(error as Error).message})`);
+      return undefined;
     }
-    if (json === undefined) return this.reject(column, value, 'not JSON-serialisable');
+    if (json === undefined) {
+      this.reject(column, value, 'not JSON-serialisable');
+      return undefined;
+    }
     if (JSON_HINT.test(json)) {
       json = storeNulJson(json);
-      if (LONE_SURROGATE.test(json)) return this.reject(column, '[value]', 'contains an unpaired surrogate');
+      if (LONE_SURROGATE.test(json)) {
+        this.reject(column, '[value]', 'contains an unpaired surrogate');
+        return undefined;
+      }
     }
-    out.json(json);
-    return true;
+    return json;
   }
 
   private inRange(column: Column, value: number): boolean {

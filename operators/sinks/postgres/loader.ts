@@ -20,7 +20,8 @@ import type {
 import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import { retry } from '../../../engine/retry.ts';
 import { CHECKPOINT_TABLE, qualified } from './ddl.ts';
-import { type CopyWriter, copyAll, type Database, type Session } from './driver.ts';
+import { splitBinaryRows } from './binary-buffer.ts';
+import { type CopyFormat, type CopyWriter, copyAll, type Database, type Session } from './driver.ts';
 import { isConnectionLoss, isDataError } from './faults.ts';
 import { type LockWaitTiming, LockWaitWatch } from './lock-wait.ts';
 import type { PartitionManager } from './partitions.ts';
@@ -58,8 +59,10 @@ export interface LoaderConfig {
   readonly now: () => number;
   /** Asks the runtime for a checkpoint soon (the uncommitted payload is large). */
   readonly requestCheckpoint: () => void;
-  /** The record a COPY line stands for (dead letters of rows the server refused). */
-  readonly decode: (line: string) => EtlRecord;
+  /** How rows are encoded: COPY text or binary (settled once the table is known, see postgres.ts). */
+  readonly format: () => CopyFormat;
+  /** The record a COPY row stands for (dead letters of rows the server refused). */
+  readonly decode: (row: Buffer) => EtlRecord;
   /** Held on the loading session, taken on each new connection (a server's advisory lock: advisory-lock.ts). */
   readonly lock?: SessionLock;
   /** When to say what a call waits for when it waits on a lock (lock-wait.ts); undefined: never. */
@@ -74,7 +77,7 @@ export interface SessionLock {
   release(session: Session): Promise<void>;
 }
 
-/** One batch as loaded: its rows as COPY text lines and, row by row, where each came from. */
+/** One batch as loaded: its rows in the loader's COPY format and, row by row, where each came from. */
 export interface Chunk {
   readonly bytes: Buffer;
   readonly origins: ReadonlyArray<Origin | undefined>;
@@ -358,7 +361,7 @@ export class Loader {
         return s;
       });
     }
-    this.copy = session.copyIn(this.copyTable);
+    this.copy = session.copyIn(this.copyTable, this.cfg.format());
     return this.copy;
   }
 
@@ -436,7 +439,7 @@ export class Loader {
 
   /** One COPY of `chunks`, moved into the target when staged. */
   private async copyChunks(session: Session, chunks: readonly Uint8Array[]): Promise<void> {
-    const copied = await copyAll(session, this.copyTable, chunks);
+    const copied = await copyAll(session, this.copyTable, chunks, this.cfg.format());
     if (this.cfg.staging) await this.move(session, copied);
   }
 
@@ -491,7 +494,7 @@ export class Loader {
 
   /** Halves the rows until each refused one is alone (for failures that name no line, as a staged move). */
   private async bisect(session: Session, chunk: Chunk, refused: Refused[]): Promise<Chunk> {
-    const rows = splitRows(chunk.bytes);
+    const rows = this.splitRows(chunk.bytes);
     const kept: number[] = [];
     const visit = async (lo: number, hi: number): Promise<void> => {
       const error = await this.tryCopy(session, Buffer.concat(rows.slice(lo, hi)));
@@ -529,7 +532,7 @@ export class Loader {
 
   /** `chunk` without its row `index`, which joins `refused`. */
   private refuse(chunk: Chunk, index: number, error: unknown, refused: Refused[]): Chunk {
-    const rows = splitRows(chunk.bytes);
+    const rows = this.splitRows(chunk.bytes);
     refused.push(this.refusedRow(rows[index] as Buffer, chunk.origins[index], error));
     rows.splice(index, 1);
     const origins = [...chunk.origins];
@@ -538,9 +541,13 @@ export class Loader {
   }
 
   private refusedRow(row: Buffer, origin: Origin | undefined, error: unknown): Refused {
-    const record = this.cfg.decode(row.toString('utf8'));
+    const record = this.cfg.decode(row);
     if (origin) record[ORIGIN] = origin;
     return { record, reason: `refused by PostgreSQL: ${errorMessage(error)}` };
+  }
+
+  private splitRows(bytes: Buffer): Buffer[] {
+    return this.cfg.format() === 'binary' ? splitBinaryRows(bytes) : splitRows(bytes);
   }
 
   private async readCheckpoint(session: Session): Promise<CommittedCheckpoint | undefined> {

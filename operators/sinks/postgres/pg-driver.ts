@@ -2,7 +2,8 @@
 import { once } from 'node:events';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { ConnectOptions, CopyWriter, Database, QueryResult, ScriptResult, Session } from './driver.ts';
+import { BINARY_HEADER, BINARY_TRAILER } from './binary-buffer.ts';
+import type { ConnectOptions, CopyFormat, CopyWriter, Database, QueryResult, ScriptResult, Session } from './driver.ts';
 import { maskUrl } from './driver.ts';
 
 export class ServerDatabase implements Database {
@@ -70,8 +71,11 @@ class ServerSession implements Session {
     return (Array.isArray(result) ? result : [result]).map(toResult);
   }
 
-  copyIn(target: string): CopyWriter {
-    return new ServerCopy(this.use().query(copyFrom(`COPY ${target} FROM STDIN`)));
+  copyIn(target: string, format: CopyFormat = 'text'): CopyWriter {
+    if (format === 'text') return new ServerCopy(this.use().query(copyFrom(`COPY ${target} FROM STDIN`)), undefined);
+    const stream = this.use().query(copyFrom(`COPY ${target} FROM STDIN (FORMAT binary)`));
+    stream.write(BINARY_HEADER);
+    return new ServerCopy(stream, BINARY_TRAILER);
   }
 
   release(destroy = false): void {
@@ -99,9 +103,12 @@ class ServerCopy implements CopyWriter {
   private readonly finished: Promise<number>;
   private failure: unknown;
   private ended = false;
+  /** Sent before the end (binary format's trailer). */
+  private readonly trailer: Buffer | undefined;
 
-  constructor(stream: ReturnType<typeof copyFrom>) {
+  constructor(stream: ReturnType<typeof copyFrom>, trailer: Buffer | undefined) {
     this.stream = stream;
+    this.trailer = trailer;
     this.finished = new Promise<number>((resolve, reject) => {
       stream.once('finish', () => resolve(stream.rowCount));
       stream.once('error', (error: unknown) => {
@@ -123,7 +130,7 @@ class ServerCopy implements CopyWriter {
   end(): Promise<number> {
     if (!this.ended && this.failure === undefined) {
       this.ended = true;
-      this.stream.end();
+      this.stream.end(this.trailer);
     }
     return this.finished;
   }

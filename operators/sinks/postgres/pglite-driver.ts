@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import type { CopyWriter, Database, QueryResult, ScriptResult, Session } from './driver.ts';
+import type { CopyFormat, CopyWriter, Database, QueryResult, ScriptResult, Session } from './driver.ts';
 import { EmbeddedLock } from './lock.ts';
 import type { WasmModule } from './pglite-open.ts';
 import type { Reply, Request, WireError, WorkerInput } from './pglite-worker.ts';
@@ -315,7 +315,9 @@ class EmbeddedSession implements Session {
     return this.holding(sql, () => this.thread.request({ op: 'script', sql }) as Promise<ScriptResult[]>);
   }
 
-  copyIn(target: string): CopyWriter {
+  copyIn(target: string, format: CopyFormat = 'text'): CopyWriter {
+    // The sink sends text to the embedded database (its COPY slices are counted and split by newline).
+    if (format !== 'text') throw new Error('the embedded database takes COPY text format only');
     return new EmbeddedCopy(this.thread, target, this.copyId(), {
       acquire: () => (this.inTransaction ? Promise.resolve() : this.backend.acquire(this)),
       release: () => {

@@ -9,11 +9,12 @@ import type {
   SinkWriteContext,
   Snapshot,
 } from '../../../engine/operator.ts';
-import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import { EtlError } from '../../../engine/errors.ts';
+import { type EtlRecord, ORIGIN, type Origin } from '../../../engine/record.ts';
 import { EMPTY_STATE, inspect, planTable, type TableLayout, type TableState } from './ddl.ts';
 import {
   type ConnectOptions,
+  type CopyFormat,
   type Database,
   type DatabaseTarget,
   openDatabase,
@@ -22,8 +23,7 @@ import {
   targetLabel,
 } from './driver.ts';
 import { SinkLock } from './advisory-lock.ts';
-import { CopyBuffer } from './copy-buffer.ts';
-import { RowEncoder } from './encoder.ts';
+import { type RowBuffer, RowEncoder } from './encoder.ts';
 import { buildLayout, copyTargetOf, stagingOf } from './layout.ts';
 import { LOCK_WAIT_TIMING, type LockWaitTiming } from './lock-wait.ts';
 import { Loader } from './loader.ts';
@@ -61,9 +61,10 @@ class PostgresSink implements Sink {
   private readonly lockWait: LockWaitTiming;
   private readonly target: DatabaseTarget;
   private readonly layout: TableLayout;
-  private readonly encoder: RowEncoder;
+  /** Replaced by a text one at `open` when binary cannot be used (a column of another type in the table). */
+  private encoder: RowEncoder;
   /** Where the rows of batches are encoded (`take` hands out each batch). */
-  private readonly rows = new CopyBuffer();
+  private rows: RowBuffer;
   private readonly partitions: PartitionManager | undefined;
   /** `origin_columns` as [column, origin property] pairs. */
   private readonly originColumns: ReadonlyArray<readonly [string, keyof Origin]>;
@@ -85,7 +86,13 @@ class PostgresSink implements Sink {
     this.target = resolveTarget(options.url, ctx.dataDir, deps.env);
     this.layout = buildLayout(options, ctx.inputSchema);
     this.originColumns = Object.entries(options.origin_columns).map(([c, p]) => [c, p as keyof Origin] as const);
-    this.encoder = new RowEncoder(this.layout.columns, options.extra_column, this.layout.timeColumn);
+    this.encoder = new RowEncoder(
+      this.layout.columns,
+      options.extra_column,
+      this.layout.timeColumn,
+      copyFormat(options.copy_format, this.target),
+    );
+    this.rows = this.encoder.buffer();
     const { granularity, timeColumn } = this.layout;
     this.partitions =
       granularity && timeColumn
@@ -144,7 +151,8 @@ class PostgresSink implements Sink {
       signal: this.ctx.signal,
       now: this.now,
       requestCheckpoint: () => this.ctx.requestCheckpoint(),
-      decode: (line) => this.encoder.decode(line),
+      format: () => this.encoder.format,
+      decode: (row) => this.encoder.decodeRow(row),
       lock:
         database.kind === 'server'
           ? new SinkLock({
@@ -179,6 +187,7 @@ class PostgresSink implements Sink {
         state = await inspect(session, this.options.schema, this.options.table);
         const plan = planTable(this.layout, state);
         for (const warning of plan.warnings) this.ctx.logger.warn(warning, { table: this.tableName() });
+        if (plan.retyped.length > 0 && this.encoder.format === 'binary') this.useText(plan.retyped);
         statements = plan.statements;
         for (const sql of statements) await session.query(sql);
       });
@@ -269,6 +278,19 @@ class PostgresSink implements Sink {
     }
   }
 
+  /**
+   * Binary COPY needs each value in its column's own type (an int4 for a smallint column is refused), and the
+   * encoder writes the layout's types: with columns of other types in the table, rows go as text, which the
+   * server converts.
+   */
+  private useText(retyped: readonly string[]): void {
+    this.ctx.logger.info(`columns of other types than the layout's (${retyped.join(', ')}): COPY in text format`, {
+      table: this.tableName(),
+    });
+    this.encoder = new RowEncoder(this.layout.columns, this.options.extra_column, this.layout.timeColumn, 'text');
+    this.rows = this.encoder.buffer();
+  }
+
   /** The DDL `open` would run, as statements ready to paste into psql. */
   private planFor(state: TableState): string[] {
     const { statements } = planTable(this.layout, state);
@@ -308,6 +330,20 @@ function applicationName(pipeline: string, sink: string): string {
   return names.length + holder.length <= 63
     ? names + holder
     : `${names.slice(0, Math.max(16, 63 - holder.length))}${holder}`.slice(0, 63);
+}
+
+/**
+ * The COPY format of a run: as asked; binary only to a server (the embedded database's COPY slices are split
+ * and counted by newline, pglite-worker.ts).
+ */
+function copyFormat(option: PostgresSinkOptions['copy_format'], target: DatabaseTarget): CopyFormat {
+  if (target.kind === 'embedded' && option === 'binary') {
+    throw new EtlError(
+      'ETL_CFG_INVALID',
+      `copy_format: binary needs a PostgreSQL server (url or DATABASE_URL); the embedded database (${targetLabel(target)}) takes text`,
+    );
+  }
+  return option;
 }
 
 /** A copy of `record` with its origin columns filled (absent origin properties stay NULL). */

@@ -51,6 +51,17 @@ describe('parseTimestamp', () => {
     expect(parseTimestamp('2024-03-10T10:00:00')).toBe(Date.parse('2024-03-10T10:00:00Z'));
   });
 
+  it('gives the microseconds within the millisecond as PostgreSQL rounds them (the fraction as a double)', () => {
+    const parts = { micros: -1 };
+    expect(parseTimestamp('2024-01-01T00:00:00.123456Z', parts)).toBe(Date.parse('2024-01-01T00:00:00.123Z'));
+    expect(parts.micros).toBe(456);
+    // 0.0000005 as a double is just below 5e-7: PostgreSQL stores 0 microseconds, not 1.
+    parseTimestamp('2024-01-01T00:00:00.0000005Z', parts);
+    expect(parts.micros).toBe(0);
+    parseTimestamp('2024-01-01T00:00:00.0000016Z', parts);
+    expect(parts.micros).toBe(2);
+  });
+
   it.each([
     '2023-02-29T00:00:00Z',
     '2024-13-01T00:00:00Z',

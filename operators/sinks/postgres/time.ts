@@ -13,9 +13,10 @@ const MS_PER_DAY = 86_400_000;
 /**
  * Epoch milliseconds of `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z|±HH[:MM]]` (no offset: UTC, the session time
  * zone the sink sets), or NaN when the text is not such a timestamp or names a day that does not exist.
- * Years 0001-9999 only: every one of them is in PostgreSQL's range.
+ * Years 0001-9999 only: every one of them is in PostgreSQL's range. With `parts`, its `micros` is set to the
+ * microseconds within the millisecond (what binary COPY sends besides the milliseconds).
  */
-export function parseTimestamp(s: string): number {
+export function parseTimestamp(s: string, parts?: { micros: number }): number {
   const n = s.length;
   if (n < 19) return Number.NaN;
   const year = digits(s, 0, 4);
@@ -46,23 +47,23 @@ export function parseTimestamp(s: string): number {
     return Number.NaN;
   }
   let i = 19;
-  // PostgreSQL keeps microseconds, rounding the seventh digit half up.
+  // PostgreSQL keeps microseconds: rint(fraction * 1e6) of the fraction read as a double (ParseFractionalSecond).
+  // Up to six digits that is the digits themselves; beyond, the double decides (.0000005 is just below half).
   let micros = 0;
   if (i < n && s.charCodeAt(i) === 46) {
+    const point = i;
     i++;
     const start = i;
     let scale = 100_000;
-    let roundUp = false;
     while (i < n) {
       const c = s.charCodeAt(i) - 48;
       if (c < 0 || c > 9) break;
       if (scale >= 1) micros += c * scale;
-      else if (i - start === 6) roundUp = c >= 5;
       scale /= 10;
       i++;
     }
     if (i === start) return Number.NaN;
-    if (roundUp) micros++;
+    if (i - start > 6) micros = roundHalfEven(Number(s.slice(point, i)) * 1e6);
   }
   let offsetMinutes = 0;
   if (i < n) {
@@ -84,6 +85,7 @@ export function parseTimestamp(s: string): number {
     } else return Number.NaN;
   }
   if (i !== n) return Number.NaN;
+  if (parts !== undefined) parts.micros = micros % 1000;
   return (
     daysFromCivil(year, month, day) * MS_PER_DAY +
     hour * MS_PER_HOUR +
@@ -92,6 +94,12 @@ export function parseTimestamp(s: string): number {
     Math.floor(micros / 1000) -
     offsetMinutes * 60_000
   );
+}
+
+/** C's rint in the default rounding mode: to the nearest integer, halves to even. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 export type Granularity = 'hour' | 'day' | 'month';
