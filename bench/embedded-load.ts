@@ -145,6 +145,8 @@ try {
   console.log(`embedded_load_rate: ${median(rounds.map((r) => ROWS / r.seconds)).toFixed(0)} rows/s`);
   console.log(`embedded_load_database_cpu: ${per10k(median(rounds.map((r) => r.databaseMs)))} ms/10k rows`);
   console.log(`embedded_load_main_cpu: ${per10k(median(rounds.map((r) => r.mainMs)))} ms/10k rows`);
+  const status = await readFile('/proc/self/status', 'utf8');
+  console.log(`embedded_load_peak_rss: ${Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024)} MiB`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }
