@@ -73,9 +73,22 @@ describe('RowEncoder', () => {
     const enc = encoder();
     const line = enc.encode({ ...good, request_time_ms: null, cached: undefined });
     expect(line).toBe(
-      '203.0.113.9\t2024-05-01T12:00:00.250Z\t/index.html\t200\t512\t443\t\\N\t48.85\t\\N\t{"tls":"TLSv1.3"}\n',
+      '203.0.113.9\t2024-05-01 12:00:00.250+00\t/index.html\t200\t512\t443\t\\N\t48.85\t\\N\t{"tls":"TLSv1.3"}\n',
     );
     expect(enc.time).toBe(Date.parse('2024-05-01T12:00:00.250Z'));
+  });
+
+  it('sends the ISO form JavaScript writes as the space and +00 form the server parses faster, other forms as they came', () => {
+    const enc = encoder();
+    const sent = (timestamp: unknown) => enc.encode({ ...good, timestamp })?.split('\t')[1];
+    expect(sent('2024-05-01T12:00:00.000Z')).toBe('2024-05-01 12:00:00+00');
+    expect(sent(new Date('2024-05-01T12:00:00.007Z'))).toBe('2024-05-01 12:00:00.007+00');
+    expect(sent(Date.parse('2024-05-01T12:00:00Z'))).toBe('2024-05-01 12:00:00+00');
+    expect(sent('2024-05-01T12:00:00-07:00')).toBe('2024-05-01T12:00:00-07:00');
+    expect(sent('2024-05-01T12:00:00.123456Z')).toBe('2024-05-01T12:00:00.123456Z');
+    for (const timestamp of ['2024-05-01T12:00:00.000Z', '2024-05-01T12:00:00.250Z', '2024-05-01T12:00:00Z']) {
+      expect(enc.decode(enc.encode({ ...good, timestamp }) as string)).toMatchObject({ timestamp });
+    }
   });
 
   it('collects fields without a column into the extra column, never the origin', () => {

@@ -106,6 +106,9 @@ import(workerData.entry);
 type WithoutId<R> = R extends unknown ? Omit<R, 'id'> : never;
 type Call = WithoutId<Request>;
 
+/** The PGlite thread's name (at most 15 bytes: Linux keeps no more of a thread's name). */
+export const THREAD_NAME = 'etl-pglite';
+
 /** The worker thread PGlite runs in, and the requests waiting for its answers. */
 class DatabaseThread {
   private readonly worker: Worker;
@@ -121,6 +124,8 @@ class DatabaseThread {
   static async start(dir: string): Promise<DatabaseThread> {
     const worker = new Worker(BOOT, {
       eval: true,
+      // The thread's name in `top -H` and /proc/<pid>/task/*/comm: its CPU time can be told from the pipeline's.
+      name: THREAD_NAME,
       workerData: {
         dir,
         module: await compiledPglite(),
