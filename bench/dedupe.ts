@@ -5,7 +5,7 @@
  * - memory: the real keyed state backend (engine/state/keyed.ts), with a checkpoint every 100 batches.
  * - redis:  the Redis store against 127.0.0.1:6379 (a key prefix of its own, deleted afterwards).
  * Redis: also the records per CPU second of redis-server (INFO cpu).
- * Usage: node bench/dedupe.ts [--records N] [--store memory|redis]
+ * Usage: node bench/dedupe.ts [--records N] [--store memory|redis] [--local-cache-keys N]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,6 +28,8 @@ const arg = (name: string): string | undefined => {
 };
 const RECORDS = Number(arg('records') ?? 1_000_000);
 const STORE = arg('store');
+/** Redis store: keys this run set that it remembers locally (the option's default unless given). */
+const LOCAL_CACHE_KEYS = arg('local-cache-keys');
 const BATCH = 1024;
 
 /**
@@ -80,6 +82,7 @@ async function run(store: 'memory' | 'redis'): Promise<void> {
     fields: ['request_id'],
     store,
     ...(store === 'redis' ? { redis: 'cache' } : {}),
+    ...(LOCAL_CACHE_KEYS === undefined ? {} : { local_cache_keys: Number(LOCAL_CACHE_KEYS) }),
   };
   const transform = await createDedupe(options, ctx);
   await transform.open?.();
@@ -140,6 +143,7 @@ if (STORE === 'memory' || STORE === 'redis') {
   // Each store in its own process, so that its peak RSS is its own.
   for (const store of ['memory', 'redis']) {
     const args = [fileURLToPath(import.meta.url), '--store', store, '--records', String(RECORDS)];
+    if (LOCAL_CACHE_KEYS !== undefined) args.push('--local-cache-keys', LOCAL_CACHE_KEYS);
     const result = spawnSync(process.execPath, args, { stdio: 'inherit' });
     if (result.status !== 0) process.exitCode = 1;
   }

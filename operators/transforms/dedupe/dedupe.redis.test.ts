@@ -18,8 +18,10 @@ import { ThrowawayRedis } from '../../../test/support/redis-server.ts';
 import { openRedis } from '../../resources/redis/redis.ts';
 import { createDedupe } from './dedupe.ts';
 import definition from './index.ts';
+import { keyFunction } from './key.ts';
 import type { DedupeOptions } from './schema.ts';
 import { REDIS_URL } from '../../../test/support/redis-url.ts';
+import { until } from '../../../test/support/until.ts';
 
 const prefix = `etl-test-dedupe-${process.pid}-${Date.now()}:`;
 const dir = mkdtempSync(join(tmpdir(), 'etl-dedupe-redis-'));
@@ -172,6 +174,65 @@ describe('dedupe (Redis store)', () => {
       ),
       { numRuns: 60 },
     );
+  });
+
+  describe('the local cache of keys this run set', () => {
+    /** The Redis key (without the client's prefix) of a record `{ id }`. */
+    const redisKey = (id: string) => `dedupe:test/dd:${keyFunction(['id'])({ id })}`;
+
+    it('drops repeats of keys this run set without asking Redis, and forgets them before Redis does', async () => {
+      const { client } = await open(REDIS_URL);
+      const { client: raw } = await open(REDIS_URL, '');
+      const cached = await start(client, { local_cache_keys: 10, window_seconds: 1 });
+      const uncached = await start(client, { local_cache_keys: 0, window_seconds: 1 });
+      expect(ids(await cached.transform.process(batch('cache-a')))).toEqual(['cache-a']);
+      // The key is lost in Redis (a flush, say): the run that set it still knows its record passed; a run
+      // without the cache asks Redis and passes the repeat.
+      await client.del(redisKey('cache-a'));
+      expect(ids(await cached.transform.process(batch('cache-a')))).toEqual([]);
+      expect(ids(await uncached.transform.process(batch('cache-a')))).toEqual(['cache-a']);
+
+      expect(ids(await cached.transform.process(batch('cache-b')))).toEqual(['cache-b']);
+      expect(ids(await cached.transform.process(batch('cache-b')))).toEqual([]);
+      // Once Redis has expired the key, so has the cache (its entries end a margin before the window does).
+      await until(async () => (await raw.exists(`${prefix}${redisKey('cache-b')}`)) === 0, 'the key to expire');
+      expect(ids(await cached.transform.process(batch('cache-b')))).toEqual(['cache-b']);
+      expect(cached.ctx.values.get('etl_dedupe_dropped_total')).toBe(2);
+    });
+
+    it('decides as Redis alone does, whatever its size, with instances sharing the server (property)', async () => {
+      const { client } = await open(REDIS_URL);
+      let scenario = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 60 }),
+          fc.array(fc.tuple(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 1 })), {
+            minLength: 1,
+            maxLength: 12,
+          }),
+          fc.integer({ min: 1, max: 4 }),
+          async (values, steps, cacheKeys) => {
+            // The same batches, each to one of two instances, once with a cache of `cacheKeys` (evicting often),
+            // once without: every batch's output must be the same.
+            const outputs = async (local_cache_keys: number): Promise<unknown[][]> => {
+              const tag = scenario++;
+              const two = [await start(client, { local_cache_keys }), await start(client, { local_cache_keys })];
+              const result: unknown[][] = [];
+              for (let at = 0, s = 0; at < values.length; s++) {
+                const [size, which] = steps[s % steps.length] as [number, number];
+                const records = values.slice(at, at + size).map((v) => ({ id: `property-${tag}-${v}` }));
+                const out = await (two[which] as Instance).transform.process(records);
+                result.push(ids(out).map((id) => String(id).replace(`property-${tag}-`, '')));
+                at += size;
+              }
+              return result;
+            };
+            expect(await outputs(cacheKeys)).toEqual(await outputs(0));
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
   });
 
   describe('when Redis is down', () => {

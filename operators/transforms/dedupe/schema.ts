@@ -76,6 +76,16 @@ export const schema = {
         '`on_error` applies).',
       examples: ['wait', 'pass'],
     },
+    local_cache_keys: {
+      type: 'integer',
+      minimum: 0,
+      default: 100000,
+      description:
+        'With `store: redis`, how many of the keys this run set in Redis it also remembers in memory (until a ' +
+        'little before Redis expires them), so that their repeats are dropped without a round trip; 0: none. ' +
+        'Keys other instances set are always asked of Redis.',
+      examples: [100000, 0],
+    },
     timeout_seconds: {
       type: 'number',
       exclusiveMinimum: 0,
