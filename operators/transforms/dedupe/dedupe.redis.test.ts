@@ -147,7 +147,9 @@ describe('dedupe (Redis store)', () => {
           run++;
           const dataDir = join(dir, `property-${run}`);
           let committed: { state: unknown; id: number; at: number } | undefined;
-          let instance = await start(client, { fields: ['v', 'run'] }, dataDir);
+          // A small local cache (evicting often): a rerun starts without it, a retried batch must not use it.
+          const extra: Partial<DedupeOptions> = { fields: ['v', 'run'], local_cache_keys: 3 };
+          let instance = await start(client, extra, dataDir);
           let at = 0;
           let out: EtlRecord[] = [];
           let outAtCommit: EtlRecord[] = [];
@@ -162,7 +164,7 @@ describe('dedupe (Redis store)', () => {
               outAtCommit = [...out];
             }
             if (crash && at < records.length && crashes++ < 4) {
-              instance = await start(client, { fields: ['v', 'run'] }, dataDir, committed);
+              instance = await start(client, extra, dataDir, committed);
               at = committed?.at ?? 0;
               out = [...outAtCommit];
             }
@@ -235,14 +237,15 @@ describe('dedupe (Redis store)', () => {
     });
   });
 
+  // The local cache is on here: a batch that failed or passed unchecked must have left nothing in it.
   describe('when Redis is down', () => {
     it('not answering: waits (wait), passes unchecked (pass) or fails (fail); a retried batch keeps its records', async () => {
       const server = await ThrowawayRedis.start();
       try {
         const { client } = await open(server.url);
-        const wait = await start(client, { on_store_unavailable: 'wait', timeout_seconds: 0.2 });
-        const pass = await start(client, { on_store_unavailable: 'pass', timeout_seconds: 0.2 });
-        const fail = await start(client, { on_store_unavailable: 'fail', timeout_seconds: 0.2 });
+        const wait = await start(client, { on_store_unavailable: 'wait', timeout_seconds: 0.2, local_cache_keys: 10 });
+        const pass = await start(client, { on_store_unavailable: 'pass', timeout_seconds: 0.2, local_cache_keys: 10 });
+        const fail = await start(client, { on_store_unavailable: 'fail', timeout_seconds: 0.2, local_cache_keys: 10 });
         expect(ids(await wait.transform.process(batch('w1')))).toEqual(['w1']);
         server.pause();
 
@@ -272,9 +275,9 @@ describe('dedupe (Redis store)', () => {
       const server = await ThrowawayRedis.start();
       try {
         const { client } = await open(server.url);
-        const wait = await start(client, { on_store_unavailable: 'wait', timeout_seconds: 0.2 });
-        const pass = await start(client, { on_store_unavailable: 'pass', timeout_seconds: 60 });
-        const fail = await start(client, { on_store_unavailable: 'fail', timeout_seconds: 60 });
+        const wait = await start(client, { on_store_unavailable: 'wait', timeout_seconds: 0.2, local_cache_keys: 10 });
+        const pass = await start(client, { on_store_unavailable: 'pass', timeout_seconds: 60, local_cache_keys: 10 });
+        const fail = await start(client, { on_store_unavailable: 'fail', timeout_seconds: 60, local_cache_keys: 10 });
         expect(ids(await wait.transform.process(batch('w1')))).toEqual(['w1']);
         const closed = new Promise((resolve) => client.once('close', resolve));
         await server.stop();
