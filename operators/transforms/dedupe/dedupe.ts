@@ -7,8 +7,8 @@
  * - redis: one pipelined `SET key marker NX PX window GET` per distinct key of a batch. The marker says who
  *   wrote the key and for which snapshot (see `Marker`), so that a key written by a snapshot that never
  *   committed (a crash, a failed attempt at the same batch) counts as not seen: a replay passes the first
- *   occurrence again instead of dropping it. Keys this run set are also remembered locally for their window
- *   (bounded): Redis would call their repeats seen, so those need no round trip.
+ *   occurrence again instead of dropping it. With `local_cache_keys`, keys this run set are also remembered
+ *   locally for their window (bounded): Redis would call their repeats seen, so those need no round trip.
  */
 import type { ChainableCommander, Redis } from 'ioredis';
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
@@ -255,7 +255,7 @@ class RedisDedupe extends DedupeBase {
   /**
    * Keys this run set in Redis, each until a little before Redis expires it. Redis would answer that such a
    * key was seen (this run's, from an earlier batch: `counts`), so its repeats are dropped without asking.
-   * Bounded by `local_cache_keys` (least recently set first out); the keys of other instances are not in it.
+   * Bounded by `local_cache_keys` (recent-keys.ts); the keys of other instances are not in it.
    */
   private readonly setByThisRun: RecentKeys | undefined;
   /** How long an entry of `setByThisRun` holds, from before its key was sent. */
@@ -308,7 +308,7 @@ class RedisDedupe extends DedupeBase {
     let dropped = 0;
     for (const record of records) {
       const key = this.keyOf(record);
-      // The cache first: on the workloads dedupe is for, a hit there spares the second look-up.
+      // The cache first: a hit there spares the look-up in the batch's own set.
       if (recent?.has(key) || inBatch.has(key)) {
         dropped++;
         continue;
