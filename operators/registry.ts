@@ -16,6 +16,7 @@ import generatorSource from './sources/generator/index.ts';
 import httpSource from './sources/http/index.ts';
 import stdinSource from './sources/stdin/index.ts';
 import natsSource from './sources/nats/index.ts';
+import sftpSource from './sources/sftp/index.ts';
 import aggregateTransform from './transforms/aggregate/index.ts';
 import anomaliesTransform from './transforms/anomalies/index.ts';
 import anonymizeTransform from './transforms/anonymize/index.ts';
@@ -34,6 +35,7 @@ export const registry: readonly OperatorDefinition[] = [
   generatorSource,
   natsSource,
   httpSource,
+  sftpSource,
   parseTransform,
   geoipTransform,
   userAgentTransform,
