@@ -4,7 +4,8 @@
  * 1024 (the default batch size): records/s and peak RSS, each store in its own process.
  * - memory: the real keyed state backend (engine/state/keyed.ts), with a checkpoint every 100 batches.
  * - redis:  the Redis store against 127.0.0.1:6379 (a key prefix of its own, deleted afterwards).
- * Usage: node bench/dedupe.ts [--records N] [--store memory|redis]
+ * Redis: also the records per CPU second of redis-server (INFO cpu).
+ * Usage: node bench/dedupe.ts [--records N] [--store memory|redis] [--local-cache-keys N]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,6 +28,8 @@ const arg = (name: string): string | undefined => {
 };
 const RECORDS = Number(arg('records') ?? 1_000_000);
 const STORE = arg('store');
+/** Redis store: keys this run set that it remembers locally (the option's default unless given). */
+const LOCAL_CACHE_KEYS = arg('local-cache-keys');
 const BATCH = 1024;
 
 /**
@@ -79,11 +82,13 @@ async function run(store: 'memory' | 'redis'): Promise<void> {
     fields: ['request_id'],
     store,
     ...(store === 'redis' ? { redis: 'cache' } : {}),
+    ...(LOCAL_CACHE_KEYS === undefined ? {} : { local_cache_keys: Number(LOCAL_CACHE_KEYS) }),
   };
   const transform = await createDedupe(options, ctx);
   await transform.open?.();
   await transform.restore?.(undefined, undefined);
   let passed = 0;
+  const redisCpuBefore = client ? await redisCpuSeconds(client) : 0;
   const started = performance.now();
   const cpu = process.cpuUsage();
   // Records are made a batch at a time, as a source hands them over (timed too: about 0.2 µs a record).
@@ -100,9 +105,14 @@ async function run(store: 'memory' | 'redis'): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
   const cpuSeconds = (used.user + used.system) / 1e6;
+  const redisCpu = client ? (await redisCpuSeconds(client)) - redisCpuBefore : 0;
   console.log(`dedupe_${store}_records_per_second: ${Math.round(RECORDS / seconds)}`);
   // The process's own CPU: what a shared machine's load does not change (Redis's CPU is not in it).
   console.log(`dedupe_${store}_records_per_cpu_second: ${Math.round(RECORDS / cpuSeconds)}`);
+  if (client) {
+    // redis-server's CPU over the run (INFO cpu): the server is shared, so others' commands count in it too.
+    console.log(`dedupe_${store}_records_per_redis_cpu_second: ${Math.round(RECORDS / redisCpu)}`);
+  }
   console.log(`dedupe_${store}_passed: ${passed} of ${RECORDS}`);
   console.log(`dedupe_${store}_peak_rss: ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
   if (client) {
@@ -120,12 +130,20 @@ async function run(store: 'memory' | 'redis'): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** CPU seconds (user + system) the Redis server has used since it started. */
+async function redisCpuSeconds(client: Redis): Promise<number> {
+  const info = await client.info('cpu');
+  const field = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
+  return field('used_cpu_user') + field('used_cpu_sys');
+}
+
 if (STORE === 'memory' || STORE === 'redis') {
   await run(STORE);
 } else {
   // Each store in its own process, so that its peak RSS is its own.
   for (const store of ['memory', 'redis']) {
     const args = [fileURLToPath(import.meta.url), '--store', store, '--records', String(RECORDS)];
+    if (LOCAL_CACHE_KEYS !== undefined) args.push('--local-cache-keys', LOCAL_CACHE_KEYS);
     const result = spawnSync(process.execPath, args, { stdio: 'inherit' });
     if (result.status !== 0) process.exitCode = 1;
   }

@@ -18,8 +18,10 @@ import { ThrowawayRedis } from '../../../test/support/redis-server.ts';
 import { openRedis } from '../../resources/redis/redis.ts';
 import { createDedupe } from './dedupe.ts';
 import definition from './index.ts';
+import { keyFunction } from './key.ts';
 import type { DedupeOptions } from './schema.ts';
 import { REDIS_URL } from '../../../test/support/redis-url.ts';
+import { until } from '../../../test/support/until.ts';
 
 const prefix = `etl-test-dedupe-${process.pid}-${Date.now()}:`;
 const dir = mkdtempSync(join(tmpdir(), 'etl-dedupe-redis-'));
@@ -145,7 +147,9 @@ describe('dedupe (Redis store)', () => {
           run++;
           const dataDir = join(dir, `property-${run}`);
           let committed: { state: unknown; id: number; at: number } | undefined;
-          let instance = await start(client, { fields: ['v', 'run'] }, dataDir);
+          // A small local cache (evicting often): a rerun starts without it, a retried batch must not use it.
+          const extra: Partial<DedupeOptions> = { fields: ['v', 'run'], local_cache_keys: 3 };
+          let instance = await start(client, extra, dataDir);
           let at = 0;
           let out: EtlRecord[] = [];
           let outAtCommit: EtlRecord[] = [];
@@ -160,7 +164,7 @@ describe('dedupe (Redis store)', () => {
               outAtCommit = [...out];
             }
             if (crash && at < records.length && crashes++ < 4) {
-              instance = await start(client, { fields: ['v', 'run'] }, dataDir, committed);
+              instance = await start(client, extra, dataDir, committed);
               at = committed?.at ?? 0;
               out = [...outAtCommit];
             }
@@ -174,14 +178,74 @@ describe('dedupe (Redis store)', () => {
     );
   });
 
+  describe('the local cache of keys this run set', () => {
+    /** The Redis key (without the client's prefix) of a record `{ id }`. */
+    const redisKey = (id: string) => `dedupe:test/dd:${keyFunction(['id'])({ id })}`;
+
+    it('drops repeats of keys this run set without asking Redis, and forgets them before Redis does', async () => {
+      const { client } = await open(REDIS_URL);
+      const { client: raw } = await open(REDIS_URL, '');
+      const cached = await start(client, { local_cache_keys: 10, window_seconds: 1 });
+      const uncached = await start(client, { local_cache_keys: 0, window_seconds: 1 });
+      expect(ids(await cached.transform.process(batch('cache-a')))).toEqual(['cache-a']);
+      // The key is lost in Redis (a flush, say): the run that set it still knows its record passed; a run
+      // without the cache asks Redis and passes the repeat.
+      await client.del(redisKey('cache-a'));
+      expect(ids(await cached.transform.process(batch('cache-a')))).toEqual([]);
+      expect(ids(await uncached.transform.process(batch('cache-a')))).toEqual(['cache-a']);
+
+      expect(ids(await cached.transform.process(batch('cache-b')))).toEqual(['cache-b']);
+      expect(ids(await cached.transform.process(batch('cache-b')))).toEqual([]);
+      // Once Redis has expired the key, so has the cache (its entries end a margin before the window does).
+      await until(async () => (await raw.exists(`${prefix}${redisKey('cache-b')}`)) === 0, 'the key to expire');
+      expect(ids(await cached.transform.process(batch('cache-b')))).toEqual(['cache-b']);
+      expect(cached.ctx.values.get('etl_dedupe_dropped_total')).toBe(2);
+    });
+
+    it('decides as Redis alone does, whatever its size, with instances sharing the server (property)', async () => {
+      const { client } = await open(REDIS_URL);
+      let scenario = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 60 }),
+          fc.array(fc.tuple(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 1 })), {
+            minLength: 1,
+            maxLength: 12,
+          }),
+          fc.integer({ min: 1, max: 4 }),
+          async (values, steps, cacheKeys) => {
+            // The same batches, each to one of two instances, once with a cache of `cacheKeys` (evicting often),
+            // once without: every batch's output must be the same.
+            const outputs = async (local_cache_keys: number): Promise<unknown[][]> => {
+              const tag = scenario++;
+              const two = [await start(client, { local_cache_keys }), await start(client, { local_cache_keys })];
+              const result: unknown[][] = [];
+              for (let at = 0, s = 0; at < values.length; s++) {
+                const [size, which] = steps[s % steps.length] as [number, number];
+                const records = values.slice(at, at + size).map((v) => ({ id: `property-${tag}-${v}` }));
+                const out = await (two[which] as Instance).transform.process(records);
+                result.push(ids(out).map((id) => String(id).replace(`property-${tag}-`, '')));
+                at += size;
+              }
+              return result;
+            };
+            expect(await outputs(cacheKeys)).toEqual(await outputs(0));
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
+  });
+
+  // The local cache is on here: a batch that failed or passed unchecked must have left nothing in it.
   describe('when Redis is down', () => {
     it('not answering: waits (wait), passes unchecked (pass) or fails (fail); a retried batch keeps its records', async () => {
       const server = await ThrowawayRedis.start();
       try {
         const { client } = await open(server.url);
-        const wait = await start(client, { on_store_unavailable: 'wait', timeout_seconds: 0.2 });
-        const pass = await start(client, { on_store_unavailable: 'pass', timeout_seconds: 0.2 });
-        const fail = await start(client, { on_store_unavailable: 'fail', timeout_seconds: 0.2 });
+        const wait = await start(client, { on_store_unavailable: 'wait', timeout_seconds: 0.2, local_cache_keys: 10 });
+        const pass = await start(client, { on_store_unavailable: 'pass', timeout_seconds: 0.2, local_cache_keys: 10 });
+        const fail = await start(client, { on_store_unavailable: 'fail', timeout_seconds: 0.2, local_cache_keys: 10 });
         expect(ids(await wait.transform.process(batch('w1')))).toEqual(['w1']);
         server.pause();
 
@@ -211,9 +275,9 @@ describe('dedupe (Redis store)', () => {
       const server = await ThrowawayRedis.start();
       try {
         const { client } = await open(server.url);
-        const wait = await start(client, { on_store_unavailable: 'wait', timeout_seconds: 0.2 });
-        const pass = await start(client, { on_store_unavailable: 'pass', timeout_seconds: 60 });
-        const fail = await start(client, { on_store_unavailable: 'fail', timeout_seconds: 60 });
+        const wait = await start(client, { on_store_unavailable: 'wait', timeout_seconds: 0.2, local_cache_keys: 10 });
+        const pass = await start(client, { on_store_unavailable: 'pass', timeout_seconds: 60, local_cache_keys: 10 });
+        const fail = await start(client, { on_store_unavailable: 'fail', timeout_seconds: 60, local_cache_keys: 10 });
         expect(ids(await wait.transform.process(batch('w1')))).toEqual(['w1']);
         const closed = new Promise((resolve) => client.once('close', resolve));
         await server.stop();

@@ -7,7 +7,8 @@
  * - redis: one pipelined `SET key marker NX PX window GET` per distinct key of a batch. The marker says who
  *   wrote the key and for which snapshot (see `Marker`), so that a key written by a snapshot that never
  *   committed (a crash, a failed attempt at the same batch) counts as not seen: a replay passes the first
- *   occurrence again instead of dropping it.
+ *   occurrence again instead of dropping it. With `local_cache_keys`, keys this run set are also remembered
+ *   locally for their window (bounded): Redis would call their repeats seen, so those need no round trip.
  */
 import type { ChainableCommander, Redis } from 'ioredis';
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
@@ -23,6 +24,7 @@ import {
   parseMarker,
 } from '../../shared/run-marker.ts';
 import { type KeyOf, keyFunction } from './key.ts';
+import { RecentKeys } from './recent-keys.ts';
 import type { DedupeOptions } from './schema.ts';
 
 /** What the stage checkpoints inline (small): for the Redis store, the snapshots each run of it committed. */
@@ -250,10 +252,23 @@ class RedisDedupe extends DedupeBase {
   /** This run and the earlier runs of this stage on this instance: the last snapshot each committed. */
   private readonly epochs = new Epochs();
   private readonly prefix: string;
+  /**
+   * Keys this run set in Redis, each until a little before Redis expires it. Redis would answer that such a
+   * key was seen (this run's, from an earlier batch: `counts`), so its repeats are dropped without asking.
+   * Bounded by `local_cache_keys` (recent-keys.ts); the keys of other instances are not in it.
+   */
+  private readonly setByThisRun: RecentKeys | undefined;
+  /** How long an entry of `setByThisRun` holds, from before its key was sent. */
+  private readonly cacheMs: number;
 
   constructor(options: DedupeOptions, ctx: OperatorContext) {
     super(options, ctx);
     this.prefix = `dedupe:${ctx.pipeline}/${ctx.id}:`;
+    // A margin before the window ends, for the difference between this clock and the Redis server's (which
+    // expires the key).
+    this.cacheMs = this.windowMs - Math.min(1000, Math.max(1, Math.floor(this.windowMs / 10)));
+    this.setByThisRun =
+      options.local_cache_keys > 0 && this.cacheMs > 0 ? new RecentKeys(options.local_cache_keys) : undefined;
   }
 
   async open(): Promise<void> {
@@ -273,66 +288,111 @@ class RedisDedupe extends DedupeBase {
   }
 
   async process(records: EtlRecord[]): Promise<PortRecords> {
-    // The first record of each key in the batch; the others are duplicates whatever Redis says.
-    const firsts = new Map<string, EtlRecord>();
-    let dropped = 0;
-    for (const record of records) {
-      const key = this.keyOf(record);
-      if (firsts.has(key)) dropped++;
-      else firsts.set(key, record);
-    }
-    const keys = [...firsts.keys()];
     const marker = formatMarker({
       instance: this.instance,
       epoch: this.epochs.current,
       snapshot: this.ctx.snapshotId(),
       batch: this.batch,
     });
-    const seen = await this.ask(keys, marker);
-    const out: EtlRecord[] = [];
-    if (seen === undefined) {
-      out.push(...firsts.values());
+    // Chunks of keys go to Redis as soon as they are full, so that the server works on one while the next is
+    // hashed (while connected: otherwise `ask` decides what to do first).
+    const early: SentChunks | undefined =
+      (this.client as Redis).status === 'ready' ? { sentAt: performance.now(), replies: [] } : undefined;
+    // The first record of each key in the batch that must be asked of Redis (`keys[i]` is `firsts[i]`'s); the
+    // others are duplicates whatever Redis says: a repeat within the batch, or a key this run set in an earlier
+    // batch (see `setByThisRun`).
+    const keys: string[] = [];
+    const firsts: EtlRecord[] = [];
+    const inBatch = new Set<string>();
+    const recent = this.setByThisRun;
+    let dropped = 0;
+    for (const record of records) {
+      const key = this.keyOf(record);
+      // The cache first: a hit there spares the look-up in the batch's own set.
+      if (recent?.has(key) || inBatch.has(key)) {
+        dropped++;
+        continue;
+      }
+      inBatch.add(key);
+      keys.push(key);
+      firsts.push(record);
+      if (early !== undefined && keys.length % CHUNK === 0) {
+        early.replies.push(this.send(keys.slice(keys.length - CHUNK), marker));
+      }
+    }
+    const answer = keys.length === 0 ? { seen: [], sentAt: 0 } : await this.ask(keys, marker, early);
+    let out: EtlRecord[];
+    if (answer === undefined) {
+      out = firsts;
       this.passUnchecked(out.length, `Redis is unavailable (${this.unavailable})`);
     } else {
-      for (const [key, record] of firsts) {
-        if (seen.has(key)) dropped++;
-        else out.push(record);
+      out = [];
+      // This run set the keys not seen, no earlier than `sentAt`: Redis holds each a window from then at least.
+      const until = answer.sentAt + this.cacheMs;
+      for (let i = 0; i < firsts.length; i++) {
+        if (answer.seen[i] === true) {
+          dropped++;
+          continue;
+        }
+        out.push(firsts[i] as EtlRecord);
+        recent?.add(keys[i] as string, until);
       }
     }
     this.batch++;
-    this.counted(records.length, dropped, seen === undefined ? out.length : 0);
+    this.counted(records.length, dropped, answer === undefined ? out.length : 0);
     // Records leave in their order: `firsts` keeps the order of first occurrences.
     return { default: out };
   }
 
-  /** The keys seen already, or undefined when Redis is down and the records pass unchecked. */
-  private async ask(keys: string[], marker: string): Promise<Set<string> | undefined> {
-    const roundTrip = async (): Promise<Set<string>> => {
-      const client = this.client as Redis;
-      // `SET key marker PX window NX GET` for every key, run by a script over chunks of keys: one command per
-      // chunk instead of one per key costs the client a sixth of the CPU (bench/dedupe.ts), and the chunks
-      // go in one pipelined round trip. (The keys of a chunk must share a slot on a Redis Cluster: not supported.)
-      const pipeline = client.pipeline();
-      for (let at = 0; at < keys.length; at += CHUNK) {
-        const chunk = keys.slice(at, at + CHUNK).map((key) => this.prefix + key);
-        pipeline.eval(SET_NX_GET, chunk.length, ...chunk, marker, this.windowMs);
+  /**
+   * `SET key marker PX window NX GET` for each key of `chunk`, run by a script: one command per chunk instead of
+   * one per key costs the client a sixth of the CPU (bench/dedupe.ts). Resolves to what each key held (null:
+   * nothing). (The keys of a chunk must share a slot on a Redis Cluster: not supported.)
+   */
+  private send(chunk: string[], marker: string): Promise<unknown> {
+    const keys = chunk.map((key) => this.prefix + key);
+    const reply = (this.client as Redis).eval(SET_NX_GET, keys.length, ...keys, marker, this.windowMs);
+    // Awaited by `ask`, unless the batch fails before: not an unhandled rejection then.
+    reply.catch(() => {});
+    return reply;
+  }
+
+  /**
+   * The keys seen already, and a time no later than when the others were set (performance.now()); undefined
+   * when Redis is down and the records pass unchecked. `early` holds the replies to the first chunks of `keys`,
+   * sent while the batch was read; the first attempt uses them.
+   */
+  private async ask(keys: string[], marker: string, early: SentChunks | undefined): Promise<Answer | undefined> {
+    let sent = early;
+    const roundTrip = async (): Promise<Answer> => {
+      const { sentAt, replies } = sent ?? { sentAt: performance.now(), replies: [] };
+      sent = undefined;
+      for (let at = replies.length * CHUNK; at < keys.length; at += CHUNK) {
+        replies.push(this.send(keys.slice(at, at + CHUNK), marker));
       }
-      const previous = (await execute(pipeline)).flat();
-      const seen = new Set<string>();
+      const seen: boolean[] = [];
       const retake: string[] = [];
-      previous.forEach((value, i) => {
-        const key = keys[i] as string;
-        if (value === null) return;
-        if (this.counts(parseMarker(String(value)))) seen.add(key);
-        else retake.push(key);
-      });
+      let i = 0;
+      for (const reply of await Promise.all(replies)) {
+        for (const value of reply as unknown[]) {
+          const key = keys[i] as string;
+          if (value === null) seen.push(false);
+          else if (this.counts(parseMarker(String(value)))) seen.push(true);
+          else {
+            seen.push(false);
+            retake.push(key);
+          }
+          i++;
+        }
+      }
       if (retake.length > 0) {
         // Written by a snapshot that never committed: the key is this record's now.
+        const client = this.client as Redis;
         const overwrite = client.pipeline();
         for (const key of retake) overwrite.set(this.prefix + key, marker, 'PX', this.windowMs);
         await execute(overwrite);
       }
-      return seen;
+      return { seen, sentAt };
     };
     const timeoutMs = this.options.timeout_seconds * 1000;
     if (this.options.on_store_unavailable === 'wait') {
@@ -380,6 +440,19 @@ class RedisDedupe extends DedupeBase {
     const committed = this.epochs.lastCommitted(marker.epoch);
     return committed !== undefined && marker.snapshot <= committed;
   }
+}
+
+/** Chunks of a batch's keys sent to Redis while the batch was read: when, and their replies. */
+interface SentChunks {
+  sentAt: number;
+  replies: Promise<unknown>[];
+}
+
+/** Redis's answer for a batch: for each key, whether it was seen already; the others were set no earlier than
+ * `sentAt`. */
+interface Answer {
+  seen: boolean[];
+  sentAt: number;
 }
 
 /** Keys per script call. */

@@ -10,6 +10,7 @@ const defaults = {
   max_keys: schema.properties.max_keys.default,
   on_store_unavailable: schema.properties.on_store_unavailable.default,
   timeout_seconds: schema.properties.timeout_seconds.default,
+  local_cache_keys: schema.properties.local_cache_keys.default,
 } as const;
 
 export default defineTransform<typeof schema, DedupeOptions>({

@@ -10,11 +10,20 @@ export type KeyOf = (record: EtlRecord) => string;
 export function keyFunction(fields: readonly string[] | undefined): KeyOf {
   if (fields === undefined) return (record) => digest(canonical(record));
   const getters = fields.map(getter);
-  return (record) => digest(canonical(getters.map((get) => get(record) ?? null)));
+  // The canonical JSON array of the values, written without building the array (this runs for every record).
+  const [only] = getters;
+  if (getters.length === 1 && only !== undefined) return (record) => digest(`[${canonical(only(record))}]`);
+  return (record) => {
+    let text = '[';
+    for (let i = 0; i < getters.length; i++) text += (i > 0 ? ',' : '') + canonical((getters[i] as Getter)(record));
+    return digest(`${text}]`);
+  };
 }
 
+type Getter = (record: EtlRecord) => unknown;
+
 /** A field named literally so, or else a dotted path into object fields (engine/operator.ts FieldUse). */
-function getter(field: string): (record: EtlRecord) => unknown {
+function getter(field: string): Getter {
   const path = field.split('.');
   if (path.length === 1) return (record) => record[field];
   return (record) => {

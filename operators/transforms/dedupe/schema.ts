@@ -76,6 +76,17 @@ export const schema = {
         '`on_error` applies).',
       examples: ['wait', 'pass'],
     },
+    local_cache_keys: {
+      type: 'integer',
+      minimum: 0,
+      default: 0,
+      description:
+        'With `store: redis`, how many of the keys this run set in Redis it also remembers in memory (until a ' +
+        'little before Redis expires them), so that their repeats are dropped without a round trip: less work ' +
+        'for a Redis server many instances share, more CPU and memory for this one; 0: none. Keys other ' +
+        'instances set are always asked of Redis.',
+      examples: [0, 100000],
+    },
     timeout_seconds: {
       type: 'number',
       exclusiveMinimum: 0,
