@@ -11,7 +11,9 @@
  * user_agent, and the whole enrichment chain of the issue, parse → validate (the rules a site checks) → geoip →
  * user_agent → threat_intel (a FireHOL-style list of 10,000 blocks and the bundled signatures; 1% of the requests
  * are probes).
- * Usage: node bench/enrich.ts [--lines 500000] [--addresses 50000] [--agents 3000] [--pipelines-only]
+ * `--stages` instead: the full chain's transforms alone, each batch handed from one to the next, CPU µs per record
+ * per stage (for a loaded machine, where wall time says little).
+ * Usage: node bench/enrich.ts [--lines 500000] [--addresses 50000] [--agents 3000] [--pipelines-only | --stages]
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -250,6 +252,59 @@ ${chain.stages.replace('LIST', JSON.stringify(list))}  sinks:
   }
 }
 
+/**
+ * The whole chain stage by stage (`--stages`): the transforms of the full-chain pipeline built from its YAML (options
+ * with defaults, record schemas as the loader computed them), each batch handed from one to the next with no
+ * runtime between, in CPU time of the main thread per stage. Where the chain's time goes, on a loaded machine.
+ */
+async function stagesChild(lines: number, nAddresses: number, nAgents: number, list: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'etl-bench-enrich-stages-'));
+  const chain = PIPELINE_STAGES.pipeline_full_chain as { stages: string; last: string };
+  try {
+    const yaml = `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: bench-enrich }
+spec:
+  settings: { data_dir: ${JSON.stringify(dir)} }
+  sources:
+    logs: { type: file, paths: [${JSON.stringify(join(dir, 'none.log'))}] }
+  operators:
+    parsed: { type: parse, inputs: [logs], format: combined }
+${chain.stages.replace('LIST', JSON.stringify(list))}  sinks:
+    hole: { type: blackhole, inputs: [${chain.last}] }
+`;
+    const { pipelines, diagnostics } = await loadPipelinesFromString(yaml, join(dir, 'bench.yaml'));
+    const spec = pipelines[0];
+    if (!spec) throw new Error(diagnostics.map((d) => d.message).join('; '));
+    const stages: Array<[string, Transform]> = [];
+    for (const stage of spec.stages) {
+      if (stage.kind !== 'transform') continue;
+      const ctx = { ...context(stage.id), ...(stage.inputSchema ? { inputSchema: stage.inputSchema } : {}) };
+      const transform = (await stage.definition.create(stage.options as never, ctx)) as Transform;
+      await transform.open?.();
+      stages.push([stage.type, transform]);
+    }
+    const next = lineMaker(nAddresses, nAgents);
+    const seconds: Record<string, number> = Object.fromEntries(stages.map(([name]) => [name, 0]));
+    let out = 0;
+    for (let done = 0; done < lines; done += BATCH) {
+      let batch: EtlRecord[] = [];
+      for (let i = 0; i < BATCH && done + i < lines; i++) batch.push({ message: next() });
+      for (const [name, stage] of stages) {
+        const t = cpu();
+        batch = ((await stage.process(batch)) as { default: EtlRecord[] }).default;
+        seconds[name] = (seconds[name] as number) + (cpu() - t);
+      }
+      out += batch.length;
+    }
+    for (const [, stage] of stages) await stage.close?.();
+    const figures: Figures = { lines: out, seconds, maxRssKb: process.resourceUsage().maxRSS };
+    process.stdout.write(JSON.stringify(figures));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function child(name: string, lines: number, nAddresses: number, nAgents: number): Promise<void> {
   const enrich = name !== 'parse';
   const cache = name === 'parse_geoip_ua_uncached' ? { cache_size: 0 } : {};
@@ -367,6 +422,44 @@ function main(): void {
   }
 }
 
+/** `--stages`: the per-stage CPU of the full chain alone, in µs per record (no pipeline cases). */
+function stagesMain(): void {
+  const lines = Number(arg('lines') ?? 500_000);
+  const dir = mkdtempSync(join(tmpdir(), 'etl-bench-enrich-'));
+  try {
+    const list = join(dir, 'blocked.netset');
+    writeBlockList(list, 10_000);
+    const run = spawnSync(
+      process.execPath,
+      [
+        fileURLToPath(import.meta.url),
+        '--stages-child',
+        '--lines',
+        `${lines}`,
+        '--addresses',
+        arg('addresses') ?? '50000',
+        '--agents',
+        arg('agents') ?? '3000',
+        '--list',
+        list,
+      ],
+      { encoding: 'utf8' },
+    );
+    if (run.status !== 0) throw new Error(`stages failed: ${run.stderr}`);
+    const r = JSON.parse(run.stdout) as Figures;
+    if (r.lines !== lines) throw new Error(`stages: ${r.lines} records out of ${lines} lines`);
+    let total = 0;
+    for (const [stage, s] of Object.entries(r.seconds)) {
+      total += s;
+      console.log(`stage_${stage}_cpu_us_per_record: ${((s / lines) * 1e6).toFixed(2)}`);
+    }
+    console.log(`stages_total_cpu_us_per_record: ${((total / lines) * 1e6).toFixed(2)}`);
+    console.log(`stages_peak_rss: ${(r.maxRssKb / 1024).toFixed(0)} MiB`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const childCase = arg('child');
 const pipelineCase = arg('pipeline');
 if (arg('write') !== undefined) {
@@ -377,6 +470,10 @@ if (arg('write') !== undefined) {
     Number(arg('addresses') ?? 50_000),
     Number(arg('agents') ?? 3_000),
   );
+} else if (process.argv.includes('--stages-child')) {
+  await stagesChild(Number(arg('lines')), Number(arg('addresses')), Number(arg('agents')), arg('list') as string);
+} else if (process.argv.includes('--stages')) {
+  stagesMain();
 } else if (pipelineCase !== undefined) {
   await pipelineChild(pipelineCase, arg('file') as string, arg('list') as string);
 } else if (childCase !== undefined) {
