@@ -13,6 +13,7 @@
  * are probes).
  * `--stages` instead: the full chain's transforms alone, each batch handed from one to the next, CPU µs per record
  * per stage (for a loaded machine, where wall time says little).
+ * Every case runs with the V8 flags `etl` runs with (bin/runtime.js NODE_FLAGS).
  * Usage: node bench/enrich.ts [--lines 500000] [--addresses 50000] [--agents 3000] [--pipelines-only | --stages]
  */
 import { spawnSync } from 'node:child_process';
@@ -20,8 +21,9 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../bin/runtime.js';
 import { loadPipelinesFromString } from '../engine/config/load.ts';
-import type { OperatorContext, Transform } from '../engine/operator.ts';
+import type { OperatorContext, Transform, TransformDefinition } from '../engine/operator.ts';
 import type { EtlRecord } from '../engine/record.ts';
 import { detachedState } from '../engine/runtime/noop.ts';
 import { runPipeline } from '../engine/runtime/run.ts';
@@ -280,7 +282,8 @@ ${chain.stages.replace('LIST', JSON.stringify(list))}  sinks:
     for (const stage of spec.stages) {
       if (stage.kind !== 'transform') continue;
       const ctx = { ...context(stage.id), ...(stage.inputSchema ? { inputSchema: stage.inputSchema } : {}) };
-      const transform = (await stage.definition.create(stage.options as never, ctx)) as Transform;
+      const definition = stage.definition as TransformDefinition;
+      const transform = await definition.create(stage.options, ctx);
       await transform.open?.();
       stages.push([stage.type, transform]);
     }
@@ -371,7 +374,18 @@ function main(): void {
     const n = name.endsWith('uncached') ? Math.ceil(lines / 10) : lines;
     const run = spawnSync(
       process.execPath,
-      [self, '--child', name, '--lines', `${n}`, '--addresses', `${nAddresses}`, '--agents', `${nAgents}`],
+      [
+        ...NODE_FLAGS,
+        self,
+        '--child',
+        name,
+        '--lines',
+        `${n}`,
+        '--addresses',
+        `${nAddresses}`,
+        '--agents',
+        `${nAgents}`,
+      ],
       { encoding: 'utf8' },
     );
     if (run.status !== 0) throw new Error(`case ${name} failed: ${run.stderr}`);
@@ -405,9 +419,13 @@ function main(): void {
     writeBlockList(list, 10_000);
     const rates: Record<string, number> = {};
     for (const name of Object.keys(PIPELINE_STAGES)) {
-      const run = spawnSync(process.execPath, [self, '--pipeline', name, '--file', file, '--list', list], {
-        encoding: 'utf8',
-      });
+      const run = spawnSync(
+        process.execPath,
+        [...NODE_FLAGS, self, '--pipeline', name, '--file', file, '--list', list],
+        {
+          encoding: 'utf8',
+        },
+      );
       if (run.status !== 0) throw new Error(`case ${name} failed: ${run.stderr}`);
       const r = JSON.parse(run.stdout) as { records: number; seconds: number; maxRssKb: number };
       if (r.records !== lines) throw new Error(`case ${name}: ${r.records} records out of ${lines} lines`);
@@ -432,6 +450,7 @@ function stagesMain(): void {
     const run = spawnSync(
       process.execPath,
       [
+        ...NODE_FLAGS,
         fileURLToPath(import.meta.url),
         '--stages-child',
         '--lines',
