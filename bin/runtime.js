@@ -30,8 +30,8 @@ function parseMinimum(range) {
  * V8 flags etl runs with: bin/etl.js's first line carries them too (a test keeps the two the same). A pipeline's
  * records live a few batches, long enough to survive a young-generation collection, and V8 then grows each
  * semi-space to its ceiling, 64 MB on Node 24, mostly garbage. At 16 MB the full enrichment chain through the
- * runtime (bench/enrich.ts, 300k lines, rounds in turn, loaded machine) peaked at 268–294 MiB against 333–371,
- * in 6.0–7.3 s of process CPU against 6.7–8.2; at 8 MB, 270–281 MiB in 7.1–7.4 s.
+ * runtime (bench/enrich.ts, 300k lines, four rounds in turn, loaded machine) peaked at 262–294 MiB against
+ * 330–371, in 6.0–7.3 s of process CPU against 6.7–8.2; at 8 MB, 270–281 MiB in 7.1–7.8 s.
  */
 export const NODE_FLAGS = ['--max-semi-space-size=16'];
 
