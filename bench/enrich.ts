@@ -11,15 +11,21 @@
  * user_agent, and the whole enrichment chain of the issue, parse → validate (the rules a site checks) → geoip →
  * user_agent → threat_intel (a FireHOL-style list of 10,000 blocks and the bundled signatures; 1% of the requests
  * are probes).
- * Usage: node bench/enrich.ts [--lines 500000] [--addresses 50000] [--agents 3000] [--pipelines-only]
+ * `--stages` instead: the full chain's transforms alone, each batch handed from one to the next, CPU µs per record
+ * per stage (for a loaded machine, where wall time says little).
+ * Every case runs with the V8 flags `etl` runs with (bin/runtime.js NODE_FLAGS).
+ * Usage: node bench/enrich.ts [--lines 500000] [--addresses 50000] [--agents 3000] [--pipelines-only | --stages]
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { NODE_FLAGS } from '../bin/runtime.js';
 import { loadPipelinesFromString } from '../engine/config/load.ts';
-import type { OperatorContext, Transform } from '../engine/operator.ts';
+import type { OperatorContext, Transform, TransformDefinition } from '../engine/operator.ts';
 import type { EtlRecord } from '../engine/record.ts';
 import { detachedState } from '../engine/runtime/noop.ts';
 import { runPipeline } from '../engine/runtime/run.ts';
@@ -150,6 +156,8 @@ interface Figures {
   maxRssKb: number;
   geoipHitRatio?: number;
   uaHitRatio?: number;
+  /** `--stages`: the heap still in use after a full collection once every line went through (what stages hold). */
+  heapHeldBytes?: number;
 }
 
 /** The same combined lines for every case: Zipf-drawn clients and agents. */
@@ -250,6 +258,64 @@ ${chain.stages.replace('LIST', JSON.stringify(list))}  sinks:
   }
 }
 
+/**
+ * The whole chain stage by stage (`--stages`): the transforms of the full-chain pipeline built from its YAML (options
+ * with defaults, record schemas as the loader computed them), each batch handed from one to the next with no
+ * runtime between, in CPU time of the main thread per stage. Where the chain's time goes, on a loaded machine.
+ */
+async function stagesChild(lines: number, nAddresses: number, nAgents: number, list: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'etl-bench-enrich-stages-'));
+  const chain = PIPELINE_STAGES.pipeline_full_chain as { stages: string; last: string };
+  try {
+    const yaml = `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: bench-enrich }
+spec:
+  settings: { data_dir: ${JSON.stringify(dir)} }
+  sources:
+    logs: { type: file, paths: [${JSON.stringify(join(dir, 'none.log'))}] }
+  operators:
+    parsed: { type: parse, inputs: [logs], format: combined }
+${chain.stages.replace('LIST', JSON.stringify(list))}  sinks:
+    hole: { type: blackhole, inputs: [${chain.last}] }
+`;
+    const { pipelines, diagnostics } = await loadPipelinesFromString(yaml, join(dir, 'bench.yaml'));
+    const spec = pipelines[0];
+    if (!spec) throw new Error(diagnostics.map((d) => d.message).join('; '));
+    const stages: Array<[string, Transform]> = [];
+    for (const stage of spec.stages) {
+      if (stage.kind !== 'transform') continue;
+      const ctx = { ...context(stage.id), ...(stage.inputSchema ? { inputSchema: stage.inputSchema } : {}) };
+      const definition = stage.definition as TransformDefinition;
+      const transform = await definition.create(stage.options, ctx);
+      await transform.open?.();
+      stages.push([stage.type, transform]);
+    }
+    const next = lineMaker(nAddresses, nAgents);
+    const seconds: Record<string, number> = Object.fromEntries(stages.map(([name]) => [name, 0]));
+    let out = 0;
+    for (let done = 0; done < lines; done += BATCH) {
+      let batch: EtlRecord[] = [];
+      for (let i = 0; i < BATCH && done + i < lines; i++) batch.push({ message: next() });
+      for (const [name, stage] of stages) {
+        const t = cpu();
+        batch = ((await stage.process(batch)) as { default: EtlRecord[] }).default;
+        seconds[name] = (seconds[name] as number) + (cpu() - t);
+      }
+      out += batch.length;
+    }
+    // Before the stages close: their caches are what a long run holds.
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
+    const heapHeldBytes = process.memoryUsage().heapUsed;
+    for (const [, stage] of stages) await stage.close?.();
+    const figures: Figures = { lines: out, seconds, maxRssKb: process.resourceUsage().maxRSS, heapHeldBytes };
+    process.stdout.write(JSON.stringify(figures));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function child(name: string, lines: number, nAddresses: number, nAgents: number): Promise<void> {
   const enrich = name !== 'parse';
   const cache = name === 'parse_geoip_ua_uncached' ? { cache_size: 0 } : {};
@@ -316,7 +382,18 @@ function main(): void {
     const n = name.endsWith('uncached') ? Math.ceil(lines / 10) : lines;
     const run = spawnSync(
       process.execPath,
-      [self, '--child', name, '--lines', `${n}`, '--addresses', `${nAddresses}`, '--agents', `${nAgents}`],
+      [
+        ...NODE_FLAGS,
+        self,
+        '--child',
+        name,
+        '--lines',
+        `${n}`,
+        '--addresses',
+        `${nAddresses}`,
+        '--agents',
+        `${nAgents}`,
+      ],
       { encoding: 'utf8' },
     );
     if (run.status !== 0) throw new Error(`case ${name} failed: ${run.stderr}`);
@@ -350,9 +427,13 @@ function main(): void {
     writeBlockList(list, 10_000);
     const rates: Record<string, number> = {};
     for (const name of Object.keys(PIPELINE_STAGES)) {
-      const run = spawnSync(process.execPath, [self, '--pipeline', name, '--file', file, '--list', list], {
-        encoding: 'utf8',
-      });
+      const run = spawnSync(
+        process.execPath,
+        [...NODE_FLAGS, self, '--pipeline', name, '--file', file, '--list', list],
+        {
+          encoding: 'utf8',
+        },
+      );
       if (run.status !== 0) throw new Error(`case ${name} failed: ${run.stderr}`);
       const r = JSON.parse(run.stdout) as { records: number; seconds: number; maxRssKb: number };
       if (r.records !== lines) throw new Error(`case ${name}: ${r.records} records out of ${lines} lines`);
@@ -362,6 +443,46 @@ function main(): void {
     }
     const share = (rates.pipeline_full_chain as number) / (rates.pipeline_parse as number);
     console.log(`full_chain_share_of_parse_rate: ${(share * 100).toFixed(0)}% (goal: at least 50%)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `--stages`: the per-stage CPU of the full chain alone, in µs per record (no pipeline cases). */
+function stagesMain(): void {
+  const lines = Number(arg('lines') ?? 500_000);
+  const dir = mkdtempSync(join(tmpdir(), 'etl-bench-enrich-'));
+  try {
+    const list = join(dir, 'blocked.netset');
+    writeBlockList(list, 10_000);
+    const run = spawnSync(
+      process.execPath,
+      [
+        ...NODE_FLAGS,
+        fileURLToPath(import.meta.url),
+        '--stages-child',
+        '--lines',
+        `${lines}`,
+        '--addresses',
+        arg('addresses') ?? '50000',
+        '--agents',
+        arg('agents') ?? '3000',
+        '--list',
+        list,
+      ],
+      { encoding: 'utf8' },
+    );
+    if (run.status !== 0) throw new Error(`stages failed: ${run.stderr}`);
+    const r = JSON.parse(run.stdout) as Figures;
+    if (r.lines !== lines) throw new Error(`stages: ${r.lines} records out of ${lines} lines`);
+    let total = 0;
+    for (const [stage, s] of Object.entries(r.seconds)) {
+      total += s;
+      console.log(`stage_${stage}_cpu_us_per_record: ${((s / lines) * 1e6).toFixed(2)}`);
+    }
+    console.log(`stages_total_cpu_us_per_record: ${((total / lines) * 1e6).toFixed(2)}`);
+    console.log(`stages_peak_rss: ${(r.maxRssKb / 1024).toFixed(0)} MiB`);
+    console.log(`stages_heap_held_after_gc: ${((r.heapHeldBytes ?? 0) / 1048576).toFixed(1)} MiB`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -377,6 +498,10 @@ if (arg('write') !== undefined) {
     Number(arg('addresses') ?? 50_000),
     Number(arg('agents') ?? 3_000),
   );
+} else if (process.argv.includes('--stages-child')) {
+  await stagesChild(Number(arg('lines')), Number(arg('addresses')), Number(arg('agents')), arg('list') as string);
+} else if (process.argv.includes('--stages')) {
+  stagesMain();
 } else if (pipelineCase !== undefined) {
   await pipelineChild(pipelineCase, arg('file') as string, arg('list') as string);
 } else if (childCase !== undefined) {

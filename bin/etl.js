@@ -1,10 +1,11 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=16 --heap-growing-percent=100
 // The `etl` command. Plain JavaScript that any Node npm runs on can load: on a Node older than etl needs it
 // runs itself again on a supported one (bin/runtime.js); the CLI proper is TypeScript run by Node directly.
-import { delegate, isSupported } from './runtime.js';
+// The first line gives Node the V8 flags of NODE_FLAGS (bin/runtime.js says why); `node bin/etl.js` runs without.
+import { delegate, isSupported, NODE_FLAGS } from './runtime.js';
 
 if (!isSupported(process.versions.node)) {
-  delegate(new URL(import.meta.url).pathname, process.argv.slice(2));
+  delegate(new URL(import.meta.url).pathname, process.argv.slice(2), NODE_FLAGS);
 } else {
   const { enableCompileCache } = await import('node:module');
   // Node keeps the compiled (and type-stripped) modules on disk: the next start takes half the time.

@@ -26,6 +26,22 @@ function parseMinimum(range) {
   return [Number(match[1]), Number(match[2] ?? 0)];
 }
 
+/**
+ * V8 flags etl runs with: bin/etl.js's first line carries them too (a test keeps the two the same); worker
+ * threads inherit them. Measured on the full enrichment chain through the runtime (bench/enrich.ts), rounds in
+ * turn on a loaded machine:
+ * - A pipeline's records live a few batches, long enough to survive a young-generation collection, and V8 then
+ *   grows each semi-space to its ceiling, 64 MB on Node 24, mostly garbage. At 16 MB (300k lines, four rounds)
+ *   the chain peaked at 262–294 MiB against 330–371, in 6.0–7.3 s of process CPU against 6.7–8.2; at 8 MB,
+ *   270–281 MiB in 7.1–7.8 s.
+ * - V8 lets the old generation grow to up to four times what the last full collection left (the chain's caches,
+ *   ~40 MB) before collecting it again. Growing by twice at most (1M lines, four rounds) brought the peak from
+ *   290–297 MiB to 202–236, in 10.5–15.7 s of CPU against 10.6–13.6; at 50%, 206–211 MiB but 10% more CPU.
+ *   A pipeline whose state is large pays more full collections: bench/dedupe.ts (600k keys in memory)
+ *   6.2–6.4 s of CPU against 5.8–5.9, 285 MB against 307–342.
+ */
+export const NODE_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=100'];
+
 export function isSupported(version) {
   const [major, minor] = version.split('.').map(Number);
   return major > MINIMUM[0] || (major === MINIMUM[0] && minor >= MINIMUM[1]);
@@ -150,11 +166,11 @@ export function supportedRuntime(env = process.env, stderr = process.stderr) {
 /**
  * Runs `script` with `args` on `binary` and ends this process as the child ends: same exit code, or the
  * same signal. Signals sent to this process are passed on; the child holds the terminal (stdio inherited)
- * and treats a signal delivered twice at once (by the terminal and by us) as one.
+ * and treats a signal delivered twice at once (by the terminal and by us) as one. `nodeFlags` go before the script.
  */
-export function runOn(binary, script, args, env = process.env) {
+export function runOn(binary, script, args, env = process.env, nodeFlags = []) {
   const path = `${dirname(binary)}${delimiter}${env.PATH ?? ''}`;
-  const child = spawn(binary, [script, ...args], { stdio: 'inherit', env: { ...env, PATH: path } });
+  const child = spawn(binary, [...nodeFlags, script, ...args], { stdio: 'inherit', env: { ...env, PATH: path } });
   const forward = (signal) => child.kill(signal);
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, forward);
@@ -169,8 +185,11 @@ export function runOn(binary, script, args, env = process.env) {
   });
 }
 
-/** On an unsupported Node: run `script` on a supported one, or explain in one line why not and exit 1. */
-export function delegate(script, args) {
+/**
+ * On an unsupported Node: run `script` on a supported one (with `nodeFlags`), or explain in one line why not and
+ * exit 1.
+ */
+export function delegate(script, args, nodeFlags = []) {
   let binary;
   try {
     binary = supportedRuntime();
@@ -181,5 +200,5 @@ export function delegate(script, args) {
     );
     process.exit(1);
   }
-  runOn(binary, script, args);
+  runOn(binary, script, args, process.env, nodeFlags);
 }

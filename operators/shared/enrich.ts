@@ -6,6 +6,7 @@
 import { LRUCache } from 'lru-cache';
 import type { EtlRecord } from '../../engine/record.ts';
 import type { OperatorMetrics } from '../../engine/operator.ts';
+import { cacheKey } from './cache-key.ts';
 
 /**
  * Makes records of `record`'s fields and `keys` set to `values` (in order). Generated code, because an object
@@ -52,7 +53,7 @@ export class AnswerCache<V extends object> {
       return cached;
     }
     const value = compute(key);
-    this.lru?.set(key, value);
+    this.lru?.set(cacheKey(key), value);
     return value;
   }
 

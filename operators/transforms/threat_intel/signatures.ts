@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import { cacheKey } from '../../shared/cache-key.ts';
 
 export const TARGETS = ['path', 'query', 'user_agent', 'referrer'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -205,7 +206,7 @@ export class Signatures {
     const hits = found.length > 0 ? found : NO_RULES;
     if (kept) {
       if (matcher.verdicts.size >= VERDICTS_KEPT) matcher.verdicts.clear();
-      matcher.verdicts.set(raw, hits);
+      matcher.verdicts.set(cacheKey(raw), hits);
     }
     return hits;
   }

@@ -9,6 +9,7 @@ import { EtlError } from '../../../engine/errors.ts';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import { recordBuilder } from '../../shared/enrich.ts';
+import { cacheKey } from '../../shared/cache-key.ts';
 import { type FieldReader, fieldGetter } from '../../shared/fields.ts';
 import { AbuseIpdb, isPublic } from './abuseipdb.ts';
 import { addressBytes, WatchedList } from './lists.ts';
@@ -261,7 +262,7 @@ export class ThreatIntelTransform implements Transform {
     if (known !== undefined) return known ?? undefined;
     const bytes = addressBytes(text);
     if (this.v6.size >= V6_KEPT) this.v6.clear();
-    this.v6.set(text, bytes ?? null);
+    this.v6.set(cacheKey(text), bytes ?? null);
     return bytes;
   }
 

@@ -7,6 +7,7 @@ import { compileCondition, expressionOptionProblem } from '../../../engine/expre
 import type { FieldUse, OptionProblem } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import type { RecordSchema } from '../../../engine/record-schema.ts';
+import { cacheKey } from '../../shared/cache-key.ts';
 import { fieldGetter } from '../../shared/fields.ts';
 import { dottedQuad } from '../../shared/ip-address.ts';
 import type { CheckName, Rule } from './schema.ts';
@@ -123,7 +124,7 @@ function remembering(test: (value: string) => string | undefined): (value: unkno
     if (verdict === undefined) {
       verdict = test(value) ?? '';
       if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear();
-      verdicts.set(value, verdict);
+      verdicts.set(cacheKey(value), verdict);
     }
     return verdict === '' ? undefined : verdict;
   };
