@@ -64,11 +64,17 @@ function destination(options: LoggerOptions): DestinationStream {
   const secrets = secretForms(options.secrets ?? []);
   const out = options.stream;
   if (options.format === 'json') return { write: (line: string) => out.write(redact(line, secrets)) };
-  const pretty = prettyPrinter(options.colorize === true);
-  return { write: (line: string) => out.write(pretty(redact(line, secrets))) };
+  // Made at the first line: a run that logs nothing (most short ones) never loads pino-pretty.
+  let pretty: ((line: string) => string) | undefined;
+  return {
+    write: (line: string) => {
+      pretty ??= prettyPrinter(options.colorize === true);
+      return out.write(pretty(redact(line, secrets)));
+    },
+  };
 }
 
-/** pino-pretty, required on first use only: a JSON-only process never loads it. */
+/** pino-pretty, required on first use only: a JSON-only process, or one that logs nothing, never loads it. */
 function prettyPrinter(colorize: boolean): (line: string) => string {
   const require = createRequire(import.meta.url);
   const { prettyFactory } = require('pino-pretty') as typeof import('pino-pretty');

@@ -7,7 +7,7 @@
  * are overwritten. Elsewhere (CI logs, files): a plain line per pipeline every ten seconds, never an escape.
  * Each pipeline ends with its summary.
  */
-import { createLogUpdate } from 'log-update';
+import { createRequire } from 'node:module';
 import type { RunStats, SinkStats } from './types.ts';
 
 export interface ProgressStream {
@@ -86,6 +86,9 @@ function terminalBoard(options: ProgressOptions): ProgressBoard {
   const { stream } = options;
   const now = options.now ?? Date.now;
   const intervalMs = options.intervalMs ?? TTY_INTERVAL_MS;
+  // Required here, not imported: only a terminal draws live rows, and log-update with its dependencies is a
+  // good part of the start of a run that has none (an ES module without top-level await, so require loads it).
+  const { createLogUpdate } = createRequire(import.meta.url)('log-update') as typeof import('log-update');
   // The cursor stays visible: hidden, a process killed with SIGKILL would leave the terminal without one.
   const draw = createLogUpdate(stream as NodeJS.WriteStream, { showCursor: true });
   const rows = new Map<string, Row>();
