@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadPipelines, loadPipelinesFromString } from '../../engine/config/load.ts';
 import type { PipelineSpec, StageSpec } from '../../engine/config/types.ts';
-import { registry as realRegistry } from '../../operators/registry.ts';
+import { registry as realRegistry } from '../../operators/all.ts';
 import { at, load, only, VALID } from './helpers.ts';
 import { testRegistry } from './operators.ts';
 
