@@ -114,11 +114,12 @@ describe('etl apply start-up', () => {
       '@nats-io/transport-node',
       '@marcbachmann/cel-js',
       '@bufbuild/cel',
-      // Metrics nobody scrapes, traces nobody asked for, a live board on a pipe, pretty logs of a silent run.
+      // Metrics nobody scrapes, traces nobody asked for, a live board on a pipe, the logger of a silent run.
       'prom-client',
       '@opentelemetry/api',
       '@opentelemetry/sdk-trace',
       'log-update',
+      'pino',
       'pino-pretty',
     ];
     const found = packages(loaded);
