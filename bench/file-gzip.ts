@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, gzipSync } from 'node:zlib';
 import type { SourceOutput } from '../engine/operator.ts';
 import { createFileSource } from '../operators/sources/file/file.ts';
-import { checkGzip } from '../operators/sources/file/chunks.ts';
+import { checkGzip } from '../operators/shared/line-reader/chunks.ts';
 import { createLineMaker } from '../operators/sources/generator/lines.ts';
 import { recordingContext } from '../test/support/context.ts';
 

@@ -1,6 +1,6 @@
 /**
  * HTTP push benchmark: `node bench/http.ts [--requests N] [--connections N] [--lines-per-request N]
- * [--checkpoint-seconds S]`.
+ * [--checkpoint-seconds S] [--buffer]`.
  *
  * Runs `etl apply` (a child process) of http → parse → postgres (the server at ETL_BENCH_PG_URL, default the
  * test server) and drives it with autocannon: `--connections` clients (default 50) each POSTing gzip bodies of
@@ -9,6 +9,10 @@
  * Prints `name: value unit` lines: lines/s end to end, p50/p99 request latency, the answers that were not 200,
  * the child's CPU seconds per million lines (includes its start) and peak RSS, and the rows counted in the table afterwards. Load generator and pipeline share the
  * machine.
+ *
+ * `--buffer`: the source has a write-ahead buffer (`buffer`, fsync on), so a 200 means the lines are fsynced to
+ * the log, not yet in PostgreSQL; the benchmark then also waits for every answered line to be in the table and
+ * reports that rate too (`http_push_lines_per_second_committed`, from the first request to the last row).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -29,12 +33,14 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     'lines-per-request': { type: 'string', default: '1000' },
     'checkpoint-seconds': { type: 'string', default: '1' },
+    buffer: { type: 'boolean', default: false },
   },
 });
 const REQUESTS = Number(values.requests);
 const CONNECTIONS = Number(values.connections);
 const LINES = Number(values['lines-per-request']);
 const CHECKPOINT_SECONDS = Number(values['checkpoint-seconds']);
+const BUFFER = values.buffer;
 /** Distinct bodies the clients take in turn. */
 const BODIES = 16;
 const URL = process.env.ETL_BENCH_PG_URL ?? process.env.ETL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -75,7 +81,7 @@ metadata: { name: bench_http }
 spec:
   settings: { data_dir: ${join(work, 'state')}, checkpoint_interval_seconds: ${CHECKPOINT_SECONDS} }
   sources:
-    pushed: { type: http, listen: "127.0.0.1:${port}", max_waiting_requests: ${CONNECTIONS * 2}, max_wait_ms: 60000 }
+    pushed: { type: http, listen: "127.0.0.1:${port}", max_waiting_requests: ${CONNECTIONS * 2}, max_wait_ms: 60000${BUFFER ? `, buffer: { path: ${join(work, 'wal')}, max_bytes: 4294967296, segment_bytes: 67108864 }` : ''} }
   operators:
     parsed: { type: parse, inputs: [pushed], format: combined }
   sinks:
@@ -128,6 +134,20 @@ spec:
     report('http_push_latency_p50', result.latency.p50, 'ms');
     report('http_push_latency_p99', result.latency.p99, 'ms');
     report('http_push_answers_not_200', result.non2xx + result.errors + result.timeouts, 'requests');
+    if (BUFFER) {
+      // Answered once in the log: wait for the rows themselves.
+      const client = new pg.Client({ connectionString: URL });
+      await client.connect();
+      try {
+        const stored = async () =>
+          (await client.query(`SELECT count(*)::int AS n FROM "${SCHEMA}".access_logs`)).rows[0].n as number;
+        while ((await stored()) < ok * LINES) await new Promise((done) => setTimeout(done, 50));
+      } finally {
+        await client.end();
+      }
+      const committedSeconds = (performance.now() - started) / 1000;
+      report('http_push_lines_per_second_committed', Math.round((ok * LINES) / committedSeconds), 'lines/s');
+    }
     // CPU time of the pipeline process (user + system): less noisy than rates on a shared machine.
     const stat = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
     const cpuSeconds = (Number(stat[11]) + Number(stat[12])) / CLOCK_TICKS;

@@ -1,12 +1,12 @@
 /**
- * Line splitting alone (operators/sources/file/lines.ts `takeLines`): a buffer of generated lines split into
+ * Line splitting alone (operators/shared/line-reader/lines.ts `takeLines`): a buffer of generated lines split into
  * records again and again, in memory, so the cost per line is measured without I/O or the runtime.
  * - ascii: combined lines, ASCII only; utf8: the same with a non-ASCII user agent (valid UTF-8);
  *   invalid: every line carries one byte that is not UTF-8 (Latin-1 `é`).
  * Figures are lines per second of main-thread CPU time, best of R rounds.
  * Usage: node bench/lines.ts [--lines N] [--rounds R]
  */
-import { Batch, newCursor, takeLines } from '../operators/sources/file/lines.ts';
+import { Batch, newCursor, takeLines } from '../operators/shared/line-reader/lines.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);

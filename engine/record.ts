@@ -14,6 +14,11 @@ export interface Origin {
   readonly source: string;
   /** File path (file sources) or another locator (e.g. `stdin`, `generator`). */
   readonly file?: string;
+  /**
+   * What `offset` and `line` count in when `file` may change while it is read: the file source's device, inode
+   * and creation time, the same under a rotation's rename and when a rerun reads the renamed file again.
+   */
+  readonly input?: string;
   /** Byte offset of the line's first byte in the (decompressed) stream. */
   readonly offset?: number;
   /** 1-based line number. */

@@ -46,6 +46,7 @@ export const catalog: readonly CatalogEntry[] = [
   operator('source', 'generator', () => import('./sources/generator/index.ts')),
   operator('source', 'nats', () => import('./sources/nats/index.ts')),
   operator('source', 'http', () => import('./sources/http/index.ts')),
+  operator('source', 'sftp', () => import('./sources/sftp/index.ts')),
   operator('transform', 'parse', () => import('./transforms/parse/index.ts')),
   operator('transform', 'geoip', () => import('./transforms/geoip/index.ts')),
   operator('transform', 'user_agent', () => import('./transforms/user_agent/index.ts')),

@@ -54,6 +54,12 @@ export async function deadLetterSection(files: readonly DeadLetterFile[], period
     ],
     rows: sorted.map((e) => [e.reason, e.count, e.pipeline, e.stage, e.example]),
   };
+  // One reason can come from several pipelines or stages: the chart's labels say which, so no two bars look alike.
+  const plain = sorted.length > 0 ? chartOf(data, 'bar', 0, [1]) : undefined;
+  const chart =
+    plain && new Set(plain.labels).size < plain.labels.length
+      ? { ...plain, labels: sorted.map((e) => `${e.reason} (${e.pipeline} \u203a ${e.stage})`) }
+      : plain;
   return {
     id: 'dead-letters',
     title: 'Dead letters',
@@ -62,6 +68,6 @@ export async function deadLetterSection(files: readonly DeadLetterFile[], period
         ? 'No dead letters: none of the pipelines\u2019 dead-letter files exists.'
         : `Records set aside with a reason, by kind of reason, from ${read.join(', ')} (time of rejection).`,
     table: data,
-    ...(sorted.length > 0 ? { chart: chartOf(data, 'bar', 0, [1]) } : {}),
+    ...(chart ? { chart } : {}),
   };
 }

@@ -156,11 +156,15 @@ export class PipelineSlot {
   }
 
   pause(): Promise<void> {
+    // A finished run has nothing to pause; taking the request would make the next resume run it again.
+    if (this.status === 'completed') return Promise.resolve();
     if (this.intent === 'run') this.intent = 'paused';
     return this.kick();
   }
 
   resume(): Promise<void> {
+    // A completed run stays completed (its stats kept): applying a changed version is what runs it again.
+    if (this.status === 'completed') return Promise.resolve();
     this.intent = 'run';
     this.ended = undefined;
     this.outcome = undefined;
@@ -168,6 +172,7 @@ export class PipelineSlot {
   }
 
   stop(): Promise<void> {
+    if (this.status === 'completed') return Promise.resolve();
     this.intent = 'stopped';
     return this.kick();
   }

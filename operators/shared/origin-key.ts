@@ -6,7 +6,10 @@
  */
 import type { Origin } from '../../engine/record.ts';
 
-/** `<pipeline>/<source>/<file>/<sequence or offset>/<line>`, or undefined when the origin holds no locator. */
+/**
+ * `<pipeline>/<source>/<input or file>/<sequence or offset>/<line>`, or undefined when the origin holds no locator.
+ * The input identity comes first: a rotated file read again under its new name keeps its keys.
+ */
 export function originKey(pipeline: string, origin: Origin | undefined): string | undefined {
   if (
     origin === undefined ||
@@ -15,5 +18,5 @@ export function originKey(pipeline: string, origin: Origin | undefined): string 
     return undefined;
   }
   const at = origin.sequence ?? origin.offset ?? '';
-  return `${pipeline}/${origin.source}/${origin.file ?? ''}/${at}/${origin.line ?? ''}`;
+  return `${pipeline}/${origin.source}/${origin.input ?? origin.file ?? ''}/${at}/${origin.line ?? ''}`;
 }

@@ -145,6 +145,9 @@ describe('YAML examples in the READMEs', () => {
           SMTP_URL: 'smtp://alerts:password@mail.example.com:587',
           ELASTICSEARCH_URL: 'https://etl:password@es.example.com:9200',
           INGEST_KEY: 'readme-example-ingest-key',
+          SFTP_PRIVATE_KEY: '-----BEGIN OPENSSH PRIVATE KEY-----\nreadme-example\n-----END OPENSSH PRIVATE KEY-----\n',
+          SFTP_KEY_PASSPHRASE: 'readme-example-passphrase',
+          SFTP_PASSWORD: 'readme-example-password',
         },
       });
       const errors = diagnostics.filter((d) => d.severity === 'error');

@@ -138,3 +138,39 @@ describe.each<Mode>(['server', 'embedded'])('partitions (%s)', (mode) => {
     ]);
   });
 });
+
+describe('partitions made by two instances loading into one table (server)', () => {
+  let target: Target;
+  beforeEach(async () => {
+    target = await Target.create('server');
+  });
+  afterEach(async () => {
+    await target.dispose();
+  });
+
+  it('lets the second wait for the first one’s new partition instead of failing on it', async () => {
+    const clock = () => Date.parse('2024-03-10T12:00:00Z');
+    const options = target.options({ partition_premake: 0 });
+    // Scaled-out instances: two pipelines (two advisory locks of their own) writing one table.
+    const first = target.sink(options, testContext(target.dataDir, 'store', 'first'), clock);
+    const second = target.sink(options, testContext(target.dataDir, 'store', 'second'), clock);
+    await first.open?.();
+    await second.open?.();
+    const dl = new DeadLetters();
+    // A day neither has seen: the first creates its partition in its open load transaction; the second's creation
+    // waits on the parent table's lock (PostgreSQL takes it before looking the name up), then finds it made.
+    await first.write([accessRecord(1, '2024-03-12T08:00:00Z')], dl);
+    const secondWrite = second.write([accessRecord(2, '2024-03-12T09:00:00Z')], dl);
+    await first.commit?.({ id: 1, positions: {} });
+    await secondWrite;
+    await second.commit?.({ id: 1, positions: {} });
+    await first.close?.();
+    await second.close?.();
+    expect(dl.records).toEqual([]);
+    const rows = await target.query(
+      `SELECT c.relname::text AS part, count(*)::int AS n FROM "${target.schema}".access_logs a
+         JOIN pg_class c ON c.oid = a.tableoid GROUP BY 1 ORDER BY 1`,
+    );
+    expect(rows).toEqual([{ part: 'access_logs_p20240312', n: 2 }]);
+  });
+});

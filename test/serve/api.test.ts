@@ -171,6 +171,26 @@ describe('etl serve API', () => {
     await d.call('DELETE', '/pipelines/paused');
   });
 
+  it('leaves a completed pipeline completed: pause, stop and resume neither rerun it nor drop its stats', async () => {
+    expect((await d.call('POST', '/pipelines', generated('finished', 'count: 300, malformed_ratio: 0'))).status).toBe(
+      200,
+    );
+    const before = await until(async () => {
+      const body = (await d.call('GET', '/pipelines/finished')).body;
+      return body.status === 'completed' ? body : undefined;
+    }, 'completion');
+    for (const action of ['pause', 'stop', 'resume']) {
+      expect(await d.call('POST', `/pipelines/finished/${action}`)).toEqual({
+        status: 200,
+        body: { name: 'finished', status: 'completed' },
+      });
+    }
+    const after = (await d.call('GET', '/pipelines/finished')).body;
+    expect(after.runs).toBe(before.runs);
+    expect(after.stats).toEqual(before.stats);
+    await d.call('DELETE', '/pipelines/finished');
+  });
+
   it('refuses a version that cannot start, or whose checkpoint does not fit: the running one keeps running', async () => {
     const log = join(dir, 'refused.log');
     const out = join(dir, 'refused.jsonl');

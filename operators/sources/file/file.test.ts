@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { createFileSource } from './file.ts';
-import { READ_BUFFER_BYTES } from './lines.ts';
+import { READ_BUFFER_BYTES } from '../../shared/line-reader/lines.ts';
+import { originKey } from '../../shared/origin-key.ts';
 import type { FilePosition } from './position.ts';
 import type { FileSourceOptions } from './schema.ts';
 import { collectOutput, originOf, testContext, scratchDirs, sourceOptions } from './test-support.ts';
@@ -242,6 +243,21 @@ describe('file source, checkpoints', () => {
     utimesSync(join(dir, 'access.log'), 2_000, 2_000);
     const second = await readOnce(opts([join(dir, 'access.log*')]), first.out.lastPosition);
     expect(second.out.messages).toEqual([...lines('r', 20, 22), ...lines('new', 0, 2)]);
+  });
+
+  it('gives a renamed file the same origin keys when it is read again (a replay after a rotation)', async () => {
+    const dir = workdir();
+    writeFileSync(join(dir, 'access.log'), text(lines('k', 0, 5)));
+    const keys = (out: { records: readonly unknown[] }) => out.records.map((r) => originKey('p', originOf(r as never)));
+    const first = await readOnce(opts([join(dir, 'access.log*')]));
+    renameSync(join(dir, 'access.log'), join(dir, 'access.log.1'));
+    writeFileSync(join(dir, 'access.log'), text(lines('k', 0, 5)));
+    const replay = await readOnce(opts([join(dir, 'access.log.1')]));
+    expect(originOf(replay.out.records[0] as never).file).toBe(join(dir, 'access.log.1'));
+    expect(keys(replay.out)).toEqual(keys(first.out));
+    // The same lines in another file under the old name are other records.
+    const other = await readOnce(opts([join(dir, 'access.log')]));
+    expect(keys(other.out).filter((k) => keys(first.out).includes(k))).toEqual([]);
   });
 
   it('knows a compressed copy of a file already read (rotated and gzipped)', async () => {

@@ -10,16 +10,16 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { EtlError, errorMessage } from '../../../engine/errors.ts';
 import type { Source, SourceContext, SourceOutput } from '../../../engine/operator.ts';
-import { checkGzip, FdReader, type GzipCheck, gunzipReader } from './chunks.ts';
+import { checkGzip, FdReader, type GzipCheck, gunzipReader } from '../../shared/line-reader/chunks.ts';
 import { Claims } from './claims.ts';
 import { type Candidate, type DiscoveryProblem, FileMatcher } from './discover.ts';
 import { type Fingerprint, fingerprint, hashBytes, identify, sameContent } from './fingerprint.ts';
-import { allocateReadBuffer, Batch, newCursor, READ_BUFFER_BYTES, takeLines } from './lines.ts';
+import { allocateReadBuffer, Batch, newCursor, READ_BUFFER_BYTES, takeLines } from '../../shared/line-reader/lines.ts';
 import { type FileEntry, type FilePosition, parsePosition } from './position.ts';
-import { IDLE_FLUSH_MS, pump } from './pump.ts';
+import { IDLE_FLUSH_MS, pump } from '../../shared/line-reader/pump.ts';
 import { sortForReading } from './rotation.ts';
 import type { FileSourceOptions } from './schema.ts';
-import { entryOf, keyOf, readPosition, type Tracked } from './tracked.ts';
+import { entryOf, inputOf, keyOf, readPosition, type Tracked } from './tracked.ts';
 import { OpenFiles } from './open-files.ts';
 import {
   brokenGzip,
@@ -880,7 +880,7 @@ class FileSource implements Source {
       }
       const { compressed, fingerprint: fp } = await identify(handle, this.options.fingerprint_bytes);
       const t: Tracked = {
-        cursor: newCursor(this.ctx.id, c.path),
+        cursor: newCursor(this.ctx.id, c.path, inputOf(st)),
         carry: null,
         seq: this.seq++,
         dev: st.dev,

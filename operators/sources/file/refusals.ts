@@ -3,7 +3,7 @@
  * what does not match, and how to proceed.
  */
 import { EtlError } from '../../../engine/errors.ts';
-import type { GzipCheck } from './chunks.ts';
+import type { GzipCheck } from '../../shared/line-reader/chunks.ts';
 
 /** The way out when the checkpoint is wrong: `etl apply --reset` (engine/state), as its own refusals put it. */
 function startOver(pipeline: string): string {

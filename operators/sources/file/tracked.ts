@@ -1,10 +1,10 @@
 /** One file the source knows: its identity, reading state and open descriptor. */
 import type { FileHandle } from 'node:fs/promises';
-import type { ChunkReader, GzipCheck, StreamReader } from './chunks.ts';
+import type { ChunkReader, GzipCheck, StreamReader } from '../../shared/line-reader/chunks.ts';
 import type { Fingerprint } from './fingerprint.ts';
-import type { LineCursor } from './lines.ts';
+import type { LineCursor } from '../../shared/line-reader/lines.ts';
 import type { FileEntry } from './position.ts';
-import type { PumpState } from './pump.ts';
+import type { PumpState } from '../../shared/line-reader/pump.ts';
 
 /**
  * `reading`: visible under a matching path, read as it grows. `rotated`: no matching path leads to it
@@ -109,4 +109,13 @@ export async function closeTracked(t: Tracked): Promise<void> {
   const handle = t.handle;
   t.handle = null;
   await handle?.close().catch(() => {});
+}
+
+/**
+ * The records' `input` origin for a file: device and inode, which a rotation's rename keeps, and the creation time
+ * where the file system has one, so that a file made later on a reused inode is another input.
+ */
+export function inputOf(st: { readonly dev: number; readonly ino: number; readonly birthtimeMs: number }): string {
+  const born = Math.trunc(st.birthtimeMs);
+  return born > 0 ? `${st.dev}:${st.ino}:${born}` : `${st.dev}:${st.ino}`;
 }

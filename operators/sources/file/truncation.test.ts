@@ -18,7 +18,7 @@ import {
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createFileSource } from './file.ts';
-import { READ_BUFFER_BYTES } from './lines.ts';
+import { READ_BUFFER_BYTES } from '../../shared/line-reader/lines.ts';
 import type { FileSourceOptions } from './schema.ts';
 import {
   type CollectingOutput,

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { collectOutput, originOf, testContext } from '../file/test-support.ts';
+import { collectOutput, originOf, testContext } from '../../../test/support/source-output.ts';
 import { createGeneratorSource } from './generator.ts';
 import { createLineMaker, LOG_FORMATS, type LogFormat } from './lines.ts';
 import { CLIENTS } from './pools.ts';

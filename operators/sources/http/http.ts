@@ -6,13 +6,18 @@
  * Stopping: new requests are answered 503 with Retry-After, waiting ones too; requests already sent downstream
  * are answered once the final checkpoint has committed (200) or the run has ended without it (500); `close`
  * waits for those answers, then closes the server.
+ *
+ * With `buffer` the intake is buffered-intake.ts: a request is answered once in the write-ahead log (wal.ts),
+ * opened (and locked) before the server listens; stopping answers the appends under way, then closes the log.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
 import Fastify from 'fastify';
 import type { Source, SourceContext, SourceOutput } from '../../../engine/operator.ts';
-import { Intake } from './intake.ts';
+import { BufferedIntake } from './buffered-intake.ts';
+import { Intake, type SourceIntake } from './intake.ts';
 import { registerIngestRoute } from './route.ts';
 import type { HttpSourceOptions } from './schema.ts';
 
@@ -31,12 +36,15 @@ export interface HttpSource extends Source {
 
 export async function createHttpSource(options: HttpSourceOptions, ctx: SourceContext): Promise<HttpSource> {
   const waiting = ctx.metrics.gauge('etl_http_source_waiting_requests', 'Requests read and waiting for credit');
-  const intake = new Intake({
-    maxWaiting: options.max_waiting_requests,
-    maxWaitMs: options.max_wait_ms,
-    batchMaxRecords: ctx.batchMaxRecords,
-    onWaiting: (n) => waiting.set(n),
-  });
+  const buffered = options.buffer === undefined ? undefined : bufferedIntake(options.buffer, options, ctx);
+  const intake: SourceIntake =
+    buffered ??
+    new Intake({
+      maxWaiting: options.max_waiting_requests,
+      maxWaitMs: options.max_wait_ms,
+      batchMaxRecords: ctx.batchMaxRecords,
+      onWaiting: (n) => waiting.set(n),
+    });
   const answers = new Map<number, { inc(value?: number): void }>();
   const app = Fastify({
     logger: false,
@@ -89,6 +97,8 @@ export async function createHttpSource(options: HttpSourceOptions, ctx: SourceCo
       return intake.beingRead;
     },
     async run(out: SourceOutput): Promise<void> {
+      // The log first: a buffer another process holds fails the run before the port is taken.
+      await buffered?.open();
       try {
         await app.listen({ host, port });
       } catch (error) {
@@ -111,6 +121,7 @@ export async function createHttpSource(options: HttpSourceOptions, ctx: SourceCo
         try {
           await Promise.race([intake.settled(), aborted(ctx.signal)]);
           await app.close();
+          await intake.dispose?.();
         } finally {
           ctx.signal.removeEventListener('abort', onAbort);
         }
@@ -118,6 +129,39 @@ export async function createHttpSource(options: HttpSourceOptions, ctx: SourceCo
       return closing;
     },
   };
+}
+
+/** The intake of `buffer`: the log's directory resolves against the base directory, by default under `data_dir`. */
+function bufferedIntake(
+  buffer: NonNullable<HttpSourceOptions['buffer']>,
+  options: HttpSourceOptions,
+  ctx: SourceContext,
+): BufferedIntake {
+  const bytes = ctx.metrics.gauge('etl_http_source_buffer_bytes', 'Bytes the write-ahead buffer holds on disk');
+  const groups = ctx.metrics.counter(
+    'etl_http_source_buffer_writes_total',
+    'Writes (each with one fsync) to the write-ahead buffer; each holds the requests that arrived meanwhile',
+  );
+  return new BufferedIntake({
+    log: {
+      dir: buffer.path === undefined ? join(ctx.dataDir, 'http-buffer', ctx.id) : resolve(ctx.baseDir, buffer.path),
+      maxBytes: buffer.max_bytes,
+      segmentBytes: buffer.segment_bytes,
+      fsync: buffer.fsync,
+      holder: `etl (pipeline ${ctx.pipeline}, source ${ctx.id})`,
+      onGroup: () => groups.inc(),
+      onTruncated: (file, at, dropped) =>
+        ctx.logger.warn(`the write-ahead buffer's tail did not check out (a crash mid-write): truncated`, {
+          file,
+          at,
+          dropped_bytes: dropped,
+        }),
+    },
+    maxReading: options.max_waiting_requests,
+    batchMaxRecords: ctx.batchMaxRecords,
+    restoredPosition: ctx.restoredPosition,
+    onBytes: (n) => bytes.set(n),
+  });
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

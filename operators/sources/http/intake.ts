@@ -29,7 +29,32 @@ export interface TraceContext {
 export type Outcome =
   | { readonly status: 200; readonly records: number; readonly deadLetters: number }
   | { readonly status: 429 | 503; readonly retry: true; readonly reason: string }
-  | { readonly status: 500; readonly reason: string };
+  | { readonly status: 413 | 500; readonly reason: string };
+
+/** What the ingest route asks of an intake (this one, or the write-ahead buffer's in buffered-intake.ts). */
+export interface RequestIntake {
+  /** Admits a request before its body is read, or says why not; an admitted one is `release`d once. */
+  admit(): Outcome | undefined;
+  release(): void;
+  /** Takes the decoded body of an admitted (and released) request; resolves with the answer to give. */
+  submit(decoded: Decoded, trace: TraceContext | undefined): Promise<Outcome>;
+}
+
+/** What the source asks of an intake besides the route's part. */
+export interface SourceIntake extends RequestIntake {
+  /** Requests read and waiting (for credit, or for their append). */
+  readonly waiting: number;
+  /** Requests admitted whose body is being read. */
+  readonly beingRead: number;
+  /** Sends records downstream until `out.stopping`. */
+  run(out: SourceOutput): Promise<void>;
+  /** Refuses every waiting and every new request with `reason` (503). Idempotent. */
+  close(reason: string): void;
+  /** Resolves once every request taken has been answered. */
+  settled(): Promise<void>;
+  /** Releases what the intake holds (files, locks), once `settled`. Idempotent. */
+  dispose?(): Promise<void>;
+}
 
 interface Pending {
   readonly decoded: Decoded;
@@ -53,7 +78,7 @@ interface Assembled {
   readonly parts: Pending[];
 }
 
-export class Intake {
+export class Intake implements SourceIntake {
   private readonly limits: IntakeLimits;
   private readonly queue: Pending[] = [];
   /** Answers not given yet (waiting, sending, or waiting for durability). */

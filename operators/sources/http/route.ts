@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Decoded, decodeJson, decodeLines, decodeNdjson, type RecordsMode, requestLocator } from './body.ts';
-import type { Intake, Outcome, TraceContext } from './intake.ts';
+import type { Outcome, RequestIntake, TraceContext } from './intake.ts';
 import { parseTraceparent } from './traceparent.ts';
 
 export interface IngestRouteOptions {
@@ -40,7 +40,7 @@ class HttpError extends Error {
 }
 
 /** Registers POST `options.path` on `app` (in its own encapsulation context: the parsers and hooks stay there). */
-export function registerIngestRoute(app: FastifyInstance, intake: Intake, options: IngestRouteOptions): void {
+export function registerIngestRoute(app: FastifyInstance, intake: RequestIntake, options: IngestRouteOptions): void {
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser(

@@ -7,8 +7,10 @@ export const schema = {
   description:
     'Listens for HTTP POSTs of log lines (text/plain), NDJSON or a JSON array, gzip accepted, and answers each ' +
     'request only once its records are durable (committed by every sink downstream). When the pipeline cannot take ' +
-    'more it answers 429 or 503 with `Retry-After` instead of buffering without bound. A push source has no ' +
-    'checkpoint position: a client that got no 2xx answer must send its request again.',
+    'more it answers 429 or 503 with `Retry-After` instead of buffering without bound. Without `buffer` a push ' +
+    'source has no checkpoint position: a client that got no 2xx answer must send its request again. With `buffer`, ' +
+    'a request is answered once its records are written and fsynced to a local write-ahead log, which the source ' +
+    'then reads from (its checkpoint position is the log position).',
   properties: {
     listen: {
       type: 'string',
@@ -85,6 +87,57 @@ export const schema = {
       default: 1,
       description: 'The `Retry-After` sent with 429 and 503 answers, in seconds.',
       examples: [1, 5],
+    },
+    buffer: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'A local write-ahead log: a request is answered 200 as soon as its records (and dead letters) are appended ' +
+        'and fsynced to it, without waiting for the sinks to commit; the source emits from the log, and segments ' +
+        'every committed checkpoint covers are deleted. After a crash a rerun sends on what was answered but not ' +
+        'committed. When the log holds `max_bytes`, requests are answered 503 with `Retry-After`. One process at a ' +
+        'time may use a directory (a lock file in it).',
+      properties: {
+        path: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'Directory of the log, relative to the directory `etl` was started in; created if missing. Default: ' +
+            '`<data_dir>/http-buffer/<stage id>`. Put it on local storage that survives restarts.',
+          examples: ['/var/lib/etl/ingest-wal', '.etl/http-buffer/pushed'],
+        },
+        max_bytes: {
+          type: 'integer',
+          minimum: 65536,
+          maximum: 1099511627776,
+          default: 268435456,
+          description:
+            'Bytes the log may hold on disk (records not yet committed, in segments not yet deleted). A request ' +
+            'that would go past it is answered 503 with `Retry-After`; one larger than it on its own, 413.',
+          examples: [268435456, 1073741824],
+        },
+        segment_bytes: {
+          type: 'integer',
+          minimum: 4096,
+          maximum: 1073741824,
+          default: 16777216,
+          description:
+            'A new segment file is started once the current one holds this many bytes; a segment is deleted once ' +
+            'a committed checkpoint covers all of it, so the disk used runs ahead of what is uncommitted by up to ' +
+            'about one segment. At most a quarter of `max_bytes`.',
+          examples: [16777216, 1048576],
+        },
+        fsync: {
+          type: 'boolean',
+          default: true,
+          description:
+            '`true`: a request is answered only once its entry is fsynced (one fsync for all the requests that ' +
+            'arrive meanwhile): it survives a crash of the machine. `false`: once written to the file, it survives ' +
+            'a crash of the process but not of the machine.',
+          examples: [true],
+        },
+      },
+      examples: [{ path: '/var/lib/etl/ingest-wal', max_bytes: 1073741824 }],
     },
   },
 } as const;

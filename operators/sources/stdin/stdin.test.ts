@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { collectOutput, originOf, testContext } from '../file/test-support.ts';
+import { collectOutput, originOf, testContext } from '../../../test/support/source-output.ts';
 import { createStdinSource, STDIN_FILE } from './stdin.ts';
 
 interface Expected {

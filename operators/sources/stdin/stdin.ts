@@ -4,9 +4,9 @@
  */
 import type { Readable } from 'node:stream';
 import type { Source, SourceContext, SourceOutput } from '../../../engine/operator.ts';
-import { StreamReader } from '../file/chunks.ts';
-import { allocateReadBuffer, Batch, newCursor } from '../file/lines.ts';
-import { IDLE_FLUSH_MS, type PumpState, pump } from '../file/pump.ts';
+import { StreamReader } from '../../shared/line-reader/chunks.ts';
+import { allocateReadBuffer, Batch, newCursor } from '../../shared/line-reader/lines.ts';
+import { IDLE_FLUSH_MS, type PumpState, pump } from '../../shared/line-reader/pump.ts';
 import type { StdinSourceOptions } from './schema.ts';
 
 /** `origin.file` of stdin records. */

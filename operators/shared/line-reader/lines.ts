@@ -26,6 +26,8 @@ export interface LineCursor {
   readonly source: string;
   /** Path (or `stdin`) put into each record's origin. */
   file: string;
+  /** The origin's `input`: what stays the same when `file` is renamed. */
+  readonly input: string | undefined;
   /** Stream offset (decompressed) of the first byte not yet consumed: the start of the next line. */
   offset: number;
   /** Lines consumed so far; the next line is number `line + 1`. */
@@ -34,8 +36,15 @@ export interface LineCursor {
   skipping: boolean;
 }
 
-export function newCursor(source: string, file: string, offset = 0, line = 0, skipping = false): LineCursor {
-  return { source, file, offset, line, skipping };
+export function newCursor(
+  source: string,
+  file: string,
+  input?: string,
+  offset = 0,
+  line = 0,
+  skipping = false,
+): LineCursor {
+  return { source, file, input, offset, line, skipping };
 }
 
 /** The batch being filled; `bytes` counts every consumed byte, newlines and cut tails included. */
@@ -145,7 +154,7 @@ function consume(cursor: LineCursor, batch: Batch, bytes: number, lines: number)
 }
 
 function pushLine(cursor: LineCursor, batch: Batch, buf: Buffer, start: number, end: number): void {
-  const origin: Origin = { source: cursor.source, file: cursor.file, offset: cursor.offset, line: cursor.line + 1 };
+  const origin = originAt(cursor);
   const message = buf.toString('utf8', start, end);
   if (message.indexOf('\uFFFD') === -1 || isUtf8(buf.subarray(start, end))) {
     batch.records.push({ message, [ORIGIN]: origin });
@@ -170,7 +179,7 @@ function pushTruncated(
   // Cut on a character boundary: back off continuation bytes (10xxxxxx) so no half character is decoded.
   let cut = start + maxLineBytes;
   for (let back = 0; back < 3 && cut > start && ((buf[cut] as number) & 0xc0) === 0x80; back++) cut--;
-  const origin: Origin = { source: cursor.source, file: cursor.file, offset: cursor.offset, line: cursor.line + 1 };
+  const origin = originAt(cursor);
   const record: EtlRecord = { message: buf.toString('utf8', start, cut), truncated: true };
   if (!isUtf8(buf.subarray(start, cut))) record.message_base64 = buf.toString('base64', start, cut);
   record.line_bytes = lineBytes;
@@ -179,4 +188,12 @@ function pushTruncated(
   record[ORIGIN] = origin;
   batch.records.push(record);
   batch.truncated++;
+}
+
+/** The origin of the line starting at the cursor: `input` only where the source sets one. */
+function originAt(cursor: LineCursor): Origin {
+  const line = cursor.line + 1;
+  return cursor.input === undefined
+    ? { source: cursor.source, file: cursor.file, offset: cursor.offset, line }
+    : { source: cursor.source, file: cursor.file, input: cursor.input, offset: cursor.offset, line };
 }
