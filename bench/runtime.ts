@@ -21,7 +21,7 @@ import { DEFAULT_RETRY } from '../engine/retry.ts';
 import { createAjv } from '../engine/schema/ajv.ts';
 import { runPipeline } from '../engine/runtime/run.ts';
 import { createLineMaker } from '../operators/sources/generator/lines.ts';
-import { findOperator } from '../operators/registry.ts';
+import { findOperator } from '../operators/all.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);

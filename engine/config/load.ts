@@ -9,7 +9,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
-import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments, visit } from 'yaml';
 import type { Diagnostic } from '../diagnostics.ts';
 import type { OperatorDefinition, ResourceDefinition } from '../operator.ts';
 import { loadCompiledValidator } from '../schema/compiled.ts';
@@ -79,7 +79,6 @@ async function yamlFilesUnder(dir: string, prefix = ''): Promise<string[]> {
  */
 export async function loadPipelines(paths: readonly string[], options: LoadOptions = {}): Promise<LoadResult> {
   const cwd = options.cwd ?? process.cwd();
-  const known = await operators(options.registry, options.resources);
   const diagnostics: Diagnostic[] = [];
   const files: string[] = [];
   const skipped: string[] = [];
@@ -133,6 +132,7 @@ export async function loadPipelines(paths: readonly string[], options: LoadOptio
       diagnostics.push(fileProblem(path, `no pipeline under ${path}: none of its YAML files is an etl pipeline`));
     }
   }
+  const known = await operators(options.registry, options.resources, documents);
   const result = check(documents, options.env ?? process.env, known, cwd);
   return {
     pipelines: result.pipelines,
@@ -148,27 +148,34 @@ export async function loadPipelinesFromString(
   file: string,
   options: Omit<LoadOptions, 'cwd'> = {},
 ): Promise<LoadResult> {
-  const known = await operators(options.registry, options.resources);
   const documents = parseFile(source, file);
+  const known = await operators(options.registry, options.resources, documents);
   const empty = documents.length === 0 ? [fileProblem(file, `${file} holds no pipeline document`)] : [];
   const result = check(documents, options.env ?? process.env, known, process.cwd());
   return { pipelines: result.pipelines, diagnostics: [...empty, ...result.diagnostics], files: [file], skipped: [] };
 }
 
 interface Operators {
+  /** The definitions the documents may use: every given one, or the registered ones whose type they name. */
   readonly registry: readonly OperatorDefinition[];
+  /** Every operator there is, by kind and type (for the messages about an unknown type). */
+  readonly names: readonly { readonly kind: OperatorDefinition['kind']; readonly type: string }[];
   readonly resources: readonly ResourceDefinition[];
   /** The validator of the pipeline schema for documents using these operators. */
   validatorFor(used: readonly OperatorDefinition[]): ValidateFunction;
 }
 
-let registered: Promise<Operators> | undefined;
 const custom = new WeakMap<readonly OperatorDefinition[], Promise<Operators>>();
 
-/** The given operators, or the registered ones with the validator `npm run schemas` compiled for them. */
-function operators(
+/**
+ * The given operators; or those of the registry whose type the documents name, with the validator
+ * `npm run schemas` compiled. Only these definitions are loaded: a pipeline's start does not pay for every
+ * operator's checks and their modules.
+ */
+async function operators(
   registry: readonly OperatorDefinition[] | undefined,
   resources: readonly ResourceDefinition[] = [],
+  documents: readonly PipelineDocument[] = [],
 ): Promise<Operators> {
   if (registry) {
     let known = custom.get(registry);
@@ -178,15 +185,38 @@ function operators(
     }
     return known;
   }
-  // Loaded on demand: tests with their own operators need not load every operator's dependencies.
-  registered ??= (async () => {
-    const { registry: all, resources: shared } = await import('../../operators/registry.ts');
-    const compiled = await loadCompiledValidator(composePipelineSchema(all, shared));
-    return compiled
-      ? { registry: all, resources: shared, validatorFor: () => compiled }
-      : compilingOperators(all, shared);
-  })();
-  return registered;
+  // Loaded on demand: tests with their own operators need not load the registry.
+  const { catalog, resources: shared } = await import('../../operators/registry.ts');
+  const named = namedTypes(documents);
+  const used = await Promise.all(
+    catalog.filter((entry) => named === 'any' || named.has(entry.type)).map((entry) => entry.load()),
+  );
+  const compiled = await loadCompiledValidator(used, shared);
+  const known = compiled
+    ? { registry: used, names: catalog, resources: shared, validatorFor: () => compiled }
+    : await compilingOperators(used, shared);
+  return { ...known, names: catalog };
+}
+
+/**
+ * Every string value of a `type` key in the documents (a superset of the stage types: resources have one too),
+ * or `any` when one is interpolated (`${VAR}`), whose value is known only later.
+ */
+function namedTypes(documents: readonly PipelineDocument[]): Set<string> | 'any' {
+  const types = new Set<string>();
+  let interpolated = false;
+  for (const document of documents) {
+    visit(document.doc, {
+      Pair(_, pair) {
+        if (!isScalar(pair.key) || pair.key.value !== 'type' || !isScalar(pair.value)) return;
+        const value = pair.value.value;
+        if (typeof value !== 'string') return;
+        if (value.includes('${')) interpolated = true;
+        types.add(value);
+      },
+    });
+  }
+  return interpolated ? 'any' : types;
 }
 
 /**
@@ -202,6 +232,7 @@ async function compilingOperators(
   const validators = new Map<string, ValidateFunction>();
   return {
     registry,
+    names: registry,
     resources,
     validatorFor(used) {
       const unique = [...new Set(used)];
@@ -322,7 +353,7 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
     return { document, name: undefined, spec: undefined, entries: [] };
   }
   const entries = collectStages(document, data);
-  resolveTypes(document, entries, known.registry);
+  resolveTypes(document, entries, known.registry, known.names);
   // Stages with an unknown type were reported above; their options cannot be judged.
   const quiet = [...unresolved, ...entries.filter((e) => !e.schemaValid).map((e) => e.path)];
   const validate = known.validatorFor(entries.flatMap((e) => (e.definition ? [e.definition] : [])));

@@ -86,11 +86,13 @@ export function resolveTypes(
   pipeline: PipelineDocument,
   entries: readonly StageEntry[],
   registry: readonly OperatorDefinition[],
+  /** Every operator there is, when `registry` holds only those the document may use. */
+  names: readonly { readonly kind: OperatorDefinition['kind']; readonly type: string }[] = registry,
 ): void {
   for (const entry of entries) {
     if (!entry.value) continue;
     const kind = entry.section.kind;
-    const known = registry.filter((d) => d.kind === kind).map((d) => d.type);
+    const known = names.filter((d) => d.kind === kind).map((d) => d.type);
     const knownText = known.length > 0 ? `known: ${list(known)}` : `no ${kind} types are registered`;
     const type = entry.value.type;
     if (type === undefined) {

@@ -9,7 +9,16 @@
  *   commit source positions and sink states (see engine/state/store.ts).
  * - Shutdown: sources stop, in-flight batches drain, stages flush, sinks flush, final checkpoint.
  */
-import { type Connectable, connectable, filter, map, merge, Observable, Subject } from 'rxjs';
+// Each from its own module: the package's index loads all of RxJS (220 modules), a good part of `etl apply`'s
+// start, for the few pieces the runtime uses. `rxjs/internal/*` is in the package's exports; the classes are
+// the very ones the index re-exports, so code importing 'rxjs' elsewhere meets the same Observable.
+import { connectable } from 'rxjs/internal/observable/connectable';
+import { merge } from 'rxjs/internal/observable/merge';
+import { Observable } from 'rxjs/internal/Observable';
+import { filter } from 'rxjs/internal/operators/filter';
+import { map } from 'rxjs/internal/operators/map';
+import { Subject } from 'rxjs/internal/Subject';
+import type { Connectable } from 'rxjs/internal/types';
 import type { PipelineSpec, StageSpec } from '../config/types.ts';
 import { join } from 'node:path';
 import { EtlError, errorMessage, isRetriable } from '../errors.ts';

@@ -8,7 +8,9 @@
  * handlers take no detour through an inner observable (the common case), the release happens after emission
  * (acks must not run ahead of the records), and completion waits for `finish`.
  */
-import { Observable, type OperatorFunction } from 'rxjs';
+// Not the package's index, which loads all of RxJS (see run.ts).
+import { Observable } from 'rxjs/internal/Observable';
+import type { OperatorFunction } from 'rxjs/internal/types';
 import type { Envelope, PortEnvelope } from './envelope.ts';
 
 export type StageHandler = (envelope: Envelope) => PortEnvelope[] | Promise<PortEnvelope[]>;

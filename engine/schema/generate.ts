@@ -12,7 +12,7 @@ import type { OperatorDefinition, ResourceDefinition } from '../operator.ts';
 import type { ValidateFunction } from 'ajv';
 import standaloneModule from 'ajv/dist/standalone/index.js';
 import { createAjv } from './ajv.ts';
-import { COMPILED_VALIDATOR_PATH, schemaDigest } from './compiled.ts';
+import { COMPILED_VALIDATOR_PATH, operatorDigests } from './compiled.ts';
 import { composePipelineSchema, operatorStageSchema, resourceSchema } from './compose.ts';
 import { sectionOf } from './envelope.ts';
 
@@ -44,7 +44,7 @@ export async function loadRecordSchema(): Promise<unknown> {
 }
 
 export async function loadRealRegistry(): Promise<readonly OperatorDefinition[]> {
-  return (await import('../../operators/registry.ts')).registry;
+  return (await import('../../operators/all.ts')).registry;
 }
 
 export async function loadRealResources(): Promise<readonly ResourceDefinition[]> {
@@ -80,7 +80,7 @@ export function renderCompiledValidator(
     "import { createRequire } from 'node:module';",
     'const require = createRequire(import.meta.url);',
     "const formats = require('ajv-formats/dist/formats').fullFormats;",
-    `export const digest = '${schemaDigest(schema)}';`,
+    `export const digests = ${JSON.stringify(operatorDigests(registry, resources))};`,
     eagerlyCompiled(code.replace(/^"use strict";/, '')),
     '',
   ].join('\n');

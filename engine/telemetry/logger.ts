@@ -3,7 +3,7 @@
  * machines or pretty-printed for people (pino-pretty, loaded only then), every line redacted of secrets.
  */
 import { createRequire } from 'node:module';
-import { type DestinationStream, type Logger as PinoLogger, pino } from 'pino';
+import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import type { PrettyOptions } from 'pino-pretty';
 import type { Logger } from '../operator.ts';
 import { redact } from '../redact.ts';
@@ -42,11 +42,19 @@ export function parseLogLevel(value: string | undefined): LogLevel | undefined {
 
 export function createLogger(options: LoggerOptions): EtlLogger {
   const env = options.env ?? process.env;
+  // Checked again: the CLI's default is ETL_LOG_LEVEL as typed (`DEBUG`, `verbose`), which pino would refuse.
+  const level = parseLogLevel(options.level) ?? parseLogLevel(env.ETL_LOG_LEVEL) ?? 'info';
+  const logger = new PinoEtlLogger(LEVELS.indexOf(level), () => rootLogger(options, level));
+  return options.bindings === undefined ? logger : logger.child(options.bindings);
+}
+
+/** pino, required at the first line logged: a run that logs nothing (most short ones) never loads it. */
+function rootLogger(options: LoggerOptions, level: LogLevel): PinoLogger {
+  const { pino } = createRequire(import.meta.url)('pino') as typeof import('pino');
   const now = options.now ?? Date.now;
-  const root = pino(
+  return pino(
     {
-      // Checked again: the CLI's default is ETL_LOG_LEVEL as typed (`DEBUG`, `verbose`), which pino would refuse.
-      level: parseLogLevel(options.level) ?? parseLogLevel(env.ETL_LOG_LEVEL) ?? 'info',
+      level,
       // Stable fields: `time` ISO 8601, `level` by name, `msg`; no pid or hostname (the collector knows the host).
       base: undefined,
       messageKey: 'msg',
@@ -55,8 +63,6 @@ export function createLogger(options: LoggerOptions): EtlLogger {
     },
     destination(options),
   );
-  const logger = new PinoEtlLogger(root);
-  return options.bindings === undefined ? logger : logger.child(options.bindings);
 }
 
 /** Redacts each JSON line, then writes it as it is or pretty-printed. */
@@ -64,11 +70,17 @@ function destination(options: LoggerOptions): DestinationStream {
   const secrets = secretForms(options.secrets ?? []);
   const out = options.stream;
   if (options.format === 'json') return { write: (line: string) => out.write(redact(line, secrets)) };
-  const pretty = prettyPrinter(options.colorize === true);
-  return { write: (line: string) => out.write(pretty(redact(line, secrets))) };
+  // Made at the first line: a run that logs nothing (most short ones) never loads pino-pretty.
+  let pretty: ((line: string) => string) | undefined;
+  return {
+    write: (line: string) => {
+      pretty ??= prettyPrinter(options.colorize === true);
+      return out.write(pretty(redact(line, secrets)));
+    },
+  };
 }
 
-/** pino-pretty, required on first use only: a JSON-only process never loads it. */
+/** pino-pretty, required on first use only: a JSON-only process, or one that logs nothing, never loads it. */
 function prettyPrinter(colorize: boolean): (line: string) => string {
   const require = createRequire(import.meta.url);
   const { prettyFactory } = require('pino-pretty') as typeof import('pino-pretty');
@@ -87,28 +99,39 @@ function prettyPrinter(colorize: boolean): (line: string) => string {
   return prettyFactory(options);
 }
 
+/** A pino logger made on first use: the level is checked without it, children are made from their parent's. */
 class PinoEtlLogger implements EtlLogger {
-  readonly #pino: PinoLogger;
+  /** Index in LEVELS of the lowest level written. */
+  readonly #level: number;
+  readonly #make: () => PinoLogger;
+  #pino: PinoLogger | undefined;
 
-  constructor(logger: PinoLogger) {
-    this.#pino = logger;
+  constructor(level: number, make: () => PinoLogger) {
+    this.#level = level;
+    this.#make = make;
+  }
+
+  #logger(): PinoLogger {
+    this.#pino ??= this.#make();
+    return this.#pino;
   }
 
   debug(message: string, fields?: Record<string, unknown>): void {
-    if (this.#pino.isLevelEnabled('debug')) this.#pino.debug(plain(fields), message);
+    if (this.#level <= 0) this.#logger().debug(plain(fields), message);
   }
   info(message: string, fields?: Record<string, unknown>): void {
-    if (this.#pino.isLevelEnabled('info')) this.#pino.info(plain(fields), message);
+    if (this.#level <= 1) this.#logger().info(plain(fields), message);
   }
   warn(message: string, fields?: Record<string, unknown>): void {
-    if (this.#pino.isLevelEnabled('warn')) this.#pino.warn(plain(fields), message);
+    if (this.#level <= 2) this.#logger().warn(plain(fields), message);
   }
   error(message: string, fields?: Record<string, unknown>): void {
-    if (this.#pino.isLevelEnabled('error')) this.#pino.error(plain(fields), message);
+    if (this.#level <= 3) this.#logger().error(plain(fields), message);
   }
 
   child(bindings: Record<string, unknown>): EtlLogger {
-    return new PinoEtlLogger(this.#pino.child(plain(bindings) ?? {}));
+    const own = plain(bindings) ?? {};
+    return new PinoEtlLogger(this.#level, () => this.#logger().child(own));
   }
 }
 

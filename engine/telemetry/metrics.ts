@@ -1,9 +1,12 @@
 /**
  * Prometheus metrics on a registry of our own. The runtime counts every batch of every stage, so stage
  * counters are plain numbers on a per-stage object (no label hashing on the hot path); they are copied
- * into the prom-client counters only when the registry is scraped.
+ * into the prom-client counters only when the registry is scraped. Operators' own metrics are plain numbers
+ * too. prom-client itself (with the OpenTelemetry API it loads) is required only when the registry is first
+ * asked for (a metrics port, a scrape): a run nobody scrapes, most of them, never loads it, and starts faster.
  */
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type { Registry } from 'prom-client';
 import type { OperatorMetrics } from '../operator.ts';
 import { Buckets, COMMIT_BUCKETS, DURATION_BUCKETS, FRESHNESS_BUCKETS, HistogramFamily } from './histogram.ts';
 import type { CircuitState, EdgeTelemetry, SourceState, StageTelemetry } from './types.ts';
@@ -84,42 +87,78 @@ export class EdgeCounters implements EdgeTelemetry {
   }
 }
 
+type PromClient = typeof import('prom-client');
+/** Makes one metric (or set of metrics) on the registry once it exists. */
+type Declaration = (prom: PromClient, registry: Registry) => void;
+
+let promClient: PromClient | undefined;
+/** prom-client, a CommonJS package: required synchronously, once. */
+function requirePromClient(): PromClient {
+  promClient ??= createRequire(import.meta.url)('prom-client') as PromClient;
+  return promClient;
+}
+
 export class MetricsRegistry {
-  readonly registry = new Registry();
   readonly #stages = new Map<string, StageCounters>();
   readonly #pipelines = new Map<string, PipelineCounters>();
   readonly #operatorMetrics: OperatorMetricsFactory;
+  readonly #declarations: Declaration[] = [];
+  /** Names of the metrics declared so far, taken for operators. */
+  readonly #names = new Set<string>();
+  #registry: Registry | undefined;
+
+  /** The prom-client registry, made (and every metric declared so far registered on it) on first use. */
+  get registry(): Registry {
+    if (this.#registry === undefined) {
+      const prom = requirePromClient();
+      const registry = new prom.Registry();
+      this.#registry = registry;
+      for (const declare of this.#declarations) declare(prom, registry);
+    }
+    return this.#registry;
+  }
+
+  /** Registers a metric now if the registry exists, else when it is made. */
+  #declare(name: string | undefined, declare: Declaration): void {
+    if (name !== undefined) this.#names.add(name);
+    this.#declarations.push(declare);
+    if (this.#registry !== undefined) declare(requirePromClient(), this.#registry);
+  }
 
   constructor() {
     const stages = this.#stages;
     /** A counter of every stage, or of the stages `read` answers for. */
     const scalar = (name: string, help: string, read: (stage: StageCounters) => number | undefined): void => {
-      new Counter({
-        name,
-        help,
-        labelNames: STAGE_LABELS,
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          for (const stage of stages.values()) {
-            const value = read(stage);
-            if (value !== undefined) this.inc(stage.labels, value);
-          }
-        },
+      this.#declare(name, (prom, registry) => {
+        new prom.Counter({
+          name,
+          help,
+          labelNames: STAGE_LABELS,
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const stage of stages.values()) {
+              const value = read(stage);
+              if (value !== undefined) this.inc(stage.labels, value);
+            }
+          },
+        });
       });
     };
     const keyed = (name: string, help: string, label: string, read: (stage: StageCounters) => Map<string, number>) => {
-      new Counter({
-        name,
-        help,
-        labelNames: [...STAGE_LABELS, label],
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          for (const stage of stages.values()) {
-            for (const [key, value] of read(stage)) this.inc({ ...stage.labels, [label]: key }, value);
-          }
-        },
+      this.#declare(name, (prom, registry) => {
+        new prom.Counter({
+          name,
+          help,
+          labelNames: [...STAGE_LABELS, label],
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const stage of stages.values()) {
+              for (const [key, value] of read(stage)) this.inc({ ...stage.labels, [label]: key }, value);
+            }
+          },
+        });
       });
     };
     scalar('etl_component_received_records_total', 'Records received by the stage.', (s) => s.receivedRecords);
@@ -143,13 +182,14 @@ export class MetricsRegistry {
       'Records the stage sent to dead letters.',
       (s) => s.deadLettered,
     );
-    const registry = this.registry;
     const histogram = (name: string, help: string, read: (stage: StageCounters) => Buckets | undefined) =>
-      new HistogramFamily(registry, name, help, function* () {
-        for (const stage of stages.values()) {
-          const buckets = read(stage);
-          if (buckets !== undefined) yield [stage.labels, buckets] as const;
-        }
+      this.#declare(name, (_prom, registry) => {
+        new HistogramFamily(registry, name, help, function* () {
+          for (const stage of stages.values()) {
+            const buckets = read(stage);
+            if (buckets !== undefined) yield [stage.labels, buckets] as const;
+          }
+        });
       });
     histogram(
       'etl_component_batch_duration_seconds',
@@ -166,19 +206,21 @@ export class MetricsRegistry {
       (s) => s.source?.creditWait,
     );
     const sourceGauge = (name: string, help: string, read: (state: SourceState) => number | undefined) =>
-      new Gauge({
-        name,
-        help,
-        labelNames: STAGE_LABELS,
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const stage of stages.values()) {
-            const state = stage.source?.state?.();
-            const value = state === undefined ? undefined : read(state);
-            if (value !== undefined) this.set(stage.labels, value);
-          }
-        },
+      this.#declare(name, (prom, registry) => {
+        new prom.Gauge({
+          name,
+          help,
+          labelNames: STAGE_LABELS,
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const stage of stages.values()) {
+              const state = stage.source?.state?.();
+              const value = state === undefined ? undefined : read(state);
+              if (value !== undefined) this.set(stage.labels, value);
+            }
+          },
+        });
       });
     sourceGauge('etl_source_lag_bytes', 'Bytes behind the end of the input, summed over its files.', (s) => s.lagBytes);
     sourceGauge('etl_source_open_files', 'Files the source holds open.', (s) => s.openFiles);
@@ -197,17 +239,19 @@ export class MetricsRegistry {
       'Records made durable by committed checkpoints.',
       (s) => s.committedRecords,
     );
-    new Gauge({
-      name: 'etl_sink_circuit_state',
-      help: 'Circuit breaker of the sink: 0 closed, 1 half-open, 2 open (the server is given up on for now).',
-      labelNames: STAGE_LABELS,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const stage of stages.values()) {
-          if (stage.sink) this.set(stage.labels, CIRCUIT_VALUES[stage.sink.circuit]);
-        }
-      },
+    this.#declare('etl_sink_circuit_state', (prom, registry) => {
+      new prom.Gauge({
+        name: 'etl_sink_circuit_state',
+        help: 'Circuit breaker of the sink: 0 closed, 1 half-open, 2 open (the server is given up on for now).',
+        labelNames: STAGE_LABELS,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const stage of stages.values()) {
+            if (stage.sink) this.set(stage.labels, CIRCUIT_VALUES[stage.sink.circuit]);
+          }
+        },
+      });
     });
     histogram(
       'etl_freshness_event_seconds',
@@ -220,28 +264,32 @@ export class MetricsRegistry {
       (s) => s.sink?.freshnessRead,
     );
     this.#pipelineMetrics();
-    collectDefaultMetrics({ register: this.registry });
-    this.#operatorMetrics = new OperatorMetricsFactory(this.registry, (pipeline, stageId) =>
-      this.#stages.get(stageKey(pipeline, stageId)),
+    // The process_* and nodejs_* names are reserved for operators by prefix.
+    this.#declare(undefined, (prom, register) => prom.collectDefaultMetrics({ register }));
+    this.#operatorMetrics = new OperatorMetricsFactory(
+      (name, declare) => this.#declare(name, declare),
+      (name) => this.#names.has(name),
+      (pipeline, stageId) => this.#stages.get(stageKey(pipeline, stageId)),
     );
   }
 
   #pipelineMetrics(): void {
     const pipelines = this.#pipelines;
-    const registry = this.registry;
     const gauge = (name: string, help: string, read: (p: PipelineCounters) => number | undefined) =>
-      new Gauge({
-        name,
-        help,
-        labelNames: ['pipeline'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const p of pipelines.values()) {
-            const value = read(p);
-            if (value !== undefined) this.set({ pipeline: p.name }, value);
-          }
-        },
+      this.#declare(name, (prom, registry) => {
+        new prom.Gauge({
+          name,
+          help,
+          labelNames: ['pipeline'],
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const p of pipelines.values()) {
+              const value = read(p);
+              if (value !== undefined) this.set({ pipeline: p.name }, value);
+            }
+          },
+        });
       });
     gauge('etl_pipeline_up', '1 while the pipeline runs.', (p) => p.up);
     gauge('etl_checkpoint_last_success_timestamp_seconds', 'Unix time of the last committed checkpoint.', (p) =>
@@ -255,25 +303,29 @@ export class MetricsRegistry {
           ? (Date.now() - Math.max(p.lastCheckpointMs ?? p.startedMs, p.currentMs ?? Number.NEGATIVE_INFINITY)) / 1000
           : undefined,
     );
-    new HistogramFamily(
-      registry,
-      'etl_checkpoint_duration_seconds',
-      'One whole checkpoint, cut to commit.',
-      function* () {
-        for (const p of pipelines.values()) yield [{ pipeline: p.name }, p.checkpointDuration] as const;
-      },
-    );
-    new Gauge({
-      name: 'etl_edge_inflight_batches',
-      help: 'Batches sent on the edge that the stage it leads to has not processed yet (backlog).',
-      labelNames: ['pipeline', 'from', 'to'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const p of pipelines.values()) {
-          for (const edge of p.edges.values()) this.set(edge.labels, Math.max(0, edge.sent - edge.done));
-        }
-      },
+    this.#declare('etl_checkpoint_duration_seconds', (_prom, registry) => {
+      new HistogramFamily(
+        registry,
+        'etl_checkpoint_duration_seconds',
+        'One whole checkpoint, cut to commit.',
+        function* () {
+          for (const p of pipelines.values()) yield [{ pipeline: p.name }, p.checkpointDuration] as const;
+        },
+      );
+    });
+    this.#declare('etl_edge_inflight_batches', (prom, registry) => {
+      new prom.Gauge({
+        name: 'etl_edge_inflight_batches',
+        help: 'Batches sent on the edge that the stage it leads to has not processed yet (backlog).',
+        labelNames: ['pipeline', 'from', 'to'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const p of pipelines.values()) {
+            for (const edge of p.edges.values()) this.set(edge.labels, Math.max(0, edge.sent - edge.done));
+          }
+        },
+      });
     });
   }
 
@@ -325,24 +377,37 @@ const RESERVED_PREFIXES = [
 ];
 const OWN_LABELS = ['pipeline', 'component_id', 'component_kind', 'component_type'];
 
+/** One series of an operator metric: its labels and its value, copied into prom-client at scrape. */
+interface Series {
+  readonly labels: Record<string, string>;
+  value: number;
+}
+
 interface OperatorMetric {
   readonly kind: 'counter' | 'gauge';
   readonly labelNames: string;
-  readonly metric: Counter<string> | Gauge<string>;
+  /** By the label values in `labelNames` order. */
+  readonly series: Map<string, Series>;
 }
 
 /**
  * Metrics operators create for themselves. Stages of the same type share one metric per name; each gets
  * its own series through the stage labels (`pipeline`, `component_id`, `component_kind`, `component_type`). Misuse (bad name, a name reused with
- * another type or labels) throws when the instrument is created, i.e. in `create`/`open`, never per record.
+ * another type or labels, a counter decreased) throws when the instrument is created or used, never silently.
  */
 class OperatorMetricsFactory {
-  readonly #registry: Registry;
+  readonly #declare: (name: string, declare: Declaration) => void;
+  readonly #taken: (name: string) => boolean;
   readonly #metrics = new Map<string, OperatorMetric>();
   readonly #stage: (pipeline: string, stageId: string) => StageCounters | undefined;
 
-  constructor(registry: Registry, stage: (pipeline: string, stageId: string) => StageCounters | undefined) {
-    this.#registry = registry;
+  constructor(
+    declare: (name: string, declare: Declaration) => void,
+    taken: (name: string) => boolean,
+    stage: (pipeline: string, stageId: string) => StageCounters | undefined,
+  ) {
+    this.#declare = declare;
+    this.#taken = taken;
     this.#stage = stage;
   }
 
@@ -356,17 +421,41 @@ class OperatorMetricsFactory {
     };
     return {
       counter: (name, help, labels = {}) => {
-        const metric = this.#metric('counter', name, help, labels) as Counter<string>;
-        return metric.labels({ ...labels, ...own });
+        const series = this.#series(this.#metric('counter', name, help, labels), { ...labels, ...own });
+        return {
+          inc(value = 1) {
+            if (!Number.isFinite(value)) throw new TypeError(`metric ${name}: ${value} is not a valid number`);
+            if (value < 0) throw new RangeError(`metric ${name}: a counter cannot decrease (inc(${value}))`);
+            series().value += value;
+          },
+        };
       },
       gauge: (name, help, labels = {}) => {
-        const metric = this.#metric('gauge', name, help, labels) as Gauge<string>;
-        return metric.labels({ ...labels, ...own });
+        const series = this.#series(this.#metric('gauge', name, help, labels), { ...labels, ...own });
+        return {
+          set(value) {
+            if (typeof value !== 'number') throw new TypeError(`metric ${name}: ${String(value)} is not a number`);
+            series().value = value;
+          },
+        };
       },
     };
   }
 
-  #metric(kind: 'counter' | 'gauge', name: string, help: string, labels: Record<string, string>) {
+  /** The series of these labels, made at its first value (as prom-client shows none before). */
+  #series(metric: OperatorMetric, labels: Record<string, string>): () => Series {
+    const key = JSON.stringify(metric.labelNames.split(',').map((name) => labels[name]));
+    return () => {
+      let series = metric.series.get(key);
+      if (series === undefined) {
+        series = { labels, value: 0 };
+        metric.series.set(key, series);
+      }
+      return series;
+    };
+  }
+
+  #metric(kind: 'counter' | 'gauge', name: string, help: string, labels: Record<string, string>): OperatorMetric {
     validateName(name);
     if (help.trim() === '') throw new TypeError(`metric ${name}: help text is empty`);
     const extra = Object.keys(labels).sort();
@@ -381,12 +470,32 @@ class OperatorMetricsFactory {
             `cannot redeclare it as a ${kind} with labels (${signature})`,
         );
       }
-      return existing.metric;
+      return existing;
     }
-    if (this.#registry.getSingleMetric(name) !== undefined) throw new TypeError(`metric ${name} is already taken`);
-    const config = { name, help, labelNames, registers: [this.#registry] };
-    const metric = kind === 'counter' ? new Counter(config) : new Gauge(config);
-    this.#metrics.set(name, { kind, labelNames: signature, metric });
+    if (this.#taken(name)) throw new TypeError(`metric ${name} is already taken`);
+    const metric: OperatorMetric = { kind, labelNames: signature, series: new Map() };
+    this.#metrics.set(name, metric);
+    const series = metric.series;
+    this.#declare(name, (prom, registry) => {
+      const config = { name, help, labelNames, registers: [registry] };
+      if (kind === 'counter') {
+        new prom.Counter({
+          ...config,
+          collect() {
+            this.reset();
+            for (const { labels, value } of series.values()) this.inc(labels, value);
+          },
+        });
+      } else {
+        new prom.Gauge({
+          ...config,
+          collect() {
+            this.reset();
+            for (const { labels, value } of series.values()) this.set(labels, value);
+          },
+        });
+      }
+    });
     return metric;
   }
 }

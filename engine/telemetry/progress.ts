@@ -7,7 +7,7 @@
  * are overwritten. Elsewhere (CI logs, files): a plain line per pipeline every ten seconds, never an escape.
  * Each pipeline ends with its summary.
  */
-import { createLogUpdate } from 'log-update';
+import { createRequire } from 'node:module';
 import type { RunStats, SinkStats } from './types.ts';
 
 export interface ProgressStream {
@@ -53,9 +53,35 @@ const LOG_INTERVAL_MS = 10_000;
 const SMOOTHING_MS = 2_000;
 const BAR_WIDTH = 20;
 
-const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
-const oneDecimal = new Intl.NumberFormat('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
-const twoDecimals = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+/**
+ * Numbers as `1,234,567.8`: a fixed number of decimals, half away from zero on the shortest decimal form of the
+ * value, thousands grouped by commas, as Intl.NumberFormat('en-US') writes them. Written here because
+ * Intl's first use sets up ICU: about 20 ms of every `etl apply`'s start, for a summary. Values written in
+ * exponent form (below 1e-6, from 1e21), never counts or rates here, are left to Intl.
+ */
+export function fixed(decimals: number): { format(value: number): string } {
+  let intl: Intl.NumberFormat | undefined;
+  return {
+    format(value) {
+      const digits = String(Math.abs(value));
+      if (!/^\d+(\.\d+)?$/.test(digits)) {
+        intl ??= new Intl.NumberFormat('en-US', { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+        return intl.format(value);
+      }
+      const [whole = '0', fraction = ''] = digits.split('.');
+      // All the digits kept, as one integer; one more unit in the last place when the first dropped is 5 or more.
+      let kept = BigInt(whole + fraction.slice(0, decimals).padEnd(decimals, '0'));
+      if ((fraction[decimals] ?? '0') >= '5') kept += 1n;
+      const text = kept.toString().padStart(decimals + 1, '0');
+      const integerPart = text.slice(0, text.length - decimals).replace(/\B(?=(\d{3})+$)/g, ',');
+      const sign = value < 0 || Object.is(value, -0) ? '-' : '';
+      return decimals > 0 ? `${sign}${integerPart}.${text.slice(text.length - decimals)}` : `${sign}${integerPart}`;
+    },
+  };
+}
+const integer = fixed(0);
+const oneDecimal = fixed(1);
+const twoDecimals = fixed(2);
 
 export function createProgressBoard(options: ProgressOptions): ProgressBoard {
   return options.tty ? terminalBoard(options) : plainBoard(options);
@@ -86,6 +112,9 @@ function terminalBoard(options: ProgressOptions): ProgressBoard {
   const { stream } = options;
   const now = options.now ?? Date.now;
   const intervalMs = options.intervalMs ?? TTY_INTERVAL_MS;
+  // Required here, not imported: only a terminal draws live rows, and log-update with its dependencies is a
+  // good part of the start of a run that has none (an ES module without top-level await, so require loads it).
+  const { createLogUpdate } = createRequire(import.meta.url)('log-update') as typeof import('log-update');
   // The cursor stays visible: hidden, a process killed with SIGKILL would leave the terminal without one.
   const draw = createLogUpdate(stream as NodeJS.WriteStream, { showCursor: true });
   const rows = new Map<string, Row>();

@@ -6,7 +6,7 @@ import type { TelemetrySettings } from '../config/types.ts';
 import type { Logger, OperatorMetrics } from '../operator.ts';
 import { createLogger } from './logger.ts';
 import { EdgeCounters, MetricsRegistry, type PipelineCounters, type StageCounters } from './metrics.ts';
-import { type MetricsServer, serveMetrics } from './server.ts';
+import type { MetricsServer } from './server.ts';
 import type { Tracing, TracingStage } from './tracing.ts';
 import type {
   BatchSpan,
@@ -101,6 +101,8 @@ export async function createTelemetry(
   if (settings.prometheusPort !== undefined) {
     const host = env.ETL_METRICS_HOST?.trim() || '127.0.0.1';
     try {
+      // Imported only here: node:http and the registry are a good part of the start of a run that serves nothing.
+      const { serveMetrics } = await import('./server.ts');
       server = await serveMetrics(metrics.registry, host, settings.prometheusPort);
     } catch (error) {
       await tracing?.shutdown(shutdownTimeoutMs);

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadPipelines, loadPipelinesFromString } from '../../engine/config/load.ts';
 import type { PipelineSpec, StageSpec } from '../../engine/config/types.ts';
-import { registry as realRegistry } from '../../operators/registry.ts';
+import { registry as realRegistry } from '../../operators/all.ts';
 import { at, load, only, VALID } from './helpers.ts';
 import { testRegistry } from './operators.ts';
 
@@ -254,5 +254,33 @@ spec:
     expect(stageOf(p, 'nginx').definition).toBe(realRegistry.find((d) => d.kind === 'source' && d.type === 'file'));
     expect(stageOf(p, 'nginx').options.paths).toEqual(['logs/*.log']);
     expect(stageOf(p, 'out').options).toMatchObject({ path: 'out/lines.jsonl', format: 'jsonl' });
+  });
+
+  it('loads the definitions of the operators named, of any named through a variable, and checks them all', async () => {
+    // Only the operators whose type the document names are loaded; a type read from a variable could be any.
+    const yaml = `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: real }
+spec:
+  sources:
+    nginx: { type: file, paths: ["logs/*.log"] }
+  operators:
+    checked:
+      type: \${CHECK_TYPE}
+      inputs: [nginx]
+      rules: [{ name: a, required: { fields: [message] } }, { name: a, required: { fields: [message] } }]
+  sinks:
+    out: { type: stdout, inputs: [checked], formatt: jsonl }
+`;
+    const result = await loadPipelinesFromString(yaml, 'real.yaml', { env: { CHECK_TYPE: 'validate' } });
+    const messages = result.diagnostics.map((d) => `${d.code} ${d.path}`);
+    // The schema pass (the stdout sink's unknown key) and validate's own cross-field check (a name used twice) ran.
+    expect(messages).toContain('ETL_CFG_UNKNOWN_KEY spec.sinks.out.formatt');
+    expect(messages).toContain('ETL_CFG_INVALID spec.operators.checked.rules[1].name');
+    // An unknown type still lists every registered one of its kind, loaded or not.
+    const unknown = await loadPipelinesFromString(yaml, 'real.yaml', { env: { CHECK_TYPE: 'valdate' } });
+    const message = unknown.diagnostics.find((d) => d.code === 'ETL_CFG_UNKNOWN_TYPE')?.message ?? '';
+    expect(message).toContain('did you mean `validate`');
+    expect(message).toContain('aggregate');
   });
 });

@@ -17,7 +17,7 @@ import {
   unionOf,
   withFields,
 } from '../../engine/record-schema.ts';
-import { registry } from '../../operators/registry.ts';
+import { registry } from '../../operators/all.ts';
 import { accessRecordSchema, errorLogRecordSchema } from '../../operators/shared/log-records.ts';
 import { at, only } from './helpers.ts';
 

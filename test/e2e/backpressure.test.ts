@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadPipelinesFromString } from '../../engine/config/load.ts';
 import { runPipeline } from '../../engine/runtime/run.ts';
-import { registry } from '../../operators/registry.ts';
+import { registry } from '../../operators/all.ts';
 import { collected, testOperators } from '../support/operators.ts';
 
 const GIB = 1024 ** 3;

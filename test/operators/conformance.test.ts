@@ -11,7 +11,7 @@ import type { OperatorContext, SinkDefinition, SourceDefinition, TransformDefini
 import { noopMetrics, silentLogger, detachedState } from '../../engine/runtime/noop.ts';
 import { createAjv } from '../../engine/schema/ajv.ts';
 import { resourceSchema } from '../../engine/schema/compose.ts';
-import { registry, resources } from '../../operators/registry.ts';
+import { registry, resources } from '../../operators/all.ts';
 
 const operatorsDir = fileURLToPath(new URL('../../operators/', import.meta.url));
 const folderOf = { source: 'sources', transform: 'transforms', sink: 'sinks' } as const;

@@ -34,7 +34,7 @@ import {
 import { detachedState, noopMetrics, silentLogger } from '../../engine/runtime/noop.ts';
 import { createAjv, createRecordAjv } from '../../engine/schema/ajv.ts';
 import { stage } from '../support/spec.ts';
-import { registry } from '../../operators/registry.ts';
+import { registry } from '../../operators/all.ts';
 import { accessRecordSchema, emptyAccessRecord } from '../../operators/shared/log-records.ts';
 import { createNatsSource } from '../../operators/sources/nats/nats.ts';
 import type { NatsSourceOptions } from '../../operators/sources/nats/schema.ts';

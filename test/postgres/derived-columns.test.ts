@@ -10,7 +10,7 @@ import { defineTransform, type OperatorDefinition } from '../../engine/operator.
 import type { EtlRecord } from '../../engine/record.ts';
 import { withFields } from '../../engine/record-schema.ts';
 import { runPipeline } from '../../engine/runtime/run.ts';
-import { registry } from '../../operators/registry.ts';
+import { registry } from '../../operators/all.ts';
 import { type Mode, PG_URL, Target } from './helpers.ts';
 
 const COUNTRIES = ['FR', 'DE', 'JP', 'BR'];

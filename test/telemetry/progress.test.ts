@@ -3,8 +3,16 @@
  * board writes are fed to a terminal emulator (xterm.js, headless), and its screen lines are asserted.
  */
 import xterm from '@xterm/headless';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createProgressBoard, duration, formatBytes, progressBar, summary } from '../../engine/telemetry/progress.ts';
+import {
+  createProgressBoard,
+  duration,
+  fixed,
+  formatBytes,
+  progressBar,
+  summary,
+} from '../../engine/telemetry/progress.ts';
 import type { RunStats } from '../../engine/telemetry/types.ts';
 
 const { Terminal } = xterm;
@@ -251,5 +259,27 @@ describe('summary', () => {
   it('formats durations and sizes', () => {
     expect([850, 12_340, 65_000, 7_384_000].map(duration)).toEqual(['850ms', '12.3s', '1m 05s', '2h 03m 04s']);
     expect([512, 1536, 5 * 1024 ** 3].map(formatBytes)).toEqual(['512 B', '1.5 KiB', '5.0 GiB']);
+  });
+
+  it('writes numbers exactly as Intl.NumberFormat en-US does, without setting up ICU at start', () => {
+    for (const decimals of [0, 1, 2]) {
+      const intl = new Intl.NumberFormat('en-US', { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+      const mine = fixed(decimals);
+      // Halves on the decimal form (0.005, 606.795), carries (999.995), grouping, and values left to Intl.
+      for (const value of [0, -0, 0.5, 2.5, 0.005, 1.005, 606.795, 999.995, 999_999.5, 1234567.891, 1e-7, 1e21]) {
+        expect(mine.format(value), `${value} with ${decimals} decimals`).toBe(intl.format(value));
+      }
+      fc.assert(
+        fc.property(
+          fc.oneof(
+            fc.double({ min: -1e12, max: 1e12, noNaN: true }),
+            fc.nat().map((n) => n / 1000),
+          ),
+          (v) => {
+            expect(mine.format(v)).toBe(intl.format(v));
+          },
+        ),
+      );
+    }
   });
 });

@@ -72,7 +72,7 @@ export async function runQuery(sql: string, options: QueryOptions): Promise<numb
 
 async function locate(options: QueryOptions): Promise<Located> {
   if (!options.pipeline) {
-    const { registry } = await import('../../../operators/registry.ts');
+    const { registry } = await import('../../../operators/all.ts');
     const storage = queryable(registry)[0];
     if (!storage) throw new Error('no operator answers SQL');
     return { storage, options: options.url ? { url: options.url } : {}, dataDir: '.etl', secrets: [] };

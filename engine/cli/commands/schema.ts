@@ -9,7 +9,7 @@ export interface SchemaOptions {
 }
 
 export async function runSchema(options: SchemaOptions): Promise<number> {
-  const registry = options.registry ?? (await import('../../../operators/registry.ts')).registry;
+  const registry = options.registry ?? (await import('../../../operators/all.ts')).registry;
   const schema = composePipelineSchema(registry);
   options.out.write(`${JSON.stringify(schema, null, 2)}\n`);
   return 0;

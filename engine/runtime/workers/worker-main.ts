@@ -75,8 +75,8 @@ function stageMetrics(stage: number): OperatorMetrics {
 
 /** The transform definition of `type`: from the registry, or from the modules the run was given. */
 async function findTransform(type: string): Promise<TransformDefinition> {
-  const { findOperator } = await import('../../../operators/registry.ts');
-  const registered = findOperator('transform', type);
+  const { loadOperator } = await import('../../../operators/registry.ts');
+  const registered = await loadOperator('transform', type);
   if (registered?.kind === 'transform') return registered;
   for (const url of init.operatorModules) {
     const module = (await import(url)) as Record<string, unknown>;

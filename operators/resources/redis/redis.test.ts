@@ -133,7 +133,7 @@ describe('redis resource', () => {
 
   it('checks at validate time that options name a declared resource of their type', async () => {
     const registry = [
-      ...(await import('../../registry.ts')).registry,
+      ...(await import('../../all.ts')).registry,
       redisCounter as OperatorDefinition,
     ] as readonly OperatorDefinition[];
     const yaml = (resources: string, uses: string) => `apiVersion: etl/v1

@@ -20,7 +20,7 @@ import { countingSource, sourceLog } from '../../../test/support/operators.ts';
 import { pipeline, stage } from '../../../test/support/spec.ts';
 import redisResource from '../../resources/redis/index.ts';
 import { ThrowawayRedis } from '../../../test/support/redis-server.ts';
-import { registry, resources } from '../../registry.ts';
+import { registry, resources } from '../../all.ts';
 import { openRedis } from '../../resources/redis/redis.ts';
 import definition from './index.ts';
 import { createRedisSink } from './redis.ts';

@@ -7,7 +7,7 @@ import { loadPipelinesFromString } from '../../../engine/config/load.ts';
 import { type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { recordingContext } from '../../../test/support/context.ts';
-import { registry } from '../../registry.ts';
+import { registry } from '../../all.ts';
 import type { GeoipTransform } from './geoip.ts';
 import geoip from './index.ts';
 import type { GeoipOptions } from './schema.ts';

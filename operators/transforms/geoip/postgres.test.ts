@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadPipelinesFromString } from '../../../engine/config/load.ts';
 import { runPipeline } from '../../../engine/runtime/run.ts';
 import { PG_URL, Target } from '../../../test/postgres/helpers.ts';
-import { registry } from '../../registry.ts';
+import { registry } from '../../all.ts';
 import { bundledDatabase } from './geoip.ts';
 import { asnRecord, buildMmdb, cityRecord } from './test-support.ts';
 

@@ -6,7 +6,7 @@ import { loadPipelinesFromString } from '../../../engine/config/load.ts';
 import { type EtlRecord, ORIGIN } from '../../../engine/record.ts';
 import { createAjv } from '../../../engine/schema/ajv.ts';
 import { recordingContext } from '../../../test/support/context.ts';
-import { registry } from '../../registry.ts';
+import { registry } from '../../all.ts';
 import userAgent from './index.ts';
 import type { UserAgentOptions } from './schema.ts';
 import type { UserAgentTransform } from './user-agent.ts';

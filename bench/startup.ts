@@ -1,0 +1,140 @@
+/**
+ * Start-up cost of `etl apply` (issue 16): a one-line file → parse → blackhole (and → stdout) pipeline against
+ * `node -e 0`, each command run `--runs` times, interleaved (one of each in turn, so that load from other work on
+ * the machine falls on all of them alike), each `etl apply` in a fresh working directory (a first run: no
+ * checkpoint, no state). One untimed round first fills Node's compile cache, as any second `etl` start finds it.
+ * Figures: median and spread of wall time (spawn to exit) and of CPU time (user + system, reported by the child
+ * itself at exit through a preloaded module given to every command alike), and the medians' excess over
+ * `node -e 0`, the figure the goal (< 150 ms) is about.
+ * `--baseline <bin/etl.js of another checkout>` adds the same two pipelines run by that checkout, interleaved with
+ * the others: a before/after comparison under the same load.
+ * Usage: node bench/startup.ts [--runs N] [--baseline path/to/bin/etl.js]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const runs = Number(arg('runs') ?? 20);
+const etl = fileURLToPath(new URL('../bin/etl.js', import.meta.url));
+const baseline = arg('baseline');
+
+// Reports the child's own CPU time and peak RSS on fd 3 as it exits, whatever way it exits.
+const report = `data:text/javascript,${encodeURIComponent(
+  "import { writeSync } from 'node:fs';" +
+    "process.on('exit', () => { const u = process.resourceUsage();" +
+    ' writeSync(3, JSON.stringify({ cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000, rssKb: u.maxRSS })); });',
+)}`;
+
+const dir = mkdtempSync(join(tmpdir(), 'etl-bench-startup-'));
+const log = join(dir, 'one.log');
+writeFileSync(log, '203.0.113.7 - - [05/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8.5.0"\n');
+
+function pipeline(sink: 'blackhole' | 'stdout'): string {
+  const file = join(dir, `${sink}.yaml`);
+  writeFileSync(
+    file,
+    [
+      'apiVersion: etl/v1',
+      'kind: Pipeline',
+      `metadata: { name: startup-${sink} }`,
+      'spec:',
+      `  sources: { lines: { type: file, paths: [${JSON.stringify(log)}] } }`,
+      '  operators: { parsed: { type: parse, inputs: [lines], format: combined } }',
+      `  sinks: { out: { type: ${sink}, inputs: [parsed] } }`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+interface Case {
+  readonly name: string;
+  readonly args: readonly string[];
+}
+const applies = (bin: string, label: string): Case[] =>
+  (['blackhole', 'stdout'] as const).map((sink) => ({
+    name: `${label} file → parse → ${sink}`,
+    args: [bin, 'apply', '--no-progress', pipeline(sink)],
+  }));
+const cases: readonly Case[] = [
+  { name: 'node -e 0', args: ['-e', '0'] },
+  ...applies(etl, 'etl apply'),
+  ...(baseline === undefined ? [] : applies(baseline, 'baseline apply')),
+];
+
+interface Sample {
+  readonly wallMs: number;
+  readonly cpuMs: number;
+  readonly rssKb: number;
+}
+
+function runOnce(c: Case): Promise<Sample> {
+  const cwd = mkdtempSync(join(dir, 'run-'));
+  const started = process.hrtime.bigint();
+  const child = spawn(process.execPath, ['--import', report, ...c.args], {
+    cwd,
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let reported = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  child.stdio[3]?.on('data', (chunk: Buffer) => {
+    reported += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+      child.on('close', () => {
+        rmSync(cwd, { recursive: true, force: true });
+        if (code !== 0) reject(new Error(`${c.name} exited with ${code}:\n${stderr}`));
+        else {
+          const { cpuMs, rssKb } = JSON.parse(reported) as { cpuMs: number; rssKb: number };
+          resolve({ wallMs, cpuMs, rssKb });
+        }
+      });
+    });
+  });
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+const spread = (xs: readonly number[]): string => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
+
+try {
+  for (const c of cases) await runOnce(c);
+  const samples = new Map<Case, Sample[]>(cases.map((c) => [c, []]));
+  for (let round = 0; round < runs; round++) for (const c of cases) samples.get(c)?.push(await runOnce(c));
+
+  const base = samples.get(cases[0] as Case) ?? [];
+  const baseWall = median(base.map((s) => s.wallMs));
+  const baseCpu = median(base.map((s) => s.cpuMs));
+  process.stdout.write(
+    `${runs} runs of each, interleaved; load average ${(await import('node:os')).loadavg()[0]?.toFixed(1)}\n`,
+  );
+  for (const c of cases) {
+    const xs = samples.get(c) ?? [];
+    const wall = xs.map((s) => s.wallMs);
+    const cpu = xs.map((s) => s.cpuMs);
+    const excess =
+      c === cases[0]
+        ? ''
+        : ` (+${(median(wall) - baseWall).toFixed(0)} ms wall, +${(median(cpu) - baseCpu).toFixed(0)} ms CPU over node -e 0)`;
+    process.stdout.write(
+      `${c.name}: wall median ${median(wall).toFixed(0)} ms (${spread(wall)}), CPU median ${median(cpu).toFixed(0)} ms (${spread(cpu)}), peak RSS ${Math.round(median(xs.map((s) => s.rssKb)) / 1024)} MiB${excess}\n`,
+    );
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
