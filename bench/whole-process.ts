@@ -1,0 +1,127 @@
+/**
+ * What a user times (issue 16): the whole `etl apply` process of file → parse(format: auto) → blackhole over 1M
+ * realistic combined lines (bench/enrich.ts's: long agents and referrers, IPv6, query strings), start-up included,
+ * against a plain Node regex loop over the same file (bench/_regex-loop.ts), with `workers: 1` and `workers: N` on
+ * the parse stage. Rounds are interleaved (one of each in turn) so that other load falls on all alike. Per case:
+ * median wall time (spawn to exit) and lines/s, CPU time of the whole process (every thread), peak RSS, and the
+ * ratio of its rate to the regex loop's.
+ * Usage: node bench/whole-process.ts [--lines 1000000] [--rounds 3] [--workers 2]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const lines = Number(arg('lines') ?? 1_000_000);
+const rounds = Number(arg('rounds') ?? 3);
+const workers = Number(arg('workers') ?? 2);
+const here = fileURLToPath(new URL('.', import.meta.url));
+const etl = join(here, '..', 'bin', 'etl.js');
+
+// The child's own CPU time (all threads) and peak RSS, written to fd 3 as it exits.
+const report = `data:text/javascript,${encodeURIComponent(
+  "import { writeSync } from 'node:fs';" +
+    "process.on('exit', () => { const u = process.resourceUsage();" +
+    ' writeSync(3, JSON.stringify({ cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000, rssKb: u.maxRSS })); });',
+)}`;
+
+interface Sample {
+  readonly wallMs: number;
+  readonly cpuMs: number;
+  readonly rssKb: number;
+}
+
+function run(args: readonly string[], cwd: string): Promise<Sample> {
+  const started = process.hrtime.bigint();
+  const child = spawn(process.execPath, ['--import', report, ...args], {
+    cwd,
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let reported = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  child.stdio[3]?.on('data', (chunk: Buffer) => {
+    reported += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+      child.on('close', () => {
+        if (code !== 0) reject(new Error(`${args.join(' ')} exited with ${code}:\n${stderr}`));
+        else resolve({ wallMs, ...(JSON.parse(reported) as { cpuMs: number; rssKb: number }) });
+      });
+    });
+  });
+}
+
+function pipeline(dir: string, file: string, w: number): string {
+  const path = join(dir, `parse-${w}.yaml`);
+  writeFileSync(
+    path,
+    [
+      'apiVersion: etl/v1',
+      'kind: Pipeline',
+      `metadata: { name: whole-process-${w} }`,
+      'spec:',
+      `  sources: { lines: { type: file, paths: [${JSON.stringify(file)}] } }`,
+      `  operators: { parsed: { type: parse, inputs: [lines], format: auto, workers: ${w} } }`,
+      '  sinks: { out: { type: blackhole, inputs: [parsed] } }',
+      '',
+    ].join('\n'),
+  );
+  return path;
+}
+
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? Number.NaN;
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'etl-bench-whole-'));
+  try {
+    const file = join(dir, 'access.log');
+    const written = spawnSync(process.execPath, [join(here, 'enrich.ts'), '--write', file, '--lines', `${lines}`], {
+      stdio: 'inherit',
+    });
+    if (written.status !== 0) throw new Error('could not write the lines');
+    const cases = [
+      { name: 'regex_loop', args: [join(here, '_regex-loop.ts'), file] },
+      ...[...new Set([1, workers])].map((w) => ({
+        name: `etl_workers_${w}`,
+        args: [etl, 'apply', '--no-progress', pipeline(dir, file, w)],
+      })),
+    ];
+    const samples = new Map<string, Sample[]>(cases.map((c) => [c.name, []]));
+    for (let r = 0; r < rounds; r++) {
+      for (const c of cases) {
+        // A fresh working directory per etl run: a first run, no checkpoint to resume from.
+        const cwd = mkdtempSync(join(dir, 'run-'));
+        samples.get(c.name)?.push(await run(c.args, cwd));
+        rmSync(cwd, { recursive: true, force: true });
+      }
+    }
+    console.log(`whole_process_lines: ${lines} realistic combined lines, ${rounds} interleaved rounds`);
+    const regexWall = median((samples.get('regex_loop') ?? []).map((s) => s.wallMs));
+    for (const c of cases) {
+      const s = samples.get(c.name) ?? [];
+      const wall = median(s.map((x) => x.wallMs));
+      const walls = s.map((x) => x.wallMs);
+      console.log(
+        `whole_process_${c.name}: ${Math.round((lines / wall) * 1000)} lines/s (wall median ${(wall / 1000).toFixed(2)} s, ` +
+          `${(Math.min(...walls) / 1000).toFixed(2)}–${(Math.max(...walls) / 1000).toFixed(2)}), ` +
+          `cpu ${(median(s.map((x) => x.cpuMs)) / 1000).toFixed(2)} s, peak RSS ${Math.round(median(s.map((x) => x.rssKb)) / 1024)} MiB, ` +
+          `${(regexWall / wall).toFixed(2)}× the regex loop`,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
