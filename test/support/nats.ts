@@ -107,10 +107,24 @@ export class ThrowawayNatsServer {
 
   /** Starts the server (again, on the same port and store) and waits until it takes connections. */
   async resume(): Promise<void> {
-    this.child = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir], {
-      stdio: 'ignore',
+    const child = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    // A server that cannot start (not on PATH, a bad store) ends the wait at once, with its own words.
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    let gone: Error | undefined;
+    child.once('error', (error) => {
+      gone = new Error(`cannot start ${NATS_SERVER}: ${error.message}`);
+    });
+    child.once('exit', (code, signal) => {
+      gone ??= new Error(`${NATS_SERVER} exited (${signal ?? code}) before taking connections: ${stderr.trim()}`);
     });
     for (;;) {
+      if (gone) throw gone;
       const nc = await connect({ servers: this.url, reconnect: false }).catch(() => undefined);
       if (nc) {
         await nc.close();
