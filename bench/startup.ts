@@ -10,11 +10,11 @@
  * the others: a before/after comparison under the same load.
  * Usage: node bench/startup.ts [--runs N] [--baseline path/to/bin/etl.js]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runMeasured, type Sample } from './_measured-child.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -23,13 +23,6 @@ const arg = (name: string): string | undefined => {
 const runs = Number(arg('runs') ?? 20);
 const etl = fileURLToPath(new URL('../bin/etl.js', import.meta.url));
 const baseline = arg('baseline');
-
-// Reports the child's own CPU time and peak RSS on fd 3 as it exits, whatever way it exits.
-const report = `data:text/javascript,${encodeURIComponent(
-  "import { writeSync } from 'node:fs';" +
-    "process.on('exit', () => { const u = process.resourceUsage();" +
-    ' writeSync(3, JSON.stringify({ cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000, rssKb: u.maxRSS })); });',
-)}`;
 
 const dir = mkdtempSync(join(tmpdir(), 'etl-bench-startup-'));
 const log = join(dir, 'one.log');
@@ -68,41 +61,9 @@ const cases: readonly Case[] = [
   ...(baseline === undefined ? [] : applies(baseline, 'baseline apply')),
 ];
 
-interface Sample {
-  readonly wallMs: number;
-  readonly cpuMs: number;
-  readonly rssKb: number;
-}
-
 function runOnce(c: Case): Promise<Sample> {
   const cwd = mkdtempSync(join(dir, 'run-'));
-  const started = process.hrtime.bigint();
-  const child = spawn(process.execPath, ['--import', report, ...c.args], {
-    cwd,
-    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  let reported = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  child.stdio[3]?.on('data', (chunk: Buffer) => {
-    reported += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
-      child.on('close', () => {
-        rmSync(cwd, { recursive: true, force: true });
-        if (code !== 0) reject(new Error(`${c.name} exited with ${code}:\n${stderr}`));
-        else {
-          const { cpuMs, rssKb } = JSON.parse(reported) as { cpuMs: number; rssKb: number };
-          resolve({ wallMs, cpuMs, rssKb });
-        }
-      });
-    });
-  });
+  return runMeasured(c.args, cwd).finally(() => rmSync(cwd, { recursive: true, force: true }));
 }
 
 const median = (xs: readonly number[]): number => {

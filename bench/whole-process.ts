@@ -7,11 +7,12 @@
  * ratio of its rate to the regex loop's.
  * Usage: node bench/whole-process.ts [--lines 1000000] [--rounds 3] [--workers 2]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runMeasured, type Sample } from './_measured-child.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -22,45 +23,6 @@ const rounds = Number(arg('rounds') ?? 3);
 const workers = Number(arg('workers') ?? 2);
 const here = fileURLToPath(new URL('.', import.meta.url));
 const etl = join(here, '..', 'bin', 'etl.js');
-
-// The child's own CPU time (all threads) and peak RSS, written to fd 3 as it exits.
-const report = `data:text/javascript,${encodeURIComponent(
-  "import { writeSync } from 'node:fs';" +
-    "process.on('exit', () => { const u = process.resourceUsage();" +
-    ' writeSync(3, JSON.stringify({ cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000, rssKb: u.maxRSS })); });',
-)}`;
-
-interface Sample {
-  readonly wallMs: number;
-  readonly cpuMs: number;
-  readonly rssKb: number;
-}
-
-function run(args: readonly string[], cwd: string): Promise<Sample> {
-  const started = process.hrtime.bigint();
-  const child = spawn(process.execPath, ['--import', report, ...args], {
-    cwd,
-    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  let reported = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  child.stdio[3]?.on('data', (chunk: Buffer) => {
-    reported += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
-      child.on('close', () => {
-        if (code !== 0) reject(new Error(`${args.join(' ')} exited with ${code}:\n${stderr}`));
-        else resolve({ wallMs, ...(JSON.parse(reported) as { cpuMs: number; rssKb: number }) });
-      });
-    });
-  });
-}
 
 function pipeline(dir: string, file: string, w: number): string {
   const path = join(dir, `parse-${w}.yaml`);
@@ -102,7 +64,7 @@ async function main(): Promise<void> {
       for (const c of cases) {
         // A fresh working directory per etl run: a first run, no checkpoint to resume from.
         const cwd = mkdtempSync(join(dir, 'run-'));
-        samples.get(c.name)?.push(await run(c.args, cwd));
+        samples.get(c.name)?.push(await runMeasured(c.args, cwd));
         rmSync(cwd, { recursive: true, force: true });
       }
     }

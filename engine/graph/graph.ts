@@ -123,35 +123,29 @@ export function consumersByPort(graph: Graph): Map<string, string[]> {
   return out;
 }
 
-/** The sources whose records can reach stage `id`, in no particular order. */
 /** The sinks the records of stage `id` reach, through any path. */
 export function downstreamSinks(graph: Graph, id: string): string[] {
-  const found = new Set<string>();
-  const seen = new Set<string>([id]);
-  const queue = [id];
-  while (queue.length > 0) {
-    const at = queue.pop() as string;
-    for (const edge of graph.edges) {
-      if (edge.from !== at || seen.has(edge.to)) continue;
-      seen.add(edge.to);
-      if (graph.stages.get(edge.to)?.kind === 'sink') found.add(edge.to);
-      else queue.push(edge.to);
-    }
-  }
-  return [...found];
+  return reachable(graph, id, 'down', 'sink');
 }
 
+/** The sources whose records can reach stage `id`, in no particular order. */
 export function upstreamSources(graph: Graph, id: string): string[] {
+  return reachable(graph, id, 'up', 'source');
+}
+
+/** The stages of `kind` found from `id` following edges downstream or upstream; the search stops at each. */
+function reachable(graph: Graph, id: string, direction: 'down' | 'up', kind: 'source' | 'sink'): string[] {
   const found = new Set<string>();
   const seen = new Set<string>([id]);
   const queue = [id];
   while (queue.length > 0) {
     const at = queue.pop() as string;
     for (const edge of graph.edges) {
-      if (edge.to !== at || seen.has(edge.from)) continue;
-      seen.add(edge.from);
-      if (graph.stages.get(edge.from)?.kind === 'source') found.add(edge.from);
-      else queue.push(edge.from);
+      const [near, far] = direction === 'down' ? [edge.from, edge.to] : [edge.to, edge.from];
+      if (near !== at || seen.has(far)) continue;
+      seen.add(far);
+      if (graph.stages.get(far)?.kind === kind) found.add(far);
+      else queue.push(far);
     }
   }
   return [...found];
