@@ -5,6 +5,7 @@
  * batch (no object per row or per value), and the libraries at hand lack numeric and inet.
  * Values arrive validated (encoder.ts); this file only lays them out.
  */
+import { SlabBuffer } from './slab-buffer.ts';
 import ipaddr from 'ipaddr.js';
 import { storeNul } from './nul.ts';
 
@@ -26,28 +27,7 @@ const NUMERIC_NEG = 0x4000;
 const PGSQL_AF_INET = 2;
 const PGSQL_AF_INET6 = 3;
 
-export class BinaryCopyBuffer {
-  private buf: Buffer;
-  private start = 0;
-  private end = 0;
-  private readonly slabBytes: number;
-
-  /** As CopyBuffer: rows go into slabs of `slabBytes`; `take` hands out a view, not a copy. */
-  constructor(slabBytes = 4 << 20) {
-    this.slabBytes = slabBytes;
-    this.buf = Buffer.allocUnsafe(slabBytes);
-  }
-
-  /** Bytes written since the last `take`. */
-  get length(): number {
-    return this.end - this.start;
-  }
-
-  /** Drops what was written after the first `length` bytes since the last `take` (a refused row). */
-  truncate(length: number): void {
-    this.end = this.start + length;
-  }
-
+export class BinaryCopyBuffer extends SlabBuffer {
   /** Starts a row of `fields` fields. */
   row(fields: number): void {
     this.reserve(2);
@@ -203,13 +183,6 @@ export class BinaryCopyBuffer {
     this.buf.writeInt16BE(value, at);
   }
 
-  /** The bytes written since the last `take` (a view of the slab, never written again). */
-  take(): Buffer {
-    const out = this.buf.subarray(this.start, this.end);
-    this.start = this.end;
-    return out;
-  }
-
   private int8Parts(hi: number, lo: number): void {
     this.reserve(12);
     this.buf.writeInt32BE(8, this.end);
@@ -228,16 +201,6 @@ export class BinaryCopyBuffer {
   private latin1At(value: string, at: number): number {
     for (let i = 0; i < value.length; i++) this.buf[at + i] = value.charCodeAt(i);
     return value.length;
-  }
-
-  private reserve(bytes: number): void {
-    if (this.end + bytes <= this.buf.length) return;
-    const pending = this.end - this.start;
-    const slab = Buffer.allocUnsafe(Math.max(this.slabBytes, 2 * (pending + bytes)));
-    this.buf.copy(slab, 0, this.start, this.end);
-    this.buf = slab;
-    this.start = 0;
-    this.end = pending;
   }
 }
 

@@ -3,6 +3,7 @@
  * are copied, byte by byte for ASCII: no string is built per row or per batch, which is where most of
  * the encoding time went (cons strings flattened by `join`, then converted to UTF-8).
  */
+import { SlabBuffer } from './slab-buffer.ts';
 const BACKSLASH = 0x5c;
 const TAB = 0x09;
 const NEWLINE = 0x0a;
@@ -47,33 +48,7 @@ function escapeTail(a: number, b: number): boolean {
   return (a === ZERO && b === ZERO) || (a === 0x35 && b === 0x63);
 }
 
-export class CopyBuffer {
-  private buf: Buffer;
-  /** Where the rows not yet taken begin in `buf`. */
-  private start = 0;
-  /** Where the next byte goes in `buf`. */
-  private end = 0;
-  private readonly slabBytes: number;
-
-  /**
-   * Rows are written into slabs of `slabBytes`; `take` hands out a view of them, not a copy, and the
-   * next rows follow in the same slab until it is full.
-   */
-  constructor(slabBytes = 4 << 20) {
-    this.slabBytes = slabBytes;
-    this.buf = Buffer.allocUnsafe(slabBytes);
-  }
-
-  /** Bytes written since the last `take`. */
-  get length(): number {
-    return this.end - this.start;
-  }
-
-  /** Drops what was written after the first `length` bytes since the last `take` (a refused row). */
-  truncate(length: number): void {
-    this.end = this.start + length;
-  }
-
+export class CopyBuffer extends SlabBuffer {
   /**
    * Appends `value` escaped for COPY text, with U+0000 as `\x00` and a backslash before `x00` or `x5c` as
    * `\x5c` (nul.ts).
@@ -180,15 +155,8 @@ export class CopyBuffer {
     this.buf[this.end++] = value;
   }
 
-  /** The bytes written since the last `take` (a view of the slab, never written again). */
-  take(): Buffer {
-    const out = this.buf.subarray(this.start, this.end);
-    this.start = this.end;
-    return out;
-  }
-
   /** The bytes written since the last `take`, as text (tests). */
-  toString(): string {
+  override toString(): string {
     return this.buf.toString('utf8', this.start, this.end);
   }
 
@@ -206,16 +174,5 @@ export class CopyBuffer {
     const escaped = escapeCopyText(value);
     this.reserve(3 * escaped.length);
     this.end += this.buf.write(escaped, this.end, 'utf8');
-  }
-
-  /** Makes room for `bytes` more: a new slab, with the rows not yet taken moved to its start. */
-  private reserve(bytes: number): void {
-    if (this.end + bytes <= this.buf.length) return;
-    const pending = this.end - this.start;
-    const slab = Buffer.allocUnsafe(Math.max(this.slabBytes, 2 * (pending + bytes)));
-    this.buf.copy(slab, 0, this.start, this.end);
-    this.buf = slab;
-    this.start = 0;
-    this.end = pending;
   }
 }
