@@ -1,4 +1,5 @@
 import type { FromSchema } from 'json-schema-to-ts';
+import { maxLineBytesProperty } from '../../shared/line-reader/schema.ts';
 
 export const schema = {
   $id: 'https://etl.dev/schemas/operators/sources/file.json',
@@ -60,17 +61,7 @@ export const schema = {
         'the time, catch what they miss.',
       examples: [250, 1000],
     },
-    max_line_bytes: {
-      type: 'integer',
-      minimum: 16,
-      maximum: 16777216,
-      default: 65536,
-      description:
-        'Longest line kept whole, in bytes (without the newline). Longer lines are cut to this length and marked ' +
-        '`truncated: true`, with their size as read in `line_bytes`; the rest of the line is dropped. Bounds ' +
-        'memory per line.',
-      examples: [65536, 1048576],
-    },
+    max_line_bytes: maxLineBytesProperty,
     partial_line_timeout_ms: {
       type: 'integer',
       minimum: 0,

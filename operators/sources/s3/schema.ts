@@ -1,5 +1,6 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import { s3ConnectionProperties } from '../../shared/s3-options.ts';
+import { maxLineBytesProperty } from '../../shared/line-reader/schema.ts';
 
 export const schema = {
   $id: 'https://etl.dev/schemas/operators/sources/s3.json',
@@ -54,16 +55,7 @@ export const schema = {
         'gzip’s magic number; else plain text. `gzip` / `none`: every object is so.',
       examples: ['auto'],
     },
-    max_line_bytes: {
-      type: 'integer',
-      minimum: 16,
-      maximum: 16777216,
-      default: 65536,
-      description:
-        'Longest line kept whole, in bytes (without the newline). Longer lines are cut to this length and marked ' +
-        '`truncated: true`, with their size in `line_bytes`; the rest of the line is dropped.',
-      examples: [65536],
-    },
+    max_line_bytes: maxLineBytesProperty,
   },
 } as const;
 

@@ -1,4 +1,5 @@
 import type { FromSchema } from 'json-schema-to-ts';
+import { maxLineBytesProperty } from '../../shared/line-reader/schema.ts';
 
 export const schema = {
   $id: 'https://etl.dev/schemas/operators/sources/sftp.json',
@@ -113,16 +114,7 @@ export const schema = {
       description: 'With `follow: true`: the pause between the end of one listing and the next.',
       examples: [10, 60],
     },
-    max_line_bytes: {
-      type: 'integer',
-      minimum: 16,
-      maximum: 16777216,
-      default: 65536,
-      description:
-        'Longest line kept whole, in bytes (without the newline). Longer lines are cut to this length and marked ' +
-        '`truncated: true`, with their size in `line_bytes`.',
-      examples: [65536],
-    },
+    max_line_bytes: maxLineBytesProperty,
     connect_timeout_seconds: {
       type: 'number',
       minimum: 1,
