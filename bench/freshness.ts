@@ -10,6 +10,8 @@
  * own granularity included). Prints
  * p50/p95/p99 per rate, the lines the pipeline kept up with, and etl's peak RSS.
  * `ETL_BENCH_NO_ROTATION=1` writes one file throughout; `ETL_BENCH_VERBOSE=1` prints etl's own output after a run.
+ * `ETL_BENCH_METRICS_PORT=<port>` has etl serve its metrics there and prints, per rate, how many checkpoints it
+ * took and their mean whole duration (cut to commit) and the sink's mean share of it: what bounds freshness.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -30,6 +32,17 @@ const RATES = String(values.rates).split(',').map(Number);
 const SECONDS = Number(values.seconds);
 const URL = process.env.ETL_BENCH_PG_URL ?? process.env.ETL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const ETL = resolve(import.meta.dirname, '../bin/etl.js');
+const METRICS_PORT = process.env.ETL_BENCH_METRICS_PORT;
+
+/** Sum and count of a histogram in a Prometheus text exposition (all its series added). */
+function histogram(text: string, name: string): { sum: number; count: number } {
+  const total = (suffix: string) =>
+    [...text.matchAll(new RegExp(`^${name}_${suffix}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce(
+      (acc, m) => acc + Number(m[1]),
+      0,
+    );
+  return { sum: total('sum'), count: total('count') };
+}
 
 const AGENTS = [
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
@@ -59,12 +72,13 @@ function line(n: number, now: number, stamp: string): string {
 
 function pipelineYaml(dir: string, schema: string): string {
   const settings = values.checkpoint ? `\n    checkpoint_interval_seconds: ${values.checkpoint}` : '';
+  const telemetry = METRICS_PORT ? `\n  telemetry: { metrics: { prometheus_port: ${METRICS_PORT} } }` : '';
   return `apiVersion: etl/v1
 kind: Pipeline
 metadata: { name: freshness }
 spec:
   settings:
-    data_dir: ${join(dir, '.etl')}${settings}
+    data_dir: ${join(dir, '.etl')}${settings}${telemetry}
   sources:
     logs: { type: file, paths: ["${join(dir, 'access.log*')}"], follow: true }
   operators:
@@ -153,6 +167,12 @@ async function measure(rate: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
   const { rows: counted } = await client.query(`SELECT count(*)::int AS n FROM "${schema}".hits`);
+  const metrics = METRICS_PORT
+    ? await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`).then(
+        (r) => r.text(),
+        () => '',
+      )
+    : '';
   clearInterval(writer);
   clearInterval(rss);
   child.kill('SIGINT');
@@ -168,6 +188,14 @@ async function measure(rate: number): Promise<void> {
   console.log(`${label}_p95: ${quantile(freshness, 0.95)} ms`);
   console.log(`${label}_p99: ${quantile(freshness, 0.99)} ms`);
   console.log(`${label}_peak_rss: ${Math.round(peak)} MiB`);
+  if (metrics) {
+    const whole = histogram(metrics, 'etl_checkpoint_duration_seconds');
+    const sink = histogram(metrics, 'etl_sink_commit_duration_seconds');
+    const ms = (h: { sum: number; count: number }) => Math.round((h.sum / Math.max(1, h.count)) * 1000);
+    console.log(
+      `${label}_checkpoints: ${whole.count}, mean ${ms(whole)} ms cut to commit (sink's part ${ms(sink)} ms)`,
+    );
+  }
 }
 
 for (const rate of RATES) await measure(rate);
