@@ -16,7 +16,9 @@ import { REDIS_URL } from '../../../test/support/redis-url.ts';
 import { prng } from '../../../test/support/random.ts';
 
 const RUNNER = fileURLToPath(new URL('./crash-run.ts', import.meta.url));
-const COUNT = 150_000;
+// Enough records that a run killed within 10 ms of its output growing is far from done: at 150,000 the memory
+// store got so fast that a run sometimes finished before half the kills were made.
+const COUNT = 300_000;
 const KILLS = 10;
 const prefix = `etl-test-dedupe-crash-${process.pid}-${Date.now()}:`;
 
@@ -56,7 +58,7 @@ it.each(['memory', 'redis'])('%s store: first occurrences exactly once through S
       // Once output grows, kill at a random point shortly after: every run gets a little further.
       const start = sizeOf(output);
       while (!done && sizeOf(output) <= start) await new Promise((resolve) => setTimeout(resolve, 2));
-      await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 20)));
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 10)));
       if (!done) {
         child.kill('SIGKILL');
         await exited;
