@@ -6,80 +6,26 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadPipelinesFromString } from '../../engine/config/load.ts';
-import type { Logger } from '../../engine/operator.ts';
-import { type RunResult, runPipeline } from '../../engine/runtime/run.ts';
 import { until } from '../support/until.ts';
 import { PG_URL, serverQuery } from './helpers.ts';
+import { type HttpRun, startHttpPipeline } from './http-pipeline.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-interface Running {
-  readonly url: string;
-  readonly stop: AbortController;
-  readonly done: Promise<RunResult>;
-}
-
 /** Runs http (with a buffer in `dir`) → parse → postgres; resolves once the source listens (the table exists). */
-async function start(dir: string, schema: string): Promise<Running> {
-  const port = await freePort();
-  const { pipelines, diagnostics } = await loadPipelinesFromString(
-    `apiVersion: etl/v1
-kind: Pipeline
-metadata: { name: buffered }
-spec:
-  settings: { data_dir: ${join(dir, '.etl')}, checkpoint_interval_seconds: 0.1 }
-  sources:
-    pushed: { type: http, listen: "127.0.0.1:${port}", buffer: { path: ${join(dir, 'wal')} } }
-  operators:
-    parsed: { type: parse, inputs: [pushed], format: common }
-  sinks:
-    store: { type: postgres, inputs: [parsed], url: "${PG_URL}", schema: ${schema}, table: access_logs }
-`,
-    join(dir, 'pipeline.yaml'),
+function start(dir: string, schema: string): Promise<HttpRun> {
+  return startHttpPipeline(
+    { name: 'buffered', dir, schema, source: `, buffer: { path: ${join(dir, 'wal')} }` },
+    cleanups,
   );
-  expect(diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-  const spec = pipelines[0];
-  if (!spec) throw new Error('no pipeline');
-  let listening!: () => void;
-  const ready = new Promise<void>((resolve) => {
-    listening = resolve;
-  });
-  const quiet = () => {};
-  const logger = (): Logger => ({
-    debug: quiet,
-    info: (message) => {
-      if (message.startsWith('listening on')) listening();
-    },
-    warn: quiet,
-    error: quiet,
-  });
-  const stop = new AbortController();
-  const abort = new AbortController();
-  const done = runPipeline(spec, { stop: stop.signal, abort: abort.signal, logger });
-  cleanups.push(async () => {
-    stop.abort();
-    await done;
-  });
-  await Promise.race([ready, done.then((r) => Promise.reject(r.error ?? new Error('the run ended')))]);
-  return { url: `http://127.0.0.1:${port}/ingest`, stop, done };
 }
 
 function lines(from: number, count: number): string {

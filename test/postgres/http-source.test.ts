@@ -5,23 +5,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadPipelinesFromString } from '../../engine/config/load.ts';
-import type { Logger } from '../../engine/operator.ts';
-import { type RunResult, runPipeline } from '../../engine/runtime/run.ts';
 import { PG_URL, serverQuery } from './helpers.ts';
+import { type HttpRun, startHttpPipeline } from './http-pipeline.ts';
 
-interface Running {
-  readonly url: string;
+interface Running extends HttpRun {
   readonly schema: string;
-  readonly stop: AbortController;
-  readonly abort: AbortController;
-  readonly done: Promise<RunResult>;
 }
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -29,61 +22,15 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Runs http → parse → postgres; resolves once the source listens (the table exists by then). */
+/** Runs http → parse → postgres in a directory and schema of its own, dropped after the test. */
 async function start(source: string, settings = '', sink = ''): Promise<Running> {
   const dir = await mkdtemp(join(tmpdir(), 'etl-http-pg-'));
   const schema = `etl_test_${randomBytes(5).toString('hex')}`;
-  const port = await freePort();
-  const { pipelines, diagnostics } = await loadPipelinesFromString(
-    `apiVersion: etl/v1
-kind: Pipeline
-metadata: { name: pushed }
-spec:
-  settings: { data_dir: ${join(dir, '.etl')}, checkpoint_interval_seconds: 0.1${settings} }
-  sources:
-    pushed: { type: http, listen: "127.0.0.1:${port}"${source} }
-  operators:
-    parsed: { type: parse, inputs: [pushed], format: common }
-  sinks:
-    store: { type: postgres, inputs: [parsed], url: "${PG_URL}", schema: ${schema}, table: access_logs${sink} }
-`,
-    join(dir, 'pipeline.yaml'),
-  );
-  expect(diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-  const spec = pipelines[0];
-  if (!spec) throw new Error('no pipeline');
-  let listening!: () => void;
-  const ready = new Promise<void>((resolve) => {
-    listening = resolve;
-  });
-  const quiet = () => {};
-  const logger = (): Logger => ({
-    debug: quiet,
-    info: (message) => {
-      if (message.startsWith('listening on')) listening();
-    },
-    warn: quiet,
-    error: quiet,
-  });
-  const stop = new AbortController();
-  const abort = new AbortController();
-  const done = runPipeline(spec, { stop: stop.signal, abort: abort.signal, logger });
   cleanups.push(async () => {
-    stop.abort();
-    await done;
     await serverQuery(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await rm(dir, { recursive: true, force: true });
   });
-  await Promise.race([ready, done.then((r) => Promise.reject(r.error ?? new Error('the run ended')))]);
-  return { url: `http://127.0.0.1:${port}/ingest`, schema, stop, abort, done };
+  return { ...(await startHttpPipeline({ name: 'pushed', dir, schema, source, settings, sink }, cleanups)), schema };
 }
 
 function lines(from: number, count: number): string {
