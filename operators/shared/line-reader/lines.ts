@@ -26,8 +26,8 @@ export interface LineCursor {
   readonly source: string;
   /** Path (or `stdin`) put into each record's origin. */
   file: string;
-  /** The origin's `input`: what stays the same when `file` is renamed. */
-  readonly input: string | undefined;
+  /** The origin's `input`: what stays the same when `file` is renamed (and changes when its content is replaced). */
+  input: string | undefined;
   /** Stream offset (decompressed) of the first byte not yet consumed: the start of the next line. */
   offset: number;
   /** Lines consumed so far; the next line is number `line + 1`. */

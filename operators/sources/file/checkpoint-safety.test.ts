@@ -16,7 +16,8 @@ import { createFileSource } from './file.ts';
 import fileSource from './index.ts';
 import type { FileEntry, FilePosition } from './position.ts';
 import type { FileSourceOptions } from './schema.ts';
-import { collectOutput, testContext, scratchDirs, sourceOptions } from './test-support.ts';
+import { collectOutput, originOf, testContext, scratchDirs, sourceOptions } from './test-support.ts';
+import type { EtlRecord } from '../../../engine/record.ts';
 
 const workdir = scratchDirs('checkpoint');
 
@@ -27,6 +28,10 @@ const text = (prefix: string, from: number, to: number): string => {
   for (let i = from; i < to; i++) out += `${prefix} line ${String(i).padStart(6, '0')} ${'x'.repeat(40)}\n`;
   return out;
 };
+
+function inputOfFirst(out: { records: readonly EtlRecord[] }): string | undefined {
+  return originOf(out.records[0] as EtlRecord).input;
+}
 
 async function readOnce(options: FileSourceOptions, restoredPosition?: unknown) {
   const ctx = testContext({ restoredPosition });
@@ -103,6 +108,24 @@ describe('file source, a checkpoint that does not match', () => {
     const warning = second.ctx.logs.find((l) => l.level === 'warn');
     expect(warning?.message).toContain('shrank since the checkpoint');
     expect(warning?.fields).toMatchObject({ path });
+    // The new content's lines are another input than the old content's at the same offsets.
+    expect(inputOfFirst(second.out)).not.toBe(inputOfFirst(first.out));
+  });
+
+  it('gives content replaced while stopped (other first bytes, longer) keys of its own, and keeps them on restart', async () => {
+    const dir = workdir();
+    const path = join(dir, 'a.log');
+    writeFileSync(path, text('a', 0, 20));
+    const first = await readOnce(opts([path]));
+    truncateSync(path, 0);
+    writeFileSync(path, text('b', 0, 40));
+    const second = await readOnce(opts([path]), first.out.lastPosition);
+    expect(second.out.messages).toHaveLength(40);
+    expect(inputOfFirst(second.out)).not.toBe(inputOfFirst(first.out));
+    writeFileSync(path, text('b', 0, 41));
+    const third = await readOnce(opts([path]), second.out.lastPosition);
+    expect(third.out.messages).toHaveLength(1);
+    expect(inputOfFirst(third.out)).toBe(inputOfFirst(second.out));
   });
 
   it('reads from the start, with a warning that it cannot tell, when an older checkpoint has no size and time', async () => {

@@ -10,10 +10,13 @@ export class Claims {
   private readonly byKey = new Map<string, FileEntry[]>();
   private readonly byHash = new Map<string, FileEntry[]>();
   private readonly taken = new Set<FileEntry>();
+  private readonly generations = new Map<string, number>();
 
   constructor(entries: readonly FileEntry[]) {
     for (const e of entries) {
-      push(this.byKey, keyOf(e.dev, e.ino), e);
+      const key = keyOf(e.dev, e.ino);
+      this.generations.set(key, Math.max(this.generations.get(key) ?? 0, e.generation ?? 0));
+      push(this.byKey, key, e);
       push(this.byHash, `${e.fingerprint_bytes}:${e.fingerprint}`, e);
     }
   }
@@ -33,6 +36,14 @@ export class Claims {
     return this.open(this.byHash.get(`${bytes}:${hash}`));
   }
 
+  /**
+   * The highest content generation any entry (claimed or not) gives this device and inode, or undefined when none
+   * names it: a file read from its start under a known device and inode has had its content replaced since.
+   */
+  lastGeneration(dev: number, ino: number): number | undefined {
+    return this.generations.get(keyOf(dev, ino));
+  }
+
   take(entry: FileEntry): FileEntry {
     this.taken.add(entry);
     return entry;
@@ -42,6 +53,7 @@ export class Claims {
     this.byKey.clear();
     this.byHash.clear();
     this.taken.clear();
+    this.generations.clear();
   }
 
   private open(list: FileEntry[] | undefined): FileEntry[] {

@@ -409,6 +409,16 @@ describe('file source, following', () => {
       expect(out.messages.slice(55)).toEqual(lines('after', 0, 60));
       expect(originOf(out.records[50] as never)).toMatchObject({ offset: 0, line: 1 });
       expect(ctx.logs.some((l) => l.message.includes('truncated'))).toBe(true);
+      // Each content gets keys of its own: sinks that de-duplicate on them (NATS, Elasticsearch) drop none.
+      const keys = out.records.map((r) => originKey('p', originOf(r as never)));
+      expect(new Set(keys).size).toBe(115);
+      // A restart from the last position goes on with the latest content's keys.
+      const position = out.lastPosition as FilePosition;
+      expect(position.files.find((f) => !f.truncated)?.generation).toBe(2);
+      appendFileSync(path, text(lines('after', 60, 61)));
+      const again = await readOnce(opts([path]), position);
+      expect(again.out.messages).toEqual(lines('after', 60, 61));
+      expect(originOf(again.out.records[0] as never).input).toBe(originOf(out.records[114] as never).input);
     } finally {
       await stop();
     }

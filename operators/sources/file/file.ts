@@ -19,7 +19,7 @@ import { type FileEntry, type FilePosition, parsePosition } from './position.ts'
 import { IDLE_FLUSH_MS, pump } from '../../shared/line-reader/pump.ts';
 import { sortForReading } from './rotation.ts';
 import type { FileSourceOptions } from './schema.ts';
-import { entryOf, inputOf, keyOf, readPosition, type Tracked } from './tracked.ts';
+import { entryOf, inputOf, keyOf, readPosition, setGeneration, type Tracked } from './tracked.ts';
 import { OpenFiles } from './open-files.ts';
 import {
   brokenGzip,
@@ -530,6 +530,7 @@ class FileSource implements Source {
       });
     }
     const former: FileEntry = { ...entryOf(t), truncated: true };
+    setGeneration(t, t.generation + 1);
     t.cursor.offset = 0;
     t.cursor.line = 0;
     t.cursor.skipping = false;
@@ -595,6 +596,8 @@ class FileSource implements Source {
   }
 
   private continueAt(t: Tracked, entry: FileEntry): void {
+    // A copy continuing content truncated away from another file keeps its own (first) generation.
+    if (ownEntry(t, entry)) setGeneration(t, entry.generation ?? 0);
     t.cursor.offset = entry.offset;
     t.cursor.line = entry.line;
     t.cursor.skipping = entry.skipping === true;
@@ -879,8 +882,11 @@ class FileSource implements Source {
         return;
       }
       const { compressed, fingerprint: fp } = await identify(handle, this.options.fingerprint_bytes);
+      const input = inputOf(st);
       const t: Tracked = {
-        cursor: newCursor(this.ctx.id, c.path, inputOf(st)),
+        cursor: newCursor(this.ctx.id, c.path, input),
+        input,
+        generation: 0,
         carry: null,
         seq: this.seq++,
         dev: st.dev,
@@ -929,6 +935,10 @@ class FileSource implements Source {
   private async placeCursor(t: Tracked, handle: FileHandle, initial: boolean): Promise<void> {
     const claimed = await this.claim(t, handle);
     const entry = claimed?.entry;
+    // Read from its start although a checkpoint knew this device and inode: its content was replaced since (or the
+    // inode reused), and the new content's lines must not get the keys of the old content's.
+    const known = this.claims.lastGeneration(t.dev, t.ino);
+    if (known !== undefined && (entry === undefined || !ownEntry(t, entry))) setGeneration(t, known + 1);
     if (entry !== undefined && (entry.truncated || claimed?.kept)) {
       const check = t.compressed ? await checkGzip(handle, (this.out as SourceOutput).stopping) : undefined;
       if (check) t.gzipCheck = Promise.resolve(check);
@@ -986,12 +996,14 @@ class FileSource implements Source {
    */
   private shrankSince(t: Tracked, entry: FileEntry): void {
     const fields = { path: t.path, offset: entry.offset, size: t.size };
+    const readAgain = () => setGeneration(t, (this.claims.lastGeneration(t.dev, t.ino) ?? entry.generation ?? 0) + 1);
     if (entry.mtime_ms === undefined) {
       this.ctx.logger.warn(
         'file is shorter than its checkpoint offset, and the checkpoint (written by an older version) cannot tell ' +
           'whether it shrank since; reading it from the start (lines it had before may be read twice)',
         fields,
       );
+      readAgain();
       return;
     }
     const modified = t.mtimeMs > entry.mtime_ms || (t.mtimeMs === entry.mtime_ms && t.size !== entry.size);
@@ -1000,6 +1012,7 @@ class FileSource implements Source {
         ...fields,
         modified: new Date(t.mtimeMs).toISOString(),
       });
+      readAgain();
       return;
     }
     throw offsetBeyondFile(this.ctx.pipeline, t.path, entry.offset, t.size, t.mtimeMs);
@@ -1172,6 +1185,11 @@ class FileSource implements Source {
     }
     this.out?.inputError(`${message} ${path}: ${errorMessage(error)}; the other files go on`, { file: path });
   }
+}
+
+/** A checkpoint entry of this very file (not content truncated away from another that this one copies). */
+function ownEntry(t: Tracked, entry: FileEntry): boolean {
+  return !entry.truncated && entry.dev === t.dev && entry.ino === t.ino;
 }
 
 function parentDir(path: string): string {

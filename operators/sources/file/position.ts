@@ -24,6 +24,12 @@ export interface FileEntry {
    */
   readonly truncated?: true;
   /**
+   * How many times the file was read again from its start because its content was replaced in place (copytruncate,
+   * truncate-and-refill); absent for 0. Part of the records' `input` origin, so that the new content's lines do not
+   * get the keys of the old content's lines at the same offsets (sinks de-duplicate on those keys).
+   */
+  readonly generation?: number;
+  /**
    * Size (raw bytes) and modification time (ms since epoch) of the file when it was last looked at: an offset
    * beyond the size of a file modified since means the file shrank; of one not modified since, that the
    * checkpoint does not belong to it. Absent from older positions.
@@ -68,7 +74,8 @@ function isEntry(value: unknown): value is FileEntry {
     isCount(e.line) &&
     (e.size === undefined || isCount(e.size)) &&
     (e.mtime_ms === undefined || (typeof e.mtime_ms === 'number' && Number.isFinite(e.mtime_ms))) &&
-    (e.truncated === undefined || e.truncated === true)
+    (e.truncated === undefined || e.truncated === true) &&
+    (e.generation === undefined || isCount(e.generation))
   );
 }
 

@@ -22,6 +22,10 @@ export interface Tracked extends PumpState {
   readonly ino: number;
   readonly compressed: boolean;
   path: string;
+  /** The `input` origin of its first content (see inputOf); `generation` tells later contents apart. */
+  readonly input: string;
+  /** Times its content was replaced in place and read again from the start (FileEntry.generation). */
+  generation: number;
   fingerprint: Fingerprint;
   status: FileStatus;
   duplicate: boolean;
@@ -73,7 +77,8 @@ export function entryOf(t: Tracked): FileEntry {
     e.fingerprint_bytes === t.fingerprint.bytes &&
     (e.skipping === true) === c.skipping &&
     (e.complete === true) === t.complete &&
-    (e.duplicate === true) === t.duplicate
+    (e.duplicate === true) === t.duplicate &&
+    (e.generation ?? 0) === t.generation
   ) {
     return e;
   }
@@ -93,8 +98,15 @@ export function entryOf(t: Tracked): FileEntry {
   if (c.skipping) entry.skipping = true;
   if (t.complete) entry.complete = true;
   if (t.duplicate) entry.duplicate = true;
+  if (t.generation > 0) entry.generation = t.generation;
   t.entry = entry;
   return entry;
+}
+
+/** Starts a new generation of the file's content: its lines get keys of their own from offset 0 on. */
+export function setGeneration(t: Tracked, generation: number): void {
+  t.generation = generation;
+  t.cursor.input = generation > 0 ? `${t.input}~${generation}` : t.input;
 }
 
 /** Where the next read of a plain file starts: after what was consumed and the carried partial line. */
