@@ -22,10 +22,24 @@ export interface RemoteInput {
   readonly skipping?: true;
   /** Gzip only: read to its end (compressed inputs are read whole, never as a grown tail). */
   readonly complete?: true;
+  /**
+   * Hash of the file's first `fingerprint_bytes` bytes (decompressed for gzip; sftp only): a file renamed since is
+   * found under its new name by it, a file rewritten under the same name noticed. Absent from older positions.
+   */
+  readonly fingerprint?: string;
+  readonly fingerprint_bytes?: number;
+  /**
+   * The records' `input` origin (sftp only): the name the content was first read under, with `~<n>` when that name
+   * held other content before; it moves with the file when it is renamed, so that the keys sinks de-duplicate on stay
+   * the same for the same lines and differ for different ones.
+   */
+  readonly input?: string;
 }
 
 export interface RemoteInputsPosition {
   readonly inputs: readonly RemoteInput[];
+  /** Sftp only: per name, the last `~<n>` given to content first read under it (0 without suffix). */
+  readonly generations?: Readonly<Record<string, number>>;
 }
 
 /** The position handed back by the runtime, or what does not fit when it is not one of these. */
@@ -38,6 +52,13 @@ export function parseRemoteInputsPosition(value: unknown): { position?: RemoteIn
   for (const entry of (value as { inputs: unknown[] }).inputs) {
     if (!isRemoteInput(entry)) return { problem: `its entry ${clip(JSON.stringify(entry))} is not a remote input's` };
     inputs.push(entry);
+  }
+  const generations = (value as { generations?: unknown }).generations;
+  if (generations !== undefined) {
+    if (typeof generations !== 'object' || generations === null || !Object.values(generations).every(isCount)) {
+      return { problem: `its generations ${clip(JSON.stringify(generations))} are not counts by name` };
+    }
+    return { position: { inputs, generations: generations as Record<string, number> } };
   }
   return { position: { inputs } };
 }
@@ -53,7 +74,9 @@ function isRemoteInput(value: unknown): value is RemoteInput {
     isCount(e.offset) &&
     isCount(e.line) &&
     (e.skipping === undefined || e.skipping === true) &&
-    (e.complete === undefined || e.complete === true)
+    (e.complete === undefined || e.complete === true) &&
+    (e.fingerprint === undefined || (typeof e.fingerprint === 'string' && isCount(e.fingerprint_bytes))) &&
+    (e.input === undefined || typeof e.input === 'string')
   );
 }
 

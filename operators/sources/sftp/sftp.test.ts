@@ -3,12 +3,13 @@
  * new, grown and gzip files, resuming from a position, a wrong host key, a connection cut mid-file.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectOutput, originOf, testContext } from '../../../test/support/source-output.ts';
+import { originKey } from '../../shared/origin-key.ts';
 import SftpClient from 'ssh2-sftp-client';
 import definition from './index.ts';
 import { RemoteRangeReader } from './range-reader.ts';
@@ -132,7 +133,8 @@ describe.skipIf(missing !== undefined)(`sftp source against OpenSSH${missing ? `
     expect([...first.messages].sort()).toEqual([...lines('gz', 2), ...lines('plain', 3)].sort());
     expect(first.inputErrors).toEqual([]);
     const plain = first.records.find((r) => r.message === 'plain line 1');
-    expect(originOf(plain ?? {})).toEqual({ source: 'src', file: join(dir, 'access.log'), offset: 13, line: 2 });
+    const plainPath = join(dir, 'access.log');
+    expect(originOf(plain ?? {})).toEqual({ source: 'src', file: plainPath, input: plainPath, offset: 13, line: 2 });
     const gz = first.records.find((r) => r.message === 'gz line 1');
     expect(originOf(gz ?? {})).toMatchObject({ file: join(dir, 'access.log.1.gz'), offset: 10, line: 2 });
 
@@ -145,6 +147,63 @@ describe.skipIf(missing !== undefined)(`sftp source against OpenSSH${missing ? `
     const third = await readOnce(opts, second.lastPosition);
     expect(third.messages).toEqual([]);
     expect(third.batches).toEqual([]);
+  });
+
+  /** Lines long enough that a few of them fill the fingerprint (a rename is known by the first KiB). */
+  const long = (prefix: string, count: number, from = 0): string =>
+    lines(`${prefix} ${'x'.repeat(100)}`, count, from)
+      .map((l) => `${l}\n`)
+      .join('');
+  const keysOf = (out: { records: readonly Record<string, unknown>[] }) =>
+    out.records.map((r) => originKey('p', originOf(r)));
+
+  it('follows a rotation by rename (and the compression after it): no line twice, none lost, keys apart', async () => {
+    const dir = remoteDir();
+    const live = join(dir, 'access.log');
+    writeFileSync(live, long('one', 20));
+    const opts = options(dir, { pattern: 'access.log*' });
+    const first = await readOnce(opts);
+    expect(first.messages).toHaveLength(20);
+    // Lines written just before the rotation, then rotated away; the new file gets lines of its own.
+    appendFileSync(live, long('one', 2, 20));
+    renameSync(live, join(dir, 'access.log.1'));
+    writeFileSync(live, long('two', 5));
+    const second = await readOnce(opts, first.lastPosition);
+    expect([...second.messages].sort()).toEqual(
+      [...long('one', 2, 20).split('\n'), ...long('two', 5).split('\n')].filter(Boolean).sort(),
+    );
+    // The rotated file is compressed by the next rotation: it is the same content, nothing is read again.
+    writeFileSync(join(dir, 'access.log.2.gz'), gzipSync(readFileSync(join(dir, 'access.log.1'))));
+    rmSync(join(dir, 'access.log.1'));
+    const third = await readOnce(opts, second.lastPosition);
+    expect(third.messages).toEqual([]);
+    // The two contents that were read under one name have keys apart.
+    const keys = [...keysOf(first), ...keysOf(second)];
+    expect(new Set(keys).size).toBe(27);
+    expect(originOf(second.records.find((r) => String(r.message).startsWith('two')) ?? {}).input).toBe(`${live}~1`);
+  });
+
+  it('reads again a file rewritten under its name to the same size, and continues a copytruncate copy', async () => {
+    const dir = remoteDir();
+    const live = join(dir, 'access.log');
+    writeFileSync(live, long('old', 20));
+    utimesSync(live, 1_700_000_000, 1_700_000_000);
+    const opts = options(dir, { pattern: 'access.log*' });
+    const first = await readOnce(opts);
+    // Same size, other bytes, another modification time.
+    writeFileSync(live, long('new', 20));
+    utimesSync(live, 1_700_000_100, 1_700_000_100);
+    const second = await readOnce(opts, first.lastPosition);
+    expect(second.messages).toEqual(long('new', 20).split('\n').filter(Boolean));
+    expect(new Set([...keysOf(first), ...keysOf(second)]).size).toBe(40);
+    // copytruncate: the copy holds two lines not read yet; the truncated file gets new ones.
+    appendFileSync(live, long('new', 2, 20));
+    writeFileSync(join(dir, 'access.log.1'), readFileSync(live));
+    writeFileSync(live, long('after', 3));
+    const third = await readOnce(opts, second.lastPosition);
+    expect([...third.messages].sort()).toEqual(
+      [...long('new', 2, 20).split('\n'), ...long('after', 3).split('\n')].filter(Boolean).sort(),
+    );
   });
 
   it('resumes a file after the last batch emitted when a run stopped in its middle', async () => {

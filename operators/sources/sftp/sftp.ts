@@ -1,7 +1,9 @@
 /**
  * The `sftp` source: lists a remote directory, and reads each matching file from where the checkpoint left it:
  * a new file from its start, a plain file that grew from the end of its last complete line, a gzip file whole
- * (a gzip file that grew, by `gzip >>`, is decompressed again and what was read is skipped). Each listing and
+ * (a gzip file that grew, by `gzip >>`, is decompressed again and what was read is skipped). Without inodes,
+ * files are known by the hash of their first bytes (identity.ts): a rotated file continues under its new name,
+ * and content replaced under one name is read again from its start. Each listing and
  * each file is one step: a step that fails because the connection was lost reconnects (the engine's retrier)
  * and resumes after the last line emitted, so nothing is read twice or lost.
  *
@@ -16,6 +18,7 @@ import type SftpClient from 'ssh2-sftp-client';
 import { EtlError, errorMessage, isRetriable } from '../../../engine/errors.ts';
 import type { Source, SourceContext, SourceOutput } from '../../../engine/operator.ts';
 import { retry, sleep } from '../../../engine/retry.ts';
+import { FINGERPRINT_BYTES, fingerprintOf, type Head, readHead } from './identity.ts';
 import { parseRemoteInputsPosition, type RemoteInput, type RemoteInputsPosition } from './position.ts';
 import { StreamReader } from '../../shared/line-reader/chunks.ts';
 import { allocateReadBuffer, Batch, type LineCursor, newCursor } from '../../shared/line-reader/lines.ts';
@@ -46,6 +49,8 @@ class SftpSource implements Source {
   private readonly matches: (name: string) => boolean;
   /** What has been read of each file, as the next emitted position will say; by remote path. */
   private readonly inputs = new Map<string, RemoteInput>();
+  /** Per name, the last generation of content first read under it (the `~<n>` of RemoteInput.input). */
+  private readonly generations = new Map<string, number>();
   /** The last listing, for the lag. */
   private listed: readonly Listed[] = [];
   /** Paths whose read failed for a reason a reconnection does not cure, reported once until they read again. */
@@ -72,7 +77,14 @@ class SftpSource implements Source {
           '`etl apply --reset` (every source reads from its start; sinks that append will hold the records twice)',
       );
     }
-    for (const input of restored.position?.inputs ?? []) this.inputs.set(input.path, input);
+    for (const [name, generation] of Object.entries(restored.position?.generations ?? {})) {
+      this.generations.set(name, generation);
+    }
+    for (const input of restored.position?.inputs ?? []) {
+      this.inputs.set(input.path, input);
+      // An older position's entries are keyed by their path: content read under that name later must not be.
+      if (input.input === undefined && !this.generations.has(input.path)) this.generations.set(input.path, 0);
+    }
     this.reconnects = ctx.metrics.counter(
       'etl_sftp_reconnects_total',
       'Connections to the SFTP server made again after one was lost or failed.',
@@ -94,9 +106,9 @@ class SftpSource implements Source {
       for (;;) {
         const listed = await this.step(out, `listing ${this.options.directory}`, (session) => this.list(session));
         this.listed = listed;
-        const present = new Set(listed.map((file) => file.path));
-        // Files gone from the directory are forgotten: the position holds only what can still be read.
-        for (const path of this.inputs.keys()) if (!present.has(path)) this.inputs.delete(path);
+        await this.step(out, `identifying the files in ${this.options.directory}`, (session) =>
+          this.reconcile(session, listed),
+        );
         const todo = listed.filter((file) => this.plan(file));
         if (!this.options.follow) {
           this.totalBytes = todo.reduce((sum, file) => sum + file.size - this.resumeOffset(file), 0);
@@ -183,23 +195,119 @@ class SftpSource implements Source {
   }
 
   /**
-   * Whether `file` has something to read, after forgetting what was read of it when it was replaced: a file
-   * smaller than when it was read is another file under that name (rotation by copytruncate, a new upload).
+   * Matches the listing with what was read: a file whose size or time changed is checked by its first bytes; one
+   * that shrank or starts otherwise is other content under that name (a rotation, a new upload) and is read from
+   * its start; a file under a new name whose first bytes are those of content no longer under its name (renamed
+   * away, or replaced) continues where that was read. Files gone are forgotten: the position holds what can still
+   * be read. Run again whole after a lost connection.
    */
+  private async reconcile(session: Session, listed: readonly Listed[]): Promise<void> {
+    const sftp = session.sftp as SFTPWrapper;
+    const present = new Set(listed.map((file) => file.path));
+    const displaced: RemoteInput[] = [];
+    for (const [path, entry] of this.inputs) {
+      if (present.has(path)) continue;
+      displaced.push(entry);
+      this.inputs.delete(path);
+    }
+    const fresh: Array<{ file: Listed; head?: Head }> = [];
+    for (const file of listed) {
+      const known = this.inputs.get(file.path);
+      if (known === undefined) {
+        fresh.push({ file });
+        continue;
+      }
+      if (file.size === known.size && file.mtimeMs === known.mtime_ms) continue;
+      const shrank = file.size < known.size || (!file.gzip && file.size < known.offset);
+      let head: Head | undefined;
+      if (known.fingerprint !== undefined || shrank) {
+        head = await this.headOf(sftp, file);
+        if (head === undefined) continue;
+      }
+      const sameStart =
+        known.fingerprint === undefined ||
+        (head !== undefined &&
+          head.bytes.length >= (known.fingerprint_bytes ?? 0) &&
+          fingerprintOf(head, known.fingerprint_bytes) === known.fingerprint);
+      if (!shrank && sameStart) {
+        // The same content: its fingerprint grows with it up to its full length; touched only, it is not news.
+        const longer = head !== undefined && head.bytes.length > (known.fingerprint_bytes ?? 0);
+        this.inputs.set(file.path, {
+          ...known,
+          ...(file.size === known.size ? { mtime_ms: file.mtimeMs } : {}),
+          ...(longer
+            ? { fingerprint: fingerprintOf(head as Head), fingerprint_bytes: (head as Head).bytes.length }
+            : {}),
+        });
+        continue;
+      }
+      this.ctx.logger.warn(
+        `remote file ${shrank ? 'shrank since it was read' : 'starts with other bytes than the file read under its name'}: ` +
+          'reading it again from its start',
+        { file: file.path, size: file.size, read_size: known.size },
+      );
+      this.inputs.delete(file.path);
+      displaced.push(known);
+      fresh.push({ file, head });
+    }
+    for (const { file, head: listedHead } of fresh) {
+      const head = listedHead ?? (await this.headOf(sftp, file));
+      if (head === undefined) continue;
+      const fingerprint = fingerprintOf(head);
+      const at =
+        head.bytes.length === FINGERPRINT_BYTES
+          ? displaced.findIndex(
+              // Never the content this very name held: that one was replaced, not renamed.
+              (e) => e.fingerprint_bytes === FINGERPRINT_BYTES && e.fingerprint === fingerprint && e.path !== file.path,
+            )
+          : -1;
+      const former = at >= 0 ? displaced.splice(at, 1)[0] : undefined;
+      if (former !== undefined) {
+        this.ctx.logger.info('remote file is one read under another name: reading it from where that was', {
+          file: file.path,
+          was: former.path,
+          offset: former.offset,
+        });
+        this.inputs.set(file.path, movedTo(former, file));
+      } else {
+        this.inputs.set(file.path, this.firstSight(file, head));
+      }
+    }
+  }
+
+  /**
+   * The file's first bytes; undefined when it cannot be read now (gone since the listing, not readable): the read
+   * that follows reports it, and the next listing looks again.
+   */
+  private async headOf(sftp: SFTPWrapper, file: Listed): Promise<Head | undefined> {
+    try {
+      return await readHead(sftp, file.path, file.size, file.gzip);
+    } catch (error) {
+      if (isStatus(error, SFTP_NO_SUCH_FILE, SFTP_PERMISSION_DENIED) && !(error instanceof EtlError)) return undefined;
+      throw error;
+    }
+  }
+
+  /** The entry of content never read: from its start, under an `input` no content read under that name had. */
+  private firstSight(file: Listed, head: Head): RemoteInput {
+    const last = this.generations.get(file.path);
+    const generation = last === undefined ? 0 : last + 1;
+    this.generations.set(file.path, generation);
+    return {
+      path: file.path,
+      size: 0,
+      mtime_ms: 0,
+      offset: 0,
+      line: 0,
+      ...(head.bytes.length > 0 ? { fingerprint: fingerprintOf(head), fingerprint_bytes: head.bytes.length } : {}),
+      input: generation === 0 ? file.path : `${file.path}~${generation}`,
+    };
+  }
+
+  /** Whether `file` has something to read: never read to the end, or grown since. */
   private plan(file: Listed): boolean {
     const known = this.inputs.get(file.path);
-    if (known === undefined) return true;
-    if (file.size < known.size || (file.size < known.offset && !file.gzip)) {
-      this.ctx.logger.warn('remote file shrank since it was read: reading it again from its start', {
-        file: file.path,
-        size: file.size,
-        read_size: known.size,
-      });
-      this.inputs.delete(file.path);
-      return true;
-    }
-    // Complete to the size it had: only growth is news (a plain file's pending partial line waits for it).
-    return !known.complete || file.size > known.size;
+    return known === undefined || !known.complete || file.size > known.size;
   }
 
   /** Raw bytes of `file` already read: its offset for a plain file; a gzip file is read from its start. */
@@ -210,11 +318,10 @@ class SftpSource implements Source {
   /** Reads `file` from where its entry says, to the size it was listed with. Run again after a lost connection. */
   private async read(session: Session, file: Listed, out: SourceOutput): Promise<void> {
     const known = this.inputs.get(file.path);
-    // No `input` identity: a remote file is known by its path only (a renamed file is a new file).
     const cursor = newCursor(
       this.ctx.id,
       file.path,
-      undefined,
+      known?.input,
       known?.offset ?? 0,
       known?.line ?? 0,
       known?.skipping === true,
@@ -296,6 +403,7 @@ class SftpSource implements Source {
   private async emit(file: Listed, cursor: LineCursor, complete: boolean, out: SourceOutput, batch: Batch) {
     const { records, bytes, truncated } = batch.take();
     if (truncated > 0) this.truncatedLines.inc(truncated);
+    const known = this.inputs.get(file.path);
     const entry: RemoteInput = {
       path: file.path,
       size: file.size,
@@ -304,6 +412,10 @@ class SftpSource implements Source {
       line: cursor.line,
       ...(cursor.skipping ? { skipping: true as const } : {}),
       ...(complete ? { complete: true as const } : {}),
+      ...(known?.fingerprint !== undefined
+        ? { fingerprint: known.fingerprint, fingerprint_bytes: known.fingerprint_bytes ?? 0 }
+        : {}),
+      ...(known?.input !== undefined ? { input: known.input } : {}),
     };
     this.inputs.set(file.path, entry);
     await out.emit(records, this.position(), bytes);
@@ -314,7 +426,7 @@ class SftpSource implements Source {
   }
 
   private position(): RemoteInputsPosition {
-    return { inputs: [...this.inputs.values()] };
+    return { inputs: [...this.inputs.values()], generations: Object.fromEntries(this.generations) };
   }
 
   private reportOnce(out: SourceOutput, path: string, reason: string, cursor: LineCursor): void {
@@ -341,6 +453,17 @@ class SftpSource implements Source {
     this.session = undefined;
     await session?.close();
   }
+}
+
+/**
+ * The entry of content read under another name, for its new one: where its reading was, and its identity. Renamed
+ * from plain to gzip or back (compressed by the rotation), sizes no longer compare: it is read again, skipping
+ * what was read (a gzip file is decompressed from its start).
+ */
+function movedTo(former: RemoteInput, file: Listed): RemoteInput {
+  const sameKind = former.path.endsWith('.gz') === file.gzip;
+  const { complete: _complete, ...rest } = former;
+  return sameKind ? { ...former, path: file.path } : { ...rest, path: file.path, size: 0, mtime_ms: 0 };
 }
 
 /** Resolves once the remote file is open (its handle obtained), rejects with the open's error. */
