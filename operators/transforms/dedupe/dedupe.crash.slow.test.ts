@@ -16,8 +16,6 @@ import { REDIS_URL } from '../../../test/support/redis-url.ts';
 import { prng } from '../../../test/support/random.ts';
 
 const RUNNER = fileURLToPath(new URL('./crash-run.ts', import.meta.url));
-// Enough records that a run killed within 10 ms of its output growing is far from done: at 150,000 the memory
-// store got so fast that a run sometimes finished before half the kills were made.
 const COUNT = 300_000;
 const KILLS = 10;
 const prefix = `etl-test-dedupe-crash-${process.pid}-${Date.now()}:`;
@@ -37,10 +35,26 @@ afterAll(async () => {
 
 const sizeOf = (path: string) => (existsSync(path) ? statSync(path).size : 0);
 
+/** The records the output must hold, and its size in bytes (one JSON line each). */
+function expectedOutput(): { records: number[]; bytes: number } {
+  const records: number[] = [];
+  const seen = new Set<number>();
+  let bytes = 0;
+  for (let i = 0; i < COUNT; i++) {
+    if (!seen.has(keyOf(i))) {
+      records.push(i);
+      bytes += JSON.stringify({ i, n: keyOf(i) }).length + 1;
+    }
+    seen.add(keyOf(i));
+  }
+  return { records, bytes };
+}
+
 it.each(['memory', 'redis'])('%s store: first occurrences exactly once through SIGKILLs', async (store) => {
   const dataDir = join(dir, store, '.etl');
   const output = join(dir, store, 'out.jsonl');
   const random = prng(11);
+  const expected = expectedOutput();
   let kills = 0;
   for (let attempt = 0; attempt < 200; attempt++) {
     const child = spawn(process.execPath, [RUNNER, dataDir, output, String(COUNT), store, prefix], {
@@ -56,10 +70,10 @@ it.each(['memory', 'redis'])('%s store: first occurrences exactly once through S
       done = true;
     });
     if (kills < KILLS) {
-      // Once output grows, kill at a random point shortly after: every run gets a little further.
-      const start = sizeOf(output);
-      while (!done && sizeOf(output) <= start) await new Promise((resolve) => setTimeout(resolve, 2));
-      await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 10)));
+      // Kill k at a random point of the k-th of KILLS + 1 equal stretches of the output: each run gets further,
+      // and the last kill still leaves a whole stretch to write, however fast the machine.
+      const target = Math.floor((expected.bytes * (kills + 1 + random() * 0.5)) / (KILLS + 1));
+      while (!done && sizeOf(output) < target) await new Promise((resolve) => setTimeout(resolve, 2));
       if (!done) {
         child.kill('SIGKILL');
         await exited;
@@ -70,16 +84,11 @@ it.each(['memory', 'redis'])('%s store: first occurrences exactly once through S
     expect(await exited, stderr).toBe(0);
     break;
   }
-  expect(kills).toBeGreaterThanOrEqual(KILLS / 2);
+  expect(kills).toBe(KILLS);
 
-  const expected: number[] = [];
-  const seen = new Set<number>();
-  for (let i = 0; i < COUNT; i++) {
-    if (!seen.has(keyOf(i))) expected.push(i);
-    seen.add(keyOf(i));
-  }
+  expect(sizeOf(output)).toBe(expected.bytes);
   const lines = readFileSync(output, 'utf8').trim().split('\n');
   const got = lines.map((line) => (JSON.parse(line) as { i: number }).i);
-  expect(got.length).toBe(expected.length);
-  expect(got).toEqual(expected);
+  expect(got.length).toBe(expected.records.length);
+  expect(got).toEqual(expected.records);
 });
