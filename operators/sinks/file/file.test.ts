@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -221,6 +230,36 @@ describe('file sink', () => {
     await again.close?.();
     expect(gunzipSync(readFileSync(other)).toString()).toBe('');
     await first.close?.();
+  });
+
+  // A roll closes the file, renames it, opens a new one and writes its empty member. A SIGKILL may fall between
+  // any two of these: each case makes the files such a crash leaves (from those of the whole roll).
+  it.each([
+    ['before the rename', (folder: string, path: string, rolled: string) => renameSync(join(folder, rolled), path)],
+    ['after the rename, before the new file exists', (_folder: string, path: string) => rmSync(path)],
+    ['after the new file is created, before its empty member', (_folder: string, path: string) => truncateSync(path)],
+    ['after the whole roll', () => {}],
+  ])('a gzip roll killed %s is undone by the rerun, which writes valid gzip once', async (_when, crash) => {
+    const folder = dir();
+    const path = join(folder, 'out.jsonl.gz');
+    // Members of one record are 28 bytes: the second write fills the file and rolls it.
+    const opts = options(path, { compression: 'gzip', rolling: { max_bytes: 50 } });
+    const sink = await openSink(opts, undefined, { writeThresholdBytes: 1 });
+    await sink.write([{ n: 1 }], collector());
+    const state = await commit(sink);
+    await sink.write([{ n: 2 }], collector()); // rolls as 000001: the roll the crash interrupts
+    const rolled = readdirSync(folder).find((name) => rolledSequence(path, name) === 1) as string;
+    crash(folder, path, rolled);
+
+    const again = await openSink(opts, state, { writeThresholdBytes: 1 });
+    await again.write([{ n: 2 }], collector());
+    await again.write([{ n: 3 }], collector());
+    await again.close?.();
+    expect(outputs(folder, path).map((file) => gunzipSync(file).toString())).toEqual([
+      '{"n":1}\n{"n":2}\n',
+      '{"n":3}\n',
+    ]);
+    await sink.close?.();
   });
 
   it('writes the CSV header into a gzip file that holds only its empty member, also when appending', async () => {
