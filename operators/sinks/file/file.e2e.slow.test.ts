@@ -78,7 +78,15 @@ describe('file sink through the CLI', () => {
     const seen = new Uint8Array(LINES);
     let count = 0;
     for (const file of [...rolled.map((name) => join(outDir, name)), output]) {
-      for (const line of gunzipSync(readFileSync(file)).toString('utf8').split('\n')) {
+      const bytes = readFileSync(file);
+      let text: string;
+      try {
+        text = gunzipSync(bytes).toString('utf8');
+      } catch (error) {
+        // Which file, and how long: an empty one and one cut short both read "unexpected end of file".
+        throw new Error(`${file} (${bytes.length} bytes) is not valid gzip: ${(error as Error).message}`);
+      }
+      for (const line of text.split('\n')) {
         if (line === '') continue;
         const seq = Number(/seq=(\d+)/.exec((JSON.parse(line) as { message: string }).message)?.[1]);
         expect(seen[seq], `seq=${seq} repeated`).toBe(0);

@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -191,10 +200,78 @@ describe('file sink', () => {
     await sink.write([{ n: 100 }], collector());
     await sink.close?.();
     const bytes = readFileSync(path);
-    // Each member starts with the gzip magic 1f 8b 08; two checkpoint intervals, two members.
+    // Each member starts with the gzip magic 1f 8b 08: the empty one that begins the file, then one per
+    // checkpoint interval.
     const members = bytes.toString('latin1').split('\x1f\x8b\x08').length - 1;
-    expect(members).toBe(2);
+    expect(members).toBe(3);
     expect(gunzipSync(bytes).toString().split('\n')).toHaveLength(102);
+  });
+
+  it('leaves no gzip file empty: one a roll by the last batch begins, or a checkpoint before any record', async () => {
+    const folder = dir();
+    const path = join(folder, 'out.jsonl.gz');
+    const opts = options(path, { compression: 'gzip', rolling: { max_bytes: 1 } });
+    // Every batch reaches the disk at once and fills the file: each write rolls, the last one included.
+    const sink = await openSink(opts, undefined, { writeThresholdBytes: 1 });
+    await sink.write([{ n: 1 }], collector());
+    await sink.write([{ n: 2 }], collector());
+    const state = await commit(sink);
+    await sink.close?.();
+    // gunzip rejects a file with no member at all ("unexpected end of file").
+    expect(outputs(folder, path).map((file) => gunzipSync(file).toString())).toEqual(['{"n":1}\n', '{"n":2}\n', '']);
+    expect(state.bytes).toBeGreaterThan(0);
+
+    // A first run checkpointed before its first record, then killed: the rerun resumes the file as recorded.
+    const other = join(folder, 'other.jsonl.gz');
+    const first = await openSink(options(other, { compression: 'gzip' }));
+    const empty = await commit(first);
+    expect(gunzipSync(readFileSync(other)).toString()).toBe('');
+    const again = await openSink(options(other, { compression: 'gzip' }), empty);
+    await again.close?.();
+    expect(gunzipSync(readFileSync(other)).toString()).toBe('');
+    await first.close?.();
+  });
+
+  // A roll closes the file, renames it, opens a new one and writes its empty member. A SIGKILL may fall between
+  // any two of these: each case makes the files such a crash leaves (from those of the whole roll).
+  it.each([
+    ['before the rename', (folder: string, path: string, rolled: string) => renameSync(join(folder, rolled), path)],
+    ['after the rename, before the new file exists', (_folder: string, path: string) => rmSync(path)],
+    ['after the new file is created, before its empty member', (_folder: string, path: string) => truncateSync(path)],
+    ['after the whole roll', () => {}],
+  ])('a gzip roll killed %s is undone by the rerun, which writes valid gzip once', async (_when, crash) => {
+    const folder = dir();
+    const path = join(folder, 'out.jsonl.gz');
+    // Members of one record are 28 bytes: the second write fills the file and rolls it.
+    const opts = options(path, { compression: 'gzip', rolling: { max_bytes: 50 } });
+    const sink = await openSink(opts, undefined, { writeThresholdBytes: 1 });
+    await sink.write([{ n: 1 }], collector());
+    const state = await commit(sink);
+    await sink.write([{ n: 2 }], collector()); // rolls as 000001: the roll the crash interrupts
+    const rolled = readdirSync(folder).find((name) => rolledSequence(path, name) === 1) as string;
+    crash(folder, path, rolled);
+
+    const again = await openSink(opts, state, { writeThresholdBytes: 1 });
+    await again.write([{ n: 2 }], collector());
+    await again.write([{ n: 3 }], collector());
+    await again.close?.();
+    expect(outputs(folder, path).map((file) => gunzipSync(file).toString())).toEqual([
+      '{"n":1}\n{"n":2}\n',
+      '{"n":3}\n',
+    ]);
+    await sink.close?.();
+  });
+
+  it('writes the CSV header into a gzip file that holds only its empty member, also when appending', async () => {
+    const path = join(dir(), 'out.csv.gz');
+    const opts = options(path, { format: 'csv', compression: 'gzip', append: true });
+    const empty = await openSink(opts);
+    await commit(empty);
+    await empty.close?.();
+    const sink = await openSink(opts);
+    await sink.write([{ a: 1 }], collector());
+    await sink.close?.();
+    expect(gunzipSync(readFileSync(path)).toString()).toBe('a\n1\n');
   });
 
   it('truncates to the checkpointed length on restore', async () => {
@@ -439,7 +516,7 @@ describe('file sink', () => {
 
           expect(outputs(folder, path)).toEqual(outputs(refFolder, refPath));
           if (compression === 'gzip') {
-            for (const file of outputs(folder, path)) if (file.length > 0) gunzipSync(file);
+            for (const file of outputs(folder, path)) gunzipSync(file);
           }
           // Only now release the crashed run's handle (closing writes what it still held).
           await first.close?.();

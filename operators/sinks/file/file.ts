@@ -2,7 +2,9 @@
  * The file sink. Batches are encoded to text and gathered in memory (acknowledging a batch only promises it
  * will be durable at the next checkpoint); the text goes to disk in one write once about 1 MiB has gathered,
  * and at every checkpoint, flush, roll and close. With gzip, each such write is one gzip member, so every
- * checkpoint falls on a member boundary. `prepareCommit` fsyncs and reports the file and its length;
+ * checkpoint falls on a member boundary, and each file is begun with an empty member, so that one holding no
+ * records yet (a roll by the run's last batch, a run without input) is valid gzip too, not an empty file that
+ * gunzip and zcat reject. `prepareCommit` fsyncs and reports the file and its length;
  * `restore` truncates to that length, which is what makes the output exactly-once across crashes.
  *
  * It can `cut`: the text gathered up to the cut is queued for the disk ahead of anything written after it,
@@ -12,7 +14,7 @@
 import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { gzip, gzipSync } from 'node:zlib';
 import type { OperatorContext, Sink, SinkWriteContext } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import { CsvEncoder, type Encoder, JsonlEncoder, schemaColumns } from '../../shared/record-encoders.ts';
@@ -20,6 +22,8 @@ import { rolledName, rolledSequence } from './naming.ts';
 import type { FileSinkOptions } from './schema.ts';
 
 const gzipAsync = promisify(gzip);
+/** A gzip member of no data (20 bytes): what a gzip file holds before its first record. */
+const EMPTY_GZIP_MEMBER = gzipSync(Buffer.alloc(0));
 
 /** Gathered text is written out past this many bytes: few large writes, bounded memory. */
 export const WRITE_THRESHOLD_BYTES = 1 << 20;
@@ -235,7 +239,8 @@ class FileSink implements Sink {
     this.rolled = [];
     this.handle = await open(this.path, this.options.append ? 'a' : 'w');
     this.bytes = (await this.handle.stat()).size;
-    this.needsHeader = this.bytes === 0;
+    await this.beginGzip();
+    this.needsHeader = this.holdsNoRecords();
   }
 
   private async resume(saved: FileSinkState): Promise<void> {
@@ -259,7 +264,9 @@ class FileSink implements Sink {
       });
     }
     this.bytes = saved.bytes;
-    this.needsHeader = this.bytes === 0;
+    // A checkpoint taken before gzip files were begun with an empty member may cover none of the file.
+    await this.beginGzip();
+    this.needsHeader = this.holdsNoRecords();
   }
 
   /**
@@ -297,12 +304,17 @@ class FileSink implements Sink {
     }
   }
 
-  /** Appends `text` whole, or not at all: a write cut short (a full disk) is truncated away. */
+  /** Appends `text` whole (one gzip member with gzip), or not at all. */
   private async writeText(text: string): Promise<void> {
+    if (text.length === 0 || !this.handle) return;
+    const data = Buffer.from(text, 'utf8');
+    await this.append(this.options.compression === 'gzip' ? await gzipAsync(data) : data);
+  }
+
+  /** Appends `data` whole, or not at all: a write cut short (a full disk) is truncated away. */
+  private async append(data: Buffer): Promise<void> {
     const handle = this.handle;
-    if (text.length === 0 || !handle) return;
-    let data = Buffer.from(text, 'utf8');
-    if (this.options.compression === 'gzip') data = await gzipAsync(data);
+    if (!handle) return;
     let offset = 0;
     try {
       while (offset < data.length) {
@@ -364,6 +376,21 @@ class FileSink implements Sink {
     this.startedAt = Date.now();
     this.needsHeader = true;
     this.handle = await open(this.path, 'w');
+    await this.beginGzip();
+  }
+
+  /**
+   * An empty gzip file is not valid gzip (`unexpected end of file`): a gzip file with nothing in it yet is
+   * given an empty member as soon as it is opened, before any checkpoint can record it. A crash between the
+   * two leaves an empty file no checkpoint covers: a roll's is undone, a start's is started again.
+   */
+  private async beginGzip(): Promise<void> {
+    if (this.options.compression === 'gzip' && this.bytes === 0) await this.append(EMPTY_GZIP_MEMBER);
+  }
+
+  /** The file is empty, or (gzip) holds only the empty member: a CSV header is still to be written. */
+  private holdsNoRecords(): boolean {
+    return this.bytes === 0 || (this.options.compression === 'gzip' && this.bytes === EMPTY_GZIP_MEMBER.length);
   }
 }
 
