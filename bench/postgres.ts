@@ -13,8 +13,11 @@
  * - the sink alone through its contract (pre-parsed records);
  * - end to end on the embedded database, each round into a fresh data directory (a first run), --rounds
  *   times: the median rate and the highest peak RSS. `--embedded-only` runs just this part (no server).
+ * Every `etl` child runs with the V8 flags the `etl` command starts node with (bin/runtime.js NODE_FLAGS), as a
+ * user's run does (`node bin/etl.js` alone runs without them: a young generation up to 64 MB a semi-space).
  * Prints `name: value unit` lines.
  */
+import { NODE_FLAGS } from '../bin/runtime.js';
 import { detachedState } from '../engine/runtime/noop.ts';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -105,7 +108,7 @@ spec:
 `,
   );
   const started = performance.now();
-  const child = spawn(process.execPath, [ETL, 'apply', '--no-progress', '--log-level', 'warn', file], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, ETL, 'apply', '--no-progress', '--log-level', 'warn', file], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, DATABASE_URL: '' },
   });

@@ -4,14 +4,16 @@
  * against a plain Node regex loop over the same file (bench/_regex-loop.ts), with `workers: 1` and `workers: N` on
  * the parse stage. Rounds are interleaved (one of each in turn) so that other load falls on all alike. Per case:
  * median wall time (spawn to exit) and lines/s, CPU time of the whole process (every thread), peak RSS, and the
- * ratio of its rate to the regex loop's.
- * Usage: node bench/whole-process.ts [--lines 1000000] [--rounds 3] [--workers 2]
+ * ratio of its rate to the regex loop's. `etl` runs with the V8 flags the `etl` command starts node with (bin/runtime.js
+ * NODE_FLAGS), as a user's run does; `--no-node-flags` runs it without them.
+ * Usage: node bench/whole-process.ts [--lines 1000000] [--rounds 3] [--workers 2] [--no-node-flags]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../bin/runtime.js';
 import { runMeasured, type Sample } from './_measured-child.ts';
 
 const arg = (name: string): string | undefined => {
@@ -21,6 +23,7 @@ const arg = (name: string): string | undefined => {
 const lines = Number(arg('lines') ?? 1_000_000);
 const rounds = Number(arg('rounds') ?? 3);
 const workers = Number(arg('workers') ?? 2);
+const nodeFlags = process.argv.includes('--no-node-flags') ? [] : NODE_FLAGS;
 const here = fileURLToPath(new URL('.', import.meta.url));
 const etl = join(here, '..', 'bin', 'etl.js');
 
@@ -56,7 +59,7 @@ async function main(): Promise<void> {
       { name: 'regex_loop', args: [join(here, '_regex-loop.ts'), file] },
       ...[...new Set([1, workers])].map((w) => ({
         name: `etl_workers_${w}`,
-        args: [etl, 'apply', '--no-progress', pipeline(dir, file, w)],
+        args: [...nodeFlags, etl, 'apply', '--no-progress', pipeline(dir, file, w)],
       })),
     ];
     const samples = new Map<string, Sample[]>(cases.map((c) => [c.name, []]));

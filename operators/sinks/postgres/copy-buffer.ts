@@ -12,9 +12,12 @@ const X = 0x78;
 const ZERO = 0x30;
 /**
  * Up to this many characters a value is copied by a loop here; longer ones by Buffer#write, whose call
- * costs more than the loop for short text but copies faster.
+ * costs more than the loop for short text but copies faster. In a real load (file → parse → postgres, 1M
+ * lines, encode time per batch timed inside the sink) 64 took the 25th percentile from 1.00–1.10 to
+ * 0.91–0.96 µs a row against 16 in three interleaved rounds: requests, paths and timestamps fit under it, user
+ * agents mostly do not.
  */
-const SHORT = 16;
+const SHORT = 64;
 const NEEDS_ESCAPE = /[\\\t\n\r\0]/;
 /** What COPY text escapes, and U+0000 and a backslash before `x00` or `x5c` as stored (nul.ts). */
 const ESCAPABLE = /[\t\n\r\0]|\\(x00|x5c)?/g;
