@@ -121,6 +121,8 @@ describe('etl apply start-up', () => {
       'log-update',
       'pino',
       'pino-pretty',
+      // The command-line parser of the help, the usage errors and the other commands (engine/cli/quick.ts).
+      'commander',
     ];
     const found = packages(loaded);
     expect(unwanted.filter((name) => found.has(name))).toEqual([]);
