@@ -3,10 +3,11 @@
  * the whole of `etl validate` may take; `npm run schemas` writes the compiled validators as modules (Ajv's
  * standalone code) under compiled/, and the loader imports them instead: one for the envelope (everything but
  * the operators' options) and one per operator, so that a pipeline loads the validators of the operators it
- * uses only (all of them in one module were 1.5 MB: a one-line `etl apply` took 70 ms more CPU, loaded machine). Each module records a digest of
- * the pipeline schema composed with its operator alone (the envelope's: with none): a document is checked by
- * the compiled validators when every operator it uses is as it was compiled, else the loader compiles at run
- * time as before, so the answer is never stale, only slower; a test fails until the modules are rewritten.
+ * uses only (all of them in one module were 1.5 MB: a one-line `etl apply` took 70 ms more CPU, loaded machine).
+ * Each module records a digest of the schema it was compiled from (its operator's stage, or the envelope with
+ * the resources): a document is checked by the compiled validators when every operator it uses is as it was
+ * compiled, else the loader compiles at run time as before, so the answer is never stale, only slower; a test
+ * fails until the modules are rewritten.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ErrorObject } from 'ajv';
 import type { OperatorDefinition, ResourceDefinition } from '../operator.ts';
-import { composePipelineSchema, defKey } from './compose.ts';
+import { composePipelineSchema, defKey, stageValidatorSchema } from './compose.ts';
 import { STAGE_SECTIONS } from './envelope.ts';
 
 export const COMPILED_DIR = fileURLToPath(new URL('./compiled/', import.meta.url));
@@ -33,9 +34,9 @@ export function schemaDigest(schema: unknown): string {
   return createHash('sha256').update(JSON.stringify(schema)).digest('hex');
 }
 
-/** The digest of the pipeline schema composed with `def` alone, or with no operator (the envelope's). */
+/** The digest of what a module was compiled from: an operator's stage schema, or the envelope (no `def`). */
 export function moduleDigest(def: OperatorDefinition | undefined, resources: readonly ResourceDefinition[]): string {
-  return schemaDigest(composePipelineSchema(def ? [def] : [], resources));
+  return schemaDigest(def ? stageValidatorSchema(def) : composePipelineSchema([], resources));
 }
 
 /** Ajv's standalone validator, as its code calls the validators of the schemas it refers to. */
