@@ -1,12 +1,13 @@
 /**
  * Start-up cost of `etl apply` (issue 16): a one-line file → parse → blackhole (and → stdout) pipeline against
- * `node -e 0`, each command run `--runs` times, interleaved (one of each in turn, so that load from other work on
- * the machine falls on all of them alike), each `etl apply` in a fresh working directory (a first run: no
+ * `node -e 0`; and of `etl --version` and `etl validate` of that pipeline (issue 7: each under 150 ms warm).
+ * Each command is run `--runs` times, interleaved (one of each in turn, so that load from other work on the
+ * machine falls on all of them alike), each `etl apply` in a fresh working directory (a first run: no
  * checkpoint, no state). One untimed round first fills Node's compile cache, as any second `etl` start finds it.
  * Figures: median and spread of wall time (spawn to exit) and of CPU time (user + system, reported by the child
  * itself at exit through a preloaded module given to every command alike), and the medians' excess over
- * `node -e 0`, the figure the goal (< 150 ms) is about.
- * `--baseline <bin/etl.js of another checkout>` adds the same two pipelines run by that checkout, interleaved with
+ * `node -e 0`, the figure the goal of `etl apply` (< 150 ms) is about.
+ * `--baseline <bin/etl.js of another checkout>` adds the same commands run by that checkout, interleaved with
  * the others: a before/after comparison under the same load.
  * Usage: node bench/startup.ts [--runs N] [--baseline path/to/bin/etl.js]
  */
@@ -55,10 +56,15 @@ const applies = (bin: string, label: string): Case[] =>
     name: `${label} file → parse → ${sink}`,
     args: [bin, 'apply', '--no-progress', pipeline(sink)],
   }));
+const commands = (bin: string, label: string): Case[] => [
+  ...applies(bin, `${label} apply`),
+  { name: `${label} --version`, args: [bin, '--version'] },
+  { name: `${label} validate`, args: [bin, 'validate', pipeline('blackhole')] },
+];
 const cases: readonly Case[] = [
   { name: 'node -e 0', args: ['-e', '0'] },
-  ...applies(etl, 'etl apply'),
-  ...(baseline === undefined ? [] : applies(baseline, 'baseline apply')),
+  ...commands(etl, 'etl'),
+  ...(baseline === undefined ? [] : commands(baseline, 'baseline')),
 ];
 
 function runOnce(c: Case): Promise<Sample> {
@@ -71,6 +77,7 @@ const median = (xs: readonly number[]): number => {
   const mid = s.length >> 1;
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
+const signed = (x: number): string => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(0)}`;
 const spread = (xs: readonly number[]): string => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
 
 try {
@@ -91,7 +98,7 @@ try {
     const excess =
       c === cases[0]
         ? ''
-        : ` (+${(median(wall) - baseWall).toFixed(0)} ms wall, +${(median(cpu) - baseCpu).toFixed(0)} ms CPU over node -e 0)`;
+        : ` (${signed(median(wall) - baseWall)} ms wall, ${signed(median(cpu) - baseCpu)} ms CPU over node -e 0)`;
     process.stdout.write(
       `${c.name}: wall median ${median(wall).toFixed(0)} ms (${spread(wall)}), CPU median ${median(cpu).toFixed(0)} ms (${spread(cpu)}), peak RSS ${Math.round(median(xs.map((s) => s.rssKb)) / 1024)} MiB${excess}\n`,
     );

@@ -6,11 +6,16 @@
 // can load (no syntax or API newer than Node 18): on an older Node it installs the Node of `.nvmrc` from the
 // npm registry (the platform package behind the `node` package, as `npm install -g node@24` does) into a
 // per-user cache, once, and runs the command there.
-import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// node:child_process (and node:net with it) is loaded when a runtime is fetched or run: a supported Node, the
+// usual case, never needs it, and loading it took ~10 ms of every start (loaded machine).
+const require = createRequire(import.meta.url);
+const childProcess = () => require('node:child_process');
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
@@ -114,7 +119,7 @@ function fetchRuntime(env, stderr) {
       '--loglevel=error',
       spec,
     ];
-    const result = spawnSync(npm.command, args, {
+    const result = childProcess().spawnSync(npm.command, args, {
       env,
       encoding: 'utf8',
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -144,7 +149,7 @@ function fetchRuntime(env, stderr) {
 }
 
 function versionOf(binary) {
-  const result = spawnSync(binary, ['-p', 'process.versions.node'], { encoding: 'utf8' });
+  const result = childProcess().spawnSync(binary, ['-p', 'process.versions.node'], { encoding: 'utf8' });
   return result.status === 0 ? result.stdout.trim() : undefined;
 }
 
@@ -170,7 +175,10 @@ export function supportedRuntime(env = process.env, stderr = process.stderr) {
  */
 export function runOn(binary, script, args, env = process.env, nodeFlags = []) {
   const path = `${dirname(binary)}${delimiter}${env.PATH ?? ''}`;
-  const child = spawn(binary, [...nodeFlags, script, ...args], { stdio: 'inherit', env: { ...env, PATH: path } });
+  const child = childProcess().spawn(binary, [...nodeFlags, script, ...args], {
+    stdio: 'inherit',
+    env: { ...env, PATH: path },
+  });
   const forward = (signal) => child.kill(signal);
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, forward);

@@ -8,11 +8,10 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { ValidateFunction } from 'ajv';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments, visit } from 'yaml';
 import type { Diagnostic } from '../diagnostics.ts';
 import type { OperatorDefinition, ResourceDefinition } from '../operator.ts';
-import { loadCompiledValidator } from '../schema/compiled.ts';
+import { loadCompiledValidator, type PipelineValidator } from '../schema/compiled.ts';
 import { composePipelineSchema, defKey } from '../schema/compose.ts';
 import { STAGE_SECTIONS } from '../schema/envelope.ts';
 import { type DocPath, PipelineDocument, type Problem } from './document.ts';
@@ -162,7 +161,7 @@ interface Operators {
   readonly names: readonly { readonly kind: OperatorDefinition['kind']; readonly type: string }[];
   readonly resources: readonly ResourceDefinition[];
   /** The validator of the pipeline schema for documents using these operators. */
-  validatorFor(used: readonly OperatorDefinition[]): ValidateFunction;
+  validatorFor(used: readonly OperatorDefinition[]): PipelineValidator;
 }
 
 const custom = new WeakMap<readonly OperatorDefinition[], Promise<Operators>>();
@@ -229,7 +228,7 @@ async function compilingOperators(
   resources: readonly ResourceDefinition[],
 ): Promise<Operators> {
   const { createAjv } = await import('../schema/ajv.ts');
-  const validators = new Map<string, ValidateFunction>();
+  const validators = new Map<string, PipelineValidator>();
   return {
     registry,
     names: registry,
@@ -239,7 +238,8 @@ async function compilingOperators(
       const key = unique.map(defKey).sort().join(' ');
       let validate = validators.get(key);
       if (!validate) {
-        validate = createAjv().compile(composePipelineSchema(unique, resources));
+        const compiled = createAjv().compile(composePipelineSchema(unique, resources));
+        validate = (data) => (compiled(data) ? [] : (compiled.errors ?? []));
         validators.set(key, validate);
       }
       return validate;
@@ -357,8 +357,7 @@ function checkDocument(document: PipelineDocument, env: NodeJS.ProcessEnv, known
   // Stages with an unknown type were reported above; their options cannot be judged.
   const quiet = [...unresolved, ...entries.filter((e) => !e.schemaValid).map((e) => e.path)];
   const validate = known.validatorFor(entries.flatMap((e) => (e.definition ? [e.definition] : [])));
-  validate(data);
-  for (const problem of translateAjvErrors(validate.errors ?? [], data)) {
+  for (const problem of translateAjvErrors(validate(data), data)) {
     if (quiet.some((path) => within(problem.path, path))) continue;
     const stage = entries.find((e) => within(problem.path, e.path));
     if (stage) stage.schemaValid = false;

@@ -5,8 +5,6 @@
  * memory-reducing GC, when no record has arrived for a whole interval after some did, brings `bench/file-follow.ts`
  * (10,000 idle files) from 208 to 146 MB. It costs one full collection per quiet spell, never on the record path.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 type Collect = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 
@@ -15,8 +13,9 @@ function exposedGc(): Collect | undefined {
   const existing = (globalThis as { gc?: unknown }).gc;
   if (typeof existing === 'function') return existing as Collect;
   try {
-    setFlagsFromString('--expose-gc');
-    const gc: unknown = runInNewContext('gc');
+    // Loaded here, at the first quiet spell: node:v8 and node:vm are no part of a run's start.
+    process.getBuiltinModule('node:v8').setFlagsFromString('--expose-gc');
+    const gc: unknown = process.getBuiltinModule('node:vm').runInNewContext('gc');
     return typeof gc === 'function' ? (gc as Collect) : undefined;
   } catch {
     return undefined;

@@ -171,6 +171,20 @@ export function composePipelineSchema(
   };
 }
 
+/**
+ * One operator's stage, as the pipeline schema holds it (under `#/$defs/<kind>-<type>`, so that its errors name
+ * the same schema paths), on its own: what engine/schema/compiled.ts compiles per operator.
+ */
+export function stageValidatorSchema(def: OperatorDefinition): JsonSchema {
+  const key = defKey(def);
+  return {
+    $schema: JSON_SCHEMA_DIALECT,
+    $id: `${SCHEMA_BASE_URL}/stages/${key}.schema.json`,
+    $defs: { [key]: embed(operatorStageSchema(def), key) },
+    $ref: `#/$defs/${key}`,
+  };
+}
+
 const SECTION_DESCRIPTIONS = {
   sources: 'Where records enter the pipeline, by stage id.',
   operators: 'Transforms between sources and sinks, by stage id.',

@@ -1,7 +1,7 @@
 /**
  * Writes the published schemas (`npm run schemas`): schemas/pipeline.schema.json, one file per operator
  * under schemas/operators/<sources|transforms|sinks>/<type>.json, and schemas/record.schema.json from the
- * access record schema (operators/shared/log-records.ts), and the compiled pipeline validator (engine/schema/compiled.ts). Tests
+ * access record schema (operators/shared/log-records.ts), and the compiled pipeline validators (engine/schema/compiled.ts). Tests
  * compare these files with what the registry renders now and fail when they are stale.
  */
 import { existsSync } from 'node:fs';
@@ -12,8 +12,8 @@ import type { OperatorDefinition, ResourceDefinition } from '../operator.ts';
 import type { ValidateFunction } from 'ajv';
 import standaloneModule from 'ajv/dist/standalone/index.js';
 import { createAjv } from './ajv.ts';
-import { COMPILED_VALIDATOR_PATH, operatorDigests } from './compiled.ts';
-import { composePipelineSchema, operatorStageSchema, resourceSchema } from './compose.ts';
+import { COMPILED_DIR, ENVELOPE_MODULE, moduleDigest, stageModule } from './compiled.ts';
+import { composePipelineSchema, operatorStageSchema, resourceSchema, stageValidatorSchema } from './compose.ts';
 import { sectionOf } from './envelope.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -67,12 +67,26 @@ const standaloneCode = ((standaloneModule as unknown as { default?: unknown }).d
   validate: ValidateFunction,
 ) => string;
 
-/** The module `npm run schemas` writes: the validator of the pipeline schema of `registry`. */
-export function renderCompiledValidator(
+/**
+ * The modules `npm run schemas` writes under engine/schema/compiled/, by file name: the validator of the
+ * envelope (the pipeline schema with no operator) and one of each operator's stage (engine/schema/compiled.ts).
+ */
+export function renderCompiledValidators(
   registry: readonly OperatorDefinition[],
   resources: readonly ResourceDefinition[] = [],
-): string {
-  const schema = composePipelineSchema(registry, resources);
+): Map<string, string> {
+  const modules = new Map<string, string>();
+  modules.set(
+    ENVELOPE_MODULE,
+    compiledModule(composePipelineSchema([], resources), moduleDigest(undefined, resources)),
+  );
+  for (const def of registry) {
+    modules.set(stageModule(def), compiledModule(stageValidatorSchema(def), moduleDigest(def, resources)));
+  }
+  return modules;
+}
+
+function compiledModule(schema: object, digest: string): string {
   const ajv = createAjv({ standalone: true });
   const code = standaloneCode(ajv, ajv.compile(schema));
   return [
@@ -80,7 +94,7 @@ export function renderCompiledValidator(
     "import { createRequire } from 'node:module';",
     'const require = createRequire(import.meta.url);',
     "const formats = require('ajv-formats/dist/formats').fullFormats;",
-    `export const digests = ${JSON.stringify(operatorDigests(registry, resources))};`,
+    `export const digest = ${JSON.stringify(digest)};`,
     eagerlyCompiled(code.replace(/^"use strict";/, '')),
     '',
   ].join('\n');
@@ -127,7 +141,7 @@ function closingBrace(code: string, open: number): number {
 export async function writeSchemas(dir = SCHEMAS_DIR): Promise<{ written: string[]; removed: string[] }> {
   const registry = await loadRealRegistry();
   const resources = await loadRealResources();
-  await writeFile(COMPILED_VALIDATOR_PATH, renderCompiledValidator(registry, resources));
+  await writeCompiledValidators(registry, resources);
   const files = renderSchemas(registry, await loadRecordSchema(), resources);
   const removed: string[] = [];
   for (const existing of await listSchemaFiles(dir)) {
@@ -144,6 +158,17 @@ export async function writeSchemas(dir = SCHEMAS_DIR): Promise<{ written: string
   return { written: [...files.keys()], removed };
 }
 
+/** Writes the compiled validators, and removes those of operators that are no more (or of an older layout). */
+async function writeCompiledValidators(
+  registry: readonly OperatorDefinition[],
+  resources: readonly ResourceDefinition[],
+): Promise<void> {
+  const modules = renderCompiledValidators(registry, resources);
+  await mkdir(COMPILED_DIR, { recursive: true });
+  for (const name of await readdir(COMPILED_DIR)) if (!modules.has(name)) await rm(join(COMPILED_DIR, name));
+  for (const [name, content] of modules) await writeFile(join(COMPILED_DIR, name), content);
+}
+
 function toJson(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
@@ -152,6 +177,6 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
   const { written, removed } = await writeSchemas();
   for (const path of removed) process.stdout.write(`removed schemas/${path}\n`);
   process.stdout.write(
-    `wrote ${written.length} files under schemas/, and ${relative(ROOT, COMPILED_VALIDATOR_PATH)}\n`,
+    `wrote ${written.length} files under schemas/, and the compiled validators under ${relative(ROOT, COMPILED_DIR)}\n`,
   );
 }

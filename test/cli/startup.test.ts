@@ -121,11 +121,22 @@ describe('etl apply start-up', () => {
       'log-update',
       'pino',
       'pino-pretty',
+      // The command-line parser of the help, the usage errors and the other commands (engine/cli/quick.ts).
+      'commander',
     ];
     const found = packages(loaded);
     expect(unwanted.filter((name) => found.has(name))).toEqual([]);
     // Not the whole of RxJS (its index): the runtime imports the pieces it uses.
     expect(loaded.filter((url) => /\/node_modules\/rxjs\/dist\/[^/]+\/index\.js$/.test(url))).toEqual([]);
+    // The compiled validators of the envelope and of the operators named (the file sink's with the source's) only.
+    const validators = loaded.flatMap((url) => /\/engine\/schema\/compiled\/([^/]+)$/.exec(url)?.[1] ?? []);
+    expect(validators.sort()).toEqual([
+      'envelope.js',
+      'sink-file.js',
+      'sink-stdout.js',
+      'source-file.js',
+      'transform-parse.js',
+    ]);
     // The pipeline schema is compiled ahead of time: of Ajv, only the runtime helpers its code calls.
     expect(loaded.filter((url) => url.includes('/node_modules/ajv/') && !url.includes('/ajv/dist/runtime/'))).toEqual(
       [],
