@@ -14,7 +14,8 @@ import { BINARY_HEADER, BINARY_TRAILER } from './binary-buffer.ts';
 import { countCopyRows } from './copy-rows.ts';
 import { EmbeddedLock } from './lock.ts';
 import type { WasmModule } from './pglite-open.ts';
-import type { Reply, Request, WireError, WorkerInput } from './pglite-worker.ts';
+import type { OpenSignal, Reply, Request, WireError, WorkerInput } from './pglite-worker.ts';
+import { ensureDataDir } from './template.ts';
 
 /**
  * Databases open in this process, by data directory. Several postgres sinks (of one pipeline, or of pipelines
@@ -124,6 +125,10 @@ class DatabaseThread {
   }
 
   static async start(dir: string): Promise<DatabaseThread> {
+    // A new data directory is unpacked from the template here while the thread starts (its start and PGlite's
+    // import take as long): the thread opens the database once told that the directory is there.
+    const made = ensureDataDir(dir, undefined);
+    made.catch(() => {});
     const worker = new Worker(BOOT, {
       eval: true,
       // The thread's name in `top -H` and /proc/<pid>/task/*/comm: its CPU time can be told from the pipeline's.
@@ -139,7 +144,7 @@ class DatabaseThread {
     worker.on('message', (reply: Reply) => thread.settle(reply));
     worker.on('error', (error: unknown) => thread.stop(error instanceof Error ? error : new Error(String(error))));
     worker.on('exit', (code) => thread.stop(new Error(`the embedded database's thread exited (code ${code})`)));
-    return new Promise<DatabaseThread>((resolve, reject) => {
+    const started = new Promise<DatabaseThread>((resolve, reject) => {
       thread.waiting.set(0, {
         resolve: () => {
           thread.idle();
@@ -151,6 +156,11 @@ class DatabaseThread {
         },
       });
     });
+    made.then(
+      () => worker.postMessage({ op: 'open' } satisfies OpenSignal),
+      (error: unknown) => thread.stop(error instanceof Error ? error : new Error(String(error))),
+    );
+    return started;
   }
 
   get broken(): boolean {

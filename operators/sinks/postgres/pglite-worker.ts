@@ -32,6 +32,11 @@ export type Request =
     }
   | { readonly id: number; readonly op: 'close' };
 
+/** What tells the thread to open the database: its data directory is ready, or left to the thread to make. */
+export interface OpenSignal {
+  readonly op: 'open';
+}
+
 /** Id 0 answers the start: the database is open (value: how its directory was found or made). */
 export type Reply =
   | { readonly id: number; readonly ok: true; readonly value: unknown }
@@ -99,6 +104,7 @@ async function serve(): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('pglite-worker.ts runs as a worker thread');
   const { dir, module } = workerData as WorkerInput;
+  await new Promise<OpenSignal>((resolve) => port.once('message', resolve));
   let db: PGlite;
   try {
     const opened = await openPglite(dir, module);
