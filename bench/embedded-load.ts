@@ -80,7 +80,7 @@ async function round(work: string, index: number): Promise<Round> {
       schema: 'public',
       table: 'access_logs',
       record_schema: 'access',
-      copy_format: 'text',
+      copy_format: 'auto',
       columns: {},
       origin_columns: {},
       extra_column: 'extra',

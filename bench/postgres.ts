@@ -1,7 +1,7 @@
 /**
  * PostgreSQL load benchmark:
  * `node bench/postgres.ts [--lines N] [--embedded-lines N] [--rounds N] [--embedded-only] [--server-only]
- * [--copy-formats a,b]`.
+ * [--copy-formats a,b] [--baseline <other checkout>/bin/etl.js]`.
  *
  * Measures, in one run against the server at ETL_BENCH_PG_URL (default the test server):
  * - end to end: `etl apply` of file → parse → postgres over N generated nginx lines, lines/s and the
@@ -12,7 +12,10 @@
  * - server-side COPY of the same rows in text and in binary format;
  * - the sink alone through its contract (pre-parsed records);
  * - end to end on the embedded database, each round into a fresh data directory (a first run), --rounds
- *   times: the median rate and the highest peak RSS. `--embedded-only` runs just this part (no server).
+ *   times: the median rate, the highest peak RSS and the median CPU time of the process and of its
+ *   database thread (which holds up on a loaded machine where rates do not). With `--baseline
+ *   <other checkout>/bin/etl.js`, that `etl` runs too, in turn with this one (order alternating by round),
+ *   reported as `postgres_embedded_baseline_*`. `--embedded-only` runs just this part (no server).
  * Every `etl` child runs with the V8 flags the `etl` command starts node with (bin/runtime.js NODE_FLAGS), as a
  * user's run does (`node bin/etl.js` alone runs without them: a young generation up to 64 MB a semi-space).
  * Prints `name: value unit` lines.
@@ -22,7 +25,7 @@ import { detachedState } from '../engine/runtime/noop.ts';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -42,6 +45,7 @@ const { values } = parseArgs({
     'embedded-only': { type: 'boolean', default: false },
     'copy-formats': { type: 'string', default: 'text' },
     'server-only': { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
 });
 const LINES = Number(values.lines);
@@ -77,6 +81,24 @@ async function cpuSeconds(pid: number): Promise<number> {
 interface CpuUse {
   etl: number;
   server: number;
+  /** The embedded database's thread (THREAD_NAME in pglite-driver.ts). */
+  embedded: number;
+}
+
+/** The embedded database thread's name, as pglite-driver.ts sets it. */
+const EMBEDDED_THREAD = 'etl-pglite';
+
+/** CPU seconds of `pid`'s threads named `name`, from /proc; 0 once they are gone. */
+async function threadCpuSeconds(pid: number, name: string): Promise<number> {
+  let ticks = 0;
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+    const close = stat.lastIndexOf(')');
+    if (close === -1 || stat.slice(stat.indexOf('(') + 1, close) !== name) continue;
+    const fields = stat.slice(close + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / CLOCK_TICKS;
 }
 
 /**
@@ -90,6 +112,7 @@ async function applyPipeline(
   sink: string,
   client?: pg.Client,
   cpu?: CpuUse,
+  etl = ETL,
 ): Promise<[number, number]> {
   const file = join(work, `${name}.yaml`);
   await writeFile(
@@ -108,7 +131,7 @@ spec:
 `,
   );
   const started = performance.now();
-  const child = spawn(process.execPath, [...NODE_FLAGS, ETL, 'apply', '--no-progress', '--log-level', 'warn', file], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, etl, 'apply', '--no-progress', '--log-level', 'warn', file], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, DATABASE_URL: '' },
   });
@@ -122,10 +145,12 @@ spec:
       },
       () => {},
     );
-    if (!cpu || !client || looking) return;
+    if (!cpu || looking) return;
     looking = true;
     (async () => {
       cpu.etl = Math.max(cpu.etl, await cpuSeconds(child.pid as number));
+      cpu.embedded = Math.max(cpu.embedded, await threadCpuSeconds(child.pid as number, EMBEDDED_THREAD));
+      if (!client) return;
       const found = await client.query('SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1', [
         `etl ${name}/%`,
       ]);
@@ -247,46 +272,63 @@ async function main(): Promise<void> {
 async function embeddedBench(work: string): Promise<void> {
   const log = join(work, 'embedded.log');
   await writeLog(log, EMBEDDED_LINES);
-  const rates: number[] = [];
-  const peaks: number[] = [];
-  const queries: number[] = [];
+  const runs = [{ prefix: 'postgres_embedded', etl: ETL }];
+  if (values.baseline) runs.push({ prefix: 'postgres_embedded_baseline', etl: resolve(values.baseline) });
+  const figures = new Map(
+    runs.map((r) => [
+      r.prefix,
+      { rates: [] as number[], peaks: [] as number[], queries: [] as number[], cpu: [] as CpuUse[] },
+    ]),
+  );
   for (let round = 1; round <= ROUNDS; round++) {
-    await settle();
-    const [seconds, rss] = await applyPipeline(work, `embedded${round}`, log, 'table: access_logs');
-    // `etl query` on the database just made: the rows are all there, and how long a query takes.
-    const started = performance.now();
-    const { stdout } = await run(
-      process.execPath,
-      [
-        ETL,
-        'query',
-        '--format',
-        'csv',
-        '--pipeline',
-        join(work, `embedded${round}.yaml`),
-        'SELECT count(*) AS n FROM access_logs',
-      ],
-      { env: { ...process.env, DATABASE_URL: '' } },
-    );
-    const querySeconds = (performance.now() - started) / 1000;
-    if (stdout.trim() !== `n\n${EMBEDDED_LINES}`) throw new Error(`embedded table holds ${stdout.trim()} rows`);
-    rates.push(EMBEDDED_LINES / seconds);
-    peaks.push(rss);
-    queries.push(querySeconds);
-    console.log(
-      `# embedded round ${round}: etl apply ${seconds.toFixed(2)} s (${rss} MiB), etl query ${querySeconds.toFixed(2)} s`,
-    );
-    await rm(join(work, `embedded${round}`), { recursive: true, force: true });
+    // In turn, the order alternating by round, so that load that comes and goes falls on each alike.
+    for (const { prefix, etl } of round % 2 === 1 ? runs : [...runs].reverse()) {
+      const name = `${prefix.replace('postgres_', '')}${round}`;
+      const seen = figures.get(prefix) as { rates: number[]; peaks: number[]; queries: number[]; cpu: CpuUse[] };
+      await settle();
+      const cpu: CpuUse = { etl: 0, server: 0, embedded: 0 };
+      const [seconds, rss] = await applyPipeline(work, name, log, 'table: access_logs', undefined, cpu, etl);
+      // `etl query` on the database just made: the rows are all there, and how long a query takes.
+      const started = performance.now();
+      const { stdout } = await run(
+        process.execPath,
+        [
+          etl,
+          'query',
+          '--format',
+          'csv',
+          '--pipeline',
+          join(work, `${name}.yaml`),
+          'SELECT count(*) AS n FROM access_logs',
+        ],
+        { env: { ...process.env, DATABASE_URL: '' } },
+      );
+      const querySeconds = (performance.now() - started) / 1000;
+      if (stdout.trim() !== `n\n${EMBEDDED_LINES}`) throw new Error(`embedded table holds ${stdout.trim()} rows`);
+      seen.rates.push(EMBEDDED_LINES / seconds);
+      seen.peaks.push(rss);
+      seen.queries.push(querySeconds);
+      seen.cpu.push(cpu);
+      console.log(
+        `# ${name}: etl apply ${seconds.toFixed(2)} s (${rss} MiB; CPU ${cpu.etl.toFixed(2)} s, database thread ` +
+          `${cpu.embedded.toFixed(2)} s), etl query ${querySeconds.toFixed(2)} s`,
+      );
+      await rm(join(work, name), { recursive: true, force: true });
+    }
   }
   report('postgres_embedded_lines', EMBEDDED_LINES, 'lines');
-  report('postgres_embedded_e2e_rate', Math.round(median(rates)), 'lines/s');
-  report(
-    'postgres_embedded_e2e_rate_range',
-    `${Math.round(Math.min(...rates))}-${Math.round(Math.max(...rates))}`,
-    'lines/s',
-  );
-  report('postgres_embedded_peak_rss', Math.max(...peaks), 'MiB');
-  report('postgres_embedded_query_seconds', median(queries), 's');
+  for (const [prefix, { rates, peaks, queries, cpu }] of figures) {
+    report(`${prefix}_e2e_rate`, Math.round(median(rates)), 'lines/s');
+    report(
+      `${prefix}_e2e_rate_range`,
+      `${Math.round(Math.min(...rates))}-${Math.round(Math.max(...rates))}`,
+      'lines/s',
+    );
+    report(`${prefix}_peak_rss`, Math.max(...peaks), 'MiB');
+    report(`${prefix}_query_seconds`, median(queries), 's');
+    report(`${prefix}_cpu_seconds`, median(cpu.map((c) => c.etl)), 's');
+    report(`${prefix}_database_thread_cpu_seconds`, median(cpu.map((c) => c.embedded)), 's');
+  }
 }
 
 async function serverBench(work: string): Promise<void> {
@@ -323,7 +365,7 @@ async function serverBench(work: string): Promise<void> {
           await client.query(`DROP TABLE ${SCHEMA}.access_logs CASCADE; DELETE FROM ${SCHEMA}.etl_checkpoints`);
         }
         await settle();
-        const cpu: CpuUse = { etl: 0, server: 0 };
+        const cpu: CpuUse = { etl: 0, server: 0, embedded: 0 };
         [seconds, rss] = await applyPipeline(
           work,
           `e2e${round}${format}`,

@@ -10,9 +10,12 @@ import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { CopyFormat, CopyWriter, Database, QueryResult, ScriptResult, Session } from './driver.ts';
+import { BINARY_HEADER, BINARY_TRAILER } from './binary-buffer.ts';
+import { countCopyRows } from './copy-rows.ts';
 import { EmbeddedLock } from './lock.ts';
 import type { WasmModule } from './pglite-open.ts';
-import type { Reply, Request, WireError, WorkerInput } from './pglite-worker.ts';
+import type { OpenSignal, Reply, Request, WireError, WorkerInput } from './pglite-worker.ts';
+import { ensureDataDir } from './template.ts';
 
 /**
  * Databases open in this process, by data directory. Several postgres sinks (of one pipeline, or of pipelines
@@ -122,6 +125,10 @@ class DatabaseThread {
   }
 
   static async start(dir: string): Promise<DatabaseThread> {
+    // A new data directory is unpacked from the template here while the thread starts (its start and PGlite's
+    // import take as long): the thread opens the database once told that the directory is there.
+    const made = ensureDataDir(dir, undefined);
+    made.catch(() => {});
     const worker = new Worker(BOOT, {
       eval: true,
       // The thread's name in `top -H` and /proc/<pid>/task/*/comm: its CPU time can be told from the pipeline's.
@@ -137,7 +144,7 @@ class DatabaseThread {
     worker.on('message', (reply: Reply) => thread.settle(reply));
     worker.on('error', (error: unknown) => thread.stop(error instanceof Error ? error : new Error(String(error))));
     worker.on('exit', (code) => thread.stop(new Error(`the embedded database's thread exited (code ${code})`)));
-    return new Promise<DatabaseThread>((resolve, reject) => {
+    const started = new Promise<DatabaseThread>((resolve, reject) => {
       thread.waiting.set(0, {
         resolve: () => {
           thread.idle();
@@ -149,6 +156,11 @@ class DatabaseThread {
         },
       });
     });
+    made.then(
+      () => worker.postMessage({ op: 'open' } satisfies OpenSignal),
+      (error: unknown) => thread.stop(error instanceof Error ? error : new Error(String(error))),
+    );
+    return started;
   }
 
   get broken(): boolean {
@@ -321,9 +333,7 @@ class EmbeddedSession implements Session {
   }
 
   copyIn(target: string, format: CopyFormat = 'text'): CopyWriter {
-    // The sink sends text to the embedded database (its COPY slices are counted and split by newline).
-    if (format !== 'text') throw new Error('the embedded database takes COPY text format only');
-    return new EmbeddedCopy(this.thread, target, this.copyId(), {
+    return new EmbeddedCopy(this.thread, target, format, this.copyId(), {
       acquire: () => (this.inTransaction ? Promise.resolve() : this.backend.acquire(this)),
       release: () => {
         if (!this.inTransaction) this.backend.release(this);
@@ -366,9 +376,10 @@ class EmbeddedSession implements Session {
 }
 
 /**
- * Rows are gathered into slices of about this size, each one `COPY … FROM '/dev/blob'` on the thread
- * (PGlite reads a blob, not a stream). Small enough that the thread starts on a slice while the next is
- * encoded; large enough that a statement per slice costs nothing.
+ * Rows are gathered into slices of about this size, each one `COPY … FROM <file>` on the thread (PGlite
+ * reads a whole file, not a stream; a binary slice has a header and trailer of its own). Small enough that
+ * the thread starts on a slice while the next is encoded; large enough that a statement per slice costs
+ * nothing.
  */
 const SLICE_BYTES = 1 << 20;
 /** Slices sent but not yet copied; `write` waits beyond this (backpressure). */
@@ -382,9 +393,12 @@ const MAX_SLICES_IN_FLIGHT = 4;
 class EmbeddedCopy implements CopyWriter {
   private readonly thread: DatabaseThread;
   private readonly target: string;
+  private readonly format: CopyFormat;
   private readonly id: number;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** Rows in `pending`, counted here rather than on the database's thread, which is the busier one. */
+  private pendingRows = 0;
   private readonly inFlight = new Set<Promise<void>>();
   private rows = 0;
   private failure: unknown;
@@ -394,9 +408,10 @@ class EmbeddedCopy implements CopyWriter {
   private held: Promise<void> | undefined;
   private letGo = false;
 
-  constructor(thread: DatabaseThread, target: string, id: number, hold: BackendHold) {
+  constructor(thread: DatabaseThread, target: string, format: CopyFormat, id: number, hold: BackendHold) {
     this.thread = thread;
     this.target = target;
+    this.format = format;
     this.id = id;
     this.hold = hold;
   }
@@ -404,8 +419,10 @@ class EmbeddedCopy implements CopyWriter {
   async write(chunk: Uint8Array): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
     if (this.ending) throw new Error('COPY already ended');
+    const rows = countCopyRows(chunk, this.format);
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
+    this.pendingRows += rows;
     if (this.pendingBytes >= SLICE_BYTES) this.send();
     while (this.inFlight.size >= MAX_SLICES_IN_FLIGHT) await Promise.race(this.inFlight);
     if (this.failure !== undefined) throw this.failure;
@@ -431,19 +448,29 @@ class EmbeddedCopy implements CopyWriter {
   /** Sends the pending rows as one slice, copied into a buffer of their own that is transferred. */
   private send(): void {
     if (this.pendingBytes === 0) return;
+    const binary = this.format === 'binary';
+    const framing = binary ? BINARY_HEADER.length + BINARY_TRAILER.length : 0;
     // Not zero-filled first, and not from Buffer's shared pool: the whole ArrayBuffer is the slice.
-    const view = Buffer.allocUnsafeSlow(this.pendingBytes);
-    const rows = view.buffer as ArrayBuffer;
+    const view = Buffer.allocUnsafeSlow(this.pendingBytes + framing);
+    const data = view.buffer as ArrayBuffer;
     let at = 0;
+    if (binary) at += BINARY_HEADER.copy(view, at);
     for (const chunk of this.pending) {
       view.set(chunk, at);
       at += chunk.length;
     }
+    if (binary) BINARY_TRAILER.copy(view, at);
+    const rows = this.pendingRows;
     this.pending = [];
     this.pendingBytes = 0;
+    this.pendingRows = 0;
     this.held ??= this.hold.acquire();
     const sent: Promise<void> = this.held
-      .then(() => this.thread.request({ op: 'copy', copy: this.id, target: this.target, rows }, [rows]))
+      .then(() =>
+        this.thread.request({ op: 'copy', copy: this.id, target: this.target, format: this.format, data, rows }, [
+          data,
+        ]),
+      )
       .then(
         (copied) => {
           this.rows += copied as number;

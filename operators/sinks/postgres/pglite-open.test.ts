@@ -23,6 +23,7 @@ describe('embedded PostgreSQL as opened', () => {
       expect(made).toBe('template');
       expect((await db.query('SHOW fsync')).rows).toEqual([{ fsync: 'on' }]);
       expect((await db.query('SHOW wal_sync_method')).rows).toEqual([{ wal_sync_method: 'fsync' }]);
+      expect((await db.query('SHOW wal_init_zero')).rows).toEqual([{ wal_init_zero: 'off' }]);
       await db.exec('CREATE TABLE t (a int)');
       const fsync = vi.spyOn(fs, 'fsyncSync');
       syncBuiltinESMExports();

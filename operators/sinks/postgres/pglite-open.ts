@@ -16,6 +16,12 @@ export type WasmModule = NonNullable<PGliteOptions['pgliteWasmModule']>;
  *   (by the module's memset: 145 MB of shared memory took 0.2–0.6 s of a start, 24 MB a sixth of that) and
  *   resident from then on, ~120 MiB saved. A COPY goes through a small ring of buffers whatever their
  *   number, and a scan reads pages the OS caches: loads measured no slower, within this machine's noise.
+ * - wal_init_zero off: a new 16 MB WAL segment is not first written full of zeros (with fsync: 48 MB of
+ *   writes for a 200k-line load). PostgreSQL then writes only its last byte; recovery already reads recycled
+ *   segments full of old bytes and tells them apart by page header, and fsync syncs the blocks a write
+ *   allocates. What changes is that a full disk fails a WAL write rather than the segment's creation: the
+ *   run fails either way. Measured: the database thread's CPU time 6–17% lower for that load (binary COPY,
+ *   3 interleaved pairs, loaded).
  */
 export const START_PARAMS: readonly string[] = [
   ...PGlite.defaultStartParams.filter((p) => p !== '-F'),
@@ -23,6 +29,8 @@ export const START_PARAMS: readonly string[] = [
   'wal_sync_method=fsync',
   '-c',
   'shared_buffers=16MB',
+  '-c',
+  'wal_init_zero=off',
 ];
 
 /**

@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { PGlite, Results } from '@electric-sql/pglite';
+import type { CopyFormat } from './driver.ts';
 import { openPglite, type WasmModule } from './pglite-open.ts';
 
 export interface WorkerInput {
@@ -16,15 +17,25 @@ export interface WorkerInput {
 export type Request =
   | { readonly id: number; readonly op: 'query'; readonly sql: string; readonly params: readonly unknown[] | undefined }
   | { readonly id: number; readonly op: 'script'; readonly sql: string }
-  /** One slice of a COPY: whole rows, COPY text format. Slices of a failed COPY are not run. */
+  /**
+   * One slice of a COPY: whole rows, `rows` of them, COPY text or binary (then with its header and trailer).
+   * Slices of a failed COPY are not run.
+   */
   | {
       readonly id: number;
       readonly op: 'copy';
       readonly copy: number;
       readonly target: string;
-      readonly rows: ArrayBuffer;
+      readonly format: CopyFormat;
+      readonly data: ArrayBuffer;
+      readonly rows: number;
     }
   | { readonly id: number; readonly op: 'close' };
+
+/** What tells the thread to open the database: its data directory is ready, or left to the thread to make. */
+export interface OpenSignal {
+  readonly op: 'open';
+}
 
 /** Id 0 answers the start: the database is open (value: how its directory was found or made). */
 export type Reply =
@@ -48,33 +59,26 @@ export interface WireError {
 }
 
 /** Where a COPY slice is put for PostgreSQL to read: a file in PGlite's in-memory file system. */
-const COPY_FILE = '/tmp/etl-copy.txt';
+const COPY_FILE = '/tmp/etl-copy';
 
 /**
- * COPY of whole rows from `rows`, from a file in PGlite's in-memory file system that takes the buffer
+ * COPY of the whole rows in `data`, from a file in PGlite's in-memory file system that takes the buffer
  * as it is (`canOwn`). Not PGlite's `/dev/blob`: a Blob is copied in and read back (a fifth of the
  * COPY's time in a profile), and the device hands the rows to PostgreSQL a byte at a time (up to a
- * tenth). The row count PostgreSQL reports must be the number of rows sent.
+ * tenth). The row count PostgreSQL reports must be `rows`, the number sent.
  */
-async function copy(db: PGlite, target: string, rows: ArrayBuffer): Promise<number> {
+async function copy(db: PGlite, target: string, format: CopyFormat, data: ArrayBuffer, rows: number): Promise<number> {
   const fs = db.Module.FS;
-  fs.writeFile(COPY_FILE, new Uint8Array(rows), { canOwn: true });
+  fs.writeFile(COPY_FILE, new Uint8Array(data), { canOwn: true });
   let copied: number;
   try {
-    copied = (await db.query(`COPY ${target} FROM '${COPY_FILE}'`)).affectedRows ?? 0;
+    const options = format === 'binary' ? ' WITH (FORMAT binary)' : '';
+    copied = (await db.query(`COPY ${target} FROM '${COPY_FILE}'${options}`)).affectedRows ?? 0;
   } finally {
     fs.unlink(COPY_FILE);
   }
-  const sent = countRows(new Uint8Array(rows));
-  if (copied !== sent) throw new Error(`the embedded COPY took ${copied} rows of ${sent}`);
+  if (copied !== rows) throw new Error(`the embedded COPY took ${copied} rows of ${rows}`);
   return copied;
-}
-
-/** Rows of COPY text: one per newline (escaping keeps newlines out of values). */
-function countRows(bytes: Uint8Array): number {
-  let rows = 0;
-  for (let at = bytes.indexOf(10); at !== -1; at = bytes.indexOf(10, at + 1)) rows++;
-  return rows;
 }
 
 function toWire(result: Results): WireResult {
@@ -100,6 +104,7 @@ async function serve(): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('pglite-worker.ts runs as a worker thread');
   const { dir, module } = workerData as WorkerInput;
+  await new Promise<OpenSignal>((resolve) => port.once('message', resolve));
   let db: PGlite;
   try {
     const opened = await openPglite(dir, module);
@@ -119,7 +124,7 @@ async function serve(): Promise<void> {
       case 'copy': {
         if (failedCopy?.copy === request.copy) throw failedCopy.error;
         try {
-          return await copy(db, request.target, request.rows);
+          return await copy(db, request.target, request.format, request.data, request.rows);
         } catch (error) {
           failedCopy = { copy: request.copy, error };
           throw error;

@@ -333,17 +333,12 @@ function applicationName(pipeline: string, sink: string): string {
 }
 
 /**
- * The COPY format of a run: as asked; binary only to a server (the embedded database's COPY slices are split
- * and counted by newline, pglite-worker.ts).
+ * The COPY format of a run: as asked; `auto` is binary into the embedded database (its COPY parses text in
+ * WebAssembly, the load's slow side) and text to a server (see the README).
  */
 function copyFormat(option: PostgresSinkOptions['copy_format'], target: DatabaseTarget): CopyFormat {
-  if (target.kind === 'embedded' && option === 'binary') {
-    throw new EtlError(
-      'ETL_CFG_INVALID',
-      `copy_format: binary needs a PostgreSQL server (url or DATABASE_URL); the embedded database (${targetLabel(target)}) takes text`,
-    );
-  }
-  return option;
+  if (option !== 'auto') return option;
+  return target.kind === 'embedded' ? 'binary' : 'text';
 }
 
 /** A copy of `record` with its origin columns filled (absent origin properties stay NULL). */

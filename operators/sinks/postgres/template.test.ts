@@ -47,6 +47,9 @@ describe('embedded data directory template', () => {
     const other = join(work, 'other.br');
     await writeFile(other, await packTemplate(source, '0.0.0-other'));
     const dir = join(work, 'pgdata');
+    // Without initdb (the thread that opens the database runs it), nothing is made.
+    expect(await ensureDataDir(dir, undefined, other)).toBe('missing');
+    expect(await readdir(work)).toEqual(['other.br', 'source']);
     const made = await ensureDataDir(
       dir,
       async (fresh) => {

@@ -18,10 +18,12 @@ import { readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
-import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
+import { promisify } from 'node:util';
+import { brotliCompressSync, brotliDecompress as brotliDecompressCallback, constants } from 'node:zlib';
 import { EtlError } from '../../../engine/errors.ts';
 
 export const TEMPLATE_PATH = join(import.meta.dirname, 'template', 'pgdata.br');
+const brotliDecompress = promisify(brotliDecompressCallback);
 
 interface Manifest {
   /** The PGlite version whose initdb made the directory. */
@@ -41,14 +43,14 @@ export function pgliteVersion(): string {
 
 /**
  * Makes `dir` a PostgreSQL data directory unless it is one already: from the template, or with `initdb`
- * (given a fresh directory to initialise) when the template was made by another PGlite version. The
- * caller holds the directory's lock.
+ * (given a fresh directory to initialise) when the template was made by another PGlite version; without
+ * `initdb`, that case leaves `dir` as it is (`missing`). The caller holds the directory's lock.
  */
 export async function ensureDataDir(
   dir: string,
-  initdb: (dir: string) => Promise<void>,
+  initdb: ((dir: string) => Promise<void>) | undefined,
   archive = TEMPLATE_PATH,
-): Promise<'existing' | 'template' | 'initdb'> {
+): Promise<'existing' | 'template' | 'initdb' | 'missing'> {
   if (await exists(join(dir, 'PG_VERSION'))) return 'existing';
   if (await exists(dir)) {
     if ((await readdir(dir)).length > 0) {
@@ -64,7 +66,8 @@ export async function ensureDataDir(
   const tmp = `${dir}${TMP_SUFFIX}${process.pid}`;
   try {
     const manifest = await unpackTemplate(tmp, archive);
-    if (manifest === undefined) await initdb(tmp);
+    if (manifest === undefined && initdb === undefined) return 'missing';
+    if (manifest === undefined) await initdb?.(tmp);
     await syncDir(tmp);
     await rename(tmp, dir);
     await syncDir(dirname(dir));
@@ -98,7 +101,8 @@ export async function unpackTemplate(dir: string, archive = TEMPLATE_PATH): Prom
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  const raw = brotliDecompressSync(packed);
+  // On libuv's thread pool: the thread that opens the database starts meanwhile (pglite-driver.ts).
+  const raw = await brotliDecompress(packed);
   const manifestLength = raw.readUInt32BE(0);
   const manifest = JSON.parse(raw.toString('utf8', 4, 4 + manifestLength)) as Manifest;
   if (manifest.pglite !== pgliteVersion()) return undefined;
