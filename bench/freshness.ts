@@ -1,17 +1,20 @@
 /**
- * Live freshness: `node bench/freshness.ts [--rates 20000,50000] [--seconds 20] [--checkpoint S]`.
+ * Live freshness: `node bench/freshness.ts [--rates 20000,50000] [--seconds 20] [--checkpoint S] [--chain full]`.
  *
  * A writer appends realistic combined lines to a log at a steady rate (in 10 ms steps), renaming it away and
  * starting a new one half-way (a rotation), while `etl apply` follows it with the traffic use case's enrichment
  * chain (file → parse → geoip → user_agent → postgres, the shipped defaults unless --checkpoint is given) into the
- * PostgreSQL server. Each line carries the time it was written (`w=<epoch ms>` in its query); a poller reads the
+ * PostgreSQL server. `--chain full` runs the traffic use case's whole pipeline instead (pipelines/traffic.yaml as
+ * shipped, its source following the log: sessions, the bot flag and the four hourly rollups into PostgreSQL too).
+ * Each line carries the time it was written (`w=<epoch ms>` in its query); a poller reads the
  * probes (one line in 100) of the last seconds as they become visible (every 20 ms) and takes, per probe, the time
  * it was first seen minus the time it was written: freshness, from a line written to it being queryable (the poll's
  * own granularity included). Prints
- * p50/p95/p99 per rate, the lines the pipeline kept up with, and etl's peak RSS.
+ * p50/p95/p99 per rate, the lines the pipeline kept up with, and etl's peak RSS and CPU time.
  * `ETL_BENCH_NO_ROTATION=1` writes one file throughout; `ETL_BENCH_VERBOSE=1` prints etl's own output after a run.
  * `ETL_BENCH_METRICS_PORT=<port>` has etl serve its metrics there and prints, per rate, how many checkpoints it
  * took and their mean whole duration (cut to commit) and the sink's mean share of it: what bounds freshness.
+ * `ETL_BENCH_ETL=<path to bin/etl.js>` runs another checkout's etl (A/B against a commit before).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,18 +23,24 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { parse, stringify } from 'yaml';
 
 const { values } = parseArgs({
   options: {
     rates: { type: 'string', default: '20000,50000' },
     seconds: { type: 'string', default: '20' },
     checkpoint: { type: 'string' },
+    chain: { type: 'string', default: 'enrich' },
   },
 });
 const RATES = String(values.rates).split(',').map(Number);
 const SECONDS = Number(values.seconds);
 const URL = process.env.ETL_BENCH_PG_URL ?? process.env.ETL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const ETL = resolve(import.meta.dirname, '../bin/etl.js');
+const ETL = resolve(process.env.ETL_BENCH_ETL ?? resolve(import.meta.dirname, '../bin/etl.js'));
+const FULL = values.chain === 'full';
+if (!FULL && values.chain !== 'enrich') throw new Error(`--chain is enrich or full, not ${values.chain}`);
+/** The table the probes land in. */
+const TABLE = FULL ? 'traffic_hits' : 'hits';
 const METRICS_PORT = process.env.ETL_BENCH_METRICS_PORT;
 
 /** Sum and count of a histogram in a Prometheus text exposition (all its series added). */
@@ -90,6 +99,31 @@ spec:
 `;
 }
 
+/** pipelines/traffic.yaml following the log, its tables in `schema`, its state and rejects under `dir`. */
+function fullPipelineYaml(dir: string, schema: string): string {
+  const doc = parse(readFileSync(resolve(import.meta.dirname, '../pipelines/traffic.yaml'), 'utf8'));
+  const spec = doc.spec;
+  spec.settings.data_dir = join(dir, '.etl');
+  if (values.checkpoint) spec.settings.checkpoint_interval_seconds = Number(values.checkpoint);
+  if (METRICS_PORT) spec.telemetry = { metrics: { prometheus_port: Number(METRICS_PORT) } };
+  Object.assign(spec.sources.access_logs, { paths: [join(dir, 'access.log*')], follow: true });
+  for (const sink of Object.values(spec.sinks) as Array<Record<string, unknown>>) {
+    if (sink.type === 'postgres') Object.assign(sink, { url: URL, schema });
+    if (sink.type === 'file') sink.path = join(dir, 'rejects.jsonl');
+  }
+  return stringify(doc);
+}
+
+/** User plus system CPU seconds of process `pid` so far (/proc/<pid>/stat, in clock ticks of 1/100 s). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const quantile = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 
@@ -98,7 +132,7 @@ async function measure(rate: number): Promise<void> {
   const schema = `etl_fresh_${randomBytes(4).toString('hex')}`;
   const log = join(dir, 'access.log');
   writeFileSync(log, '');
-  writeFileSync(join(dir, 'pipeline.yaml'), pipelineYaml(dir, schema));
+  writeFileSync(join(dir, 'pipeline.yaml'), FULL ? fullPipelineYaml(dir, schema) : pipelineYaml(dir, schema));
   const client = new pg.Client({ connectionString: URL });
   await client.connect();
   const child = spawn(process.execPath, [ETL, 'apply', '--no-progress', join(dir, 'pipeline.yaml')], {
@@ -118,9 +152,15 @@ async function measure(rate: number): Promise<void> {
       );
     } catch {}
   }, 200);
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
   // Wait until the table exists (etl started and opened its sink).
   for (;;) {
-    const { rows } = await client.query('SELECT to_regclass($1) AS t', [`${schema}.hits`]);
+    if (gone) throw new Error(`etl exited before its table existed:\n${stderr}`);
+    const { rows } = await client.query('SELECT to_regclass($1) AS t', [`${schema}.${TABLE}`]);
     if (rows[0]?.t) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -153,7 +193,7 @@ async function measure(rate: number): Promise<void> {
   while (freshness.length < probes && Date.now() < deadline) {
     const { rows } = await client.query(
       `SELECT (regexp_match(query, 'w=(\\d+)'))[1]::bigint AS w, (regexp_match(query, 'n=(\\d+)'))[1]::int AS n
-         FROM "${schema}".hits WHERE timestamp >= $1 AND path = '/probe'`,
+         FROM "${schema}".${TABLE} WHERE timestamp >= $1 AND path = '/probe'`,
       [new Date(Math.floor(newest / 1000) * 1000 - 2000).toISOString()],
     );
     const now = Date.now();
@@ -166,7 +206,7 @@ async function measure(rate: number): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  const { rows: counted } = await client.query(`SELECT count(*)::int AS n FROM "${schema}".hits`);
+  const { rows: counted } = await client.query(`SELECT count(*)::int AS n FROM "${schema}".${TABLE}`);
   const metrics = METRICS_PORT
     ? await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`).then(
         (r) => r.text(),
@@ -175,8 +215,9 @@ async function measure(rate: number): Promise<void> {
     : '';
   clearInterval(writer);
   clearInterval(rss);
+  const cpu = cpuSeconds(child.pid);
   child.kill('SIGINT');
-  const code = await new Promise((r) => child.once('exit', r));
+  const code = await exited;
   if (code !== 0 || process.env.ETL_BENCH_VERBOSE) process.stderr.write(stderr);
   await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await client.end();
@@ -188,6 +229,7 @@ async function measure(rate: number): Promise<void> {
   console.log(`${label}_p95: ${quantile(freshness, 0.95)} ms`);
   console.log(`${label}_p99: ${quantile(freshness, 0.99)} ms`);
   console.log(`${label}_peak_rss: ${Math.round(peak)} MiB`);
+  console.log(`${label}_cpu: ${cpu.toFixed(1)} s user+sys of etl (started to measured)`);
   if (metrics) {
     const whole = histogram(metrics, 'etl_checkpoint_duration_seconds');
     const sink = histogram(metrics, 'etl_sink_commit_duration_seconds');

@@ -2,7 +2,7 @@
  * The checkpoint coordinator on its own, with real credit gates and sinks that record what they see: the
  * invariants that make checkpoints exactly once, whatever the sinks can do.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Sink, Snapshot } from '../../engine/operator.ts';
 import { deadLetter } from '../../engine/record.ts';
 import { type CheckpointHost, Checkpoints, type CommittingSink } from '../../engine/runtime/checkpoints.ts';
@@ -159,6 +159,28 @@ describe('checkpoints', () => {
     await checkpoints.take();
     // No sink state in the record: the sink's own storage decides on a rerun.
     expect(saves[0]?.pending?.sinks).toEqual({});
+  });
+
+  it('cuts a timed checkpoint when it is due: one interval after the last one started, whatever asked for it', async () => {
+    vi.useFakeTimers({ now: 0 });
+    try {
+      const log: string[] = [];
+      const { h } = host([{ id: 'a', sink: loggingSink(log, 'a', { cut: true }) }]);
+      const checkpoints = new Checkpoints(h, { nextId: 1, intervalMs: 1000 });
+      const cuts: number[] = [];
+      checkpoints.onCut(() => cuts.push(Date.now()));
+      checkpoints.start();
+      await vi.advanceTimersByTimeAsync(100);
+      checkpoints.markDirty();
+      checkpoints.request();
+      await vi.advanceTimersByTimeAsync(0);
+      checkpoints.markDirty();
+      await vi.advanceTimersByTimeAsync(1500);
+      await checkpoints.stop();
+      expect(cuts).toEqual([100, 1100]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('takes nothing when nothing happened, and numbers snapshots upwards from the one given', async () => {

@@ -30,6 +30,15 @@ describe('state store', () => {
     expect((await store.load())?.committed?.id).toBe(1);
   });
 
+  it('writes a small state and a large one (written asynchronously) whole, with no temporary file left', async () => {
+    const store = new StateStore(join(dir, 'c'), 'p');
+    await store.save({ committed: checkpoint(1) });
+    expect((await store.load())?.committed).toEqual(checkpoint(1));
+    await store.save({ committed: checkpoint(2, 300_000) });
+    expect((await store.load())?.committed).toEqual(checkpoint(2, 300_000));
+    expect(readdirSync(join(dir, 'c', 'state'))).toEqual(['p.json']);
+  });
+
   // A real full disk needs a file system of our own: a small tmpfs, which only root can mount (as on CI).
   it.runIf(process.getuid?.() === 0)(
     'on a full disk: ETL_STATE_IO, the previous state intact, no .tmp left',
