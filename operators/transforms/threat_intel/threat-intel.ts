@@ -9,14 +9,17 @@ import { EtlError } from '../../../engine/errors.ts';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
 import { recordBuilder } from '../../shared/enrich.ts';
+import { cacheKey } from '../../shared/cache-key.ts';
 import { type FieldReader, fieldGetter } from '../../shared/fields.ts';
 import { AbuseIpdb, isPublic } from './abuseipdb.ts';
-import { ListVerdicts } from './list-verdicts.ts';
-import { WatchedList } from './lists.ts';
+import { addressBytes, WatchedList } from './lists.ts';
 import type { ThreatIntelOptions } from './schema.ts';
 import { BUNDLED_RULES, combineRules, readRules, Signatures, type Target } from './signatures.ts';
 
 export const THREATS_PORT = 'threats';
+
+/** IPv6 answers of `addressBytes` kept (see `addressOf`). */
+const V6_KEPT = 10_000;
 
 export class ThreatIntelTransform implements Transform {
   private readonly options: ThreatIntelOptions;
@@ -37,8 +40,7 @@ export class ThreatIntelTransform implements Transform {
   private readonly values: unknown[];
   /** The request parts of the record being matched (one object for all). */
   private readonly parts: Partial<Record<Target, string>> = {};
-  /** The lists' verdicts by address text, emptied when a list (re)loads. */
-  private readonly listVerdicts = new ListVerdicts(() => this.lists);
+  private readonly v6 = new Map<string, readonly number[] | null>();
 
   constructor(options: ThreatIntelOptions, ctx: OperatorContext) {
     this.options = options;
@@ -127,7 +129,6 @@ export class ThreatIntelTransform implements Transform {
       list: list.name,
     });
     list.on('loaded', (event) => {
-      this.listVerdicts.clear();
       ranges.set(event.ranges);
       loads.inc();
       const refused = event.refused.length;
@@ -229,11 +230,40 @@ export class ThreatIntelTransform implements Transform {
    * (the first list's on a tie) and its note, or nulls; true when some list holds it.
    */
   private lookUp(value: unknown, values: unknown[]): boolean {
-    const verdict = typeof value === 'string' ? this.listVerdicts.match(value) : undefined;
-    values[1] = verdict ? verdict.names : null;
-    values[2] = verdict ? verdict.range : null;
-    values[3] = verdict ? verdict.note : null;
-    return verdict !== undefined;
+    values[1] = null;
+    values[2] = null;
+    values[3] = null;
+    if (typeof value !== 'string') return false;
+    const address = this.addressOf(value);
+    if (address === undefined) return false;
+    let best = -1;
+    let names: string | null = null;
+    for (const list of this.lists) {
+      const hit = list.lookup(address);
+      if (hit === undefined) continue;
+      names = names === null ? list.name : `${names},${list.name}`;
+      if (hit.length > best) {
+        best = hit.length;
+        values[2] = hit.entry.range;
+        values[3] = hit.entry.note;
+      }
+    }
+    values[1] = names;
+    return names !== null;
+  }
+
+  /**
+   * `addressBytes`, with the answers for IPv6 kept: ipaddr.js takes microseconds to read one, and clients repeat.
+   * Emptied when full (addresses are short: a few MiB at most).
+   */
+  private addressOf(text: string): readonly number[] | undefined {
+    if (!text.includes(':')) return addressBytes(text);
+    const known = this.v6.get(text);
+    if (known !== undefined) return known ?? undefined;
+    const bytes = addressBytes(text);
+    if (this.v6.size >= V6_KEPT) this.v6.clear();
+    this.v6.set(cacheKey(text), bytes ?? null);
+    return bytes;
   }
 
   async close(): Promise<void> {
