@@ -66,8 +66,9 @@ for (const [net, bits] of RESERVED_V6) RESERVED.addSubnet(net, bits, 'ipv6');
 
 /**
  * The first octet (IPv4) or group (IPv6) of each address some reserved block holds, marked: most addresses
- * start with an unmarked one and are public without `BlockList.check`, which takes about 2.7 µs (it parses the
- * address again, in C++).
+ * start with an unmarked one and are public without `BlockList.check`, which parses the address again across
+ * the C++ boundary: `resolve` of each of the 34,327 distinct addresses of 300,000 bench lines took 2.03–2.17 µs
+ * with it, 1.72–1.78 µs with the table (CPU, both versions interleaved in one process, three runs, loaded).
  */
 const V4_LEADS = new Uint8Array(256);
 const V6_LEADS = new Uint8Array(65536);
