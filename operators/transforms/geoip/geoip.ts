@@ -30,8 +30,7 @@ export function bundledDatabase(): string {
  * multicast and reserved blocks (IANA special-purpose registries). Checked before the lookup because some
  * databases answer for them (a country for 192.168.0.0/16) and the answer would be wrong.
  */
-const RESERVED = new BlockList();
-for (const [net, bits] of [
+export const RESERVED_V4: readonly (readonly [string, number])[] = [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
   ['100.64.0.0', 10],
@@ -47,10 +46,8 @@ for (const [net, bits] of [
   ['203.0.113.0', 24],
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
-] as const) {
-  RESERVED.addSubnet(net, bits, 'ipv4');
-}
-for (const [net, bits] of [
+];
+export const RESERVED_V6: readonly (readonly [string, number])[] = [
   ['::', 127],
   ['64:ff9b:1::', 48],
   ['100::', 64],
@@ -62,8 +59,47 @@ for (const [net, bits] of [
   ['fe80::', 10],
   ['fec0::', 10],
   ['ff00::', 8],
-] as const) {
-  RESERVED.addSubnet(net, bits, 'ipv6');
+];
+const RESERVED = new BlockList();
+for (const [net, bits] of RESERVED_V4) RESERVED.addSubnet(net, bits, 'ipv4');
+for (const [net, bits] of RESERVED_V6) RESERVED.addSubnet(net, bits, 'ipv6');
+
+/**
+ * The first octet (IPv4) or group (IPv6) of each address some reserved block holds, marked: most addresses
+ * start with an unmarked one and are public without `BlockList.check`, which parses the address again across
+ * the C++ boundary: `resolve` of each of the 34,327 distinct addresses of 300,000 bench lines took 2.03–2.17 µs
+ * with it, 1.72–1.78 µs with the table (CPU, both versions interleaved in one process, three runs, loaded).
+ */
+const V4_LEADS = new Uint8Array(256);
+const V6_LEADS = new Uint8Array(65536);
+for (const [net, bits] of RESERVED_V4) markLeads(V4_LEADS, Number(net.split('.')[0]), 8, bits);
+for (const [net, bits] of RESERVED_V6) markLeads(V6_LEADS, leadOf(net, 6), 16, bits);
+
+function markLeads(leads: Uint8Array, lead: number, width: number, bits: number): void {
+  const span = bits >= width ? 1 : 2 ** (width - bits);
+  leads.fill(1, lead, lead + span);
+}
+
+/** The first octet (decimal, before `.`) or group (hex, before `:`; 0 when the text starts with `::`). */
+function leadOf(address: string, family: 4 | 6): number {
+  let lead = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (family === 4) {
+      if (c === 46) break;
+      lead = lead * 10 + (c - 48);
+    } else {
+      if (c === 58) break;
+      lead = lead * 16 + (c <= 57 ? c - 48 : (c | 0x20) - 87);
+    }
+  }
+  return lead;
+}
+
+/** Whether a reserved block holds `address` (valid, as `isIP` said: `family`). */
+export function isReserved(address: string, family: 4 | 6): boolean {
+  if ((family === 4 ? V4_LEADS : V6_LEADS)[leadOf(address, family)] !== 1) return false;
+  return RESERVED.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 type Value = string | number | null;
@@ -87,7 +123,7 @@ export function lookupAddress(raw: string): { address: string; reserved: boolean
     address = address.slice(7);
     family = 4;
   }
-  return { address, reserved: RESERVED.check(address, family === 4 ? 'ipv4' : 'ipv6') };
+  return { address, reserved: isReserved(address, family === 4 ? 4 : 6) };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
