@@ -6,8 +6,8 @@
  * after. A rerun that finds `pending` asks transactional sinks which of the two they committed.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { EtlError } from '../errors.ts';
 import type { DeadLetter } from '../record.ts';
 import type { KeyedRecord } from './keyed.ts';
@@ -56,6 +56,7 @@ export class StateStore {
   }
 
   async load(): Promise<PipelineState | undefined> {
+    await this.removeStaleTemps();
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
@@ -75,6 +76,26 @@ export class StateStore {
         `checkpoint state ${this.path} is unreadable (${(error as Error).message}); move it away to start over`,
         { cause: error },
       );
+    }
+  }
+
+  /**
+   * Temporary files of saves a killed process did not finish (`<name>.json.<pid>.tmp`): never read, they would
+   * pile up with every SIGKILL. Only those of processes no longer running, so a run that shares nothing is safe.
+   */
+  private async removeStaleTemps(): Promise<void> {
+    const dir = dirname(this.path);
+    const prefix = `${basename(this.path)}.`;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const pid = name.startsWith(prefix) ? /^(\d+)\.tmp$/.exec(name.slice(prefix.length))?.[1] : undefined;
+      if (pid === undefined || Number(pid) === process.pid || isRunning(Number(pid))) continue;
+      await unlink(join(dir, name)).catch(() => {});
     }
   }
 
@@ -141,5 +162,15 @@ export class StateStore {
         retriable: true,
       });
     }
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -30,6 +30,22 @@ describe('state store', () => {
     expect((await store.load())?.committed?.id).toBe(1);
   });
 
+  it('removes at load the temporary files of saves killed midway, only those of processes gone', async () => {
+    const store = new StateStore(join(dir, 'd'), 'p');
+    await store.save({ committed: checkpoint(1) });
+    // Above Linux's largest pid (2^22): no process has it.
+    const gone = join(dir, 'd', 'state', 'p.json.4194399.tmp');
+    const live = join(dir, 'd', 'state', `p.json.${process.ppid}.tmp`);
+    const other = join(dir, 'd', 'state', 'q.json.4194399.tmp');
+    for (const path of [gone, live, other]) writeFileSync(path, '{"half":');
+    expect((await store.load())?.committed?.id).toBe(1);
+    expect(readdirSync(join(dir, 'd', 'state')).sort()).toEqual([
+      'p.json',
+      `p.json.${process.ppid}.tmp`,
+      'q.json.4194399.tmp',
+    ]);
+  });
+
   it('writes a small state and a large one (written asynchronously) whole, with no temporary file left', async () => {
     const store = new StateStore(join(dir, 'c'), 'p');
     await store.save({ committed: checkpoint(1) });
