@@ -147,6 +147,19 @@ describe.skipIf(missing !== undefined)(`sftp source against OpenSSH${missing ? `
     const third = await readOnce(opts, second.lastPosition);
     expect(third.messages).toEqual([]);
     expect(third.batches).toEqual([]);
+
+    // A position written before files had fingerprints: read on from it, and given them.
+    type Entry = { path: string; fingerprint?: string; fingerprint_bytes?: number; input?: string };
+    const older = {
+      inputs: (second.lastPosition as { inputs: Entry[] }).inputs.map(
+        ({ fingerprint: _f, fingerprint_bytes: _b, input: _i, ...rest }) => rest,
+      ),
+    };
+    appendFileSync(join(dir, 'access.log'), '\nlast\n');
+    const fourth = await readOnce(opts, older);
+    expect(fourth.messages).toEqual(['', 'last']);
+    const upgraded = (fourth.lastPosition as { inputs: Entry[] }).inputs.find((e) => e.path === plainPath);
+    expect(upgraded?.fingerprint).toMatch(/^[0-9a-f]{32}$/);
   });
 
   /** Lines long enough that a few of them fill the fingerprint (a rename is known by the first KiB). */

@@ -219,25 +219,20 @@ class SftpSource implements Source {
       }
       if (file.size === known.size && file.mtimeMs === known.mtime_ms) continue;
       const shrank = file.size < known.size || (!file.gzip && file.size < known.offset);
-      let head: Head | undefined;
-      if (known.fingerprint !== undefined || shrank) {
-        head = await this.headOf(sftp, file);
-        if (head === undefined) continue;
-      }
+      const head = await this.headOf(sftp, file);
+      if (head === undefined) continue;
+      // An entry of an older position has no fingerprint: taken as the same content, and given one now.
       const sameStart =
         known.fingerprint === undefined ||
-        (head !== undefined &&
-          head.bytes.length >= (known.fingerprint_bytes ?? 0) &&
+        (head.bytes.length >= (known.fingerprint_bytes ?? 0) &&
           fingerprintOf(head, known.fingerprint_bytes) === known.fingerprint);
       if (!shrank && sameStart) {
         // The same content: its fingerprint grows with it up to its full length; touched only, it is not news.
-        const longer = head !== undefined && head.bytes.length > (known.fingerprint_bytes ?? 0);
+        const longer = known.fingerprint === undefined || head.bytes.length > (known.fingerprint_bytes ?? 0);
         this.inputs.set(file.path, {
           ...known,
           ...(file.size === known.size ? { mtime_ms: file.mtimeMs } : {}),
-          ...(longer
-            ? { fingerprint: fingerprintOf(head as Head), fingerprint_bytes: (head as Head).bytes.length }
-            : {}),
+          ...(longer ? { fingerprint: fingerprintOf(head), fingerprint_bytes: head.bytes.length } : {}),
         });
         continue;
       }
