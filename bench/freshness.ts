@@ -236,10 +236,15 @@ async function measure(rate: number): Promise<void> {
   const label = `freshness_${rate}`;
   if (process.env.ETL_BENCH_VERBOSE) {
     pollMs.sort((a, b) => a - b);
-    console.log(`${label}_poll: ${pollMs.length} queries, p50 ${quantile(pollMs, 0.5).toFixed(0)} ms, max ${pollMs.at(-1)?.toFixed(0)} ms`);
+    console.log(
+      `${label}_poll: ${pollMs.length} queries, p50 ${quantile(pollMs, 0.5).toFixed(0)} ms, max ${pollMs.at(-1)?.toFixed(0)} ms`,
+    );
     // Where the tail comes from: warm-up, a rotation, or all along.
     for (let second = 0; second < SECONDS; second++) {
-      const those = bySecond.filter(([s]) => s === second).map(([, f]) => f).sort((a, b) => a - b);
+      const those = bySecond
+        .filter(([s]) => s === second)
+        .map(([, f]) => f)
+        .sort((a, b) => a - b);
       console.log(`${label}_second_${second}: p50 ${quantile(those, 0.5)} ms, max ${those.at(-1) ?? '-'} ms`);
     }
   }
