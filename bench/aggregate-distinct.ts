@@ -12,13 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { OperatorContext, Transform } from '../engine/operator.ts';
 import type { EtlRecord } from '../engine/record.ts';
-import { detachedState, noopMetrics, silentLogger } from '../engine/runtime/noop.ts';
 import { writeLogFile } from '../operators/sources/generator/write-file.ts';
 import { HyperLogLog } from '../operators/transforms/aggregate/hyperloglog.ts';
 import aggregateDefinition from '../operators/transforms/aggregate/index.ts';
 import type { AggregateOptions } from '../operators/transforms/aggregate/schema.ts';
 import parseDefinition from '../operators/transforms/parse/index.ts';
 import type { ParseOptions } from '../operators/transforms/parse/schema.ts';
+import { benchContext } from './_context.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,19 +27,7 @@ const arg = (name: string): string | undefined => {
 const BATCH = 1000;
 
 function context(id: string, watermark: () => number | undefined): OperatorContext {
-  return {
-    pipeline: 'bench',
-    id,
-    logger: silentLogger,
-    signal: new AbortController().signal,
-    dataDir: tmpdir(),
-    baseDir: tmpdir(),
-    metrics: noopMetrics,
-    requestCheckpoint() {},
-    readPorts: new Set(['default', 'dead_letter']),
-    ...detachedState,
-    watermark,
-  };
+  return benchContext(id, { ports: ['default', 'dead_letter'], watermark });
 }
 
 /** Seconds `process()` + `flush()` take over the batches, and the rows emitted. */

@@ -17,7 +17,6 @@ import { fileURLToPath } from 'node:url';
 import { loadPipelinesFromString } from '../engine/config/load.ts';
 import type { OperatorContext, Transform } from '../engine/operator.ts';
 import type { EtlRecord } from '../engine/record.ts';
-import { detachedState, noopMetrics, silentLogger } from '../engine/runtime/noop.ts';
 import { runPipeline } from '../engine/runtime/run.ts';
 import { writeLogFile } from '../operators/sources/generator/write-file.ts';
 import aggregateDefinition from '../operators/transforms/aggregate/index.ts';
@@ -25,6 +24,7 @@ import type { AggregateOptions } from '../operators/transforms/aggregate/schema.
 import parseDefinition from '../operators/transforms/parse/index.ts';
 import type { ParseOptions } from '../operators/transforms/parse/schema.ts';
 import { readFileSync } from 'node:fs';
+import { benchContext } from './_context.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -55,19 +55,7 @@ const aggregateOptions = {
 } as AggregateOptions;
 
 function context(id: string, watermark: () => number | undefined): OperatorContext {
-  return {
-    pipeline: 'bench',
-    id,
-    logger: silentLogger,
-    signal: new AbortController().signal,
-    dataDir: tmpdir(),
-    baseDir: tmpdir(),
-    metrics: noopMetrics,
-    requestCheckpoint() {},
-    readPorts: new Set(['default', 'dead_letter']),
-    ...detachedState,
-    watermark,
-  };
+  return benchContext(id, { ports: ['default', 'dead_letter'], watermark });
 }
 
 /**

@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { OperatorContext, SinkWriteContext } from '../engine/operator.ts';
-import { detachedState } from '../engine/runtime/noop.ts';
 import { THREAD_NAME } from '../operators/sinks/postgres/pglite-driver.ts';
 import { createPostgresSink } from '../operators/sinks/postgres/postgres.ts';
 import { makeBatch } from './access-records.ts';
+import { benchContext } from './_context.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,7 +31,6 @@ const COMMIT_EVERY = 100;
 /** Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on Linux). */
 const TICKS_PER_SECOND = 100;
 
-const quiet = () => {};
 const deadLetters: SinkWriteContext = {
   deadLetter(_record, reason) {
     throw new Error(`unexpected dead letter: ${reason}`);
@@ -39,18 +38,7 @@ const deadLetters: SinkWriteContext = {
 };
 
 function context(dataDir: string): OperatorContext {
-  return {
-    pipeline: 'bench',
-    id: 'store',
-    logger: { debug: quiet, info: quiet, warn: quiet, error: quiet },
-    signal: new AbortController().signal,
-    dataDir,
-    baseDir: dataDir,
-    metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
-    requestCheckpoint() {},
-    readPorts: new Set(['default', 'dead_letter', 'error_log']),
-    ...detachedState,
-  };
+  return benchContext('store', { dataDir });
 }
 
 /** CPU milliseconds (user + system) of this process's threads named `name`, summed. */

@@ -28,7 +28,6 @@ import { NODE_FLAGS } from '../bin/runtime.js';
 import { loadPipelinesFromString } from '../engine/config/load.ts';
 import type { OperatorContext, Transform, TransformDefinition } from '../engine/operator.ts';
 import type { EtlRecord } from '../engine/record.ts';
-import { detachedState } from '../engine/runtime/noop.ts';
 import { runPipeline } from '../engine/runtime/run.ts';
 import geoipDefinition from '../operators/transforms/geoip/index.ts';
 import type { GeoipOptions } from '../operators/transforms/geoip/schema.ts';
@@ -37,6 +36,7 @@ import type { ParseOptions } from '../operators/transforms/parse/schema.ts';
 import userAgentDefinition from '../operators/transforms/user_agent/index.ts';
 import type { UserAgentOptions } from '../operators/transforms/user_agent/schema.ts';
 import { random } from './_random.ts';
+import { benchContext } from './_context.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -129,18 +129,7 @@ function agents(n: number, rnd: () => number): string[] {
   return [...out];
 }
 
-const context = (id: string): OperatorContext => ({
-  pipeline: 'bench',
-  id,
-  logger: { debug() {}, info() {}, warn() {}, error() {} },
-  signal: new AbortController().signal,
-  dataDir: tmpdir(),
-  baseDir: tmpdir(),
-  metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
-  requestCheckpoint() {},
-  readPorts: new Set(['default', 'dead_letter']),
-  ...detachedState,
-});
+const context = (id: string): OperatorContext => benchContext(id, { ports: ['default', 'dead_letter'] });
 
 /**
  * CPU seconds of the main thread: the machine is shared, and wall time would count the time others' processes

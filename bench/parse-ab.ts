@@ -7,7 +7,6 @@
  * Usage: node bench/parse-ab.ts --base <path of the other checkout> [--lines N] [--pairs P] [--formats a,b]
  * Without --base it prints that it was skipped (so `npm run bench` can run it).
  */
-import { detachedState } from '../engine/runtime/noop.ts';
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -17,24 +16,14 @@ import { BUILTIN_TEMPLATES } from '../operators/transforms/parse/formats/builtin
 import { Formatter } from '../operators/transforms/parse/formats/formatter.ts';
 import { compileTemplate } from '../operators/transforms/parse/formats/index.ts';
 import { emptyAccessRecord } from '../operators/shared/log-records.ts';
+import { benchContext } from './_context.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : undefined;
 };
 
-const context: OperatorContext = {
-  pipeline: 'bench',
-  id: 'parsed',
-  logger: { debug() {}, info() {}, warn() {}, error() {} },
-  signal: new AbortController().signal,
-  dataDir: '.',
-  baseDir: '.',
-  metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
-  requestCheckpoint() {},
-  readPorts: new Set(['default', 'dead_letter', 'error_log']),
-  ...detachedState,
-};
+const context: OperatorContext = benchContext('parsed', { dataDir: '.' });
 
 /** Deterministic lines: varied addresses (15% IPv6), paths, statuses, agents, one second per 50 lines. */
 function lines(n: number): string[] {

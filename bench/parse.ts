@@ -6,7 +6,6 @@
  * GoAccess, when on PATH, parses the same file (`--log-format=COMBINED`, JSON report) for comparison.
  * Usage: node bench/parse.ts [--lines N]
  */
-import { detachedState } from '../engine/runtime/noop.ts';
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +22,7 @@ import parseDefinition from '../operators/transforms/parse/index.ts';
 import { type AccessRecord, emptyAccessRecord } from '../operators/shared/log-records.ts';
 import type { ParseOptions } from '../operators/transforms/parse/schema.ts';
 import { random } from './_random.ts';
+import { benchContext } from './_context.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -100,18 +100,7 @@ function generate(file: string, lines: number): void {
   closeSync(fd);
 }
 
-const silentContext: OperatorContext = {
-  pipeline: 'bench',
-  id: 'parsed',
-  logger: { debug() {}, info() {}, warn() {}, error() {} },
-  signal: new AbortController().signal,
-  dataDir: tmpdir(),
-  baseDir: tmpdir(),
-  metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
-  requestCheckpoint() {},
-  readPorts: new Set(['default', 'dead_letter', 'error_log']),
-  ...detachedState,
-};
+const silentContext: OperatorContext = benchContext('parsed');
 
 /** One case, in a child process: file → split → parse → blackhole; prints its figures as JSON. */
 async function child(file: string, format: string): Promise<void> {

@@ -21,7 +21,6 @@
  * Prints `name: value unit` lines.
  */
 import { NODE_FLAGS } from '../bin/runtime.js';
-import { detachedState } from '../engine/runtime/noop.ts';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -35,6 +34,7 @@ import { createPostgresSink } from '../operators/sinks/postgres/postgres.ts';
 import type { PostgresSinkOptions } from '../operators/sinks/postgres/schema.ts';
 import { writeLogFile } from '../operators/sources/generator/write-file.ts';
 import { makeBatch } from './access-records.ts';
+import { benchContext } from './_context.ts';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -170,19 +170,7 @@ spec:
 }
 
 function context(dataDir: string): OperatorContext {
-  const quiet = () => {};
-  return {
-    pipeline: 'bench',
-    id: 'store',
-    logger: { debug: quiet, info: quiet, warn: quiet, error: quiet },
-    signal: new AbortController().signal,
-    dataDir,
-    baseDir: dataDir,
-    metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
-    requestCheckpoint() {},
-    readPorts: new Set(['default', 'dead_letter', 'error_log']),
-    ...detachedState,
-  };
+  return benchContext('store', { dataDir });
 }
 
 const deadLetters: SinkWriteContext = {

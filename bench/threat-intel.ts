@@ -14,13 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { loadPipelinesFromString } from '../engine/config/load.ts';
 import type { OperatorContext } from '../engine/operator.ts';
 import type { EtlRecord } from '../engine/record.ts';
-import { detachedState } from '../engine/runtime/noop.ts';
 import { runPipeline } from '../engine/runtime/run.ts';
 import parseDefinition from '../operators/transforms/parse/index.ts';
 import type { ParseOptions } from '../operators/transforms/parse/schema.ts';
 import threatDefinition from '../operators/transforms/threat_intel/index.ts';
 import type { ThreatIntelOptions } from '../operators/transforms/threat_intel/schema.ts';
 import { random } from './_random.ts';
+import { benchContext } from './_context.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -137,18 +137,7 @@ ${threat}  sinks:
   }
 }
 
-const context: OperatorContext = {
-  pipeline: 'bench',
-  id: 'intel',
-  logger: { debug() {}, info() {}, warn() {}, error() {} },
-  signal: new AbortController().signal,
-  dataDir: tmpdir(),
-  baseDir: tmpdir(),
-  metrics: { counter: () => ({ inc() {} }), gauge: () => ({ set() {} }) },
-  requestCheckpoint() {},
-  readPorts: new Set(['default', 'threats']),
-  ...detachedState,
-};
+const context: OperatorContext = benchContext('intel', { ports: ['default', 'threats'] });
 
 /** `process()` alone, on records parsed beforehand; prints records/s and matches as JSON. */
 async function processChild(log: string, list: string): Promise<void> {
