@@ -17,6 +17,13 @@ try {
   const { db, made } = await openPglite(dir);
   await db.close();
   if (made !== 'initdb') throw new Error(`expected initdb to make ${dir}, not ${made}`);
+  // initdb leaves 7 MB of its WAL in the segment a new database starts from, written (and synced) at every
+  // first run. Started again on a fresh segment, with the old one removed rather than recycled (a recycled
+  // segment keeps its old bytes), the template holds only a checkpoint's few bytes of WAL.
+  const again = (await openPglite(dir, undefined, ['wal_recycle=off'])).db;
+  await again.query('SELECT pg_switch_wal()');
+  await again.exec('CHECKPOINT');
+  await again.close();
   const packed = await packTemplate(dir, pgliteVersion());
   await writeFile(TEMPLATE_PATH, packed);
   console.log(`${TEMPLATE_PATH}: PGlite ${pgliteVersion()}, ${packed.length} bytes`);

@@ -125,10 +125,6 @@ class DatabaseThread {
   }
 
   static async start(dir: string): Promise<DatabaseThread> {
-    // A new data directory is unpacked from the template here while the thread starts (its start and PGlite's
-    // import take as long): the thread opens the database once told that the directory is there.
-    const made = ensureDataDir(dir, undefined);
-    made.catch(() => {});
     const worker = new Worker(BOOT, {
       eval: true,
       // The thread's name in `top -H` and /proc/<pid>/task/*/comm: its CPU time can be told from the pipeline's.
@@ -140,6 +136,10 @@ class DatabaseThread {
         compileCache: getCompileCacheDir(),
       } satisfies WorkerInput & Boot,
     });
+    // A new data directory is unpacked from the template now, while the thread boots (importing PGlite takes
+    // as long; unpacking first made the thread wait): it opens the database once told the directory is there.
+    const made = ensureDataDir(dir, undefined);
+    made.catch(() => {});
     const thread = new DatabaseThread(worker);
     worker.on('message', (reply: Reply) => thread.settle(reply));
     worker.on('error', (error: unknown) => thread.stop(error instanceof Error ? error : new Error(String(error))));

@@ -35,24 +35,28 @@ export const START_PARAMS: readonly string[] = [
 
 /**
  * Opens (first making, see template.ts) the embedded database in `dir`; `module`: PGlite's WebAssembly,
- * already compiled.
+ * already compiled; `settings`: more `name=value` settings for this start.
  */
-export async function openPglite(dir: string, module?: WasmModule): Promise<{ db: PGlite; made: string }> {
+export async function openPglite(
+  dir: string,
+  module?: WasmModule,
+  settings: readonly string[] = [],
+): Promise<{ db: PGlite; made: string }> {
   const made = await ensureDataDir(dir, async (fresh) => {
     // PGlite's initdb: for a template made by another PGlite version.
-    const db = await create(fresh, module);
+    const db = await create(fresh, module, []);
     await db.close();
   });
-  const db = await create(dir, module);
+  const db = await create(dir, module, settings);
   await db.exec("SET TIME ZONE 'UTC'");
   return { db, made };
 }
 
-function create(dir: string, module: WasmModule | undefined): Promise<PGlite> {
+function create(dir: string, module: WasmModule | undefined, settings: readonly string[]): Promise<PGlite> {
   return PGlite.create({
     dataDir: dir,
     fs: new SyncedNodeFS(dir),
-    startParams: [...START_PARAMS],
+    startParams: [...START_PARAMS, ...settings.flatMap((setting) => ['-c', setting])],
     ...(module ? { pgliteWasmModule: module } : {}),
   });
 }

@@ -14,8 +14,8 @@
  * its trailing zeros, and files are extended to their size with truncate.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { closeSync, fsync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,6 +24,7 @@ import { EtlError } from '../../../engine/errors.ts';
 
 export const TEMPLATE_PATH = join(import.meta.dirname, 'template', 'pgdata.br');
 const brotliDecompress = promisify(brotliDecompressCallback);
+const fsyncAsync = promisify(fsync);
 
 interface Manifest {
   /** The PGlite version whose initdb made the directory. */
@@ -79,6 +80,8 @@ export async function ensureDataDir(
 }
 
 const TMP_SUFFIX = '.creating-';
+/** Files written before their syncs are awaited (two chunks open at most). */
+const FILES_PER_CHUNK = 256;
 
 /** Directories a process killed while making `dir` left behind (the lock says none is making it now). */
 async function removeLeftovers(dir: string): Promise<void> {
@@ -107,18 +110,32 @@ export async function unpackTemplate(dir: string, archive = TEMPLATE_PATH): Prom
   const manifest = JSON.parse(raw.toString('utf8', 4, 4 + manifestLength)) as Manifest;
   if (manifest.pglite !== pgliteVersion()) return undefined;
   const contents = raw.subarray(4 + manifestLength);
-  await mkdir(dir, { mode: 0o700 });
-  for (const sub of manifest.dirs) await mkdir(join(dir, sub), { mode: 0o700 });
-  await inParallel(manifest.files, 16, async ([path, size, offset, length]) => {
-    const handle = await open(join(dir, path), 'wx', 0o600);
+  // Files are made with synchronous calls and synced on libuv's threads while the next ones are written: a
+  // promise for each open, write, truncate, sync and close of ~970 files took 0.55–0.85 s (loaded), this
+  // 0.3 s. The thread that opens the database boots meanwhile. At most two chunks of files are open at once.
+  mkdirSync(dir, { mode: 0o700 });
+  for (const sub of manifest.dirs) mkdirSync(join(dir, sub), { mode: 0o700 });
+  let syncing: Promise<void> = Promise.resolve();
+  for (let start = 0; start < manifest.files.length; start += FILES_PER_CHUNK) {
+    const fds: number[] = [];
     try {
-      if (length > 0) await handle.write(contents, offset, length, 0);
-      if (size > length) await handle.truncate(size);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      for (const [path, size, offset, length] of manifest.files.slice(start, start + FILES_PER_CHUNK)) {
+        const fd = openSync(join(dir, path), 'wx', 0o600);
+        fds.push(fd);
+        if (length > 0) writeSync(fd, contents, offset, length, 0);
+        if (size > length) ftruncateSync(fd, size);
+      }
+    } catch (error) {
+      for (const fd of fds) closeSync(fd);
+      await syncing.catch(() => {});
+      throw error;
     }
-  });
+    await syncing;
+    syncing = inParallel(fds, 16, (fd) => fsyncAsync(fd)).finally(() => {
+      for (const fd of fds) closeSync(fd);
+    });
+  }
+  await syncing;
   for (const sub of [...manifest.dirs].reverse()) await syncDir(join(dir, sub));
   return manifest;
 }
