@@ -3,7 +3,7 @@
  * initdb runs PostgreSQL's bootstrap in WebAssembly in a second PGlite instance, which took 10–17 s and
  * peaked at 1.1–1.3 GiB on a first run; unpacking this template takes a fraction of a second.
  *
- * The template ships with the code (template/pgdata.br, about 1 MB; `npm run pglite-template` remakes it),
+ * The template ships with the code (template/pgdata.br, about 0.6 MB; `npm run pglite-template` remakes it),
  * so that a newcomer's very first `etl apply` after `npm ci` never runs initdb. A template made by another
  * PGlite version may not match its catalog: then PGlite's initdb makes the directory, as before. Either
  * way the directory is made under a temporary name and renamed into place, its files synced first, so a
