@@ -62,6 +62,24 @@ const twice = defineTransform({
   },
 });
 
+/** Gives each record a user agent, in new records (it changes nothing it receives). */
+const agents = defineTransform({
+  type: 'test_agents',
+  stability: 'alpha',
+  summary: 'gives each record a user agent (new records)',
+  schema: { $id: 'test_agents', type: 'object' } as const,
+  examples: [],
+  accepts: ['any'],
+  outputs: { default: 'any' },
+  create() {
+    return {
+      process: (records: EtlRecord[]) => ({
+        default: records.map((r) => ({ ...r, user_agent: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0' })),
+      }),
+    };
+  },
+});
+
 const userAgent = registry.find((def) => def.kind === 'transform' && def.type === 'user_agent');
 const count = 250;
 const sink = (id: string, input: string) => stage({ id, def: collectSink, inputs: [input], options: { name: id } });
@@ -109,35 +127,22 @@ describe('record ownership', () => {
     for (const name of ['changed', 'changed2']) expect(collected.get(name)?.every((r) => r.stamped)).toBe(true);
   });
 
-  it('the enrichment stages too: user_agent on one branch, the raw records stored on the other', async () => {
-    if (!userAgent) throw new Error('no user_agent transform');
-    const agents = defineTransform({
-      type: 'test_agents',
-      stability: 'alpha',
-      summary: 'gives each record a user agent (new records)',
-      schema: { $id: 'test_agents', type: 'object' } as const,
-      examples: [],
-      accepts: ['any'],
-      outputs: { default: 'any' },
-      create() {
-        return {
-          process: (records: EtlRecord[]) => ({
-            default: records.map((r) => ({ ...r, user_agent: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0' })),
-          }),
-        };
-      },
-    });
-    await run([
-      stage({ id: 'src', def: countingSource, options: { count } }),
-      stage({ id: 'with_agents', def: agents, inputs: ['src'] }),
-      stage({ id: 'ua', def: userAgent, inputs: ['with_agents'], options: { cache_size: 100 } }),
-      sink('enriched', 'ua'),
-      sink('raw', 'with_agents'),
-    ]);
-    expect(collected.get('enriched')?.every((r) => r.ua_browser === 'Firefox')).toBe(true);
-    expect(collected.get('raw')).toHaveLength(count);
-    expect((collected.get('raw') ?? []).filter((r) => 'ua_browser' in r)).toEqual([]);
-  });
+  it.each([1, 2])(
+    'the enrichment stages too: user_agent (workers: %i) on one branch, the raw records stored on the other',
+    async (workers) => {
+      if (!userAgent) throw new Error('no user_agent transform');
+      await run([
+        stage({ id: 'src', def: countingSource, options: { count } }),
+        stage({ id: 'with_agents', def: agents, inputs: ['src'] }),
+        stage({ id: 'ua', def: userAgent, inputs: ['with_agents'], options: { cache_size: 100 }, workers }),
+        sink('enriched', 'ua'),
+        sink('raw', 'with_agents'),
+      ]);
+      expect(collected.get('enriched')?.every((r) => r.ua_browser === 'Firefox')).toBe(true);
+      expect(collected.get('raw')).toHaveLength(count);
+      expect((collected.get('raw') ?? []).filter((r) => 'ua_browser' in r)).toEqual([]);
+    },
+  );
 
   it('copies only where another stage may hold the records', () => {
     const graph = buildGraph([
