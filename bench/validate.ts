@@ -65,9 +65,11 @@ async function stages() {
 /** Milliseconds for every batch through parse, through validate (on records parsed beforehand), or both. */
 async function round(which: 'parse' | 'validate' | 'both', parsed: EtlRecord[][]): Promise<number> {
   const { parse, validate } = await stages();
+  // validate flags the records themselves (changesRecords): each round gets them as parse made them.
+  const fresh = which === 'validate' ? parsed.map((records) => records.map((r) => ({ ...r }))) : [];
   const start = process.hrtime.bigint();
   if (which === 'validate') {
-    for (const records of parsed) await validate.process(records);
+    for (const records of fresh) await validate.process(records);
   } else {
     for (const batch of batches) {
       const records = ((await parse.process(batch)) as PortRecords).default ?? [];

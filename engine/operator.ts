@@ -396,6 +396,11 @@ export interface SourceDefinition<S extends OptionsSchema = OptionsSchema, O = u
    */
   outputSchemas?(options: O): Readonly<Record<string, RecordSchema>>;
   /**
+   * The source may emit one object more than once, or keeps objects it emitted and reads them later: a
+   * `changesRecords` stage downstream is then given copies (see `TransformDefinition.sharesRecords`).
+   */
+  readonly sharesRecords?: boolean;
+  /**
    * True when, with these options, the source never ends by itself (it tails, listens or generates forever):
    * a stop request is then how its pipeline normally ends, and `etl apply` exits 0 for it. Default: false.
    */
@@ -416,7 +421,7 @@ export interface Transform {
    *
    * A `process` that throws is retried with the same batch (`on_error: retry`) or has the whole batch
    * dead-lettered: it must change no state before it can no longer fail (or undo it), so that a retry counts
-   * nothing twice. Records are never changed in place (with fan-out the same object reaches other stages).
+   * nothing twice. Records are not changed in place unless the definition declares `changesRecords`.
    */
   process(records: EtlRecord[]): PortRecords | Promise<PortRecords>;
   /** Called once when all inputs have ended; emits what the stage still holds (every open window). */
@@ -494,6 +499,27 @@ export interface TransformDefinition<S extends OptionsSchema = OptionsSchema, O 
   readonly stateless?: boolean;
   /** When it depends on the options (a lookup over the network with a shared cache is not), for these options. */
   statelessFor?(options: O): boolean;
+  /**
+   * `process` changes the records it receives in place (adds or overwrites fields) and passes those same objects
+   * on, instead of building new ones. The runtime then hands the stage objects nobody else sees: shallow copies
+   * (`{ ...record }`, which keeps `ORIGIN`) on an edge whose records another stage may also hold (a port with several
+   * readers, a producer that `sharesRecords`, anything upstream of it that does), the records themselves otherwise
+   * (decided per edge when the run is wired, engine/runtime/ownership.ts). The changes must give the same result
+   * when made twice: `on_error: retry` passes the same, possibly already changed, batch again, and a stage given its
+   * own output must emit it unchanged (test/operators/record-schemas.test.ts holds every operator to it). A batch
+   * that fails is dead-lettered as it is then, with what was changed of it. Applies to what `process` receives;
+   * `tick` and `flush` build their own records. Default: false (records reach such a stage possibly shared).
+   */
+  readonly changesRecords?: boolean;
+  /** When it depends on the options (validate changes records only with `flag` rules), for these options. */
+  changesRecordsFor?(options: O): boolean;
+  /**
+   * The stage may emit one object on more than one port (threat_intel's `threats` are also on `default`), or more
+   * than once, or keeps objects it emitted and reads them later: the runtime then never lets a `changesRecords`
+   * stage downstream change them in place. Without it, every object the stage emits is on one port, once, and no
+   * longer its own. Checked on every operator with its test inputs (test/operators/record-schemas.test.ts).
+   */
+  readonly sharesRecords?: boolean;
   /** Output ports (besides the implicit `dead_letter`) and their record kinds. */
   readonly outputs: Readonly<Record<string, RecordKind>>;
   /** When the kinds depend on the options (e.g. parse of error logs), the ports for these options. */

@@ -1,8 +1,9 @@
 /**
  * Records are plain objects. Engine metadata (where a record came from) rides on a symbol key so that
  * sinks serialising records (JSON.stringify, COPY) never see it, while object spread keeps it.
- * Records are immutable once emitted: a stage that changes a record builds a new object
- * (`{ ...record, field }`), because with fan-out the same object reaches several stages.
+ * A stage builds a new object to change a record (`{ ...record, field }`), because with fan-out the same object
+ * reaches several stages, unless its definition declares `changesRecords`: the runtime then gives it objects
+ * nobody else sees (copies where they are shared), which it changes in place (engine/operator.ts).
  */
 export type EtlRecord = { [field: string]: unknown; [ORIGIN]?: Origin };
 

@@ -78,6 +78,7 @@ import { stageOperator } from './stage-operator.ts';
 import { emptyStats, notingWarnings, type RunStats } from './stats.ts';
 import { releaseMemoryWhenIdle } from './idle-memory.ts';
 import { CommitLinks, TraceLinks } from './trace-links.ts';
+import { copyingEdges, copyRecords, edgeKey } from './ownership.ts';
 import { type ChainPlan, planChains } from './workers/chains.ts';
 import type { WorkerChain } from './workers/pool.ts';
 
@@ -215,6 +216,8 @@ class PipelineRun {
   /** Stateless stages on worker threads (`workers`), by stage id, and the workers of each chain. */
   private readonly chains: Map<string, ChainPlan>;
   private readonly workerChains = new Map<ChainPlan, WorkerChain>();
+  /** Edges into stages that change records in place whose records must be handed over as copies (ownership.ts). */
+  private readonly copying: ReadonlySet<string>;
 
   constructor(spec: PipelineSpec, options: RunOptions) {
     this.spec = spec;
@@ -230,6 +233,7 @@ class PipelineRun {
     }
     this.consumers = consumersByPort(this.graph);
     this.chains = planChains(spec, this.consumers);
+    this.copying = copyingEdges(this.graph, this.consumers, (id) => this.chains.has(id));
     this.store = new StateStore(spec.settings.dataDir, spec.name);
     this.keyed = new KeyedStateBackend(spec.settings.dataDir, spec.name);
     // One run per pipeline at a time: two would interleave their sinks' writes and their checkpoints.
@@ -587,11 +591,12 @@ class PipelineRun {
     const upstream = this.stages.get(ref.stage)?.output$;
     if (!upstream) throw new Error(`stage ${ref.stage} is not wired yet`);
     const edge = this.pipelineTelemetry.edge(ref.port === DEFAULT_PORT ? ref.stage : `${ref.stage}.${ref.port}`, to);
+    const copy = this.copying.has(edgeKey(ref.stage, ref.port, to));
     return upstream.pipe(
       filter((out) => out.port === ref.port),
       map((out): Envelope => {
         edge.sent++;
-        return { ...out.envelope, edge };
+        return copy ? { ...out.envelope, records: copyRecords(out.envelope.records), edge } : { ...out.envelope, edge };
       }),
     );
   }

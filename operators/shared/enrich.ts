@@ -1,7 +1,7 @@
 /**
  * What enrichments that add fields from one field's value share (geoip, user_agent): reading the source field,
- * a cache of answers by value that counts its hits for the stage's metrics, and making the enriched record
- * (threat_intel too).
+ * a cache of answers by value that counts its hits for the stage's metrics, and making the enriched record, new or
+ * changed in place (threat_intel too).
  */
 import { LRUCache } from 'lru-cache';
 import type { EtlRecord } from '../../engine/record.ts';
@@ -17,6 +17,20 @@ import { cacheKey } from './cache-key.ts';
 export function recordBuilder(keys: readonly string[]): (record: EtlRecord, values: readonly unknown[]) => EtlRecord {
   const fields = keys.map((key, i) => `${JSON.stringify(key)}: values[${i}]`).join(', ');
   return new Function('record', 'values', `return { ...record, ${fields} };`) as (
+    record: EtlRecord,
+    values: readonly unknown[],
+  ) => EtlRecord;
+}
+
+/**
+ * `recordBuilder`'s counterpart for stages that change records in place (`changesRecords`): sets `keys` to
+ * `values` on `record` itself and returns it. Generated for the same reason (named stores V8 specialises); a key the
+ * record has already keeps its place, as it does in the spread. It spares the copy of a 30–45-field record per stage
+ * and the garbage it leaves.
+ */
+export function recordUpdater(keys: readonly string[]): (record: EtlRecord, values: readonly unknown[]) => EtlRecord {
+  const stores = keys.map((key, i) => `record[${JSON.stringify(key)}] = values[${i}];`).join(' ');
+  return new Function('record', 'values', `${stores} return record;`) as (
     record: EtlRecord,
     values: readonly unknown[],
   ) => EtlRecord;

@@ -1,7 +1,8 @@
 /**
  * One suite over every registered operator (as the OpenTelemetry Collector does for its components):
  * the schema compiles in strict mode, every example validates and builds, an instance closes without
- * having been opened, and every operator folder is registered and has its documentation and tests.
+ * having been opened, every operator folder is registered and has its documentation and tests, and every source and
+ * transform is covered by the record ownership checks (`changesRecords`, `sharesRecords`).
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -81,6 +82,24 @@ describe.each(registry.map((def) => [`${def.kind} ${def.type}`, def] as const))(
       }
     },
   );
+
+  it.runIf(def.kind !== 'sink')('is held to its record ownership promises', () => {
+    // test/operators/record-schemas.test.ts runs every operator declaring `outputSchemas` on generated input and checks
+    // there that no object is emitted twice without `sharesRecords`, that only a `changesRecords` transform changes
+    // its input, and that such a transform given its own output again emits it unchanged.
+    const d = def as SourceDefinition | TransformDefinition;
+    expect(typeof d.outputSchemas, `${def.type} declares no outputSchemas, so its ownership is never checked`).toBe(
+      'function',
+    );
+    expect(['undefined', 'boolean']).toContain(typeof d.sharesRecords);
+    if (def.kind === 'transform') {
+      const t = def as TransformDefinition;
+      expect(['undefined', 'boolean']).toContain(typeof t.changesRecords);
+      for (const example of def.examples) {
+        expect(['undefined', 'boolean']).toContain(typeof t.changesRecordsFor?.(structuredClone(example)));
+      }
+    }
+  });
 
   it('lives in its own folder with schema, definition, README and tests', () => {
     const folder = join(operatorsDir, folderOf[def.kind], def.type);

@@ -169,17 +169,26 @@ function pushOnce(
   };
 }
 
-/** What a transform emits on each port for the input records, in batches, then at flush. */
+/**
+ * What a transform emits on each port for the input records, in batches, then at flush. A transform that does not
+ * declare `changesRecords` must leave the records it is given as they were.
+ */
 async function runTransform(def: TransformDefinition, c: Case): Promise<PortRecords> {
   const input = c.input ?? { schema: OPEN_RECORD_SCHEMA, records: [] };
   const transform = await def.create(c.options, context(def, c.options, input.schema));
+  const changes = def.changesRecordsFor?.(c.options) ?? def.changesRecords === true;
   const out: PortRecords = {};
   const add = (ports: PortRecords) => {
     for (const [port, records] of Object.entries(ports)) out[port] = [...(out[port] ?? []), ...records];
   };
   try {
     await transform.open?.();
-    for (let i = 0; i < input.records.length; i += 16) add(await transform.process(input.records.slice(i, i + 16)));
+    for (let i = 0; i < input.records.length; i += 16) {
+      const batch = input.records.slice(i, i + 16);
+      const before = changes ? undefined : batch.map((r) => ({ ...r }));
+      add(await transform.process(batch));
+      if (before) expect(batch, `${def.type} changed its input without declaring changesRecords`).toEqual(before);
+    }
     if (transform.flush) add(await transform.flush());
   } finally {
     await transform.close?.();
@@ -197,6 +206,8 @@ async function holdsToDeclaration(def: OperatorDefinition, c: Case): Promise<num
         : {};
   const ports = outputPorts(stage({ id: 'stage', def, options: c.options }));
   const emitted = def.kind === 'source' ? await runSource(def, c) : await runTransform(def as TransformDefinition, c);
+  if (def.kind !== 'sink') emitsEachObjectOnce(def, emitted);
+  if (def.kind === 'transform') await sameWhenChangedTwice(def as TransformDefinition, c, emitted);
   let checked = 0;
   for (const [port, records] of Object.entries(emitted)) {
     expect(Object.keys(ports), `${def.type} emits on port ${port}, which it does not declare`).toContain(port);
@@ -211,6 +222,37 @@ async function holdsToDeclaration(def: OperatorDefinition, c: Case): Promise<num
     }
   }
   return checked;
+}
+
+/** Without `sharesRecords`, no object is emitted twice: on two ports, twice on one, or in two batches. */
+function emitsEachObjectOnce(def: SourceDefinition | TransformDefinition, emitted: PortRecords): void {
+  if (def.sharesRecords === true) return;
+  const seen = new Set<EtlRecord>();
+  for (const [port, records] of Object.entries(emitted)) {
+    for (const record of records) {
+      if (seen.has(record))
+        expect.fail(`${def.type} emits an object twice (on ${port}) without declaring sharesRecords`);
+      seen.add(record);
+    }
+  }
+}
+
+/**
+ * A `changesRecords` transform given its own output again (the same objects, as a retry would) emits it unchanged:
+ * its changes give the same result when made twice. Dead letters aside (their time differs).
+ */
+async function sameWhenChangedTwice(def: TransformDefinition, c: Case, emitted: PortRecords): Promise<void> {
+  if (!(def.changesRecordsFor?.(c.options) ?? def.changesRecords === true) || c.input === undefined) return;
+  const records = emitted.default ?? [];
+  const passed = (ports: PortRecords) =>
+    Object.fromEntries(
+      Object.entries(ports)
+        .filter(([port, list]) => port !== DEAD_LETTER_PORT && list.length > 0)
+        .map(([port, list]) => [port, list.map((r) => ({ ...r }))]),
+    );
+  const first = passed(emitted);
+  const again = await runTransform(def, { ...c, input: { schema: c.input.schema, records } });
+  expect(passed(again), `${def.type} given its own output again`).toEqual(first);
 }
 
 function withDefaults(def: OperatorDefinition, options: Record<string, unknown>): Record<string, unknown> {

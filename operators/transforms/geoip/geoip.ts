@@ -12,7 +12,7 @@ import { Reader, type Response } from 'maxmind';
 import { errorMessage } from '../../../engine/errors.ts';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
-import { AnswerCache, recordBuilder } from '../../shared/enrich.ts';
+import { AnswerCache, recordUpdater } from '../../shared/enrich.ts';
 import { fieldReader } from '../../shared/fields.ts';
 import { type FileWatch, watchFile } from '../../shared/watch-file.ts';
 import { GEO_FIELD_NAMES } from './fields.ts';
@@ -161,7 +161,7 @@ export class GeoipTransform implements Transform {
     this.paths = databases.map((p) => (isAbsolute(p) ? p : resolve(ctx.baseDir, p)));
     this.cache = new AnswerCache(options.cache_size ?? 50000, ctx.metrics, 'etl_geoip', 'Addresses');
     const prefix = options.prefix ?? 'geo_';
-    this.build = recordBuilder(GEO_FIELD_NAMES.map((name) => `${prefix}${name}`));
+    this.build = recordUpdater(GEO_FIELD_NAMES.map((name) => `${prefix}${name}`));
     this.read = fieldReader(options.source_field ?? 'client_ip');
     this.regionNames = new Intl.DisplayNames([options.language ?? 'en', 'en'], { type: 'region', fallback: 'none' });
     this.reloads = ctx.metrics.counter(

@@ -18,6 +18,8 @@ export default defineTransform<typeof schema, GeoipOptions>({
   schema,
   accepts: ['access'],
   outputs: { default: 'access' },
+  // Adds its fields to the records themselves.
+  changesRecords: true,
   // Every record gets every field (null when unknown): one shape, one column each.
   outputSchemas: (options, input) => {
     const fields = prefixedFields(options.prefix ?? 'geo_');

@@ -39,6 +39,8 @@ export default defineTransform<typeof schema, SessionizeOptions>({
   schema,
   accepts: ['access'],
   outputs: { default: 'access' },
+  // Adds its fields to the records themselves.
+  changesRecords: true,
   outputSchemas(_options, input): Readonly<Record<string, RecordSchema>> {
     return { default: withFields(input, SESSION_FIELDS, Object.keys(SESSION_FIELDS)) };
   },

@@ -70,12 +70,13 @@ describe('sessionize', () => {
     expect(records[0]).toMatchObject({ client_ip: '1.1.1.1', path: '/' });
   });
 
-  it('keeps the origin and leaves the input records as they were', () => {
+  it('keeps the origin and adds its fields to the records themselves (changesRecords)', () => {
     const { transform } = make(options());
     const input = { ...hit('1.1.1.1', T0), [ORIGIN]: { source: 'logs', line: 3 } } as EtlRecord;
     const [record] = out(transform.process([input]));
     expect(record?.[ORIGIN]).toEqual({ source: 'logs', line: 3 });
-    expect(input).not.toHaveProperty('session_id');
+    expect(record).toBe(input);
+    expect(input).toHaveProperty('session_id');
   });
 
   it('places records out of order within the bound, and passes later ones on unplaced and counted', () => {

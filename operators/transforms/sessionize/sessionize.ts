@@ -136,7 +136,10 @@ export class SessionizeTransform implements Transform {
       if (Number.isNaN(t) || t < this.clock - this.boundMs) {
         if (Number.isNaN(t)) untimed++;
         else late++;
-        out[i] = { ...record, session_id: null, session_seq: null, session_start: null };
+        record.session_id = null;
+        record.session_seq = null;
+        record.session_start = null;
+        out[i] = record;
         continue;
       }
       if (t > this.clock) this.clock = t;
@@ -147,12 +150,11 @@ export class SessionizeTransform implements Transform {
     const placed = placements.length > 0 ? await redis.place(placements, this.ctx.snapshotId(), batch) : [];
     placed.forEach(([start, seq], j) => {
       const i = indices[j] as number;
-      out[i] = {
-        ...(records[i] as EtlRecord),
-        session_id: sessionId((placements[j] as Placement).key, start),
-        session_seq: seq,
-        session_start: new Date(start).toISOString(),
-      };
+      const record = records[i] as EtlRecord;
+      record.session_id = sessionId((placements[j] as Placement).key, start);
+      record.session_seq = seq;
+      record.session_start = new Date(start).toISOString();
+      out[i] = record;
     });
     this.counted(records.length, late, untimed);
     return { default: out };
@@ -168,7 +170,10 @@ export class SessionizeTransform implements Transform {
       if (Number.isNaN(t) || t < this.clock - this.boundMs) {
         if (Number.isNaN(t)) untimed++;
         else late++;
-        out[i] = { ...record, session_id: null, session_seq: null, session_start: null };
+        record.session_id = null;
+        record.session_seq = null;
+        record.session_start = null;
+        out[i] = record;
         continue;
       }
       if (t > this.clock) this.clock = t;
@@ -182,12 +187,10 @@ export class SessionizeTransform implements Transform {
         session = [t, t, 1];
       }
       this.sessions.set(key, session);
-      out[i] = {
-        ...record,
-        session_id: sessionId(key, session[0]),
-        session_seq: session[2],
-        session_start: new Date(session[0]).toISOString(),
-      };
+      record.session_id = sessionId(key, session[0]);
+      record.session_seq = session[2];
+      record.session_start = new Date(session[0]).toISOString();
+      out[i] = record;
     }
     this.counted(records.length, late, untimed);
     this.openGauge.set(this.sessions.size);

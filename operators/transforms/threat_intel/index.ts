@@ -71,6 +71,10 @@ export default defineTransform<typeof schema, ThreatIntelOptions>({
   schema,
   accepts: ['access'],
   outputs: { default: 'access', [THREATS_PORT]: 'access' },
+  // Adds its fields to the records themselves.
+  changesRecords: true,
+  // Each record that matched leaves on `default` and on `threats`.
+  sharesRecords: true,
   outputSchemas(options, input): Readonly<Record<string, RecordSchema>> {
     const fields = threatFields(options);
     const output = withFields(input, fields, Object.keys(fields));

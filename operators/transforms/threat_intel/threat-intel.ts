@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { EtlError } from '../../../engine/errors.ts';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
-import { recordBuilder } from '../../shared/enrich.ts';
+import { recordUpdater } from '../../shared/enrich.ts';
 import { cacheKey } from '../../shared/cache-key.ts';
 import { type FieldReader, fieldGetter } from '../../shared/fields.ts';
 import { AbuseIpdb, isPublic } from './abuseipdb.ts';
@@ -34,7 +34,7 @@ export class ThreatIntelTransform implements Transform {
   private readonly withSignatures: boolean;
   private readonly matches: Record<'list' | 'signature' | 'score' | 'any', { inc(value?: number): void }>;
   private abuse: AbuseIpdb | undefined;
-  /** Makes each output record: its fields and `values` (threat_matched, then the list and signature fields). */
+  /** Sets `values` on each record in place (threat_matched, then the list and signature fields). */
   private readonly build: (record: EtlRecord, values: readonly unknown[]) => EtlRecord;
   /** The added values of the record being made (one array for all: `build` copies them). */
   private readonly values: unknown[];
@@ -52,7 +52,7 @@ export class ThreatIntelTransform implements Transform {
     const keys = ['threat_matched'];
     if (this.withLists) keys.push('threat_lists', 'threat_range', 'threat_range_note');
     if (this.withSignatures) keys.push('threat_rules', 'threat_categories');
-    this.build = recordBuilder(keys);
+    this.build = recordUpdater(keys);
     this.values = keys.map(() => null);
     const help = 'Records that matched, by what they matched';
     this.matches = {

@@ -17,6 +17,8 @@ export default defineTransform<typeof schema, UserAgentOptions>({
   schema,
   accepts: ['access'],
   outputs: { default: 'access' },
+  // Adds its fields to the records themselves.
+  changesRecords: true,
   // Every record gets every field (null when unknown): one shape, one column each.
   outputSchemas: (options, input) => {
     const fields = prefixedFields(options.prefix ?? 'ua_');

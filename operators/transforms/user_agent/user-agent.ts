@@ -8,7 +8,7 @@ import { UAParser } from 'ua-parser-js';
 import { Bots } from 'ua-parser-js/extensions';
 import type { OperatorContext, PortRecords, Transform } from '../../../engine/operator.ts';
 import type { EtlRecord } from '../../../engine/record.ts';
-import { AnswerCache, recordBuilder } from '../../shared/enrich.ts';
+import { AnswerCache, recordUpdater } from '../../shared/enrich.ts';
 import { fieldReader } from '../../shared/fields.ts';
 import { type BotKind, UA_FIELD_NAMES } from './fields.ts';
 import type { UserAgentOptions } from './schema.ts';
@@ -99,7 +99,7 @@ export class UserAgentTransform implements Transform {
 
   constructor(options: UserAgentOptions, ctx: OperatorContext) {
     const prefix = options.prefix ?? 'ua_';
-    this.build = recordBuilder(UA_FIELD_NAMES.map((name) => `${prefix}${name}`));
+    this.build = recordUpdater(UA_FIELD_NAMES.map((name) => `${prefix}${name}`));
     this.read = fieldReader(options.source_field ?? 'user_agent');
     this.cache = new AnswerCache(options.cache_size ?? 20000, ctx.metrics, 'etl_user_agent', 'Agent strings');
   }

@@ -21,6 +21,8 @@ export default defineTransform<typeof schema, ValidateOptions>({
   accepts: ['any'],
   outputs: { default: 'any' },
   concurrent: false,
+  // Flag rules set their two fields on the records themselves; without them records pass as they are.
+  changesRecordsFor: (options) => options.rules.some((rule) => (rule.action ?? 'dead_letter') === 'flag'),
   outputSchemas(options, input): Readonly<Record<string, RecordSchema>> {
     const flagging = options.rules.some((rule) => rule.action === 'flag');
     return { default: flagging ? withFields(input, FLAG_FIELDS, Object.keys(FLAG_FIELDS)) : input };

@@ -8,7 +8,7 @@ import type { ValidateOptions } from './schema.ts';
 /** What a failing record becomes when it fails several rules: the first of dead_letter, drop, flag. */
 const RANK: Record<Action, number> = { flag: 1, drop: 2, dead_letter: 3 };
 
-/** `validation_rules` of every valid record: records are never changed in place, so one array serves them all. */
+/** `validation_rules` of every valid record: frozen, so one array serves them all. */
 const NO_RULES: readonly string[] = Object.freeze([]);
 
 const share = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2, roundingMode: 'floor' });
@@ -96,14 +96,21 @@ export class ValidateTransform implements Transform {
       }
       if (failed === undefined) {
         valid++;
-        out.push(this.flagging ? { ...record, validation_failed: false, validation_rules: NO_RULES } : record);
+        // In place (`changesRecords` with flag rules): the runtime gives this stage records nobody else holds.
+        if (this.flagging) {
+          record.validation_failed = false;
+          record.validation_rules = NO_RULES;
+        }
+        out.push(record);
       } else if (worst === RANK.dead_letter) {
         dead.push(deadLetter(record, this.id, (reasons as string[]).join('; ')));
       } else if (worst === RANK.drop) {
         dropped++;
       } else {
         flagged++;
-        out.push({ ...record, validation_failed: true, validation_rules: failed });
+        record.validation_failed = true;
+        record.validation_rules = failed;
+        out.push(record);
       }
     }
     // Counted once the batch is done: nothing above throws, so a batch is never counted twice.
