@@ -55,7 +55,7 @@ function sourceLocations(outdir, esbuild) {
   return {
     name: 'etl-source-locations',
     setup(build) {
-      build.onLoad({ filter: /\.ts$/ }, async (args) => {
+      build.onLoad({ filter: /\.(ts|js|mjs)$/ }, async (args) => {
         if (args.path.includes(`${sep}node_modules${sep}`)) return undefined;
         const source = readFileSync(args.path, 'utf8');
         if (!source.includes('import.meta')) return undefined;
@@ -67,7 +67,7 @@ function sourceLocations(outdir, esbuild) {
           'const __etlSourceDirname = __etlDirname(__etlFileURLToPath(__etlSourceUrl));',
         ].join(' ');
         const { code } = await esbuild.transform(source, {
-          loader: 'ts',
+          loader: args.path.endsWith('.ts') ? 'ts' : 'js',
           format: 'esm',
           sourcefile: args.path,
           define: { 'import.meta.url': '__etlSourceUrl', 'import.meta.dirname': '__etlSourceDirname' },
