@@ -18,11 +18,15 @@ export interface Sample {
   readonly rssKb: number;
 }
 
-/** Runs `node <args>` in `cwd` (stdout ignored); rejects with its stderr when it exits other than 0. */
-export function runMeasured(args: readonly string[], cwd: string): Promise<Sample> {
+/**
+ * Runs `node <args>` in `cwd` (stdout ignored), with `env` added to this process's environment; rejects with its
+ * stderr when it exits other than 0.
+ */
+export function runMeasured(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Sample> {
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, ['--import', REPORT, ...args], {
     cwd,
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

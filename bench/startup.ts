@@ -8,8 +8,9 @@
  * itself at exit through a preloaded module given to every command alike), and the medians' excess over
  * `node -e 0`, the figure the goal of `etl apply` (< 150 ms) is about.
  * `--baseline <bin/etl.js of another checkout>` adds the same commands run by that checkout, interleaved with
- * the others: a before/after comparison under the same load.
- * Usage: node bench/startup.ts [--runs N] [--baseline path/to/bin/etl.js]
+ * the others: a before/after comparison under the same load. `--sources` adds them run from the sources
+ * (ETL_BUNDLE=0) beside the bundle (`npm run bundle` builds it; bin/etl.js runs the sources when it is stale).
+ * Usage: node bench/startup.ts [--runs N] [--baseline path/to/bin/etl.js] [--sources]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +25,7 @@ const arg = (name: string): string | undefined => {
 const runs = Number(arg('runs') ?? 20);
 const etl = fileURLToPath(new URL('../bin/etl.js', import.meta.url));
 const baseline = arg('baseline');
+const sources = process.argv.includes('--sources');
 
 const dir = mkdtempSync(join(tmpdir(), 'etl-bench-startup-'));
 const log = join(dir, 'one.log');
@@ -50,26 +52,29 @@ function pipeline(sink: 'blackhole' | 'stdout'): string {
 interface Case {
   readonly name: string;
   readonly args: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
 }
-const applies = (bin: string, label: string): Case[] =>
+const applies = (bin: string, label: string, env: NodeJS.ProcessEnv): Case[] =>
   (['blackhole', 'stdout'] as const).map((sink) => ({
     name: `${label} file → parse → ${sink}`,
     args: [bin, 'apply', '--no-progress', pipeline(sink)],
+    env,
   }));
-const commands = (bin: string, label: string): Case[] => [
-  ...applies(bin, `${label} apply`),
-  { name: `${label} --version`, args: [bin, '--version'] },
-  { name: `${label} validate`, args: [bin, 'validate', pipeline('blackhole')] },
+const commands = (bin: string, label: string, env: NodeJS.ProcessEnv = {}): Case[] => [
+  ...applies(bin, `${label} apply`, env),
+  { name: `${label} --version`, args: [bin, '--version'], env },
+  { name: `${label} validate`, args: [bin, 'validate', pipeline('blackhole')], env },
 ];
 const cases: readonly Case[] = [
   { name: 'node -e 0', args: ['-e', '0'] },
   ...commands(etl, 'etl'),
+  ...(sources ? commands(etl, 'sources', { ETL_BUNDLE: '0' }) : []),
   ...(baseline === undefined ? [] : commands(baseline, 'baseline')),
 ];
 
 function runOnce(c: Case): Promise<Sample> {
   const cwd = mkdtempSync(join(dir, 'run-'));
-  return runMeasured(c.args, cwd).finally(() => rmSync(cwd, { recursive: true, force: true }));
+  return runMeasured(c.args, cwd, c.env).finally(() => rmSync(cwd, { recursive: true, force: true }));
 }
 
 const median = (xs: readonly number[]): number => {

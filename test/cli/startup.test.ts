@@ -34,7 +34,8 @@ function applyRecordingLoads(pipeline: string): Promise<{ code: number | null; s
   writeFileSync(file, pipeline);
   const child = spawn(process.execPath, ['--import', pathToFileURL(HOOK).href, ETL_BIN, 'apply', file], {
     cwd: dir,
-    env: { ...process.env, LOADED_MODULES_FILE: loadedFile },
+    // The sources: what they import is what the bundle's lazy chunks hold (test/cli/bundle.test.ts runs that).
+    env: { ...process.env, ETL_BUNDLE: '0', LOADED_MODULES_FILE: loadedFile },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
