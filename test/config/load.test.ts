@@ -38,7 +38,7 @@ describe('loadPipelines', () => {
     const real = (yaml: string) => loadPipelinesFromString(yaml, 'pipeline.yaml', { registry: realRegistry, env: {} });
     const live = await real(follows);
     expect(live.diagnostics).toEqual([]);
-    expect(live.pipelines[0]?.settings.checkpointIntervalMs).toBe(250);
+    expect(live.pipelines[0]?.settings.checkpointIntervalMs).toBe(150);
     const set = await real(follows.replace('spec:', 'spec:\n  settings: { checkpoint_interval_seconds: 2 }'));
     expect(set.diagnostics).toEqual([]);
     expect(set.pipelines[0]?.settings.checkpointIntervalMs).toBe(2000);
