@@ -6,7 +6,7 @@
  * keys changed since the previous one are appended, tagged with its snapshot id, and fsynced in phase one;
  * so a checkpoint costs what changed, not what is held. A rerun replays the lines of snapshots up to the one
  * it resumes from and cuts the file there: lines of a checkpoint that never committed, and a line torn by a
- * crash, go. When a log has grown past twice what its live entries take, the checkpoint writes the whole map
+ * crash, go. When a log holds more than twice as many lines as the map has entries, the checkpoint writes the whole map
  * to the next generation instead; the checkpoint record names the generation, and the older one is removed
  * once a checkpoint naming the newer one has committed.
  */
@@ -65,9 +65,12 @@ interface Log {
   file: string;
   /** Bytes in the log file of the current generation. */
   bytes: number;
-  /** Bytes the live entries take as log lines, by key: what a compacted log would hold. */
-  readonly live: Map<string, number>;
-  liveBytes: number;
+  /**
+   * Lines in the log file of the current generation. A compacted log holds one per entry: past twice that, the
+   * log is compacted. Counted rather than summing each live entry's bytes, which took a third map keyed by the
+   * same long keys, updated for every changed key at every checkpoint.
+   */
+  lines: number;
   /** Generations older than the current one, removable once a checkpoint naming a newer one has committed. */
   retired: Array<{ readonly generation: number; readonly file: string }>;
 }
@@ -94,8 +97,7 @@ export class KeyedStateBackend {
       generation: 1,
       file: `${id}.1.log`,
       bytes: 0,
-      live: new Map(),
-      liveBytes: 0,
+      lines: 0,
       retired: [],
     });
     return map;
@@ -110,8 +112,7 @@ export class KeyedStateBackend {
       log.file = saved?.file ?? `${log.id}.1.log`;
       log.map.values.clear();
       log.map.changed.clear();
-      log.live.clear();
-      log.liveBytes = 0;
+      log.lines = 0;
       log.bytes = saved === undefined || snapshotId === undefined ? 0 : await this.replay(log, snapshotId);
       if (saved === undefined) await rm(join(this.dir, log.file), { force: true });
       // Other generations belong to checkpoints that never committed, or were retired.
@@ -187,44 +188,31 @@ export class KeyedStateBackend {
       }
       if ((entry[0] as number) > snapshotId) break;
       const key = entry[1] as string;
-      const bytes = Buffer.byteLength(line) + 1;
-      if (entry.length > 2) {
-        log.map.values.set(key, entry[2]);
-        log.liveBytes += bytes - (log.live.get(key) ?? 0);
-        log.live.set(key, bytes);
-      } else {
-        log.map.values.delete(key);
-        log.liveBytes -= log.live.get(key) ?? 0;
-        log.live.delete(key);
-      }
+      if (entry.length > 2) log.map.values.set(key, entry[2]);
+      else log.map.values.delete(key);
       at = end + 1;
-      kept += bytes;
+      kept += Buffer.byteLength(line) + 1;
+      log.lines++;
     }
     if (Buffer.byteLength(text) > kept) await truncate(path, kept);
     return kept;
   }
 
   /**
-   * Takes `log`'s changes for `snapshotId` now; the function writes them later. Past twice the live data (and
+   * Takes `log`'s changes for `snapshotId` now; the function writes them later. Past twice as many lines as entries (and
    * the minimum), the whole map goes to the next generation instead: a copy of it is taken now.
    */
   private takeChanges(log: Log, snapshotId: number): () => Promise<void> {
     const changes = log.map.changed;
     log.map.changed = new Map();
-    if (log.bytes <= Math.max(COMPACT_MIN_BYTES, 2 * log.liveBytes)) {
+    if (log.bytes <= COMPACT_MIN_BYTES || log.lines <= 2 * log.map.values.size) {
       const path = join(this.dir, log.file);
       return async () => {
-        const lines = await inSlices(changes, ([key, value]) => {
-          const line = value === REMOVED ? JSON.stringify([snapshotId, key]) : JSON.stringify([snapshotId, key, value]);
-          log.liveBytes -= log.live.get(key) ?? 0;
-          if (value === REMOVED) log.live.delete(key);
-          else {
-            log.liveBytes += Buffer.byteLength(line) + 1;
-            log.live.set(key, Buffer.byteLength(line) + 1);
-          }
-          return line;
-        });
+        const lines = await inSlices(changes, ([key, value]) =>
+          value === REMOVED ? JSON.stringify([snapshotId, key]) : JSON.stringify([snapshotId, key, value]),
+        );
         log.bytes += await this.write(path, lines, 'a');
+        log.lines += lines.length;
       };
     }
     // Compact: the whole map, as of this snapshot, in the next generation.
@@ -234,15 +222,9 @@ export class KeyedStateBackend {
     const path = join(this.dir, log.file);
     const entries = [...log.map.values];
     return async () => {
-      log.live.clear();
-      log.liveBytes = 0;
-      const lines = await inSlices(entries, ([key, value]) => {
-        const line = JSON.stringify([snapshotId, key, value]);
-        log.live.set(key, Buffer.byteLength(line) + 1);
-        log.liveBytes += Buffer.byteLength(line) + 1;
-        return line;
-      });
+      const lines = await inSlices(entries, ([key, value]) => JSON.stringify([snapshotId, key, value]));
       log.bytes = await this.write(path, lines, 'w');
+      log.lines = lines.length;
     };
   }
 

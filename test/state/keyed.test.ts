@@ -98,6 +98,34 @@ describe('keyed state', () => {
     expect(restored.size).toBe(2000);
   });
 
+  it('compacts at the same checkpoint whether or not the process restarted in between (lines counted on replay)', async () => {
+    const value = 'v'.repeat(100);
+    const compactsAt = async (restartEach: boolean): Promise<number> => {
+      const dataDir = tempDir();
+      let backend = new KeyedStateBackend(dataDir, 'p');
+      let map = backend.map<string>('s', 'm');
+      await backend.restore(undefined, undefined);
+      let record: KeyedRecord | undefined;
+      for (let id = 1; id < 100; id++) {
+        // Half the keys change at each checkpoint, and a tenth are removed and come back.
+        for (let k = 0; k < 2000; k++) if ((k + id) % 2 === 0) map.set(`k${k}`, `${value}${id}`);
+        for (let k = id % 10; k < 2000; k += 10) map.delete(`k${k}`);
+        record = await backend.prepare(id);
+        await backend.committed(id);
+        if (record?.['s.m']?.generation === 2) return id;
+        if (restartEach) {
+          backend = new KeyedStateBackend(dataDir, 'p');
+          map = backend.map<string>('s', 'm');
+          await backend.restore(record, id);
+        }
+      }
+      return -1;
+    };
+    const uninterrupted = await compactsAt(false);
+    expect(uninterrupted).toBeGreaterThan(1);
+    expect(await compactsAt(true)).toBe(uninterrupted);
+  });
+
   it('restores to any committed cut exactly what the map held at it (property)', async () => {
     await fc.assert(
       fc.asyncProperty(
