@@ -19,6 +19,7 @@ import {
   validateCommand,
 } from './actions.ts';
 import type { GraphFormat } from './commands/graph.ts';
+import type { ServeSecurityOptions } from './commands/serve.ts';
 
 function collectRename(value: string, previous: Record<string, string> | undefined): Record<string, string> {
   const ids = parseRename(value);
@@ -123,20 +124,16 @@ export async function runProgram(argv: string[], actions: ProgramActions = ACTIO
         .default('pretty'),
     )
     .action(
-      async (opts: {
-        configDir?: string;
-        listen: string;
-        logLevel: 'debug' | 'info' | 'warn' | 'error';
-        logFormat: 'pretty' | 'json';
-        apiKeys?: boolean;
-        dataDir: string;
-        postgresUrl?: string;
-        tlsCert?: string;
-        tlsKey?: string;
-        allowPlainHttp: boolean;
-        redisUrl?: string;
-        rateLimit: number;
-      }) => {
+      async (
+        opts: Omit<ServeSecurityOptions, 'apiKeys'> & {
+          configDir?: string;
+          listen: string;
+          logLevel: 'debug' | 'info' | 'warn' | 'error';
+          logFormat: 'pretty' | 'json';
+          /** Absent unless `--api-keys` is given. */
+          apiKeys?: boolean;
+        },
+      ) => {
         const { runServe } = await import('./commands/serve.ts');
         const { configDir, listen, logLevel, logFormat, apiKeys, ...security } = opts;
         exitCode = await runServe({
