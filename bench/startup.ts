@@ -6,7 +6,8 @@
  * checkpoint, no state). One untimed round first fills Node's compile cache, as any second `etl` start finds it.
  * Figures: median and spread of wall time (spawn to exit) and of CPU time (user + system, reported by the child
  * itself at exit through a preloaded module given to every command alike), and the medians' excess over
- * `node -e 0`, the figure the goal of `etl apply` (< 150 ms) is about.
+ * `node -e 0`, the figure the goal of `etl apply` (< 150 ms) is about. Every `etl` runs with the V8 flags its first
+ * line gives node when run as a command (bin/runtime.js NODE_FLAGS), as `npx etl` runs it.
  * `--baseline <bin/etl.js of another checkout>` adds the same commands run by that checkout, interleaved with
  * the others: a before/after comparison under the same load. `--sources` adds them run from the sources
  * (ETL_BUNDLE=0) beside the bundle (`npm run bundle` builds it; bin/etl.js runs the sources when it is stale).
@@ -16,6 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../bin/runtime.js';
 import { runMeasured, type Sample } from './_measured-child.ts';
 
 const arg = (name: string): string | undefined => {
@@ -57,13 +59,13 @@ interface Case {
 const applies = (bin: string, label: string, env: NodeJS.ProcessEnv): Case[] =>
   (['blackhole', 'stdout'] as const).map((sink) => ({
     name: `${label} file → parse → ${sink}`,
-    args: [bin, 'apply', '--no-progress', pipeline(sink)],
+    args: [...NODE_FLAGS, bin, 'apply', '--no-progress', pipeline(sink)],
     env,
   }));
 const commands = (bin: string, label: string, env: NodeJS.ProcessEnv = {}): Case[] => [
   ...applies(bin, `${label} apply`, env),
-  { name: `${label} --version`, args: [bin, '--version'], env },
-  { name: `${label} validate`, args: [bin, 'validate', pipeline('blackhole')], env },
+  { name: `${label} --version`, args: [...NODE_FLAGS, bin, '--version'], env },
+  { name: `${label} validate`, args: [...NODE_FLAGS, bin, 'validate', pipeline('blackhole')], env },
 ];
 const cases: readonly Case[] = [
   { name: 'node -e 0', args: ['-e', '0'] },
