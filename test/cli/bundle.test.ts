@@ -6,14 +6,14 @@
  * package.json, signatures.yaml, worker threads, the GeoIP database, the PostgreSQL template and its thread,
  * the report's page script.
  */
-import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBundle, freshBundle } from '../../bin/bundle.js';
-import { ETL_BIN } from '../support/cli.ts';
+import { etl } from '../support/cli.ts';
+import { ModuleLoads } from '../support/module-loads.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'etl-bundle-'));
@@ -24,19 +24,7 @@ afterAll(() => {
   rmSync(bundleRoot, { recursive: true, force: true });
 });
 
-const HOOK = join(dir, 'record-loads.mjs');
-writeFileSync(
-  HOOK,
-  [
-    "import { registerHooks } from 'node:module';",
-    "import { appendFileSync } from 'node:fs';",
-    // Appended as loaded: worker threads record theirs too, and may be terminated without an exit event.
-    'registerHooks({ load(url, context, next) {',
-    "  appendFileSync(process.env.LOADED_MODULES_FILE, url + '\\n');",
-    '  return next(url, context);',
-    '} });',
-  ].join('\n'),
-);
+const loads = new ModuleLoads(dir);
 
 interface Run {
   readonly code: number | null;
@@ -45,31 +33,15 @@ interface Run {
   readonly loaded: readonly string[];
 }
 
-let runs = 0;
 /** Runs bin/etl.js with `bundle` as ETL_BUNDLE (a folder, or '0'); resolves with what it printed and loaded. */
-function run(args: readonly string[], bundle: string, cwd = dir): Promise<Run> {
-  const loadedFile = join(dir, `loaded-${++runs}.txt`);
-  writeFileSync(loadedFile, '');
-  const child = spawn(process.execPath, ['--import', pathToFileURL(HOOK).href, ETL_BIN, ...args], {
+async function run(args: readonly string[], bundle: string, cwd = dir): Promise<Run> {
+  const recording = loads.next();
+  const { code, stdout, stderr } = await etl([...args], {
     cwd,
-    env: { ...process.env, ETL_BUNDLE: bundle, LOADED_MODULES_FILE: loadedFile, ETL_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    nodeArgs: recording.nodeArgs,
+    env: { ...recording.env, ETL_BUNDLE: bundle },
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const loaded = readFileSync(loadedFile, 'utf8').split('\n').filter(Boolean);
-      resolve({ code, stdout, stderr, loaded });
-    });
-  });
+  return { code, stdout, stderr, loaded: recording.loaded() };
 }
 
 const SOURCE_MAIN = pathToFileURL(join(ROOT, 'engine/cli/main.ts')).href;

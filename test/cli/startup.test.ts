@@ -4,55 +4,34 @@
  * does not use (metrics nobody scrapes, a terminal board on a pipe, pretty logs when nothing is logged).
  * A module hook preloaded into the real CLI process records every module it loads.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ETL_BIN } from '../support/cli.ts';
+import { etl } from '../support/cli.ts';
+import { ModuleLoads } from '../support/module-loads.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'etl-startup-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const HOOK = join(dir, 'record-loads.mjs');
-writeFileSync(
-  HOOK,
-  [
-    "import { registerHooks } from 'node:module';",
-    "import { writeFileSync } from 'node:fs';",
-    'const loaded = [];',
-    'registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } });',
-    "process.on('exit', () => writeFileSync(process.env.LOADED_MODULES_FILE, loaded.join('\\n')));",
-  ].join('\n'),
-);
+const loads = new ModuleLoads(dir);
 
 /** Runs `etl apply` on one pipeline; resolves with its stdout and the URLs of every module it loaded. */
-function applyRecordingLoads(pipeline: string): Promise<{ code: number | null; stdout: string; loaded: string[] }> {
+async function applyRecordingLoads(
+  pipeline: string,
+): Promise<{ code: number | null; stdout: string; loaded: string[] }> {
   const file = join(dir, 'pipeline.yaml');
-  const loadedFile = join(dir, 'loaded.txt');
   writeFileSync(file, pipeline);
-  const child = spawn(process.execPath, ['--import', pathToFileURL(HOOK).href, ETL_BIN, 'apply', file], {
+  const recording = loads.next();
+  const { code, stdout, stderr } = await etl(['apply', file], {
     cwd: dir,
+    nodeArgs: recording.nodeArgs,
     // The sources: what they import is what the bundle's lazy chunks hold (test/cli/bundle.test.ts runs that).
-    env: { ...process.env, ETL_BUNDLE: '0', LOADED_MODULES_FILE: loadedFile },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // The log level of a user's run: a quieter one could leave the loggers' libraries unloaded.
+    env: { ...recording.env, ETL_BUNDLE: '0', ETL_LOG_LEVEL: undefined },
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`etl apply exited with ${code}:\n${stderr}`));
-      else resolve({ code, stdout, loaded: readFileSync(loadedFile, 'utf8').split('\n') });
-    });
-  });
+  if (code !== 0) throw new Error(`etl apply exited with ${code}:\n${stderr}`);
+  return { code, stdout, loaded: recording.loaded() };
 }
 
 /** The npm packages among loaded URLs (`@scope/name` or `name`). */

@@ -12,11 +12,18 @@ export interface CliResult {
   stderr: string;
 }
 
+/** How to run the CLI: its working directory, environment added (a value undefined removes it), node's own arguments. */
+export interface EtlRunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  nodeArgs?: readonly string[];
+}
+
 export function startEtl(
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  options: EtlRunOptions = {},
 ): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [ETL_BIN, ...args], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ETL_BIN, ...args], {
     cwd: options.cwd,
     env: { ...process.env, ETL_LOG_LEVEL: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -35,7 +42,7 @@ export function startEtl(
   return { child, done };
 }
 
-export function etl(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function etl(args: string[], options: EtlRunOptions = {}): Promise<CliResult> {
   return startEtl(args, options).done;
 }
 
