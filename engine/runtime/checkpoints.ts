@@ -41,6 +41,8 @@ export interface CheckpointHost {
   readonly transforms: readonly { readonly id: string; readonly transform: Transform }[];
   /** `kind:type` of the stages the checkpoint holds state for, given the transforms with state. */
   stageTypes(transforms: Record<string, unknown>): Record<string, string>;
+  /** Every stage's fingerprint (state/fit.ts), recorded with each checkpoint. */
+  readonly fingerprints: Record<string, string>;
   /** Holds a sink's writes back until `release` settles. */
   hold(sinkId: string, release: Promise<void>): void;
   save(state: { committed?: CheckpointRecord | undefined; pending?: CheckpointRecord }): Promise<void>;
@@ -273,6 +275,7 @@ export class Checkpoints {
         sinks,
         transforms,
         stages: host.stageTypes(transforms),
+        fingerprints: host.fingerprints,
         ...(keyedRecord ? { keyed: keyedRecord } : {}),
       });
       let pending: CheckpointRecord;

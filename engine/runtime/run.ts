@@ -53,7 +53,7 @@ import type {
 } from '../operator.ts';
 import { type DeadLetter, deadLetter, type EtlRecord, ORIGIN, type Origin } from '../record.ts';
 import { retry } from '../retry.ts';
-import { fitCheckpoint, stageTypes } from '../state/fit.ts';
+import { changesSince, fitCheckpoint, stageFingerprints, stageTypes } from '../state/fit.ts';
 import { KeyedStateBackend } from '../state/keyed.ts';
 import { decideResume } from '../state/resume.ts';
 import { type CheckpointRecord, type PipelineState, StateStore } from '../state/store.ts';
@@ -382,8 +382,24 @@ class PipelineRun {
     const committed = state.committed && fitCheckpoint(state.committed, this.spec, options);
     const pending = state.pending && fitCheckpoint(state.pending, this.spec, options);
     for (const note of committed?.notes ?? pending?.notes ?? []) this.log.warn(note);
-    if (!committed?.changed && !pending?.changed) return { state, lastId };
-    const fitted = { committed: committed?.record, pending: pending?.record };
+    const resumed = committed?.record ?? pending?.record;
+    const changes = resumed ? changesSince(resumed, this.spec, options.renames) : [];
+    if (resumed && changes.length > 0) {
+      // Nothing read before is read again: a stage added in front of the sinks (anonymize, say) never sees it.
+      this.log.warn(
+        `pipeline ${this.spec.name} changed since checkpoint ${resumed.id}: ${changes.join('; ')}. The change applies ` +
+          'to what is read from now on; what the sinks stored before stays as it was made. To make it all again with ' +
+          'the change: empty what the sinks hold (a table: etl query "TRUNCATE <table>"), then etl apply --reset',
+        { checkpoint: resumed.id },
+      );
+    }
+    if (!committed?.changed && !pending?.changed && changes.length === 0) return { state, lastId };
+    // Saved with the pipeline's fingerprints as it is now: the edits are told once, not at every run until the next
+    // checkpoint (a run with nothing new to read takes none).
+    const current = stageFingerprints(this.spec);
+    const refreshed = (record: CheckpointRecord | undefined) =>
+      record?.fingerprints ? { ...record, fingerprints: current } : record;
+    const fitted = { committed: refreshed(committed?.record), pending: refreshed(pending?.record) };
     await this.store.save(fitted);
     return { state: { ...state, ...fitted }, lastId };
   }
@@ -1068,6 +1084,7 @@ class PipelineRun {
             : [],
         ),
         stageTypes: (transforms) => this.statefulStages(transforms),
+        fingerprints: stageFingerprints(this.spec),
         hold: (sinkId, release) => {
           this.holds.set(sinkId, release);
           release.then(() => {

@@ -6,6 +6,7 @@
  * read a renamed source from the start again (every line duplicated): that, and a stage whose type changed,
  * is refused, with the options to go on — `--rename old=new`, `--forget id`, or `--reset` (start over).
  */
+import { createHash } from 'node:crypto';
 import type { PipelineSpec, StageKind } from '../config/types.ts';
 import { EtlError } from '../errors.ts';
 import type { CheckpointRecord } from './store.ts';
@@ -28,6 +29,63 @@ export interface Fitted {
 /** `source:file`: what a stage id held state for. */
 export function stageTypes(spec: PipelineSpec): Record<string, string> {
   return Object.fromEntries(spec.stages.map((s) => [s.id, `${s.kind}:${s.type}`]));
+}
+
+/**
+ * A digest of each stage as declared (kind, type, inputs and options, defaults applied), by id. Checkpoints keep
+ * them so that a rerun of a pipeline edited since can say what changed (`changesSince`): a stage added in front of
+ * the sinks, or an option changed, applies only to what is read from then on, and nothing warns of that otherwise.
+ */
+export function stageFingerprints(
+  spec: PipelineSpec,
+  renames: Readonly<Record<string, string>> = {},
+): Record<string, string> {
+  // Inputs named as before `--rename old=new`: a stage reading a renamed one is not edited.
+  const before = new Map(Object.entries(renames).map(([old, now]) => [now, old]));
+  return Object.fromEntries(
+    spec.stages.map((s) => {
+      const inputs = s.inputs.map((input) => [before.get(input.stage) ?? input.stage, input.port]);
+      const declared = canonicalJson({ kind: s.kind, type: s.type, inputs, options: s.options });
+      return [s.id, createHash('sha256').update(declared).digest('hex').slice(0, 16)];
+    }),
+  );
+}
+
+/**
+ * What was edited in the pipeline since `record` was taken (stages added, removed, or declared otherwise), one
+ * phrase each; none when nothing was, or when the record predates fingerprints. `record` is fitted already (its
+ * stages renamed by `renames`).
+ */
+export function changesSince(
+  record: CheckpointRecord,
+  spec: PipelineSpec,
+  renames: Readonly<Record<string, string>> = {},
+): string[] {
+  const then = record.fingerprints;
+  if (then === undefined) return [];
+  const now = stageFingerprints(spec, renames);
+  const named = (id: string) => {
+    const stage = spec.stages.find((s) => s.id === id);
+    return stage ? `${stage.kind} \`${id}\` (${stage.type})` : `\`${id}\``;
+  };
+  const changes: string[] = [];
+  for (const [id, print] of Object.entries(now)) {
+    if (then[id] === undefined) changes.push(`${named(id)} added`);
+    else if (then[id] !== print) changes.push(`${named(id)} declared otherwise (inputs or options)`);
+  }
+  for (const id of Object.keys(then)) if (now[id] === undefined) changes.push(`\`${id}\` removed`);
+  return changes;
+}
+
+/** JSON with every object's keys sorted: the same options written in another order give the same text. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
 }
 
 export function fitCheckpoint(record: CheckpointRecord, spec: PipelineSpec, options: FitOptions = {}): Fitted {
@@ -134,6 +192,7 @@ function renamed(record: CheckpointRecord, from: string, to: string): Checkpoint
     sinks: move(record.sinks),
     transforms: move(record.transforms),
     ...(record.stages ? { stages: move(record.stages) } : {}),
+    ...(record.fingerprints ? { fingerprints: move(record.fingerprints) } : {}),
     ...(record.keyed
       ? {
           keyed: Object.fromEntries(
@@ -156,6 +215,7 @@ function without(record: CheckpointRecord, id: string): CheckpointRecord {
     sinks: drop(record.sinks),
     transforms: drop(record.transforms),
     ...(record.stages ? { stages: drop(record.stages) } : {}),
+    ...(record.fingerprints ? { fingerprints: drop(record.fingerprints) } : {}),
     ...(record.keyed
       ? { keyed: Object.fromEntries(Object.entries(record.keyed).filter(([key]) => stageOfKeyed(key) !== id)) }
       : {}),

@@ -51,7 +51,9 @@ export function decideResume(input: ResumeInputs): ResumeDecision {
   if (input.reset) {
     const warnings = held.length
       ? [
-          `starting over (--reset) although ${holding} already ${held.length > 1 ? 'hold' : 'holds'} data of this pipeline: it is loaded again`,
+          `starting over (--reset) although ${holding} already ${held.length > 1 ? 'hold' : 'holds'} data of this pipeline: it is ` +
+            'loaded again, and a sink that appends (a table without unique_key, a file) then holds it twice: empty it first ' +
+            '(a table: etl query "TRUNCATE <table>")',
         ]
       : [];
     return { resumeFrom: undefined, save: false, lastId, warnings };

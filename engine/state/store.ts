@@ -30,6 +30,11 @@ export interface CheckpointRecord {
    * Absent in checkpoints written before it existed.
    */
   readonly stages?: Record<string, string>;
+  /**
+   * A digest of every stage as declared (state/fit.ts `stageFingerprints`), to tell on a rerun what was edited since
+   * this checkpoint. Absent in checkpoints written before it existed.
+   */
+  readonly fingerprints?: Record<string, string>;
   /** The log generation of each keyed state map (state/keyed.ts), by `<stage>.<name>`. */
   readonly keyed?: KeyedRecord;
   /**

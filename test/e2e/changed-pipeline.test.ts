@@ -3,7 +3,7 @@
  * word). Now the rerun refuses and says how to go on; `--rename` carries the position over, `--reset`
  * starts over on purpose.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -53,11 +53,14 @@ describe('a pipeline changed since its last run', () => {
     const renamed = await etl(['apply', '--no-progress', '--rename', 'logs=src', file]);
     expect(renamed.code, renamed.stderr).toBe(0);
     expect(renamed.stderr).toMatch(/records read\s+0\n/);
+    // The sink reads the renamed source: a rename alone is no edit of it.
+    expect(renamed.stderr).not.toContain('changed since checkpoint');
     expect(lines()).toBe(LINES);
     // The rename is recorded: the next run needs no flag.
     const again = await etl(['apply', '--no-progress', file]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/records read\s+0\n/);
+    expect(again.stderr).not.toContain('changed since checkpoint');
 
     const reset = await etl(['apply', '--no-progress', '--reset', file]);
     expect(reset.code, reset.stderr).toBe(0);
@@ -65,5 +68,60 @@ describe('a pipeline changed since its last run', () => {
     expect(reset.stderr).toMatch(new RegExp(`records read\\s+${LINES.toLocaleString('en-US')} `));
     // The file sink starts its file anew without a checkpoint: every line once.
     expect(lines()).toBe(LINES);
+  });
+
+  it('says once what was edited ahead of what the sinks already hold: a stage added, a stage declared otherwise', async () => {
+    const edited = join(dir, 'edited');
+    const pipeline = join(edited, 'p.yaml');
+    const log = join(edited, 'access.log');
+    const stored = join(edited, 'out.jsonl');
+    const writePipeline = (stages: string, sinkInput: string) =>
+      writeFileSync(
+        pipeline,
+        `apiVersion: etl/v1
+kind: Pipeline
+metadata: { name: anonymised-later }
+spec:
+  settings: { data_dir: ${join(edited, '.etl')} }
+  sources:
+    logs: { type: file, paths: [${log}] }
+  operators:
+    parsed: { type: parse, inputs: [logs], format: combined }
+${stages}  sinks:
+    out: { type: file, inputs: [${sinkInput}], path: ${stored} }
+`,
+      );
+    mkdirSync(edited);
+    await writeLogFile(log, 500, { seed: 5 });
+    writePipeline('', 'parsed');
+    const first = await etl(['apply', '--no-progress', pipeline]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).not.toContain('changed since checkpoint');
+
+    // Anonymisation added after the addresses were stored in clear: nothing is read again, and the run says so.
+    writePipeline('    anon: { type: anonymize, inputs: [parsed] }\n', 'anon');
+    const changed = await etl(['apply', '--no-progress', pipeline]);
+    expect(changed.code, changed.stderr).toBe(0);
+    expect(changed.stderr).toMatch(/records read\s+0\n/);
+    expect(changed.stderr).toContain('pipeline anonymised-later changed since checkpoint');
+    expect(changed.stderr).toContain('transform `anon` (anonymize) added');
+    expect(changed.stderr).toContain('sink `out` (file) declared otherwise');
+    expect(changed.stderr).toContain('what the sinks stored before stays as it was made');
+    expect(changed.stderr).toContain('etl apply --reset');
+    // Told once.
+    const next = await etl(['apply', '--no-progress', pipeline]);
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stderr).not.toContain('changed since checkpoint');
+
+    // An option of a stage, in another run: said too; the same options written in another order are no edit.
+    writePipeline('    anon: { type: anonymize, inputs: [parsed], ip: { mode: drop } }\n', 'anon');
+    const option = await etl(['apply', '--no-progress', pipeline]);
+    expect(option.code, option.stderr).toBe(0);
+    expect(option.stderr).toContain('transform `anon` (anonymize) declared otherwise');
+    expect(option.stderr).not.toContain('sink `out`');
+    writePipeline('    anon: { ip: { mode: drop }, inputs: [parsed], type: anonymize }\n', 'anon');
+    const reordered = await etl(['apply', '--no-progress', pipeline]);
+    expect(reordered.code, reordered.stderr).toBe(0);
+    expect(reordered.stderr).not.toContain('changed since checkpoint');
   });
 });

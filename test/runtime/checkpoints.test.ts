@@ -28,6 +28,7 @@ function host(sinks: CommittingSink[]) {
     snapshotState: async () => ({ transforms: {}, keyed: Promise.resolve(undefined) }),
     transforms: [],
     stageTypes: () => ({ src: 'source:test' }),
+    fingerprints: {},
     hold: (id, release) => {
       held.set(id, release);
     },

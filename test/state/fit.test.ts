@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PipelineSpec } from '../../engine/config/types.ts';
 import { EtlError } from '../../engine/errors.ts';
-import { fitCheckpoint } from '../../engine/state/fit.ts';
+import { changesSince, fitCheckpoint, stageFingerprints } from '../../engine/state/fit.ts';
 import type { CheckpointRecord } from '../../engine/state/store.ts';
 import { collectSink, countingSource, countingTransform, passThrough } from '../support/operators.ts';
 import { pipeline, stage } from '../support/spec.ts';
@@ -124,5 +124,24 @@ describe('fitting a checkpoint to the pipeline', () => {
     expect(refusal(() => fitCheckpoint(both, spec('src'), { renames: { logs: 'src' } })).message).toContain(
       '--rename logs=src: checkpoint 7 holds state for `src` too',
     );
+  });
+
+  it('tells what was edited since a checkpoint: stages added, removed, declared otherwise; nothing for older records', () => {
+    const before = spec('logs');
+    const taken = record({ fingerprints: stageFingerprints(before) });
+    expect(changesSince(taken, before)).toEqual([]);
+    expect(changesSince(record(), spec('logs', 'db'))).toEqual([]);
+    const edited = pipeline('p', '/tmp/unused', [
+      stage({ id: 'logs', def: countingSource, options: { count: 2 } }),
+      stage({ id: 'out', def: collectSink, inputs: ['logs'], options: { name: 'x' } }),
+    ]);
+    expect(changesSince(taken, edited)).toEqual([
+      'source `logs` (test_counter) declared otherwise (inputs or options)',
+      'sink `out` (test_collect) declared otherwise (inputs or options)',
+      '`a` removed',
+    ]);
+    // Renamed with --rename: what reads the renamed stage is not edited.
+    const renamed = fitCheckpoint(taken, spec('src'), { renames: { logs: 'src' } }).record;
+    expect(changesSince(renamed, spec('src'), { logs: 'src' })).toEqual([]);
   });
 });
