@@ -301,6 +301,8 @@ class PipelineRun {
       if (resumeFrom) this.pipelineTelemetry.checkpointCommitted(Date.parse(resumeFrom.time));
       checkpoints.start();
       this.options.onRunning?.();
+      // Figures before the first record: a pipeline that waits for its input shows it does.
+      this.options.onStats?.(this.stats);
       // A followed input mostly waits: after each burst, the memory it grew is given back once it goes quiet.
       const stopReleasing = releaseMemoryWhenIdle(() => this.stats.recordsIn, IDLE_MEMORY_CHECK_MS);
       await Promise.race([done, aborted(this.hardAbort.signal)]).finally(stopReleasing);

@@ -4,8 +4,13 @@
  * On a terminal, a board at the bottom of the screen holds one live row per running pipeline (a bar when the
  * input's size is known), redrawn in place at most every `intervalMs` by log-update; log lines written
  * through `board.log` are printed above it and stay in the scrollback, so neither logs nor other pipelines
- * are overwritten. Elsewhere (CI logs, files): a plain line per pipeline every ten seconds, never an escape.
- * Each pipeline ends with its summary.
+ * are overwritten. Elsewhere (CI logs, files): a plain line per pipeline every ten seconds while its figures
+ * change, never an escape. Each pipeline ends with its summary.
+ *
+ * A ticker, not only the run's updates, drives the drawing: a pipeline that follows its input mostly waits,
+ * and its last update (a sink's write, say) may fall inside the interval after the one before. Between
+ * updates the rows are drawn again from the figures last seen, so elapsed time moves, the rate falls to
+ * zero, and the last counts show.
  */
 import { createRequire } from 'node:module';
 import type { RunStats, SinkStats } from './types.ts';
@@ -26,7 +31,19 @@ export interface ProgressOptions {
   intervalMs?: number;
   /** Clock, for tests. */
   now?: () => number;
+  /** What calls the board back between updates; default a timer that never keeps the process alive. */
+  ticker?: Ticker;
 }
+
+/** Calls `tick` every `everyMs` until the function it returns is called. */
+export type Ticker = (everyMs: number, tick: () => void) => () => void;
+
+const timerTicker: Ticker = (everyMs, tick) => {
+  const timer = setInterval(tick, everyMs);
+  // The live line alone never keeps a run's process alive.
+  timer.unref();
+  return () => clearInterval(timer);
+};
 
 export interface RunOutcome {
   ok: boolean;
@@ -49,6 +66,8 @@ export interface ProgressBoard {
 
 const TTY_INTERVAL_MS = 250;
 const LOG_INTERVAL_MS = 10_000;
+/** How often a plain board looks whether a line is due: its lines come at most this late. */
+const PLAIN_TICK_MS = 1_000;
 /** Rates are smoothed over about this long, so the figure is steady but follows a change within seconds. */
 const SMOOTHING_MS = 2_000;
 const BAR_WIDTH = 20;
@@ -87,11 +106,12 @@ export function createProgressBoard(options: ProgressOptions): ProgressBoard {
   return options.tty ? terminalBoard(options) : plainBoard(options);
 }
 
-/** One pipeline's figures between two draws: smoothed rates and when it was last drawn. */
+/** One pipeline's figures between two draws: the last seen, smoothed rates and the text last made of them. */
 class Row {
   readonly startedAt: number;
   readonly records: SmoothedRate;
   readonly bytes: SmoothedRate;
+  stats: RunStats | undefined;
   text = '';
 
   constructor(startedAt: number) {
@@ -101,6 +121,7 @@ class Row {
   }
 
   sample(stats: RunStats, at: number, bar: boolean): string {
+    this.stats = stats;
     this.records.sample(at, stats.recordsIn);
     this.bytes.sample(at, stats.bytesRead);
     this.text = liveLine(stats, at - this.startedAt, this.records.perSecond, this.bytes.perSecond, bar);
@@ -123,22 +144,36 @@ function terminalBoard(options: ProgressOptions): ProgressBoard {
   const frame = () => {
     const width = stream.columns;
     const cut = (line: string) => (width !== undefined && width > 1 ? line.slice(0, width - 1) : line);
-    return [...rows.values()].map((row) => cut(row.text)).join('\n');
+    // A pipeline not updated yet has no row to show.
+    return [...rows.values()]
+      .filter((row) => row.text !== '')
+      .map((row) => cut(row.text))
+      .join('\n');
   };
   const redraw = () => {
-    if (rows.size === 0) draw.clear();
-    else draw(frame());
+    const text = frame();
+    if (text === '') draw.clear();
+    else draw(text);
   };
   const persist = (text: string) => {
     draw.persist(text.endsWith('\n') ? text.slice(0, -1) : text);
-    if (rows.size > 0) draw(frame());
+    redraw();
   };
+  // Every row drawn again from its last figures at the current time; log-update writes only what changed.
+  const tick = () => {
+    const t = now();
+    for (const row of rows.values()) if (row.stats) row.sample(row.stats, t, true);
+    lastDrawAt = t;
+    redraw();
+  };
+  const ticking = whileTracking(options.ticker ?? timerTicker, intervalMs, tick);
 
   return {
     log: { write: (chunk: string) => persist(chunk) },
     track(pipeline) {
       const row = new Row(now());
       rows.set(pipeline, row);
+      ticking.add();
       return {
         update(stats) {
           const t = now();
@@ -149,6 +184,7 @@ function terminalBoard(options: ProgressOptions): ProgressBoard {
         },
         finish(stats, outcome) {
           rows.delete(pipeline);
+          ticking.remove();
           persist(summary(stats, outcome));
         },
       };
@@ -159,23 +195,65 @@ function terminalBoard(options: ProgressOptions): ProgressBoard {
 function plainBoard(options: ProgressOptions): ProgressBoard {
   const { stream } = options;
   const now = options.now ?? Date.now;
+  /** Each tracked pipeline's way to print its line when one is due. */
+  const due = new Set<() => void>();
+  const ticking = whileTracking(options.ticker ?? timerTicker, PLAIN_TICK_MS, () => {
+    for (const print of due) print();
+  });
   return {
     log: stream,
     track() {
       const row = new Row(now());
       // The first line waits a full interval: short runs print only their summary.
       let lastDrawAt = row.startedAt;
+      let latest: RunStats | undefined;
+      // What the last line counted: a pipeline that waits for input prints no line until something moves.
+      let printed: string | undefined;
+      const print = () => {
+        const t = now();
+        if (latest === undefined || t - lastDrawAt < LOG_INTERVAL_MS) return;
+        const counts = countsOf(latest);
+        if (counts === printed) return;
+        lastDrawAt = t;
+        printed = counts;
+        stream.write(`${row.sample(latest, t, false)}\n`);
+      };
+      due.add(print);
+      ticking.add();
       return {
         update(stats) {
-          const t = now();
-          if (t - lastDrawAt < LOG_INTERVAL_MS) return;
-          lastDrawAt = t;
-          stream.write(`${row.sample(stats, t, false)}\n`);
+          latest = stats;
+          print();
         },
         finish(stats, outcome) {
+          due.delete(print);
+          ticking.remove();
           stream.write(summary(stats, outcome));
         },
       };
+    },
+  };
+}
+
+/** The figures of a plain line other than time and rate, to tell whether a pipeline moved since the last. */
+function countsOf(stats: RunStats): string {
+  return [stats.recordsIn, stats.recordsOut, stats.rejected, stats.errors, stats.bytesRead, stats.bytesTotal].join();
+}
+
+/** A ticker that runs while at least one pipeline is tracked. */
+function whileTracking(ticker: Ticker, everyMs: number, tick: () => void): { add(): void; remove(): void } {
+  let tracked = 0;
+  let stop: (() => void) | undefined;
+  return {
+    add() {
+      tracked++;
+      stop ??= ticker(everyMs, tick);
+    },
+    remove() {
+      tracked--;
+      if (tracked > 0) return;
+      stop?.();
+      stop = undefined;
     },
   };
 }

@@ -74,6 +74,21 @@ describe('runtime', () => {
     expect(result.stopped).toBe(false);
   });
 
+  it('tells its figures once it runs, before any record: the progress of a pipeline waiting for input shows it', async () => {
+    const seen: string[] = [];
+    const spec = pipeline('waiting', tempDir(), [
+      stage({ id: 'src', def: countingSource, options: { count: 3 } }),
+      stage({ id: 'out', def: collectSink, inputs: ['src'], options: { name: 'waiting' } }),
+    ]);
+    const result = await runPipeline(spec, {
+      onRunning: () => seen.push('running'),
+      onStats: (stats) => seen.push(`${stats.recordsIn} in ${stats.recordsOut} out`),
+    });
+    expect(result.ok).toBe(true);
+    expect(seen.slice(0, 2)).toEqual(['running', '0 in 0 out']);
+    expect(seen.at(-1)).toBe('3 in 3 out');
+  });
+
   it('delivers to every sink exactly the multiset its paths imply, for random DAGs (fan-in and fan-out)', async () => {
     const dag = fc
       .record({

@@ -12,6 +12,7 @@ import {
   formatBytes,
   progressBar,
   summary,
+  type Ticker,
 } from '../../engine/telemetry/progress.ts';
 import type { RunStats } from '../../engine/telemetry/types.ts';
 
@@ -46,6 +47,26 @@ function fakeTerminal(columns = 100, rows = 20) {
 function fakeClock() {
   const clock = { t: 0, now: () => clock.t };
   return clock;
+}
+
+/** A ticker the test turns by hand: `tick()` is what the board's timer would do. */
+function manualTicker() {
+  const state = { running: 0, starts: 0, everyMs: 0, callback: undefined as (() => void) | undefined };
+  const ticker: Ticker = (everyMs, callback) => {
+    state.running++;
+    state.starts++;
+    state.everyMs = everyMs;
+    state.callback = callback;
+    return () => {
+      state.running--;
+      state.callback = undefined;
+    };
+  };
+  const tick = () => {
+    if (!state.callback) throw new Error('the board is not ticking');
+    state.callback();
+  };
+  return { ticker, tick, state };
 }
 
 function stats(partial: Partial<RunStats>): RunStats {
@@ -156,6 +177,60 @@ describe('live progress on a terminal', () => {
     expect(screen[0]).not.toContain('%');
   });
 
+  it('keeps the rows moving between updates: elapsed time, a falling rate, and the last counts', async () => {
+    const term = fakeTerminal(120, 10);
+    const clock = fakeClock();
+    const ticks = manualTicker();
+    const board = createProgressBoard({ stream: term.stream, tty: true, now: clock.now, ticker: ticks.ticker });
+    expect(ticks.state.starts).toBe(0);
+    const follow = board.track('follow');
+    const other = board.track('other');
+    expect(ticks.state).toMatchObject({ running: 1, everyMs: 250 });
+
+    // Figures before any record: a pipeline waiting for input shows so at the next tick.
+    clock.t = 100;
+    follow.update(stats({ pipeline: 'follow' }));
+    clock.t = 1_000;
+    ticks.tick();
+    expect(await term.screen()).toEqual([expect.stringMatching(/^follow {2}0 in {2}0 out .* elapsed 0:01$/)]);
+
+    // Five lines read, then written by the sink within the draw interval: the second update is not drawn at once.
+    clock.t = 5_000;
+    follow.update(stats({ pipeline: 'follow', recordsIn: 5 }));
+    clock.t = 5_100;
+    other.update(stats({ pipeline: 'other', recordsIn: 7, recordsOut: 7 }));
+    follow.update(stats({ pipeline: 'follow', recordsIn: 5, recordsOut: 5 }));
+    expect((await term.screen())[0]).toContain('5 in  0 out');
+    clock.t = 5_250;
+    ticks.tick();
+    let screen = await term.screen();
+    expect(screen[0]).toMatch(/^follow {2}5 in {2}5 out .* elapsed 0:05$/);
+    expect(screen[1]).toMatch(/^other {2}7 in {2}7 out .* elapsed 0:05$/);
+
+    // Then nothing comes: each tick moves the clock and lets the rate fall to nothing.
+    for (clock.t = 5_500; clock.t <= 20_000; clock.t += 250) ticks.tick();
+    screen = await term.screen();
+    expect(screen).toHaveLength(2);
+    expect(screen[0]).toMatch(/^follow {2}5 in {2}5 out {2}0 rejected {2}0 rec\/s {2}elapsed 0:20$/);
+    expect(screen[1]).toMatch(/^other {2}7 in {2}7 out {2}0 rejected {2}0 rec\/s {2}elapsed 0:20$/);
+
+    // An unchanged frame writes nothing.
+    const writes = term.writes.length;
+    clock.t = 20_100;
+    ticks.tick();
+    expect(term.writes).toHaveLength(writes);
+
+    // The ticker runs while a pipeline is tracked, and stops with the last.
+    follow.finish(stats({ pipeline: 'follow', recordsIn: 5, recordsOut: 5, elapsedMs: 20_000 }), { ok: true });
+    expect(ticks.state.running).toBe(1);
+    clock.t = 21_000;
+    ticks.tick();
+    expect((await term.screen()).at(-1)).toMatch(/^other {2}7 in .* elapsed 0:21$/);
+    other.finish(stats({ pipeline: 'other', recordsIn: 7, recordsOut: 7, elapsedMs: 21_000 }), { ok: true });
+    expect(ticks.state.running).toBe(0);
+    expect((await term.screen()).at(-1)).toBe('  outcome          succeeded');
+  });
+
   it('draws eighths of a block at the bar edge', () => {
     expect(progressBar(0, 4)).toBe('[░░░░]');
     expect(progressBar(50, 4)).toBe('[██░░]');
@@ -186,6 +261,48 @@ describe('progress off a terminal', () => {
     expect(output).toContain('a log line\n');
     expect(output).not.toContain('\r');
     expect(output).not.toContain('\x1b');
+  });
+
+  it('prints the last counts of a pipeline that goes quiet, and no line while nothing moves', () => {
+    const writes: string[] = [];
+    const stream = { write: (chunk: string) => writes.push(chunk) > 0 };
+    const clock = fakeClock();
+    const ticks = manualTicker();
+    const board = createProgressBoard({ stream, tty: false, now: clock.now, ticker: ticks.ticker });
+    const a = board.track('a');
+    const b = board.track('b');
+    expect(ticks.state).toMatchObject({ running: 1, everyMs: 1_000 });
+    clock.t = 3_000;
+    a.update(stats({ pipeline: 'a', recordsIn: 5 }));
+    a.update(stats({ pipeline: 'a', recordsIn: 5, recordsOut: 5 }));
+    // b waits for input from the start: one line says it runs, then none while nothing moves.
+    b.update(stats({ pipeline: 'b' }));
+    for (clock.t = 4_000; clock.t < 10_000; clock.t += 1_000) ticks.tick();
+    expect(writes).toEqual([]);
+    clock.t = 10_000;
+    ticks.tick();
+    expect(writes).toEqual([
+      expect.stringMatching(/^a {2}5 in {2}5 out .* elapsed 0:10\n$/),
+      expect.stringMatching(/^b {2}0 in {2}0 out .* elapsed 0:10\n$/),
+    ]);
+    writes.length = 0;
+    for (clock.t = 11_000; clock.t <= 60_000; clock.t += 1_000) ticks.tick();
+    expect(writes).toEqual([]);
+
+    // A change after a quiet spell is printed at the next tick, not at the next input.
+    clock.t = 60_100;
+    a.update(stats({ pipeline: 'a', recordsIn: 8, recordsOut: 5 }));
+    a.update(stats({ pipeline: 'a', recordsIn: 8, recordsOut: 8 }));
+    expect(writes[0]).toMatch(/^a {2}8 in {2}5 out .* elapsed 1:00\n$/);
+    clock.t = 70_100;
+    ticks.tick();
+    expect(writes[1]).toMatch(/^a {2}8 in {2}8 out .* elapsed 1:10\n$/);
+    expect(writes).toHaveLength(2);
+
+    a.finish(stats({ pipeline: 'a', recordsIn: 8, elapsedMs: 71_000 }), { ok: true });
+    b.finish(stats({ pipeline: 'b', elapsedMs: 71_000 }), { ok: true });
+    expect(ticks.state.running).toBe(0);
+    expect(writes.join('')).not.toContain('\x1b');
   });
 });
 
