@@ -1,6 +1,7 @@
 /**
  * A reader of standard output that goes away (`etl … | head`), through the real CLI. `etl apply` with a stdout sink
- * fails the run (exit 141) with no checkpoint past what it wrote, so that a rerun prints the rest.
+ * fails the run (exit 141) with no checkpoint past what it wrote, so that a rerun prints the rest; read-only
+ * commands end quietly (exit 0).
  *
  * startEtl's stdout is a socket pair (libuv), not a pipe: what the kernel holds between etl and the reader is bounded
  * by the socket's send buffer (net.core.wmem_default) instead of a pipe's 64 KiB. The tests read that bound.
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CliResult, startEtl } from '../support/cli.ts';
 
+const PG_URL = process.env.ETL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RECORDS = 200_000;
 /** Every line is as long, so that a count of lines is a count of bytes. */
 const LINE_BYTES = 32;
@@ -110,5 +112,27 @@ describe('a reader of standard output that goes away', () => {
     const second = await readThenLeave(['apply', file], () => false);
     const { resumedAt } = checkAcrossRuns(first, second);
     expect(resumedAt).toBeGreaterThan(1);
+  });
+
+  it('ends etl schema quietly (exit 0)', async () => {
+    const result = await readThenLeave(['schema'], () => true);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toBe('');
+  });
+
+  it('ends etl query quietly (exit 0)', async () => {
+    const result = await readThenLeave(
+      [
+        'query',
+        '--url',
+        PG_URL,
+        '--format',
+        'csv',
+        'SELECT n, repeat($$x$$, 40) AS pad FROM generate_series(1, 200000) n',
+      ],
+      () => true,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toBe('');
   });
 });
