@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   ETL_RUN_ABORTED: 'run aborted',
   ETL_RUN_RETRIES_EXHAUSTED: 'retries exhausted',
   ETL_RUN_CHECK_FAILED: 'a stage found the run below a threshold it was given',
+  ETL_OUTPUT_CLOSED: 'the reader of standard output went away',
   ETL_AUDIT_FAILED: 'the run audit log could not be appended to',
   ETL_STATE_CORRUPT: 'checkpoint state is unreadable',
   ETL_STATE_IO: 'checkpoint state could not be written',

@@ -20,6 +20,7 @@ import {
 } from './actions.ts';
 import type { GraphFormat } from './commands/graph.ts';
 import type { ServeSecurityOptions } from './commands/serve.ts';
+import { guardStdout } from './stdout-guard.ts';
 
 function collectRename(value: string, previous: Record<string, string> | undefined): Record<string, string> {
   const ids = parseRename(value);
@@ -243,6 +244,7 @@ export async function runProgram(argv: string[], actions: ProgramActions = ACTIO
         out: process.stdout,
         err: process.stderr,
         input: process.stdin,
+        signal: guardStdout().readerGone,
       });
     });
 
@@ -257,6 +259,8 @@ export async function runProgram(argv: string[], actions: ProgramActions = ACTIO
     .action(async (stage: string, opts: { url: string; pipeline?: string; rate: number; limit?: number }) => {
       const { runTap } = await import('./commands/tap.ts');
       const interrupted = new AbortController();
+      // `etl tap x | head` ends when head does, as Ctrl-C ends it.
+      guardStdout().readerGone.addEventListener('abort', () => interrupted.abort(), { once: true });
       const onSignal = () => interrupted.abort();
       process.once('SIGINT', onSignal);
       try {

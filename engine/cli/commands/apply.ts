@@ -6,7 +6,7 @@
 import { loadPipelines } from '../../config/load.ts';
 import type { PipelineSpec, TelemetrySettings } from '../../config/types.ts';
 import { formatDiagnostic, hasErrors } from '../../diagnostics.ts';
-import { errorMessage } from '../../errors.ts';
+import { EtlError, errorMessage } from '../../errors.ts';
 import { redact } from '../../redact.ts';
 import { planPipeline } from '../../runtime/plan.ts';
 import { type RunResult, runPipeline } from '../../runtime/run.ts';
@@ -119,14 +119,31 @@ const SIGNAL_NUMBERS: Record<StopSignal, number> = { SIGHUP: 1, SIGINT: 2, SIGTE
 const SAME_SIGNAL_MS = 300;
 
 /**
+ * A stdout sink's reader went away (`etl apply p.yaml | head`): 128 + SIGPIPE, the status a shell gives a program
+ * that SIGPIPE ends, and what a signal cutting a finite run short gives here too. The run is not done (no checkpoint
+ * past what was written, the next run writes the rest) but nothing is wrong with it: `set -o pipefail` scripts
+ * already tell 141 from a failure.
+ */
+const OUTPUT_CLOSED = 141;
+
+/** Whether `error` (or one it wraps) says that standard output's reader went away. */
+function outputClosed(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e instanceof EtlError && e.code === 'ETL_OUTPUT_CLOSED') return true;
+  }
+  return false;
+}
+
+/**
  * 0 when every pipeline succeeded: its inputs ended, or it reads without end (`follow: true`) and a signal
  * stopped it, its normal way to end. A finite run cut short by a signal did not do its job: 128 + the signal's
  * number, as a shell reports it (130 for Ctrl-C). Any failure (a stage's report failing the run too: a quality
  * threshold not met, everything delivered), or an input a source could not read completely (a corrupt compressed
- * file, say; the rest was delivered): 1.
+ * file, say; the rest was delivered): 1. Only stdout sinks whose reader went away failed: OUTPUT_CLOSED.
  */
 function exitCode(pipelines: readonly PipelineSpec[], results: readonly RunResult[], signal: StopSignal | undefined) {
-  if (!results.every((r) => r.ok && r.stats.inputErrors === 0)) return 1;
+  if (results.some((r) => r.stats.inputErrors > 0)) return 1;
+  if (!results.every((r) => r.ok)) return results.every((r) => r.ok || outputClosed(r.error)) ? OUTPUT_CLOSED : 1;
   const cutShort = results.some((r, i) => r.stopped && !isUnbounded(pipelines[i] as PipelineSpec));
   return cutShort && signal ? 128 + SIGNAL_NUMBERS[signal] : 0;
 }

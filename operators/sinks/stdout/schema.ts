@@ -4,7 +4,8 @@ export const schema = {
   $id: 'https://etl.dev/schemas/operators/sinks/stdout.json',
   type: 'object',
   additionalProperties: false,
-  description: 'Writes records to standard output, one per line; ends quietly when the reader goes away (`| head`).',
+  description:
+    'Writes records to standard output, one per line; fails the run when the reader goes away (`| head`, exit 141), so that a rerun writes the rest.',
   properties: {
     format: {
       type: 'string',

@@ -1,7 +1,6 @@
 import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { Logger } from '../../../engine/operator.ts';
-import { silentLogger } from '../../../engine/runtime/noop.ts';
+import { EtlError, isRetriable } from '../../../engine/errors.ts';
 import { recordingContext } from '../../../test/support/context.ts';
 import { createStdoutSink } from './stdout.ts';
 
@@ -56,7 +55,33 @@ describe('stdout sink', () => {
     expect(chunks.join('')).toContain('x'.repeat(32));
   });
 
-  it('ends quietly when the reader goes away (EPIPE): one log line, later batches dropped', async () => {
+  it('acknowledges a batch only once the stream has taken its bytes, however small the batch', async () => {
+    let release: (() => void) | undefined;
+    let arrived: () => void = () => {};
+    const reached = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    // A line far below the high-water mark: `write` returns true at once, yet the bytes are not out.
+    const pending = new Writable({
+      write(_chunk, _enc, callback) {
+        release = callback;
+        arrived();
+      },
+    });
+    const sink = createStdoutSink({ format: 'jsonl' }, recordingContext(), pending);
+    let acknowledged = false;
+    const writing = Promise.resolve(sink.write([{ a: 1 }], noDeadLetters)).then(() => {
+      acknowledged = true;
+    });
+    await reached;
+    await new Promise(setImmediate);
+    expect(acknowledged).toBe(false);
+    release?.();
+    await writing;
+    expect(acknowledged).toBe(true);
+  });
+
+  it('fails the write, later writes and the flush when the reader goes away (EPIPE), with an error not worth a retry', async () => {
     let writes = 0;
     const broken = new Writable({
       write(_chunk, _enc, callback) {
@@ -64,17 +89,20 @@ describe('stdout sink', () => {
         callback(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
       },
     });
-    const lines: string[] = [];
-    const logger: Logger = { ...silentLogger, info: (message) => lines.push(message) };
-    const sink = createStdoutSink({ format: 'jsonl' }, recordingContext({ logger }), broken);
-    await sink.write([{ a: 1 }], noDeadLetters);
-    await new Promise((resolve) => setImmediate(resolve));
-    await sink.write([{ a: 2 }], noDeadLetters);
-    await sink.write([{ a: 3 }], noDeadLetters);
+    const sink = createStdoutSink({ format: 'jsonl' }, recordingContext(), broken);
+    const closed = /standard output was closed by its reader \(EPIPE\)/;
+    const first = await Promise.resolve(sink.write([{ a: 1 }], noDeadLetters)).catch((error: unknown) => error);
+    expect(first).toBeInstanceOf(EtlError);
+    expect((first as EtlError).code).toBe('ETL_OUTPUT_CLOSED');
+    expect((first as Error).message).toMatch(closed);
+    expect(isRetriable(first)).toBe(false);
+    await expect(sink.write([{ a: 2 }], noDeadLetters)).rejects.toThrow(closed);
+    await expect(sink.flush?.()).rejects.toThrow(closed);
     await sink.close?.();
     await sink.close?.();
     expect(writes).toBe(1);
-    expect(lines).toEqual(['standard output was closed by its reader; discarding further output']);
+    // The stream may still report the error after close: a listener stays, so it never goes unhandled.
+    expect(broken.listenerCount('error')).toBeGreaterThan(0);
   });
 
   it('fails the write, later writes and the flush on another write error, instead of losing output silently', async () => {
