@@ -361,10 +361,14 @@ describe.skipIf(missing !== undefined)(`sftp source against OpenSSH${missing ? `
       await source.run(out);
       await source.close?.();
       expect(cuts).toBe(2);
-      expect(relay.connections).toBeGreaterThanOrEqual(3);
+      // A cut interrupts only reads still under way: on a loaded machine the reads of a file (1 MiB in flight) can
+      // all be done before its first batch is emitted, and that cut then has nothing to interrupt. The first file's
+      // is under way in practice; each cut that interrupted is a reconnection, on a connection of its own.
+      const reconnections = ctx.logs.filter((l) => l.message.includes('failed; reconnecting')).length;
+      expect(reconnections).toBeGreaterThanOrEqual(1);
+      expect(relay.connections).toBeGreaterThanOrEqual(1 + reconnections);
       expect(out.messages.filter((m) => m.startsWith('x'))).toEqual(all);
       expect(out.messages.filter((m) => m.startsWith('z'))).toEqual(zipped);
-      expect(ctx.logs.filter((l) => l.message.includes('failed; reconnecting')).length).toBeGreaterThanOrEqual(2);
     } finally {
       await relay.close();
     }
