@@ -24,24 +24,28 @@ describe('stdout sink', () => {
     expect(text).toBe('{"a":1}\nGET / 200\n{"status":404}\n');
   });
 
-  it('waits for a slow reader to drain before acknowledging', async () => {
+  /**
+   * Writes `line` through a stream (of `highWaterMark`) that holds each chunk until released, and checks that the
+   * sink acknowledges the batch only once the stream took its bytes. The chunks the stream got, as text.
+   */
+  async function acknowledgedOnlyOnceTaken(line: Record<string, unknown>, highWaterMark?: number): Promise<string> {
     const chunks: string[] = [];
     let release: (() => void) | undefined;
     let arrived: () => void = () => {};
     const reached = new Promise<void>((resolve) => {
       arrived = resolve;
     });
-    const slow = new Writable({
-      highWaterMark: 8,
+    const held = new Writable({
+      ...(highWaterMark === undefined ? {} : { highWaterMark }),
       write(chunk: Buffer, _enc, callback) {
         chunks.push(chunk.toString());
         release = callback;
         arrived();
       },
     });
-    const sink = createStdoutSink({ format: 'jsonl' }, recordingContext(), slow);
+    const sink = createStdoutSink({ format: 'jsonl' }, recordingContext(), held);
     let acknowledged = false;
-    const writing = Promise.resolve(sink.write([{ long: 'x'.repeat(32) }], noDeadLetters)).then(() => {
+    const writing = Promise.resolve(sink.write([line], noDeadLetters)).then(() => {
       acknowledged = true;
     });
     // The line is with the reader, which has not taken it yet; whatever the sink would do next is done
@@ -52,33 +56,16 @@ describe('stdout sink', () => {
     release?.();
     await writing;
     expect(acknowledged).toBe(true);
-    expect(chunks.join('')).toContain('x'.repeat(32));
+    return chunks.join('');
+  }
+
+  it('waits for a slow reader to drain before acknowledging', async () => {
+    expect(await acknowledgedOnlyOnceTaken({ long: 'x'.repeat(32) }, 8)).toContain('x'.repeat(32));
   });
 
   it('acknowledges a batch only once the stream has taken its bytes, however small the batch', async () => {
-    let release: (() => void) | undefined;
-    let arrived: () => void = () => {};
-    const reached = new Promise<void>((resolve) => {
-      arrived = resolve;
-    });
     // A line far below the high-water mark: `write` returns true at once, yet the bytes are not out.
-    const pending = new Writable({
-      write(_chunk, _enc, callback) {
-        release = callback;
-        arrived();
-      },
-    });
-    const sink = createStdoutSink({ format: 'jsonl' }, recordingContext(), pending);
-    let acknowledged = false;
-    const writing = Promise.resolve(sink.write([{ a: 1 }], noDeadLetters)).then(() => {
-      acknowledged = true;
-    });
-    await reached;
-    await new Promise(setImmediate);
-    expect(acknowledged).toBe(false);
-    release?.();
-    await writing;
-    expect(acknowledged).toBe(true);
+    expect(await acknowledgedOnlyOnceTaken({ a: 1 })).toBe('{"a":1}\n');
   });
 
   it('fails the write, later writes and the flush when the reader goes away (EPIPE), with an error not worth a retry', async () => {
