@@ -169,9 +169,7 @@ async function measure(rate: number): Promise<void> {
   // them, in a run this short) to a scan whose cost grows with the table, and on this 2-core machine that query
   // took up to 65% of a core by the 10th second at 50k lines/s, CPU etl then lacked (freshness rose from ~0.2 s to
   // 2–4 s exactly then). A partitioned table hands the index to the partitions the sink creates later.
-  await client.query(
-    `CREATE INDEX ${TABLE}_probes ON "${schema}".${TABLE} (timestamp) WHERE path = '/probe'`,
-  );
+  await client.query(`CREATE INDEX ${TABLE}_probes ON "${schema}".${TABLE} (timestamp) WHERE path = '/probe'`);
   const freshness: number[] = [];
   let written = 0;
   const started = Date.now();
