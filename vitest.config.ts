@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 const roots = ['engine', 'operators', 'test'];
@@ -10,8 +11,10 @@ export default defineConfig({
     // Tests wait on events, not on time: these only stop a hung test, however loaded the machine.
     testTimeout: 300_000,
     hookTimeout: 300_000,
-    // Integration suites spawn processes and databases; two cores on CI.
-    maxWorkers: 2,
+    // Most files spend their time waiting on the etl processes, servers and databases they start: one worker more
+    // than the cores keeps the cores busy (2 cores, the default project: 118 s with 2 workers, 97 s with 3, 90 s
+    // with 4). Capped: each worker may hold an embedded database of 300 MiB or more.
+    maxWorkers: Math.min(availableParallelism() + 1, 8),
     projects: [
       {
         extends: true,
