@@ -283,7 +283,7 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     await sink.close?.();
   });
 
-  it('makes its BRIN indexes, on the table and on every partition, summarise new page ranges by themselves', async () => {
+  it('makes its BRIN indexes with autosummarize on, on the table and on every partition', async () => {
     const sink = target.sink(target.options(), testContext(target.dataDir), now);
     await sink.open?.();
     await sink.write(
