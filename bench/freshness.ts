@@ -24,6 +24,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
+import { NODE_FLAGS } from '../bin/runtime.js';
 
 const { values } = parseArgs({
   options: {
@@ -135,7 +136,8 @@ async function measure(rate: number): Promise<void> {
   writeFileSync(join(dir, 'pipeline.yaml'), FULL ? fullPipelineYaml(dir, schema) : pipelineYaml(dir, schema));
   const client = new pg.Client({ connectionString: URL });
   await client.connect();
-  const child = spawn(process.execPath, [ETL, 'apply', '--no-progress', join(dir, 'pipeline.yaml')], {
+  // With the V8 flags the `etl` command starts node with (bin/runtime.js NODE_FLAGS), as a user's run has them.
+  const child = spawn(process.execPath, [...NODE_FLAGS, ETL, 'apply', '--no-progress', join(dir, 'pipeline.yaml')], {
     env: { ...process.env, ETL_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
