@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=16 --heap-growing-percent=100
+#!/usr/bin/env -S node --max-semi-space-size=16 --heap-growing-percent=100 --no-allocation-site-pretenuring
 // The `etl` command. Plain JavaScript that any Node npm runs on can load: on a Node older than etl needs it
 // runs itself again on a supported one (bin/runtime.js); the CLI proper is TypeScript run by Node directly.
 // The first line gives Node the V8 flags of NODE_FLAGS (bin/runtime.js says why); `node bin/etl.js` runs without.
