@@ -283,28 +283,6 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     await sink.close?.();
   });
 
-  it('makes its BRIN indexes with autosummarize on, on the table and on every partition', async () => {
-    const sink = target.sink(target.options(), testContext(target.dataDir), now);
-    await sink.open?.();
-    await sink.write(
-      [accessRecord(1, '2024-05-01T10:00:00Z'), accessRecord(2, '2024-05-02T10:00:00Z')],
-      new DeadLetters(),
-    );
-    await sink.commit?.({ id: 1, positions: {} });
-    await sink.close?.();
-    const indexes = await target.query(
-      `SELECT c.relname::text AS name, array_to_string(c.reloptions, ',') AS options
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am a ON a.oid = c.relam
-        WHERE n.nspname = $1 AND a.amname = 'brin' ORDER BY 1`,
-      [target.schema],
-    );
-    // The parent's index, the default partition's, the two days' written and those made ahead.
-    const names = indexes.map((index) => String(index.name));
-    expect(names).toEqual(expect.arrayContaining(['access_logs_timestamp_brin']));
-    expect(names.filter((name) => /access_logs_(default|p20240501|p20240502)_/.test(name))).toHaveLength(3);
-    for (const index of indexes) expect(index, String(index.name)).toMatchObject({ options: 'autosummarize=on' });
-  });
-
   it('plans the DDL of a dry run without changing anything', async () => {
     const sink = target.sink(
       target.options({ retention: '30d', indexes: [{ columns: ['status'], method: 'btree' }] }),
@@ -319,7 +297,7 @@ describe.each<Mode>(['server', 'embedded'])('postgres sink (%s)', (mode) => {
     expect(text).toContain('"status" smallint');
     expect(text).toContain('PARTITION BY RANGE ("timestamp")');
     expect(text).toContain('"access_logs_default" PARTITION OF');
-    expect(text).toContain('USING brin ("timestamp") WITH (autosummarize = on)');
+    expect(text).toContain('USING brin ("timestamp")');
     expect(text).toContain('USING btree ("status")');
     expect(text).toContain('"access_logs_p20240501" PARTITION OF');
     expect(text).toContain('"access_logs_p20240504" PARTITION OF');

@@ -147,12 +147,8 @@ export function planTable(layout: TableLayout, state: TableState): TablePlan {
   for (const index of wantedIndexes(layout)) {
     if (state.indexes.has(index.name)) continue;
     const cols = index.columns.map(ident).join(', ');
-    // A BRIN index knows nothing of pages written since its last summary, which VACUUM makes (or a call of
-    // brin_summarize_new_values): without this, a query over the last minutes scans every page the partition
-    // gained since. autosummarize has autovacuum summarise each range once the next one is started.
-    const options = index.method === 'brin' ? ' WITH (autosummarize = on)' : '';
     statements.push(
-      `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${ident(index.name)} ON ${target} USING ${index.method} (${cols})${options}`,
+      `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${ident(index.name)} ON ${target} USING ${index.method} (${cols})`,
     );
   }
   if (!state.checkpointTable) statements.push(checkpointTableDdl(schema));

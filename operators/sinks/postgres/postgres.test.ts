@@ -132,7 +132,7 @@ describe('table plan', () => {
     expect(statements).toContain(`COMMENT ON TABLE "web"."access_logs" IS 'etl: partition=day'`);
     expect(statements).toContain('CREATE TABLE "web"."access_logs_default" PARTITION OF "web"."access_logs" DEFAULT');
     expect(statements).toContain(
-      'CREATE INDEX IF NOT EXISTS "access_logs_timestamp_brin" ON "web"."access_logs" USING brin ("timestamp") WITH (autosummarize = on)',
+      'CREATE INDEX IF NOT EXISTS "access_logs_timestamp_brin" ON "web"."access_logs" USING brin ("timestamp")',
     );
     expect(statements).toContain(
       'CREATE UNIQUE INDEX IF NOT EXISTS "access_logs_timestamp_path_key" ON "web"."access_logs" USING btree ("timestamp", "path")',
