@@ -13,7 +13,8 @@ export default defineConfig({
     hookTimeout: 300_000,
     // Most files spend their time waiting on the etl processes, servers and databases they start: one worker more
     // than the cores keeps the cores busy (2 cores, the default project: 118 s with 2 workers, 97 s with 3, 90 s
-    // with 4). Capped: each worker may hold an embedded database of 300 MiB or more.
+    // with 4). Not more, and capped: each worker may hold an embedded database of 300 MiB or more, and tests that
+    // spawn etl slow down together. `npm test -- --maxWorkers=N` overrides it.
     maxWorkers: Math.min(availableParallelism() + 1, 8),
     projects: [
       {

@@ -34,7 +34,7 @@ function parseMinimum(range) {
 /**
  * V8 flags etl runs with: bin/etl.js's first line carries them too (a test keeps the two the same); worker
  * threads inherit them. Measured on the full enrichment chain through the runtime (bench/enrich.ts), rounds in
- * turn on a loaded machine:
+ * turn (the first two on a loaded machine):
  * - A pipeline's records live a few batches, long enough to survive a young-generation collection, and V8 then
  *   grows each semi-space to its ceiling, 64 MB on Node 24, mostly garbage. At 16 MB (300k lines, four rounds)
  *   the chain peaked at 262–294 MiB against 330–371, in 6.0–7.3 s of process CPU against 6.7–8.2; at 8 MB,
@@ -44,16 +44,12 @@ function parseMinimum(range) {
  *   290–297 MiB to 202–236, in 10.5–15.7 s of CPU against 10.6–13.6; at 50%, 206–211 MiB but 10% more CPU.
  *   A pipeline whose state is large pays more full collections: bench/dedupe.ts (600k keys in memory)
  *   6.2–6.4 s of CPU against 5.8–5.9, 285 MB against 307–342.
- * - When enough of an allocation site's objects survive young collections, V8 starts allocating them in the old
+ * - When enough of an allocation site's objects survive young collections, V8 allocates its next ones in the old
  *   generation directly ("pretenuring"). Records in flight survive a collection or two, so in some runs V8
- *   pretenured them, and each batch's records then filled the old generation: a full collection every ~180 ms
- *   instead of 3 in the whole run, and the same run of the full chain (1M lines) took 3.7–5.0 s instead of ~3 s,
- *   from one run to the next. Without pretenuring (2026-12-06, quiet machine, six runs each): 2.9–3.3 s, 198–213
- *   MiB, against 3.7–5.0 s, 231–236 MiB; in turn with the flags before, two rounds: bench/enrich.ts parse → geoip →
- *   user_agent 623–627 k lines/s against 504–545 k, file → parse → PostgreSQL 87.6–92.0% of psql \copy against
- *   78.8–83.5%, bench/stateful.ts anomalies 270–316 k records/s against 222–250 k; sessionize 428–433 k against
- *   438–460 k, dedupe and keyed-state restore within noise; pipelines/traffic.yaml, 300 k lines into PostgreSQL,
- *   three pairs: 71–77 k records/s against 69–76 k.
+ *   pretenured them and each batch's records filled the old generation: a full collection every ~180 ms, against 3
+ *   in a whole run otherwise. 1M lines, six runs each on a quiet machine: 2.9–3.3 s and 193–208 MiB without it,
+ *   3.7–5.0 s and 226–231 MiB with it (3.0 s in a run where it did not happen). Other benchmarks, and
+ *   the young generation measured again with it: bench/HISTORY.md (2026-12-06).
  */
 export const NODE_FLAGS = [
   '--max-semi-space-size=16',
