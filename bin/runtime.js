@@ -48,8 +48,8 @@ function parseMinimum(range) {
  *   generation directly ("pretenuring"). Records in flight survive a collection or two, so in some runs V8
  *   pretenured them and each batch's records filled the old generation: a full collection every ~180 ms, against 3
  *   in a whole run otherwise. 1M lines, six runs each on a quiet machine: 2.9–3.3 s and 193–208 MiB without it,
- *   3.7–5.0 s and 226–231 MiB with it (3.0 s in a run where it did not happen). Other benchmarks, and
- *   the young generation measured again with it: bench/HISTORY.md (2026-12-06).
+ *   3.7–5.0 s and 226–231 MiB with it (3.0 s in a run where it did not happen). Other benchmarks, and the young
+ *   generation measured again with this flag: bench/HISTORY.md (2026-12-06).
  */
 export const NODE_FLAGS = [
   '--max-semi-space-size=16',
