@@ -1,5 +1,5 @@
 /** The nats sink against the local JetStream: payloads, subjects, message ids, dead letters, de-duplication. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -106,7 +106,8 @@ describe('nats sink', () => {
     const dir = mkdtempSync(join(tmpdir(), 'etl-nats-sink-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const lines = accessLines(8_000);
-    writeFileSync(join(dir, 'access.log'), `${lines.join('\n')}\n`);
+    // Half the lines before the kill, the rest after it: the first run cannot have published them all.
+    writeFileSync(join(dir, 'access.log'), `${lines.slice(0, 4_000).join('\n')}\n`);
     const pipeline = join(dir, 'pipeline.yaml');
     writeFileSync(
       pipeline,
@@ -123,11 +124,14 @@ spec:
     );
     // No checkpoint in the first run: everything it published is read and published again by the rerun. The source
     // follows the file, so the run is still going when it is killed however fast it published (a finite run could
-    // end first).
+    // end first), and the second half of the lines is written only after the kill.
     const first = startEtl(['apply', '--no-progress', pipeline]);
     await until(async () => (await stream.messages()) >= 1000, 'a first thousand messages');
     first.child.kill('SIGKILL');
     expect((await first.done).signal).toBe('SIGKILL');
+    const published = await stream.messages();
+    expect(published).toBeLessThan(lines.length);
+    appendFileSync(join(dir, 'access.log'), `${lines.slice(4_000).join('\n')}\n`);
     const second = startEtl(['apply', '--no-progress', pipeline]);
     await until(async () => (await stream.messages()) >= lines.length, 'every line published');
     second.child.kill('SIGINT');
