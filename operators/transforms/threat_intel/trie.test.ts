@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parsePrefix, prefixText } from './address.ts';
 import { parseList } from './lists.ts';
-import { PrefixTrie } from './trie.ts';
+import { PrefixTrie, TABLE_FROM } from './trie.ts';
 
 interface Range {
   readonly bytes: number[];
@@ -64,30 +64,38 @@ function scenario(bytes: 4 | 16) {
 
 describe('PrefixTrie', () => {
   it.each([
-    [4, 32],
-    [16, 128],
-  ] as const)('answers as a scan of every range does (%i-byte addresses)', (bytes, bits) => {
-    fc.assert(
-      fc.property(scenario(bytes), ([ranges, addresses]) => {
-        const trie = new PrefixTrie(bits);
-        ranges.forEach((r, i) => {
-          trie.insert(r.bytes, r.length, i);
-        });
-        for (const address of addresses) {
-          const want = naive(ranges, address);
-          const got = trie.lookup(address);
-          if (want === undefined) expect(got).toBeUndefined();
-          // Equal ranges keep the first value: compare what the value stands for.
-          else
-            expect(got && { length: got.length, holds: holds(ranges[got.value] as Range, address) }).toEqual({
-              length: want.length,
-              holds: true,
-            });
-        }
-      }),
-      { numRuns: 300 },
-    );
-  });
+    [4, 32, 'walks', TABLE_FROM],
+    [16, 128, 'walks', TABLE_FROM],
+    [4, 32, 'starts from its table', 0],
+    [16, 128, 'starts from its table', 0],
+  ] as const)(
+    'answers as a scan of every range does (%i-byte addresses, %i bits; lookups %s)',
+    (bytes, bits, _how, tableFrom) => {
+      fc.assert(
+        fc.property(scenario(bytes), fc.nat(), ([ranges, addresses], cut) => {
+          const trie = new PrefixTrie(bits, tableFrom);
+          // Some lookups before the last inserts: the table must follow them.
+          const early = ranges.length === 0 ? 0 : cut % (ranges.length + 1);
+          ranges.forEach((r, i) => {
+            if (i === early) for (const address of addresses) trie.lookup(address);
+            trie.insert(r.bytes, r.length, i);
+          });
+          for (const address of addresses) {
+            const want = naive(ranges, address);
+            const got = trie.lookup(address);
+            if (want === undefined) expect(got).toBeUndefined();
+            // Equal ranges keep the first value: compare what the value stands for.
+            else
+              expect(got && { length: got.length, holds: holds(ranges[got.value] as Range, address) }).toEqual({
+                length: want.length,
+                holds: true,
+              });
+          }
+        }),
+        { numRuns: 300 },
+      );
+    },
+  );
 
   it('grows past its first arrays', () => {
     const trie = new PrefixTrie(32);
@@ -95,6 +103,12 @@ describe('PrefixTrie', () => {
     expect(trie.size).toBe(5000);
     expect(trie.lookup([10, 19, 10, 77])).toEqual({ value: (19 << 8) | 10, length: 24 });
     expect(trie.lookup([11, 0, 0, 0])).toBeUndefined();
+    // A block shorter than the table's 16 bits, and one inside it, once the table is built.
+    trie.insert([10, 0, 0, 0], 8, -2);
+    expect(trie.lookup([10, 200, 1, 1])).toEqual({ value: -2, length: 8 });
+    expect(trie.lookup([10, 19, 10, 77])).toEqual({ value: (19 << 8) | 10, length: 24 });
+    trie.insert([10, 200, 0, 0], 16, -3);
+    expect(trie.lookup([10, 200, 1, 1])).toEqual({ value: -3, length: 16 });
   });
 });
 
