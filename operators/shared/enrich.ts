@@ -75,6 +75,12 @@ export class AnswerCache<V extends object> {
     this.lru?.clear();
   }
 
+  /** Counts lookups a cache in front of this one made (`hits` of `lookups` answered there) in its figures. */
+  tally(hits: number, lookups: number): void {
+    this.hits += hits;
+    this.lookups += lookups;
+  }
+
   get hitRatio(): number {
     return this.lookups === 0 ? 0 : this.hits / this.lookups;
   }

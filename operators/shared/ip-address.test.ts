@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
-import { addressBytes, dottedQuad } from './ip-address.ts';
+import { addressBytes, dottedQuad, ipv4Value } from './ip-address.ts';
 
 describe('addresses', () => {
   it('read dotted IPv4 as ipaddr.js does in its strict four-part form', () => {
@@ -18,6 +18,7 @@ describe('addresses', () => {
         const want = ipaddr.IPv4.isValidFourPartDecimal(t) ? ipaddr.IPv4.parse(t).octets : undefined;
         expect(addressBytes(t)).toEqual(want);
         expect(dottedQuad(t)).toEqual(want);
+        expect(ipv4Value(t)).toBe(want ? want.reduce((value, byte) => value * 256 + byte, 0) : -1);
       }),
       { numRuns: 2000 },
     );

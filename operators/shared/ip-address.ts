@@ -25,23 +25,29 @@ export function addressBytes(text: string): number[] | undefined {
  * `ipaddr.IPv4.isValidFourPartDecimal` + `ipaddr.IPv4.parse` (property in ip-address.test.ts).
  */
 export function dottedQuad(text: string): number[] | undefined {
-  const bytes = [0, 0, 0, 0];
+  const value = ipv4Value(text);
+  return value < 0 ? undefined : [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255];
+}
+
+/** `dottedQuad`'s address as one number (0 to 2³²−1), or −1 when `text` is no dotted four-part decimal IPv4. */
+export function ipv4Value(text: string): number {
+  let address = 0;
   let part = 0;
   let digits = 0;
   let value = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c >= 48 && c <= 57) {
-      if (digits === 1 && value === 0) return undefined;
+      if (digits === 1 && value === 0) return -1;
       value = value * 10 + (c - 48);
-      if (++digits > 3 || value > 255) return undefined;
+      if (++digits > 3 || value > 255) return -1;
     } else if (c === 46 && digits > 0 && part < 3) {
-      bytes[part++] = value;
+      address = address * 256 + value;
+      part++;
       value = 0;
       digits = 0;
-    } else return undefined;
+    } else return -1;
   }
-  if (part !== 3 || digits === 0) return undefined;
-  bytes[3] = value;
-  return bytes;
+  if (part !== 3 || digits === 0) return -1;
+  return address * 256 + value;
 }

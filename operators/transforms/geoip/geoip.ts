@@ -1,7 +1,8 @@
 /**
  * The geoip transform: each record's address looked up in one or more MMDB files (mmdb-lib's Reader, through the
- * `maxmind` package), the answers added as flat prefixed fields. Answers are cached per address; a database file
- * replaced on disk is read again and swapped in between batches, the cache emptied.
+ * `maxmind` package), the answers added as flat prefixed fields. Answers are cached per address (IPv4 written
+ * as dotted decimal by its value, any other text by the text); a database file replaced on disk is read again
+ * and swapped in between batches, the caches emptied.
  */
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
@@ -14,6 +15,8 @@ import type { OperatorContext, PortRecords, Transform } from '../../../engine/op
 import type { EtlRecord } from '../../../engine/record.ts';
 import { AnswerCache, recordUpdater } from '../../shared/enrich.ts';
 import { fieldReader } from '../../shared/fields.ts';
+import { ipv4Value } from '../../shared/ip-address.ts';
+import { Ipv4Cache } from '../../shared/ipv4-cache.ts';
 import { type FileWatch, watchFile } from '../../shared/watch-file.ts';
 import { GEO_FIELD_NAMES } from './fields.ts';
 import type { GeoipOptions } from './schema.ts';
@@ -139,6 +142,8 @@ export class GeoipTransform implements Transform {
   private readers: Array<Reader<Response>> = [];
   private readonly watches: FileWatch[] = [];
   private readonly cache: AnswerCache<Answer>;
+  /** In front of `cache` for dotted IPv4 (most addresses): no text hashed (shared/ipv4-cache.ts). */
+  private readonly v4Cache: Ipv4Cache<Answer> | undefined;
   private readonly build: (record: EtlRecord, values: readonly unknown[]) => EtlRecord;
   private readonly read: (record: EtlRecord) => unknown;
   private readonly regionNames: Intl.DisplayNames;
@@ -159,7 +164,9 @@ export class GeoipTransform implements Transform {
           ? [options.database]
           : [...options.database];
     this.paths = databases.map((p) => (isAbsolute(p) ? p : resolve(ctx.baseDir, p)));
-    this.cache = new AnswerCache(options.cache_size ?? 50000, ctx.metrics, 'etl_geoip', 'Addresses');
+    const cacheSize = options.cache_size ?? 50000;
+    this.cache = new AnswerCache(cacheSize, ctx.metrics, 'etl_geoip', 'Addresses');
+    this.v4Cache = cacheSize > 0 ? new Ipv4Cache(cacheSize) : undefined;
     const prefix = options.prefix ?? 'geo_';
     this.build = recordUpdater(GEO_FIELD_NAMES.map((name) => `${prefix}${name}`));
     this.read = fieldReader(options.source_field ?? 'client_ip');
@@ -194,6 +201,7 @@ export class GeoipTransform implements Transform {
       if (this.closed) return;
       this.readers[i] = reader;
       this.cache.clear();
+      this.v4Cache?.clear();
       this.reloads.inc();
       this.ctx.logger.info(`geoip: reopened ${path} (built ${reader.metadata.buildEpoch.toISOString()})`);
       this.events.emit('reloaded', path);
@@ -205,13 +213,29 @@ export class GeoipTransform implements Transform {
 
   process(records: EtlRecord[]): PortRecords {
     const out: EtlRecord[] = new Array(records.length);
-    const build = this.build;
+    const { build, v4Cache } = this;
+    let v4Hits = 0;
+    let v4Lookups = 0;
     for (let r = 0; r < records.length; r++) {
       const record = records[r] as EtlRecord;
       const raw = this.read(record);
-      const answer = typeof raw === 'string' ? this.cache.get(raw, this.resolveFn) : NULLS;
+      let answer: Answer | undefined;
+      if (typeof raw !== 'string') answer = NULLS;
+      else {
+        const v4 = v4Cache === undefined ? -1 : ipv4Value(raw);
+        if (v4 >= 0) {
+          v4Lookups++;
+          answer = (v4Cache as Ipv4Cache<Answer>).get(v4);
+          if (answer !== undefined) v4Hits++;
+          else {
+            answer = this.resolve(raw);
+            (v4Cache as Ipv4Cache<Answer>).set(v4, answer);
+          }
+        } else answer = this.cache.get(raw, this.resolveFn);
+      }
       out[r] = build(record, answer);
     }
+    this.cache.tally(v4Hits, v4Lookups);
     this.cache.publish();
     return { default: out };
   }
