@@ -663,10 +663,10 @@ export class Loader {
   }
 }
 
-/** The 1-based line of the COPY a refused row was on, from the error's context, when it names one. */
 /** At most this many encoded bytes wait for a commit before loads wait too. */
 const MAX_DEFERRED_BYTES = 32 * 1024 * 1024;
 
+/** The 1-based line of the COPY a refused row was on, from the error's context, when it names one. */
 function copyLineOf(error: unknown): number | undefined {
   const where = (error as { where?: unknown } | null)?.where;
   if (typeof where !== 'string' || !where.startsWith('COPY ')) return undefined;

@@ -206,11 +206,11 @@ export const schema = {
     max_uncommitted_bytes: {
       type: 'integer',
       minimum: 65536,
-      default: 33554432,
+      default: 16777216,
       description:
         'Encoded rows kept since the last commit (replayed after a connection loss); past this the sink asks for ' +
         'a checkpoint early.',
-      examples: [33554432],
+      examples: [16777216],
     },
     connect_timeout_seconds: {
       type: 'number',
