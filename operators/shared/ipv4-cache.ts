@@ -4,9 +4,8 @@
  * (lru-cache, or a plain Map) pays for the address text at every lookup: its hash, then a comparison with the
  * key, a separate object. In the enrichment chain of bench/enrich.ts (50,000 distinct clients), geoip's
  * lru-cache lookups took 0.43 µs each, several times a lookup in a quiet micro-benchmark: misses in the CPU
- * caches, as records stream by. Here a lookup reads one key slot and one value, with no text hashed.
- * An address is missed when two others of its set were used since: at twice the slots of the addresses kept,
- * rarely the busy ones.
+ * caches, as records stream by. Here a lookup reads one or two key slots and one value, with no text hashed.
+ * An address is missed when two others of its set were used since: rarely a busy one.
  */
 export class Ipv4Cache<V> {
   /** Address of each slot; two slots (ways) per set, the set picked by a hash of the address. */
@@ -16,10 +15,9 @@ export class Ipv4Cache<V> {
   private readonly recent: Uint8Array;
   private readonly shift: number;
 
-  /** Room for at least `size` addresses (`size` ≥ 1). */
+  /** `size` slots (≥ 1), rounded up to a power of two (at least 2): at most that many addresses are kept. */
   constructor(size: number) {
-    // Twice the slots of the addresses asked for: a set-associative table keeps less than it holds.
-    const bits = Math.max(1, Math.ceil(Math.log2(size * 2)));
+    const bits = Math.max(1, Math.ceil(Math.log2(size)));
     this.keys = new Int32Array(2 ** bits);
     this.values = new Array<V | undefined>(2 ** bits).fill(undefined);
     this.recent = new Uint8Array(2 ** (bits - 1));

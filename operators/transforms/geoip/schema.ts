@@ -55,7 +55,8 @@ export const schema = {
       minimum: 0,
       maximum: 10000000,
       default: 50000,
-      description: 'Addresses whose answer is kept in memory (older ones make room; see the README); 0 for none.',
+      description:
+        'Addresses whose answer is kept in memory, IPv4 and other addresses each (older ones make room; see the README); 0 for none.',
       examples: [50000],
     },
   },
