@@ -46,6 +46,12 @@ export class IpTable {
     }
   }
 
+  /** Readies the tries for lookups (their tables), once every block is added: not on the first record. */
+  prepare(): void {
+    this.v4.prepare();
+    this.v6.prepare();
+  }
+
   /** The most specific block holding the address (bytes from `addressBytes`), with its prefix length. */
   lookup(address: readonly number[]): { entry: ListEntry; length: number } | undefined {
     const found = (address.length === 4 ? this.v4 : this.v6).lookup(address);
@@ -71,6 +77,7 @@ export function parseList(text: string): { table: IpTable; refused: RefusedLine[
     }
     table.add(prefix, parsed.note);
   }
+  table.prepare();
   return { table, refused };
 }
 

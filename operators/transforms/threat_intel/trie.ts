@@ -2,9 +2,9 @@
  * Longest-prefix match over IP prefixes: a binary trie (one level per address bit) whose nodes live in typed
  * arrays, so that a list of a million ranges is a few flat buffers rather than a million objects, and a lookup
  * is at most 32 (IPv4) or 128 (IPv6) array reads. A large trie also keeps, for each value of the first 16 bits,
- * the node they lead to and the longest prefix met on the way (a 65,536-entry table, built on the first lookup
- * after an insert): one read replaces the first 16 steps, which are most of a lookup's steps in a list of
- * scattered blocks (10,000 blocks: most walks end by bit 18).
+ * the node they lead to and the longest prefix met on the way (a 65,536-entry table, built by `prepare` or on the
+ * first lookup after an insert): one read replaces the first 16 steps, which are most of a lookup's steps in a list
+ * of scattered blocks.
  *
  * Hand-written because npm has no well-kept library for it: the IP packages that are widely used (ipaddr.js,
  * ip-address, cidr-tools, netmask) parse and compare ranges but answer "which range holds this address" by
@@ -15,7 +15,7 @@
 const NONE = -1;
 /** Bits the table reads at once. */
 const STRIDE = 16;
-/** Prefixes from which a trie keeps the table (3 × 256 KiB): below, walks are short anyway. */
+/** Prefixes from which a trie keeps the table (576 KiB): below, walks are short anyway. */
 export const TABLE_FROM = 256;
 
 export class PrefixTrie {
@@ -102,6 +102,11 @@ export class PrefixTrie {
       }
     }
     return found === NONE ? undefined : { value: found, length: foundLength };
+  }
+
+  /** Builds the table now if lookups will use it (rather than on the first of them). */
+  prepare(): void {
+    if (this.count >= this.tableFrom) this.tableNow();
   }
 
   private tableNow(): { node: Int32Array; value: Int32Array; length: Uint8Array } {
