@@ -74,12 +74,18 @@ function track(child: ChildProcess): Proc {
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     proc.stderr += chunk;
   });
-  (proc as { exited: Promise<number | null> }).exited = new Promise((resolve) =>
+  (proc as { exited: Promise<number | null> }).exited = new Promise((resolve) => {
     child.once('exit', (code) => {
       proc.code = code;
       resolve(code);
-    }),
-  );
+    });
+    // A program that could not be started (not installed) emits no 'exit': without this, the wait for it never ends.
+    child.once('error', (error) => {
+      proc.stderr += `could not start: ${error.message}`;
+      proc.code = null;
+      resolve(null);
+    });
+  });
   return proc;
 }
 
